@@ -1,0 +1,63 @@
+"""superparams: one Python file per experiment, every setting run, stored and resumable.
+
+The rooms, in the order data flows through them::
+
+    experiment.py  space.py    the user's dataclass, its search space, each setting's id
+    runner.py                  plans what is left, schedules it, emits events
+    executors/  worker.py      run settings in worker processes (or on a cluster)
+    store.py                   the one writer: outcomes, parquet results, logs, a lock
+    display.py  cli.py         what the `experiment` command shows and accepts
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from superparams.errors import (
+    ExperimentError,
+    IdentityError,
+    SearchSpaceError,
+    StoreError,
+    StoreLockedError,
+    SuperparamsError,
+    UsageError,
+)
+from superparams.experiment import Experiment
+from superparams.space import (
+    Space,
+    choice,
+    derived,
+    loguniform,
+    randint,
+    search,
+    uniform,
+    value,
+)
+
+__all__ = [
+    "Experiment",
+    "ExperimentError",
+    "IdentityError",
+    "SearchSpaceError",
+    "Space",
+    "StoreError",
+    "StoreLockedError",
+    "SuperparamsError",
+    "UsageError",
+    "choice",
+    "derived",
+    "loguniform",
+    "randint",
+    "search",
+    "uniform",
+    "value",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from superparams._version import __version__
+
+        return __version__
+    msg = f"module 'superparams' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -1,0 +1,62 @@
+"""The errors superparams raises, each one a message a person can act on.
+
+Every error is a :class:`SuperparamsError`, and also the builtin it resembles, so
+``except ValueError`` keeps working in code that does not know superparams::
+
+    SuperparamsError
+     ├── SearchSpaceError (ValueError)      a search space that cannot be built or indexed
+     ├── ExperimentError (TypeError)        an Experiment class or instance used the wrong way
+     ├── IdentityError (TypeError)          a value that has no stable encoding for a setting's id
+     ├── StoreError (RuntimeError)          a results folder that cannot be used
+     │    └── StoreLockedError              another run holds the results folder
+     └── UsageError (ValueError)            bad input on the command line; exit code 2
+
+Only the command line turns an error into a message and an exit code.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class SuperparamsError(Exception):
+    """Root of every error superparams raises."""
+
+    exit_code = 1
+
+
+class SearchSpaceError(SuperparamsError, ValueError):
+    """A search space that cannot be built, sized or indexed."""
+
+
+class ExperimentError(SuperparamsError, TypeError):
+    """An Experiment class or instance used in a way it does not support."""
+
+
+class IdentityError(SuperparamsError, TypeError):
+    """A parameter value that has no stable encoding, so its setting has no id."""
+
+
+class StoreError(SuperparamsError, RuntimeError):
+    """A results folder that cannot be read or written."""
+
+
+class StoreLockedError(StoreError):
+    """Another run of the same experiment holds its results folder."""
+
+
+class UsageError(SuperparamsError, ValueError):
+    """Bad input on the command line."""
+
+    exit_code = 2
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """A ``" (did you mean 'x'?)"`` suffix naming the closest candidate, or ``""``.
+
+    >>> did_you_mean("bach_size", ["batch_size", "steps"])
+    " (did you mean 'batch_size'?)"
+    """
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,519 @@
+"""The Experiment base class: a dataclass whose instance is a space of settings.
+
+This room owns what a user's class becomes: the dataclass behaviour (with or without
+``@dataclass``, mutable defaults allowed), the product of its fields' dimensions, the
+materialised settings, their ids and labels, and the overview ``print(space)`` shows. It
+runs nothing and stores nothing; :meth:`Space.run_all` hands the space to the runner.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import inspect
+import random
+import sys
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, overload
+
+from superparams.errors import ExperimentError, SearchSpaceError, did_you_mean
+from superparams.identity import canonical, encode, setting_id
+from superparams.space import Derived, Dimension, Grid, Space
+
+if sys.version_info >= (3, 11):
+    from typing import Self, dataclass_transform
+else:  # pragma: no cover - exercised on Python 3.10 only
+    from typing_extensions import Self, dataclass_transform
+
+# Names an experiment's own fields may not take: Experiment's attributes and methods.
+# ``run`` and ``is_valid`` are hooks, meant to be overridden by methods, never by fields.
+RESERVED = frozenset(
+    {"run", "is_valid", "run_all", "results", "plan", "sample", "rank", "n_proc", "id", "label"}
+)
+_HOOKS = frozenset({"run", "is_valid", "__post_init__"})
+_MUTABLE = (list, dict, set, bytearray)
+
+
+@dataclass(frozen=True)
+class _ClassInfo:
+    """What an experiment class declares, worked out once per class."""
+
+    fields: tuple[str, ...]  # parameters, in declaration order (derived fields excluded)
+    derived: tuple[tuple[str, Derived], ...]
+    annotations: dict[str, Any]
+    defaults: dict[str, Any]
+    post_init: Callable[[Any], None] | None
+    has_validity: bool
+
+
+class _Axis:
+    """One independent direction of a product: a field, or fields linked to vary together."""
+
+    def __init__(
+        self, names: tuple[str, ...], dims: tuple[Dimension, ...], info: _ClassInfo
+    ) -> None:
+        self.names, self.dims = names, dims
+        self.enumerable = all(d.enumerable for d in dims)
+        self.size = dims[0].size() if self.enumerable else 0
+        # Canonical values of plain lists of points, converted once rather than per setting.
+        self._points: list[tuple[Any, ...] | None] = [
+            tuple(canonical(p, info.annotations.get(n)) for p in d.points)
+            if isinstance(d, Grid) and not d.expands()
+            else None
+            for n, d in zip(names, dims, strict=False)
+        ]
+        self._encodings: dict[int, tuple[str, ...]] = {}
+
+    def values(self, j: int) -> tuple[Any, ...]:
+        return tuple(
+            pts[j] if pts is not None else d.get(j)
+            for pts, d in zip(self._points, self.dims, strict=False)
+        )
+
+    def encodings(self, j: int) -> tuple[str, ...]:
+        found = self._encodings.get(j)
+        if found is None:
+            values = self.values(j)
+            found = tuple(encode(v, n) for n, v in zip(self.names, values, strict=False))
+            if len(self._encodings) < 100_000:  # a cache, not a copy of a huge grid
+                self._encodings[j] = found
+        return found
+
+
+class _Layout:
+    """How a space instance splits into fixed values and axes, for mixed-radix indexing."""
+
+    def __init__(self, space: Experiment, key: tuple[int, ...]) -> None:
+        cls = type(space)
+        info = cls._sp_info()
+        self.key = key
+        self.cls, self.info = cls, info
+        self.fixed: dict[str, Any] = {}
+        self.axes: list[_Axis] = []
+        self._fixed_enc: dict[str, str] | None = None
+        groups: dict[str, list[tuple[str, Dimension]]] = {}
+        order: list[str | tuple[str, Dimension]] = []
+        for name in info.fields:
+            raw = space.__dict__[name]
+            dim = _as_dimension(raw)
+            if dim is None:
+                self.fixed[name] = canonical(raw, info.annotations.get(name))
+            elif dim.link is not None:
+                if dim.link not in groups:
+                    groups[dim.link] = []
+                    order.append(dim.link)
+                groups[dim.link].append((name, dim))
+            else:
+                order.append((name, dim))
+        for item in order:
+            members = groups[item] if isinstance(item, str) else [item]
+            names = tuple(n for n, _ in members)
+            dims = tuple(d for _, d in members)
+            if isinstance(item, str):
+                _check_link(item, members)
+            axis = _Axis(names, dims, info)
+            if axis.enumerable and axis.size == 1:
+                self.fixed.update(zip(names, axis.values(0), strict=False))
+            else:
+                self.axes.append(axis)
+        self.enumerable = all(a.enumerable for a in self.axes)
+        self.size = 1
+        for axis in self.axes:
+            self.size *= axis.size
+        self.varied = tuple(n for a in self.axes for n in a.names)
+
+    def digits(self, i: int) -> list[int]:
+        out = [0] * len(self.axes)
+        for k in range(len(self.axes) - 1, -1, -1):
+            i, out[k] = divmod(i, self.axes[k].size)
+        return out
+
+    def get(self, i: int) -> Experiment:
+        values = dict(self.fixed)
+        for axis, j in zip(self.axes, self.digits(i), strict=False):
+            values.update(zip(axis.names, axis.values(j), strict=False))
+        return self.materialise(values, i)
+
+    def draw(self, rng: random.Random) -> Experiment:
+        values = dict(self.fixed)
+        for axis in self.axes:
+            if axis.enumerable:
+                values.update(zip(axis.names, axis.values(rng.randrange(axis.size)), strict=False))
+            else:
+                for name, dim in zip(axis.names, axis.dims, strict=False):
+                    values[name] = canonical(dim.draw(rng), self.info.annotations.get(name))
+        return self.materialise(values, None)
+
+    def materialise(self, values: dict[str, Any], index: int | None) -> Experiment:
+        setting = object.__new__(self.cls)
+        state = setting.__dict__
+        for name, v in values.items():
+            state[name] = copy.deepcopy(v) if type(v) in _MUTABLE else v
+        state["_sp_where"] = (self, index)
+        for name, der in self.info.derived:
+            state[name] = der.compute(setting)
+        if self.info.post_init is not None:
+            self.info.post_init(setting)
+        return setting
+
+    def encodings(self, index: int) -> dict[str, str]:
+        if self._fixed_enc is None:
+            self._fixed_enc = {n: encode(v, n) for n, v in self.fixed.items()}
+        out = dict(self._fixed_enc)
+        for axis, j in zip(self.axes, self.digits(index), strict=False):
+            out.update(zip(axis.names, axis.encodings(j), strict=False))
+        return out
+
+
+def _as_dimension(value: Any) -> Dimension | None:
+    """The dimension a field's value spans, or None for a plain value."""
+    if isinstance(value, Derived):
+        return None
+    if isinstance(value, Dimension):
+        return value
+    if isinstance(value, Space) and not (isinstance(value, Experiment) and value._sp_is_setting()):
+        return Grid((value,))
+    return None
+
+
+def _check_link(link: str, members: list[tuple[str, Dimension]]) -> None:
+    for name, dim in members:
+        if not dim.enumerable:
+            msg = f"field {name!r} is linked ({link!r}) but draws from {dim!r}; link only search()"
+            raise SearchSpaceError(msg)
+    sizes = {name: dim.size() for name, dim in members}
+    if len(set(sizes.values())) > 1:
+        listed = ", ".join(f"{n} has {s}" for n, s in sizes.items())
+        msg = f"fields linked by {link!r} vary together, so they need as many values each: {listed}"
+        raise SearchSpaceError(msg)
+
+
+@dataclass_transform(kw_only_default=True)
+class Experiment(Space[Any]):
+    """Subclass me: my fields are the parameters, ``run()`` is one setting's work.
+
+    An instance is a space of settings: the product of the fields' ``search(...)`` values
+    in declaration order, the first field varying slowest. ``len(space)``, ``space[i]``
+    and iteration are lazy.
+
+    >>> from superparams import Experiment, search
+    >>> class Hyperparams(Experiment):
+    ...     steps: int = 100
+    ...     batch_size: int = search(16, 32)
+    ...
+    ...     def run(self) -> dict:
+    ...         return {"samples": self.steps * self.batch_size}
+    >>> [h.run() for h in Hyperparams()]
+    [{'samples': 1600}, {'samples': 3200}]
+    """
+
+    #: The worker's index in a parallel run, from 0; 0 outside one.
+    rank: ClassVar[int] = 0
+    #: How many workers the run has; 1 outside a parallel run.
+    n_proc: ClassVar[int] = 1
+
+    # -- the class ---------------------------------------------------------------------
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        annotations = inspect.get_annotations(cls)
+        for name, annotation in annotations.items():
+            if _is_classvar(annotation):
+                continue
+            if name in RESERVED or name.startswith("_sp_"):
+                msg = (
+                    f"{cls.__name__}.{name} clashes with Experiment.{name}, which superparams "
+                    f"uses; rename the field (e.g. {name}_)"
+                )
+                raise ExperimentError(msg)
+            default = cls.__dict__.get(name, dataclasses.MISSING)
+            if (
+                default is not dataclasses.MISSING
+                and not isinstance(default, (dataclasses.Field, Dimension))
+                and type(default).__hash__ is None
+            ):
+                # A mutable default: a constant whose value each instance copies.
+                setattr(cls, name, Grid((default,)))
+        for name in RESERVED - _HOOKS:
+            if name in cls.__dict__:
+                msg = (
+                    f"{cls.__name__} defines {name!r}, which is Experiment.{name}; "
+                    f"rename it (e.g. {name}_)"
+                )
+                raise ExperimentError(msg)
+        if "run" in cls.__dict__:
+            cls.run = _guard_run(cls.__dict__["run"])  # type: ignore[method-assign]
+        if "__post_init__" in cls.__dict__:
+            cls.__post_init__ = _guard_post_init(cls.__dict__["__post_init__"])  # type: ignore[method-assign,assignment]
+        dataclass(cls, kw_only=True)  # a later @dataclass on the class redoes the same
+
+    @classmethod
+    def _sp_info(cls) -> _ClassInfo:
+        info: _ClassInfo | None = cls.__dict__.get("_sp_info_cache")
+        if info is None:
+            try:
+                hints = typing.get_type_hints(cls)
+            except Exception:  # unresolvable hints: fall back to their text
+                hints = {}
+            fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+            defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
+            derived = tuple((n, d) for n, d in defaults.items() if isinstance(d, Derived))
+            post_init = getattr(cls, "__post_init__", None)
+            info = _ClassInfo(
+                fields=tuple(f.name for f in fields if not isinstance(f.default, Derived)),
+                derived=derived,
+                annotations={f.name: hints.get(f.name, f.type) for f in fields},
+                defaults=defaults,
+                post_init=getattr(post_init, "__wrapped__", None),
+                has_validity=cls.is_valid is not Experiment.is_valid,
+            )
+            type.__setattr__(cls, "_sp_info_cache", info)
+        return info
+
+    @classmethod
+    def _sp_has_validity(cls) -> bool:
+        return cls._sp_info().has_validity
+
+    # -- an instance -------------------------------------------------------------------
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        if cls is Experiment:
+            msg = "Experiment is a base class: subclass it with your parameters and run()"
+            raise ExperimentError(msg)
+        if kwargs:
+            info = cls._sp_info()
+            for name in kwargs:
+                if name not in info.annotations:
+                    msg = (
+                        f"{cls.__name__} has no field {name!r}"
+                        f"{did_you_mean(name, info.fields)}; its fields are "
+                        f"{', '.join(info.fields)}"
+                    )
+                    raise ExperimentError(msg)
+        return super().__new__(cls)
+
+    def __post_init__(self) -> None:
+        info = type(self)._sp_info()
+        state = self.__dict__
+        for name, der in info.derived:
+            if state[name] is not der:
+                msg = (
+                    f"{type(self).__name__}.{name} is derived from the other fields; "
+                    f"it cannot be set (got {name}={state[name]!r})"
+                )
+                raise ExperimentError(msg)
+        for name in info.fields:
+            v = state[name]
+            if type(v) is Grid and len(v.points) == 1 and not isinstance(v.points[0], Space):
+                state[name] = copy.deepcopy(v.points[0])
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Where a setting came from is its whole space: never worth pickling.
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_sp_")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def run(self) -> Any:
+        """One setting's work; override it and return its results (a dict, rows, or None)."""
+        msg = f"{type(self).__name__} has no run(): define run(self) to say what a setting does"
+        raise ExperimentError(msg)
+
+    def is_valid(self) -> bool:
+        """Whether a setting is worth running; override it to skip invalid combinations.
+
+        Settings for which it returns False are not in the space at all: ``len``, indexing
+        and iteration skip them (which makes ``len`` scan the space once).
+        """
+        return True
+
+    # -- the space ---------------------------------------------------------------------
+
+    def _sp_values(self) -> list[Any]:
+        state = self.__dict__
+        return [state[n] for n in type(self)._sp_info().fields]
+
+    def _sp_layout(self) -> _Layout:
+        key = tuple(map(id, self._sp_values()))
+        layout: _Layout | None = self.__dict__.get("_sp_layout_cache")
+        if layout is None or layout.key != key:
+            layout = _Layout(self, key)
+            self.__dict__["_sp_layout_cache"] = layout
+        return layout
+
+    def _sp_is_setting(self) -> bool:
+        for v in self._sp_values():
+            if isinstance(v, Dimension) and not isinstance(v, Derived):
+                return False
+            if isinstance(v, Space) and not (isinstance(v, Experiment) and v._sp_is_setting()):
+                return False
+        return True
+
+    @property
+    def experiment_class(self) -> type[Self]:
+        return type(self)
+
+    @property
+    def enumerable(self) -> bool:
+        return self._sp_layout().enumerable
+
+    def _raw_size(self) -> int:
+        layout = self._sp_layout()
+        if not layout.enumerable:
+            return len(self)  # raises, with the message for spaces that draw
+        return layout.size
+
+    def _raw_get(self, i: int) -> Self:
+        return self._sp_layout().get(i)  # type: ignore[return-value]
+
+    def _raw_draw(self, rng: random.Random) -> Self:
+        return self._sp_layout().draw(rng)  # type: ignore[return-value]
+
+    def __iter__(self) -> Iterator[Self]:
+        return super().__iter__()
+
+    @overload
+    def __getitem__(self, i: int) -> Self: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Self]: ...
+    def __getitem__(self, i: int | slice) -> Self | list[Self]:
+        return super().__getitem__(i)
+
+    def sample(self, n: int, seed: int = 0) -> Space[Self]:
+        return super().sample(n, seed)
+
+    def __or__(self, other: Space[Self]) -> Space[Self]:
+        return super().__or__(other)
+
+    # -- one setting -------------------------------------------------------------------
+
+    def _sp_encodings(self) -> dict[str, str]:
+        where = self.__dict__.get("_sp_where")
+        if where is not None and where[1] is not None:
+            layout, index = where
+            return layout.encodings(index)  # type: ignore[no-any-return]
+        self._sp_require_setting("an id")
+        return {
+            n: encode(v, n)
+            for n, v in zip(type(self)._sp_info().fields, self._sp_values(), strict=False)
+        }
+
+    @property
+    def id(self) -> str:
+        """The setting's id: 16 hex digits computed from its parameter values alone."""
+        found: str | None = self.__dict__.get("_sp_id")
+        if found is None:
+            found = setting_id(self._sp_encodings())
+            self.__dict__["_sp_id"] = found
+        return found
+
+    @property
+    def label(self) -> str:
+        """A readable name from the fields that vary, e.g. ``"batch_size=16"``."""
+        self._sp_require_setting("a label")
+        where = self.__dict__.get("_sp_where")
+        if where is not None:
+            names = where[0].varied
+        else:  # made by hand: the fields that differ from the class's plain defaults
+            info = type(self)._sp_info()
+            names = tuple(
+                n
+                for n in info.fields
+                if isinstance(info.defaults.get(n), (Dimension, Space))
+                or encode(self.__dict__[n], n) != encode(info.defaults.get(n), n)
+            )
+        return ",".join(f"{n}={_brief(self.__dict__[n])}" for n in names) or "defaults"
+
+    def _sp_require_setting(self, what: str) -> None:
+        if not self._sp_is_setting():
+            n = len(self) if self.enumerable else "many"
+            msg = (
+                f"this {type(self).__name__} is a space of {n} settings, so it has no single "
+                f"{what.split()[-1]}; take one setting (space[0], or iterate) for {what}"
+            )
+            raise ExperimentError(msg)
+
+    # -- what print() shows ------------------------------------------------------------
+
+    def __str__(self) -> str:
+        return repr(self) if self._sp_is_setting() else _overview(self)
+
+
+def _guard_run(run: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(run)
+    def guarded(self: Experiment, *args: Any, **kwargs: Any) -> Any:
+        if not self._sp_is_setting():
+            n = len(self) if self.enumerable else "many"
+            msg = (
+                f"run() runs one setting, but this {type(self).__name__} is a space of {n} "
+                "settings; call .run_all() to run them all, or run one: space[0].run()"
+            )
+            raise ExperimentError(msg)
+        return run(self, *args, **kwargs)
+
+    return guarded
+
+
+def _guard_post_init(post_init: Callable[[Any], None]) -> Callable[[Any], None]:
+    # A user's __post_init__ sees plain values only: it runs on settings, not on spaces.
+    @functools.wraps(post_init)
+    def guarded(self: Experiment) -> None:
+        Experiment.__post_init__(self)
+        if self._sp_is_setting():
+            post_init(self)
+
+    return guarded
+
+
+def _is_classvar(annotation: Any) -> bool:
+    if isinstance(annotation, str):
+        return annotation.startswith(("ClassVar", "typing.ClassVar"))
+    return typing.get_origin(annotation) is ClassVar or annotation is ClassVar
+
+
+def _brief(value: Any, width: int = 32) -> str:
+    if isinstance(value, Experiment):
+        text = f"{type(value).__name__}({value.label})"
+    else:
+        text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, str):
+        return annotation
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _overview(space: Experiment) -> str:
+    cls = type(space)
+    info = cls._sp_info()
+    try:
+        n = len(space) if space.enumerable else None
+        count = "sampled only" if n is None else f"{n:,} setting{'s' if n != 1 else ''}"
+    except SearchSpaceError as error:
+        count = str(error)
+    rows = []
+    for name in info.fields + tuple(n for n, _ in info.derived):
+        v = space.__dict__[name]
+        dim = _as_dimension(v)
+        shown = repr(dim) if isinstance(dim, Dimension) and dim is not v else repr(v)
+        if len(shown) > 60:
+            shown = shown[:59] + "…"
+        size = ""
+        if dim is not None and dim.enumerable:
+            size = f"{dim.size()} values"
+        elif dim is not None:
+            size = "drawn"
+        rows.append((name, _type_name(info.annotations.get(name, "")), shown, size))
+    w0 = max((len(r[0]) for r in rows), default=0)
+    w1 = max((len(r[1]) for r in rows), default=0)
+    w2 = max((len(r[2]) for r in rows), default=0)
+    lines = [f"{cls.__name__}: {count}"]
+    lines += [f"  {a:<{w0}}  {b:<{w1}}  {c:<{w2}}  {d}".rstrip() for a, b, c, d in rows]
+    return "\n".join(lines)

@@ -1,0 +1,202 @@
+"""A setting's identity: a short id computed from its parameter values alone.
+
+The id is what makes resuming work: the store knows a setting by its id, never by its
+position in a grid, so a reordered, widened or narrowed search finds the settings it
+already ran. The id must therefore be the same in every process, run and supported
+Python version, and differ for different values.
+
+How a value is encoded (a canonical JSON text, hashed with BLAKE2b to 16 hex digits):
+
+* First the value is canonicalised by its field's annotation: in a ``float`` field,
+  ``1``, ``1.0`` and ``numpy.float64(1)`` are all the float ``1.0``; numpy scalars become
+  Python scalars; a ``str`` in a ``Path`` field becomes a ``Path``.
+* ``None``, ``bool``, ``int``, ``str`` are themselves; a float is its shortest exact
+  ``repr``; lists and tuples are JSON arrays.
+* Everything else is a one-key object naming its kind: ``{"$dict": ...}``,
+  ``{"$set": [...]}`` (sorted), ``{"$bytes": hex}``, ``{"$path": str}``,
+  ``{"$enum": "module.Class.MEMBER"}``, ``{"$ndarray": [dtype, shape, blake2b of data]}``
+  (anything with ``__array__``, e.g. a torch tensor, the same way),
+  ``{"$experiment": ["module.Class", {field: value}]}`` for nested experiments and other
+  dataclasses, ``{"$ref": "module.qualname"}`` for importable functions and classes.
+* A value of any other kind (a lambda, an open file, a model object) raises
+  :class:`IdentityError`. Give such an object a method ``__superparams_id__(self) -> str``
+  returning a stable text, or keep it out of the parameters (a ``ClassVar``, or built in
+  ``run()``).
+
+The id hashes ``{field name: encoding}`` with the names sorted, so reordering fields
+keeps ids; adding, removing or renaming a field changes every id. The store carries
+earlier results across an added field with a default (they count as run with that
+default); see :mod:`superparams.store`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+import math
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any
+
+from superparams.errors import IdentityError
+
+ID_LENGTH = 16  # hex digits: 64 bits, so a million settings collide with odds below 1e-7
+
+
+def setting_id(encodings: Mapping[str, str]) -> str:
+    """The id of a setting whose fields encode to ``encodings``, in any order.
+
+    >>> setting_id({"lr": "0.1", "steps": "100"}) == setting_id({"steps": "100", "lr": "0.1"})
+    True
+    """
+    text = "{" + ",".join(f"{json.dumps(k)}:{encodings[k]}" for k in sorted(encodings)) + "}"
+    return hashlib.blake2b(text.encode(), digest_size=ID_LENGTH // 2).hexdigest()
+
+
+def encode(value: Any, where: str = "value") -> str:
+    """The canonical JSON text of a value; ``where`` names it in an error.
+
+    >>> encode([1, 2.5, "a"])
+    '[1,2.5,"a"]'
+    """
+    return json.dumps(_plain(value, where), sort_keys=True, separators=(",", ":"))
+
+
+def _plain(value: Any, where: str) -> Any:  # one return per kind of value
+    if isinstance(value, enum.Enum):
+        return {"$enum": f"{_qualname(type(value))}.{value.name}"}
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"$float": repr(value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        items = [(encode(k, where), _plain(v, f"{where}[{k!r}]")) for k, v in value.items()]
+        return {"$dict": sorted(items)}
+    if isinstance(value, (set, frozenset)):
+        return {"$set": sorted(encode(v, where) for v in value)}
+    if isinstance(value, (bytes, bytearray)):
+        return {"$bytes": bytes(value).hex()}
+    if isinstance(value, PurePath):
+        return {"$path": value.as_posix()}
+    custom = getattr(value, "__superparams_id__", None)
+    if callable(custom):
+        return {"$custom": [_qualname(type(value)), str(custom())]}
+    own = getattr(value, "_sp_encodings", None)
+    if callable(own) and not isinstance(value, type):  # a nested experiment: its own fields
+        fields = {k: json.loads(v) for k, v in own().items()}
+        return {"$experiment": [_qualname(type(value)), fields]}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {
+            f.name: _plain(getattr(value, f.name), f"{where}.{f.name}")
+            for f in dataclasses.fields(value)
+            if not f.name.startswith("_")
+        }
+        return {"$experiment": [_qualname(type(value)), fields]}
+    if hasattr(value, "dtype") and hasattr(value, "item") and getattr(value, "shape", None) == ():
+        return _plain(value.item(), where)  # a numpy scalar
+    if hasattr(value, "__array__"):
+        return {"$ndarray": _array_digest(value)}
+    if isinstance(value, (types.FunctionType, type, types.BuiltinFunctionType)):
+        name = _qualname(value)
+        if "<" not in name:  # <lambda>, <locals>: nothing to import it by
+            return {"$ref": name}
+    msg = (
+        f"{where} holds {_describe(value)}, which has no stable encoding for a setting's id; "
+        "use plain data (numbers, strings, lists, dicts, arrays), give its class a "
+        "__superparams_id__(self) -> str method, or make it a ClassVar"
+    )
+    raise IdentityError(msg)
+
+
+def _array_digest(value: Any) -> list[Any]:
+    import numpy as np  # only reached for arrays, so numpy is already there
+
+    array = np.ascontiguousarray(np.asarray(value))
+    digest = hashlib.blake2b(array.view(np.uint8).data, digest_size=16).hexdigest()
+    return [array.dtype.str, list(array.shape), digest]
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"a {type(value).__name__} ({text})"
+
+
+def canonical(value: Any, annotation: Any) -> Any:
+    """``value`` converted to the type its field declares, where that is lossless.
+
+    >>> canonical(1, float)
+    1.0
+    """
+    if annotation is None:
+        return _unwrap_scalar(value)
+    kind = _scalar_kind(annotation)
+    value = _unwrap_scalar(value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is PurePath and isinstance(value, str):
+        return annotation_path_type(annotation)(value)
+    if isinstance(kind, type) and issubclass(kind, enum.Enum) and not isinstance(value, kind):
+        try:
+            return kind(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _unwrap_scalar(value: Any) -> Any:
+    # numpy scalars (and 0-d arrays) hold one Python number; compare and store that.
+    if (
+        type(value) not in (bool, int, float, str)
+        and hasattr(value, "dtype")
+        and getattr(value, "shape", None) == ()
+        and hasattr(value, "item")
+    ):
+        return value.item()
+    return value
+
+
+def _scalar_kind(annotation: Any) -> Any:
+    """``float``, ``int``, ``bool``, ``PurePath``, an Enum class, or None, from a hint."""
+    if isinstance(annotation, str):
+        name = annotation.replace(" ", "")
+        known = {"float": float, "int": int, "bool": bool, "Path": PurePath}
+        for options in (name.split("|"), [name.removeprefix("Optional[").removesuffix("]")]):
+            named = {o for o in options if o != "None"}
+            if len(named) == 1:
+                return known.get(named.pop())
+        return None
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _scalar_kind(kinds[0]) if len(kinds) == 1 else None
+    if isinstance(annotation, type):
+        if issubclass(annotation, PurePath):
+            return PurePath
+        if annotation in (float, int, bool) or issubclass(annotation, enum.Enum):
+            return annotation
+    return None
+
+
+def annotation_path_type(annotation: Any) -> type[PurePath]:
+    """The concrete path class a ``Path``-like annotation asks for."""
+    if isinstance(annotation, type) and issubclass(annotation, PurePath):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if isinstance(arg, type) and issubclass(arg, PurePath):
+                return arg
+    from pathlib import Path
+
+    return Path

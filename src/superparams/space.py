@@ -1,0 +1,497 @@
+"""Search spaces: what a field may range over, and spaces built from other spaces.
+
+This room owns the values a parameter can take (:func:`search`, the distributions,
+:func:`derived`) and the algebra of spaces (union, sampling, filtering by validity). It
+is pure: no I/O, no processes, nothing printed. An :class:`~superparams.Experiment`
+instance is the product space; this module knows it only through :class:`Space`.
+
+Every space is lazy. Its length and its ``i``-th setting are computed from the sizes of
+its dimensions (mixed-radix indexing), so a space of a million settings costs no memory
+until its settings are asked for.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from superparams.errors import SearchSpaceError
+
+if TYPE_CHECKING:
+    from superparams.experiment import Experiment
+
+T = TypeVar("T")
+E = TypeVar("E", bound="Experiment")
+
+# How many draws ``sample`` may reject (for settings that are not valid) before it gives up.
+_MAX_REJECTIONS = 10_000
+
+
+class Dimension:
+    """The values one field ranges over.
+
+    A dimension is *enumerable* when it is a finite list (``search``, ``choice``); the
+    distributions are not, and can only be drawn from by :meth:`Space.sample`.
+    """
+
+    link: str | None = None
+
+    @property
+    def enumerable(self) -> bool:
+        """Whether the dimension is a finite list of values."""
+        raise NotImplementedError
+
+    def size(self) -> int:
+        """How many values the dimension holds; only for enumerable dimensions."""
+        raise NotImplementedError
+
+    def get(self, i: int) -> Any:
+        """The ``i``-th value, ``0 <= i < size()``."""
+        raise NotImplementedError
+
+    def draw(self, rng: random.Random) -> Any:
+        """One value chosen at random."""
+        raise NotImplementedError
+
+    def expands(self) -> bool:
+        """Whether some value is itself a space, whose settings are spliced in."""
+        return False
+
+
+class Grid(Dimension):
+    """A finite list of values, made by :func:`search` or :func:`choice`.
+
+    A value that is itself a space (an Experiment instance with searches, say) stands for
+    all of its settings: the dimension is the concatenation of them.
+    """
+
+    def __init__(
+        self,
+        points: Sequence[Any],
+        *,
+        link: str | None = None,
+        weights: Sequence[float] | None = None,
+    ) -> None:
+        self.points = tuple(points)
+        self.link = link
+        self.weights = tuple(weights) if weights is not None else None
+        self._offsets: list[int] | None = None
+
+    @property
+    def enumerable(self) -> bool:
+        return all(not isinstance(p, Space) or p.enumerable for p in self.points)
+
+    def expands(self) -> bool:
+        return any(isinstance(p, Space) for p in self.points)
+
+    def _cumulative(self) -> list[int]:
+        if self._offsets is None:
+            offsets, total = [], 0
+            for p in self.points:
+                offsets.append(total)
+                total += len(p) if isinstance(p, Space) else 1
+            offsets.append(total)
+            self._offsets = offsets
+        return self._offsets
+
+    def size(self) -> int:
+        if not self.expands():
+            return len(self.points)
+        return self._cumulative()[-1]
+
+    def get(self, i: int) -> Any:
+        if not self.expands():
+            return self.points[i]
+        offsets = self._cumulative()
+        lo, hi = 0, len(self.points) - 1
+        while lo < hi:  # the last point whose offset is <= i
+            mid = (lo + hi + 1) // 2
+            if offsets[mid] <= i:
+                lo = mid
+            else:
+                hi = mid - 1
+        point = self.points[lo]
+        return point[i - offsets[lo]] if isinstance(point, Space) else point
+
+    def draw(self, rng: random.Random) -> Any:
+        if self.weights is not None:
+            point = rng.choices(self.points, weights=self.weights)[0]
+        elif self.enumerable:
+            return self.get(rng.randrange(self.size()))
+        else:
+            point = self.points[rng.randrange(len(self.points))]
+        return point._draw(rng) if isinstance(point, Space) else point
+
+    def __repr__(self) -> str:
+        inner = ", ".join(_short(p) for p in self.points)
+        link = f", link={self.link!r}" if self.link else ""
+        return f"search({inner}{link})"
+
+
+class Distribution(Dimension):
+    """A continuous or very large range that is sampled, never enumerated."""
+
+    enumerable = False  # a constant where the base has a property
+
+    def size(self) -> int:
+        msg = f"{self!r} has no finite list of values; draw from it with space.sample(n, seed=...)"
+        raise SearchSpaceError(msg)
+
+    def get(self, i: int) -> Any:
+        return self.size()
+
+
+class _Uniform(Distribution):
+    def __init__(self, low: float, high: float, *, log: bool) -> None:
+        if not low < high:
+            msg = f"{'loguniform' if log else 'uniform'}({low!r}, {high!r}) needs low < high"
+            raise SearchSpaceError(msg)
+        if log and low <= 0:
+            msg = f"loguniform({low!r}, {high!r}) needs low > 0: a log scale has no zero"
+            raise SearchSpaceError(msg)
+        self.low, self.high, self.log = float(low), float(high), log
+
+    def draw(self, rng: random.Random) -> float:
+        if self.log:
+            return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        return rng.uniform(self.low, self.high)
+
+    def __repr__(self) -> str:
+        return f"{'loguniform' if self.log else 'uniform'}({self.low!r}, {self.high!r})"
+
+
+class _RandInt(Distribution):
+    def __init__(self, low: int, high: int) -> None:
+        if not low <= high:
+            msg = f"randint({low!r}, {high!r}) needs low <= high"
+            raise SearchSpaceError(msg)
+        self.low, self.high = int(low), int(high)
+
+    def draw(self, rng: random.Random) -> int:
+        return rng.randint(self.low, self.high)
+
+    def __repr__(self) -> str:
+        return f"randint({self.low!r}, {self.high!r})"
+
+
+class Derived(Dimension):
+    """A field computed from the other fields of each setting, made by :func:`derived`."""
+
+    enumerable = True  # a constant where the base has a property
+
+    def __init__(self, compute: Callable[[Any], Any]) -> None:
+        self.compute = compute
+
+    def size(self) -> int:
+        return 1
+
+    def get(self, i: int) -> Any:
+        msg = "a derived field has no values of its own"
+        raise AssertionError(msg)
+
+    draw = get  # type: ignore[assignment]  # never drawn: computed from the setting
+
+    def __repr__(self) -> str:
+        return f"derived({getattr(self.compute, '__name__', 'fn')})"
+
+
+def search(*points: T, link: str | None = None) -> T:
+    """Declare the values a field is searched over; one value makes it a constant.
+
+    Fields searched with the same ``link`` name vary together (their ``i``-th values go
+    together) instead of in product, so they must list as many values.
+
+    Raises:
+        SearchSpaceError: when no value is given.
+
+    >>> from superparams import Experiment
+    >>> class Train(Experiment):
+    ...     lr: float = search(0.1, 0.01)
+    >>> len(Train())
+    2
+    """
+    if not points:
+        msg = (
+            "search() needs at least one value, e.g. search(16, 32); "
+            "for a constant, give the value itself"
+        )
+        raise SearchSpaceError(msg)
+    # A typed lie, like dataclasses.field(): checkers see the field's type, we see a Grid.
+    return Grid(points, link=link)  # type: ignore[return-value]
+
+
+def value(x: T) -> T:
+    """A constant field, with a mutable value copied for each setting: ``value([1, 2])``.
+
+    The same as writing the value itself; it reads well where the value is a list.
+    """
+    return search(x)
+
+
+def choice(*points: T, weights: Sequence[float] | None = None) -> T:
+    """Like :func:`search`, but :meth:`Space.sample` draws with the given ``weights``."""
+    if weights is not None and len(weights) != len(points):
+        msg = f"choice() got {len(points)} values but {len(weights)} weights; give one per value"
+        raise SearchSpaceError(msg)
+    search(*points)  # the same check for no values
+    return Grid(points, weights=weights)  # type: ignore[return-value]
+
+
+def uniform(low: float, high: float) -> float:
+    """A float drawn uniformly from ``[low, high]``; only :meth:`Space.sample` can use it."""
+    return _Uniform(low, high, log=False)  # type: ignore[return-value]
+
+
+def loguniform(low: float, high: float) -> float:
+    """A float whose logarithm is uniform in ``[log low, log high]``, e.g. a learning rate."""
+    return _Uniform(low, high, log=True)  # type: ignore[return-value]
+
+
+def randint(low: int, high: int) -> int:
+    """An int drawn uniformly from ``low`` to ``high``, both included."""
+    return _RandInt(low, high)  # type: ignore[return-value]
+
+
+def derived(compute: Callable[[Any], T]) -> T:
+    """A field computed from the others in each setting: ``derived(lambda s: s.a * s.b)``.
+
+    A derived field shows in the results like any other, but is not part of a setting's
+    id (it follows from the fields it is computed from) and cannot be overridden.
+    """
+    return Derived(compute)  # type: ignore[return-value]
+
+
+class Space(Generic[E]):
+    """A lazy, indexable sequence of settings of one experiment class.
+
+    Subclasses give the raw size and the raw ``i``-th setting; this base adds validity
+    filtering (a class's ``is_valid``), indexing, iteration, sampling and union.
+    """
+
+    # -- what a subclass provides ------------------------------------------------------
+
+    # (No ABC here: an Experiment is a Space, and ABCMeta would slow every isinstance.)
+
+    @property
+    def experiment_class(self) -> type[E]:
+        """The class every setting of this space is an instance of."""
+        raise NotImplementedError
+
+    @property
+    def enumerable(self) -> bool:
+        """Whether the space is a finite list (it has no distributions)."""
+        raise NotImplementedError
+
+    def _raw_size(self) -> int:
+        """The number of settings before filtering out those that are not valid."""
+        raise NotImplementedError
+
+    def _raw_get(self, i: int) -> E:
+        """The ``i``-th setting before filtering, ``0 <= i < _raw_size()``."""
+        raise NotImplementedError
+
+    def _raw_draw(self, rng: random.Random) -> E:
+        """One setting chosen at random, before filtering."""
+        raise NotImplementedError
+
+    # -- validity ----------------------------------------------------------------------
+
+    def _filters(self) -> bool:
+        return self.experiment_class._sp_has_validity()
+
+    def _valid_index(self) -> array[int]:
+        cached: tuple[int, array[int]] | None = self.__dict__.get("_sp_valid")
+        size = self._raw_size()
+        if cached is None or cached[0] != size:
+            keep = array("q", (i for i in range(size) if self._raw_get(i).is_valid()))
+            cached = (size, keep)
+            self.__dict__["_sp_valid"] = cached
+        return cached[1]
+
+    # -- the sequence ------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        if not self.enumerable:
+            msg = (
+                f"this {self.experiment_class.__name__} space draws from a distribution, so it "
+                "has no length; take a finite sample with space.sample(n, seed=...)"
+            )
+            raise SearchSpaceError(msg)
+        return len(self._valid_index()) if self._filters() else self._raw_size()
+
+    @overload
+    def __getitem__(self, i: int) -> E: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[E]: ...
+    def __getitem__(self, i: int | slice) -> E | list[E]:
+        n = len(self)
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(n))]
+        j = i + n if i < 0 else i
+        if not 0 <= j < n:
+            msg = f"setting index {i} is out of range for a space of {n} settings"
+            raise IndexError(msg)
+        return self._raw_get(self._valid_index()[j] if self._filters() else j)
+
+    def __iter__(self) -> Iterator[E]:
+        if self._filters():
+            for j in self._valid_index():
+                yield self._raw_get(j)
+        else:
+            for j in range(len(self)):
+                yield self._raw_get(j)
+
+    def _draw(self, rng: random.Random) -> E:
+        for _ in range(_MAX_REJECTIONS):
+            setting = self._raw_draw(rng)
+            if not self._filters() or setting.is_valid():
+                return setting
+        msg = (
+            f"sampling drew {_MAX_REJECTIONS} settings of {self.experiment_class.__name__} "
+            "and none was valid; check its is_valid()"
+        )
+        raise SearchSpaceError(msg)
+
+    # -- algebra -----------------------------------------------------------------------
+
+    def __or__(self, other: Space[E]) -> Space[E]:
+        """The settings of both spaces, this one's first."""
+        return Union((self, other))
+
+    def sample(self, n: int, seed: int = 0) -> Space[E]:
+        """``n`` settings drawn at random, the same ones for the same ``seed``.
+
+        A finite space is sampled without replacement (``n`` may not exceed its length);
+        a space with distributions draws every setting independently. A larger ``n`` with
+        the same seed extends a smaller one: its first settings are the same.
+
+        >>> from superparams import Experiment, loguniform
+        >>> class Train(Experiment):
+        ...     lr: float = loguniform(1e-4, 1e-1)
+        >>> len(Train().sample(5, seed=1))
+        5
+        """
+        if n < 0:
+            msg = f"sample() needs n >= 0, got {n!r}"
+            raise SearchSpaceError(msg)
+        return Sample(self, n, seed)
+
+
+class Union(Space[E]):
+    """Several spaces of one experiment class, one after another."""
+
+    def __init__(self, parts: Sequence[Space[E]]) -> None:
+        flat: list[Space[E]] = []
+        for part in parts:
+            flat.extend(part.parts if isinstance(part, Union) else [part])
+        classes = {p.experiment_class for p in flat}
+        if len(classes) > 1:
+            names = ", ".join(sorted(c.__name__ for c in classes))
+            msg = (
+                f"cannot join spaces of different experiments ({names}); a union holds "
+                "settings of one experiment class, which share one results folder"
+            )
+            raise SearchSpaceError(msg)
+        self.parts: tuple[Space[E], ...] = tuple(flat)
+
+    @property
+    def experiment_class(self) -> type[E]:
+        return self.parts[0].experiment_class
+
+    @property
+    def enumerable(self) -> bool:
+        return all(p.enumerable for p in self.parts)
+
+    def _filters(self) -> bool:
+        return False  # each part filters its own settings
+
+    def _raw_size(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def _raw_get(self, i: int) -> E:
+        for part in self.parts:
+            n = len(part)
+            if i < n:
+                return part[i]
+            i -= n
+        msg = "index past the end of a union"
+        raise AssertionError(msg)
+
+    def _raw_draw(self, rng: random.Random) -> E:
+        if self.enumerable:
+            return self._raw_get(rng.randrange(self._raw_size()))
+        return self.parts[rng.randrange(len(self.parts))]._draw(rng)
+
+    def __repr__(self) -> str:
+        return " | ".join(repr(p) for p in self.parts)
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.parts)
+
+
+class Sample(Space[E]):
+    """``n`` settings drawn from a space, reproducible by their seed."""
+
+    def __init__(self, source: Space[E], n: int, seed: int) -> None:
+        self.source, self.n, self.seed = source, n, seed
+        self._indices: list[int] | None = None
+        if source.enumerable and n > len(source):
+            msg = (
+                f"cannot sample {n} distinct settings from a space of {len(source)}; "
+                f"ask for at most {len(source)}, or run the whole space"
+            )
+            raise SearchSpaceError(msg)
+
+    @property
+    def experiment_class(self) -> type[E]:
+        return self.source.experiment_class
+
+    @property
+    def enumerable(self) -> bool:
+        return True
+
+    def _filters(self) -> bool:
+        return False  # the source filters
+
+    def _raw_size(self) -> int:
+        return self.n
+
+    def _raw_get(self, i: int) -> E:
+        if self.source.enumerable:
+            if self._indices is None:
+                self._indices = _distinct(len(self.source), self.n, self.seed)
+            return self.source[self._indices[i]]
+        # Each draw has its own generator, so any one is computed without the others.
+        return self.source._draw(random.Random(f"superparams:{self.seed}:{i}"))
+
+    def _raw_draw(self, rng: random.Random) -> E:
+        return self._raw_get(rng.randrange(self.n))
+
+    def __repr__(self) -> str:
+        return f"{self.source!r}.sample({self.n}, seed={self.seed})"
+
+    def __str__(self) -> str:
+        return f"{self.n} settings sampled (seed {self.seed}) from\n{self.source}"
+
+
+def _distinct(size: int, n: int, seed: int) -> list[int]:
+    """``n`` distinct indices below ``size``: a partial Fisher-Yates shuffle, kept sparse.
+
+    Each prefix of the result is the result for a smaller ``n``, so samples nest.
+    """
+    rng = random.Random(f"superparams:{seed}")
+    moved: dict[int, int] = {}
+    out = []
+    for k in range(n):
+        j = k + rng.randrange(size - k)
+        out.append(moved.get(j, j))
+        moved[j] = moved.get(k, k)
+    return out
+
+
+def _short(value: Any, width: int = 24) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
