@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import functools
 import inspect
+import json
 import random
 import sys
 import typing
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, overload
 
 from superparams.errors import ExperimentError, SearchSpaceError, did_you_mean
-from superparams.identity import canonical, encode, setting_id
+from superparams.identity import canonical, digest, encode, setting_id
 from superparams.space import Derived, Dimension, Grid, Space
 
 if sys.version_info >= (3, 11):
@@ -58,28 +59,29 @@ class _Axis:
         self.names, self.dims = names, dims
         self.enumerable = all(d.enumerable for d in dims)
         self.size = dims[0].size() if self.enumerable else 0
-        # Canonical values of plain lists of points, converted once rather than per setting.
-        self._points: list[tuple[Any, ...] | None] = [
-            tuple(canonical(p, info.annotations.get(n)) for p in d.points)
-            if isinstance(d, Grid) and not d.expands()
-            else None
-            for n, d in zip(names, dims, strict=False)
-        ]
-        self._encodings: dict[int, tuple[str, ...]] = {}
+        self.slots: tuple[int, ...] = ()  # where the names stand in the id text; set by _Layout
+        # Plain lists of points are canonicalised once here, not once per setting.
+        self._rows: list[tuple[Any, ...]] | None = None
+        if all(isinstance(d, Grid) and not d.expands() for d in dims):
+            columns = [
+                [canonical(p, info.annotations.get(n)) for p in d.points]  # type: ignore[attr-defined]
+                for n, d in zip(names, dims, strict=True)
+            ]
+            self._rows = list(zip(*columns, strict=True))
+        self._id_parts: dict[int, tuple[str, ...]] = {}
 
     def values(self, j: int) -> tuple[Any, ...]:
-        return tuple(
-            pts[j] if pts is not None else d.get(j)
-            for pts, d in zip(self._points, self.dims, strict=False)
-        )
+        if self._rows is not None:
+            return self._rows[j]
+        return tuple(d.get(j) for d in self.dims)
 
-    def encodings(self, j: int) -> tuple[str, ...]:
-        found = self._encodings.get(j)
+    def id_parts(self, j: int) -> tuple[str, ...]:
+        """The ``"name":encoding`` texts of the ``j``-th values, as the id hashes them."""
+        found = self._id_parts.get(j)
         if found is None:
-            values = self.values(j)
-            found = tuple(encode(v, n) for n, v in zip(self.names, values, strict=False))
-            if len(self._encodings) < 100_000:  # a cache, not a copy of a huge grid
-                self._encodings[j] = found
+            found = tuple(_id_part(n, v) for n, v in zip(self.names, self.values(j), strict=True))
+            if len(self._id_parts) < 100_000:  # a cache, not a copy of a huge grid
+                self._id_parts[j] = found
         return found
 
 
@@ -93,7 +95,6 @@ class _Layout:
         self.cls, self.info = cls, info
         self.fixed: dict[str, Any] = {}
         self.axes: list[_Axis] = []
-        self._fixed_enc: dict[str, str] | None = None
         groups: dict[str, list[tuple[str, Dimension]]] = {}
         order: list[str | tuple[str, Dimension]] = []
         for name in info.fields:
@@ -116,7 +117,7 @@ class _Layout:
                 _check_link(item, members)
             axis = _Axis(names, dims, info)
             if axis.enumerable and axis.size == 1:
-                self.fixed.update(zip(names, axis.values(0), strict=False))
+                self.fixed.update(zip(names, axis.values(0), strict=True))
             else:
                 self.axes.append(axis)
         self.enumerable = all(a.enumerable for a in self.axes)
@@ -124,34 +125,38 @@ class _Layout:
         for axis in self.axes:
             self.size *= axis.size
         self.varied = tuple(n for a in self.axes for n in a.names)
-
-    def digits(self, i: int) -> list[int]:
-        out = [0] * len(self.axes)
-        for k in range(len(self.axes) - 1, -1, -1):
-            i, out[k] = divmod(i, self.axes[k].size)
-        return out
+        slot = {name: k for k, name in enumerate(sorted(info.fields))}
+        for axis in self.axes:
+            axis.slots = tuple(slot[n] for n in axis.names)
+        self._id_template: list[str] | None = None
+        self._reversed_axes = self.axes[::-1]
 
     def get(self, i: int) -> Experiment:
-        values = dict(self.fixed)
-        for axis, j in zip(self.axes, self.digits(i), strict=False):
-            values.update(zip(axis.names, axis.values(j), strict=False))
-        return self.materialise(values, i)
+        values = self.fixed.copy()
+        index = i
+        for axis in self._reversed_axes:
+            i, j = divmod(i, axis.size)
+            values.update(zip(axis.names, axis.values(j), strict=True))
+        return self.materialise(values, index)
 
     def draw(self, rng: random.Random) -> Experiment:
-        values = dict(self.fixed)
+        values = self.fixed.copy()
         for axis in self.axes:
             if axis.enumerable:
-                values.update(zip(axis.names, axis.values(rng.randrange(axis.size)), strict=False))
+                j = rng.randrange(axis.size)
+                values.update(zip(axis.names, axis.values(j), strict=True))
             else:
-                for name, dim in zip(axis.names, axis.dims, strict=False):
+                for name, dim in zip(axis.names, axis.dims, strict=True):
                     values[name] = canonical(dim.draw(rng), self.info.annotations.get(name))
         return self.materialise(values, None)
 
     def materialise(self, values: dict[str, Any], index: int | None) -> Experiment:
         setting = object.__new__(self.cls)
         state = setting.__dict__
+        state.update(values)
         for name, v in values.items():
-            state[name] = copy.deepcopy(v) if type(v) in _MUTABLE else v
+            if type(v) in _MUTABLE:  # each setting gets its own copy of a mutable value
+                state[name] = copy.deepcopy(v)
         state["_sp_where"] = (self, index)
         for name, der in self.info.derived:
             state[name] = der.compute(setting)
@@ -159,13 +164,23 @@ class _Layout:
             self.info.post_init(setting)
         return setting
 
-    def encodings(self, index: int) -> dict[str, str]:
-        if self._fixed_enc is None:
-            self._fixed_enc = {n: encode(v, n) for n, v in self.fixed.items()}
-        out = dict(self._fixed_enc)
-        for axis, j in zip(self.axes, self.digits(index), strict=False):
-            out.update(zip(axis.names, axis.encodings(j), strict=False))
-        return out
+    def setting_id(self, i: int) -> str:
+        """The id of the ``i``-th setting, computed without making the setting."""
+        template = self._id_template
+        if template is None:
+            names = sorted(self.info.fields)
+            template = [_id_part(n, self.fixed[n]) if n in self.fixed else "" for n in names]
+            self._id_template = template
+        parts = template.copy()
+        for axis in self._reversed_axes:
+            i, j = divmod(i, axis.size)
+            for slot, part in zip(axis.slots, axis.id_parts(j), strict=True):
+                parts[slot] = part
+        return digest("{" + ",".join(parts) + "}")
+
+
+def _id_part(name: str, value: Any) -> str:
+    return f"{json.dumps(name)}:{encode(value, name)}"
 
 
 def _as_dimension(value: Any) -> Dimension | None:
@@ -372,8 +387,22 @@ class Experiment(Space[Any]):
     def _raw_draw(self, rng: random.Random) -> Self:
         return self._sp_layout().draw(rng)  # type: ignore[return-value]
 
+    def _sp_ids(self) -> Iterator[str]:
+        layout = self._sp_layout()
+        if not layout.enumerable:
+            len(self)  # raises, with the message for spaces that draw
+        positions = self._valid_index() if self._filters() else range(layout.size)
+        for i in positions:
+            yield layout.setting_id(i)
+
     def __iter__(self) -> Iterator[Self]:
-        return super().__iter__()
+        layout = self._sp_layout()
+        if self._filters() or not layout.enumerable:
+            yield from super().__iter__()
+            return
+        get = layout.get
+        for i in range(layout.size):
+            yield get(i)  # type: ignore[misc]
 
     @overload
     def __getitem__(self, i: int) -> Self: ...
@@ -391,22 +420,20 @@ class Experiment(Space[Any]):
     # -- one setting -------------------------------------------------------------------
 
     def _sp_encodings(self) -> dict[str, str]:
-        where = self.__dict__.get("_sp_where")
-        if where is not None and where[1] is not None:
-            layout, index = where
-            return layout.encodings(index)  # type: ignore[no-any-return]
         self._sp_require_setting("an id")
-        return {
-            n: encode(v, n)
-            for n, v in zip(type(self)._sp_info().fields, self._sp_values(), strict=False)
-        }
+        fields = type(self)._sp_info().fields
+        return {n: encode(v, n) for n, v in zip(fields, self._sp_values(), strict=True)}
 
     @property
     def id(self) -> str:
         """The setting's id: 16 hex digits computed from its parameter values alone."""
         found: str | None = self.__dict__.get("_sp_id")
         if found is None:
-            found = setting_id(self._sp_encodings())
+            where = self.__dict__.get("_sp_where")
+            if where is not None and where[1] is not None:
+                found = where[0].setting_id(where[1])
+            else:
+                found = setting_id(self._sp_encodings())
             self.__dict__["_sp_id"] = found
         return found
 

@@ -54,6 +54,11 @@ def setting_id(encodings: Mapping[str, str]) -> str:
     True
     """
     text = "{" + ",".join(f"{json.dumps(k)}:{encodings[k]}" for k in sorted(encodings)) + "}"
+    return digest(text)
+
+
+def digest(text: str) -> str:
+    """The id of a setting whose canonical text is ``text``."""
     return hashlib.blake2b(text.encode(), digest_size=ID_LENGTH // 2).hexdigest()
 
 

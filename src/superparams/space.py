@@ -355,6 +355,34 @@ class Space(Generic[E]):
         )
         raise SearchSpaceError(msg)
 
+    def _sp_ids(self) -> Iterator[str]:
+        """The id of each setting, in order; subclasses compute them without settings."""
+        for setting in self:
+            yield setting.id
+
+    # -- running and results (the runner and store; imported only when used) -------------
+
+    def run_all(self, num_proc: int = 1, **options: Any) -> Any:
+        """Run every setting not completed before; return the results as a polars DataFrame.
+
+        See :func:`superparams.runner.run_all` for the options.
+        """
+        from superparams.runner import run_all
+
+        return run_all(self, num_proc=num_proc, **options)
+
+    def plan(self, **options: Any) -> Any:
+        """What a run would do: the settings that are new, done, failed or interrupted."""
+        from superparams.runner import plan
+
+        return plan(self, **options)
+
+    def results(self, **options: Any) -> Any:
+        """The stored results of exactly this space's settings, one row per setting."""
+        from superparams.runner import results
+
+        return results(self, **options)
+
     # -- algebra -----------------------------------------------------------------------
 
     def __or__(self, other: Space[E]) -> Space[E]:
@@ -419,6 +447,10 @@ class Union(Space[E]):
             i -= n
         msg = "index past the end of a union"
         raise AssertionError(msg)
+
+    def _sp_ids(self) -> Iterator[str]:
+        for part in self.parts:
+            yield from part._sp_ids()
 
     def _raw_draw(self, rng: random.Random) -> E:
         if self.enumerable:
