@@ -59,7 +59,9 @@ class _Axis:
         self.names, self.dims = names, dims
         self.enumerable = all(d.enumerable for d in dims)
         self.size = dims[0].size() if self.enumerable else 0
-        self.slots: tuple[int, ...] = ()  # where the names stand in the id text; set by _Layout
+        # Where the names stand in the id text, and their '"name":' prefixes; set by _Layout.
+        self.slots: tuple[int, ...] = ()
+        self.prefixes: tuple[str, ...] = ()
         # Plain lists of points are canonicalised once here, not once per setting.
         self._rows: list[tuple[Any, ...]] | None = None
         if all(isinstance(d, Grid) and not d.expands() for d in dims):
@@ -68,20 +70,20 @@ class _Axis:
                 for n, d in zip(names, dims, strict=True)
             ]
             self._rows = list(zip(*columns, strict=True))
-        self._id_parts: dict[int, tuple[str, ...]] = {}
+        self._encodings: dict[int, tuple[str, ...]] = {}
 
     def values(self, j: int) -> tuple[Any, ...]:
         if self._rows is not None:
             return self._rows[j]
         return tuple(d.get(j) for d in self.dims)
 
-    def id_parts(self, j: int) -> tuple[str, ...]:
-        """The ``"name":encoding`` texts of the ``j``-th values, as the id hashes them."""
-        found = self._id_parts.get(j)
+    def encodings(self, j: int) -> tuple[str, ...]:
+        """The canonical encodings of the ``j``-th values, computed once each."""
+        found = self._encodings.get(j)
         if found is None:
-            found = tuple(_id_part(n, v) for n, v in zip(self.names, self.values(j), strict=True))
-            if len(self._id_parts) < 100_000:  # a cache, not a copy of a huge grid
-                self._id_parts[j] = found
+            found = tuple(encode(v, n) for n, v in zip(self.names, self.values(j), strict=True))
+            if len(self._encodings) < 100_000:  # a cache, not a copy of a huge grid
+                self._encodings[j] = found
         return found
 
 
@@ -128,7 +130,9 @@ class _Layout:
         slot = {name: k for k, name in enumerate(sorted(info.fields))}
         for axis in self.axes:
             axis.slots = tuple(slot[n] for n in axis.names)
+            axis.prefixes = tuple(f"{json.dumps(n)}:" for n in axis.names)
         self._id_template: list[str] | None = None
+        self._fixed_enc: dict[str, str] | None = None
         self._reversed_axes = self.axes[::-1]
 
     def get(self, i: int) -> Experiment:
@@ -174,9 +178,19 @@ class _Layout:
         parts = template.copy()
         for axis in self._reversed_axes:
             i, j = divmod(i, axis.size)
-            for slot, part in zip(axis.slots, axis.id_parts(j), strict=True):
-                parts[slot] = part
+            for slot, prefix, enc in zip(axis.slots, axis.prefixes, axis.encodings(j), strict=True):
+                parts[slot] = prefix + enc
         return digest("{" + ",".join(parts) + "}")
+
+    def encodings(self, i: int) -> dict[str, str]:
+        """The canonical encoding of each field of the ``i``-th setting."""
+        if self._fixed_enc is None:
+            self._fixed_enc = {n: encode(v, n) for n, v in self.fixed.items()}
+        out = self._fixed_enc.copy()
+        for axis in self._reversed_axes:
+            i, j = divmod(i, axis.size)
+            out.update(zip(axis.names, axis.encodings(j), strict=True))
+        return out
 
 
 def _id_part(name: str, value: Any) -> str:
@@ -420,6 +434,10 @@ class Experiment(Space[Any]):
     # -- one setting -------------------------------------------------------------------
 
     def _sp_encodings(self) -> dict[str, str]:
+        where = self.__dict__.get("_sp_where")
+        if where is not None and where[1] is not None:
+            encodings: dict[str, str] = where[0].encodings(where[1])
+            return encodings
         self._sp_require_setting("an id")
         fields = type(self)._sp_info().fields
         return {n: encode(v, n) for n, v in zip(fields, self._sp_values(), strict=True)}

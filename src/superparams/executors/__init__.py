@@ -1,0 +1,107 @@
+"""The seam between the runner and whatever runs settings: processes here, a cluster later.
+
+An executor takes :class:`~superparams.worker.Task` s and hands back
+:class:`~superparams.worker.Outcome` s; the runner never learns how. To add an engine,
+subclass :class:`Executor` in a new module and register its ``name``::
+
+    Executor
+     ├── InlineExecutor   "inline"  in the calling process: breakpoints and debuggers work
+     └── LocalExecutor    "local"   worker processes on this machine (the default)
+
+An executor turns every fault of its engine (a dead worker, a timeout, an engine's own
+exception) into a failed outcome of the setting it hit: it never raises for a setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from superparams.space import Space
+    from superparams.worker import Outcome, Task
+
+
+@dataclass(frozen=True)
+class Started:
+    """A setting began to run on a worker."""
+
+    task: Task
+    worker: int
+    time: float
+
+
+class Executor:
+    """Runs settings of one space; subclasses say where.
+
+    The runner calls :meth:`start` once, then :meth:`submit` while :attr:`free` is
+    positive and :meth:`wait` for outcomes, then :meth:`shutdown`.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, num_proc: int = 1, *, gpus: Sequence[int | str] | None = None) -> None:
+        self.num_proc = num_proc
+        self.gpus = list(gpus) if gpus else []
+
+    def start(self, base: Space[Any], notify: Callable[[Started], None], workdir: str) -> None:
+        """Get ready to run settings of ``base``; call ``notify`` as each one starts.
+
+        ``workdir`` is a folder the executor may use for its own files during the run.
+        """
+        raise NotImplementedError
+
+    @property
+    def free(self) -> int:
+        """How many more tasks it takes now."""
+        raise NotImplementedError
+
+    @property
+    def busy(self) -> int:
+        """How many tasks it holds (running or about to)."""
+        raise NotImplementedError
+
+    def submit(self, task: Task) -> None:
+        raise NotImplementedError
+
+    def wait(self, timeout: float) -> list[Outcome]:
+        """The outcomes that arrive within ``timeout`` seconds (maybe none)."""
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Stop every running setting now; their outcomes are never reported."""
+        raise NotImplementedError
+
+    def shutdown(self) -> None:
+        """Release the workers; the executor is not used again."""
+        raise NotImplementedError
+
+
+_ENGINES = {
+    "inline": "superparams.executors.inline:InlineExecutor",
+    "local": "superparams.executors.local:LocalExecutor",
+}
+
+
+def get_executor(name: str) -> type[Executor]:
+    """The executor class registered under ``name``."""
+    import importlib
+
+    from superparams.errors import UsageError, did_you_mean
+
+    if name not in _ENGINES:
+        known = ", ".join(_ENGINES)
+        msg = f"no engine named {name!r}{did_you_mean(name, _ENGINES)}; engines: {known}"
+        raise UsageError(msg)
+    module, _, cls = _ENGINES[name].partition(":")
+    engine: type[Executor] = getattr(importlib.import_module(module), cls)
+    return engine
+
+
+def engines() -> list[str]:
+    """The names :func:`get_executor` accepts."""
+    return list(_ENGINES)
+
+
+__all__ = ["Executor", "Started", "engines", "get_executor"]

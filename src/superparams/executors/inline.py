@@ -1,0 +1,65 @@
+"""Settings run one by one in the calling process: what ``num_proc=1`` and ``--debug`` use."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from superparams.executors import Executor, Started
+from superparams.worker import Outcome, Task, run_setting
+
+if TYPE_CHECKING:
+    from superparams.space import Space
+
+
+class InlineExecutor(Executor):
+    """Runs each setting in this process, with output copied to its log and the terminal.
+
+    With ``debug=True`` an exception is not caught: it reaches the caller (the command
+    line opens the post-mortem debugger on it).
+    """
+
+    name: ClassVar[str] = "inline"
+
+    def __init__(self, num_proc: int = 1, *, gpus: Any = None, debug: bool = False) -> None:
+        super().__init__(1, gpus=gpus)
+        self.debug = debug
+        self._queue: deque[Task] = deque()
+        self._base: Space[Any] | None = None
+        self._notify: Callable[[Started], None] = lambda started: None
+
+    def start(self, base: Space[Any], notify: Callable[[Started], None], workdir: str) -> None:
+        self._base, self._notify = base, notify
+
+    @property
+    def free(self) -> int:
+        return 0 if self._queue else 1
+
+    @property
+    def busy(self) -> int:
+        return len(self._queue)
+
+    def submit(self, task: Task) -> None:
+        self._queue.append(task)
+
+    def wait(self, timeout: float) -> list[Outcome]:
+        if not self._queue or self._base is None:
+            return []
+        task = self._queue.popleft()
+        setting = self._base[task.position]
+        self._notify(Started(task, 0, time.time()))
+        if self.debug:
+            result = setting.run()  # let it raise, for the debugger
+            from superparams.worker import rows_of
+
+            now = time.time()
+            return [Outcome(task.id, task.attempt, rows_of(result), None, now, now, 0, task.log)]
+        return [run_setting(setting, task, 0, capture="tee")]
+
+    def cancel(self) -> None:
+        self._queue.clear()
+
+    def shutdown(self) -> None:
+        self._queue.clear()

@@ -1,0 +1,279 @@
+"""Worker processes on this machine, one pipe pair each, replaced when they die.
+
+Each worker is a fresh ``python -m superparams.worker`` process (never a fork of the
+driver, and never a re-import of the user's script as ``__main__``). It loads the base
+space once from a file the driver pickled once, then runs settings by position.
+
+Why not a stock pool: a worker that dies (segfault, ``os._exit``, the OOM killer) must
+fail only the setting it was running, with the signal or exit code as the cause, and be
+replaced in the same slot, so ``rank`` and the GPU it holds stay put. Owning the pipes
+makes that, per-setting timeouts, and exact accounting of what ran where, simple.
+
+How the base travels: ``cloudpickle`` writes it to ``<workdir>/base.pkl`` once (pickle
+protocol 5 streams numpy buffers without copying them); each worker reads it once. This
+is the same under every start method, since workers are started afresh; a cluster
+engine does the same with its object store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from superparams.executors import Executor, Started
+from superparams.worker import Failure, Outcome, Task, WorkerError
+
+if TYPE_CHECKING:
+    from superparams.space import Space
+
+# A setting past its timeout gets this long to unwind from the SIGALRM raised inside it
+# before its worker is killed.
+TIMEOUT_GRACE = 5.0
+
+
+class _Worker:
+    """One worker process and what it has been sent."""
+
+    def __init__(self, slot: int, n_proc: int, env: dict[str, str]) -> None:
+        self.slot = slot
+        task_r, task_w = os.pipe()
+        out_r, out_w = os.pipe()
+        command = [
+            sys.executable,
+            "-m",
+            "superparams.worker",
+            str(task_r),
+            str(out_w),
+            str(slot),
+            str(n_proc),
+            str(os.getpid()),
+        ]
+        self.process = subprocess.Popen(
+            command,
+            pass_fds=(task_r, out_w),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(task_r)
+        os.close(out_w)
+        self.tasks = Connection(task_w, readable=False)
+        self.results = Connection(out_r, writable=False)
+        # Sent and not yet answered, in order; the head is running since `since`.
+        self.inflight: deque[Task] = deque()
+        self.since = 0.0
+        self.killed_for_timeout = False
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        self.tasks.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+
+    def close(self) -> None:
+        for conn in (self.tasks, self.results):
+            with contextlib.suppress(OSError):
+                conn.close()
+
+
+class LocalExecutor(Executor):
+    """``num_proc`` worker processes; ``gpus`` are handed out round-robin by slot."""
+
+    name: ClassVar[str] = "local"
+
+    def __init__(
+        self,
+        num_proc: int = 2,
+        *,
+        gpus: Sequence[int | str] | None = None,
+        depth: int = 2,
+    ) -> None:
+        super().__init__(num_proc, gpus=gpus)
+        self.depth = depth  # tasks queued per worker, so a fast setting never waits for IPC
+        self._workers: list[_Worker] = []
+        self._notify: Callable[[Started], None] = lambda started: None
+        self._base_message: tuple[Any, ...] = ()
+        self._recent: deque[float] = deque(maxlen=16)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self, base: Space[Any], notify: Callable[[Started], None], workdir: str) -> None:
+        import cloudpickle
+
+        self._notify = notify
+        path = Path(workdir) / "base.pkl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            cloudpickle.dump(base, f, protocol=5)
+        sys_path = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
+        self._base_message = ("base", str(path), sys_path)
+        self._workers = [self._spawn(slot) for slot in range(self.num_proc)]
+
+    def _spawn(self, slot: int) -> _Worker:
+        env = dict(os.environ)
+        if self.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str(self.gpus[slot % len(self.gpus)])
+        worker = _Worker(slot, self.num_proc, env)
+        worker.send(self._base_message)
+        return worker
+
+    def shutdown(self) -> None:
+        for worker in self._workers:
+            with contextlib.suppress(OSError):
+                worker.send(("stop",))
+        deadline = time.monotonic() + 2.0
+        for worker in self._workers:
+            try:
+                worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.process.wait()
+            worker.close()
+        self._workers = []
+
+    def cancel(self) -> None:
+        for worker in self._workers:
+            worker.kill()
+        for worker in self._workers:
+            worker.process.wait()
+            worker.inflight.clear()
+            worker.close()
+        self._workers = []
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    @property
+    def free(self) -> int:
+        return sum(self._depth() - len(w.inflight) for w in self._workers)
+
+    @property
+    def busy(self) -> int:
+        return sum(len(w.inflight) for w in self._workers)
+
+    def _depth(self) -> int:
+        # Queue ahead only for quick settings: a slow one gains nothing from it, and a
+        # queued setting would start after Ctrl-C asked the run to wind down.
+        if self._recent and sorted(self._recent)[len(self._recent) // 2] < 0.5:
+            return self.depth
+        return 1
+
+    def submit(self, task: Task) -> None:
+        worker = min(self._workers, key=lambda w: len(w.inflight))
+        self._send(worker, task)
+
+    def _send(self, worker: _Worker, task: Task) -> None:
+        worker.inflight.append(task)
+        try:
+            worker.send(("run", task))
+        except OSError:
+            return  # it died: wait() finds out, blames its running setting, resends this
+        if len(worker.inflight) == 1:
+            self._began(worker)
+
+    def _began(self, worker: _Worker) -> None:
+        worker.since = time.time()
+        self._notify(Started(worker.inflight[0], worker.slot, worker.since))
+
+    def wait(self, timeout: float) -> list[Outcome]:
+        if not self._workers:
+            return []
+        outcomes: list[Outcome] = []
+        by_conn = {w.results: w for w in self._workers}
+        for conn in wait(list(by_conn), timeout=self._until_deadline(timeout)):
+            worker = by_conn[conn]  # type: ignore[index]
+            try:
+                message = pickle.loads(worker.results.recv_bytes())
+            except (EOFError, OSError):
+                outcomes.extend(self._replace(worker))
+                continue
+            if isinstance(message, WorkerError):
+                self.cancel()
+                raise message
+            outcome: Outcome = message
+            worker.inflight.popleft()
+            self._recent.append(outcome.finished - outcome.started)
+            outcomes.append(outcome)
+            if worker.inflight:
+                self._began(worker)
+        outcomes.extend(self._enforce_timeouts())
+        return outcomes
+
+    def _until_deadline(self, timeout: float) -> float:
+        deadlines = [
+            w.since + w.inflight[0].timeout + TIMEOUT_GRACE - time.time()
+            for w in self._workers
+            if w.inflight and w.inflight[0].timeout
+        ]
+        return max(0.0, min([timeout, *deadlines]))
+
+    def _enforce_timeouts(self) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        now = time.time()
+        for worker in list(self._workers):
+            head = worker.inflight[0] if worker.inflight else None
+            if head and head.timeout and now > worker.since + head.timeout + TIMEOUT_GRACE:
+                worker.killed_for_timeout = True
+                worker.kill()
+                outcomes.extend(self._replace(worker))
+        return outcomes
+
+    def _replace(self, worker: _Worker) -> list[Outcome]:
+        """A worker died: fail the setting it ran, restart its slot, resend the rest."""
+        code = worker.process.wait()
+        worker.close()
+        lost = list(worker.inflight)
+        outcomes = []
+        if lost:
+            task = lost.pop(0)
+            now = time.time()
+            if worker.killed_for_timeout:
+                failure = Failure("timeout", f"timed out after {task.timeout:g} s; worker killed")
+            else:
+                failure = Failure("killed", _death(code))
+            _note_in_log(task.log, failure.error)
+            outcomes.append(
+                Outcome(
+                    task.id, task.attempt, [], failure, worker.since, now, worker.slot, task.log
+                )
+            )
+        fresh = self._spawn(worker.slot)
+        self._workers[self._workers.index(worker)] = fresh
+        for task in lost:
+            self._send(fresh, task)
+        return outcomes
+
+
+def _death(code: int) -> str:
+    """How a worker's exit code reads to a person."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = ""
+        if -code == signal.SIGKILL:
+            hint = " (the kernel's out-of-memory killer sends this when memory runs out)"
+        elif -code == signal.SIGSEGV:
+            hint = " (a segmentation fault, in a C extension most likely)"
+        return f"worker process killed by {name}{hint}"
+    return f"worker process exited with code {code} while running this setting"
+
+
+def _note_in_log(path: str, text: str) -> None:
+    try:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(f"\n[superparams] {text}\n")
+    except OSError:
+        pass

@@ -1,0 +1,627 @@
+"""The results folder of one experiment class: the one writer, and its readers.
+
+A folder ``progress/<module>/<Class>/`` holds::
+
+    record.jsonl      append-only: one line when a setting starts, one when it ends
+    results.parquet   the latest outcome of every setting, rebuilt from the record
+    meta.json         how far the record is in results.parquet, and the fields it has
+    logs/<id>.log     each setting's stdout and stderr, and its traceback on failure
+    lock              held (flock) by the run writing here; it dies with the process
+
+Durability: an outcome line is written and fsynced before the runner reports it done
+(:meth:`Store.commit`), and nothing already written is ever rewritten. A line torn by a
+crash is at the end of the record; it is ignored on reading and cut before appending.
+``results.parquet`` is written to a temporary file and renamed, at the start and end of
+each run, so readers never see half a file.
+
+Identity across edits: when a field with a default is added to the class, the settings
+stored before count as run with that default. Each outcome line keeps its fields'
+encodings, so the store can compute what the id of the stored setting is now.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from superparams.errors import StoreError, StoreLockedError
+from superparams.identity import setting_id
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from superparams.experiment import Experiment
+    from superparams.space import Space
+    from superparams.worker import Outcome
+
+RECORD = "record.jsonl"
+RESULTS = "results.parquet"
+META = "meta.json"
+LOGS = "logs"
+LOCK = "lock"
+
+#: The bookkeeping columns every results table has, after the parameters and results.
+BOOKKEEPING = (
+    "status",
+    "attempt",
+    "cause",
+    "error",
+    "traceback",
+    "started",
+    "seconds",
+    "worker",
+    "log",
+)
+STATUSES = ("completed", "failed", "interrupted")
+
+
+def folder_for(cls: type[Experiment]) -> Path:
+    """Where an experiment class keeps its results: beside the file that defines it.
+
+    ``experiments/params.py`` with class ``Hyperparams`` stores under
+    ``experiments/progress/params/Hyperparams``. ``SUPERPARAMS_PROGRESS`` replaces the
+    ``experiments/progress`` part. A class from a notebook or an interactive session
+    stores under ``./progress/<module>/<Class>``.
+    """
+    import inspect
+    import sys
+
+    module = sys.modules.get(cls.__module__)
+    source = getattr(module, "__file__", None)
+    try:
+        source = source or inspect.getfile(cls)
+    except (TypeError, OSError):
+        source = None
+    if source and not source.startswith("<"):
+        path = Path(source).resolve()
+        base, stem = path.parent / "progress", path.stem
+    else:
+        base, stem = Path.cwd() / "progress", cls.__module__.rsplit(".", 1)[-1]
+    root = os.environ.get("SUPERPARAMS_PROGRESS")
+    if root:
+        base = Path(root).expanduser().resolve()
+    return base / stem / cls.__qualname__.replace("<locals>.", "").replace(".", "_")
+
+
+@dataclass
+class Known:
+    """What the store knows of one setting: its latest status and how often it ran."""
+
+    status: str
+    attempt: int
+
+
+@dataclass
+class Plan:
+    """What a run of a space would do, by setting id."""
+
+    new: list[int] = field(default_factory=list)  # positions in the space
+    done: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    interrupted: list[int] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)  # stored ids no longer in the space
+    attempts: dict[int, int] = field(default_factory=dict)  # position -> attempts so far
+    ids: list[str] = field(default_factory=list)  # id of every position
+
+    @property
+    def total(self) -> int:
+        return len(self.ids)
+
+    def summary(self) -> str:
+        parts = [
+            f"{len(self.done)} completed",
+            f"{len(self.failed)} failed",
+            f"{len(self.interrupted)} interrupted",
+            f"{len(self.new)} new",
+        ]
+        if self.stale:
+            parts.append(f"{len(self.stale)} stored but no longer in the space")
+        return ", ".join(parts)
+
+
+class Store:
+    """The results folder of one experiment class.
+
+    Reading needs no lock; writing (:meth:`open`) takes the folder's lock, so a second
+    run of the same experiment gets :class:`StoreLockedError` instead of corrupting it.
+    """
+
+    def __init__(
+        self,
+        folder: Path | str,
+        fields: Iterable[str] = (),
+        defaults: Mapping[str, tuple[str, Any]] | None = None,
+    ) -> None:
+        self.folder = Path(folder)
+        self.fields = tuple(fields)
+        # Each field's constant default as (encoding, value): what an added field means
+        # for the settings stored before it existed.
+        self.defaults = dict(defaults or {})
+        self._lock_file: Any = None
+        self._record: Any = None
+        self._unsynced = 0
+        self._synced_at = 0.0
+
+    @classmethod
+    def for_space(cls, space: Space[Any], folder: Path | str | None = None) -> Store:
+        from superparams.identity import canonical, encode
+        from superparams.space import Dimension
+        from superparams.space import Space as SpaceType
+
+        experiment = space.experiment_class
+        info = experiment._sp_info()
+        defaults = {}
+        for name in info.fields:
+            default = info.defaults.get(name)
+            if name in info.defaults and not isinstance(default, (Dimension, SpaceType)):
+                with contextlib.suppress(Exception):  # no stable encoding: no carrying over
+                    plain = canonical(default, info.annotations.get(name))
+                    defaults[name] = (encode(plain, name), plain)
+        return cls(folder or folder_for(experiment), info.fields, defaults)
+
+    # -- paths ---------------------------------------------------------------------------
+
+    @property
+    def record_path(self) -> Path:
+        return self.folder / RECORD
+
+    @property
+    def results_path(self) -> Path:
+        return self.folder / RESULTS
+
+    def log_path(self, setting_id: str) -> Path:
+        return self.folder / LOGS / f"{setting_id}.log"
+
+    # -- the lock and the writer -----------------------------------------------------------
+
+    def open(self) -> Store:
+        """Take the folder for writing: lock it, cut a torn tail, bring results up to date."""
+        (self.folder / LOGS).mkdir(parents=True, exist_ok=True)
+        lock = open(self.folder / LOCK, "a+")  # noqa: SIM115  # held until close()
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            lock.close()
+            msg = (
+                f"another run is writing to {self.folder} ({holder}); wait for it to "
+                "finish or stop it, then run again"
+            )
+            raise StoreLockedError(msg) from None
+        lock.seek(0)
+        lock.truncate()
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        lock.write(f"pid {os.getpid()} on {socket.gethostname()}, started {started}")
+        lock.flush()
+        self._lock_file = lock
+        _cut_torn_tail(self.record_path)
+        self.compact()
+        self._record = open(self.record_path, "ab")  # noqa: SIM115  # the run's writer
+        return self
+
+    def close(self) -> None:
+        """Sync the record, write results.parquet, and release the lock."""
+        if self._record is not None:
+            self.commit()
+            self._record.close()
+            self._record = None
+            self.compact()
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the flock
+            self._lock_file = None
+
+    def __enter__(self) -> Store:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def started(self, setting_id: str, attempt: int, worker: int) -> None:
+        """Note that a setting started (not synced: a lost line only loses 'interrupted')."""
+        line = {"event": "started", "id": setting_id, "attempt": attempt, "worker": worker}
+        self._write(line)
+
+    def append(
+        self, outcome: Outcome, label: str, params: Mapping[str, Any], enc: Mapping[str, str]
+    ) -> None:
+        """Write an outcome; it is durable after the next :meth:`commit`."""
+        line = {
+            "event": "outcome",
+            "id": outcome.id,
+            "label": label,
+            "status": outcome.status,
+            "attempt": outcome.attempt,
+            "started": outcome.started,
+            "seconds": round(outcome.finished - outcome.started, 6),
+            "worker": outcome.worker,
+            "log": outcome.log,
+            "params": params,
+            "enc": enc,
+            "rows": outcome.rows,
+        }
+        if outcome.failure is not None:
+            line["cause"] = outcome.failure.cause
+            line["error"] = outcome.failure.error
+            line["traceback"] = outcome.failure.traceback
+        self._write(line)
+        self._unsynced += 1
+
+    def _write(self, line: dict[str, Any]) -> None:
+        if self._record is None:
+            msg = "the store is not open for writing; use it as `with Store(...) as store:`"
+            raise StoreError(msg)
+        self._record.write(_dumps(line).encode() + b"\n")
+
+    def commit(self) -> None:
+        """Make every outcome written so far durable (write, then fsync)."""
+        if self._record is None:
+            return
+        self._record.flush()
+        if self._unsynced:
+            os.fsync(self._record.fileno())
+            self._unsynced = 0
+        self._synced_at = time.monotonic()
+
+    def seconds_since_commit(self) -> float:
+        return time.monotonic() - self._synced_at
+
+    # -- compaction: record -> results.parquet ---------------------------------------------
+
+    def _meta(self) -> dict[str, Any]:
+        try:
+            meta: dict[str, Any] = json.loads((self.folder / META).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {"offset": 0, "fields": None}
+        return meta
+
+    def compact(self) -> None:
+        """Bring results.parquet up to date with the record, atomically.
+
+        Reads only the record past what results.parquet already holds, unless the class's
+        fields changed since (then the whole record, to re-key the stored settings).
+        """
+        import polars as pl
+
+        meta = self._meta()
+        fields = list(self.fields)
+        rebuild = meta.get("fields") != fields or not self.results_path.exists()
+        offset = 0 if rebuild else int(meta.get("offset", 0))
+        lines, end = _read_record(self.record_path, offset)
+        if not lines and not rebuild:
+            return
+        new = _frame(_rows(lines, self.fields, self.defaults, live=False))
+        table = new if rebuild else _concat([pl.read_parquet(self.results_path), new])
+        table = _latest(table)
+        _atomic_write(self.results_path, lambda path: table.write_parquet(path))
+        meta_text = json.dumps({"offset": end, "fields": fields})
+        _atomic_write(self.folder / META, lambda path: Path(path).write_text(meta_text))
+
+    # -- readers ---------------------------------------------------------------------------
+
+    def table(self) -> pl.DataFrame:
+        """Every stored setting's latest outcome, including a run in progress."""
+        import polars as pl
+
+        meta = self._meta()
+        if meta.get("fields") == list(self.fields) and self.results_path.exists():
+            base = pl.read_parquet(self.results_path)
+            lines, _ = _read_record(self.record_path, int(meta.get("offset", 0)))
+        else:  # never compacted, or compacted for other fields: read the whole record
+            base = None
+            lines, _ = _read_record(self.record_path, 0)
+        live = self.is_locked()
+        tail = _frame(_rows(lines, self.fields, self.defaults, live=live))
+        frames = [f for f in (base, tail) if f is not None and f.height]
+        if not frames:
+            return _frame([])
+        return _latest(_concat(frames))
+
+    def known(self) -> dict[str, Known]:
+        """The latest status and attempt count of every stored setting, by id."""
+        table = self.table()
+        if table.is_empty():
+            return {}
+        firsts = table.unique(subset="id", keep="first", maintain_order=True)
+        return {
+            i: Known(s, a)
+            for i, s, a in zip(
+                firsts["id"].to_list(),
+                firsts["status"].to_list(),
+                firsts["attempt"].to_list(),
+                strict=True,
+            )
+        }
+
+    def plan(self, space: Space[Any]) -> Plan:
+        """Sort a space's settings by what the store knows of them."""
+        known = self.known() if self.folder.exists() else {}
+        plan = Plan()
+        seen: set[str] = set()
+        for position, sid in enumerate(space._sp_ids()):
+            plan.ids.append(sid)
+            if sid in seen:  # the same setting twice (a union, say): run it once
+                continue
+            seen.add(sid)
+            k = known.get(sid)
+            if k is None:
+                plan.new.append(position)
+                continue
+            plan.attempts[position] = k.attempt
+            if k.status == "completed":
+                plan.done.append(position)
+            elif k.status == "failed":
+                plan.failed.append(position)
+            else:
+                plan.interrupted.append(position)
+        plan.stale = [sid for sid in known if sid not in seen]
+        return plan
+
+    def is_locked(self) -> bool:
+        """Whether a run is writing to this folder right now."""
+        path = self.folder / LOCK
+        if self._lock_file is not None:
+            return True
+        if not path.exists():
+            return False
+        with open(path) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+    def clean(self) -> None:
+        """Remove every stored result and log of this experiment."""
+        import shutil
+
+        if not self.folder.exists():
+            return
+        with self:  # holding the lock: never clean under a running run
+            for name in (RECORD, RESULTS, META):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.folder / name).unlink()
+            shutil.rmtree(self.folder / LOGS, ignore_errors=True)
+            self._record.close()
+            self._record = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# -- the record ------------------------------------------------------------------------
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, default=_jsonable, separators=(",", ":"), allow_nan=True)
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON stand-in for a value run() returned that JSON has no type for."""
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        return value.item()  # a numpy scalar
+    if hasattr(value, "tolist"):
+        return value.tolist()  # an array
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Drop a last line that a crash left without its newline."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    with open(path, "rb+") as f:
+        f.seek(max(0, size - 1))
+        if f.read(1) == b"\n":
+            return
+        chunk = 1 << 16
+        pos = size
+        while pos > 0:
+            start = max(0, pos - chunk)
+            f.seek(start)
+            data = f.read(pos - start)
+            nl = data.rfind(b"\n")
+            if nl >= 0:
+                f.truncate(start + nl + 1)
+                return
+            pos = start
+        f.truncate(0)
+
+
+def _read_record(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The whole lines of the record from ``offset``, and the offset after them."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n") + 1  # a torn last line is not read
+    lines = []
+    for raw in data[:end].splitlines():
+        try:
+            lines.append(json.loads(raw))
+        except json.JSONDecodeError:
+            continue  # a torn line in the middle can only come from a crash: skip it
+    return lines, offset + end
+
+
+def _rows(
+    lines: list[dict[str, Any]],
+    fields: tuple[str, ...],
+    defaults: Mapping[str, tuple[str, Any]],
+    *,
+    live: bool,
+) -> list[dict[str, Any]]:
+    """Result rows from record lines: each outcome's rows, and interrupted settings.
+
+    A setting that started and has no outcome after it was interrupted, or, while a run
+    holds the folder (``live``), is running.
+    """
+    rows: list[dict[str, Any]] = []
+    open_starts: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        sid = str(line.get("id"))
+        if line.get("event") == "started":
+            open_starts[sid] = line
+            continue
+        if line.get("event") != "outcome":
+            continue
+        open_starts.pop(sid, None)
+        params = dict(line.get("params") or {})
+        enc = line.get("enc") or {}
+        if fields and set(enc) != set(fields):
+            sid, params = _rekey(enc, params, fields, defaults)
+            if sid is None:
+                continue  # run with fields the class no longer has: it is not this class's
+        base = {"id": sid, "label": line.get("label"), **params}
+        book = {
+            "status": line.get("status"),
+            "attempt": line.get("attempt"),
+            "cause": line.get("cause"),
+            "error": line.get("error"),
+            "traceback": line.get("traceback"),
+            "started": line.get("started"),
+            "seconds": line.get("seconds"),
+            "worker": line.get("worker"),
+            "log": line.get("log"),
+        }
+        results = line.get("rows") or [{}]
+        for result in results:
+            row = dict(base)
+            for key, val in result.items():
+                row[f"result.{key}" if key in base or key in book else key] = val
+            row.update(book)
+            rows.append(row)
+    for sid, start in open_starts.items():
+        rows.append(
+            {
+                "id": sid,
+                "status": "running" if live else "interrupted",
+                "attempt": start.get("attempt"),
+                "worker": start.get("worker"),
+                "cause": None if live else "interrupted",
+            }
+        )
+    return rows
+
+
+def _rekey(
+    enc: Mapping[str, str],
+    params: dict[str, Any],
+    fields: tuple[str, ...],
+    defaults: Mapping[str, tuple[str, Any]],
+) -> tuple[str | None, dict[str, Any]]:
+    """The id a setting stored under other fields has now, or None if it has none.
+
+    A stored setting lacking a field that now has a constant default counts as run with
+    that default; one with a field the class no longer has does not belong to it.
+    """
+    if set(enc) - set(fields):
+        return None, params
+    full = dict(enc)
+    for name in fields:
+        if name not in full:
+            if name not in defaults:
+                return None, params
+            full[name], params[name] = defaults[name]
+    return setting_id(full), params
+
+
+def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """A typed table from rows whose values may differ in type between rows."""
+    import polars as pl
+
+    if not rows:
+        return pl.DataFrame(schema={"id": pl.String, "status": pl.String, "attempt": pl.Int64})
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    data = {}
+    for name in columns:
+        data[name] = _series(name, [row.get(name) for row in rows])
+    frame = pl.DataFrame(data)
+    if "started" in frame.columns and frame.schema["started"].is_numeric():
+        started = (pl.col("started") * 1_000_000).cast(pl.Int64)
+        frame = frame.with_columns(pl.from_epoch(started, time_unit="us").alias("started"))
+    return frame
+
+
+def _series(name: str, values: list[Any]) -> pl.Series:
+    import polars as pl
+
+    kinds = {type(v) for v in values if v is not None}
+    if kinds <= {int, float} or kinds <= {bool} or kinds <= {str}:
+        return pl.Series(name, values)
+    try:
+        return pl.Series(name, values, strict=False)
+    except (TypeError, ValueError, pl.exceptions.PolarsError):
+        return pl.Series(name, [None if v is None else _dumps(v) for v in values])
+
+
+def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    import polars as pl
+
+    kept = [f for f in frames if f.height]
+    if len(kept) <= 1:
+        return kept[0] if kept else frames[0]
+    frames = kept
+    try:
+        return pl.concat(frames, how="diagonal_relaxed")
+    except pl.exceptions.PolarsError:
+        # Columns whose types cannot be reconciled (a list here, a number there): as text.
+        clashing = set()
+        for f in frames[1:]:
+            for name, dtype in f.schema.items():
+                if name in frames[0].schema and frames[0].schema[name] != dtype:
+                    clashing.add(name)
+        frames = [
+            f.with_columns(
+                pl.col(c).cast(pl.String, strict=False) for c in clashing if c in f.columns
+            )
+            for f in frames
+        ]
+        return pl.concat(frames, how="diagonal_relaxed")
+
+
+def _latest(table: pl.DataFrame) -> pl.DataFrame:
+    """Only the rows of each setting's latest outcome (the highest attempt)."""
+    import polars as pl
+
+    if table.is_empty():
+        return table
+    latest = pl.col("attempt").fill_null(0).max().over("id")
+    return table.filter(pl.col("attempt").fill_null(0) == latest)
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(str(tmp))
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def iter_record(path: Path) -> Iterator[dict[str, Any]]:
+    """Every whole line of a record, for tools and tests."""
+    lines, _ = _read_record(path, 0)
+    yield from lines

@@ -1,0 +1,334 @@
+"""What runs inside a worker: one setting, its log, and the outcome it hands back.
+
+A worker holds the *base* (the space being run) once, and gets each setting as a
+position in it: a few bytes per setting, however large the data the space holds. It
+runs the setting with stdout and stderr sent to the setting's log file, and turns
+whatever happens (results, an exception, results that cannot be pickled) into an
+:class:`Outcome`. The driver alone writes the store.
+
+This module is also the worker process's program (``python -m superparams.worker``),
+started by :class:`superparams.executors.local.LocalExecutor`; it talks to the driver
+over two pipes, so the user's script is never imported a second time as ``__main__``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import pickle
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TextIO
+
+TRACEBACK_LINES = 30  # how much of a traceback an outcome keeps; the log has all of it
+
+Cause = Literal["raised", "killed", "timeout", "unpicklable", "interrupted"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One setting to run: where it is in the base space, and where its log goes."""
+
+    position: int
+    id: str
+    attempt: int
+    log: str
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a setting failed: the cause, the error line, and the end of the traceback."""
+
+    cause: Cause
+    error: str  # e.g. "ValueError: lr must be positive", or "killed by SIGKILL"
+    traceback: str = ""
+
+
+@dataclass
+class Outcome:
+    """What became of one attempt at one setting: its result rows, or its failure."""
+
+    id: str
+    attempt: int
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    failure: Failure | None = None
+    started: float = 0.0
+    finished: float = 0.0
+    worker: int = 0
+    log: str = ""
+
+    @property
+    def status(self) -> str:
+        return "completed" if self.failure is None else "failed"
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+# -- results ---------------------------------------------------------------------------
+
+
+def rows_of(result: Any) -> list[dict[str, Any]]:
+    """The rows a run() result stands for, with nested dicts flattened to dotted names.
+
+    >>> rows_of({"loss": 0.1, "eval": {"acc": 0.9}})
+    [{'loss': 0.1, 'eval.acc': 0.9}]
+    """
+    if result is None:
+        return []
+    if isinstance(result, Mapping):
+        return [_flatten(result)]
+    to_dicts = getattr(result, "to_dicts", None)  # a polars DataFrame
+    if callable(to_dicts):
+        return [_flatten(r) for r in to_dicts()]
+    to_dict = getattr(result, "to_dict", None)  # a pandas DataFrame
+    if callable(to_dict) and hasattr(result, "columns"):
+        return [_flatten(r) for r in to_dict("records")]
+    if isinstance(result, (list, tuple)) and all(isinstance(r, Mapping) for r in result):
+        return [_flatten(r) for r in result]
+    return [{"result": _plain(result)}]
+
+
+def _flatten(row: Mapping[Any, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = _plain(value)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if type(value) not in (int, float, str, bool) and getattr(value, "shape", None) == ():
+        item = getattr(value, "item", None)
+        if callable(item):
+            return item()  # a numpy or torch scalar
+    return value
+
+
+# -- running one setting ---------------------------------------------------------------
+
+
+class WorkerError(RuntimeError):
+    """A worker could not start: nothing can run (the experiment failed to load, say)."""
+
+
+class SettingTimeout(Exception):  # reads as the cause, like KeyboardInterrupt
+    """Raised inside run() when a setting exceeds its time budget."""
+
+
+def run_setting(setting: Any, task: Task, worker: int, *, capture: str) -> Outcome:
+    """Run one setting and return its outcome; never raises for the setting's own faults.
+
+    Args:
+        capture: ``"fd"`` sends file descriptors 1 and 2 to the log (C extensions and
+            child processes included), ``"tee"`` copies Python's output to the log and
+            the terminal (in-process runs, so a debugger stays usable).
+    """
+    started = time.time()
+    outcome = Outcome(task.id, task.attempt, started=started, worker=worker, log=task.log)
+    with _logging(task, capture) as log, _time_limit(task.timeout):
+        try:
+            outcome.rows = rows_of(setting.run())
+        except SettingTimeout:
+            outcome.failure = Failure(
+                "timeout", f"timed out after {task.timeout:g} s", _tail(traceback.format_exc())
+            )
+            traceback.print_exc(file=log)
+        except (Exception, KeyboardInterrupt) as error:
+            tb = _user_traceback(error)
+            log.write(tb)
+            cause: Cause = "interrupted" if isinstance(error, KeyboardInterrupt) else "raised"
+            outcome.failure = Failure(cause, _error_line(error), _tail(tb))
+    outcome.finished = time.time()
+    return outcome
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_traceback(error: BaseException) -> str:
+    """The traceback from the user's run() on: superparams' own frames left out."""
+    frames = traceback.extract_tb(error.__traceback__)
+    keep = [f for f in frames if not os.path.abspath(f.filename).startswith(_PACKAGE + os.sep)]
+    shown = traceback.TracebackException.from_exception(error)
+    shown.stack = traceback.StackSummary.from_list(keep or frames)
+    return "".join(shown.format())
+
+
+def _error_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def _tail(tb: str) -> str:
+    return "\n".join(tb.rstrip().splitlines()[-TRACEBACK_LINES:])
+
+
+@contextlib.contextmanager
+def _logging(task: Task, capture: str) -> Iterator[TextIO]:
+    os.makedirs(os.path.dirname(task.log) or ".", exist_ok=True)
+    with open(task.log, "a", buffering=1, encoding="utf-8", errors="replace") as log:
+        if task.attempt > 1:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            log.write(f"\n----- attempt {task.attempt}, {stamp} -----\n")
+        if capture == "fd":
+            with _fd_redirect(log):
+                yield log
+        else:
+            with _tee(log):
+                yield log
+
+
+@contextlib.contextmanager
+def _fd_redirect(log: TextIO) -> Iterator[None]:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    log.flush()
+    saved = os.dup(1), os.dup(2)
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, *streams: TextIO) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+    def isatty(self) -> bool:
+        return self.streams[0].isatty()
+
+
+@contextlib.contextmanager
+def _tee(log: TextIO) -> Iterator[None]:
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Tee(out, log), _Tee(err, log)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise SettingTimeout in the main thread after ``seconds``; the driver kills later."""
+    if not seconds or not hasattr(signal, "setitimer"):
+        yield
+        return
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only; the executor enforces the limit
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise SettingTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# -- the worker process ----------------------------------------------------------------
+
+
+def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int) -> None:
+    """Run tasks from the driver until it says stop or goes away."""
+    from multiprocessing.connection import Connection
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    _die_with_parent(parent)
+    tasks, results = Connection(inbox, writable=False), Connection(outbox, readable=False)
+    base: Any = None
+    while True:
+        try:
+            message = pickle.loads(tasks.recv_bytes())
+        except (EOFError, OSError):
+            return  # the driver is gone
+        kind = message[0]
+        if kind == "stop":
+            return
+        if kind == "base":
+            _, path, sys_path = message
+            for entry in reversed(sys_path):
+                if entry not in sys.path:
+                    sys.path.insert(0, entry)
+            try:
+                with open(path, "rb") as f:
+                    base = pickle.load(f)
+            except Exception as error:  # whatever it is, the run cannot go on
+                text = f"a worker could not load the experiment: {_error_line(error)}"
+                results.send_bytes(pickle.dumps(WorkerError(text)))
+                return
+            continue
+        task: Task = message[1]
+        setting = base[task.position]
+        setting.__dict__["rank"] = worker
+        setting.__dict__["n_proc"] = n_proc
+        outcome = run_setting(setting, task, worker, capture="fd")
+        try:
+            data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as error:  # any pickling failure is the setting's
+            outcome.rows = []
+            outcome.failure = Failure(
+                "unpicklable",
+                f"run() returned results that cannot be sent back: {_error_line(error)}",
+            )
+            data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            results.send_bytes(data)
+        except OSError:
+            return
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this worker when the driver dies, even by kill -9."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the driver died before prctl took effect
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    # Run the imported module's _serve, so pickled Tasks and Outcomes name
+    # superparams.worker rather than __main__.
+    from superparams import worker as _module
+
+    _module._serve(*(int(a) for a in sys.argv[1:6]))
