@@ -485,9 +485,10 @@ def _rows(
         params = dict(line.get("params") or {})
         enc = line.get("enc") or {}
         if fields and set(enc) != set(fields):
-            sid, params = _rekey(enc, params, fields, defaults)
-            if sid is None:
+            rekeyed = _rekey(enc, params, fields, defaults)
+            if rekeyed is None:
                 continue  # run with fields the class no longer has: it is not this class's
+            sid = rekeyed
         base = {"id": sid, "label": line.get("label"), **params}
         book = {
             "status": line.get("status"),
@@ -525,21 +526,21 @@ def _rekey(
     params: dict[str, Any],
     fields: tuple[str, ...],
     defaults: Mapping[str, tuple[str, Any]],
-) -> tuple[str | None, dict[str, Any]]:
+) -> str | None:
     """The id a setting stored under other fields has now, or None if it has none.
 
     A stored setting lacking a field that now has a constant default counts as run with
     that default; one with a field the class no longer has does not belong to it.
     """
     if set(enc) - set(fields):
-        return None, params
+        return None
     full = dict(enc)
     for name in fields:
         if name not in full:
             if name not in defaults:
-                return None, params
-            full[name], params[name] = defaults[name]
-    return setting_id(full), params
+                return None
+            full[name], params[name] = defaults[name]  # fills in the column too
+    return setting_id(full)
 
 
 def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
