@@ -47,6 +47,7 @@ class SettingStarted(Event):
     label: str
     attempt: int
     worker: int
+    log: str = ""
 
 
 @dataclass(frozen=True)

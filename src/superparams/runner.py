@@ -270,7 +270,9 @@ class _Run:
         task = started.task
         self.store.started(task.id, task.attempt, started.worker)
         label = self.inflight[task.id].label
-        self.emit(SettingStarted(started.time, task.id, label, task.attempt, started.worker))
+        self.emit(
+            SettingStarted(started.time, task.id, label, task.attempt, started.worker, task.log)
+        )
 
     def _record(self, outcome: Outcome) -> None:
         info = self.inflight[outcome.id]
