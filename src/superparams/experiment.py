@@ -32,7 +32,10 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 # Names an experiment's own fields may not take: Experiment's attributes and methods.
 # ``run`` and ``is_valid`` are hooks, meant to be overridden by methods, never by fields.
 RESERVED = frozenset(
-    {"run", "is_valid", "run_all", "results", "plan", "sample", "rank", "n_proc", "id", "label"}
+    {
+        *("run", "is_valid", "run_all", "results", "plan", "sample", "rank", "n_proc", "id"),
+        *("label", "experiment_class", "enumerable"),
+    }
 )
 _HOOKS = frozenset({"run", "is_valid", "__post_init__"})
 _MUTABLE = (list, dict, set, bytearray)
@@ -57,6 +60,7 @@ class _Axis:
         self, names: tuple[str, ...], dims: tuple[Dimension, ...], info: _ClassInfo
     ) -> None:
         self.names, self.dims = names, dims
+        self._annotations = tuple(info.annotations.get(n) for n in names)
         self.enumerable = all(d.enumerable for d in dims)
         self.size = dims[0].size() if self.enumerable else 0
         # Where the names stand in the id text, and their '"name":' prefixes; set by _Layout.
@@ -75,7 +79,10 @@ class _Axis:
     def values(self, j: int) -> tuple[Any, ...]:
         if self._rows is not None:
             return self._rows[j]
-        return tuple(d.get(j) for d in self.dims)
+        # A nested space linked with plain values: those still take their field's type.
+        return tuple(
+            canonical(d.get(j), a) for d, a in zip(self.dims, self._annotations, strict=True)
+        )
 
     def encodings(self, j: int) -> tuple[str, ...]:
         """The canonical encodings of the ``j``-th values, computed once each."""
@@ -146,7 +153,8 @@ class _Layout:
     def draw(self, rng: random.Random) -> Experiment:
         values = self.fixed.copy()
         for axis in self.axes:
-            if axis.enumerable:
+            weighted = any(getattr(d, "weights", None) is not None for d in axis.dims)
+            if axis.enumerable and not weighted:
                 j = rng.randrange(axis.size)
                 values.update(zip(axis.names, axis.values(j), strict=True))
             else:
@@ -336,8 +344,13 @@ class Experiment(Space[Any]):
                 raise ExperimentError(msg)
         for name in info.fields:
             v = state[name]
-            if type(v) is Grid and len(v.points) == 1 and not isinstance(v.points[0], Space):
-                state[name] = copy.deepcopy(v.points[0])
+            if type(v) is Grid and len(v.points) == 1 and _is_plain(v.points[0]):
+                v = state[name] = copy.deepcopy(v.points[0])
+            if _as_dimension(v) is None:  # as in a setting made from a space: 1 -> 1.0, say
+                state[name] = canonical(v, info.annotations.get(name))
+        if info.derived and self._sp_is_setting():
+            for name, der in info.derived:
+                state[name] = der.compute(self)
 
     def __getstate__(self) -> dict[str, Any]:
         # Where a setting came from is its whole space: never worth pickling.
@@ -464,12 +477,7 @@ class Experiment(Space[Any]):
             names = where[0].varied
         else:  # made by hand: the fields that differ from the class's plain defaults
             info = type(self)._sp_info()
-            names = tuple(
-                n
-                for n in info.fields
-                if isinstance(info.defaults.get(n), (Dimension, Space))
-                or encode(self.__dict__[n], n) != encode(info.defaults.get(n), n)
-            )
+            names = tuple(n for n in info.fields if _differs_from_default(self, n))
         return ",".join(f"{n}={_brief(self.__dict__[n])}" for n in names) or "defaults"
 
     def _sp_require_setting(self, what: str) -> None:
@@ -485,6 +493,24 @@ class Experiment(Space[Any]):
 
     def __str__(self) -> str:
         return repr(self) if self._sp_is_setting() else _overview(self)
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether a value is one value, not a space of them (a nested setting is one)."""
+    return not isinstance(value, Space) or (
+        isinstance(value, Experiment) and value._sp_is_setting()
+    )
+
+
+def _differs_from_default(setting: Experiment, name: str) -> bool:
+    info = type(setting)._sp_info()
+    default = info.defaults.get(name)
+    if type(default) is Grid and len(default.points) == 1 and _is_plain(default.points[0]):
+        default = default.points[0]  # a constant written search(x), or a mutable default
+    if isinstance(default, (Dimension, Space)):
+        return True
+    default = canonical(default, info.annotations.get(name))
+    return encode(setting.__dict__[name], name) != encode(default, name)
 
 
 def _guard_run(run: Callable[..., Any]) -> Callable[..., Any]:
