@@ -1,0 +1,353 @@
+"""The Experiment class: a dataclass of parameters whose instance is a space of settings."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import pickle
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pytest
+
+import superparams
+from superparams import (
+    Experiment,
+    ExperimentError,
+    SearchSpaceError,
+    SuperparamsError,
+    derived,
+    search,
+    uniform,
+)
+
+
+class Hyperparams(Experiment):
+    steps: int = 100
+    batch_size: int = search(16, 32)
+
+    def run(self) -> dict[str, int]:
+        return {"total samples": self.batch_size * self.steps}
+
+
+@dataclass
+class Decorated(Experiment):
+    steps: int = 100
+    batch_size: int = search(16, 32)
+
+    def run(self) -> dict[str, int]:
+        return {"total samples": self.batch_size * self.steps}
+
+
+class Area(Experiment):
+    width: int = search(2, 3)
+    height: int = search(10, 20)
+    area: int = derived(lambda s: s.width * s.height)
+
+
+RESERVED = ["rank", "n_proc", "id", "label", "run_all", "results", "plan", "sample"]
+
+
+class TestDataclass:
+    @pytest.mark.parametrize("cls", [Hyperparams, Decorated])
+    def test_a_subclass_is_a_dataclass(self, cls: Any):
+        """A subclass is a dataclass with or without @dataclass on it."""
+        assert dataclasses.is_dataclass(cls)
+        assert [f.name for f in dataclasses.fields(cls)] == ["steps", "batch_size"]
+
+    @pytest.mark.parametrize("cls", [Hyperparams, Decorated])
+    def test_with_or_without_the_decorator_the_space_is_the_same(self, cls: Any):
+        """@dataclass on a subclass changes neither its settings nor its run()."""
+        assert [s.run() for s in cls()] == [{"total samples": 1600}, {"total samples": 3200}]
+
+    @pytest.mark.parametrize("cls", [Hyperparams, Decorated])
+    def test_fields_are_keyword_only(self, cls: Any):
+        """Parameters are given by name, so adding a field never shifts the others."""
+        with pytest.raises(TypeError, match=r"positional"):
+            cls(100)
+
+    def test_a_field_without_default_is_required(self):
+        """A field with no default must be given when the experiment is made."""
+
+        class Seeded(Experiment):
+            seed: int
+
+        with pytest.raises(TypeError, match=r"seed"):
+            Seeded()
+        assert [s.seed for s in Seeded(seed=search(1, 2))] == [1, 2]
+
+    def test_subclasses_inherit_fields(self):
+        """A subclass of an experiment adds its fields after its parent's."""
+
+        class Longer(Hyperparams):
+            optimiser: str = search("sgd", "adam")
+
+        assert len(Longer()) == 4
+        assert Longer()[-1] == Longer(batch_size=32, optimiser="adam")
+        assert Longer()[0].run() == {"total samples": 1600}
+
+    def test_class_variables_are_not_fields(self):
+        """A ClassVar (or an unannotated attribute) is shared data, not a parameter."""
+
+        class Shared(Experiment):
+            data: ClassVar[list[int]] = [1, 2]
+            table = [3, 4]  # noqa: RUF012  # a plain class attribute, on purpose
+            a: int = 1
+
+        assert [f.name for f in dataclasses.fields(Shared)] == ["a"]
+        assert Shared().data == [1, 2]
+        assert Shared.table == [3, 4]
+
+    def test_the_base_class_has_no_instances(self):
+        """Experiment itself is not an experiment: instantiating it says to subclass it."""
+        with pytest.raises(ExperimentError, match=r"subclass it"):
+            Experiment()
+
+    def test_user_post_init_runs_on_settings(self):
+        """A __post_init__ sees plain values: it runs for each setting, not for the space."""
+
+        class Scaled(Experiment):
+            a: int = search(1, 2)
+
+            def __post_init__(self) -> None:
+                self.scaled = self.a * 10
+
+        assert [s.scaled for s in Scaled()] == [10, 20]
+        assert Scaled(a=3).scaled == 30
+        assert not hasattr(Scaled(), "scaled")
+
+    def test_settings_pickle_and_copy(self):
+        """A setting survives pickle and deepcopy with its values and id."""
+        setting = Hyperparams()[1]
+        for clone in (pickle.loads(pickle.dumps(setting)), copy.deepcopy(setting)):
+            assert clone == setting
+            assert clone.id == setting.id
+
+
+class TestMutableDefaults:
+    def test_a_plain_mutable_default_is_allowed(self):
+        """A list default needs no field(default_factory=...)."""
+
+        class Net(Experiment):
+            layers: list[int] = [1, 2, 3]  # noqa: RUF012  # the point of the test
+
+        assert Net().layers == [1, 2, 3]
+
+    def test_each_instance_gets_its_own_copy(self):
+        """Changing one instance's mutable default leaves other instances alone."""
+
+        class Net(Experiment):
+            layers: list[int] = [1, 2, 3]  # noqa: RUF012  # the point of the test
+            table: dict[str, int] = {"a": 1}  # noqa: RUF012  # the point of the test
+
+        first, second = Net(), Net()
+        first.layers.append(4)
+        first.table["b"] = 2
+        assert second.layers == [1, 2, 3]
+        assert second.table == {"a": 1}
+        assert Net().layers == [1, 2, 3]
+
+    def test_each_setting_gets_its_own_copy(self):
+        """Settings of one space never share a mutable value."""
+
+        class Net(Experiment):
+            layers: list[int] = [1, 2, 3]  # noqa: RUF012  # the point of the test
+            seed: int = search(0, 1)
+
+        space = Net()
+        first, second = space
+        first.layers.append(4)
+        assert second.layers == [1, 2, 3]
+        assert space[0].layers == [1, 2, 3]
+
+    def test_a_search_of_one_list_is_the_list(self):
+        """search([1, 2, 3]) is a field holding that list, copied per setting."""
+
+        class Tagged(Experiment):
+            tags: list[int] = search([1, 2, 3])
+
+        first, second = Tagged(), Tagged()
+        assert first.tags == [1, 2, 3]
+        first.tags.append(4)
+        assert second.tags == [1, 2, 3]
+
+
+class TestOverrides:
+    def test_a_search_override(self):
+        """Passing search(...) for a field searches over those values instead."""
+        assert [s.batch_size for s in Hyperparams(batch_size=search(2, 4, 8))] == [2, 4, 8]
+
+    def test_a_value_override_makes_a_setting(self):
+        """Passing one value for every searched field gives a single setting."""
+        setting = Hyperparams(batch_size=64)
+        assert len(setting) == 1
+        assert setting.run() == {"total samples": 6400}
+        assert setting[0] == setting
+
+    def test_a_wrong_name_suggests_the_close_one(self):
+        """An unknown field name raises, offering the closest field."""
+        with pytest.raises(ExperimentError, match=r"did you mean 'batch_size'\?"):
+            Hyperparams(bach_size=8)
+
+    def test_a_wrong_name_lists_the_fields(self):
+        """An unknown field with no close match lists the fields there are."""
+        with pytest.raises(ExperimentError, match=r"no field 'zzz'; its fields are steps, batch"):
+            Hyperparams(zzz=8)
+
+    def test_experiment_error_is_a_type_error(self):
+        """An ExperimentError can be caught as TypeError, like a bad keyword argument."""
+        with pytest.raises(TypeError):
+            Hyperparams(bach_size=8)
+
+
+class TestReservedNames:
+    def test_every_setting_has_rank_and_n_proc(self):
+        """rank is 0 and n_proc is 1 on every setting outside a parallel run."""
+        for setting in Hyperparams():
+            assert (setting.rank, setting.n_proc) == (0, 1)
+
+    @pytest.mark.parametrize("name", [*RESERVED, "experiment_class", "enumerable"])
+    def test_a_field_cannot_take_a_reserved_name(self, name: str):
+        """A field named like an Experiment attribute fails at class creation, naming it."""
+        with pytest.raises(ExperimentError, match=rf"Clash\.{name} clashes with"):
+            type("Clash", (Experiment,), {"__annotations__": {name: int}, name: 1})
+
+    @pytest.mark.parametrize("name", [*RESERVED, "experiment_class", "enumerable"])
+    def test_a_method_cannot_take_a_reserved_name(self, name: str):
+        """A method named like an Experiment attribute fails at class creation, naming it."""
+
+        def method(self: Any) -> None:
+            pass
+
+        with pytest.raises(ExperimentError, match=rf"Clash defines '{name}'"):
+            type("Clash", (Experiment,), {"__annotations__": {"a": int}, name: method})
+
+    def test_hooks_may_be_overridden(self):
+        """run and is_valid are meant to be defined by the user."""
+
+        class Hooked(Experiment):
+            a: int = search(1, 2)
+
+            def run(self) -> int:
+                return self.a
+
+            def is_valid(self) -> bool:
+                return self.a > 1
+
+        assert [s.run() for s in Hooked()] == [2]
+
+
+class TestDerived:
+    def test_derived_fields_are_computed_per_setting(self):
+        """derived(f) holds f(setting) in each setting of the space."""
+        assert [(s.width, s.height, s.area) for s in Area()] == [
+            (2, 10, 20),
+            (2, 20, 40),
+            (3, 10, 30),
+            (3, 20, 60),
+        ]
+
+    def test_derived_fields_add_no_dimension(self):
+        """A derived field does not multiply the size of the space."""
+        assert len(Area()) == 4
+
+    def test_a_setting_made_by_hand_computes_it_too(self):
+        """An instance given a value for every field is a setting with its derived field."""
+        assert Area(width=2, height=10).area == 20
+        assert Area(width=2, height=10) == Area()[0]
+
+    def test_a_derived_field_cannot_be_overridden(self):
+        """Passing a value for a derived field raises an ExperimentError naming it."""
+        with pytest.raises(ExperimentError, match=r"Area\.area is derived .* \(got area=5\)"):
+            Area(area=5)
+
+
+class TestRun:
+    def test_run_on_a_space_says_what_to_call(self):
+        """run() on a space of several settings names how many and points to run_all()."""
+        with pytest.raises(ExperimentError, match=r"space of 2 settings; call \.run_all\(\)"):
+            Hyperparams().run()
+
+    def test_run_on_a_space_that_draws(self):
+        """run() on a space with distributions says it is a space, not a setting."""
+
+        class Drawn(Experiment):
+            lr: float = uniform(0.0, 1.0)
+
+            def run(self) -> float:
+                return self.lr
+
+        with pytest.raises(ExperimentError, match=r"space of many settings"):
+            Drawn().run()
+
+    def test_run_on_a_setting_runs_it(self):
+        """run() on one setting returns what the user's run() returns."""
+        assert Hyperparams()[1].run() == {"total samples": 3200}
+
+    def test_a_missing_run_says_to_define_it(self):
+        """An experiment without run() says so when asked to run."""
+
+        class Idle(Experiment):
+            a: int = 1
+
+        with pytest.raises(ExperimentError, match=r"define run\(self\)"):
+            Idle().run()
+
+
+class TestPrint:
+    def test_a_space_prints_an_overview(self):
+        """print(space) shows each field, what it is searched over, and the number of settings."""
+        assert str(Hyperparams()).splitlines() == [
+            "Hyperparams: 2 settings",
+            "  steps       int  100",
+            "  batch_size  int  search(16, 32)  2 values",
+        ]
+
+    def test_a_space_that_draws_prints_an_overview(self):
+        """print(space) of a space with distributions says it is sampled only."""
+
+        class Drawn(Experiment):
+            lr: float = uniform(0.0, 1.0)
+            depth: int = search(1, 2)
+            area: int = derived(lambda s: s.depth * 2)
+
+        assert str(Drawn()).splitlines() == [
+            "Drawn: sampled only",
+            "  lr     float  uniform(0.0, 1.0)  drawn",
+            "  depth  int    search(1, 2)       2 values",
+            "  area   int    derived(<lambda>)",
+        ]
+
+    def test_a_setting_prints_its_dataclass_repr(self):
+        """print(setting) is the dataclass repr of its values."""
+        assert str(Hyperparams()[0]) == "Hyperparams(steps=100, batch_size=16)"
+        assert repr(Hyperparams()[0]) == "Hyperparams(steps=100, batch_size=16)"
+
+    def test_a_union_prints_each_part(self):
+        """print(a | b) shows the overview of each space."""
+        text = str(Hyperparams() | Hyperparams(steps=search(1, 2)))
+        assert text.count("Hyperparams: 2 settings") == 1
+        assert text.count("Hyperparams: 4 settings") == 1
+
+
+class TestErrors:
+    @pytest.mark.parametrize(
+        ("error", "builtin"),
+        [
+            (superparams.SearchSpaceError, ValueError),
+            (superparams.ExperimentError, TypeError),
+            (superparams.IdentityError, TypeError),
+            (superparams.StoreError, RuntimeError),
+            (superparams.StoreLockedError, RuntimeError),
+            (superparams.UsageError, ValueError),
+        ],
+    )
+    def test_errors_are_also_builtins(self, error: type[Exception], builtin: type[Exception]):
+        """Each error is a SuperparamsError and the builtin it resembles."""
+        assert issubclass(error, SuperparamsError)
+        assert issubclass(error, builtin)
+
+    def test_usage_errors_exit_with_2(self):
+        """A command-line usage error carries exit code 2; the others 1."""
+        assert superparams.UsageError.exit_code == 2
+        assert SearchSpaceError.exit_code == 1
