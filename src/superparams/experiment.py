@@ -436,7 +436,14 @@ class Experiment(Space[Any]):
     @overload
     def __getitem__(self, i: slice) -> list[Self]: ...
     def __getitem__(self, i: int | slice) -> Self | list[Self]:
-        return super().__getitem__(i)
+        layout = self._sp_layout()
+        if isinstance(i, slice) or self._filters() or not layout.enumerable:
+            return super().__getitem__(i)
+        j = i + layout.size if i < 0 else i
+        if not 0 <= j < layout.size:
+            msg = f"setting index {i} is out of range for a space of {layout.size} settings"
+            raise IndexError(msg)
+        return layout.get(j)  # type: ignore[return-value]
 
     def sample(self, n: int, seed: int = 0) -> Space[Self]:
         return super().sample(n, seed)

@@ -232,9 +232,11 @@ class _Run:
         previous = _catch_interrupts(self._interrupt)
         try:
             while pending or self.executor.busy:
-                while pending and self.executor.free > 0 and not self.stops:
+                free = self.executor.free
+                while pending and free > 0 and not self.stops:
                     position = pending.popleft()
-                    self._submit(position, attempts.get(position, 0) + 1)
+                    self._submit(position, stored.ids[position], attempts.get(position, 0) + 1)
+                    free -= 1
                 if self.stops and not self.executor.busy:
                     break
                 wait = COMMIT_INTERVAL if self.unreported else 1.0
@@ -256,15 +258,14 @@ class _Run:
         self.remaining = len(pending) + len(self.inflight)
         self.interrupted = self.stops > 0
 
-    def _submit(self, position: int, attempt: int) -> None:
+    def _submit(self, position: int, sid: str, attempt: int) -> None:
         setting: Experiment = self.space[position]
-        sid = setting.id
+        setting.__dict__["_sp_id"] = sid  # known from the plan: no need to hash it again
         if sid not in self.inflight:
             self.inflight[sid] = _InFlight(
                 position, setting.label, _params(setting), setting._sp_encodings(), attempt
             )
-        log = str(self.store.log_path(sid))
-        self.executor.submit(Task(position, sid, attempt, log, self.timeout))
+        self.executor.submit(Task(position, sid, attempt, self.store.log_path(sid), self.timeout))
 
     def _started(self, started: Started) -> None:
         task = started.task

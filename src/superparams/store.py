@@ -141,6 +141,7 @@ class Store:
         defaults: Mapping[str, tuple[str, Any]] | None = None,
     ) -> None:
         self.folder = Path(folder)
+        self._logs = f"{self.folder / LOGS}{os.sep}"
         self.fields = tuple(fields)
         # Each field's constant default as (encoding, value): what an added field means
         # for the settings stored before it existed.
@@ -177,8 +178,9 @@ class Store:
     def results_path(self) -> Path:
         return self.folder / RESULTS
 
-    def log_path(self, setting_id: str) -> Path:
-        return self.folder / LOGS / f"{setting_id}.log"
+    def log_path(self, setting_id: str) -> str:
+        """Where a setting's log goes (a string: it is made for every setting)."""
+        return f"{self._logs}{setting_id}.log"
 
     # -- the lock and the writer -----------------------------------------------------------
 
@@ -227,8 +229,11 @@ class Store:
 
     def started(self, setting_id: str, attempt: int, worker: int) -> None:
         """Note that a setting started (not synced: a lost line only loses 'interrupted')."""
-        line = {"event": "started", "id": setting_id, "attempt": attempt, "worker": worker}
-        self._write(line)
+        if self._record is None:
+            self._write({})  # raises the error for a store not open
+        # Formatted by hand: this line is written for every setting, and ids are hex.
+        line = f'{{"event":"started","id":"{setting_id}","attempt":{attempt},"worker":{worker}}}\n'
+        self._record.write(line.encode())
 
     def append(
         self, outcome: Outcome, label: str, params: Mapping[str, Any], enc: Mapping[str, str]

@@ -136,20 +136,24 @@ def run_setting(setting: Any, task: Task, worker: int, *, capture: str) -> Outco
     """
     started = time.time()
     outcome = Outcome(task.id, task.attempt, started=started, worker=worker, log=task.log)
-    with _logging(task, capture) as log, _time_limit(task.timeout):
-        try:
-            outcome.rows = rows_of(setting.run())
-        except SettingTimeout:
-            outcome.failure = Failure(
-                "timeout", f"timed out after {task.timeout:g} s", _tail(traceback.format_exc())
-            )
-            traceback.print_exc(file=log)
-        except (Exception, KeyboardInterrupt) as error:
-            tb = _user_traceback(error)
-            log.write(tb)
-            cause: Cause = "interrupted" if isinstance(error, KeyboardInterrupt) else "raised"
-            outcome.failure = Failure(cause, _error_line(error), _tail(tb))
-    outcome.finished = time.time()
+    log = _Log(task)
+    try:
+        with log.capture(capture), _time_limit(task.timeout):
+            try:
+                outcome.rows = rows_of(setting.run())
+            except SettingTimeout as error:
+                tb = _user_traceback(error)
+                log.write(tb)
+                outcome.failure = Failure("timeout", f"timed out after {task.timeout:g} s", tb)
+            except (Exception, KeyboardInterrupt) as error:
+                tb = _user_traceback(error)
+                log.write(tb)
+                cause: Cause = "interrupted" if isinstance(error, KeyboardInterrupt) else "raised"
+                outcome.failure = Failure(cause, _error_line(error), _tail(tb))
+    finally:
+        outcome.finished = time.time()
+        if log.close(keep=outcome.failure is not None):
+            outcome.log = ""
     return outcome
 
 
@@ -174,39 +178,67 @@ def _tail(tb: str) -> str:
     return "\n".join(tb.rstrip().splitlines()[-TRACEBACK_LINES:])
 
 
-@contextlib.contextmanager
-def _logging(task: Task, capture: str) -> Iterator[TextIO]:
-    os.makedirs(os.path.dirname(task.log) or ".", exist_ok=True)
-    with open(task.log, "a", buffering=1, encoding="utf-8", errors="replace") as log:
+# This process's own stdout and stderr, kept aside once while settings borrow fds 1 and 2.
+_SAVED_FDS: tuple[int, int] | None = None
+
+
+class _Log:
+    """One setting's log file, opened for one attempt; removed if it stays empty."""
+
+    def __init__(self, task: Task) -> None:
+        self.path = task.log
+        try:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if task.attempt > 1:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            log.write(f"\n----- attempt {task.attempt}, {stamp} -----\n")
-        if capture == "fd":
-            with _fd_redirect(log):
-                yield log
+            self.write(f"\n----- attempt {task.attempt}, {stamp} -----\n")
+
+    def write(self, text: str) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.write(self.fd, text.encode("utf-8", "replace"))
+
+    @contextlib.contextmanager
+    def capture(self, how: str) -> Iterator[None]:
+        if how == "fd":
+            with self._redirect():
+                yield
         else:
-            with _tee(log):
-                yield log
+            with _tee(self.fd):
+                yield
 
+    @contextlib.contextmanager
+    def _redirect(self) -> Iterator[None]:
+        global _SAVED_FDS  # once per process, on first use
+        if _SAVED_FDS is None:
+            _SAVED_FDS = os.dup(1), os.dup(2)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(self.fd, 1)
+        os.dup2(self.fd, 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os.dup2(_SAVED_FDS[0], 1)
+            os.dup2(_SAVED_FDS[1], 2)
 
-@contextlib.contextmanager
-def _fd_redirect(log: TextIO) -> Iterator[None]:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    log.flush()
-    saved = os.dup(1), os.dup(2)
-    os.dup2(log.fileno(), 1)
-    os.dup2(log.fileno(), 2)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        os.close(saved[0])
-        os.close(saved[1])
+    def close(self, *, keep: bool) -> bool:
+        """Close the file; remove it if nothing was written and ``keep`` is false.
+
+        Returns whether it was removed.
+        """
+        empty = os.fstat(self.fd).st_size == 0
+        os.close(self.fd)
+        if empty and not keep:
+            os.unlink(self.path)  # nothing was written: no empty file to wade through
+            return True
+        return False
 
 
 class _Tee(io.TextIOBase):
@@ -227,13 +259,15 @@ class _Tee(io.TextIOBase):
 
 
 @contextlib.contextmanager
-def _tee(log: TextIO) -> Iterator[None]:
+def _tee(fd: int) -> Iterator[None]:
+    log = open(fd, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
     out, err = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _Tee(out, log), _Tee(err, log)
     try:
         yield
     finally:
         sys.stdout, sys.stderr = out, err
+        log.close()
 
 
 @contextlib.contextmanager
@@ -292,24 +326,27 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int) -> No
                 results.send_bytes(pickle.dumps(WorkerError(text)))
                 return
             continue
-        task: Task = message[1]
-        setting = base[task.position]
-        setting.__dict__["rank"] = worker
-        setting.__dict__["n_proc"] = n_proc
-        outcome = run_setting(setting, task, worker, capture="fd")
-        try:
-            data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as error:  # any pickling failure is the setting's
-            outcome.rows = []
-            outcome.failure = Failure(
-                "unpicklable",
-                f"run() returned results that cannot be sent back: {_error_line(error)}",
-            )
-            data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
-        try:
-            results.send_bytes(data)
-        except OSError:
-            return
+        for task in message[1]:
+            setting = base[task.position]
+            setting.__dict__["rank"] = worker
+            setting.__dict__["n_proc"] = n_proc
+            outcome = run_setting(setting, task, worker, capture="fd")
+            try:
+                results.send_bytes(_pickle_outcome(outcome))
+            except OSError:
+                return
+
+
+def _pickle_outcome(outcome: Outcome) -> bytes:
+    try:
+        return pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as error:  # any pickling failure is the setting's
+        outcome.rows = []
+        outcome.failure = Failure(
+            "unpicklable",
+            f"run() returned results that cannot be sent back: {_error_line(error)}",
+        )
+        return pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _die_with_parent(parent: int) -> None:

@@ -72,6 +72,7 @@ class _Worker:
         self.results = Connection(out_r, writable=False)
         # Sent and not yet answered, in order; the head is running since `since`.
         self.inflight: deque[Task] = deque()
+        self.unsent: list[Task] = []  # the tail of inflight, sent together by flush()
         self.since = 0.0
         self.killed_for_timeout = False
 
@@ -156,7 +157,9 @@ class LocalExecutor(Executor):
 
     @property
     def free(self) -> int:
-        return sum(self._depth() - len(w.inflight) for w in self._workers)
+        # A worker is topped up once half its queue is done, so tasks go in batches.
+        depth = self._depth()
+        return sum(depth - len(w.inflight) for w in self._workers if len(w.inflight) <= depth // 2)
 
     @property
     def busy(self) -> int:
@@ -164,23 +167,33 @@ class LocalExecutor(Executor):
 
     def _depth(self) -> int:
         # Queue ahead only for quick settings: a slow one gains nothing from it, and a
-        # queued setting would start after Ctrl-C asked the run to wind down.
-        if self._recent and sorted(self._recent)[len(self._recent) // 2] < 0.5:
-            return self.depth
-        return 1
+        # queued setting would start after Ctrl-C asked the run to wind down. The
+        # quicker they are, the more are queued, and sent in one message.
+        if not self._recent:
+            return 1
+        median = sorted(self._recent)[len(self._recent) // 2]
+        if median < 0.01:
+            return self.depth * 8
+        return self.depth if median < 0.5 else 1
 
     def submit(self, task: Task) -> None:
-        worker = min(self._workers, key=lambda w: len(w.inflight))
-        self._send(worker, task)
-
-    def _send(self, worker: _Worker, task: Task) -> None:
+        depth = self._depth()
+        worker = min(self._workers, key=lambda w: (len(w.inflight) > depth // 2, len(w.inflight)))
         worker.inflight.append(task)
-        try:
-            worker.send(("run", task))
-        except OSError:
-            return  # it died: wait() finds out, blames its running setting, resends this
-        if len(worker.inflight) == 1:
-            self._began(worker)
+        worker.unsent.append(task)
+
+    def _flush(self) -> None:
+        for worker in self._workers:
+            if not worker.unsent:
+                continue
+            idle = len(worker.inflight) == len(worker.unsent)
+            tasks, worker.unsent = worker.unsent, []
+            try:
+                worker.send(("run", tasks))
+            except OSError:
+                continue  # it died: wait() finds out, blames its running setting, resends
+            if idle:
+                self._began(worker)
 
     def _began(self, worker: _Worker) -> None:
         worker.since = time.time()
@@ -189,6 +202,7 @@ class LocalExecutor(Executor):
     def wait(self, timeout: float) -> list[Outcome]:
         if not self._workers:
             return []
+        self._flush()
         outcomes: list[Outcome] = []
         by_conn = {w.results: w for w in self._workers}
         for conn in wait(list(by_conn), timeout=self._until_deadline(timeout)):
@@ -250,8 +264,9 @@ class LocalExecutor(Executor):
             )
         fresh = self._spawn(worker.slot)
         self._workers[self._workers.index(worker)] = fresh
-        for task in lost:
-            self._send(fresh, task)
+        fresh.inflight.extend(lost)
+        fresh.unsent.extend(lost)
+        self._flush()
         return outcomes
 
 
