@@ -73,7 +73,7 @@ class TestDataclass:
             seed: int
 
         with pytest.raises(TypeError, match=r"seed"):
-            Seeded()
+            Seeded()  # type: ignore[call-arg]
         assert [s.seed for s in Seeded(seed=search(1, 2))] == [1, 2]
 
     def test_subclasses_inherit_fields(self):
@@ -187,17 +187,17 @@ class TestOverrides:
     def test_a_wrong_name_suggests_the_close_one(self):
         """An unknown field name raises, offering the closest field."""
         with pytest.raises(ExperimentError, match=r"did you mean 'batch_size'\?"):
-            Hyperparams(bach_size=8)
+            Hyperparams(bach_size=8)  # type: ignore[call-arg]
 
     def test_a_wrong_name_lists_the_fields(self):
         """An unknown field with no close match lists the fields there are."""
         with pytest.raises(ExperimentError, match=r"no field 'zzz'; its fields are steps, batch"):
-            Hyperparams(zzz=8)
+            Hyperparams(zzz=8)  # type: ignore[call-arg]
 
     def test_experiment_error_is_a_type_error(self):
         """An ExperimentError can be caught as TypeError, like a bad keyword argument."""
         with pytest.raises(TypeError):
-            Hyperparams(bach_size=8)
+            Hyperparams(bach_size=8)  # type: ignore[call-arg]
 
 
 class TestReservedNames:
