@@ -1,13 +1,27 @@
 """What a person sees of a run, built from the runner's events.
 
-:class:`PlainDisplay` writes one line per finished setting: for logs, CI and ``nohup``.
+Two views, both plain subscribers (callables taking an :class:`~superparams.events.Event`):
+
+* :class:`PlainDisplay` writes one line per finished or failed setting: for logs, CI and
+  ``nohup``. It needs nothing beyond the standard library.
+* :class:`LiveDisplay` keeps a live view in a terminal (rich): counts, throughput and
+  ETA, the settings running now with the last line each wrote to its log, and a line
+  for each failure as it happens.
+
+Neither decides anything about the run; the time they show comes from an injected
+``clock``, so tests can drive them event by event.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 import time
-from typing import TextIO
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from superparams.events import (
     Event,
@@ -16,10 +30,20 @@ from superparams.events import (
     RunStopping,
     SettingFailed,
     SettingFinished,
+    SettingStarted,
 )
 
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.live import Live
 
-def _duration(seconds: float) -> str:
+
+def duration(seconds: float) -> str:
+    """A short human duration.
+
+    >>> duration(3.25), duration(75), duration(7300)
+    ('3.2s', '1m15s', '2h01m')
+    """
     if seconds < 60:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(int(seconds), 60)
@@ -27,7 +51,15 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def _metrics(results: dict[str, object], width: int = 60) -> str:
+def clock_time(seconds: float) -> str:
+    """Elapsed time as ``m:ss`` or ``h:mm:ss``, as a stopwatch shows it."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def metrics(results: dict[str, object], width: int = 60) -> str:
+    """A setting's results on one line: ``loss=0.1234 acc=0.9``."""
     parts = []
     for key, value in results.items():
         shown = f"{value:.4g}" if isinstance(value, float) else str(value)
@@ -36,12 +68,78 @@ def _metrics(results: dict[str, object], width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-class PlainDisplay:
-    """Plain lines, one per finished or failed setting, then a summary."""
+def short_path(path: str | Path) -> str:
+    """``path`` relative to the working directory when it is under it."""
+    text = str(path)
+    if not text:
+        return text
+    try:
+        return os.path.relpath(text) if Path(text).resolve().is_relative_to(Path.cwd()) else text
+    except (ValueError, OSError):
+        return text
 
-    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False) -> None:
+
+def summary(event: RunFinished) -> str:
+    """The one line that says how a run ended."""
+    state = "interrupted" if event.interrupted else "finished"
+    text = (
+        f"{state} in {duration(event.seconds)}: {event.completed} completed, "
+        f"{event.failed} failed, {event.skipped} done before"
+    )
+    if event.remaining:
+        text += f", {event.remaining} not run"
+    return text
+
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+
+
+def last_line(path: str | Path, size: int = 4096) -> str:
+    """The last line of output in a log file, as a terminal would show it.
+
+    Only the end of the file is read. A progress bar that redraws itself with carriage
+    returns shows its latest state; colour codes are dropped.
+    """
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            end = f.tell()
+            f.seek(max(0, end - size))
+            data = f.read()
+    except OSError:
+        return ""
+    text = _ANSI.sub("", data.decode("utf-8", errors="replace"))
+    for line in reversed(text.splitlines()):
+        for part in reversed(line.split("\r")):
+            if part.strip():
+                return part.strip()
+    return ""
+
+
+# -- plain lines -------------------------------------------------------------------------
+
+
+class PlainDisplay:
+    """Plain lines, one per finished or failed setting, then a summary.
+
+    Args:
+        quiet: only the lines about stopping and the summary.
+        header: a first line saying what the run will do.
+        summary: a last line saying how it went (off when the caller reports the end).
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        quiet: bool = False,
+        header: bool = True,
+        summary: bool = True,
+    ) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
+        self.header = header
+        self.summary = summary
         self.done = 0
         self.total = 0
         self.started = time.time()
@@ -53,7 +151,7 @@ class PlainDisplay:
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self.total, self.started = event.to_run, event.time
-            if not self.quiet:
+            if self.header and not self.quiet:
                 self._line(
                     f"{event.experiment}: {event.total} settings, {event.completed} done before, "
                     f"running {event.to_run} on {event.num_proc} "
@@ -64,7 +162,7 @@ class PlainDisplay:
             if not self.quiet:
                 self._line(
                     f"[{self.done}/{self.total}] done   {event.label} "
-                    f"({_duration(event.seconds)}) {_metrics(event.results)}".rstrip()
+                    f"({duration(event.seconds)}) {metrics(event.results)}".rstrip()
                 )
         elif isinstance(event, SettingFailed):
             if not event.will_retry:
@@ -73,19 +171,222 @@ class PlainDisplay:
                 retry = ", retrying" if event.will_retry else ""
                 self._line(
                     f"[{self.done}/{self.total}] FAILED {event.label}: {event.failure.error}"
-                    f"{retry} (log: {event.log})"
+                    f"{retry} (log: {short_path(event.log)})"
                 )
         elif isinstance(event, RunStopping):
-            self._line(
-                "stopping: waiting for running settings to finish (Ctrl-C again to kill them)"
-                if event.graceful
+            self._line(_stopping(event))
+        elif isinstance(event, RunFinished) and self.summary:
+            self._line(f"{summary(event)}; results: {short_path(event.results)}")
+
+
+def _stopping(event: RunStopping) -> str:
+    if event.graceful:
+        return "stopping: waiting for running settings to finish (Ctrl-C again to kill them)"
+    return "stopping now: killing running settings"
+
+
+# -- the live view -----------------------------------------------------------------------
+
+
+@dataclass
+class _Running:
+    label: str
+    worker: int
+    attempt: int
+    since: float
+    log: str
+
+
+class LiveDisplay:
+    """A live view of a run in a terminal, redrawn a few times a second.
+
+    It shows how many settings completed, failed, run and wait, the throughput and an
+    estimate of the time left, and each running setting with its elapsed time and the
+    last line it wrote to its log. A failure is printed above the view as it happens.
+
+    Args:
+        console: where to draw (default: a rich console on stderr).
+        clock: the current time in seconds since the epoch (tests pass a fake one).
+        live: redraw in place; False only records state (for tests and ``print``).
+        summary: print a line at the end saying how the run went.
+        max_running: how many running settings to list.
+    """
+
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        live: bool = True,
+        refresh_per_second: float = 4,
+        summary: bool = True,
+        max_running: int = 8,
+    ) -> None:
+        from rich.console import Console
+
+        self.console = console or Console(stderr=True)
+        self.clock = clock
+        self.live = live
+        self.refresh_per_second = refresh_per_second
+        self.summary = summary
+        self.max_running = max_running
+        self.experiment = ""
+        self.total = 0
+        self.completed = 0
+        self.failed = 0
+        self.began = 0.0
+        self.running: dict[str, _Running] = {}
+        self.last: SettingFinished | None = None
+        self.stopping: RunStopping | None = None
+        self._live: Live | None = None
+
+    # -- events --------------------------------------------------------------------------
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.experiment, self.total, self.began = event.experiment, event.to_run, event.time
+            if self.live and event.to_run:
+                self._start()
+        elif isinstance(event, SettingStarted):
+            self.running[event.id] = _Running(
+                event.label, event.worker, event.attempt, event.time, event.log
+            )
+        elif isinstance(event, SettingFinished):
+            self.running.pop(event.id, None)
+            self.completed += 1
+            self.last = event
+        elif isinstance(event, SettingFailed):
+            self.running.pop(event.id, None)
+            if not event.will_retry:
+                self.failed += 1
+            self.console.print(self._failure_line(event))
+        elif isinstance(event, RunStopping):
+            self.stopping = event
+            self.console.print(_stopping(event), style="yellow")
+        elif isinstance(event, RunFinished):
+            self.close()
+            if self.summary:
+                self.console.print(
+                    f"{summary(event)}; results: {short_path(event.results)}",
+                    highlight=False,
+                )
+        self._refresh()
+
+    def _start(self) -> None:
+        from rich.live import Live
+
+        self._live = Live(
+            console=self.console,
+            get_renderable=self.__rich__,
+            refresh_per_second=self.refresh_per_second,
+            transient=True,
+        )
+        self._live.start()
+
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.refresh()
+
+    def close(self) -> None:
+        """Stop redrawing; the view disappears, what was printed above it stays."""
+        if self._live is not None:
+            live, self._live = self._live, None
+            live.stop()
+
+    # -- what is drawn -------------------------------------------------------------------
+
+    def _failure_line(self, event: SettingFailed) -> RenderableType:
+        from rich.text import Text
+
+        line = Text()
+        line.append("✗ ", style="bold red")
+        line.append(event.label, style="bold")
+        line.append(f"  {event.failure.error}", style="red")
+        if event.will_retry:
+            line.append(f"  (attempt {event.attempt}; retrying)", style="yellow")
+        if event.log:
+            line.append(f"  log: {short_path(event.log)}", style="dim")
+        return line
+
+    def __rich__(self) -> RenderableType:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        now = self.clock()
+        done = self.completed + self.failed
+        elapsed = max(0.0, now - self.began)
+        waiting = max(0, self.total - done - len(self.running))
+
+        bar = Table.grid(padding=(0, 1))
+        bar.add_column(width=40)
+        bar.add_column(no_wrap=True)
+        percent = f"{100 * done / self.total:.0f}%" if self.total else ""
+        bar.add_row(
+            ProgressBar(total=max(self.total, 1), completed=done, width=40),
+            Text(f"{done}/{self.total}  {percent}  {self.experiment}", style="bold"),
+        )
+
+        counts = Text()
+        counts.append(f"✓ {self.completed} completed", style="green")
+        counts.append("  ")
+        counts.append(f"✗ {self.failed} failed", style="red" if self.failed else "dim")
+        counts.append("  ")
+        counts.append(f"▶ {len(self.running)} running", style="cyan")
+        counts.append(f"  · {waiting} waiting", style="dim")
+
+        pace = Text(style="dim")
+        rate = done / elapsed if done and elapsed > 0 else 0.0
+        pace.append(f"{_rate(rate)}   elapsed {clock_time(elapsed)}")
+        if rate > 0:
+            pace.append(f"   ETA {clock_time((self.total - done) / rate)}")
+        else:
+            pace.append("   ETA ?")
+
+        parts: list[RenderableType] = [bar, counts, pace]
+        if self.last is not None:
+            last = Text("last: ", style="dim")
+            last.append(self.last.label)
+            shown = metrics(self.last.results)
+            if shown:
+                last.append(f"  {shown}", style="green")
+            parts.append(last)
+        if self.running:
+            parts.append(self._running_table(now))
+        if self.stopping is not None:
+            text = (
+                f"stopping: waiting for {len(self.running)} running settings "
+                "(Ctrl-C again to kill them)"
+                if self.stopping.graceful
                 else "stopping now: killing running settings"
             )
-        elif isinstance(event, RunFinished):
-            state = "interrupted" if event.interrupted else "finished"
-            self._line(
-                f"{state} in {_duration(event.seconds)}: {event.completed} completed, "
-                f"{event.failed} failed, {event.skipped} done before"
-                + (f", {event.remaining} not run" if event.remaining else "")
-                + f"; results: {event.results}"
-            )
+            parts.append(Text(text, style="yellow"))
+        return Group(*parts)
+
+    def _running_table(self, now: float) -> RenderableType:
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table.grid(padding=(0, 2))
+        table.add_column(no_wrap=True)
+        table.add_column(no_wrap=True, justify="right")
+        table.add_column(no_wrap=True, overflow="ellipsis", ratio=1, style="dim")
+        items = sorted(self.running.values(), key=lambda r: r.since)
+        for item in items[: self.max_running]:
+            label = Text("▶ ", style="cyan")
+            label.append(item.label)
+            if item.attempt > 1:
+                label.append(f" (attempt {item.attempt})", style="yellow")
+            table.add_row(label, duration(max(0.0, now - item.since)), last_line(item.log))
+        if len(items) > self.max_running:
+            table.add_row(Text(f"… and {len(items) - self.max_running} more", style="dim"), "", "")
+        return table
+
+
+def _rate(per_second: float) -> str:
+    if per_second <= 0:
+        return "? settings/s"
+    if per_second >= 1:
+        return f"{per_second:.1f} settings/s"
+    return f"{per_second * 60:.1f} settings/min"
