@@ -16,6 +16,7 @@ PUBLIC = [
     "UsageError",
     "choice",
     "derived",
+    "entrypoint",
     "loguniform",
     "randint",
     "search",

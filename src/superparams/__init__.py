@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from superparams.cli import entrypoint
 from superparams.errors import (
     ExperimentError,
     IdentityError,
@@ -46,6 +47,7 @@ __all__ = [
     "UsageError",
     "choice",
     "derived",
+    "entrypoint",
     "loguniform",
     "randint",
     "search",

@@ -1,0 +1,360 @@
+"""Finding the experiments a person names on the command line.
+
+The names the ``experiment`` command accepts::
+
+    params.Hyperparams        class Hyperparams in params.py
+    RQ1                       every experiment in RQ1.py
+    index.RQ1                 class RQ1 in index.py, or every experiment in index/RQ1.py
+    path/to/file.py:Class     a class in a file anywhere (path/to/file.py: all of its)
+
+Dotted names are looked up in the working directory (and the folder of an
+``experiments/__main__.py`` calling :func:`superparams.entrypoint`), then in the folders
+just below it, so ``experiments/params.py`` is found from inside ``experiments/`` and
+from the folder above. A file is imported under the module name Python would give it
+(the folders above it that are packages lead its name), so the same file always gets
+the same name, and worker processes can import it again.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from superparams.errors import SuperparamsError, UsageError, did_you_mean
+
+if TYPE_CHECKING:
+    from superparams.experiment import Experiment
+
+# Folders below the working directory never searched for experiments.
+_SKIP = frozenset(
+    {"progress", "node_modules", "__pycache__", "site-packages", "build", "dist", "venv", "env"}
+)
+
+
+class LoadError(SuperparamsError):
+    """The user's experiment file raised while being imported; the message holds its traceback."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """The experiments a name stands for, and the file they are in."""
+
+    name: str
+    path: Path
+    classes: tuple[type[Experiment], ...]
+
+
+def find(name: str, home: Path | None = None) -> Found:
+    """The experiments ``name`` stands for.
+
+    Raises:
+        UsageError: no experiment has that name, or several do.
+        LoadError: the file that holds it raised on import.
+    """
+    left, colon, right = name.rpartition(":")
+    if colon and (left.endswith(".py") or os.sep in left or "/" in left):
+        return _by_path(name, Path(left), right or None)
+    if not colon and (name.endswith(".py") or os.sep in name or "/" in name):
+        return _by_path(name, Path(name), None)
+    if colon:  # module:Class
+        parts, only_class = [*left.split("."), right], True
+    else:
+        parts, only_class = name.split("."), False
+    if not all(parts):
+        msg = f"{name!r} is not an experiment name; write e.g. params.Hyperparams or RQ1"
+        raise UsageError(msg)
+    misses: list[str] = []
+    for tier in _tiers(home):
+        matches: list[Found] = []
+        seen: set[Path] = set()
+        for root in tier:
+            for path, cls_name in _candidates(root, parts, only_class):
+                if path in seen:
+                    continue
+                seen.add(path)
+                found = _match(name, path, cls_name, misses)
+                if found is not None:
+                    matches.append(found)
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise UsageError(_ambiguous(name, matches))
+    raise UsageError(_unknown(name, parts, home, misses))
+
+
+def _by_path(name: str, path: Path, cls_name: str | None) -> Found:
+    if path.is_dir() and (path / "__init__.py").is_file():
+        path = path / "__init__.py"
+    if not path.is_file():
+        msg = f"no file {str(path)!r} (from {name!r})"
+        raise UsageError(msg)
+    misses: list[str] = []
+    found = _match(name, path.resolve(), cls_name, misses)
+    if found is None:
+        raise UsageError(misses[0])
+    return found
+
+
+def _tiers(home: Path | None) -> list[list[Path]]:
+    """Where dotted names are looked for: first here, then the folders just below."""
+    cwd = Path.cwd()
+    first = _unique([p for p in (home, cwd) if p is not None])
+    below = []
+    try:
+        children = sorted(cwd.iterdir(), key=lambda p: (p.name != "experiments", p.name))
+    except OSError:
+        children = []
+    for child in children:
+        if _searchable(child) and child.resolve() not in first:
+            below.append(child.resolve())
+    return [first, below]
+
+
+def _unique(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for path in paths:
+        resolved = path.resolve()
+        if resolved not in out:
+            out.append(resolved)
+    return out
+
+
+def _searchable(folder: Path) -> bool:
+    name = folder.name
+    if name.startswith((".", "_")) or name in _SKIP or name.endswith(".egg-info"):
+        return False
+    try:
+        return folder.is_dir() and not (folder / "pyvenv.cfg").exists()
+    except OSError:
+        return False
+
+
+def _candidates(root: Path, parts: list[str], only_class: bool) -> list[tuple[Path, str | None]]:
+    """The files a dotted name may mean under ``root``, each with the class it names."""
+    out: list[tuple[Path, str | None]] = []
+    if len(parts) > 1:
+        base = root.joinpath(*parts[:-1])
+        for path in (base.parent / f"{base.name}.py", base / "__init__.py"):
+            if path.is_file():
+                out.append((path.resolve(), parts[-1]))
+    if not only_class:
+        base = root.joinpath(*parts)
+        for path in (base.parent / f"{base.name}.py", base / "__init__.py"):
+            if path.is_file():
+                out.append((path.resolve(), None))
+    return out
+
+
+def _match(name: str, path: Path, cls_name: str | None, misses: list[str]) -> Found | None:
+    """The experiments of ``path`` that ``name`` means, or None (noting why in misses)."""
+    from superparams.experiment import Experiment
+
+    module = load(path)
+    if cls_name is None:
+        classes = experiments_in(module)
+        if classes:
+            return Found(name, path, tuple(classes))
+        misses.append(
+            f"{shown(path)} has no experiment: no subclass of Experiment with a run() method"
+        )
+        return None
+    obj = getattr(module, cls_name, None)
+    if isinstance(obj, type) and issubclass(obj, Experiment) and obj is not Experiment:
+        return Found(name, path, (obj,))
+    names = [c.__name__ for c in experiments_in(module)]
+    listed = f"; its experiments are {', '.join(names)}" if names else "; it has no experiments"
+    if obj is None:
+        what = f"has no experiment {cls_name!r}{did_you_mean(cls_name, names)}"
+    else:
+        what = f"has {cls_name!r}, but it is not an Experiment subclass"
+    misses.append(f"{shown(path)} {what}{listed}")
+    return None
+
+
+def experiments_in(module: ModuleType) -> list[type[Experiment]]:
+    """The experiments a module defines, in order: its Experiment subclasses with run()."""
+    from superparams.experiment import Experiment
+
+    found = []
+    for attr, obj in vars(module).items():
+        if (
+            attr.startswith("_")
+            or not isinstance(obj, type)
+            or not issubclass(obj, Experiment)
+            or obj is Experiment
+            or obj.__module__ != module.__name__
+            or obj.run is Experiment.run  # a base class that others build on
+        ):
+            continue
+        found.append(obj)
+    return found
+
+
+# -- importing a file ----------------------------------------------------------------------
+
+
+def module_name(path: Path) -> tuple[str, Path]:
+    """The module name Python gives a file, and the folder it is imported from.
+
+    Folders holding an ``__init__.py`` are packages, and lead the name:
+    ``experiments/params.py`` is ``params`` (imported from ``experiments/``), unless
+    ``experiments/__init__.py`` exists (then ``experiments.params``, from the folder above).
+    """
+    path = path.resolve()
+    if path.name == "__init__.py":
+        parts, folder = [path.parent.name], path.parent.parent
+    else:
+        parts, folder = [path.stem], path.parent
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts), folder
+
+
+def load(path: Path) -> ModuleType:
+    """Import the file at ``path`` under its module name (see :func:`module_name`).
+
+    Raises:
+        LoadError: the file raised while being imported.
+        UsageError: its module name is taken by another module.
+    """
+    path = path.resolve()
+    name, root = module_name(path)
+    module = sys.modules.get(name)
+    if module is None:
+        entry = str(root)
+        if entry in sys.path:
+            sys.path.remove(entry)
+        sys.path.insert(0, entry)  # first, so a same-named module elsewhere cannot win
+        importlib.invalidate_caches()
+        try:
+            module = importlib.import_module(name)
+        except (Exception, SystemExit) as error:
+            msg = f"could not import {shown(path)}:\n{_user_traceback(error).rstrip()}"
+            raise LoadError(msg) from None
+    source = getattr(module, "__file__", None)
+    if source is None or Path(source).resolve() != path:
+        where = shown(Path(source)) if source else "a built-in module"
+        msg = (
+            f"{shown(path)} would be imported as {name!r}, but that name is already "
+            f"{where}; rename the file"
+        )
+        raise UsageError(msg)
+    return module
+
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_traceback(error: BaseException) -> str:
+    """The traceback of an import, without the import machinery's frames or ours."""
+    shown_tb = traceback.TracebackException.from_exception(error)
+    frames = [
+        f
+        for f in shown_tb.stack
+        if not f.filename.startswith("<frozen") and os.path.dirname(f.filename) != _HERE
+    ]
+    shown_tb.stack = traceback.StackSummary.from_list(frames)
+    return "".join(shown_tb.format())
+
+
+def shown(path: Path | str) -> str:
+    """A path as a person would type it from here."""
+    text = str(path)
+    try:
+        relative = os.path.relpath(text)
+    except ValueError:
+        return text
+    return text if relative.startswith(".." + os.sep + "..") else relative
+
+
+# -- when a name is not found ----------------------------------------------------------------
+
+
+def _ambiguous(name: str, matches: list[Found]) -> str:
+    options = []
+    for found in matches:
+        if len(found.classes) == 1 and found.path.stem != found.classes[0].__name__:
+            options.append(f"{shown(found.path)}:{found.classes[0].__name__}")
+        else:
+            options.append(shown(found.path))
+    return f"{name!r} is ambiguous: it names {' and '.join(options)}; name one of them instead"
+
+
+def _unknown(name: str, parts: list[str], home: Path | None, misses: list[str]) -> str:
+    if misses:
+        return misses[0]
+    names = known_names(home)
+    hint = did_you_mean(name, names)
+    if not hint and len(parts) > 1:
+        module_hint = did_you_mean(".".join(parts[:-1]), names)
+        if module_hint:
+            module = module_hint.split("'")[1]
+            hint = f" (did you mean {module + '.' + parts[-1]!r}?)"
+    listed = f"; experiments here: {', '.join(names[:15])}" if names else ""
+    if len(names) > 15:
+        listed += ", …"
+    where = "here or in the folders below"
+    return f"no experiment {name!r} {where}{hint}{listed}"
+
+
+def known_names(home: Path | None = None) -> list[str]:
+    """The names of the experiments nearby, read from the files without importing them.
+
+    Each is the shortest name that leads to its file from here.
+    """
+    tiers = _tiers(home)
+    files: list[tuple[Path, Path]] = []  # (root, file)
+    for depth, tier in enumerate(tiers):
+        for root in tier:
+            files += [(root, path) for path in sorted(root.glob("*.py"))]
+            if depth == 0:
+                files += [(root, path) for path in sorted(root.glob("*/*.py"))]
+    names: dict[tuple[Path, str], str] = {}  # (file, class) -> its shortest name
+    for root, path in files:
+        if path.name.startswith("_") or path.stem in ("setup", "conftest"):
+            continue
+        module = list(path.relative_to(root).with_suffix("").parts)
+        for cls in _experiment_classes(path):
+            parts = [*module, cls]
+            key = (path.resolve(), cls)
+            shorter = key not in names or len(parts) < names[key].count(".") + 1
+            if shorter and _leads_to(parts, path.resolve(), tiers):
+                names[key] = ".".join(parts)
+    return sorted(set(names.values()), key=lambda n: (n.count("."), n))
+
+
+def _leads_to(parts: list[str], path: Path, tiers: list[list[Path]]) -> bool:
+    for tier in tiers:
+        found = {p for root in tier for p, _ in _candidates(root, parts, only_class=False)}
+        if found:
+            return found == {path}
+    return False
+
+
+def _experiment_classes(path: Path) -> list[str]:
+    """Classes in a file whose bases lead to something named ``...Experiment``."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (SyntaxError, ValueError, OSError):
+        return []
+    experiments: set[str] = set()
+    found = []
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for base in node.bases:
+            base_name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+            if base_name.endswith("Experiment") or base_name in experiments:
+                experiments.add(node.name)
+                if not node.name.startswith("_"):
+                    found.append(node.name)
+                break
+    return found

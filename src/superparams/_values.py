@@ -1,0 +1,326 @@
+"""Command-line text to parameter values, by each field's annotation.
+
+The ``experiment`` command (:mod:`superparams.cli`) owns the grammar; this room owns one
+question: what does ``--lr 0.1,0.01`` mean for a field annotated ``float``? It knows the
+annotations a dataclass field can carry (scalars, ``Literal``, ``Enum``, ``Optional``
+and unions, lists and tuples, paths) and says what it expected when text does not fit.
+
+Top-level commas separate searched values; brackets and quotes group, so
+``--layers [64,64],[128]`` searches two lists and ``--name '"a,b"'`` is one string.
+"""
+
+from __future__ import annotations
+
+import ast
+import enum
+import os
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import PurePath
+from typing import Any
+
+from superparams.errors import did_you_mean
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+_NONE = ("none", "null")
+
+
+class BadValue(ValueError):
+    """Text that does not parse as the annotation asks; ``hint`` may say more.
+
+    :func:`expected` says, for the message, what the field would have accepted.
+    """
+
+    def __init__(self, hint: str = "") -> None:
+        super().__init__(hint)
+        self.hint = hint
+
+
+class Unsettable(ValueError):
+    """A field whose type has no text form (a nested experiment, an object)."""
+
+
+def split(text: str) -> list[str]:
+    """Split at the commas that are outside brackets and quotes.
+
+    >>> split("1,[2,3],'a,b'")
+    ['1', '[2,3]', "'a,b'"]
+    """
+    parts: list[str] = []
+    depth, quote, start = 0, "", 0
+    for i, char in enumerate(text):
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char in "[({":
+            depth += 1
+        elif char in "])}":
+            depth = max(0, depth - 1)
+        elif char == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip() if parts else text)
+    return parts
+
+
+def is_bool(annotation: Any) -> bool:
+    """Whether a field takes true or false (``--flag`` alone means true)."""
+    if annotation is bool or annotation == "bool":
+        return True
+    args = [a for a in _union_args(annotation) if a is not type(None)]
+    return len(args) == 1 and args[0] is bool
+
+
+def is_bool_word(text: str) -> bool:
+    """Whether text spells a bool, or a comma list of them."""
+    return all(part.lower() in _TRUE + _FALSE for part in split(text))
+
+
+def parse(text: str, annotation: Any) -> Any:
+    """One value from its text, as the annotation asks.
+
+    Raises:
+        BadValue: the text is not a value of that type.
+        Unsettable: the type cannot be written on a command line.
+
+    >>> parse("16", int), parse("[1,2]", list[int]), parse("none", int | None)
+    (16, [1, 2], None)
+    """
+    annotation = _resolve(annotation)
+    if annotation in (None, Any, object) or isinstance(annotation, str):
+        return _guess(text)
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return parse(text, args[0])
+    if origin in (typing.Union, types.UnionType):
+        return _parse_union(text, args)
+    if origin is typing.Literal:
+        return _parse_literal(text, args)
+    if origin in (list, tuple, set, frozenset) or (
+        origin is not None and _is_sequence(origin) and origin is not str
+    ):
+        return _parse_collection(text, annotation, origin, args)
+    if origin is dict or annotation is dict:
+        value = _literal(text)
+        if not isinstance(value, dict):
+            raise BadValue
+        return value
+    if annotation in (list, tuple, set, frozenset):
+        return _parse_collection(text, annotation, annotation, ())
+    if isinstance(annotation, type):
+        return _parse_type(text, annotation)
+    return _guess(text)
+
+
+def _resolve(annotation: Any) -> Any:
+    """An annotation left as text (unresolvable hints) mapped to a type where simple."""
+    if not isinstance(annotation, str):
+        return annotation
+    simple = {"int": int, "float": float, "str": str, "bool": bool, "Path": PurePath}
+    name = annotation.replace(" ", "")
+    if name in simple:
+        return simple[name]
+    return annotation
+
+
+def _parse_type(text: str, kind: type) -> Any:
+    if kind is bool:
+        lowered = text.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise BadValue
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise BadValue from None
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise BadValue from None
+    if kind is str:
+        return _unquote(text)
+    if issubclass(kind, enum.Enum):
+        return _parse_enum(text, kind)
+    if issubclass(kind, PurePath):
+        path_type = kind if kind is not PurePath else _path()
+        return path_type(os.path.expanduser(_unquote(text)))
+    if _is_structured(kind):
+        msg = f"{kind.__name__} values cannot be written on the command line"
+        raise Unsettable(msg)
+    try:
+        return kind(_unquote(text))  # type: ignore[call-arg]  # a type built from text
+    except Exception:
+        raise BadValue from None
+
+
+def _path() -> type[PurePath]:
+    from pathlib import Path
+
+    return Path
+
+
+def _is_structured(kind: type) -> bool:
+    import dataclasses
+
+    return dataclasses.is_dataclass(kind) or hasattr(kind, "_sp_info")
+
+
+def _parse_enum(text: str, kind: type[enum.Enum]) -> enum.Enum:
+    members = list(kind)
+    for member in members:
+        if text == member.name:
+            return member
+    for member in members:
+        if text.lower() == member.name.lower() or text == str(member.value):
+            return member
+    names = [m.name for m in members]
+    raise BadValue(did_you_mean(text, names))
+
+
+def _parse_literal(text: str, choices: tuple[Any, ...]) -> Any:
+    for choice in choices:
+        if isinstance(choice, enum.Enum):
+            if text in (choice.name, str(choice.value)):
+                return choice
+            continue
+        try:
+            value = _parse_type(text, type(choice))
+        except BadValue:
+            continue
+        if value == choice and type(value) is type(choice):
+            return choice
+    raise BadValue(did_you_mean(text, [str(c) for c in choices]))
+
+
+def _parse_union(text: str, args: tuple[Any, ...]) -> Any:
+    optional = type(None) in args
+    if optional and text.lower() in _NONE:
+        return None
+    kinds = [a for a in args if a is not type(None)]
+    for kind in kinds:
+        try:
+            return parse(text, kind)
+        except BadValue:
+            continue
+    raise BadValue
+
+
+def _parse_collection(text: str, annotation: Any, origin: Any, args: tuple[Any, ...]) -> Any:
+    stripped = text.strip()
+    if not (stripped[:1] in "[(" and stripped[-1:] in "])" and len(stripped) >= 2):
+        hint = " (write it in brackets, e.g. [1,2])"
+        raise BadValue(hint)
+    inner = stripped[1:-1].strip()
+    items = split(inner) if inner else []
+    if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+        if len(items) != len(args):
+            hint = f" (with {len(args)} items)"
+            raise BadValue(hint)
+        return tuple(parse(item, arg) for item, arg in zip(items, args, strict=True))
+    element = args[0] if args else None
+    values = [parse(item, element) for item in items]
+    if origin is tuple:
+        return tuple(values)
+    if origin in (set, frozenset):
+        return origin(values)
+    return values
+
+
+def _is_sequence(origin: Any) -> bool:
+    return isinstance(origin, type) and issubclass(origin, Sequence)
+
+
+def _union_args(annotation: Any) -> tuple[Any, ...]:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+        if isinstance(value, str):
+            return value
+    return text
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise BadValue from None
+
+
+def _guess(text: str) -> Any:
+    """A value of no declared type: a Python literal if it is one, else the text."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+# -- what a type is called ---------------------------------------------------------------
+
+
+def type_name(annotation: Any) -> str:
+    """How a field's type reads in help: ``int``, ``list[int]``, ``{adam,sgd}``."""
+    annotation = _resolve(annotation)
+    if annotation is None:
+        return "value"
+    if isinstance(annotation, str):
+        return annotation
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return type_name(args[0])
+    if origin is typing.Literal:
+        return "{" + ",".join(str(getattr(a, "name", a)) for a in args) + "}"
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join("None" if a is type(None) else type_name(a) for a in args)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return "{" + ",".join(m.name for m in annotation) + "}"
+    if origin is not None:
+        inner = ", ".join("..." if a is Ellipsis else type_name(a) for a in args)
+        return f"{getattr(origin, '__name__', str(origin))}[{inner}]"
+    if annotation is PurePath:
+        return "Path"
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def expected(annotation: Any) -> str:
+    """What a value of ``annotation`` is, for an error: ``an int``, ``one of 'a', 'b'``."""
+    annotation = _resolve(annotation)
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("none" if a is type(None) else expected(a) for a in args)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) if isinstance(a, str) else str(a) for a in args)
+    if annotation is bool:
+        return "true or false"
+    if annotation is int:
+        return "an int"
+    if annotation is float:
+        return "a float"
+    if annotation is str:
+        return "a string"
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return "one of " + ", ".join(m.name for m in annotation)
+    if isinstance(annotation, type) and issubclass(annotation, PurePath):
+        return "a path"
+    name = type_name(annotation)
+    return f"an {name}" if name[:1] in "aeiou" else f"a {name}"
