@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import functools
 import inspect
+import itertools
 import json
 import random
 import sys
@@ -83,6 +84,19 @@ class _Axis:
         return tuple(
             canonical(d.get(j), a) for d, a in zip(self.dims, self._annotations, strict=True)
         )
+
+    def all_id_parts(self) -> list[tuple[str, ...]]:
+        """The ``"name":encoding`` texts of every value, as the id text holds them."""
+        if self._rows is None:
+            return [
+                tuple(p + e for p, e in zip(self.prefixes, self.encodings(j), strict=True))
+                for j in range(self.size)
+            ]
+        named = list(zip(self.prefixes, self.names, strict=True))
+        return [
+            tuple(p + encode(v, n) for (p, n), v in zip(named, row, strict=True))
+            for row in self._rows
+        ]
 
     def encodings(self, j: int) -> tuple[str, ...]:
         """The canonical encodings of the ``j``-th values, computed once each."""
@@ -176,14 +190,36 @@ class _Layout:
             self.info.post_init(setting)
         return setting
 
-    def setting_id(self, i: int) -> str:
-        """The id of the ``i``-th setting, computed without making the setting."""
+    def _template(self) -> list[str]:
         template = self._id_template
         if template is None:
             names = sorted(self.info.fields)
             template = [_id_part(n, self.fixed[n]) if n in self.fixed else "" for n in names]
             self._id_template = template
-        parts = template.copy()
+        return template
+
+    def all_ids(self) -> Iterator[str]:
+        """Every setting's id in order: each value encoded once, not once per setting."""
+        parts = self._template().copy()
+        axes = self.axes
+        if len(axes) == 1 and len(axes[0].slots) == 1:  # one searched field: the usual case
+            (slot,) = axes[0].slots
+            head, tail = ",".join(parts[:slot]), ",".join(parts[slot + 1 :])
+            head = "{" + head + "," if head else "{"
+            tail = "," + tail + "}" if tail else "}"
+            for (part,) in axes[0].all_id_parts():
+                yield digest(head + part + tail)
+            return
+        slots = [axis.slots for axis in axes]
+        for combination in itertools.product(*(axis.all_id_parts() for axis in axes)):
+            for axis_slots, axis_parts in zip(slots, combination, strict=True):
+                for slot, part in zip(axis_slots, axis_parts, strict=True):
+                    parts[slot] = part
+            yield digest("{" + ",".join(parts) + "}")
+
+    def setting_id(self, i: int) -> str:
+        """The id of the ``i``-th setting, computed without making the setting."""
+        parts = self._template().copy()
         for axis in self._reversed_axes:
             i, j = divmod(i, axis.size)
             for slot, prefix, enc in zip(axis.slots, axis.prefixes, axis.encodings(j), strict=True):
@@ -418,8 +454,10 @@ class Experiment(Space[Any]):
         layout = self._sp_layout()
         if not layout.enumerable:
             len(self)  # raises, with the message for spaces that draw
-        positions = self._valid_index() if self._filters() else range(layout.size)
-        for i in positions:
+        if not self._filters():
+            yield from layout.all_ids()
+            return
+        for i in self._valid_index():
             yield layout.setting_id(i)
 
     def __iter__(self) -> Iterator[Self]:

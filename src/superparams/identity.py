@@ -44,6 +44,8 @@ from typing import Any
 
 from superparams.errors import IdentityError
 
+_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+
 ID_LENGTH = 16  # hex digits: 64 bits, so a million settings collide with odds below 1e-7
 
 
@@ -68,6 +70,17 @@ def encode(value: Any, where: str = "value") -> str:
     >>> encode([1, 2.5, "a"])
     '[1,2.5,"a"]'
     """
+    # The common scalars directly, exactly as json.dumps writes them: ids are made for
+    # every setting, and a grid of a million values encodes a million of them.
+    kind = type(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is str:
+        return _quote(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    if kind is bool:
+        return "true" if value else "false"
     return json.dumps(_plain(value, where), sort_keys=True, separators=(",", ":"))
 
 
@@ -144,9 +157,12 @@ def canonical(value: Any, annotation: Any) -> Any:
     >>> canonical(1, float)
     1.0
     """
-    if annotation is None:
-        return _unwrap_scalar(value)
-    kind = _scalar_kind(annotation)
+    kind = _kind_of(annotation)
+    if kind is None or kind is type(value):
+        if type(value) in _PLAIN:
+            return value  # already the field's type: the common case, made fast
+        if kind is None:
+            return _unwrap_scalar(value)
     value = _unwrap_scalar(value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -158,6 +174,22 @@ def canonical(value: Any, annotation: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+_PLAIN = frozenset({int, float, str, bool, type(None)})
+_KINDS: dict[Any, Any] = {}
+
+
+def _kind_of(annotation: Any) -> Any:
+    if annotation is None:
+        return None
+    try:
+        return _KINDS[annotation]
+    except KeyError:
+        kind = _KINDS[annotation] = _scalar_kind(annotation)
+        return kind
+    except TypeError:  # an unhashable annotation: work it out each time
+        return _scalar_kind(annotation)
 
 
 def _unwrap_scalar(value: Any) -> Any:

@@ -79,13 +79,16 @@ class Grid(Dimension):
         self.link = link
         self.weights = tuple(weights) if weights is not None else None
         self._offsets: list[int] | None = None
+        self._expands = any(isinstance(p, Space) for p in self.points)
 
     @property
     def enumerable(self) -> bool:
-        return all(not isinstance(p, Space) or p.enumerable for p in self.points)
+        return not self._expands or all(
+            not isinstance(p, Space) or p.enumerable for p in self.points
+        )
 
     def expands(self) -> bool:
-        return any(isinstance(p, Space) for p in self.points)
+        return self._expands
 
     def _cumulative(self) -> list[int]:
         if self._offsets is None:
@@ -98,12 +101,12 @@ class Grid(Dimension):
         return self._offsets
 
     def size(self) -> int:
-        if not self.expands():
+        if not self._expands:
             return len(self.points)
         return self._cumulative()[-1]
 
     def get(self, i: int) -> Any:
-        if not self.expands():
+        if not self._expands:
             return self.points[i]
         offsets = self._cumulative()
         lo, hi = 0, len(self.points) - 1
@@ -126,7 +129,10 @@ class Grid(Dimension):
         return point._draw(rng) if isinstance(point, Space) else point
 
     def __repr__(self) -> str:
-        inner = ", ".join(_short(p) for p in self.points)
+        shown = [_short(p) for p in self.points[:12]]
+        if len(self.points) > 12:
+            shown.append(f"… {len(self.points):,} values")
+        inner = ", ".join(shown)
         link = f", link={self.link!r}" if self.link else ""
         return f"search({inner}{link})"
 

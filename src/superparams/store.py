@@ -347,28 +347,41 @@ class Store:
         }
 
     def plan(self, space: Space[Any]) -> Plan:
-        """Sort a space's settings by what the store knows of them."""
-        known = self.known() if self.folder.exists() else {}
-        plan = Plan()
-        seen: set[str] = set()
-        for position, sid in enumerate(space._sp_ids()):
-            plan.ids.append(sid)
-            if sid in seen:  # the same setting twice (a union, say): run it once
-                continue
-            seen.add(sid)
-            k = known.get(sid)
-            if k is None:
-                plan.new.append(position)
-                continue
-            plan.attempts[position] = k.attempt
-            if k.status == "completed":
-                plan.done.append(position)
-            elif k.status == "failed":
-                plan.failed.append(position)
-            else:
-                plan.interrupted.append(position)
-        plan.stale = [sid for sid in known if sid not in seen]
-        return plan
+        """Sort a space's settings by what the store knows of them.
+
+        A setting that stands twice in the space (in both parts of a union, say) is
+        planned once, at its first position.
+        """
+        import polars as pl
+
+        ids = list(space._sp_ids())
+        table = self.table() if self.folder.exists() else _frame([])
+        stored = table.select("id", "status", "attempt").unique(
+            subset="id", keep="first", maintain_order=True
+        )
+        positions = (
+            pl.DataFrame({"id": ids}, schema={"id": pl.String})
+            .with_row_index("position")
+            .unique(subset="id", keep="first", maintain_order=True)
+        )
+        joined = positions.join(stored, on="id", how="left", maintain_order="left")
+        status = pl.col("status")
+
+        def where(condition: pl.Expr) -> list[int]:
+            return joined.filter(condition)["position"].to_list()
+
+        known = joined.filter(status.is_not_null())
+        return Plan(
+            new=where(status.is_null()),
+            done=where(status == "completed"),
+            failed=where(status == "failed"),
+            interrupted=where(status.is_in(["completed", "failed"]).not_()),
+            stale=stored.join(positions, on="id", how="anti")["id"].to_list(),
+            attempts=dict(
+                zip(known["position"].to_list(), known["attempt"].to_list(), strict=True)
+            ),
+            ids=ids,
+        )
 
     def is_locked(self) -> bool:
         """Whether a run is writing to this folder right now."""
