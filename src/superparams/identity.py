@@ -44,7 +44,7 @@ from typing import Any
 
 from superparams.errors import IdentityError
 
-_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_quote = json.encoder.encode_basestring_ascii
 
 ID_LENGTH = 16  # hex digits: 64 bits, so a million settings collide with odds below 1e-7
 
