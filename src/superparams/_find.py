@@ -72,20 +72,26 @@ def find(name: str, home: Path | None = None) -> Found:
         raise UsageError(msg)
     misses: list[str] = []
     for tier in _tiers(home):
-        matches: list[Found] = []
-        seen: set[Path] = set()
+        candidates: dict[Path, str | None] = {}
         for root in tier:
             for path, cls_name in _candidates(root, parts, only_class):
-                if path in seen:
-                    continue
-                seen.add(path)
-                found = _match(name, path, cls_name, misses)
-                if found is not None:
-                    matches.append(found)
+                candidates.setdefault(path, cls_name)
+        if len(candidates) > 1:
+            # Read before importing: two files may share a module name, and only one
+            # of them can be imported under it.
+            likely = {p: c for p, c in candidates.items() if _may_define(p, c)}
+            if len(likely) > 1:
+                raise UsageError(_ambiguous(name, list(likely.items())))
+            candidates = likely or candidates
+        matches = [
+            found
+            for path, cls_name in candidates.items()
+            if (found := _match(name, path, cls_name, misses)) is not None
+        ]
         if len(matches) == 1:
             return matches[0]
         if matches:
-            raise UsageError(_ambiguous(name, matches))
+            raise UsageError(_ambiguous(name, [(m.path, _only_class(m)) for m in matches]))
     raise UsageError(_unknown(name, parts, home, misses))
 
 
@@ -251,6 +257,7 @@ def load(path: Path) -> ModuleType:
 
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
+_IMPORTLIB = os.path.dirname(os.path.abspath(importlib.__file__))
 
 
 def _user_traceback(error: BaseException) -> str:
@@ -259,7 +266,8 @@ def _user_traceback(error: BaseException) -> str:
     frames = [
         f
         for f in shown_tb.stack
-        if not f.filename.startswith("<frozen") and os.path.dirname(f.filename) != _HERE
+        if not f.filename.startswith("<frozen")
+        and os.path.dirname(f.filename) not in (_HERE, _IMPORTLIB)
     ]
     shown_tb.stack = traceback.StackSummary.from_list(frames)
     return "".join(shown_tb.format())
@@ -278,13 +286,18 @@ def shown(path: Path | str) -> str:
 # -- when a name is not found ----------------------------------------------------------------
 
 
-def _ambiguous(name: str, matches: list[Found]) -> str:
-    options = []
-    for found in matches:
-        if len(found.classes) == 1 and found.path.stem != found.classes[0].__name__:
-            options.append(f"{shown(found.path)}:{found.classes[0].__name__}")
-        else:
-            options.append(shown(found.path))
+def _only_class(found: Found) -> str | None:
+    return found.classes[0].__name__ if len(found.classes) == 1 else None
+
+
+def _may_define(path: Path, cls_name: str | None) -> bool:
+    """Whether a file's text defines the class named, or any experiment (without import)."""
+    classes = _experiment_classes(path, any_base=cls_name is not None)
+    return cls_name in classes if cls_name is not None else bool(classes)
+
+
+def _ambiguous(name: str, matches: list[tuple[Path, str | None]]) -> str:
+    options = [f"{shown(p)}:{c}" if c is not None else shown(p) for p, c in matches]
     return f"{name!r} is ambiguous: it names {' and '.join(options)}; name one of them instead"
 
 
@@ -339,8 +352,11 @@ def _leads_to(parts: list[str], path: Path, tiers: list[list[Path]]) -> bool:
     return False
 
 
-def _experiment_classes(path: Path) -> list[str]:
-    """Classes in a file whose bases lead to something named ``...Experiment``."""
+def _experiment_classes(path: Path, *, any_base: bool = False) -> list[str]:
+    """Classes in a file whose bases lead to something named ``...Experiment``.
+
+    With ``any_base``, every class the file defines at its top level.
+    """
     try:
         tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
     except (SyntaxError, ValueError, OSError):
@@ -349,6 +365,9 @@ def _experiment_classes(path: Path) -> list[str]:
     found = []
     for node in tree.body:
         if not isinstance(node, ast.ClassDef):
+            continue
+        if any_base:
+            found.append(node.name)
             continue
         for base in node.bases:
             base_name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")

@@ -604,7 +604,7 @@ def _run_one(found: Found, space: Space[Any], request: _Request, prog: str) -> i
     stored = plan(space)
     earlier = len(stored.done) + len(stored.failed) + len(stored.interrupted)
     if not quiet or dry_run:
-        _say(_overview(found, space, store, stored.summary() if earlier else ""))
+        _say(_overview(found, space, store, stored.summary() if earlier or stored.stale else ""))
     if dry_run:
         _say(_plan_text(space, stored, fresh=fresh, only_failed=only_failed))
         return 0
@@ -806,12 +806,47 @@ def _report_end(finish: RunFinished) -> None:
 
 
 def _overview(found: Found, space: Space[Any], store: Store, earlier: str) -> str:
-    lines = str(space).splitlines() or [space.experiment_class.__name__]
+    lines = _fields_overview(space)
     lines[0] += f"  ({_shown(found.path)})"
     lines.append(f"stored:  {earlier or 'nothing yet'}")
     lines.append(f"results: {_shown(store.results_path)}")
     lines.append(f"logs:    {_shown(store.folder / 'logs')}{os.sep}")
     return "\n".join(lines)
+
+
+def _fields_overview(space: Space[Any]) -> list[str]:
+    """The experiment's name and size, then a line per field: type, value or values."""
+    from superparams._values import type_name
+    from superparams.experiment import Experiment
+    from superparams.space import Dimension, Grid, Space
+
+    n = len(space)
+    head = f"{space.experiment_class.__name__}: {n:,} setting{'s' if n != 1 else ''}"
+    if not isinstance(space, Experiment):  # a sample or a union: it describes itself
+        return [head, *str(space).splitlines()]
+    info = type(space)._sp_info()
+    rows = []
+    for name in (*info.fields, *(n for n, _ in info.derived)):
+        value = space.__dict__.get(name)
+        if isinstance(value, Grid) and not value.expands():
+            shown = ", ".join(_brief(p) for p in value.points)
+            count = f"{len(value.points)} values" if len(value.points) > 1 else ""
+        elif isinstance(value, (Dimension, Space)):
+            shown, count = _brief(value, 60), "searched"
+        else:
+            shown, count = _brief(value, 60), ""
+        rows.append((name, type_name(info.annotations.get(name)), shown, count))
+    widths = [max((len(r[k]) for r in rows), default=0) for k in range(3)]
+    for row in rows:
+        cells = [c.ljust(w) for c, w in zip(row[:3], widths, strict=True)]
+        lines_row = f"  {'  '.join(cells)}  {row[3]}".rstrip()
+        head += "\n" + lines_row
+    return head.split("\n")
+
+
+def _brief(value: Any, width: int = 24) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _plan_text(space: Space[Any], stored: Any, *, fresh: bool, only_failed: bool) -> str:

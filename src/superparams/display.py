@@ -208,6 +208,7 @@ class LiveDisplay:
         console: where to draw (default: a rich console on stderr).
         clock: the current time in seconds since the epoch (tests pass a fake one).
         live: redraw in place; False only records state (for tests and ``print``).
+        auto_refresh: redraw a few times a second, not only at each event.
         summary: print a line at the end saying how the run went.
         max_running: how many running settings to list.
     """
@@ -218,6 +219,7 @@ class LiveDisplay:
         *,
         clock: Callable[[], float] = time.time,
         live: bool = True,
+        auto_refresh: bool = True,
         refresh_per_second: float = 4,
         summary: bool = True,
         max_running: int = 8,
@@ -227,6 +229,7 @@ class LiveDisplay:
         self.console = console or Console(stderr=True)
         self.clock = clock
         self.live = live
+        self.auto_refresh = auto_refresh
         self.refresh_per_second = refresh_per_second
         self.summary = summary
         self.max_running = max_running
@@ -259,7 +262,7 @@ class LiveDisplay:
             self.running.pop(event.id, None)
             if not event.will_retry:
                 self.failed += 1
-            self.console.print(self._failure_line(event))
+            self.console.print(self._failure_line(event), soft_wrap=True)
         elif isinstance(event, RunStopping):
             self.stopping = event
             self.console.print(_stopping(event), style="yellow")
@@ -269,6 +272,7 @@ class LiveDisplay:
                 self.console.print(
                     f"{summary(event)}; results: {short_path(event.results)}",
                     highlight=False,
+                    soft_wrap=True,
                 )
         self._refresh()
 
@@ -278,6 +282,7 @@ class LiveDisplay:
         self._live = Live(
             console=self.console,
             get_renderable=self.__rich__,
+            auto_refresh=self.auto_refresh,
             refresh_per_second=self.refresh_per_second,
             transient=True,
         )
