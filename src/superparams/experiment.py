@@ -381,7 +381,7 @@ class Experiment(Space[Any]):
         for name in info.fields:
             v = state[name]
             if type(v) is Grid and len(v.points) == 1 and _is_plain(v.points[0]):
-                v = state[name] = copy.deepcopy(v.points[0])
+                v = state[name] = _own_copy(v.points[0])
             if _as_dimension(v) is None:  # as in a setting made from a space: 1 -> 1.0, say
                 state[name] = canonical(v, info.annotations.get(name))
         if info.derived and self._sp_is_setting():
@@ -538,6 +538,18 @@ class Experiment(Space[Any]):
 
     def __str__(self) -> str:
         return repr(self) if self._sp_is_setting() else _overview(self)
+
+
+def _own_copy(value: Any) -> Any:
+    """A copy of a list, dict, set or nested setting; anything else (an array) is shared.
+
+    Copying is what makes a mutable default safe; a large array or a dataset is the
+    kind of value no one wants copied per instance, and it is never mutated by accident
+    through a shared class attribute the way a list of layers is.
+    """
+    if type(value) in _MUTABLE or isinstance(value, Experiment):
+        return copy.deepcopy(value)
+    return value
 
 
 def _is_plain(value: Any) -> bool:

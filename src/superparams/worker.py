@@ -319,8 +319,7 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int) -> No
                 if entry not in sys.path:
                     sys.path.insert(0, entry)
             try:
-                with open(path, "rb") as f:
-                    base = pickle.load(f)
+                base = read_base(path)
             except Exception as error:  # whatever it is, the run cannot go on
                 text = f"a worker could not load the experiment: {_error_line(error)}"
                 results.send_bytes(pickle.dumps(WorkerError(text)))
@@ -347,6 +346,57 @@ def _pickle_outcome(outcome: Outcome) -> bytes:
             f"run() returned results that cannot be sent back: {_error_line(error)}",
         )
         return pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+# -- the base, pickled once ------------------------------------------------------------
+
+_ALIGN = 64  # out-of-band buffers start on cache-line boundaries, as numpy likes
+
+
+def write_base(base: Any, path: str | os.PathLike[str]) -> None:
+    """Pickle ``base`` to ``path``, large buffers out of band so readers can map them.
+
+    The file holds: a header line (the pickle's length, then each buffer's offset and
+    length), the pickle, and the raw buffers. Writing copies no array.
+    """
+    import cloudpickle
+
+    buffers: list[pickle.PickleBuffer] = []
+    data = cloudpickle.dumps(base, protocol=5, buffer_callback=buffers.append)
+    views = [b.raw() for b in buffers]
+    spans, offset = [], 0
+    for view in views:
+        spans.append((offset, view.nbytes))
+        offset += -(-view.nbytes // _ALIGN) * _ALIGN
+    header = (repr((len(data), spans)) + "\n").encode()
+    start = -(-(len(header) + len(data)) // _ALIGN) * _ALIGN
+    with open(path, "wb", buffering=0) as f:  # unbuffered: big buffers go straight in
+        f.write(header + data)
+        for (at, _), view in zip(spans, views, strict=True):
+            f.seek(start + at)
+            f.write(view)
+
+
+def read_base(path: str | os.PathLike[str]) -> Any:
+    """Load what :func:`write_base` wrote; arrays point into a private mapping of the file.
+
+    The mapping is copy-on-write: reading shares the page cache with every other worker,
+    and a setting that writes to an array changes only its own worker's copy.
+    """
+    import ast
+    import mmap
+
+    with open(path, "rb") as f:
+        header = f.readline()
+        size, spans = ast.literal_eval(header.decode())
+        data = f.read(size)
+        start = -(-(len(header) + size) // _ALIGN) * _ALIGN
+        if not spans:
+            return pickle.loads(data)
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    view = memoryview(mapped)
+    buffers = [view[start + at : start + at + n] for at, n in spans]
+    return pickle.loads(data, buffers=buffers)
 
 
 def _die_with_parent(parent: int) -> None:

@@ -9,10 +9,13 @@ fail only the setting it was running, with the signal or exit code as the cause,
 replaced in the same slot, so ``rank`` and the GPU it holds stay put. Owning the pipes
 makes that, per-setting timeouts, and exact accounting of what ran where, simple.
 
-How the base travels: ``cloudpickle`` writes it to ``<workdir>/base.pkl`` once (pickle
-protocol 5 streams numpy buffers without copying them); each worker reads it once. This
-is the same under every start method, since workers are started afresh; a cluster
-engine does the same with its object store.
+How the base travels: it is pickled once, to ``<workdir>/base.pkl``, with its large
+buffers (numpy arrays, and the arrays inside pandas frames) written out of band; each
+worker maps that file and unpickles the base once, its arrays pointing into the mapping
+(see :func:`superparams.worker.write_base`). So a 400 MB array costs each worker one
+read of shared page cache, not a copy per setting or even per worker. This is the same
+under every start method, since workers are started afresh; a cluster engine would do
+the same with its object store.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from superparams.executors import Executor, Started
-from superparams.worker import Failure, Outcome, Task, WorkerError
+from superparams.worker import Failure, Outcome, Task, WorkerError, write_base
 
 if TYPE_CHECKING:
     from superparams.space import Space
@@ -111,13 +114,10 @@ class LocalExecutor(Executor):
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self, base: Space[Any], notify: Callable[[Started], None], workdir: str) -> None:
-        import cloudpickle
-
         self._notify = notify
         path = Path(workdir) / "base.pkl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:
-            cloudpickle.dump(base, f, protocol=5)
+        write_base(base, path)
         sys_path = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
         self._base_message = ("base", str(path), sys_path)
         self._workers = [self._spawn(slot) for slot in range(self.num_proc)]
