@@ -578,7 +578,8 @@ class TestFind:
         write(project / "experiments/params.py", SEED)
         write(project / "experiments/RQ1.py", SEED.replace("Hyperparams", "First"))
         write(
-            project / "boom.py", "raise SystemExit('never imported')\nclass X(Experiment): pass\n"
+            project / "boom.py",
+            "raise SystemExit('never imported')\nclass X(Experiment):\n    def run(self): ...\n",
         )
         assert known_names() == ["RQ1.First", "boom.X", "params.Hyperparams"]
 

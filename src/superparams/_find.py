@@ -353,7 +353,7 @@ def _leads_to(parts: list[str], path: Path, tiers: list[list[Path]]) -> bool:
 
 
 def _experiment_classes(path: Path, *, any_base: bool = False) -> list[str]:
-    """Classes in a file whose bases lead to something named ``...Experiment``.
+    """Classes in a file whose bases lead to something named ``...Experiment``, with run().
 
     With ``any_base``, every class the file defines at its top level.
     """
@@ -361,7 +361,7 @@ def _experiment_classes(path: Path, *, any_base: bool = False) -> list[str]:
         tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
     except (SyntaxError, ValueError, OSError):
         return []
-    experiments: set[str] = set()
+    runs: dict[str, bool] = {}  # experiment classes of the file -> whether they have run()
     found = []
     for node in tree.body:
         if not isinstance(node, ast.ClassDef):
@@ -369,11 +369,15 @@ def _experiment_classes(path: Path, *, any_base: bool = False) -> list[str]:
         if any_base:
             found.append(node.name)
             continue
-        for base in node.bases:
-            base_name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
-            if base_name.endswith("Experiment") or base_name in experiments:
-                experiments.add(node.name)
-                if not node.name.startswith("_"):
-                    found.append(node.name)
-                break
+        bases = [
+            b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in node.bases
+        ]
+        if not any(b.endswith("Experiment") or b in runs for b in bases):
+            continue
+        defines = any(
+            isinstance(item, ast.FunctionDef) and item.name == "run" for item in node.body
+        )
+        runs[node.name] = defines or any(runs.get(b, False) for b in bases)
+        if runs[node.name] and not node.name.startswith("_"):
+            found.append(node.name)
     return found

@@ -75,11 +75,6 @@ def is_bool(annotation: Any) -> bool:
     return len(args) == 1 and args[0] is bool
 
 
-def is_bool_word(text: str) -> bool:
-    """Whether text spells a bool, or a comma list of them."""
-    return all(part.lower() in _TRUE + _FALSE for part in split(text))
-
-
 def parse(text: str, annotation: Any) -> Any:
     """One value from its text, as the annotation asks.
 

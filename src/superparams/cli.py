@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from superparams.events import Event, RunFinished
     from superparams.experiment import Experiment
     from superparams.space import Space
-    from superparams.store import Store
+    from superparams.store import Plan, Store
 
 COMMANDS = ("status", "results", "logs", "clean")
 INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C (128 + SIGINT)
@@ -355,8 +355,9 @@ def _read(request: _Request, words: list[str], fields: _Fields | None) -> None:
             target = _field_named(name, fields)
             if target is not None:
                 if value is None and target in fields.flags:
+                    # `--flag` alone is true; a word after it is its value, bool or not
                     nxt = words[i] if i < len(words) else ""
-                    if _bool_word(nxt):
+                    if nxt and not _is_option(nxt):
                         value, i = nxt, i + 1
                 elif value is None:
                     value, i = _value_after(flag, words, i)
@@ -379,12 +380,6 @@ def _read(request: _Request, words: list[str], fields: _Fields | None) -> None:
             raise UsageError(msg)
         else:
             request.options[option.dest] = True
-
-
-def _bool_word(word: str) -> bool:
-    from superparams._values import is_bool_word
-
-    return bool(word) and not word.startswith("--") and is_bool_word(word)
 
 
 def _value_after(flag: str, words: list[str], i: int) -> tuple[str, int]:
@@ -593,7 +588,7 @@ def _run(found: Found, spaces: list[Space[Any]], request: _Request, prog: str) -
 
 
 def _run_one(found: Found, space: Space[Any], request: _Request, prog: str) -> int:
-    from superparams.runner import plan, run_all
+    from superparams.runner import run_all
 
     cls = space.experiment_class
     store = _store(space)
@@ -601,7 +596,7 @@ def _run_one(found: Found, space: Space[Any], request: _Request, prog: str) -> i
     fresh, only_failed = bool(request.get("fresh")), bool(request.get("rerun_failed"))
     if not dry_run:
         _check_unlocked(store)
-    stored = plan(space)
+    stored = _plan(space, store)
     earlier = len(stored.done) + len(stored.failed) + len(stored.interrupted)
     if not quiet or dry_run:
         _say(_overview(found, space, store, stored.summary() if earlier or stored.stale else ""))
@@ -681,6 +676,19 @@ def _store(space: Space[Any]) -> Store:
     from superparams.store import Store
 
     return Store.for_space(space)
+
+
+def _plan(space: Space[Any], store: Store) -> Plan:
+    """What is stored for each setting; with nothing stored, without loading polars."""
+    from superparams.store import Plan
+
+    if store.folder.exists():
+        return store.plan(space)
+    ids = list(space._sp_ids())
+    first: dict[str, int] = {}
+    for position, sid in enumerate(ids):
+        first.setdefault(sid, position)
+    return Plan(new=list(first.values()), ids=ids)
 
 
 def _check_unlocked(store: Store) -> None:
@@ -999,10 +1007,8 @@ def _status(found: Found, spaces: list[Space[Any]], request: _Request, prog: str
 
 
 def _status_one(found: Found, space: Space[Any], request: _Request, prog: str) -> None:
-    from superparams.runner import plan
-
     store = _store(space)
-    stored = plan(space)
+    stored = _plan(space, store)
     running: set[str] = set()
     errors: dict[str, str] = {}
     locked = store.is_locked()
@@ -1130,48 +1136,91 @@ def _flat(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _logs(found: Found, spaces: list[Space[Any]], request: _Request, prog: str) -> int:
-    matches: list[tuple[str, str, Path, Store]] = []  # (id, label, log, store)
-    statuses: dict[str, str] = {}
+    matches: list[_Log] = []
     total = 0
     for space in spaces:
         store = _store(space)
-        known = _statuses({store})
-        statuses.update(known)
+        known = _outcomes(store)
         for position, sid in enumerate(space._sp_ids()):
             total += 1
             path = Path(store.log_path(sid))
             if sid in known or path.exists():
-                matches.append((sid, space[position].label, path, store))
+                status, ended = known.get(sid, ("", None))
+                matches.append(_Log(sid, space[position].label, path, store, status, ended))
     if not matches:
         what = f"the {total} matching setting{'s' if total != 1 else ''}"
         _say(f"no logs yet: none of {what} of {found.name} has run")
         return 1
     if request.get("follow"):
-        running = [m for m in matches if statuses.get(m[0]) == "running"]
+        running = [m for m in matches if m.running()]
         if running:
             return _follow(running, request.get("lines"))
         _say(f"none of the {len(matches)} matching settings is running; their logs:")
-    for sid, label, path, _ in matches:
-        status = statuses.get(sid, "")
+    for log in matches:
         if len(matches) > 1:
-            sys.stdout.write(f"==> {label} [{status}] {_shown(path)} <==\n")
-        if path.exists():
-            sys.stdout.write(_tail(path, request.get("lines")))
+            sys.stdout.write(f"==> {log.label} [{log.status}] {_shown(log.path)} <==\n")
+        if log.path.exists():
+            sys.stdout.write(_tail(log.path, request.get("lines")))
         else:
-            _say(f"({label} [{status}] wrote no output)")
+            _say(f"({log.label} [{log.status}] wrote no output)")
     sys.stdout.flush()
     return 0
 
 
-def _statuses(stores: set[Store]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for store in stores:
-        if not store.folder.exists():
-            continue
-        table = store.table()
-        if "status" in table.columns and not table.is_empty():
-            first = table.unique(subset="id", keep="first", maintain_order=True)
-            out.update(zip(first["id"].to_list(), first["status"].to_list(), strict=True))
+@dataclass
+class _Log:
+    """A setting's log, and the latest outcome stored for it when it was looked up."""
+
+    id: str
+    label: str
+    path: Path
+    store: Store
+    status: str
+    ended: float | None  # when that outcome ended (seconds since the epoch)
+
+    def running(self) -> bool:
+        """Whether a run is writing this log now.
+
+        The record notes a start without flushing it, so a setting running now may
+        still show its outcome from an earlier run: a log written to after that outcome
+        ended belongs to a new attempt.
+        """
+        if self.status == "running":
+            return True
+        if not self.store.is_locked() or not self.path.exists():
+            return False
+        if self.ended is None:
+            return self.status not in ("completed", "failed")
+        return self.path.stat().st_mtime > self.ended + 1.0
+
+    def finished(self) -> bool:
+        """Whether, looking again, the run is over or this setting has a newer outcome."""
+        if not self.store.is_locked():
+            return True
+        status, ended = _outcomes(self.store).get(self.id, ("", None))
+        return status in ("completed", "failed") and (ended, status) != (self.ended, self.status)
+
+
+def _outcomes(store: Store) -> dict[str, tuple[str, float | None]]:
+    """The latest stored status of each setting, and when that outcome ended."""
+    import datetime
+
+    if not store.folder.exists():
+        return {}
+    table = store.table()
+    if "status" not in table.columns or table.is_empty():
+        return {}
+    first = table.unique(subset="id", keep="first", maintain_order=True)
+    starts = first["started"].to_list() if "started" in first.columns else [None] * first.height
+    seconds = first["seconds"].to_list() if "seconds" in first.columns else [None] * first.height
+    out: dict[str, tuple[str, float | None]] = {}
+    for sid, status, start, took in zip(
+        first["id"].to_list(), first["status"].to_list(), starts, seconds, strict=True
+    ):
+        ended = None
+        if isinstance(start, datetime.datetime) and took is not None:
+            ended = start.replace(tzinfo=datetime.timezone.utc).timestamp() + float(took)
+        out[sid] = (status or "", ended)
     return out
 
 
@@ -1182,35 +1231,34 @@ def _tail(path: Path, lines: int | None) -> str:
     return text if not text or text.endswith("\n") else text + "\n"
 
 
-def _follow(running: list[tuple[str, str, Path, Store]], lines: int | None) -> int:
-    """Print the logs of running settings as they grow, until none is running."""
+def _follow(running: list[_Log], lines: int | None) -> int:
+    """Print the logs of running settings as they grow, until each one ends."""
     import time
 
     prefix = len(running) > 1
     offsets: dict[str, int] = {}
-    for sid, label, path, _ in running:
+    for log in running:
         try:
-            data = path.read_bytes()
+            data = log.path.read_bytes()
         except OSError:
             data = b""
-        offsets[sid] = data.rfind(b"\n") + 1  # whole lines now, the rest as it completes
-        text = data[: offsets[sid]].decode("utf-8", errors="replace")
+        offsets[log.id] = data.rfind(b"\n") + 1  # whole lines now, the rest as it completes
+        text = data[: offsets[log.id]].decode("utf-8", errors="replace")
         if lines is not None:
             text = "".join(text.splitlines(keepends=True)[-lines:]) if lines else ""
-        _write_log(text, label if prefix else "")
+        _write_log(text, log.label if prefix else "")
     checked = time.monotonic()
     active = running
     while active:
         time.sleep(0.2)
-        for sid, label, path, _ in active:
-            offsets[sid] = _write_new(path, offsets[sid], label if prefix else "")
+        for log in active:
+            offsets[log.id] = _write_new(log.path, offsets[log.id], log.label if prefix else "")
         if time.monotonic() - checked >= 1.0:
             checked = time.monotonic()
-            statuses = _statuses({store for *_, store in active})
-            done = [m for m in active if statuses.get(m[0]) != "running"]
-            for sid, label, path, _ in done:
-                offsets[sid] = _write_new(path, offsets[sid], label if prefix else "")
-            active = [m for m in active if m not in done]
+            done = [log for log in active if log.finished()]
+            for log in done:
+                offsets[log.id] = _write_new(log.path, offsets[log.id], log.label if prefix else "")
+            active = [log for log in active if log not in done]
     return 0
 
 
