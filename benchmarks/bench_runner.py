@@ -6,6 +6,8 @@
 
 Cases (2 worker processes each, wall time of the whole process, start-up included):
 
+Both superparams and 0.1.0 are run through their ``experiment`` command.
+
 * trivial: 4,000 settings that return a dict. Floor: a bare
   ``concurrent.futures.ProcessPoolExecutor`` mapping the same function. Target: at most
   3x the floor. Also ``superparams==0.1.0`` (its command takes ``--n_proc``).
@@ -56,12 +58,12 @@ if __name__ == "__main__":
     assert len(results) == {n}
 """
 
-DRIVER = """
-import sys
-sys.path.insert(0, "experiments")
-from {module} import {cls}
-{cls}().run_all(num_proc=2, display=False)
-"""
+
+def experiment_command(target: str) -> list[str]:
+    """The `experiment` command of the interpreter running this benchmark."""
+    script = Path(sys.executable).with_name("experiment")
+    return [str(script), target, "--num_proc", "2", "--quiet"]
+
 
 BIG = """
 import resource
@@ -126,12 +128,12 @@ def trivial(root: Path, old: Path | None, repeat: int, n: int) -> None:
     print(f"\n## {n:,} trivial settings, 2 processes (whole process, best of {repeat})")
     floor_py = root / "floor.py"
     floor_py.write_text(FLOOR.format(n=n))
-    driver = DRIVER.format(module="trivial", cls="Trivial")
+    command = experiment_command("trivial.Trivial")
     floors, ours, olds = [], [], []
     for k in range(repeat):
         floors.append(timed([sys.executable, str(floor_py)], root))
         project = fresh_project(root, f"new{k}", "trivial", TRIVIAL.format(n=n))
-        ours.append(timed([sys.executable, "-c", driver], project))
+        ours.append(timed(command, project))
         if old is not None:
             project = fresh_project(root, f"old{k}", "trivial", TRIVIAL.format(n=n))
             command = [str(old / "bin" / "experiment"), "trivial.Trivial", "--n_proc", "2"]
@@ -188,8 +190,8 @@ def big_data(root: Path, megabytes: int, repeat: int) -> None:
 def resume(root: Path, n: int, repeat: int) -> None:
     print(f"\n## resuming {n:,} settings, all completed (whole process)")
     project = fresh_project(root, "resume", "trivial", TRIVIAL.format(n=n))
-    driver = DRIVER.format(module="trivial", cls="Trivial")
-    fill = timed([sys.executable, "-c", driver], project)
+    command = experiment_command("trivial.Trivial")
+    fill = timed(command, project)
     print(
         f"first run of all {n:,} settings     {fill:6.2f} s   ({fill / n * 1e6:.0f} us a setting)"
     )
@@ -197,7 +199,7 @@ def resume(root: Path, n: int, repeat: int) -> None:
     again = []
     for _ in range(repeat):
         bare.append(timed([sys.executable, "-c", "import superparams, polars"], project))
-        again.append(timed([sys.executable, "-c", driver], project))
+        again.append(timed(command, project))
     print(f"python -c 'import superparams, polars'  {best(bare)}")
     print(f"resume with nothing to do            {best(again)}   target < 2 s")
 
