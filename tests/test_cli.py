@@ -288,8 +288,8 @@ class TestMain:
             ),
             (
                 ["params.Hyperparams", "--num_porc", "2"],
-                "error: --num_porc: Hyperparams has no field 'num_porc' (did you mean "
-                "'num_proc'?); its fields are steps, batch_size",
+                "error: --num_porc is not an option, nor a field of Hyperparams (did you "
+                "mean '--num_proc'?); its fields are steps, batch_size",
             ),
             (
                 ["params.Hyperparams", "-j", "0"],

@@ -177,8 +177,8 @@ def _parse_enum(text: str, kind: type[enum.Enum]) -> enum.Enum:
     for member in members:
         if text.lower() == member.name.lower() or text == str(member.value):
             return member
-    names = [m.name for m in members]
-    raise BadValue(did_you_mean(text, names))
+    spellings = [m.name for m in members] + [str(m.value) for m in members]
+    raise BadValue(did_you_mean(text, spellings))
 
 
 def _parse_literal(text: str, choices: tuple[Any, ...]) -> Any:

@@ -228,7 +228,7 @@ OPTIONS = (
     _Option(
         ("--sample",),
         "sample",
-        "run N settings drawn at random (for distributions)",
+        "only N settings, drawn at random (for distributions)",
         _SAMPLED,
         "N",
         lambda flag, text: _int(flag, text, 1),
@@ -408,9 +408,13 @@ def _unknown_option(
             f"unknown option {flag}; field values go after the experiment's name: "
             f"experiment EXPERIMENT {flag} VALUE"
         )
-    options = [n.lstrip("-") for o in OPTIONS if request.command in o.commands for n in o.names]
-    hint = did_you_mean(name, [*fields.names, *(o for o in options if len(o) > 1)])
     listed = f"; its fields are {', '.join(fields.names)}" if fields.names else "; no fields"
+    hint = did_you_mean(name, fields.names)
+    if not hint:
+        options = [n for o in OPTIONS if request.command in o.commands for n in o.names]
+        close = did_you_mean(flag, [n for n in options if n.startswith("--")])
+        if close:
+            return f"{flag} is not an option, nor a field of {fields.owner}{close}{listed}"
     return f"{flag}: {fields.owner} has no field {name!r}{hint}{listed}"
 
 
@@ -449,7 +453,14 @@ def _main(argv: list[str], prog: str, home: Path | None) -> int:
 
     from superparams._find import find
 
-    found = find(request.target, home)
+    try:
+        found = find(request.target, home)
+    except UsageError:
+        if request.command == "run" and request.target in COMMANDS:
+            what = f"{prog} {request.target}"
+            msg = f"{what} needs an experiment, e.g. {what} params.Hyperparams"
+            raise UsageError(msg) from None
+        raise
     fields = _fields_of(found)
     _read(request, after, fields)
     if request.help:
@@ -1387,8 +1398,6 @@ def _command_help(prog: str, command: str) -> str:
 
 def experiment_help(prog: str, found: Found, command: str = "run") -> str:
     """What ``experiment EXPERIMENT --help`` prints: the fields, then the options."""
-    from superparams._values import type_name
-
     word = f"{command} " if command != "run" else ""
     lines = [f"usage: {prog} {word}{found.name} [--FIELD VALUE ...] [options]", ""]
     for cls in found.classes:
@@ -1397,7 +1406,7 @@ def experiment_help(prog: str, found: Found, command: str = "run") -> str:
         lines.append(f"{cls.__name__} ({_shown(found.path)}){': ' + doc if doc else ''}")
         rows = []
         for name in info.fields:
-            flag = f"--{name} {type_name(info.annotations.get(name)).upper()}"
+            flag = f"--{name} {_metavar(info.annotations.get(name))}"
             rows.append((flag, _default_text(info, name)))
         for name, _ in info.derived:
             rows.append((f"{name}", "derived from the other fields"))
@@ -1415,6 +1424,16 @@ def experiment_help(prog: str, found: Found, command: str = "run") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _metavar(annotation: Any) -> str:
+    """How a field's value is shown in help: INT, PATH, {adam,sgd}, [BOOL]."""
+    from superparams._values import is_bool, type_name
+
+    if is_bool(annotation):
+        return "[BOOL]"  # `--flag` alone means true
+    name = type_name(annotation)
+    return name if "{" in name else name.upper()
+
+
 def _doc(cls: type) -> str:
     doc = (cls.__doc__ or "").strip()
     if not doc or doc.startswith(f"{cls.__name__}("):  # the signature dataclass writes
@@ -1430,8 +1449,19 @@ def _default_text(info: Any, name: str) -> str:
     default = info.defaults[name]
     if isinstance(default, Grid) and not default.expands():
         if len(default.points) == 1:
-            return f"default {default.points[0]!r}"
-        return "search: " + ", ".join(repr(p) for p in default.points)
+            return f"default {_shown_value(default.points[0])}"
+        return "search: " + ", ".join(_shown_value(p) for p in default.points)
     if isinstance(default, (Dimension, Space)):
         return f"search: {default!r}"
-    return f"default {default!r}"
+    return f"default {_shown_value(default)}"
+
+
+def _shown_value(value: Any) -> str:
+    """A value as it would be typed: enum members by name, paths as text."""
+    import enum
+
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, Path):
+        return str(value)
+    return repr(value)
