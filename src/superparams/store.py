@@ -205,21 +205,27 @@ class Store:
         lock.write(f"pid {os.getpid()} on {socket.gethostname()}, started {started}")
         lock.flush()
         self._lock_file = lock
-        _cut_torn_tail(self.record_path)
-        self.compact()
-        self._record = open(self.record_path, "ab")  # noqa: SIM115  # the run's writer
+        try:
+            _cut_torn_tail(self.record_path)
+            self.compact()
+            self._record = open(self.record_path, "ab")  # noqa: SIM115  # the run's writer
+        except BaseException:
+            self.close()  # never keep the folder locked for a run that cannot start
+            raise
         return self
 
     def close(self) -> None:
         """Sync the record, write results.parquet, and release the lock."""
-        if self._record is not None:
-            self.commit()
-            self._record.close()
-            self._record = None
-            self.compact()
-        if self._lock_file is not None:
-            self._lock_file.close()  # releases the flock
-            self._lock_file = None
+        try:
+            if self._record is not None:
+                self.commit()
+                self._record.close()
+                self._record = None
+                self.compact()
+        finally:  # even if writing results.parquet failed: the record has everything
+            if self._lock_file is not None:
+                self._lock_file.close()  # releases the flock
+                self._lock_file = None
 
     def __enter__(self) -> Store:
         return self.open()
@@ -584,12 +590,17 @@ def _series(name: str, values: list[Any]) -> pl.Series:
     import polars as pl
 
     kinds = {type(v) for v in values if v is not None}
-    if kinds <= {int, float} or kinds <= {bool} or kinds <= {str}:
+    if kinds == {int, float}:  # an int in one setting, a float in another: all floats
+        return pl.Series(name, values, dtype=pl.Float64, strict=False)
+    if kinds <= {int} or kinds <= {float} or kinds <= {bool} or kinds <= {str}:
         return pl.Series(name, values)
     try:
-        return pl.Series(name, values, strict=False)
+        series = pl.Series(name, values, strict=False)
     except (TypeError, ValueError, pl.exceptions.PolarsError):
-        return pl.Series(name, [None if v is None else _dumps(v) for v in values])
+        series = None
+    if series is None or series.dtype == pl.Object:  # parquet cannot hold Object columns
+        return pl.Series(name, [None if v is None else _dumps(v) for v in values], pl.String)
+    return series
 
 
 def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
@@ -603,18 +614,28 @@ def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
         return pl.concat(frames, how="diagonal_relaxed")
     except pl.exceptions.PolarsError:
         # Columns whose types cannot be reconciled (a list here, a number there): as text.
-        clashing = set()
-        for f in frames[1:]:
+        dtypes: dict[str, set[pl.DataType]] = {}
+        for f in frames:
             for name, dtype in f.schema.items():
-                if name in frames[0].schema and frames[0].schema[name] != dtype:
-                    clashing.add(name)
-        frames = [
-            f.with_columns(
-                pl.col(c).cast(pl.String, strict=False) for c in clashing if c in f.columns
-            )
-            for f in frames
-        ]
+                if dtype != pl.Null:
+                    dtypes.setdefault(name, set()).add(dtype)
+        clashing = [name for name, kinds in dtypes.items() if len(kinds) > 1]
+        # Numbers against numbers or text reconcile; only the lists need to become text.
+        nested = [n for n in clashing if any(k.is_nested() for k in dtypes[n])]
+        clashing = nested or clashing
+        frames = [f.with_columns(_text(f[c]) for c in clashing if c in f.columns) for f in frames]
         return pl.concat(frames, how="diagonal_relaxed")
+
+
+def _text(column: pl.Series) -> pl.Series:
+    """A column as text: the common ground of types that cannot be reconciled."""
+    import polars as pl
+
+    if column.dtype.is_nested() or column.dtype == pl.Object:  # lists cannot be cast
+        values = [None if v is None else _dumps(v) for v in column.to_list()]
+        return pl.Series(column.name, values, pl.String)
+    text: pl.Series = column.cast(pl.String, strict=False)
+    return text
 
 
 def _latest(table: pl.DataFrame) -> pl.DataFrame:

@@ -1,0 +1,149 @@
+"""Fixtures shared by the runner's tests: a user's project folder in ``tmp_path``.
+
+A test writes an experiment module into ``<tmp>/experiments/``, imports it the way a
+user's script does, and runs it in this process or in a real subprocess.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def environment(**extra: str) -> dict[str, str]:
+    """This environment for a user's subprocess, without a stray results folder."""
+    env = dict(os.environ)
+    env.pop("SUPERPARAMS_PROGRESS", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def workers_of(driver: int) -> list[int]:
+    """The pids of live superparams worker processes started by ``driver``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"superparams.worker" in argv and str(driver).encode() in argv and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+class Workspace:
+    """A user's project: ``experiments/`` holding experiment files, the cwd at its root."""
+
+    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.root = root
+        self.experiments = root / "experiments"
+        self.experiments.mkdir()
+        self._monkeypatch = monkeypatch
+        self._loaded: list[str] = []
+        self._children: list[subprocess.Popen[str]] = []
+
+    def write(self, name: str, source: str) -> Path:
+        """Write ``experiments/<name>.py``."""
+        path = self.experiments / f"{name}.py"
+        path.write_text(textwrap.dedent(source))
+        return path
+
+    def load(self, name: str, source: str | None = None) -> ModuleType:
+        """Write (if given) and import ``experiments/<name>.py`` afresh, as a script would."""
+        if source is not None:
+            self.write(name, source)
+        if not self._loaded:
+            self._monkeypatch.syspath_prepend(str(self.experiments))
+        sys.modules.pop(name, None)
+        importlib.invalidate_caches()
+        self._loaded.append(name)
+        return importlib.import_module(name)
+
+    def folder(self, module: str, cls: str) -> Path:
+        """Where ``experiments/<module>.py``'s class ``cls`` keeps its results."""
+        return self.experiments / "progress" / module / cls
+
+    def run(
+        self, script: str, *args: str, timeout: float = 60, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``experiments/<script>.py`` to its end in a subprocess."""
+        return subprocess.run(
+            [sys.executable, str(self.experiments / f"{script}.py"), *args],
+            cwd=self.root,
+            env=environment(**env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def start(self, script: str, *args: str, **env: str) -> subprocess.Popen[str]:
+        """Start ``experiments/<script>.py`` in its own session (a process group to kill)."""
+        child = subprocess.Popen(
+            [sys.executable, str(self.experiments / f"{script}.py"), *args],
+            cwd=self.root,
+            env=environment(**env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        self._children.append(child)
+        return child
+
+    def close(self) -> None:
+        for name in self._loaded:
+            sys.modules.pop(name, None)
+        for child in self._children:
+            if child.poll() is None:
+                with_group_killed(child)
+            child.communicate()
+
+
+def with_group_killed(child: subprocess.Popen[str]) -> None:
+    """kill -9 a child's whole process group, and reap the child."""
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+    """A fresh project folder as the working directory, with no results folder set."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SUPERPARAMS_PROGRESS", raising=False)
+    space = Workspace(tmp_path, monkeypatch)
+    try:
+        yield space
+    finally:
+        space.close()

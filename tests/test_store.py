@@ -1,0 +1,302 @@
+"""The results folder as a user meets it: where it is, what is in it, what survives.
+
+Each test writes an experiment module into a fresh project folder, runs it, and opens
+what the run left in ``experiments/progress/<module>/<Class>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from superparams import StoreLockedError
+from superparams.store import Store
+
+FLAKY = """
+from pathlib import Path
+from superparams import Experiment, search
+
+HERE = Path(__file__).parent
+
+class Flaky(Experiment):
+    n: int = search(1, 2, 3)
+    lr: float = 0.5
+
+    def run(self):
+        with open(HERE / "runs.txt", "a") as runs:
+            runs.write(f"{self.n}\\n")
+        if (HERE / "fail.txt").exists() and self.n == 2:
+            raise ValueError("n=2 is not allowed")
+        return {"double": 2 * self.n, "name": f"run-{self.n}"}
+"""
+
+NOISY = """
+import os
+from pathlib import Path
+import sys
+from superparams import Experiment, search
+
+class Noisy(Experiment):
+    n: int = search(1, 2, 3, 4)
+
+    def run(self):
+        print(f"out {self.n}")
+        print(f"err {self.n}", file=sys.stderr)
+        if self.rank or self.n_proc > 1:
+            os.write(1, f"c-level {self.n}\\n".encode())
+            os.system(f"echo from-child {self.n}; echo child-err {self.n} >&2")
+        if self.n == 4:
+            raise RuntimeError("four is too many")
+        return {"n2": self.n * 2}
+"""
+
+QUIET = """
+from superparams import Experiment, search
+
+class Quiet(Experiment):
+    n: int = search(1, 2)
+
+    def run(self):
+        return {"n": self.n}
+"""
+
+
+def ran(workspace) -> list[int]:
+    runs = workspace.experiments / "runs.txt"
+    return [int(n) for n in runs.read_text().split()] if runs.exists() else []
+
+
+class TestWhereResultsGo:
+    def test_beside_the_experiment_file(self, workspace, tmp_path, monkeypatch):
+        """Results go to progress/<module>/<Class>/ beside the file, whatever the cwd."""
+        space = workspace.load("flaky", FLAKY).Flaky()
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        monkeypatch.chdir(elsewhere)
+        space.run_all(display=False)
+        folder = workspace.folder("flaky", "Flaky")
+        assert folder == tmp_path / "experiments/progress/flaky/Flaky"
+        assert {p.name for p in folder.iterdir()} >= {"record.jsonl", "results.parquet", "logs"}
+        assert list(elsewhere.iterdir()) == []
+
+    def test_folder_argument(self, workspace, tmp_path):
+        """folder= puts everything there; results() and plan() read it from there."""
+        space = workspace.load("flaky", FLAKY).Flaky()
+        out = tmp_path / "out"
+        space.run_all(display=False, folder=out)
+        assert (out / "results.parquet").exists()
+        assert not (workspace.experiments / "progress").exists()
+        assert space.results(folder=out)["double"].to_list() == [2, 4, 6]
+        assert space.plan(folder=out).done == [0, 1, 2]
+        assert space.plan().new == [0, 1, 2]  # the default folder knows nothing of it
+
+    def test_environment_variable(self, workspace, tmp_path, monkeypatch):
+        """SUPERPARAMS_PROGRESS replaces the progress folder; module and class stay."""
+        monkeypatch.setenv("SUPERPARAMS_PROGRESS", str(tmp_path / "store"))
+        space = workspace.load("flaky", FLAKY).Flaky()
+        space.run_all(display=False)
+        assert (tmp_path / "store/flaky/Flaky/results.parquet").exists()
+        assert not (workspace.experiments / "progress").exists()
+        assert space.results()["double"].to_list() == [2, 4, 6]
+
+    def test_folder_argument_beats_the_environment(self, workspace, tmp_path, monkeypatch):
+        """An explicit folder= wins over SUPERPARAMS_PROGRESS."""
+        monkeypatch.setenv("SUPERPARAMS_PROGRESS", str(tmp_path / "store"))
+        space = workspace.load("flaky", FLAKY).Flaky()
+        space.run_all(display=False, folder=tmp_path / "out")
+        assert (tmp_path / "out/results.parquet").exists()
+        assert not (tmp_path / "store").exists()
+
+
+class TestParquet:
+    def test_readable_by_polars_pandas_and_duckdb(self, workspace):
+        """results.parquet opens as it is in polars, pandas and DuckDB, failures included."""
+        duckdb = pytest.importorskip("duckdb")
+        pd = pytest.importorskip("pandas")
+        workspace.load("flaky", FLAKY)
+        (workspace.experiments / "fail.txt").write_text("")
+        workspace.load("flaky").Flaky().run_all(display=False)
+        path = workspace.folder("flaky", "Flaky") / "results.parquet"
+        columns = ["n", "status", "double", "name", "cause", "error"]
+        expected = [
+            (1, "completed", 2, "run-1", None, None),
+            (2, "failed", None, None, "raised", "ValueError: n=2 is not allowed"),
+            (3, "completed", 6, "run-3", None, None),
+        ]
+        polars_rows = pl.read_parquet(path).sort("n").select(columns).rows()
+        assert polars_rows == expected
+        frame = pd.read_parquet(path).sort_values("n")
+        pandas_rows = [
+            tuple(None if pd.isna(v) else v for v in row)
+            for row in frame[columns].itertuples(index=False)
+        ]
+        assert pandas_rows == expected
+        query = f"select {', '.join(columns)} from '{path}' order by n"
+        assert duckdb.sql(query).fetchall() == expected
+
+    def test_readable_after_types_clash(self, workspace):
+        """Results whose types differ between settings still make a readable parquet."""
+        duckdb = pytest.importorskip("duckdb")
+        pd = pytest.importorskip("pandas")
+        source = QUIET.replace('{"n": self.n}', '{"m": [[1, 2], "x"][self.n - 1], "f": self.n / 2}')
+        workspace.load("quiet", source).Quiet().run_all(display=False)
+        path = workspace.folder("quiet", "Quiet") / "results.parquet"
+        assert pl.read_parquet(path).sort("n")["m"].to_list() == ["[1,2]", "x"]
+        assert pd.read_parquet(path).sort_values("n")["m"].to_list() == ["[1,2]", "x"]
+        assert duckdb.sql(f"select m from '{path}' order by n").fetchall() == [("[1,2]",), ("x",)]
+
+    def test_up_to_date_when_run_all_returns(self, workspace):
+        """When run_all returns, results.parquet holds what it returned; no temporary files."""
+        space = workspace.load("flaky", FLAKY).Flaky()
+        table = space.run_all(display=False)
+        folder = workspace.folder("flaky", "Flaky")
+        stored = pl.read_parquet(folder / "results.parquet").sort("n")
+        assert stored.select(table.columns).equals(table)
+        assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+class TestLogs:
+    def test_worker_logs_hold_all_output(self, workspace):
+        """With workers, a setting's log has its stdout and stderr, C-level and child output."""
+        space = workspace.load("noisy", NOISY).Noisy()
+        table = space.run_all(num_proc=2, display=False)
+        for n, log in zip(table["n"], table["log"], strict=True):
+            assert log.startswith(str(workspace.folder("noisy", "Noisy") / "logs"))
+            lines = Path(log).read_text().splitlines()
+            for expected in (
+                f"out {n}",
+                f"err {n}",
+                f"c-level {n}",
+                f"from-child {n}",
+                f"child-err {n}",
+            ):
+                assert expected in lines, (expected, lines)
+            others = [line for line in lines if line[-1:].isdigit() and line[-1] != str(n)]
+            assert others == []  # nothing from another setting
+
+    def test_in_process_logs_hold_python_output(self, workspace, capfd):
+        """In this process, a setting's print() goes to its log and still to the terminal."""
+        space = workspace.load("noisy", NOISY).Noisy(n=1)
+        table = space.run_all(display=False)
+        log = table["log"][0]
+        assert Path(log).read_text().splitlines() == ["out 1", "err 1"]
+        out, err = capfd.readouterr()
+        assert out == "out 1\n"
+        assert err == "err 1\n"
+
+    @pytest.mark.parametrize("num_proc", [1, 2])
+    def test_a_failure_keeps_its_traceback(self, workspace, num_proc):
+        """A failed setting's log ends with the traceback of its exception."""
+        space = workspace.load("noisy", NOISY).Noisy(n=4)
+        table = space.run_all(num_proc=num_proc, display=False)
+        assert table["status"].to_list() == ["failed"]
+        text = Path(table["log"][0]).read_text()
+        assert "out 4" in text
+        assert "Traceback (most recent call last)" in text
+        assert text.rstrip().endswith("RuntimeError: four is too many")
+        assert 'raise RuntimeError("four is too many")' in text
+
+    def test_a_quiet_setting_leaves_no_empty_log(self, workspace):
+        """A setting that writes nothing leaves no empty log file behind."""
+        table = workspace.load("quiet", QUIET).Quiet().run_all(num_proc=2, display=False)
+        assert table["log"].to_list() == ["", ""]
+        assert list((workspace.folder("quiet", "Quiet") / "logs").iterdir()) == []
+
+
+class TestRecord:
+    def test_append_only(self, workspace):
+        """Nothing written to the record is rewritten: a later run only appends."""
+        module = workspace.load("flaky", FLAKY)
+        module.Flaky().run_all(display=False)
+        record = workspace.folder("flaky", "Flaky") / "record.jsonl"
+        before = record.read_bytes()
+        module.Flaky(n=module.search(1, 2, 3, 4)).run_all(display=False)
+        after = record.read_bytes()
+        assert after.startswith(before)
+        assert len(after) > len(before)
+
+    def test_torn_last_line(self, workspace):
+        """A last line torn by a crash is ignored on reading and cut before the next run."""
+        module = workspace.load("flaky", FLAKY)
+        space = module.Flaky()
+        space.run_all(display=False)
+        record = workspace.folder("flaky", "Flaky") / "record.jsonl"
+        whole = record.read_bytes()
+        with open(record, "ab") as f:
+            f.write(b'{"event":"outcome","id":"00ff","torn-her')
+        assert space.results()["double"].to_list() == [2, 4, 6]
+        assert space.plan().done == [0, 1, 2]
+        table = module.Flaky(n=module.search(1, 2, 3, 4)).run_all(display=False)
+        assert table["double"].to_list() == [2, 4, 6, 8]
+        text = record.read_bytes()
+        assert text.startswith(whole)
+        assert text.endswith(b"\n")
+        assert b"torn-her" not in text
+        assert all(json.loads(line) for line in text.splitlines())
+
+    def test_torn_line_inside(self, workspace):
+        """A broken line inside the record is skipped; the lines after it count."""
+        module = workspace.load("flaky", FLAKY)
+        module.Flaky(n=1).run_all(display=False)
+        record = workspace.folder("flaky", "Flaky") / "record.jsonl"
+        with open(record, "ab") as f:
+            f.write(b'{"event":"outc\n')
+        module.Flaky(n=2).run_all(display=False)
+        assert module.Flaky().results()["double"].to_list() == [2, 4]
+        assert module.Flaky().plan().new == [2]
+
+    def test_missing_results_parquet_is_rebuilt(self, workspace):
+        """results.parquet is made from the record: deleting it loses nothing."""
+        space = workspace.load("flaky", FLAKY).Flaky()
+        space.run_all(display=False)
+        folder = workspace.folder("flaky", "Flaky")
+        (folder / "results.parquet").unlink()
+        assert space.results()["double"].to_list() == [2, 4, 6]
+        space.run_all(display=False)
+        assert ran(workspace) == [1, 2, 3]
+        assert pl.read_parquet(folder / "results.parquet").height == 3
+
+
+class TestLock:
+    def test_a_second_writer_is_refused(self, workspace):
+        """While a run holds the folder, another run gets StoreLockedError naming the holder."""
+        space = workspace.load("flaky", FLAKY).Flaky()
+        folder = workspace.folder("flaky", "Flaky")
+        with Store.for_space(space):
+            with pytest.raises(StoreLockedError) as caught:
+                space.run_all(display=False)
+            message = str(caught.value)
+            assert str(folder) in message
+            assert f"pid {os.getpid()}" in message
+            assert "wait for it to finish or stop it" in message
+            assert isinstance(caught.value, RuntimeError)
+            assert ran(workspace) == []
+            assert space.results().height == 0  # reading needs no lock
+        space.run_all(display=False)
+        assert ran(workspace) == [1, 2, 3]
+
+    def test_failed_results_write_keeps_record_and_unlocks(self, workspace, monkeypatch):
+        """If writing results.parquet fails, the run's outcomes stay in the record and the
+        folder is not left locked."""
+        space = workspace.load("flaky", FLAKY).Flaky()
+        calls = []
+        compact = Store.compact
+
+        def disk_full(self):
+            calls.append(1)
+            if len(calls) == 2:  # at the end of the run
+                raise OSError(28, "No space left on device")
+            compact(self)
+
+        monkeypatch.setattr(Store, "compact", disk_full)
+        with pytest.raises(OSError, match="No space left"):
+            space.run_all(display=False)
+        monkeypatch.setattr(Store, "compact", compact)
+        assert not Store.for_space(space).is_locked()
+        table = space.run_all(display=False)
+        assert ran(workspace) == [1, 2, 3]  # not run twice
+        assert table["double"].to_list() == [2, 4, 6]
