@@ -304,6 +304,8 @@ class TestLiveDisplay:
         console = Console(file=out, width=100, force_terminal=True, color_system=None)
         display = LiveDisplay(console, clock=Clock(), auto_refresh=False)
         display(started(1))
+        assert display._live is None  # nothing is drawn until a setting starts
+        display(begin("a", "lr=0.1", T0))
         assert display._live is not None
         display(finish("a", "lr=0.1", T0 + 1))
         assert "1/1  100%  Train" in out.getvalue()
@@ -319,7 +321,24 @@ class TestLiveDisplay:
         """A run with nothing left to do never starts the live view."""
         display = LiveDisplay(text_console()[0], clock=Clock())
         display(started(0, completed=3))
+        display(ended(completed=0, failed=0))
         assert display._live is None
+
+    def test_rich_waits_for_the_first_setting(self):
+        """Without a console given, rich is loaded only once there is something to draw."""
+        import subprocess
+        import sys
+
+        script = (
+            "import sys\n"
+            "from superparams.display import LiveDisplay\n"
+            "d = LiveDisplay()\n"
+            "print('rich' in sys.modules)\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        ).stdout
+        assert out.strip() == "False"
 
     def test_close_is_safe_twice(self):
         """close() after the end (or before any start) does nothing."""

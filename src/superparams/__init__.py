@@ -11,9 +11,8 @@ The rooms, in the order data flows through them::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from superparams.cli import entrypoint
 from superparams.errors import (
     ExperimentError,
     IdentityError,
@@ -34,6 +33,9 @@ from superparams.space import (
     uniform,
     value,
 )
+
+if TYPE_CHECKING:
+    from superparams.cli import entrypoint
 
 __all__ = [
     "Experiment",
@@ -61,5 +63,13 @@ def __getattr__(name: str) -> Any:
         from superparams._version import __version__
 
         return __version__
+    if name == "entrypoint":  # the command line's module, loaded only by who uses it
+        from superparams.cli import entrypoint
+
+        return entrypoint
     msg = f"module 'superparams' has no attribute {name!r}"
     raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "__version__", "entrypoint"})

@@ -167,7 +167,7 @@ class _Option:
 _RUN, _SAMPLED = ("run",), ("run", "status", "results", "logs")
 OPTIONS = (
     _Option(
-        ("-j", "--num_proc", "--num-proc"),
+        ("-j", "--num_proc", "--num-proc", "--n_proc", "--n-proc"),  # --n_proc: as 0.1.0
         "num_proc",
         "worker processes (default 1, or one per --gpus id)",
         _RUN,
@@ -590,7 +590,9 @@ def _field_value(flag: str, text: str | None, annotation: Any) -> Any:
 
 def _run(found: Found, spaces: list[Space[Any]], request: _Request, prog: str) -> int:
     codes = []
-    for space in spaces:
+    for number, space in enumerate(spaces):
+        if number and not request.get("quiet"):
+            _say("")  # a blank line between the experiments of one file
         code = _run_one(found, space, request, prog)
         codes.append(code)
         if code == INTERRUPTED:

@@ -224,9 +224,7 @@ class LiveDisplay:
         summary: bool = True,
         max_running: int = 8,
     ) -> None:
-        from rich.console import Console
-
-        self.console = console or Console(stderr=True)
+        self._console = console
         self.clock = clock
         self.live = live
         self.auto_refresh = auto_refresh
@@ -241,19 +239,30 @@ class LiveDisplay:
         self.running: dict[str, _Running] = {}
         self.last: SettingFinished | None = None
         self.stopping: RunStopping | None = None
+        self.ended = False
         self._live: Live | None = None
+
+    @property
+    def console(self) -> Console:
+        """Where the view is drawn; rich is imported on first use, not before the run."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True)
+        return self._console
 
     # -- events --------------------------------------------------------------------------
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self.experiment, self.total, self.began = event.experiment, event.to_run, event.time
-            if self.live and event.to_run:
-                self._start()
         elif isinstance(event, SettingStarted):
             self.running[event.id] = _Running(
                 event.label, event.worker, event.attempt, event.time, event.log
             )
+            if self.live and self._live is None and not self.ended:
+                # Drawn from the first start on, so loading rich overlaps a running setting.
+                self._start()
         elif isinstance(event, SettingFinished):
             self.running.pop(event.id, None)
             self.completed += 1
@@ -267,6 +276,7 @@ class LiveDisplay:
             self.stopping = event
             self.console.print(_stopping(event), style="yellow")
         elif isinstance(event, RunFinished):
+            self.ended = True
             self.close()
             if self.summary:
                 self.console.print(
