@@ -9,11 +9,12 @@
     experiment clean   EXPERIMENT [--yes]
 
 A command word is a command only when it comes first and an experiment follows it, so
-``experiment params.Hyperparams ...`` always means run. This room parses, finds the
-experiment (:mod:`superparams._find`), reads values by each field's annotation
-(:mod:`superparams._values`) and calls the same API a notebook calls. :func:`main` is the
-only place that prints an error and picks the exit code. polars and rich are imported
-by the commands that need them, never by ``experiment --help``.
+``experiment params.Hyperparams ...`` always means run. This room reads the words, finds
+the experiment (:mod:`superparams._find`), reads values by each field's annotation
+(:mod:`superparams._values`), and hands the spaces to the command
+(:mod:`superparams._commands`), which calls the same API a notebook calls. :func:`main`
+is the only place that prints an error and picks the exit code. polars and rich are
+imported by the commands that need them, never by ``experiment --help``.
 """
 
 from __future__ import annotations
@@ -23,18 +24,14 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from superparams.errors import SuperparamsError, UsageError, did_you_mean
 
 if TYPE_CHECKING:
-    import polars as pl
-
     from superparams._find import Found
-    from superparams.events import Event, RunFinished
     from superparams.experiment import Experiment
     from superparams.space import Space
-    from superparams.store import Plan, Store
 
 COMMANDS = ("status", "results", "logs", "clean")
 INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C (128 + SIGINT)
@@ -276,7 +273,7 @@ _BY_NAME = {name: option for option in OPTIONS for name in option.names}
 
 
 @dataclass
-class _Request:
+class Request:
     """What the words of a command asked for."""
 
     command: str = "run"
@@ -312,9 +309,9 @@ def _is_option(token: str) -> bool:
     return token.startswith("-") and token != "-" and not _is_number(token)
 
 
-def _split(argv: list[str]) -> tuple[_Request, list[str], list[str]]:
+def _split(argv: list[str]) -> tuple[Request, list[str], list[str]]:
     """The command, and the words before and after the experiment's name."""
-    request = _Request()
+    request = Request()
     words = argv
     if (
         len(argv) >= 2
@@ -333,7 +330,7 @@ def _split(argv: list[str]) -> tuple[_Request, list[str], list[str]]:
     return request, words, []
 
 
-def _read(request: _Request, words: list[str], fields: _Fields | None) -> None:
+def _read(request: Request, words: list[str], fields: _Fields | None) -> None:
     """Read options and field values into ``request``; before the name, no fields yet."""
     i = 0
     while i < len(words):
@@ -397,7 +394,7 @@ def _field_named(name: str, fields: _Fields) -> str | None:
 
 
 def _unknown_option(
-    flag: str, request: _Request, fields: _Fields | None, option: _Option | None
+    flag: str, request: Request, fields: _Fields | None, option: _Option | None
 ) -> str:
     if option is not None:
         where = "a run" if option.commands == _RUN else "/".join(option.commands)
@@ -418,7 +415,13 @@ def _unknown_option(
     return f"{flag}: {fields.owner} has no field {name!r}{hint}{listed}"
 
 
-def _command_name(request: _Request) -> str:
+def _shown(path: Path | str) -> str:
+    from superparams._find import shown
+
+    return shown(path)
+
+
+def _command_name(request: Request) -> str:
     return "a run" if request.command == "run" else f"`experiment {request.command}`"
 
 
@@ -469,14 +472,11 @@ def _main(argv: list[str], prog: str, home: Path | None) -> int:
     _check_combinations(request)
     # clean works on the whole folder of each class: it needs no space
     spaces = [] if request.command == "clean" else [_space(c, request) for c in found.classes]
-    command = {
-        "run": _run,
-        "status": _status,
-        "results": _results,
-        "logs": _logs,
-        "clean": _clean,
-    }[request.command]
-    return command(found, spaces, request, prog)
+    from superparams import _commands
+
+    command = getattr(_commands, request.command)  # run, status, results, logs, clean
+    result: int = command(found, spaces, request, prog)
+    return result
 
 
 def _fields_of(found: Found) -> _Fields:
@@ -498,7 +498,7 @@ def _fields_of(found: Found) -> _Fields:
     return _Fields(owner, tuple(names), frozenset(flags), frozenset(derived))
 
 
-def _check_combinations(request: _Request) -> None:
+def _check_combinations(request: Request) -> None:
     if request.get("fresh") and request.get("rerun_failed"):
         msg = "--fresh runs every setting again and --rerun-failed only the failed ones; pick one"
         raise UsageError(msg)
@@ -515,7 +515,7 @@ def _check_combinations(request: _Request) -> None:
         raise UsageError(msg)
 
 
-def _space(cls: type[Experiment], request: _Request) -> Space[Any]:
+def _space(cls: type[Experiment], request: Request) -> Space[Any]:
     """The space a class spans with the request's field values."""
     from superparams.errors import SearchSpaceError
 
@@ -583,743 +583,6 @@ def _field_value(flag: str, text: str | None, annotation: Any) -> Any:
             msg = f"{flag} cannot be set from the command line: {error}"
             raise UsageError(msg) from None
     return values[0] if len(values) == 1 else search(*values)
-
-
-# -- run -----------------------------------------------------------------------------------------
-
-
-def _run(found: Found, spaces: list[Space[Any]], request: _Request, prog: str) -> int:
-    codes = []
-    for number, space in enumerate(spaces):
-        if number and not request.get("quiet"):
-            _say("")  # a blank line between the experiments of one file
-        code = _run_one(found, space, request, prog)
-        codes.append(code)
-        if code == INTERRUPTED:
-            break
-    return INTERRUPTED if INTERRUPTED in codes else max(codes)
-
-
-def _run_one(found: Found, space: Space[Any], request: _Request, prog: str) -> int:
-    from superparams.runner import run_all
-
-    cls = space.experiment_class
-    store = _store(space)
-    quiet, dry_run = bool(request.get("quiet")), bool(request.get("dry_run"))
-    fresh, only_failed = bool(request.get("fresh")), bool(request.get("rerun_failed"))
-    if not dry_run:
-        _check_unlocked(store)
-    stored = _plan(space, store)
-    earlier = len(stored.done) + len(stored.failed) + len(stored.interrupted)
-    if not quiet or dry_run:
-        _say(_overview(found, space, store, stored.summary() if earlier or stored.stale else ""))
-    if dry_run:
-        _say(_plan_text(space, stored, fresh=fresh, only_failed=only_failed))
-        return 0
-    to_run = _to_run(stored, fresh=fresh, only_failed=only_failed)
-    if not to_run:
-        if only_failed:
-            _say(f"{cls.__name__}: no failed settings to run again")
-        else:
-            _say(
-                f"{cls.__name__}: all {len(stored.done)} settings completed before; nothing to "
-                "run (--fresh runs them again)"
-            )
-        if not quiet:
-            _print_results(space, _results_of(space), limit=20, prog=prog, found=found)
-        return 0
-    if earlier and not fresh and not only_failed:
-        if _interactive() and not request.get("yes"):
-            answer = _ask_resume(stored, to_run)
-            if answer == "quit":
-                _say("nothing run")
-                return 0
-            fresh = answer == "fresh"
-        elif not quiet:
-            _say(f"resuming: {_resume_text(stored, to_run)}")
-
-    gpus = request.get("gpus")
-    num_proc = request.get("num_proc") or (len(gpus) if gpus else 1)
-    debug = bool(request.get("debug"))
-    if debug and num_proc > 1:
-        _say("--debug runs settings one by one in this process; -j is ignored")
-    if not quiet:
-        where = "in this process" if debug else f"on {num_proc} worker process"
-        where += "es" if not debug and num_proc > 1 else ""
-        _say(f"running {to_run} setting{'s' if to_run != 1 else ''} {where}")
-    display = _display(quiet=quiet, debug=debug)
-    ended: list[RunFinished] = []
-    frame: pl.DataFrame | None = None
-    try:
-        frame = run_all(
-            space,
-            num_proc=num_proc,
-            gpus=gpus,
-            only_failed=only_failed,
-            fresh=fresh,
-            timeout=request.get("timeout"),
-            retries=request.get("retries", 0),
-            engine=request.get("engine") or "local",
-            debug=debug,
-            display=display,
-            subscribers=[_collect(ended)],
-        )
-    except KeyboardInterrupt:
-        pass
-    except Exception as error:
-        if not debug or isinstance(error, SuperparamsError):
-            raise
-        return _post_mortem(error)
-    finally:
-        close = getattr(display, "close", None)
-        if callable(close):
-            close()
-    finish = ended[-1] if ended else None
-    if finish is None:  # stopped before the run began
-        return INTERRUPTED
-    if not quiet:
-        _print_results(space, frame if frame is not None else _results_of(space), 20, prog, found)
-    _report_end(finish)
-    if finish.interrupted:
-        return INTERRUPTED
-    return 1 if finish.failed else 0
-
-
-def _store(space: Space[Any]) -> Store:
-    from superparams.store import Store
-
-    return Store.for_space(space)
-
-
-def _plan(space: Space[Any], store: Store) -> Plan:
-    """What is stored for each setting; with nothing stored, without loading polars."""
-    from superparams.store import Plan
-
-    if store.folder.exists():
-        return store.plan(space)
-    ids = list(space._sp_ids())
-    first: dict[str, int] = {}
-    for position, sid in enumerate(ids):
-        first.setdefault(sid, position)
-    return Plan(new=list(first.values()), ids=ids)
-
-
-def _check_unlocked(store: Store) -> None:
-    from superparams.errors import StoreLockedError
-
-    if store.is_locked():
-        try:
-            holder = (store.folder / "lock").read_text().strip() or "another process"
-        except OSError:
-            holder = "another process"
-        msg = (
-            f"another run is writing to {_shown(store.folder)} ({holder}); wait for it to "
-            "finish or stop it, then run again"
-        )
-        raise StoreLockedError(msg)
-
-
-def _to_run(stored: Any, *, fresh: bool, only_failed: bool) -> int:
-    if fresh:
-        return len(set(stored.ids))
-    if only_failed:
-        return len(stored.failed)
-    return len(stored.new) + len(stored.failed) + len(stored.interrupted)
-
-
-def _resume_text(stored: Any, to_run: int) -> str:
-    parts = [
-        f"{len(v)} {k}"
-        for k, v in (
-            ("failed", stored.failed),
-            ("interrupted", stored.interrupted),
-            ("new", stored.new),
-        )
-        if v
-    ]
-    kept = f"{len(stored.done)} completed before are kept; " if stored.done else ""
-    return f"{kept}running {to_run} ({', '.join(parts)})"
-
-
-def _interactive() -> bool:
-    return sys.stdin.isatty() and sys.stderr.isatty()
-
-
-def _ask(question: str) -> str | None:
-    """A line typed in answer (lowercased), or None at end of input."""
-    sys.stderr.write(question)
-    sys.stderr.flush()
-    line = sys.stdin.readline()
-    if not line:
-        sys.stderr.write("\n")
-        return None
-    return line.strip().lower()
-
-
-def _ask_resume(stored: Any, to_run: int) -> str:
-    kept = f"skip the {len(stored.done)} completed, " if stored.done else ""
-    question = f"Resume ({kept}run {to_run})? [Y]es, [f]resh: run all again, [n]o: quit "
-    while True:
-        answer = _ask(question)
-        if answer is None or answer in ("n", "no", "q", "quit"):
-            return "quit"
-        if answer in ("", "y", "yes"):
-            return "resume"
-        if answer in ("f", "fresh"):
-            return "fresh"
-        sys.stderr.write("please answer y, f or n\n")
-
-
-def _display(*, quiet: bool, debug: bool) -> Callable[[Event], None]:
-    from superparams.display import PlainDisplay
-
-    if quiet:
-        return PlainDisplay(quiet=True, header=False, summary=False)
-    if debug or not sys.stderr.isatty() or os.environ.get("TERM") == "dumb":
-        return PlainDisplay(header=False, summary=False)
-    from superparams.display import LiveDisplay
-
-    return LiveDisplay(summary=False)
-
-
-def _collect(ended: list[RunFinished]) -> Callable[[Event], None]:
-    from superparams.events import RunFinished
-
-    def collect(event: Event) -> None:
-        if isinstance(event, RunFinished):
-            ended.append(event)
-
-    return collect
-
-
-def _post_mortem(error: BaseException) -> int:
-    """Show the traceback of a failure in --debug, and open pdb on it in a terminal."""
-    import bdb
-    import traceback
-
-    if isinstance(error, bdb.BdbQuit):  # quit from a breakpoint() in run()
-        return 1
-    traceback.print_exception(error)
-    if not sys.stdin.isatty():
-        _say("(no terminal: not opening the debugger)")
-        return 1
-    import pdb
-
-    _say("opening the debugger (pdb) where it failed; 'q' quits")
-    pdb.post_mortem(error.__traceback__)
-    return 1
-
-
-def _report_end(finish: RunFinished) -> None:
-    from superparams.display import short_path, summary
-
-    for failed in finish.failures:
-        _say(f"failed: {failed.label}: {failed.failure.error}")
-        if failed.log:
-            _say(f"  log: {short_path(failed.log)}")
-    _say(summary(finish))
-    if finish.interrupted:
-        _say("run the same command again to resume")
-    _say(f"results: {short_path(finish.results)}")
-
-
-# -- what is shown before ------------------------------------------------------------------
-
-
-def _overview(found: Found, space: Space[Any], store: Store, earlier: str) -> str:
-    lines = _fields_overview(space)
-    lines[0] += f"  ({_shown(found.path)})"
-    lines.append(f"stored:  {earlier or 'nothing yet'}")
-    lines.append(f"results: {_shown(store.results_path)}")
-    lines.append(f"logs:    {_shown(store.folder / 'logs')}{os.sep}")
-    return "\n".join(lines)
-
-
-def _fields_overview(space: Space[Any]) -> list[str]:
-    """The experiment's name and size, then a line per field: type, value or values."""
-    from superparams._values import type_name
-    from superparams.experiment import Experiment
-    from superparams.space import Dimension, Grid, Space
-
-    n = len(space)
-    head = f"{space.experiment_class.__name__}: {n:,} setting{'s' if n != 1 else ''}"
-    if not isinstance(space, Experiment):  # a sample or a union: it describes itself
-        return [head, *str(space).splitlines()]
-    info = type(space)._sp_info()
-    rows = []
-    for name in (*info.fields, *(n for n, _ in info.derived)):
-        value = space.__dict__.get(name)
-        if isinstance(value, Grid) and not value.expands():
-            shown = ", ".join(_brief(p) for p in value.points)
-            count = f"{len(value.points)} values" if len(value.points) > 1 else ""
-        elif isinstance(value, (Dimension, Space)):
-            shown, count = _brief(value, 60), "searched"
-        else:
-            shown, count = _brief(value, 60), ""
-        rows.append((name, type_name(info.annotations.get(name)), shown, count))
-    widths = [max((len(r[k]) for r in rows), default=0) for k in range(3)]
-    for row in rows:
-        cells = [c.ljust(w) for c, w in zip(row[:3], widths, strict=True)]
-        lines_row = f"  {'  '.join(cells)}  {row[3]}".rstrip()
-        head += "\n" + lines_row
-    return head.split("\n")
-
-
-def _brief(value: Any, width: int = 24) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _plan_text(space: Space[Any], stored: Any, *, fresh: bool, only_failed: bool) -> str:
-    runs = _to_run(stored, fresh=fresh, only_failed=only_failed)
-    lines = [f"would run {runs} setting{'s' if runs != 1 else ''} (dry run: nothing is run)"]
-    groups = [
-        ("new", stored.new, not only_failed),
-        ("failed", stored.failed, True),
-        ("interrupted", stored.interrupted, not only_failed),
-        ("done", stored.done, fresh),
-    ]
-    for status, positions, runs_it in groups:
-        for position in positions[:20]:
-            mark = "run " if runs_it else "keep"
-            lines.append(f"  {mark}  {status:<11}  {space[position].label}")
-        if len(positions) > 20:
-            lines.append(f"  ...   {len(positions) - 20} more {status}")
-    if stored.stale:
-        lines.append(
-            f"  {len(stored.stale)} stored setting{'s' if len(stored.stale) != 1 else ''} "
-            "no longer in this space (kept, not run)"
-        )
-    return "\n".join(lines)
-
-
-def _say(text: str) -> None:
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
-
-
-def _shown(path: Path | str) -> str:
-    from superparams._find import shown
-
-    return shown(path)
-
-
-# -- tables ----------------------------------------------------------------------------------
-
-
-def _results_of(space: Space[Any]) -> pl.DataFrame:
-    from superparams.runner import results
-
-    return results(space)
-
-
-def _columns(frame: pl.DataFrame, cls: type[Experiment]) -> list[str]:
-    """The columns worth a look: parameters that vary, results, and status if mixed."""
-    from superparams.store import BOOKKEEPING
-
-    info = cls._sp_info()
-    params = set(info.fields) | {n for n, _ in info.derived}
-
-    def is_param(column: str) -> bool:
-        return column in params or column.split(".", 1)[0] in params
-
-    varying = [c for c in frame.columns if is_param(c) and _n_unique(frame[c]) > 1]
-    results = [
-        c
-        for c in frame.columns
-        if not is_param(c) and c not in ("id", "label") and c not in BOOKKEEPING
-    ]
-    extra = []
-    if "status" in frame.columns and set(frame["status"].to_list()) != {"completed"}:
-        extra.append("status")
-    if "seconds" in frame.columns:
-        extra.append("seconds")
-    return varying + results + extra
-
-
-def _n_unique(series: Any) -> int:
-    try:
-        return int(series.n_unique())
-    except Exception:  # a column polars cannot hash: compare the texts
-        return len({repr(v) for v in series.to_list()})
-
-
-def _cell(value: Any, column: str = "") -> str:
-    if value is None:
-        return ""
-    if column == "seconds" and isinstance(value, (int, float)):
-        from superparams.display import duration
-
-        return duration(float(value))
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _print_results(
-    space: Space[Any],
-    frame: pl.DataFrame,
-    limit: int | None,
-    prog: str,
-    found: Found,
-    columns: list[str] | None = None,
-) -> None:
-    if frame.is_empty():
-        return
-    columns = columns or _columns(frame, space.experiment_class)
-    if not columns:
-        return
-    rows = frame.select(columns).rows()
-    more = 0
-    if limit is not None and len(rows) > limit:
-        rows, more = rows[:limit], len(rows) - limit
-    headers = ["time" if c == "seconds" else c for c in columns]
-    cells = [[_cell(v, c) for v, c in zip(row, columns, strict=True)] for row in rows]
-    _table(headers, cells, sys.stdout)
-    if more:
-        _say(f"... {more} more rows: {prog} results {found.name}")
-
-
-def _table(headers: list[str], rows: list[list[str]], stream: TextIO) -> None:
-    """A table: rich in a terminal, plain aligned columns otherwise."""
-    numeric = [all(_is_number(r[i]) or not r[i] for r in rows) for i in range(len(headers))]
-    if stream.isatty():
-        from rich import box
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-        for header, is_numeric in zip(headers, numeric, strict=True):
-            table.add_column(header, justify="right" if is_numeric else "left")
-        for row in rows:
-            table.add_row(*row)
-        Console(file=stream, highlight=False).print(table)
-        return
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        parts = [
-            c.rjust(w) if n else c.ljust(w) for c, w, n in zip(cells, widths, numeric, strict=True)
-        ]
-        return "  ".join(parts).rstrip()
-
-    stream.write(line(headers) + "\n")
-    stream.write("  ".join("-" * w for w in widths) + "\n")
-    for row in rows:
-        stream.write(line(row) + "\n")
-    stream.flush()
-
-
-# -- status, results, logs, clean -------------------------------------------------------------
-
-
-def _status(found: Found, spaces: list[Space[Any]], request: _Request, prog: str) -> int:
-    for space in spaces:
-        _status_one(found, space, request, prog)
-    return 0
-
-
-def _status_one(found: Found, space: Space[Any], request: _Request, prog: str) -> None:
-    store = _store(space)
-    stored = _plan(space, store)
-    running: set[str] = set()
-    errors: dict[str, str] = {}
-    locked = store.is_locked()
-    if store.folder.exists():
-        table = store.table()
-        if "status" in table.columns:
-            first = table.unique(subset="id", keep="first", maintain_order=True)
-            statuses = first["status"].to_list()
-            ids = first["id"].to_list()
-            running = {i for i, s in zip(ids, statuses, strict=True) if s == "running"}
-            if "error" in first.columns:
-                errors = {
-                    i: e
-                    for i, e in zip(ids, first["error"].to_list(), strict=True)
-                    if e is not None
-                }
-    interrupted = [p for p in stored.interrupted if stored.ids[p] not in running]
-    now = [p for p in stored.interrupted if stored.ids[p] in running]
-    cls = space.experiment_class
-    out = sys.stdout
-    total = len(set(stored.ids))
-    out.write(
-        f"{cls.__name__} ({_shown(found.path)}): {total} setting{'s' if total != 1 else ''}\n"
-    )
-    counts = [
-        ("completed", len(stored.done)),
-        ("failed", len(stored.failed)),
-        ("running", len(now)),
-        ("interrupted", len(interrupted)),
-        ("new", len(stored.new)),
-    ]
-    for name, count in counts:
-        if count or name in ("completed", "failed", "new"):
-            out.write(f"  {name:<12} {count}\n")
-    if stored.stale:
-        out.write(f"  {'gone':<12} {len(stored.stale)} stored but no longer in this space\n")
-    if locked:
-        try:
-            holder = (store.folder / "lock").read_text().strip()
-        except OSError:
-            holder = ""
-        out.write(f"a run is in progress ({holder})\n" if holder else "a run is in progress\n")
-    left = stored.failed + interrupted + stored.new
-    if left:
-        out.write(f"left to run: {len(left)} (`{prog} {found.name}` runs them)\n")
-        shown_left = sorted(left)[:20]
-        for position in shown_left:
-            sid = stored.ids[position]
-            status = (
-                "failed"
-                if position in stored.failed
-                else "interrupted"
-                if position in interrupted
-                else "new"
-            )
-            error = f"  {errors[sid]}" if status == "failed" and sid in errors else ""
-            out.write(f"  {status:<12} {space[position].label}{error}\n")
-        if len(left) > len(shown_left):
-            out.write(f"  ... {len(left) - len(shown_left)} more\n")
-    else:
-        out.write("nothing left to run\n")
-    out.write(f"results: {_shown(store.results_path)}\n")
-    out.flush()
-
-
-def _results(found: Found, spaces: list[Space[Any]], request: _Request, prog: str) -> int:
-    if len(spaces) > 1 and (request.get("csv") or request.get("json") or request.get("parquet")):
-        names = ", ".join(s.experiment_class.__name__ for s in spaces)
-        msg = f"{found.name} holds several experiments ({names}); export one: {found.name}.CLASS"
-        raise UsageError(msg)
-    for space in spaces:
-        _results_one(found, space, request, prog, several=len(spaces) > 1)
-    return 0
-
-
-def _results_one(
-    found: Found, space: Space[Any], request: _Request, prog: str, *, several: bool
-) -> None:
-    frame = _results_of(space)
-    cls = space.experiment_class
-    sort = request.get("sort")
-    if sort:
-        descending = bool(request.get("desc")) or sort.startswith("-")
-        column = sort.removeprefix("-") if sort not in frame.columns else sort
-        if column not in frame.columns:
-            msg = (
-                f"--sort: no column {column!r}{did_you_mean(column, frame.columns)}; "
-                f"columns: {', '.join(frame.columns)}"
-            )
-            raise UsageError(msg)
-        frame = frame.sort(column, descending=descending, nulls_last=True, maintain_order=True)
-    if request.get("parquet"):
-        path = Path(request.get("parquet"))
-        frame.write_parquet(path)
-        _say(f"wrote {frame.height} rows to {_shown(path)}")
-        return
-    if request.get("csv"):
-        sys.stdout.write(_flat(frame).write_csv())
-        return
-    if request.get("json"):
-        sys.stdout.write(frame.write_json() + "\n")
-        return
-    if several:
-        sys.stdout.write(f"{cls.__name__}:\n")
-    if frame.is_empty():
-        _say(f"no results stored for {cls.__name__} yet (`{prog} {found.name}` runs it)")
-        return
-    columns = _columns(frame, cls)
-    if sort and column not in columns:
-        columns = [column, *columns]
-    _print_results(space, frame, None, prog, found, columns)
-
-
-def _flat(frame: pl.DataFrame) -> pl.DataFrame:
-    """The table with nested columns (lists, structs) as JSON text, which CSV can hold."""
-    import json
-
-    import polars as pl
-
-    nested = [name for name, dtype in frame.schema.items() if dtype.is_nested()]
-    return frame.with_columns(
-        pl.Series(name, [None if v is None else json.dumps(v) for v in frame[name].to_list()])
-        for name in nested
-    )
-
-
-def _logs(found: Found, spaces: list[Space[Any]], request: _Request, prog: str) -> int:
-    matches: list[_Log] = []
-    total = 0
-    for space in spaces:
-        store = _store(space)
-        known = _outcomes(store)
-        for position, sid in enumerate(space._sp_ids()):
-            total += 1
-            path = Path(store.log_path(sid))
-            if sid in known or path.exists():
-                status, ended = known.get(sid, ("", None))
-                matches.append(_Log(sid, space[position].label, path, store, status, ended))
-    if not matches:
-        what = f"the {total} matching setting{'s' if total != 1 else ''}"
-        _say(f"no logs yet: none of {what} of {found.name} has run")
-        return 1
-    if request.get("follow"):
-        running = [m for m in matches if m.running()]
-        if running:
-            return _follow(running, request.get("lines"))
-        _say(f"none of the {len(matches)} matching settings is running; their logs:")
-    for log in matches:
-        if len(matches) > 1:
-            sys.stdout.write(f"==> {log.label} [{log.status}] {_shown(log.path)} <==\n")
-        if log.path.exists():
-            sys.stdout.write(_tail(log.path, request.get("lines")))
-        else:
-            _say(f"({log.label} [{log.status}] wrote no output)")
-    sys.stdout.flush()
-    return 0
-
-
-@dataclass
-class _Log:
-    """A setting's log, and the latest outcome stored for it when it was looked up."""
-
-    id: str
-    label: str
-    path: Path
-    store: Store
-    status: str
-    ended: float | None  # when that outcome ended (seconds since the epoch)
-
-    def running(self) -> bool:
-        """Whether a run is writing this log now.
-
-        The record notes a start without flushing it, so a setting running now may
-        still show its outcome from an earlier run: a log written to after that outcome
-        ended belongs to a new attempt.
-        """
-        if self.status == "running":
-            return True
-        if not self.store.is_locked() or not self.path.exists():
-            return False
-        if self.ended is None:
-            return self.status not in ("completed", "failed")
-        return self.path.stat().st_mtime > self.ended + 1.0
-
-    def finished(self) -> bool:
-        """Whether, looking again, the run is over or this setting has a newer outcome."""
-        if not self.store.is_locked():
-            return True
-        status, ended = _outcomes(self.store).get(self.id, ("", None))
-        return status in ("completed", "failed") and (ended, status) != (self.ended, self.status)
-
-
-def _outcomes(store: Store) -> dict[str, tuple[str, float | None]]:
-    """The latest stored status of each setting, and when that outcome ended."""
-    import datetime
-
-    if not store.folder.exists():
-        return {}
-    table = store.table()
-    if "status" not in table.columns or table.is_empty():
-        return {}
-    first = table.unique(subset="id", keep="first", maintain_order=True)
-    starts = first["started"].to_list() if "started" in first.columns else [None] * first.height
-    seconds = first["seconds"].to_list() if "seconds" in first.columns else [None] * first.height
-    out: dict[str, tuple[str, float | None]] = {}
-    for sid, status, start, took in zip(
-        first["id"].to_list(), first["status"].to_list(), starts, seconds, strict=True
-    ):
-        ended = None
-        if isinstance(start, datetime.datetime) and took is not None:
-            ended = start.replace(tzinfo=datetime.timezone.utc).timestamp() + float(took)
-        out[sid] = (status or "", ended)
-    return out
-
-
-def _tail(path: Path, lines: int | None) -> str:
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if lines is not None:
-        text = "".join(text.splitlines(keepends=True)[-lines:]) if lines else ""
-    return text if not text or text.endswith("\n") else text + "\n"
-
-
-def _follow(running: list[_Log], lines: int | None) -> int:
-    """Print the logs of running settings as they grow, until each one ends."""
-    import time
-
-    prefix = len(running) > 1
-    offsets: dict[str, int] = {}
-    for log in running:
-        try:
-            data = log.path.read_bytes()
-        except OSError:
-            data = b""
-        offsets[log.id] = data.rfind(b"\n") + 1  # whole lines now, the rest as it completes
-        text = data[: offsets[log.id]].decode("utf-8", errors="replace")
-        if lines is not None:
-            text = "".join(text.splitlines(keepends=True)[-lines:]) if lines else ""
-        _write_log(text, log.label if prefix else "")
-    checked = time.monotonic()
-    active = running
-    while active:
-        time.sleep(0.2)
-        for log in active:
-            offsets[log.id] = _write_new(log.path, offsets[log.id], log.label if prefix else "")
-        if time.monotonic() - checked >= 1.0:
-            checked = time.monotonic()
-            done = [log for log in active if log.finished()]
-            for log in done:
-                offsets[log.id] = _write_new(log.path, offsets[log.id], log.label if prefix else "")
-            active = [log for log in active if log not in done]
-    return 0
-
-
-def _write_new(path: Path, offset: int, label: str) -> int:
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except OSError:
-        return offset
-    end = data.rfind(b"\n") + 1  # whole lines only; the rest comes with its newline
-    if end:
-        _write_log(data[:end].decode("utf-8", errors="replace"), label)
-    return offset + end
-
-
-def _write_log(text: str, label: str) -> None:
-    if label:
-        text = "".join(f"[{label}] {line}" for line in text.splitlines(keepends=True))
-    sys.stdout.write(text)
-    sys.stdout.flush()
-
-
-def _clean(found: Found, spaces: list[Space[Any]], request: _Request, prog: str) -> int:
-    from superparams.store import Store, folder_for
-
-    for cls in found.classes:
-        store = Store(folder_for(cls))
-        if not store.folder.exists():
-            _say(f"nothing stored for {cls.__name__} ({_shown(store.folder)} does not exist)")
-            continue
-        _check_unlocked(store)
-        count = len(store.known())
-        what = (
-            f"{count} stored setting{'s' if count != 1 else ''} of {cls.__name__} and "
-            f"their logs in {_shown(store.folder)}"
-        )
-        if not request.get("yes"):
-            if not _interactive():
-                msg = f"clean deletes {what}; with no terminal to confirm, add --yes"
-                raise UsageError(msg)
-            answer = _ask(f"Delete {what}? [y/N] ")
-            if answer not in ("y", "yes"):
-                _say("nothing deleted")
-                continue
-        store.clean()
-        _say(f"deleted {what}")
-    return 0
 
 
 # -- help ------------------------------------------------------------------------------------
