@@ -75,11 +75,14 @@ def _run_one(found: Found, space: Space[Any], request: Request, prog: str) -> in
         return 0
     if earlier and not fresh and not only_failed:
         if _interactive() and not request.get("yes"):
+            if quiet:  # the overview did not say what was found
+                _say(f"stored: {stored.summary()}")
             answer = _ask_resume(stored, to_run)
             if answer == "quit":
                 _say("nothing run")
                 return 0
             fresh = answer == "fresh"
+            to_run = _to_run(stored, fresh=fresh, only_failed=only_failed)
         elif not quiet:
             _say(f"resuming: {_resume_text(stored, to_run)}")
 
@@ -121,6 +124,7 @@ def _run_one(found: Found, space: Space[Any], request: Request, prog: str) -> in
             close()
     finish = ended[-1] if ended else None
     if finish is None:  # stopped before the run began
+        _say("interrupted before any setting ran")
         return INTERRUPTED
     if not quiet:
         _print_results(space, frame if frame is not None else _results_of(space), 20, prog, found)
@@ -164,7 +168,7 @@ def _check_unlocked(store: Store) -> None:
         raise StoreLockedError(msg)
 
 
-def _to_run(stored: Any, *, fresh: bool, only_failed: bool) -> int:
+def _to_run(stored: Plan, *, fresh: bool, only_failed: bool) -> int:
     if fresh:
         return len(set(stored.ids))
     if only_failed:
@@ -172,7 +176,7 @@ def _to_run(stored: Any, *, fresh: bool, only_failed: bool) -> int:
     return len(stored.new) + len(stored.failed) + len(stored.interrupted)
 
 
-def _resume_text(stored: Any, to_run: int) -> str:
+def _resume_text(stored: Plan, to_run: int) -> str:
     parts = [
         f"{len(v)} {k}"
         for k, v in (
@@ -201,7 +205,7 @@ def _ask(question: str) -> str | None:
     return line.strip().lower()
 
 
-def _ask_resume(stored: Any, to_run: int) -> str:
+def _ask_resume(stored: Plan, to_run: int) -> str:
     kept = f"skip the {len(stored.done)} completed, " if stored.done else ""
     question = f"Resume ({kept}run {to_run})? [Y]es, [f]resh: run all again, [n]o: quit "
     while True:
@@ -303,11 +307,11 @@ def _fields_overview(space: Space[Any]) -> list[str]:
             shown, count = _brief(value, 60), ""
         rows.append((name, type_name(info.annotations.get(name)), shown, count))
     widths = [max((len(r[k]) for r in rows), default=0) for k in range(3)]
+    lines = [head]
     for row in rows:
         cells = [c.ljust(w) for c, w in zip(row[:3], widths, strict=True)]
-        lines_row = f"  {'  '.join(cells)}  {row[3]}".rstrip()
-        head += "\n" + lines_row
-    return head.split("\n")
+        lines.append(f"  {'  '.join(cells)}  {row[3]}".rstrip())
+    return lines
 
 
 def _brief(value: Any, width: int = 24) -> str:
@@ -315,7 +319,7 @@ def _brief(value: Any, width: int = 24) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _plan_text(space: Space[Any], stored: Any, *, fresh: bool, only_failed: bool) -> str:
+def _plan_text(space: Space[Any], stored: Plan, *, fresh: bool, only_failed: bool) -> str:
     runs = _to_run(stored, fresh=fresh, only_failed=only_failed)
     lines = [f"would run {runs} setting{'s' if runs != 1 else ''} (dry run: nothing is run)"]
     groups = [
