@@ -230,8 +230,12 @@ class _Run:
         workdir = self.store.folder / ".run"
         self.executor.start(self.space, self._started, str(workdir))
         previous = _catch_interrupts(self._interrupt)
+        dropped = False
         try:
             while pending or self.executor.busy:
+                if self.stops and not dropped:  # not in the handler: it may interrupt a send
+                    self.executor.drop_queued()
+                    dropped = True
                 free = self.executor.free
                 while pending and free > 0 and not self.stops:
                     position = pending.popleft()

@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 import traceback
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
@@ -305,7 +306,19 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int) -> No
     _die_with_parent(parent)
     tasks, results = Connection(inbox, writable=False), Connection(outbox, readable=False)
     base: Any = None
+    queue: deque[Task] = deque()
     while True:
+        if queue and not tasks.poll():  # between settings, the driver may have a word
+            task = queue.popleft()
+            setting = base[task.position]
+            setting.__dict__["rank"] = worker
+            setting.__dict__["n_proc"] = n_proc
+            outcome = run_setting(setting, task, worker, capture="fd")
+            try:
+                results.send_bytes(_pickle_outcome(outcome))
+            except OSError:
+                return
+            continue
         try:
             message = pickle.loads(tasks.recv_bytes())
         except (EOFError, OSError):
@@ -313,6 +326,10 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int) -> No
         kind = message[0]
         if kind == "stop":
             return
+        if kind == "drop":  # the run winds down (Ctrl-C): start none of the queued settings
+            results.send_bytes(pickle.dumps(("dropped", len(queue))))
+            queue.clear()
+            continue
         if kind == "base":
             _, path, sys_path = message
             for entry in reversed(sys_path):
@@ -325,15 +342,7 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int) -> No
                 results.send_bytes(pickle.dumps(WorkerError(text)))
                 return
             continue
-        for task in message[1]:
-            setting = base[task.position]
-            setting.__dict__["rank"] = worker
-            setting.__dict__["n_proc"] = n_proc
-            outcome = run_setting(setting, task, worker, capture="fd")
-            try:
-                results.send_bytes(_pickle_outcome(outcome))
-            except OSError:
-                return
+        queue.extend(message[1])
 
 
 def _pickle_outcome(outcome: Outcome) -> bytes:

@@ -36,7 +36,8 @@ class Executor:
     """Runs settings of one space; subclasses say where.
 
     The runner calls :meth:`start` once, then :meth:`submit` while :attr:`free` is
-    positive and :meth:`wait` for outcomes, then :meth:`shutdown`.
+    positive and :meth:`wait` for outcomes, then :meth:`shutdown`; on Ctrl-C,
+    :meth:`drop_queued` (the first) or :meth:`cancel` (the second).
     """
 
     name: ClassVar[str] = ""
@@ -68,6 +69,13 @@ class Executor:
     def wait(self, timeout: float) -> list[Outcome]:
         """The outcomes that arrive within ``timeout`` seconds (maybe none)."""
         raise NotImplementedError
+
+    def drop_queued(self) -> None:
+        """Start none of the settings submitted and not yet running (the first Ctrl-C).
+
+        Settings running now go on and report as usual; :attr:`busy` no longer counts
+        the dropped ones. An engine that never queues ahead needs nothing here.
+        """
 
     def cancel(self) -> None:
         """Stop every running setting now; their outcomes are never reported."""

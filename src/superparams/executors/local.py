@@ -78,6 +78,7 @@ class _Worker:
         self.unsent: list[Task] = []  # the tail of inflight, sent together by flush()
         self.since = 0.0
         self.killed_for_timeout = False
+        self.dropping = False  # asked to drop its queue; the answer is not in yet
 
     def send(self, message: tuple[Any, ...]) -> None:
         self.tasks.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
@@ -110,6 +111,7 @@ class LocalExecutor(Executor):
         self._notify: Callable[[Started], None] = lambda started: None
         self._base_message: tuple[Any, ...] = ()
         self._recent: deque[float] = deque(maxlen=16)
+        self._dropped = False  # the run winds down: nothing more starts
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -143,6 +145,17 @@ class LocalExecutor(Executor):
                 worker.process.wait()
             worker.close()
         self._workers = []
+
+    def drop_queued(self) -> None:
+        self._dropped = True
+        for worker in self._workers:
+            for _ in worker.unsent:
+                worker.inflight.pop()
+            worker.unsent = []
+            if len(worker.inflight) > 1:  # queued behind the one running: ask for them back
+                with contextlib.suppress(OSError):  # it died: wait() finds out
+                    worker.send(("drop",))
+                    worker.dropping = True
 
     def cancel(self) -> None:
         for worker in self._workers:
@@ -215,12 +228,20 @@ class LocalExecutor(Executor):
             if isinstance(message, WorkerError):
                 self.cancel()
                 raise message
+            if isinstance(message, tuple):  # ("dropped", n): the last n queued never ran
+                for _ in range(message[1]):
+                    worker.inflight.pop()
+                worker.dropping = False
+                continue
             outcome: Outcome = message
             worker.inflight.popleft()
             self._recent.append(outcome.finished - outcome.started)
             outcomes.append(outcome)
             if worker.inflight:
-                self._began(worker)
+                if worker.dropping:  # the next is dropped, unless it started already
+                    worker.since = time.time()
+                else:
+                    self._began(worker)
         outcomes.extend(self._enforce_timeouts())
         return outcomes
 
@@ -264,8 +285,9 @@ class LocalExecutor(Executor):
             )
         fresh = self._spawn(worker.slot)
         self._workers[self._workers.index(worker)] = fresh
-        fresh.inflight.extend(lost)
-        fresh.unsent.extend(lost)
+        if not self._dropped:  # winding down, the rest of its queue is dropped
+            fresh.inflight.extend(lost)
+            fresh.unsent.extend(lost)
         self._flush()
         return outcomes
 
