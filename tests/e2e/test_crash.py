@@ -1,0 +1,237 @@
+"""Real crashes of real runs: ``kill -9`` of the whole run, of the driver alone, Ctrl-C.
+
+A script runs an experiment with ``num_proc=2`` in its own session; the test kills it at
+some instant, looks at what it left, and runs the experiment again in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from tests.conftest import wait_for, with_group_killed, workers_of
+
+from superparams.events import SettingStarted
+
+pytestmark = pytest.mark.slow
+
+# Settings sleep $PAUSE seconds (0 when run from the tests' own process); `slow` ones
+# sleep $SLOW. The reporter notes every event, unbuffered, as the run emits it.
+MANY = """
+import json
+import os
+import time
+from superparams import Experiment, search
+
+class Many(Experiment):
+    n: int = search(*range(60))
+
+    def run(self):
+        print(f"setting {self.n}", flush=True)
+        slow = os.environ.get("SLOW")
+        time.sleep(float(slow if slow and self.n >= 2 else os.environ.get("PAUSE", "0")))
+        return {"square": self.n * self.n}
+
+def reporter(path):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def report(event):
+        line = {
+            "event": type(event).__name__,
+            "id": getattr(event, "id", None),
+            "label": getattr(event, "label", None),
+        }
+        os.write(fd, (json.dumps(line) + "\\n").encode())
+
+    return report
+"""
+
+DRIVE = """
+import sys
+from superparams import search
+from many import Many, reporter
+
+space = Many(n=search(*range(int(sys.argv[1])))) if len(sys.argv) > 1 else Many()
+space.run_all(num_proc=2, display=False, subscribers=[reporter("events.jsonl")])
+print("run finished")
+"""
+
+
+def record_lines(record: Path) -> list[dict]:
+    """The whole lines of the record, as a reader after a crash sees them."""
+    if not record.exists():
+        return []
+    data = record.read_bytes()
+    lines = []
+    for raw in data[: data.rfind(b"\n") + 1].splitlines():
+        try:
+            lines.append(json.loads(raw))
+        except json.JSONDecodeError:
+            continue
+    return lines
+
+
+def outcomes(record: Path) -> list[str]:
+    return [line["id"] for line in record_lines(record) if line["event"] == "outcome"]
+
+
+def events(workspace, kind: str) -> list[dict]:
+    path = workspace.root / "events.jsonl"
+    if not path.exists():
+        return []
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+    return [line for line in lines if line["event"] == kind]
+
+
+class Started:
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, SettingStarted):
+            self.ids.append(event.id)
+
+
+@pytest.fixture
+def many(workspace):
+    workspace.write("many", MANY)
+    workspace.write("drive", DRIVE)
+    return workspace
+
+
+class TestKill9:
+    @pytest.mark.parametrize("after", [0, 1, 12, 30])
+    def test_nothing_reported_is_lost_and_the_next_run_resumes(self, many, after):
+        """kill -9 of the whole run after `after` outcomes: every outcome in the record (and
+        every one reported) is in the results and is not run again; what ran is left
+        interrupted; the next run does the rest."""
+        record = many.folder("many", "Many") / "record.jsonl"
+        child = many.start("drive", PAUSE="0.01")
+        if after == 0:
+            wait_for(lambda: events(many, "SettingStarted"), "a setting to start")
+        else:
+            wait_for(lambda: len(outcomes(record)) >= after, f"{after} outcomes")
+        with_group_killed(child)
+        assert child.returncode == -signal.SIGKILL
+        assert workers_of(child.pid) == []
+
+        done = set(outcomes(record))
+        reported = {e["id"] for e in events(many, "SettingFinished")}
+        assert reported <= done  # durable before reported
+        starts = {line["id"] for line in record_lines(record) if line["event"] == "started"}
+        in_flight = starts - done
+
+        space = many.load("many").Many()
+        ids = [s.id for s in space]
+        table = space.results()
+        status = dict(zip(table["id"], table["status"], strict=True))
+        assert {i for i, s in status.items() if s == "completed"} == done
+        assert {i for i, s in status.items() if s == "interrupted"} == in_flight
+        assert "running" not in status.values()
+        plan = space.plan()
+        assert {ids[p] for p in plan.done} == done
+        assert {ids[p] for p in plan.interrupted} == in_flight
+        assert len(plan.new) == 60 - len(starts)
+
+        started = Started()
+        table = space.run_all(num_proc=2, display=False, subscribers=[started])
+        assert set(started.ids) == set(ids) - done
+        assert table["status"].to_list() == ["completed"] * 60
+        assert table["square"].to_list() == [n * n for n in range(60)]
+        finished = outcomes(record)
+        assert sorted(finished) == sorted(ids)  # each setting completed exactly once
+
+    def test_a_torn_last_line_after_a_kill(self, many):
+        """A record whose last line a crash tore still resumes, losing nothing before it."""
+        record = many.folder("many", "Many") / "record.jsonl"
+        child = many.start("drive", PAUSE="0.01")
+        wait_for(lambda: len(outcomes(record)) >= 5, "5 outcomes")
+        with_group_killed(child)
+        done = set(outcomes(record))
+        with open(record, "ab") as f:
+            f.write(b'{"event":"outcome","id":"deadbeefdeadbeef","label":"n=')
+        space = many.load("many").Many()
+        table = space.results()
+        assert set(table.filter(table["status"] == "completed")["id"]) == done
+        started = Started()
+        table = space.run_all(num_proc=2, display=False, subscribers=[started])
+        assert not done & set(started.ids)
+        assert table["status"].to_list() == ["completed"] * 60
+        assert record.read_bytes().endswith(b"\n")
+
+    def test_workers_die_with_the_driver(self, many):
+        """kill -9 of the driver alone takes its workers with it."""
+        child = many.start("drive", PAUSE="0.05")
+        wait_for(lambda: events(many, "SettingStarted"), "a setting to start")
+        workers = wait_for(lambda: len(workers_of(child.pid)) == 2 and workers_of(child.pid), "2")
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        wait_for(lambda: not any(Path(f"/proc/{w}").exists() for w in workers), "workers to die")
+
+
+def labels(workspace, kind: str) -> list[str]:
+    return [e["label"] for e in events(workspace, kind)]
+
+
+class TestCtrlC:
+    def six(self, workspace):
+        module = workspace.load("many")
+        return module.Many(n=module.search(*range(6)))
+
+    def test_once_lets_running_settings_finish(self, many):
+        """The first Ctrl-C lets running settings finish and stores them, starts nothing
+        more, and ends the script with KeyboardInterrupt."""
+        child = many.start("drive", "6", SLOW="3")
+        wait_for(lambda: len(labels(many, "SettingFinished")) == 2, "the quick settings")
+        wait_for(lambda: len(labels(many, "SettingStarted")) == 4, "two slow settings to start")
+        running = set(labels(many, "SettingStarted")) - {"n=0", "n=1"}
+        os.killpg(child.pid, signal.SIGINT)  # as a terminal does: the whole group
+        _, stderr = child.communicate(timeout=30)
+        assert child.returncode != 0
+        assert "KeyboardInterrupt" in stderr
+        assert workers_of(child.pid) == []
+        assert labels(many, "SettingStarted")[4:] == []  # nothing started after Ctrl-C
+        assert set(labels(many, "SettingFinished")) == {"n=0", "n=1", *running}
+        space = self.six(many)
+        table = space.results()
+        assert set(table["label"]) == {"n=0", "n=1", *running}
+        assert set(table["status"]) == {"completed"}
+        plan = space.plan()
+        assert len(plan.done) == 4
+        assert len(plan.new) == 2
+        assert plan.interrupted == []
+
+    def test_twice_kills_running_settings(self, many):
+        """A second Ctrl-C kills running settings and leaves them interrupted; what finished
+        is kept."""
+        child = many.start("drive", "6", SLOW="60")
+        wait_for(lambda: len(labels(many, "SettingFinished")) == 2, "the quick settings")
+        wait_for(lambda: len(labels(many, "SettingStarted")) == 4, "two slow settings to start")
+        running = set(labels(many, "SettingStarted")) - {"n=0", "n=1"}
+        workers = workers_of(child.pid)
+        began = time.monotonic()
+        os.killpg(child.pid, signal.SIGINT)
+        wait_for(lambda: events(many, "RunStopping"), "the first Ctrl-C to be seen")
+        os.killpg(child.pid, signal.SIGINT)
+        _, stderr = child.communicate(timeout=30)
+        assert time.monotonic() - began < 20  # not the 60 s the settings sleep
+        assert child.returncode != 0
+        assert "KeyboardInterrupt" in stderr
+        assert not any(Path(f"/proc/{w}").exists() for w in workers)
+        space = self.six(many)
+        ids = [s.id for s in space]
+        table = space.results()
+        status = dict(zip(table["id"], table["status"], strict=True))
+        assert status[ids[0]] == status[ids[1]] == "completed"
+        interrupted = {ids[int(label[2:])] for label in running}
+        assert {i for i, s in status.items() if s == "interrupted"} == interrupted
+        assert len(status) == 4
+        plan = space.plan()
+        assert plan.done == [0, 1]
+        assert {ids[p] for p in plan.interrupted} == interrupted
+        assert len(plan.new) == 2
+        assert labels(many, "SettingFinished") == ["n=0", "n=1"]
