@@ -725,8 +725,14 @@ class TestStartUp:
         assert "superparams" in loaded
         assert loaded.isdisjoint({"polars", "rich", "pandas", "numpy", "pyarrow"})
 
-    def test_help_loads_not_even_the_experiment_model(self, tmp_path):
-        """`experiment --help` needs neither argparse nor the experiment machinery's extras."""
+    def test_a_run_without_a_terminal_loads_polars_but_not_rich(self, project):
+        """A run needs polars for its results; without a terminal it draws nothing with rich."""
+        loaded = self.loaded("params.Hyperparams", cwd=project)
+        assert "polars" in loaded
+        assert loaded.isdisjoint({"rich", "pandas", "numpy", "pyarrow"})
+
+    def test_help_loads_no_argument_parser(self, tmp_path):
+        """`experiment --help` reads its words itself: argparse is never loaded."""
         loaded = self.loaded("--help", cwd=tmp_path)
         assert "argparse" not in loaded
 
