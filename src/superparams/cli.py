@@ -405,13 +405,18 @@ def _unknown_option(
             f"unknown option {flag}; field values go after the experiment's name: "
             f"experiment EXPERIMENT {flag} VALUE"
         )
-    listed = f"; its fields are {', '.join(fields.names)}" if fields.names else "; no fields"
+    several = fields.owner.startswith("no experiment in ")
+    its = "their" if several else "its"
+    listed = f"; {its} fields are {', '.join(fields.names)}" if fields.names else "; no fields"
     hint = did_you_mean(name, fields.names)
     if not hint:
         options = [n for o in OPTIONS if request.command in o.commands for n in o.names]
         close = did_you_mean(flag, [n for n in options if n.startswith("--")])
         if close:
-            return f"{flag} is not an option, nor a field of {fields.owner}{close}{listed}"
+            owner = f"any experiment in {fields.owner[17:]}" if several else fields.owner
+            return f"{flag} is not an option, nor a field of {owner}{close}{listed}"
+    if several:
+        return f"{flag}: {fields.owner} has a field {name!r}{hint}{listed}"
     return f"{flag}: {fields.owner} has no field {name!r}{hint}{listed}"
 
 
@@ -493,7 +498,7 @@ def _fields_of(found: Found) -> _Fields:
     if len(found.classes) == 1:
         owner = found.classes[0].__name__
     else:
-        owner = "no experiment in " + _shown(found.path)
+        owner = "no experiment in " + _shown(found.path)  # "... has no field 'x'"
     names.update(dict.fromkeys(sorted(derived)))
     return _Fields(owner, tuple(names), frozenset(flags), frozenset(derived))
 
