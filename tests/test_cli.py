@@ -331,6 +331,30 @@ class TestMain:
         assert err == message + "\n"
         assert not (project / "experiments/progress").exists()
 
+    def test_a_field_of_one_of_several_experiments(self, project, capsys):
+        """With several experiments, a field of any one is accepted; of none, refused."""
+        write(
+            project / "RQ1.py",
+            """
+            from superparams import Experiment, search
+            class A(Experiment):
+                lr: float = 0.1
+                def run(self):
+                    return {}
+            class B(Experiment):
+                seed: int = search(1, 2)
+                def run(self):
+                    return {}
+            """,
+        )
+        assert main(["RQ1", "--lr", "0.5", "--dry-run"]) == 0
+        assert "lr  float  0.5" in capsys.readouterr().err
+        assert main(["RQ1", "--lrr", "3"]) == 2
+        assert capsys.readouterr().err == (
+            "error: --lrr: no experiment in RQ1.py has a field 'lrr' (did you mean 'lr'?); "
+            "their fields are lr, seed\n"
+        )
+
     def test_called_from_code_errors_are_raised(self, project):
         """standalone=False: the error itself, for a caller to handle."""
         write(project / "experiments/params.py", SEED)
