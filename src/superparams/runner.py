@@ -273,8 +273,11 @@ class _Run:
 
     def _started(self, started: Started) -> None:
         task = started.task
-        self.store.started(task.id, task.attempt, started.worker)
-        label = self.inflight[task.id].label
+        info = self.inflight[task.id]
+        label = info.label
+        self.store.started(
+            task.id, task.attempt, started.worker, label, info.params, info.encodings
+        )
         self.emit(
             SettingStarted(started.time, task.id, label, task.attempt, started.worker, task.log)
         )

@@ -233,13 +233,30 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def started(self, setting_id: str, attempt: int, worker: int) -> None:
-        """Note that a setting started (not synced: a lost line only loses 'interrupted')."""
-        if self._record is None:
-            self._write({})  # raises the error for a store not open
-        # Formatted by hand: this line is written for every setting, and ids are hex.
-        line = f'{{"event":"started","id":"{setting_id}","attempt":{attempt},"worker":{worker}}}\n'
-        self._record.write(line.encode())
+    def started(
+        self,
+        setting_id: str,
+        attempt: int,
+        worker: int,
+        label: str = "",
+        params: Mapping[str, Any] | None = None,
+        enc: Mapping[str, str] | None = None,
+    ) -> None:
+        """Note that a setting started (not synced: a lost line only loses 'interrupted').
+
+        The line carries the setting's parameters, so a setting interrupted by a crash
+        shows in the results with them.
+        """
+        line = {
+            "event": "started",
+            "id": setting_id,
+            "attempt": attempt,
+            "worker": worker,
+            "label": label,
+            "params": params or {},
+            "enc": enc or {},
+        }
+        self._write(line)
 
     def append(
         self, outcome: Outcome, label: str, params: Mapping[str, Any], enc: Mapping[str, str]
@@ -533,13 +550,22 @@ def _rows(
             row.update(book)
             rows.append(row)
     for sid, start in open_starts.items():
+        params = dict(start.get("params") or {})
+        enc = start.get("enc") or {}
+        if fields and enc and set(enc) != set(fields):
+            rekeyed = _rekey(enc, params, fields, defaults)
+            if rekeyed is None:
+                continue
+            sid = rekeyed
         rows.append(
             {
                 "id": sid,
+                "label": start.get("label"),
+                **params,
                 "status": "running" if live else "interrupted",
                 "attempt": start.get("attempt"),
-                "worker": start.get("worker"),
                 "cause": None if live else "interrupted",
+                "worker": start.get("worker"),
             }
         )
     return rows

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from superparams.executors import Executor, Started
-from superparams.worker import Outcome, Task, run_setting
+from superparams.worker import Outcome, Task, rows_of, run_setting
 
 if TYPE_CHECKING:
     from superparams.space import Space
@@ -49,13 +49,11 @@ class InlineExecutor(Executor):
             return []
         task = self._queue.popleft()
         setting = self._base[task.position]
-        self._notify(Started(task, 0, time.time()))
+        started = time.time()
+        self._notify(Started(task, 0, started))
         if self.debug:
-            result = setting.run()  # let it raise, for the debugger
-            from superparams.worker import rows_of
-
-            now = time.time()
-            return [Outcome(task.id, task.attempt, rows_of(result), None, now, now, 0, task.log)]
+            rows = rows_of(setting.run())  # let it raise, for the debugger
+            return [Outcome(task.id, task.attempt, rows, None, started, time.time(), 0, "")]
         return [run_setting(setting, task, 0, capture="tee")]
 
     def cancel(self) -> None:
