@@ -234,4 +234,4 @@ class TestCtrlC:
         assert plan.done == [0, 1]
         assert {ids[p] for p in plan.interrupted} == interrupted
         assert len(plan.new) == 2
-        assert labels(many, "SettingFinished") == ["n=0", "n=1"]
+        assert sorted(labels(many, "SettingFinished")) == ["n=0", "n=1"]
