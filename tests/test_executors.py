@@ -25,6 +25,7 @@ DEATHS = """
 import ctypes
 import os
 import signal
+import sys
 import time
 from superparams import Experiment, search
 
@@ -46,6 +47,8 @@ class Deaths(Experiment):
                 os._exit(3)
             if self.how == "sigkill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if self.how == "sys.exit":
+                sys.exit("bad arguments")
         return {"seen_rank": self.rank, "pid": os.getpid()}
 """
 
@@ -91,6 +94,16 @@ class TestDeadWorkers:
         assert "about to go" in log
         if cause == "killed":
             assert f"[superparams] {failed['error']}" in log
+
+    @pytest.mark.parametrize("num_proc", [1, 2])
+    def test_sys_exit_fails_one_setting(self, workspace, num_proc):
+        """sys.exit() in run() fails that setting and the run goes on, in this process too."""
+        space = workspace.load("deaths", DEATHS).Deaths(how="sys.exit", pause=0.0)
+        table = space.run_all(num_proc=num_proc, display=False)
+        assert table["status"].to_list() == ["completed", "failed"] + ["completed"] * 6
+        failed = table.row(1, named=True)
+        assert (failed["cause"], failed["error"]) == ("raised", "SystemExit: bad arguments")
+        assert 'sys.exit("bad arguments")' in failed["traceback"]
 
     def test_a_death_loses_no_queued_setting(self, workspace):
         """When a worker with quick settings queued dies, every queued setting still runs."""

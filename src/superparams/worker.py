@@ -146,7 +146,7 @@ def run_setting(setting: Any, task: Task, worker: int, *, capture: str) -> Outco
                 tb = _user_traceback(error)
                 log.write(tb)
                 outcome.failure = Failure("timeout", f"timed out after {task.timeout:g} s", tb)
-            except (Exception, KeyboardInterrupt) as error:
+            except (Exception, SystemExit, KeyboardInterrupt) as error:  # sys.exit() too
                 tb = _user_traceback(error)
                 log.write(tb)
                 cause: Cause = "interrupted" if isinstance(error, KeyboardInterrupt) else "raised"
