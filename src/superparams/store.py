@@ -3,8 +3,8 @@
 A folder ``progress/<module>/<Class>/`` holds::
 
     record.jsonl      append-only: one line when a setting starts, one when it ends
-    results.parquet   the latest outcome of every setting, rebuilt from the record
-    meta.json         how far the record is in results.parquet, and the fields it has
+    results.parquet   the latest outcome of every setting, rebuilt from the record; its
+                      metadata says how far into the record it goes, and for which fields
     logs/<id>.log     each setting's stdout and stderr, and its traceback on failure
     lock              held (flock) by the run writing here; it dies with the process
 
@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 
 RECORD = "record.jsonl"
 RESULTS = "results.parquet"
-META = "meta.json"
+META = "meta.json"  # earlier versions kept the record offset here; now in the parquet
+_META_KEY = "superparams"  # the key in results.parquet's metadata: record offset, fields
 LOGS = "logs"
 LOCK = "lock"
 
@@ -61,6 +62,7 @@ BOOKKEEPING = (
     "log",
 )
 STATUSES = ("completed", "failed", "interrupted")
+LOCK_PATIENCE = 0.5  # seconds a writer waits for the lock before it says a run holds it
 
 
 def folder_for(cls: type[Experiment]) -> Path:
@@ -188,9 +190,7 @@ class Store:
         """Take the folder for writing: lock it, cut a torn tail, bring results up to date."""
         (self.folder / LOGS).mkdir(parents=True, exist_ok=True)
         lock = open(self.folder / LOCK, "a+")  # noqa: SIM115  # held until close()
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _lock(lock):
             lock.seek(0)
             holder = lock.read().strip() or "another process"
             lock.close()
@@ -257,6 +257,7 @@ class Store:
             "enc": enc or {},
         }
         self._write(line)
+        self._record.flush()  # so `experiment status` sees it running at once
 
     def append(
         self, outcome: Outcome, label: str, params: Mapping[str, Any], enc: Mapping[str, str]
@@ -304,12 +305,28 @@ class Store:
 
     # -- compaction: record -> results.parquet ---------------------------------------------
 
-    def _meta(self) -> dict[str, Any]:
+    def _compacted(self, *, read: bool = True) -> tuple[int, pl.DataFrame | None] | None:
+        """How far into the record results.parquet goes, and its table (if ``read``).
+
+        Both come from one open file: the offset lives in the parquet's own metadata, so
+        a crash or a reader between two writes can never pair a table with another
+        table's offset. None when there is no parquet made for the class's fields.
+        """
+        import polars as pl
+
         try:
-            meta: dict[str, Any] = json.loads((self.folder / META).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {"offset": 0, "fields": None}
-        return meta
+            f = open(self.results_path, "rb")  # noqa: SIM115  # closed just below
+        except FileNotFoundError:
+            return None
+        with f:
+            try:
+                meta = json.loads(pl.read_parquet_metadata(f).get(_META_KEY) or "{}")
+                if meta.get("fields") != list(self.fields):
+                    return None
+                f.seek(0)
+                return int(meta.get("offset", 0)), pl.read_parquet(f) if read else None
+            except (pl.exceptions.PolarsError, OSError, ValueError):
+                return None  # not one of ours: results are rebuilt from the record
 
     def compact(self) -> None:
         """Bring results.parquet up to date with the record, atomically.
@@ -319,33 +336,27 @@ class Store:
         """
         import polars as pl
 
-        meta = self._meta()
-        fields = list(self.fields)
-        rebuild = meta.get("fields") != fields or not self.results_path.exists()
-        offset = 0 if rebuild else int(meta.get("offset", 0))
+        stored = self._compacted(read=False)
+        offset = 0 if stored is None else stored[0]
         lines, end = _read_record(self.record_path, offset)
-        if not lines and not rebuild:
+        if not lines and stored is not None:
             return
         new = _frame(_rows(lines, self.fields, self.defaults, live=False))
-        table = new if rebuild else _concat([pl.read_parquet(self.results_path), new])
+        table = new if stored is None else _concat([pl.read_parquet(self.results_path), new])
         table = _latest(table)
-        _atomic_write(self.results_path, lambda path: table.write_parquet(path))
-        meta_text = json.dumps({"offset": end, "fields": fields})
-        _atomic_write(self.folder / META, lambda path: Path(path).write_text(meta_text))
+        meta = {_META_KEY: json.dumps({"offset": end, "fields": list(self.fields)})}
+        _atomic_write(self.results_path, lambda path: table.write_parquet(path, metadata=meta))
+        with contextlib.suppress(FileNotFoundError):
+            (self.folder / META).unlink()  # where earlier versions kept the offset
 
     # -- readers ---------------------------------------------------------------------------
 
     def table(self) -> pl.DataFrame:
         """Every stored setting's latest outcome, including a run in progress."""
-        import polars as pl
-
-        meta = self._meta()
-        if meta.get("fields") == list(self.fields) and self.results_path.exists():
-            base = pl.read_parquet(self.results_path)
-            lines, _ = _read_record(self.record_path, int(meta.get("offset", 0)))
-        else:  # never compacted, or compacted for other fields: read the whole record
-            base = None
-            lines, _ = _read_record(self.record_path, 0)
+        stored = self._compacted()
+        # never compacted, or compacted for other fields: read the whole record
+        offset, base = stored if stored is not None else (0, None)
+        lines, _ = _read_record(self.record_path, offset)
         live = self.is_locked()
         tail = _frame(_rows(lines, self.fields, self.defaults, live=live))
         frames = [f for f in (base, tail) if f is not None and f.height]
@@ -435,6 +446,23 @@ class Store:
             self._record.close()
             self._record = None
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _lock(file: Any) -> bool:
+    """Take the folder's lock for writing, or say that a run holds it.
+
+    A reader asking :meth:`Store.is_locked` holds the lock (shared) for an instant; a
+    writer waits that out rather than take the reader for another run.
+    """
+    deadline = time.monotonic() + LOCK_PATIENCE
+    while True:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
 
 
 # -- the record ------------------------------------------------------------------------

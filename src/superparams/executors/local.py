@@ -68,6 +68,9 @@ class _Worker:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Out of the terminal's process group: Ctrl-C is the driver's to handle, even
+            # while a worker is still starting. Workers still die with the driver.
+            start_new_session=True,
         )
         os.close(task_r)
         os.close(out_w)
