@@ -1,7 +1,8 @@
 """A user's experiment file type-checks as users need: fields keep their types, calls are checked.
 
-``user_experiment.py`` marks each line with what a checker must say about it; mypy is
-always run, pyright when it is installed (it is not a dev dependency: it fetches node).
+``user_experiment.py`` marks each line with what a checker must say about it. Both mypy
+and pyright run; pyright fetches its node package on first use, and is skipped with the
+reason when it cannot start.
 """
 
 from __future__ import annotations
