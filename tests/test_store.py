@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import polars as pl
@@ -36,6 +37,7 @@ class Flaky(Experiment):
 
 NOISY = """
 import os
+import threading
 from pathlib import Path
 import sys
 from superparams import Experiment, search
@@ -300,3 +302,53 @@ class TestLock:
         table = space.run_all(display=False)
         assert ran(workspace) == [1, 2, 3]  # not run twice
         assert table["double"].to_list() == [2, 4, 6]
+
+
+class TestCompaction:
+    def test_a_restored_old_parquet_loses_nothing(self, workspace):
+        """An older results.parquet put back (from a backup, a sync) loses no later result:
+        how far it goes into the record travels with it."""
+        module = workspace.load("flaky", FLAKY)
+        module.Flaky(n=1).run_all(display=False)
+        path = workspace.folder("flaky", "Flaky") / "results.parquet"
+        old = path.read_bytes()
+        module.Flaky(n=2).run_all(display=False)
+        path.write_bytes(old)
+        assert module.Flaky().results()["double"].to_list() == [2, 4]
+        assert module.Flaky().run_all(display=False)["double"].to_list() == [2, 4, 6]
+        assert ran(workspace) == [1, 2, 3]
+
+    def test_a_broken_parquet_is_rebuilt(self, workspace):
+        """A results.parquet that is not one (overwritten by hand) is rebuilt from the record."""
+        space = workspace.load("flaky", FLAKY).Flaky()
+        space.run_all(display=False)
+        path = workspace.folder("flaky", "Flaky") / "results.parquet"
+        path.write_bytes(b"not a parquet file")
+        assert space.results()["double"].to_list() == [2, 4, 6]
+        space.run_all(display=False)
+        assert ran(workspace) == [1, 2, 3]
+        assert pl.read_parquet(path).height == 3
+
+    def test_readers_never_see_a_setting_twice(self, workspace):
+        """Reading while runs start and end never shows a setting twice, nor makes a run
+        fail as if another held the folder."""
+        module = workspace.load("flaky", FLAKY)
+        seen: list[int] = []
+        stop = threading.Event()
+
+        def read() -> None:
+            store = Store.for_space(module.Flaky())
+            while not stop.is_set():
+                table = store.table()
+                seen.append(table.height - table["id"].n_unique())
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        try:
+            for n in range(4, 24):
+                module.Flaky(n=n).run_all(display=False)
+        finally:
+            stop.set()
+            reader.join()
+        assert len(seen) > 5
+        assert set(seen) == {0}
