@@ -386,7 +386,7 @@ class TestCtrlCInProcess:
         with pytest.raises(KeyboardInterrupt):
             space.run_all(display=False, subscribers=[events])
         table = space.results()
-        assert table["status"].to_list() == ["completed", "interrupted"]
+        assert table.select("n", "status").rows() == [(0, "completed"), (1, "interrupted")]
         assert table["id"].to_list() == [space[0].id, space[1].id]
         plan = space.plan()
         assert plan.done == [0]

@@ -133,6 +133,8 @@ class TestKill9:
         assert {i for i, s in status.items() if s == "completed"} == done
         assert {i for i, s in status.items() if s == "interrupted"} == in_flight
         assert "running" not in status.values()
+        interrupted = table.filter(table["status"] == "interrupted")
+        assert interrupted["n"].null_count() == 0  # shown with their parameters
         plan = space.plan()
         assert {ids[p] for p in plan.done} == done
         assert {ids[p] for p in plan.interrupted} == in_flight
