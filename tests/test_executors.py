@@ -249,8 +249,12 @@ AT_IMPORT = os.environ.get("CUDA_VISIBLE_DEVICES")
 class Gpus(Experiment):
     n: int = search(*range(8))
 
+    die: int = -1
+
     def run(self):
         time.sleep(0.05)
+        if self.n == self.die:
+            os._exit(3)
         return {
             "device": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "at_import": AT_IMPORT,
@@ -275,6 +279,16 @@ class TestGpus:
         table = space.run_all(num_proc=4, display=False, gpus=[0, 1])
         devices = dict(table.select("seen_rank", "device").unique().rows())
         assert devices == {0: "0", 1: "1", 2: "0", 3: "1"}
+
+    def test_a_replaced_worker_keeps_its_device(self, workspace):
+        """A worker that dies is replaced by one on the same device."""
+        space = workspace.load("gpus", GPUS).Gpus(die=1)
+        table = space.run_all(num_proc=2, display=False, gpus=[0, 1])
+        assert table.filter(table["status"] == "failed")["n"].to_list() == [1]
+        completed = table.filter(table["status"] == "completed")
+        assert set(completed["seen_rank"]) == {0, 1}
+        for rank, device in completed.select("seen_rank", "device").rows():
+            assert device == str(rank)
 
     def test_device_names(self, workspace):
         """Devices may be given as strings, such as GPU UUIDs."""

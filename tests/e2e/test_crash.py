@@ -56,7 +56,8 @@ from superparams import search
 from many import Many, reporter
 
 space = Many(n=search(*range(int(sys.argv[1])))) if len(sys.argv) > 1 else Many()
-space.run_all(num_proc=2, display=False, subscribers=[reporter("events.jsonl")])
+num_proc = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+space.run_all(num_proc=num_proc, display=False, subscribers=[reporter("events.jsonl")])
 print("run finished")
 """
 
@@ -239,3 +240,40 @@ class TestCtrlC:
         assert {ids[p] for p in plan.interrupted} == interrupted
         assert len(plan.new) == 2
         assert sorted(labels(many, "SettingFinished")) == ["n=0", "n=1"]
+
+
+class TestCtrlCInOneProcess:
+    """With num_proc=1 the setting runs in the script's own process, Ctrl-C and all."""
+
+    def test_once_lets_the_running_setting_finish(self, many):
+        """The first Ctrl-C lets the running setting finish and store, and runs no more."""
+        child = many.start("drive", "4", "1", SLOW="1.5")
+        wait_for(lambda: "n=2" in labels(many, "SettingStarted"), "a slow setting to start")
+        os.killpg(child.pid, signal.SIGINT)
+        _, stderr = child.communicate(timeout=30)
+        assert child.returncode != 0
+        assert "KeyboardInterrupt" in stderr
+        plan = TestCtrlC().six(many).plan()
+        assert plan.done == [0, 1, 2]
+        assert plan.new == [3, 4, 5]
+
+    def test_twice_interrupts_the_running_setting(self, many):
+        """A second Ctrl-C interrupts the running setting, which is left interrupted."""
+        child = many.start("drive", "4", "1", SLOW="60")
+        wait_for(lambda: "n=2" in labels(many, "SettingStarted"), "a slow setting to start")
+        began = time.monotonic()
+        os.killpg(child.pid, signal.SIGINT)
+        wait_for(lambda: events(many, "RunStopping"), "the first Ctrl-C to be seen")
+        os.killpg(child.pid, signal.SIGINT)
+        _, stderr = child.communicate(timeout=30)
+        assert time.monotonic() - began < 20
+        assert child.returncode != 0
+        assert "KeyboardInterrupt" in stderr
+        space = TestCtrlC().six(many)
+        table = space.results()
+        assert table.select("n", "status").rows() == [
+            (0, "completed"),
+            (1, "completed"),
+            (2, "interrupted"),
+        ]
+        assert space.plan().interrupted == [2]
