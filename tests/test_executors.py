@@ -444,3 +444,37 @@ class TestWorkersThatCannotStart:
         assert plan.done == plan.failed == []
         space.run_all(num_proc=1, display=False)  # the folder is not left locked
         assert space.plan().done == [0, 1]
+
+
+UNSHIPPABLE = """
+import threading
+from superparams import Experiment, search
+
+class Holder:
+    def __init__(self):
+        self.lock = threading.Lock()
+
+    def __superparams_id__(self):
+        return "holder"
+
+class Unshippable(Experiment):
+    holder: Holder = Holder()
+    n: int = search(1, 2)
+
+    def run(self):
+        return {"n": self.n}
+"""
+
+
+class TestExperimentsThatCannotTravel:
+    def test_fails_before_any_setting_and_leaves_nothing(self, workspace):
+        """An experiment holding what cannot be pickled fails before any setting runs in
+        workers, leaves no half-written file, and still runs with num_proc=1."""
+        space = workspace.load("unshippable", UNSHIPPABLE).Unshippable()
+        with pytest.raises(TypeError, match="pickle"):
+            space.run_all(num_proc=2, display=False)
+        folder = workspace.folder("unshippable", "Unshippable")
+        assert not (folder / ".run").exists()
+        assert space.plan().new == [0, 1]
+        table = space.run_all(num_proc=1, display=False)
+        assert table["status"].to_list() == ["completed", "completed"]

@@ -228,10 +228,11 @@ class _Run:
         pending = deque(positions)
         attempts = stored.attempts
         workdir = self.store.folder / ".run"
-        self.executor.start(self.space, self._started, str(workdir))
         previous = _catch_interrupts(self._interrupt)
         dropped = False
         try:
+            # Inside the try: a base that fails to pickle leaves no half-written file.
+            self.executor.start(self.space, self._started, str(workdir))
             while pending or self.executor.busy:
                 if self.stops and not dropped:  # not in the handler: it may interrupt a send
                     self.executor.drop_queued()
