@@ -72,7 +72,29 @@ def ran(workspace) -> list[int]:
     return [int(n) for n in runs.read_text().split()] if runs.exists() else []
 
 
+SEED = """
+from dataclasses import dataclass
+from superparams import Experiment, search
+
+@dataclass
+class Hyperparams(Experiment):
+    steps: int = 100
+    batch_size: int = search(16, 32)
+
+    def run(self) -> dict:
+        return {"total samples": self.batch_size * self.steps}
+"""
+
+
 class TestWhereResultsGo:
+    def test_the_seed_layout(self, workspace):
+        """experiments/params.py's Hyperparams stores under
+        experiments/progress/params/Hyperparams/."""
+        workspace.load("params", SEED).Hyperparams().run_all(num_proc=2, display=False)
+        folder = workspace.root / "experiments/progress/params/Hyperparams"
+        table = pl.read_parquet(folder / "results.parquet").sort("batch_size")
+        assert table["total samples"].to_list() == [1600, 3200]
+
     def test_beside_the_experiment_file(self, workspace, tmp_path, monkeypatch):
         """Results go to progress/<module>/<Class>/ beside the file, whatever the cwd."""
         space = workspace.load("flaky", FLAKY).Flaky()
