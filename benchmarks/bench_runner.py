@@ -92,6 +92,9 @@ print(max(frame["peak_rss"].max(), driver))
 
 
 def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    # Flush what earlier runs wrote first: 0.1.0 writes gigabytes of parquet, and the
+    # kernel writing them back would stall the fsyncs of whatever runs next.
+    os.sync()
     start = time.perf_counter()
     subprocess.run(command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
