@@ -139,8 +139,8 @@ def trivial(root: Path, old: Path | None, repeat: int, n: int) -> None:
         ours.append(timed(command, project))
         if old is not None:
             project = fresh_project(root, f"old{k}", "trivial", TRIVIAL.format(n=n))
-            command = [str(old / "bin" / "experiment"), "trivial.Trivial", "--n_proc", "2"]
-            olds.append(timed(command, project))
+            old_command = [str(old / "bin" / "experiment"), "trivial.Trivial", "--n_proc", "2"]
+            olds.append(timed(old_command, project))
     floor = min(floors)
     print(f"floor (ProcessPoolExecutor)  {best(floors)}   1.0x")
     print(f"superparams                  {best(ours)}   {min(ours) / floor:4.1f}x   target <= 3x")
