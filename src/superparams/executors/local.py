@@ -33,6 +33,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from superparams.errors import ExperimentError
 from superparams.executors import Executor, Started
 from superparams.worker import Failure, Outcome, Task, WorkerError, write_base
 
@@ -122,7 +123,18 @@ class LocalExecutor(Executor):
         self._notify = notify
         path = Path(workdir) / "base.pkl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_base(base, path)
+        try:
+            write_base(base, path)
+        except Exception as error:
+            path.unlink(missing_ok=True)
+            name = base.experiment_class.__name__
+            msg = (
+                f"{name} cannot be sent to worker processes: {type(error).__name__}: {error}. "
+                "A field holds something that cannot be pickled (an open file, a lock, a "
+                "connection, a generator): build it inside run() instead, or run with "
+                "num_proc=1"
+            )
+            raise ExperimentError(msg) from error
         sys_path = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
         self._base_message = ("base", str(path), sys_path)
         self._workers = [self._spawn(slot) for slot in range(self.num_proc)]
