@@ -374,3 +374,22 @@ class TestCompaction:
             reader.join()
         assert len(seen) > 5
         assert set(seen) == {0}
+
+
+class TestHugeIntegers:
+    def test_integers_past_64_bits_are_kept_exactly_as_text(self, tmp_path):
+        """A result past 64 bits is stored exactly, as text, so pandas can still read it."""
+        import pandas as pd
+
+        from superparams import Experiment, search
+
+        class Huge(Experiment):
+            k: int = search(1, 2)
+
+            def run(self) -> dict:
+                return {"big": 2**70 + self.k, "small": self.k}
+
+        frame = Huge().run_all(folder=tmp_path / "huge", display=False)
+        assert frame["big"].to_list() == [str(2**70 + 1), str(2**70 + 2)]
+        assert frame["small"].dtype.is_integer()
+        assert pd.read_parquet(tmp_path / "huge" / "results.parquet")["small"].tolist() == [1, 2]

@@ -640,10 +640,17 @@ def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     return frame
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
 def _series(name: str, values: list[Any]) -> pl.Series:
     import polars as pl
 
     kinds = {type(v) for v in values if v is not None}
+    if int in kinds and any(type(v) is int and not _INT64[0] <= v <= _INT64[1] for v in values):
+        # Past 64 bits polars makes Int128, which pandas and most readers cannot open:
+        # such numbers are kept exactly, as text.
+        return pl.Series(name, [None if v is None else str(v) for v in values], pl.String)
     if kinds == {int, float}:  # an int in one setting, a float in another: all floats
         return pl.Series(name, values, dtype=pl.Float64, strict=False)
     if kinds <= {int} or kinds <= {float} or kinds <= {bool} or kinds <= {str}:
