@@ -604,7 +604,8 @@ def _is_classvar(annotation: Any) -> bool:
 
 def _brief(value: Any, width: int = 32) -> str:
     if isinstance(value, Experiment):
-        text = f"{type(value).__name__}({value.label})"
+        label = value.label
+        text = f"{type(value).__name__}({'' if label == 'defaults' else label})"
     else:
         text = repr(value) if not isinstance(value, str) else value
     return text if len(text) <= width else text[: width - 1] + "…"
