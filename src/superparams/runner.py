@@ -244,7 +244,9 @@ class _Run:
                     free -= 1
                 if self.stops and not self.executor.busy:
                     break
-                wait = COMMIT_INTERVAL if self.unreported else 1.0
+                # Short enough that the first Ctrl-C is acted on at once (PEP 475 resumes
+                # an interrupted wait), long enough to cost nothing while settings run.
+                wait = COMMIT_INTERVAL if self.unreported else 0.25
                 for outcome in self.executor.wait(wait):
                     self._record(outcome)
                 if self.unreported and (
