@@ -27,7 +27,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,7 +61,6 @@ BOOKKEEPING = (
     "worker",
     "log",
 )
-STATUSES = ("completed", "failed", "interrupted")
 LOCK_PATIENCE = 0.5  # seconds a writer waits for the lock before it says a run holds it
 
 
@@ -720,9 +719,3 @@ def _atomic_write(path: Path, write: Any) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-def iter_record(path: Path) -> Iterator[dict[str, Any]]:
-    """Every whole line of a record, for tools and tests."""
-    lines, _ = _read_record(path, 0)
-    yield from lines
