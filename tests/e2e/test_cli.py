@@ -19,35 +19,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from tests.seed import USAGE
 
 pytestmark = pytest.mark.slow
 
 COMMAND = Path(sys.executable).with_name("experiment")
 
-# The original README's example, as written there.
-SEED = """
-from dataclasses import dataclass
-from superparams import Experiment, search
-
-@dataclass
-class Hyperparams(Experiment):
-
-    steps         :int = 100
-    batch_size    :int = search(16, 32)
-
-    def run(self) -> dict:
-        ''' Runs this setting of parameters (override this method)
-            Auto-stores the returned dict in a parquet.
-        '''
-
-        results = {
-            'total samples': self.batch_size * self.steps
-        }
-        print(results)
-
-        # automatically save results in a parquet file by returning them
-        return results
-"""
+SEED = USAGE  # the original README's example, as written there
 
 TYPES = """
 import enum
