@@ -27,7 +27,7 @@ from superparams.events import (
     SettingStarted,
 )
 from superparams.executors import Executor, Started, get_executor
-from superparams.store import Plan, Store
+from superparams.store import Plan, Store, describe
 from superparams.worker import Outcome, Task
 
 if TYPE_CHECKING:
@@ -165,8 +165,7 @@ def _choose(stored: Plan, *, only_failed: bool, fresh: bool) -> list[int]:
 class _InFlight:
     position: int
     label: str
-    params: dict[str, Any]
-    encodings: dict[str, str]
+    described: str  # label, parameters and encodings as record text, made once
     first_attempt: int
 
 
@@ -269,20 +268,19 @@ class _Run:
         setting: Experiment = self.space[position]
         setting.__dict__["_sp_id"] = sid  # known from the plan: no need to hash it again
         if sid not in self.inflight:
-            self.inflight[sid] = _InFlight(
-                position, setting.label, _params(setting), setting._sp_encodings(), attempt
-            )
+            label = setting.label
+            described = describe(label, _params(setting), setting._sp_encodings())
+            self.inflight[sid] = _InFlight(position, label, described, attempt)
         self.executor.submit(Task(position, sid, attempt, self.store.log_path(sid), self.timeout))
 
     def _started(self, started: Started) -> None:
         task = started.task
         info = self.inflight[task.id]
-        label = info.label
-        self.store.started(
-            task.id, task.attempt, started.worker, label, info.params, info.encodings
-        )
+        self.store.started(task.id, task.attempt, started.worker, info.described)
         self.emit(
-            SettingStarted(started.time, task.id, label, task.attempt, started.worker, task.log)
+            SettingStarted(
+                started.time, task.id, info.label, task.attempt, started.worker, task.log
+            )
         )
 
     def _record(self, outcome: Outcome) -> None:
@@ -290,7 +288,7 @@ class _Run:
         if outcome.failure is not None and outcome.failure.cause == "interrupted":
             self.stops = max(self.stops, 2)  # Ctrl-C inside an in-process setting
             return  # stays 'started' in the record: interrupted
-        self.store.append(outcome, info.label, info.params, info.encodings)
+        self.store.append(outcome, info.described)
         seconds = outcome.finished - outcome.started
         if outcome.failure is None:
             del self.inflight[outcome.id]

@@ -232,62 +232,42 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def started(
-        self,
-        setting_id: str,
-        attempt: int,
-        worker: int,
-        label: str = "",
-        params: Mapping[str, Any] | None = None,
-        enc: Mapping[str, str] | None = None,
-    ) -> None:
+    def started(self, setting_id: str, attempt: int, worker: int, described: str) -> None:
         """Note that a setting started (not synced: a lost line only loses 'interrupted').
 
-        The line carries the setting's parameters, so a setting interrupted by a crash
-        shows in the results with them.
+        The line carries the setting's parameters (``described``, from :func:`describe`),
+        so a setting interrupted by a crash shows in the results with them.
         """
-        line = {
-            "event": "started",
-            "id": setting_id,
-            "attempt": attempt,
-            "worker": worker,
-            "label": label,
-            "params": params or {},
-            "enc": enc or {},
-        }
-        self._write(line)
+        line = {"event": "started", "id": setting_id, "attempt": attempt, "worker": worker}
+        self._write(line, described)
         self._record.flush()  # so `experiment status` sees it running at once
 
-    def append(
-        self, outcome: Outcome, label: str, params: Mapping[str, Any], enc: Mapping[str, str]
-    ) -> None:
+    def append(self, outcome: Outcome, described: str) -> None:
         """Write an outcome; it is durable after the next :meth:`commit`."""
         line = {
             "event": "outcome",
             "id": outcome.id,
-            "label": label,
             "status": outcome.status,
             "attempt": outcome.attempt,
             "started": outcome.started,
             "seconds": round(outcome.finished - outcome.started, 6),
             "worker": outcome.worker,
             "log": outcome.log,
-            "params": params,
-            "enc": enc,
             "rows": outcome.rows,
         }
         if outcome.failure is not None:
             line["cause"] = outcome.failure.cause
             line["error"] = outcome.failure.error
             line["traceback"] = outcome.failure.traceback
-        self._write(line)
+        self._write(line, described)
         self._unsynced += 1
 
-    def _write(self, line: dict[str, Any]) -> None:
+    def _write(self, line: dict[str, Any], described: str) -> None:
         if self._record is None:
             msg = "the store is not open for writing; use it as `with Store(...) as store:`"
             raise StoreError(msg)
-        self._record.write(_dumps(line).encode() + b"\n")
+        text = _dumps(line)
+        self._record.write(f"{text[:-1]},{described}}}\n".encode())
 
     def commit(self) -> None:
         """Make every outcome written so far durable (write, then fsync)."""
@@ -465,6 +445,14 @@ def _lock(file: Any) -> bool:
 
 
 # -- the record ------------------------------------------------------------------------
+
+
+def describe(label: str, params: Mapping[str, Any], enc: Mapping[str, str]) -> str:
+    """A setting's label, parameters and encodings as record text, for every line of it.
+
+    Made once per setting: its started and outcome lines both carry it.
+    """
+    return _dumps({"label": label, "params": params, "enc": enc})[1:-1]
 
 
 def _dumps(obj: Any) -> str:
