@@ -19,6 +19,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from tests.e2e.sources import FLAKY
 from tests.seed import USAGE
 
 pytestmark = pytest.mark.slow
@@ -56,24 +57,6 @@ class Types(Experiment):
         return {"got": repr(shown), "types": ",".join(type(v).__name__ for v in values)}
 """
 
-FLAKY = """
-from pathlib import Path
-from superparams import Experiment, search
-
-MARKS = Path(__file__).with_name("marks")
-
-class Flaky(Experiment):
-    n: int = search(1, 2, 3)
-
-    def run(self):
-        MARKS.mkdir(exist_ok=True)
-        mark = MARKS / str(self.n)
-        print(f"setting n={self.n}")
-        if self.n == 2 and not mark.exists():
-            mark.write_text("failed once")
-            raise RuntimeError("the first try fails")
-        return {"double": 2 * self.n}
-"""
 
 SLOW = """
 import time

@@ -16,6 +16,7 @@ from pathlib import Path
 import pexpect
 import polars as pl
 import pytest
+from tests.e2e.sources import FLAKY
 
 pytestmark = pytest.mark.slow
 
@@ -33,23 +34,6 @@ class Hyperparams(Experiment):
         return {"total samples": self.batch_size * self.steps}
 """
 
-FLAKY = """
-from pathlib import Path
-from superparams import Experiment, search
-
-MARKS = Path(__file__).with_name("marks")
-
-class Flaky(Experiment):
-    n: int = search(1, 2, 3)
-
-    def run(self):
-        MARKS.mkdir(exist_ok=True)
-        mark = MARKS / str(self.n)
-        if self.n == 2 and not mark.exists():
-            mark.write_text("failed once")
-            raise RuntimeError("the first try fails")
-        return {"double": 2 * self.n}
-"""
 
 LIVE = """
 import time
