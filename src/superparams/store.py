@@ -7,12 +7,19 @@ A folder ``progress/<module>/<Class>/`` holds::
                       metadata says how far into the record it goes, and for which fields
     logs/<id>.log     each setting's stdout and stderr, and its traceback on failure
     lock              held (flock) by the run writing here; it dies with the process
+    experiment.json   whose results these are: the defining file (or notebook) and class
 
 Durability: an outcome line is written and fsynced before the runner reports it done
 (:meth:`Store.commit`), and nothing already written is ever rewritten. A line torn by a
 crash is at the end of the record; it is ignored on reading and cut before appending.
 ``results.parquet`` is written to a temporary file and renamed, at the start and end of
 each run, so readers never see half a file.
+
+One folder, one experiment: the first run records in ``experiment.json`` the file that
+defines the class, relative to the folder holding ``progress/`` (see :func:`folder_for`),
+and the class's qualified name. Another experiment that meets the folder, to write or to
+read, gets :class:`StoreConflictError`, and nothing is written. A folder of an earlier
+version, without the file, is taken over by its next run.
 
 Identity across edits: when a field with a default is added to the class, the settings
 stored before count as run with that default. Each outcome line keeps its fields'
@@ -32,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from superparams.errors import StoreError, StoreLockedError
+from superparams.errors import StoreConflictError, StoreError, StoreLockedError, UsageError
 from superparams.identity import setting_id
 
 if TYPE_CHECKING:
@@ -48,6 +55,7 @@ META = "meta.json"  # earlier versions kept the record offset here; now in the p
 _META_KEY = "superparams"  # the key in results.parquet's metadata: record offset, fields
 LOGS = "logs"
 LOCK = "lock"
+EXPERIMENT = "experiment.json"  # whose results these are: {"file": ..., "class": ...}
 
 #: The bookkeeping columns every results table has, after the parameters and results.
 BOOKKEEPING = (
@@ -68,28 +76,96 @@ def folder_for(cls: type[Experiment]) -> Path:
     """Where an experiment class keeps its results: beside the file that defines it.
 
     ``experiments/params.py`` with class ``Hyperparams`` stores under
-    ``experiments/progress/params/Hyperparams``. ``SUPERPARAMS_PROGRESS`` replaces the
-    ``experiments/progress`` part. A class from a notebook or an interactive session
-    stores under ``./progress/<module>/<Class>``.
-    """
-    import inspect
-    import sys
+    ``experiments/progress/params/Hyperparams``; a notebook ``explore.ipynb`` with class
+    ``Train`` under ``progress/explore/Train`` beside it. ``SUPERPARAMS_PROGRESS``
+    replaces the ``experiments/progress`` part.
 
-    module = sys.modules.get(cls.__module__)
-    source = getattr(module, "__file__", None)
-    try:
-        source = source or inspect.getfile(cls)
-    except (TypeError, OSError):
-        source = None
-    if source and not source.startswith("<"):
-        path = Path(source).resolve()
-        base, stem = path.parent / "progress", path.stem
-    else:
-        base, stem = Path.cwd() / "progress", cls.__module__.rsplit(".", 1)[-1]
+    Raises:
+        UsageError: no file or notebook defines the class (``python -c``, a REPL, code
+            piped to ``python -``, ``exec``): it needs ``folder=``.
+    """
+    return _location(cls)[0]
+
+
+def _location(cls: type[Experiment]) -> tuple[Path, Path]:
+    """The class's default results folder, and the folder its identity is relative to.
+
+    That is the folder holding ``progress/``: beside the file, or the parent of
+    ``SUPERPARAMS_PROGRESS``.
+    """
+    source = source_of(cls)
+    if source is None:
+        name = cls.__name__
+        msg = (
+            f"{name} is defined in {cls.__module__!r}, which no file or notebook names, so "
+            "it has no results folder of its own; pass folder= to run_all(), results() and "
+            f"plan(), e.g. {name}().run_all(folder='progress/{name}')"
+        )
+        raise UsageError(msg)
+    base = source.parent / "progress"
     root = os.environ.get("SUPERPARAMS_PROGRESS")
     if root:
         base = Path(root).expanduser().resolve()
-    return base / stem / cls.__qualname__.replace("<locals>.", "").replace(".", "_")
+    name = cls.__qualname__.replace("<locals>.", "").replace(".", "_")
+    return base / source.stem / name, base.parent
+
+
+def source_of(cls: type[Experiment]) -> Path | None:
+    """The file or notebook that defines an experiment class, or None if none does.
+
+    A class whose ``run`` was compiled from a string (``python -c``, stdin, a REPL,
+    ``exec``) has none, whatever its module. In a Jupyter kernel, the notebook is the
+    path ipykernel gives the user's namespace (``__session__``, from Jupyter's
+    ``JPY_SESSION_NAME``), or VS Code's ``__vsc_ipynb_file__``.
+    """
+    import sys
+
+    code = getattr(cls.__dict__.get("run"), "__code__", None)
+    if code is not None and code.co_filename.startswith("<"):
+        return None
+    module = sys.modules.get(cls.__module__)
+    source = getattr(module, "__file__", None)
+    if isinstance(source, str) and source and not source.startswith("<"):
+        return Path(source).resolve()
+    if module is None or cls.__module__ != "__main__":
+        return None
+    names = vars(module)
+    candidates = [names.get("__vsc_ipynb_file__"), names.get("__session__")]
+    if "ipykernel" in sys.modules:  # an older ipykernel sets no __session__
+        candidates.append(os.environ.get("JPY_SESSION_NAME"))
+    for candidate in candidates:
+        if not isinstance(candidate, str) or not candidate:
+            continue
+        path = Path(candidate).expanduser()
+        if not path.is_absolute() and not path.exists():
+            # Before jupyter_server 2.0.7 the path was relative to the server's root; the
+            # kernel starts in the notebook's folder.
+            path = Path(path.name)
+        if path.suffix == ".ipynb" or path.is_file():
+            return path.resolve()
+    return None
+
+
+def identity_of(cls: type[Experiment], home: Path | None) -> dict[str, str | None]:
+    """What ``experiment.json`` records for a class: its file, relative to ``home`` when
+    inside it (else absolute), its qualified name, and the file's absolute path.
+
+    Two identities are the same experiment when their classes match and so does either
+    form of the file: the relative one survives moving the project with its results, the
+    absolute one a ``folder=`` that names the default folder.
+    """
+    source = source_of(cls)
+    file = path = None
+    if source is not None:
+        file = path = source.as_posix()
+        if home is not None and source.is_relative_to(home.resolve()):
+            file = source.relative_to(home.resolve()).as_posix()
+    return {"file": file, "class": cls.__qualname__, "path": path}
+
+
+def _named(identity: Mapping[str, Any]) -> str:
+    file, name = identity.get("file"), identity.get("class")
+    return f"{file}:{name}" if file else str(name)
 
 
 @dataclass
@@ -140,8 +216,11 @@ class Store:
         folder: Path | str,
         fields: Iterable[str] = (),
         defaults: Mapping[str, tuple[str, Any]] | None = None,
+        identity: Mapping[str, Any] | None = None,
     ) -> None:
         self.folder = Path(folder)
+        # Whose results may be here (see identity_of); None: anyone's, nothing recorded.
+        self.identity = dict(identity) if identity is not None else None
         self._logs = f"{self.folder / LOGS}{os.sep}"
         self.fields = tuple(fields)
         # Each field's constant default as (encoding, value): what an added field means
@@ -167,7 +246,24 @@ class Store:
                 with contextlib.suppress(Exception):  # no stable encoding: no carrying over
                     plain = canonical(default, info.annotations.get(name))
                     defaults[name] = (encode(plain, name), plain)
-        return cls(folder or folder_for(experiment), info.fields, defaults)
+        return cls.for_class(experiment, folder, info.fields, defaults)
+
+    @classmethod
+    def for_class(
+        cls,
+        experiment: type[Experiment],
+        folder: Path | str | None = None,
+        fields: Iterable[str] = (),
+        defaults: Mapping[str, tuple[str, Any]] | None = None,
+    ) -> Store:
+        """The store of an experiment class: ``folder`` (default: :func:`folder_for`),
+        for the class's identity, relative to the folder holding ``progress/`` (or to
+        ``folder``'s parent)."""
+        if folder is None:
+            folder, home = _location(experiment)
+        else:
+            home = Path(folder).resolve().parent
+        return cls(folder, fields, defaults, identity_of(experiment, home))
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -186,7 +282,13 @@ class Store:
     # -- the lock and the writer -----------------------------------------------------------
 
     def open(self) -> Store:
-        """Take the folder for writing: lock it, cut a torn tail, bring results up to date."""
+        """Take the folder for writing: lock it, cut a torn tail, bring results up to date.
+
+        Raises:
+            StoreConflictError: the folder holds another experiment's results.
+            StoreLockedError: another run is writing to it.
+        """
+        self.check()  # before anything is written
         (self.folder / LOGS).mkdir(parents=True, exist_ok=True)
         lock = open(self.folder / LOCK, "a+")  # noqa: SIM115  # held until close()
         if not _lock(lock):
@@ -198,6 +300,14 @@ class Store:
                 "finish or stop it, then run again"
             )
             raise StoreLockedError(msg) from None
+        try:  # again, holding the lock: another experiment's run may have just claimed it
+            if self.identity is not None and self.check() is None:
+                path = self.folder / EXPERIMENT
+                text = json.dumps(self.identity, indent=1) + "\n"
+                _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+        except BaseException:
+            lock.close()
+            raise
         lock.seek(0)
         lock.truncate()
         started = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -330,8 +440,40 @@ class Store:
 
     # -- readers ---------------------------------------------------------------------------
 
+    def check(self) -> dict[str, Any] | None:
+        """The experiment the folder records, if any, once it is sure to be this one.
+
+        Raises:
+            StoreConflictError: the folder holds the results of another experiment.
+        """
+        try:
+            recorded = json.loads((self.folder / EXPERIMENT).read_text())
+        except (OSError, ValueError):
+            return None  # no folder yet, or one of an earlier version: not claimed
+        if not isinstance(recorded, dict) or self.identity is None:
+            return None
+        ours = self.identity
+        if recorded.get("class") == ours.get("class") and (
+            None in (recorded.get("file"), ours.get("file"))  # a class with no file, given
+            or recorded.get("file") == ours.get("file")  # folder=, is known by its name
+            or recorded.get("path") == ours.get("path")
+        ):
+            return recorded
+        msg = (
+            f"{self.folder} holds the results of {_named(recorded)!r}, not of "
+            f"{_named(ours)!r}; give this experiment a folder of its own (folder= in "
+            "Python, SUPERPARAMS_PROGRESS for the command) or rename its class (if it is "
+            f"the same experiment, moved, delete {self.folder / EXPERIMENT})"
+        )
+        raise StoreConflictError(msg)
+
     def table(self) -> pl.DataFrame:
-        """Every stored setting's latest outcome, including a run in progress."""
+        """Every stored setting's latest outcome, including a run in progress.
+
+        Raises:
+            StoreConflictError: the folder holds the results of another experiment.
+        """
+        self.check()
         stored = self._compacted()
         # never compacted, or compacted for other fields: read the whole record
         offset, base = stored if stored is not None else (0, None)
