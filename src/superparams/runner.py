@@ -97,7 +97,7 @@ def run_all(
         timeout: seconds a setting may run before it fails with cause ``timeout``.
         retries: how many more times a failed setting is tried in this run.
         folder: where results go (default: ``progress/<module>/<Class>`` beside the
-            experiment's file or notebook, see :func:`superparams.store.folder_for`);
+            experiment's file or notebook, see :func:`superparams._location.folder_for`);
             needed for a class that no file defines (``python -c``, a REPL, stdin).
         engine: an executor name (``"local"``, ``"inline"``) or instance.
         debug: run in this process and let the first exception through.

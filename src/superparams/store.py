@@ -16,7 +16,8 @@ crash is at the end of the record; it is ignored on reading and cut before appen
 each run, so readers never see half a file.
 
 One folder, one experiment: the first run records in ``experiment.json`` the file that
-defines the class, relative to the folder holding ``progress/`` (see :func:`folder_for`),
+defines the class, relative to the folder holding ``progress/`` (see
+:mod:`superparams._location`),
 and the class's qualified name. Another experiment that meets the folder, to write or to
 read, gets :class:`StoreConflictError`, and nothing is written. A folder of an earlier
 version, without the file, is taken over by its next run.
@@ -39,7 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from superparams.errors import StoreConflictError, StoreError, StoreLockedError, UsageError
+from superparams._location import folder_for as folder_for  # where it lived before
+from superparams._location import identity_of, location, named
+from superparams.errors import StoreConflictError, StoreError, StoreLockedError
 from superparams.identity import setting_id
 
 if TYPE_CHECKING:
@@ -70,102 +73,6 @@ BOOKKEEPING = (
     "log",
 )
 LOCK_PATIENCE = 0.5  # seconds a writer waits for the lock before it says a run holds it
-
-
-def folder_for(cls: type[Experiment]) -> Path:
-    """Where an experiment class keeps its results: beside the file that defines it.
-
-    ``experiments/params.py`` with class ``Hyperparams`` stores under
-    ``experiments/progress/params/Hyperparams``; a notebook ``explore.ipynb`` with class
-    ``Train`` under ``progress/explore/Train`` beside it. ``SUPERPARAMS_PROGRESS``
-    replaces the ``experiments/progress`` part.
-
-    Raises:
-        UsageError: no file or notebook defines the class (``python -c``, a REPL, code
-            piped to ``python -``, ``exec``): it needs ``folder=``.
-    """
-    return _location(cls)[0]
-
-
-def _location(cls: type[Experiment]) -> tuple[Path, Path]:
-    """The class's default results folder, and the folder its identity is relative to.
-
-    That is the folder holding ``progress/``: beside the file, or the parent of
-    ``SUPERPARAMS_PROGRESS``.
-    """
-    source = source_of(cls)
-    if source is None:
-        name = cls.__name__
-        msg = (
-            f"{name} is defined in {cls.__module__!r}, which no file or notebook names, so "
-            "it has no results folder of its own; pass folder= to run_all(), results() and "
-            f"plan(), e.g. {name}().run_all(folder='progress/{name}')"
-        )
-        raise UsageError(msg)
-    base = source.parent / "progress"
-    root = os.environ.get("SUPERPARAMS_PROGRESS")
-    if root:
-        base = Path(root).expanduser().resolve()
-    name = cls.__qualname__.replace("<locals>.", "").replace(".", "_")
-    return base / source.stem / name, base.parent
-
-
-def source_of(cls: type[Experiment]) -> Path | None:
-    """The file or notebook that defines an experiment class, or None if none does.
-
-    A class whose ``run`` was compiled from a string (``python -c``, stdin, a REPL,
-    ``exec``) has none, whatever its module. In a Jupyter kernel, the notebook is the
-    path ipykernel gives the user's namespace (``__session__``, from Jupyter's
-    ``JPY_SESSION_NAME``), or VS Code's ``__vsc_ipynb_file__``.
-    """
-    import sys
-
-    code = getattr(cls.__dict__.get("run"), "__code__", None)
-    if code is not None and code.co_filename.startswith("<"):
-        return None
-    module = sys.modules.get(cls.__module__)
-    source = getattr(module, "__file__", None)
-    if isinstance(source, str) and source and not source.startswith("<"):
-        return Path(source).resolve()
-    if module is None or cls.__module__ != "__main__":
-        return None
-    names = vars(module)
-    candidates = [names.get("__vsc_ipynb_file__"), names.get("__session__")]
-    if "ipykernel" in sys.modules:  # an older ipykernel sets no __session__
-        candidates.append(os.environ.get("JPY_SESSION_NAME"))
-    for candidate in candidates:
-        if not isinstance(candidate, str) or not candidate:
-            continue
-        path = Path(candidate).expanduser()
-        if not path.is_absolute() and not path.exists():
-            # Before jupyter_server 2.0.7 the path was relative to the server's root; the
-            # kernel starts in the notebook's folder.
-            path = Path(path.name)
-        if path.suffix == ".ipynb" or path.is_file():
-            return path.resolve()
-    return None
-
-
-def identity_of(cls: type[Experiment], home: Path | None) -> dict[str, str | None]:
-    """What ``experiment.json`` records for a class: its file, relative to ``home`` when
-    inside it (else absolute), its qualified name, and the file's absolute path.
-
-    Two identities are the same experiment when their classes match and so does either
-    form of the file: the relative one survives moving the project with its results, the
-    absolute one a ``folder=`` that names the default folder.
-    """
-    source = source_of(cls)
-    file = path = None
-    if source is not None:
-        file = path = source.as_posix()
-        if home is not None and source.is_relative_to(home.resolve()):
-            file = source.relative_to(home.resolve()).as_posix()
-    return {"file": file, "class": cls.__qualname__, "path": path}
-
-
-def _named(identity: Mapping[str, Any]) -> str:
-    file, name = identity.get("file"), identity.get("class")
-    return f"{file}:{name}" if file else str(name)
 
 
 @dataclass
@@ -260,7 +167,7 @@ class Store:
         for the class's identity, relative to the folder holding ``progress/`` (or to
         ``folder``'s parent)."""
         if folder is None:
-            folder, home = _location(experiment)
+            folder, home = location(experiment)
         else:
             home = Path(folder).resolve().parent
         return cls(folder, fields, defaults, identity_of(experiment, home))
@@ -460,8 +367,8 @@ class Store:
         ):
             return recorded
         msg = (
-            f"{self.folder} holds the results of {_named(recorded)!r}, not of "
-            f"{_named(ours)!r}; give this experiment a folder of its own (folder= in "
+            f"{self.folder} holds the results of {named(recorded)!r}, not of "
+            f"{named(ours)!r}; give this experiment a folder of its own (folder= in "
             "Python, SUPERPARAMS_PROGRESS for the command) or rename its class (if it is "
             f"the same experiment, moved, delete {self.folder / EXPERIMENT})"
         )
