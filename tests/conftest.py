@@ -147,3 +147,48 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Works
         yield space
     finally:
         space.close()
+
+
+def run_in_kernel(code: str, cwd: Path, kernels: Path, **env: str) -> str:
+    """Run ``code`` in a real Jupyter kernel of this Python started in ``cwd``; its stdout.
+
+    ``env`` goes into the kernel's environment, as Jupyter gives it (``JPY_SESSION_NAME``:
+    the notebook's path). An error in the code fails the test with its traceback.
+    """
+    pytest.importorskip("ipykernel")
+    manager = pytest.importorskip("jupyter_client.manager")
+    kernelspec = pytest.importorskip("jupyter_client.kernelspec")
+    import json
+
+    # A kernel of this very Python, whatever kernels the machine has installed.
+    spec = kernels / "here"
+    spec.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "here", "language": "python"})
+    )
+    specs = kernelspec.KernelSpecManager(kernel_dirs=[str(kernels)])
+    kernel = manager.KernelManager(kernel_name="here", kernel_spec_manager=specs)
+    kernel.start_kernel(cwd=str(cwd), env=environment(**env))
+    client = kernel.client()
+    output: list[str] = []
+    try:
+        client.start_channels()
+        client.wait_for_ready(timeout=60)
+
+        def keep(message: dict[str, Any]) -> None:
+            if message["msg_type"] == "stream" and message["content"]["name"] == "stdout":
+                output.append(message["content"]["text"])
+            if message["msg_type"] == "error":
+                output.append("\n".join(message["content"]["traceback"]))
+
+        reply = client.execute_interactive(code, timeout=60, output_hook=keep)
+        assert reply["content"]["status"] == "ok", "".join(output)
+    finally:
+        client.stop_channels()
+        kernel.shutdown_kernel(now=True)
+    return "".join(output)
+
+
+#: An empty notebook file, as Jupyter saves a new one.
+NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n'

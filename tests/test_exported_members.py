@@ -10,6 +10,7 @@ PUBLIC = [
     "IdentityError",
     "SearchSpaceError",
     "Space",
+    "StoreConflictError",
     "StoreError",
     "StoreLockedError",
     "SuperparamsError",

@@ -137,7 +137,9 @@ def _run_one(found: Found, space: Space[Any], request: Request, prog: str) -> in
 def _store(space: Space[Any]) -> Store:
     from superparams.store import Store
 
-    return Store.for_space(space)
+    store = Store.for_space(space)
+    store.check()  # another experiment's folder: refused before anything else is said
+    return store
 
 
 def _plan(space: Space[Any], store: Store) -> Plan:
@@ -747,10 +749,10 @@ def _write_log(text: str, label: str) -> None:
 
 
 def clean(found: Found, spaces: list[Space[Any]], request: Request, prog: str) -> int:
-    from superparams.store import Store, folder_for
+    from superparams.store import Store
 
     for cls in found.classes:
-        store = Store(folder_for(cls))
+        store = Store.for_class(cls)
         if not store.folder.exists():
             _say(f"nothing stored for {cls.__name__} ({_shown(store.folder)} does not exist)")
             continue

@@ -8,7 +8,8 @@ Every error is a :class:`SuperparamsError`, and also the builtin it resembles, s
      ├── ExperimentError (TypeError)        an Experiment class or instance used the wrong way
      ├── IdentityError (TypeError)          a value that has no stable encoding for a setting's id
      ├── StoreError (RuntimeError)          a results folder that cannot be used
-     │    └── StoreLockedError              another run holds the results folder
+     │    ├── StoreLockedError              another run holds the results folder
+     │    └── StoreConflictError            another experiment's results folder; exit code 2
      └── UsageError (ValueError)            bad input on the command line; exit code 2
 
 Only the command line turns an error into a message and an exit code.
@@ -44,6 +45,12 @@ class StoreError(SuperparamsError, RuntimeError):
 
 class StoreLockedError(StoreError):
     """Another run of the same experiment holds its results folder."""
+
+
+class StoreConflictError(StoreError):
+    """A results folder that holds the results of another experiment."""
+
+    exit_code = 2  # like a usage error: the fix is a folder or a name, and nothing ran
 
 
 class UsageError(SuperparamsError, ValueError):

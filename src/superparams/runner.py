@@ -97,7 +97,8 @@ def run_all(
         timeout: seconds a setting may run before it fails with cause ``timeout``.
         retries: how many more times a failed setting is tried in this run.
         folder: where results go (default: ``progress/<module>/<Class>`` beside the
-            experiment's file, see :func:`superparams.store.folder_for`).
+            experiment's file or notebook, see :func:`superparams._location.folder_for`);
+            needed for a class that no file defines (``python -c``, a REPL, stdin).
         engine: an executor name (``"local"``, ``"inline"``) or instance.
         debug: run in this process and let the first exception through.
         display: False for silence, True for plain progress lines on stderr, or a
@@ -105,6 +106,8 @@ def run_all(
         subscribers: more callables that receive every event.
 
     Raises:
+        UsageError: no ``folder`` for a class that no file or notebook defines.
+        StoreConflictError: the folder holds another experiment's results.
         StoreLockedError: another run is writing to the same folder.
         KeyboardInterrupt: after Ctrl-C, once everything finished has been stored.
     """

@@ -7,12 +7,20 @@ A folder ``progress/<module>/<Class>/`` holds::
                       metadata says how far into the record it goes, and for which fields
     logs/<id>.log     each setting's stdout and stderr, and its traceback on failure
     lock              held (flock) by the run writing here; it dies with the process
+    experiment.json   whose results these are: the defining file (or notebook) and class
 
 Durability: an outcome line is written and fsynced before the runner reports it done
 (:meth:`Store.commit`), and nothing already written is ever rewritten. A line torn by a
 crash is at the end of the record; it is ignored on reading and cut before appending.
 ``results.parquet`` is written to a temporary file and renamed, at the start and end of
 each run, so readers never see half a file.
+
+One folder, one experiment: the first run records in ``experiment.json`` the file that
+defines the class, relative to the folder holding ``progress/`` (see
+:mod:`superparams._location`),
+and the class's qualified name. Another experiment that meets the folder, to write or to
+read, gets :class:`StoreConflictError`, and nothing is written. A folder of an earlier
+version, without the file, is taken over by its next run.
 
 Identity across edits: when a field with a default is added to the class, the settings
 stored before count as run with that default. Each outcome line keeps its fields'
@@ -32,7 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from superparams.errors import StoreError, StoreLockedError
+from superparams._location import folder_for as folder_for  # where it lived before
+from superparams._location import identity_of, location, named
+from superparams.errors import StoreConflictError, StoreError, StoreLockedError
 from superparams.identity import setting_id
 
 if TYPE_CHECKING:
@@ -48,6 +58,7 @@ META = "meta.json"  # earlier versions kept the record offset here; now in the p
 _META_KEY = "superparams"  # the key in results.parquet's metadata: record offset, fields
 LOGS = "logs"
 LOCK = "lock"
+EXPERIMENT = "experiment.json"  # whose results these are: {"file": ..., "class": ...}
 
 #: The bookkeeping columns every results table has, after the parameters and results.
 BOOKKEEPING = (
@@ -62,34 +73,6 @@ BOOKKEEPING = (
     "log",
 )
 LOCK_PATIENCE = 0.5  # seconds a writer waits for the lock before it says a run holds it
-
-
-def folder_for(cls: type[Experiment]) -> Path:
-    """Where an experiment class keeps its results: beside the file that defines it.
-
-    ``experiments/params.py`` with class ``Hyperparams`` stores under
-    ``experiments/progress/params/Hyperparams``. ``SUPERPARAMS_PROGRESS`` replaces the
-    ``experiments/progress`` part. A class from a notebook or an interactive session
-    stores under ``./progress/<module>/<Class>``.
-    """
-    import inspect
-    import sys
-
-    module = sys.modules.get(cls.__module__)
-    source = getattr(module, "__file__", None)
-    try:
-        source = source or inspect.getfile(cls)
-    except (TypeError, OSError):
-        source = None
-    if source and not source.startswith("<"):
-        path = Path(source).resolve()
-        base, stem = path.parent / "progress", path.stem
-    else:
-        base, stem = Path.cwd() / "progress", cls.__module__.rsplit(".", 1)[-1]
-    root = os.environ.get("SUPERPARAMS_PROGRESS")
-    if root:
-        base = Path(root).expanduser().resolve()
-    return base / stem / cls.__qualname__.replace("<locals>.", "").replace(".", "_")
 
 
 @dataclass
@@ -140,8 +123,11 @@ class Store:
         folder: Path | str,
         fields: Iterable[str] = (),
         defaults: Mapping[str, tuple[str, Any]] | None = None,
+        identity: Mapping[str, Any] | None = None,
     ) -> None:
         self.folder = Path(folder)
+        # Whose results may be here (see identity_of); None: anyone's, nothing recorded.
+        self.identity = dict(identity) if identity is not None else None
         self._logs = f"{self.folder / LOGS}{os.sep}"
         self.fields = tuple(fields)
         # Each field's constant default as (encoding, value): what an added field means
@@ -167,7 +153,24 @@ class Store:
                 with contextlib.suppress(Exception):  # no stable encoding: no carrying over
                     plain = canonical(default, info.annotations.get(name))
                     defaults[name] = (encode(plain, name), plain)
-        return cls(folder or folder_for(experiment), info.fields, defaults)
+        return cls.for_class(experiment, folder, info.fields, defaults)
+
+    @classmethod
+    def for_class(
+        cls,
+        experiment: type[Experiment],
+        folder: Path | str | None = None,
+        fields: Iterable[str] = (),
+        defaults: Mapping[str, tuple[str, Any]] | None = None,
+    ) -> Store:
+        """The store of an experiment class: ``folder`` (default: :func:`folder_for`),
+        for the class's identity, relative to the folder holding ``progress/`` (or to
+        ``folder``'s parent)."""
+        if folder is None:
+            folder, home = location(experiment)
+        else:
+            home = Path(folder).resolve().parent
+        return cls(folder, fields, defaults, identity_of(experiment, home))
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -186,7 +189,13 @@ class Store:
     # -- the lock and the writer -----------------------------------------------------------
 
     def open(self) -> Store:
-        """Take the folder for writing: lock it, cut a torn tail, bring results up to date."""
+        """Take the folder for writing: lock it, cut a torn tail, bring results up to date.
+
+        Raises:
+            StoreConflictError: the folder holds another experiment's results.
+            StoreLockedError: another run is writing to it.
+        """
+        self.check()  # before anything is written
         (self.folder / LOGS).mkdir(parents=True, exist_ok=True)
         lock = open(self.folder / LOCK, "a+")  # noqa: SIM115  # held until close()
         if not _lock(lock):
@@ -198,6 +207,14 @@ class Store:
                 "finish or stop it, then run again"
             )
             raise StoreLockedError(msg) from None
+        try:  # again, holding the lock: another experiment's run may have just claimed it
+            if self.identity is not None and self.check() is None:
+                path = self.folder / EXPERIMENT
+                text = json.dumps(self.identity, indent=1) + "\n"
+                _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+        except BaseException:
+            lock.close()
+            raise
         lock.seek(0)
         lock.truncate()
         started = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -330,8 +347,40 @@ class Store:
 
     # -- readers ---------------------------------------------------------------------------
 
+    def check(self) -> dict[str, Any] | None:
+        """The experiment the folder records, if any, once it is sure to be this one.
+
+        Raises:
+            StoreConflictError: the folder holds the results of another experiment.
+        """
+        try:
+            recorded = json.loads((self.folder / EXPERIMENT).read_text())
+        except (OSError, ValueError):
+            return None  # no folder yet, or one of an earlier version: not claimed
+        if not isinstance(recorded, dict) or self.identity is None:
+            return None
+        ours = self.identity
+        if recorded.get("class") == ours.get("class") and (
+            None in (recorded.get("file"), ours.get("file"))  # a class with no file, given
+            or recorded.get("file") == ours.get("file")  # folder=, is known by its name
+            or recorded.get("path") == ours.get("path")
+        ):
+            return recorded
+        msg = (
+            f"{self.folder} holds the results of {named(recorded)!r}, not of "
+            f"{named(ours)!r}; give this experiment a folder of its own (folder= in "
+            "Python, SUPERPARAMS_PROGRESS for the command) or rename its class (if it is "
+            f"the same experiment, moved, delete {self.folder / EXPERIMENT})"
+        )
+        raise StoreConflictError(msg)
+
     def table(self) -> pl.DataFrame:
-        """Every stored setting's latest outcome, including a run in progress."""
+        """Every stored setting's latest outcome, including a run in progress.
+
+        Raises:
+            StoreConflictError: the folder holds the results of another experiment.
+        """
+        self.check()
         stored = self._compacted()
         # never compacted, or compacted for other fields: read the whole record
         offset, base = stored if stored is not None else (0, None)

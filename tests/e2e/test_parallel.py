@@ -11,7 +11,7 @@ import sys
 import textwrap
 
 import pytest
-from tests.conftest import environment, wait_for
+from tests.conftest import NOTEBOOK, environment, run_in_kernel, wait_for
 
 import superparams.runner
 from superparams import StoreLockedError
@@ -24,6 +24,8 @@ import json
 import os
 from superparams import Experiment, search
 
+FOLDER = {}  # where results go: the default, unless a test names a folder
+
 class Cell(Experiment):
     x: int = search(1, 2, 3, 4)
     scale: float = 1.5
@@ -32,7 +34,7 @@ class Cell(Experiment):
         return {"y": self.x * self.scale, "pid": os.getpid(), "seen_rank": self.rank}
 
 if __name__ == "__main__":
-    table = Cell().run_all(num_proc=2, display=False)
+    table = Cell().run_all(num_proc=2, display=False, **FOLDER)
     rows = table.select("x", "y", "status", "pid", "seen_rank").rows()
     print(json.dumps({"rows": rows, "pid": os.getpid()}))
 """
@@ -64,11 +66,12 @@ class TestWhereExperimentsLive:
         assert json.loads(again.stdout)["rows"] == json.loads(done.stdout)["rows"]
 
     def test_code_from_stdin(self, workspace):
-        """Code piped to `python -` (a __main__ with no file, as in a notebook) runs in
-        workers; results go under ./progress."""
+        """Code piped to `python -` (a __main__ with no file) runs in workers, into the
+        folder= it names."""
+        code = textwrap.dedent(MAIN).replace("FOLDER = {}", 'FOLDER = {"folder": "out/Cell"}')
         done = subprocess.run(
             [sys.executable, "-"],
-            input=textwrap.dedent(MAIN),
+            input=code,
             cwd=workspace.root,
             env=environment(),
             capture_output=True,
@@ -77,43 +80,20 @@ class TestWhereExperimentsLive:
         )
         assert done.returncode == 0, done.stderr
         check(json.loads(done.stdout))
-        assert (workspace.root / "progress/__main__/Cell/results.parquet").exists()
+        assert (workspace.root / "out/Cell/results.parquet").exists()
+        assert not (workspace.root / "progress").exists()
 
     def test_a_notebook_cell(self, workspace, tmp_path):
-        """A class defined in a Jupyter notebook cell runs in workers."""
-        pytest.importorskip("ipykernel")
-        manager = pytest.importorskip("jupyter_client.manager")
-        kernelspec = pytest.importorskip("jupyter_client.kernelspec")
-        # A kernel of this very Python, whatever kernels the machine has installed.
-        spec = tmp_path / "kernels/here"
-        spec.mkdir(parents=True)
-        argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-        (spec / "kernel.json").write_text(
-            json.dumps({"argv": argv, "display_name": "here", "language": "python"})
+        """A class defined in a Jupyter notebook cell runs in workers; results go beside
+        the notebook, under its name."""
+        notebook = workspace.root / "explore.ipynb"
+        notebook.write_text(NOTEBOOK)
+        code = textwrap.dedent(MAIN).replace('if __name__ == "__main__":', "if True:")
+        output = run_in_kernel(
+            code, workspace.root, tmp_path / "kernels", JPY_SESSION_NAME=str(notebook)
         )
-        specs = kernelspec.KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
-        kernel = manager.KernelManager(kernel_name="here", kernel_spec_manager=specs)
-        kernel.start_kernel(cwd=str(workspace.root), env=environment())
-        client = kernel.client()
-        try:
-            client.start_channels()
-            client.wait_for_ready(timeout=60)
-            code = textwrap.dedent(MAIN).replace('if __name__ == "__main__":', "if True:")
-            output: list[str] = []
-
-            def keep(message: dict) -> None:
-                if message["msg_type"] == "stream" and message["content"]["name"] == "stdout":
-                    output.append(message["content"]["text"])
-                if message["msg_type"] == "error":
-                    output.append("\n".join(message["content"]["traceback"]))
-
-            reply = client.execute_interactive(code, timeout=60, output_hook=keep)
-            assert reply["content"]["status"] == "ok", "".join(output)
-        finally:
-            client.stop_channels()
-            kernel.shutdown_kernel(now=True)
-        check(json.loads("".join(output)))
-        assert (workspace.root / "progress/__main__/Cell/results.parquet").exists()
+        check(json.loads(output))
+        assert (workspace.root / "progress/explore/Cell/results.parquet").exists()
 
 
 # A run that holds its folder while its settings sleep; it notes when one has started.

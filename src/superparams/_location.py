@@ -1,0 +1,116 @@
+"""Where an experiment class keeps its results, and what names it there.
+
+A class defined in a file stores beside it, under ``progress/<file stem>/<Class>``; a class
+defined in a Jupyter notebook beside the notebook, under its name. The folder records the
+class's identity (:func:`identity_of`): its file relative to the folder holding
+``progress/``, and its qualified name. A class that no file or notebook defines has no
+folder of its own. This room reads no results and writes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from superparams.errors import UsageError
+
+if TYPE_CHECKING:
+    from superparams.experiment import Experiment
+
+
+def folder_for(cls: type[Experiment]) -> Path:
+    """Where an experiment class keeps its results: beside the file that defines it.
+
+    ``experiments/params.py`` with class ``Hyperparams`` stores under
+    ``experiments/progress/params/Hyperparams``; a notebook ``explore.ipynb`` with class
+    ``Train`` under ``progress/explore/Train`` beside it. ``SUPERPARAMS_PROGRESS``
+    replaces the ``experiments/progress`` part.
+
+    Raises:
+        UsageError: no file or notebook defines the class (``python -c``, a REPL, code
+            piped to ``python -``, ``exec``): it needs ``folder=``.
+    """
+    return location(cls)[0]
+
+
+def location(cls: type[Experiment]) -> tuple[Path, Path]:
+    """The class's default results folder, and the folder its identity is relative to.
+
+    That is the folder holding ``progress/``: beside the file, or the parent of
+    ``SUPERPARAMS_PROGRESS``.
+    """
+    source = source_of(cls)
+    if source is None:
+        name = cls.__name__
+        msg = (
+            f"{name} is defined in {cls.__module__!r}, which no file or notebook names, so "
+            "it has no results folder of its own; pass folder= to run_all(), results() and "
+            f"plan(), e.g. {name}().run_all(folder='progress/{name}')"
+        )
+        raise UsageError(msg)
+    base = source.parent / "progress"
+    root = os.environ.get("SUPERPARAMS_PROGRESS")
+    if root:
+        base = Path(root).expanduser().resolve()
+    name = cls.__qualname__.replace("<locals>.", "").replace(".", "_")
+    return base / source.stem / name, base.parent
+
+
+def source_of(cls: type[Experiment]) -> Path | None:
+    """The file or notebook that defines an experiment class, or None if none does.
+
+    A class whose ``run`` was compiled from a string (``python -c``, stdin, a REPL,
+    ``exec``) has none, whatever its module. In a Jupyter kernel, the notebook is the
+    path ipykernel gives the user's namespace (``__session__``, from Jupyter's
+    ``JPY_SESSION_NAME``), or VS Code's ``__vsc_ipynb_file__``.
+    """
+    import sys
+
+    code = getattr(cls.__dict__.get("run"), "__code__", None)
+    if code is not None and code.co_filename.startswith("<"):
+        return None
+    module = sys.modules.get(cls.__module__)
+    source = getattr(module, "__file__", None)
+    if isinstance(source, str) and source and not source.startswith("<"):
+        return Path(source).resolve()
+    if module is None or cls.__module__ != "__main__":
+        return None
+    names = vars(module)
+    candidates = [names.get("__vsc_ipynb_file__"), names.get("__session__")]
+    if "ipykernel" in sys.modules:  # an older ipykernel sets no __session__
+        candidates.append(os.environ.get("JPY_SESSION_NAME"))
+    for candidate in candidates:
+        if not isinstance(candidate, str) or not candidate:
+            continue
+        path = Path(candidate).expanduser()
+        if not path.is_absolute() and not path.exists():
+            # Before jupyter_server 2.0.7 the path was relative to the server's root; the
+            # kernel starts in the notebook's folder.
+            path = Path(path.name)
+        if path.suffix == ".ipynb" or path.is_file():
+            return path.resolve()
+    return None
+
+
+def identity_of(cls: type[Experiment], home: Path | None) -> dict[str, str | None]:
+    """What ``experiment.json`` records for a class: its file, relative to ``home`` when
+    inside it (else absolute), its qualified name, and the file's absolute path.
+
+    Two identities are the same experiment when their classes match and so does either
+    form of the file: the relative one survives moving the project with its results, the
+    absolute one a ``folder=`` that names the default folder.
+    """
+    source = source_of(cls)
+    file = path = None
+    if source is not None:
+        file = path = source.as_posix()
+        if home is not None and source.is_relative_to(home.resolve()):
+            file = source.relative_to(home.resolve()).as_posix()
+    return {"file": file, "class": cls.__qualname__, "path": path}
+
+
+def named(identity: Mapping[str, Any]) -> str:
+    file, name = identity.get("file"), identity.get("class")
+    return f"{file}:{name}" if file else str(name)

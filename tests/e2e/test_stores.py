@@ -1,0 +1,308 @@
+"""One results folder, one experiment: a store names the experiment whose results it holds
+and refuses every other one, for writing and for reading; a class that no file or notebook
+names has no default folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from tests.conftest import NOTEBOOK, environment, run_in_kernel
+
+pytestmark = pytest.mark.slow
+
+COMMAND = Path(sys.executable).with_name("experiment")
+
+# The same class in two projects, each with results of its own.
+PARAMS = """
+from superparams import Experiment, search
+
+class Hyperparams(Experiment):
+    batch_size: int = search(16, 32)
+
+    def run(self):
+        return {{"score": self.batch_size * {factor}}}
+"""
+
+# What a script sees when it asks for the results of projB's experiment.
+ASK = """
+import params
+from superparams import StoreError
+
+space = params.Hyperparams()
+for call in (space.run_all, space.results, space.plan):
+    try:
+        call()
+    except StoreError as error:
+        print(type(error).__name__, error.exit_code, error)
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def experiment(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed command, with no terminal attached."""
+    return subprocess.run(
+        [str(COMMAND), *args],
+        cwd=cwd,
+        env=environment(COLUMNS="120", **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def python(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=environment(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` and its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def refusal(folder: Path, theirs: str, ours: str) -> str:
+    return (
+        f"{folder} holds the results of {theirs!r}, not of {ours!r}; give this experiment "
+        "a folder of its own (folder= in Python, SUPERPARAMS_PROGRESS for the command) or "
+        f"rename its class (if it is the same experiment, moved, delete "
+        f"{folder / 'experiment.json'})"
+    )
+
+
+@pytest.fixture
+def projects(tmp_path: Path) -> Path:
+    """projA/params.py and projB/params.py, each with a Hyperparams of its own."""
+    write(tmp_path / "projA/params.py", PARAMS.format(factor=1))
+    write(tmp_path / "projB/params.py", PARAMS.format(factor=1000))
+    return tmp_path
+
+
+class TestTwoProjectsOneProgressFolder:
+    def test_the_second_is_refused_and_nothing_is_written(self, projects):
+        """projB's Hyperparams meeting the store projA's made under one
+        SUPERPARAMS_PROGRESS is refused in one line, exit 2, before anything runs."""
+        shared = {"SUPERPARAMS_PROGRESS": str(projects / "progress")}
+        first = experiment("params.Hyperparams", cwd=projects / "projA", **shared)
+        assert first.returncode == 0, first.stderr
+        store = projects / "progress/params/Hyperparams"
+        before = snapshot(store)
+        second = experiment("params.Hyperparams", cwd=projects / "projB", **shared)
+        message = refusal(store, "projA/params.py:Hyperparams", "projB/params.py:Hyperparams")
+        # never projA's numbers: one line, and nothing else
+        assert (second.returncode, second.stderr, second.stdout) == (2, f"error: {message}\n", "")
+        assert snapshot(store) == before
+
+    def test_readers_are_refused(self, projects):
+        """`experiment status`, `results`, `logs` and `clean` of projB are refused, never
+        served projA's rows (nor deleting them)."""
+        shared = {"SUPERPARAMS_PROGRESS": str(projects / "progress")}
+        assert experiment("params.Hyperparams", cwd=projects / "projA", **shared).returncode == 0
+        store = projects / "progress/params/Hyperparams"
+        message = refusal(store, "projA/params.py:Hyperparams", "projB/params.py:Hyperparams")
+        commands = (["status"], ["results"], ["results", "--csv"], ["logs"], ["clean", "--yes"])
+        for command in commands:
+            words = [command[0], "params.Hyperparams", *command[1:]]
+            done = experiment(*words, cwd=projects / "projB", **shared)
+            assert (done.returncode, done.stderr, done.stdout) == (2, f"error: {message}\n", "")
+
+    def test_from_python_too(self, projects):
+        """run_all(), results() and plan() of projB's class raise StoreConflictError."""
+        shared = {"SUPERPARAMS_PROGRESS": str(projects / "progress")}
+        assert experiment("params.Hyperparams", cwd=projects / "projA", **shared).returncode == 0
+        write(projects / "projB/ask.py", ASK)
+        before = snapshot(projects / "progress")
+        done = subprocess.run(
+            [sys.executable, "ask.py"],
+            cwd=projects / "projB",
+            env=environment(**shared),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        store = projects / "progress/params/Hyperparams"
+        message = refusal(store, "projA/params.py:Hyperparams", "projB/params.py:Hyperparams")
+        assert done.stdout == f"StoreConflictError 2 {message}\n" * 3, done.stderr
+        assert snapshot(projects / "progress") == before
+
+    def test_each_in_a_folder_of_its_own(self, projects):
+        """Following the advice, each project keeps and shows its own numbers."""
+        for name in ("projA", "projB"):
+            env = {"SUPERPARAMS_PROGRESS": str(projects / name / "results")}
+            done = experiment("params.Hyperparams", cwd=projects / name, **env)
+            assert done.returncode == 0, done.stderr
+        shown = experiment(
+            "results",
+            "params.Hyperparams",
+            "--csv",
+            cwd=projects / "projB",
+            SUPERPARAMS_PROGRESS=str(projects / "projB/results"),
+        )
+        rows = list(csv.DictReader(io.StringIO(shown.stdout)))
+        assert [row["score"] for row in rows] == ["16000", "32000"]
+
+
+class TestWhatAStoreRecords:
+    def test_the_file_and_the_class(self, projects):
+        """experiment.json names the defining file, relative to the folder holding
+        progress/, and the class's qualified name."""
+        done = experiment("params.Hyperparams", cwd=projects / "projA")
+        assert done.returncode == 0, done.stderr
+        recorded = projects / "projA/progress/params/Hyperparams/experiment.json"
+        assert json.loads(recorded.read_text()) == {
+            "file": "params.py",
+            "class": "Hyperparams",
+            "path": str(projects / "projA/params.py"),
+        }
+
+    def test_a_store_of_an_earlier_version_is_adopted(self, projects):
+        """A store without experiment.json keeps its results: reading leaves it as it is,
+        the next run records the experiment."""
+        assert experiment("params.Hyperparams", cwd=projects / "projA").returncode == 0
+        store = projects / "projA/progress/params/Hyperparams"
+        (store / "experiment.json").unlink()
+        status = experiment("status", "params.Hyperparams", cwd=projects / "projA")
+        assert status.returncode == 0, status.stderr
+        assert "completed    2" in status.stdout
+        assert not (store / "experiment.json").exists()
+        wider = experiment("params.Hyperparams", "--batch_size", "16,32,64", cwd=projects / "projA")
+        assert wider.returncode == 0, wider.stderr
+        assert "2 completed before are kept; running 1 (1 new)" in wider.stderr
+        recorded = json.loads((store / "experiment.json").read_text())
+        assert (recorded["file"], recorded["class"]) == ("params.py", "Hyperparams")
+
+
+# A notebook's experiment; prints what its run returned, as JSON.
+CELL = """
+import json
+from superparams import Experiment, StoreError, search
+
+class Train(Experiment):
+    n: int = search(1, 2)
+
+    def run(self):
+        return {{"score": self.n * {factor}}}
+
+table = Train().run_all(display=False)
+print(json.dumps(table["score"].to_list()))
+try:
+    Train().results(folder="progress/one/Train")
+except StoreError as error:
+    print(error)
+"""
+
+
+class TestNotebooks:
+    def test_two_notebooks_in_one_folder(self, workspace, tmp_path):
+        """Two notebooks side by side, each with a class Train, each get a store of their
+        own beside them, named after the notebook, and each sees its own numbers."""
+        outputs = []
+        for name, factor in (("one", 1), ("two", 1000)):
+            notebook = workspace.root / f"{name}.ipynb"
+            notebook.write_text(NOTEBOOK)
+            outputs.append(
+                run_in_kernel(
+                    textwrap.dedent(CELL.format(factor=factor)),
+                    workspace.root,
+                    tmp_path / "kernels",
+                    JPY_SESSION_NAME=str(notebook),
+                )
+            )
+        first, second = (output.splitlines() for output in outputs)
+        assert first == ["[1, 2]"]  # its own folder: no refusal
+        assert second[0] == "[1000, 2000]"
+        # folder= named the other notebook's folder: refused, naming both notebooks
+        theirs, ours = "one.ipynb:Train", f"{workspace.root / 'two.ipynb'}:Train"
+        assert second[1:] == [refusal(Path("progress/one/Train"), theirs, ours)]
+        for name in ("one", "two"):
+            recorded = json.loads(
+                (workspace.root / f"progress/{name}/Train/experiment.json").read_text()
+            )
+            assert (recorded["file"], recorded["class"]) == (f"{name}.ipynb", "Train")
+
+    def test_a_path_relative_to_the_servers_root(self, workspace, tmp_path):
+        """Before jupyter_server 2.0.7, JPY_SESSION_NAME was relative to the server's root,
+        and the kernel started in the notebook's folder: the notebook is found there."""
+        folder = workspace.root / "notebooks"
+        folder.mkdir()
+        (folder / "one.ipynb").write_text(NOTEBOOK)
+        code = textwrap.dedent(CELL.format(factor=1))
+        output = run_in_kernel(
+            code, folder, tmp_path / "kernels", JPY_SESSION_NAME="notebooks/one.ipynb"
+        )
+        assert output.splitlines() == ["[1, 2]"]
+        recorded = json.loads((folder / "progress/one/Train/experiment.json").read_text())
+        assert (recorded["file"], recorded["class"]) == ("one.ipynb", "Train")
+
+
+# A class no file names; what run_all, results and plan say without folder=, then with it.
+NAMELESS = """
+from superparams import Experiment, UsageError, search
+
+class Cell(Experiment):
+    x: int = search(1, 2)
+
+    def run(self):
+        return {"y": 10 * self.x}
+
+for call in (Cell().run_all, Cell().results, Cell().plan):
+    try:
+        call()
+    except UsageError as error:
+        print(error)
+print(Cell().run_all(display=False, folder="out")["y"].to_list())
+"""
+
+
+def nameless(where: str) -> str:
+    return (
+        f"Cell is defined in {where}, which no file or notebook names, so it has no "
+        "results folder of its own; pass folder= to run_all(), results() and plan(), "
+        "e.g. Cell().run_all(folder='progress/Cell')"
+    )
+
+
+class TestNoFileNoDefaultFolder:
+    @pytest.mark.parametrize("how", ["-c", "-"])
+    def test_python_c_and_stdin(self, tmp_path, how):
+        """Code from `python -c` or piped to `python -` needs folder=: a UsageError says
+        so, and nothing is written until it is given."""
+        code = textwrap.dedent(NAMELESS)
+        done = (
+            python("-c", code, cwd=tmp_path)
+            if how == "-c"
+            else python("-", cwd=tmp_path, stdin=code)
+        )
+        assert done.stdout.splitlines() == [nameless("'__main__'")] * 3 + ["[10, 20]"], done.stderr
+        assert sorted(os.listdir(tmp_path)) == ["out"]
+
+    def test_exec(self, tmp_path):
+        """A class made by exec() in a namespace of its own has no default folder."""
+        write(
+            tmp_path / "make.py",
+            f"exec({textwrap.dedent(NAMELESS)!r}, {{'__name__': 'generated'}})\n",
+        )
+        done = python("make.py", cwd=tmp_path)
+        assert done.stdout.splitlines() == [nameless("'generated'")] * 3 + ["[10, 20]"], done.stderr
+        assert sorted(os.listdir(tmp_path)) == ["make.py", "out"]
