@@ -16,6 +16,8 @@ import polars as pl
 import pytest
 from tests.conftest import wait_for, with_group_killed
 
+from superparams import search
+
 README = Path(__file__).parents[1] / "README.md"
 
 # n=1 prints nothing; n=2 prints, waits while experiments/wait exists, and fails while
@@ -264,3 +266,57 @@ class TestReaders:
             "log": "VARCHAR",
             "worker": "BIGINT",
         }
+
+
+class TestAnEarlierVersionsParquet:
+    def test_is_read_and_rewritten_in_these_types(self, workspace):
+        """results.parquet as earlier versions wrote it is read, and compacted, in these types."""
+        workspace.write("typed", TYPED)
+        space = workspace.load("typed").Typed()
+        space.run_all(display=False)
+        path = workspace.folder("typed", "Typed") / "results.parquet"
+        meta = {"superparams": pl.read_parquet_metadata(path)["superparams"]}
+        folder = str(workspace.folder("typed", "Typed"))
+        old = pl.read_parquet(path).with_columns(
+            pl.lit("Model").alias("model"),
+            pl.col("started").dt.replace_time_zone(None),
+            pl.lit(None, pl.Null).alias("lr"),
+            pl.lit(None, pl.Null).alias("cause"),
+            pl.when(pl.col("log").is_null())
+            .then(pl.lit(""))
+            .otherwise(folder + "/" + pl.col("log"))
+            .alias("log"),
+        )
+        old.write_parquet(path, metadata=meta)
+        assert pl.read_parquet(path).schema["cause"] == pl.Null
+        table = space.results()
+        assert dict(table.schema) == expected(score=pl.Float64)
+        assert table["log"].to_list() == [None, f"logs/{space[1].id}.log"]
+        workspace.load("typed").Typed(n=search(1, 2, 3)).run_all(display=False)
+        assert dict(parquet(workspace).schema) == expected(score=pl.Float64)
+
+
+class TestAMetricOfMixedTypesFromPython:
+    def test_run_all_names_it_after_its_summary(self, workspace):
+        """A script's run_all() says which column it stores as text, and for which settings."""
+        workspace.write(
+            "mixed",
+            """
+            from superparams import Experiment, search
+
+            class Mixed(Experiment):
+                lr: float = search(0.1, 0.01)
+
+                def run(self):
+                    return {"acc": 1 if self.lr == 0.1 else "one"}
+
+            if __name__ == "__main__":
+                Mixed().run_all()
+            """,
+        )
+        done = workspace.run("mixed")
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.splitlines()[-1] == (
+            "column 'acc' holds both numbers and text (settings lr=0.1, lr=0.01); "
+            "it is stored as text"
+        )
