@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -90,7 +89,7 @@ class TestDeadWorkers:
         completed = table.filter(table["status"] == "completed")
         assert set(completed["seen_rank"]) == {0, 1}
         assert completed["pid"].n_unique() == 2
-        log = Path(failed["log"]).read_text()
+        log = (workspace.folder("deaths", "Deaths") / failed["log"]).read_text()
         assert "about to go" in log
         if cause == "killed":
             assert f"[superparams] {failed['error']}" in log
@@ -163,7 +162,7 @@ class TestTimeout:
         failed = table.row(1, named=True)
         assert failed["cause"] == "timeout"
         assert failed["error"] == "timed out after 0.3 s"
-        assert "Traceback" in Path(failed["log"]).read_text()
+        assert "Traceback" in (workspace.folder("slow", "Slow") / failed["log"]).read_text()
 
     def test_a_stubborn_setting_is_killed(self, workspace, monkeypatch):
         """A setting that does not stop at its timeout has its worker killed, after a grace."""
@@ -213,7 +212,7 @@ class TestRetries:
         assert failed.will_retry
         assert failed.attempt == 1
         assert [e.attempt for e in events.of(SettingStarted) if e.id == space[1].id] == [1, 2]
-        log = Path(table["log"][1]).read_text()
+        log = (workspace.folder("flaky", "Flaky") / table["log"][1]).read_text()
         assert "try 1" in log
         assert "RuntimeError: try 1 failed" in log
         assert "----- attempt 2," in log

@@ -269,6 +269,8 @@ def _report_end(finish: RunFinished) -> None:
         if failed.log:
             _say(f"  log: {short_path(failed.log)}")
     _say(summary(finish))
+    for note in finish.notes:
+        _say(note)
     if finish.interrupted:
         _say("run the same command again to resume")
     _say(f"results: {short_path(finish.results)}")
@@ -536,6 +538,10 @@ def _status_one(found: Found, space: Space[Any], request: Request, prog: str) ->
             out.write(f"  ... {len(left) - len(shown_left)} more\n")
     else:
         out.write("nothing left to run\n")
+    from superparams.runner import _labels
+
+    for note in store.clashes(_labels(space, stored.ids)) if store.folder.exists() else ():
+        out.write(f"{note}\n")
     out.write(f"results: {_shown(store.results_path)}\n")
     out.flush()
 

@@ -177,6 +177,8 @@ class PlainDisplay:
             self._line(_stopping(event))
         elif isinstance(event, RunFinished) and self.summary:
             self._line(f"{summary(event)}; results: {short_path(event.results)}")
+            for note in event.notes:
+                self._line(note)
 
 
 def _stopping(event: RunStopping) -> str:
@@ -284,6 +286,8 @@ class LiveDisplay:
                     highlight=False,
                     soft_wrap=True,
                 )
+                for note in event.notes:
+                    self.console.print(note, style="yellow", highlight=False, soft_wrap=True)
         self._refresh()
 
     def _start(self) -> None:

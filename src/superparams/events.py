@@ -96,3 +96,4 @@ class RunFinished(Event):
     interrupted: bool
     results: Path
     failures: tuple[SettingFailed, ...] = ()
+    notes: tuple[str, ...] = ()  # what the stored table holds otherwise than run() said

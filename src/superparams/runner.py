@@ -8,6 +8,7 @@ turns Ctrl-C into a clean stop. It prints nothing: it emits events
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -356,11 +357,26 @@ class _Run:
             interrupted=self.interrupted,
             results=self.store.results_path,
             failures=tuple(self.failures),
+            notes=tuple(self.store.clashes(_labels(self.space, stored.ids))),
         )
 
 
+def _labels(space: Space[Any], ids: list[str]) -> Callable[[str], str | None]:
+    """The label a setting of ``space`` has, by id (None if it is not in the space)."""
+
+    def label(sid: str) -> str | None:
+        try:
+            shown: str = space[ids.index(sid)].label
+        except ValueError:
+            return None
+        return shown
+
+    return label
+
+
 def _params(setting: Experiment) -> dict[str, Any]:
-    """A setting's parameter values as table columns; nested experiments flattened."""
+    """A setting's parameter values as table columns; a nested experiment is its fields'
+    dotted columns (``model.width``)."""
     from superparams.experiment import Experiment
 
     info = type(setting)._sp_info()
@@ -368,7 +384,6 @@ def _params(setting: Experiment) -> dict[str, Any]:
     for name in (*info.fields, *(n for n, _ in info.derived)):
         value = setting.__dict__[name]
         if isinstance(value, Experiment):
-            out[name] = type(value).__name__
             out.update({f"{name}.{k}": v for k, v in _params(value).items()})
         else:
             out[name] = _column_value(value)
@@ -386,6 +401,11 @@ def _column_value(value: Any) -> Any:
         return f"array{tuple(value.shape)} {value.dtype}"
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, dict):
+        from superparams.store import _dumps
+
+        with contextlib.suppress(TypeError, ValueError):  # keys JSON cannot hold
+            return _dumps(value)
     import enum
 
     if isinstance(value, enum.Enum):

@@ -35,7 +35,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,18 +60,19 @@ LOGS = "logs"
 LOCK = "lock"
 EXPERIMENT = "experiment.json"  # whose results these are: {"file": ..., "class": ...}
 
-#: The bookkeeping columns every results table has, after the parameters and results.
-BOOKKEEPING = (
-    "status",
-    "attempt",
-    "cause",
-    "error",
-    "traceback",
-    "started",
-    "seconds",
-    "worker",
-    "log",
-)
+#: The bookkeeping columns every results table ends with, and their polars types (see
+#: :func:`_dtype`): each column here has its type in every table, even an empty one.
+BOOKKEEPING = {
+    "status": "String",
+    "attempt": "Int64",
+    "cause": "String",
+    "error": "String",
+    "traceback": "String",
+    "started": "Datetime(us, UTC)",
+    "seconds": "Float64",
+    "worker": "Int64",
+    "log": "String",
+}
 LOCK_PATIENCE = 0.5  # seconds a writer waits for the lock before it says a run holds it
 
 
@@ -124,6 +125,7 @@ class Store:
         fields: Iterable[str] = (),
         defaults: Mapping[str, tuple[str, Any]] | None = None,
         identity: Mapping[str, Any] | None = None,
+        types: Mapping[str, str] | None = None,
     ) -> None:
         self.folder = Path(folder)
         # Whose results may be here (see identity_of); None: anyone's, nothing recorded.
@@ -133,6 +135,8 @@ class Store:
         # Each field's constant default as (encoding, value): what an added field means
         # for the settings stored before it existed.
         self.defaults = dict(defaults or {})
+        # The polars type of each parameter column its annotation fixes (column_types).
+        self.types = dict(types or {})
         self._lock_file: Any = None
         self._record: Any = None
         self._unsynced = 0
@@ -170,7 +174,8 @@ class Store:
             folder, home = location(experiment)
         else:
             home = Path(folder).resolve().parent
-        return cls(folder, fields, defaults, identity_of(experiment, home))
+        identity = identity_of(experiment, home)
+        return cls(folder, fields, defaults, identity, column_types(experiment))
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -260,7 +265,20 @@ class Store:
         self._record.flush()  # so `experiment status` sees it running at once
 
     def append(self, outcome: Outcome, described: str) -> None:
-        """Write an outcome; it is durable after the next :meth:`commit`."""
+        """Write an outcome; it is durable after the next :meth:`commit`.
+
+        Its log is kept as a path relative to the folder, or None if it holds nothing.
+        """
+        log = outcome.log or None
+        if log is not None:
+            try:
+                printed = os.stat(log).st_size > 0
+            except OSError:
+                printed = False
+            if not printed:
+                log = None
+            elif log.startswith(self._logs):
+                log = f"{LOGS}/{log[len(self._logs) :]}"
         line = {
             "event": "outcome",
             "id": outcome.id,
@@ -269,7 +287,7 @@ class Store:
             "started": outcome.started,
             "seconds": round(outcome.finished - outcome.started, 6),
             "worker": outcome.worker,
-            "log": outcome.log,
+            "log": log,
             "rows": outcome.rows,
         }
         if outcome.failure is not None:
@@ -301,10 +319,11 @@ class Store:
 
     # -- compaction: record -> results.parquet ---------------------------------------------
 
-    def _compacted(self, *, read: bool = True) -> tuple[int, pl.DataFrame | None] | None:
-        """How far into the record results.parquet goes, and its table (if ``read``).
+    def _compacted(self, *, read: bool = True) -> tuple[int, pl.DataFrame | None, Clashes] | None:
+        """How far into the record results.parquet goes, its table (if ``read``), and
+        the columns it stores as text because their settings disagree on a type.
 
-        Both come from one open file: the offset lives in the parquet's own metadata, so
+        All come from one open file: the offset lives in the parquet's own metadata, so
         a crash or a reader between two writes can never pair a table with another
         table's offset. None when there is no parquet made for the class's fields.
         """
@@ -320,7 +339,8 @@ class Store:
                 if meta.get("fields") != list(self.fields):
                     return None
                 f.seek(0)
-                return int(meta.get("offset", 0)), pl.read_parquet(f) if read else None
+                table = _conform(pl.read_parquet(f), self.types) if read else None
+                return int(meta.get("offset", 0)), table, dict(meta.get("clashes") or {})
             except (pl.exceptions.PolarsError, OSError, ValueError):
                 return None  # not one of ours: results are rebuilt from the record
 
@@ -337,10 +357,15 @@ class Store:
         lines, end = _read_record(self.record_path, offset)
         if not lines and stored is not None:
             return
-        new = _frame(_rows(lines, self.fields, self.defaults, live=False))
-        table = new if stored is None else _concat([pl.read_parquet(self.results_path), new])
-        table = _latest(table)
-        meta = {_META_KEY: json.dumps({"offset": end, "fields": list(self.fields)})}
+        clashes = {} if stored is None else stored[2]
+        rows = _rows(lines, self.fields, self.defaults, live=False, logs=self._logs)
+        new = _frame(rows, self.types, clashes)
+        if stored is not None:
+            base = _conform(pl.read_parquet(self.results_path), self.types)
+            new = _concat([base, new], clashes)
+        table = _latest(new)
+        info = {"offset": end, "fields": list(self.fields), "clashes": clashes}
+        meta = {_META_KEY: json.dumps(info)}
         _atomic_write(self.results_path, lambda path: table.write_parquet(path, metadata=meta))
         with contextlib.suppress(FileNotFoundError):
             (self.folder / META).unlink()  # where earlier versions kept the offset
@@ -381,16 +406,39 @@ class Store:
             StoreConflictError: the folder holds the results of another experiment.
         """
         self.check()
+        return self._table()[0]
+
+    def clashes(self, label: Callable[[str], str | None] | None = None) -> list[str]:
+        """What the table stores as text because its settings disagree on a column's type.
+
+        One sentence per column, naming the settings by ``label(id)`` (a space's own
+        labels), else by the label stored with them. Read from results.parquet alone
+        when the record holds nothing past it (as after a run).
+        """
+        stored = self._compacted(read=False)
+        try:
+            size = self.record_path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        found = stored[2] if stored is not None and stored[0] == size else self._table()[1]
+        notes = []
+        for name, kinds in found.items():
+            named = {kind: (label and label(i)) or shown or i for kind, (i, shown) in kinds.items()}
+            notes.append(_clash_text(name, named))
+        return notes
+
+    def _table(self) -> tuple[pl.DataFrame, Clashes]:
         stored = self._compacted()
         # never compacted, or compacted for other fields: read the whole record
-        offset, base = stored if stored is not None else (0, None)
+        offset, base, clashes = stored if stored is not None else (0, None, {})
         lines, _ = _read_record(self.record_path, offset)
         live = self.is_locked()
-        tail = _frame(_rows(lines, self.fields, self.defaults, live=live))
+        rows = _rows(lines, self.fields, self.defaults, live=live, logs=self._logs)
+        tail = _frame(rows, self.types, clashes)
         frames = [f for f in (base, tail) if f is not None and f.height]
         if not frames:
-            return _frame([])
-        return _latest(_concat(frames))
+            return _frame([], self.types), clashes
+        return _latest(_concat(frames, clashes)), clashes
 
     def known(self) -> dict[str, Known]:
         """The latest status and attempt count of every stored setting, by id."""
@@ -417,7 +465,7 @@ class Store:
         import polars as pl
 
         ids = list(space._sp_ids())
-        table = self.table() if self.folder.exists() else _frame([])
+        table = self.table() if self.folder.exists() else _frame([], self.types)
         stored = table.select("id", "status", "attempt").unique(
             subset="id", keep="first", maintain_order=True
         )
@@ -571,11 +619,13 @@ def _rows(
     defaults: Mapping[str, tuple[str, Any]],
     *,
     live: bool,
+    logs: str = "",
 ) -> list[dict[str, Any]]:
     """Result rows from record lines: each outcome's rows, and interrupted settings.
 
     A setting that started and has no outcome after it was interrupted, or, while a run
-    holds the folder (``live``), is running.
+    holds the folder (``live``), is running; its log is what it printed so far (in
+    ``logs``, the folder's logs), or None.
     """
     rows: list[dict[str, Any]] = []
     open_starts: dict[str, dict[str, Any]] = {}
@@ -595,6 +645,9 @@ def _rows(
                 continue  # run with fields the class no longer has: it is not this class's
             sid = rekeyed
         base = {"id": sid, "label": line.get("label"), **params}
+        log = line.get("log") or None
+        if log is not None and log[0] == os.sep:  # made by an earlier version: absolute
+            log = f"{LOGS}/{os.path.basename(log)}"
         book = {
             "status": line.get("status"),
             "attempt": line.get("attempt"),
@@ -604,7 +657,7 @@ def _rows(
             "started": line.get("started"),
             "seconds": line.get("seconds"),
             "worker": line.get("worker"),
-            "log": line.get("log"),
+            "log": log,
         }
         results = line.get("rows") or [{}]
         for result in results:
@@ -614,6 +667,11 @@ def _rows(
             row.update(book)
             rows.append(row)
     for sid, start in open_starts.items():
+        log = f"{LOGS}/{sid}.log"
+        try:
+            printed = os.stat(f"{logs}{sid}.log").st_size > 0 if logs else False
+        except OSError:
+            printed = False
         params = dict(start.get("params") or {})
         enc = start.get("enc") or {}
         if fields and enc and set(enc) != set(fields):
@@ -630,6 +688,7 @@ def _rows(
                 "attempt": start.get("attempt"),
                 "cause": None if live else "interrupted",
                 "worker": start.get("worker"),
+                "log": log if printed else None,
             }
         )
     return rows
@@ -657,82 +716,334 @@ def _rekey(
     return setting_id(full)
 
 
-def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    """A typed table from rows whose values may differ in type between rows."""
+# -- the table's types -----------------------------------------------------------------
+
+#: Columns stored as text because their settings disagree on the type: column -> kind of
+#: value ("numbers", "text", ...) -> [id, label] of the first setting found holding it.
+Clashes = dict[str, dict[str, list[str]]]
+
+_IDENTITY = {"id": "String", "label": "String"}  # the columns every table starts with
+_SCALAR_TYPES = {bool: "Boolean", int: "Int64", float: "Float64", str: "String"}
+# What a column holds, by the Python type of its values (as read back from JSON).
+_KINDS = {int: "numbers", float: "numbers", bool: "booleans", str: "text", list: "lists"}
+_KIND_ORDER = ("numbers", "booleans", "text", "lists", "mappings")
+# The Python types of values a typed column takes as they are.
+_FITS: dict[str, set[type]] = {
+    "Int64": {int},
+    "Float64": {int, float},
+    "Boolean": {bool},
+    "String": {str},
+}
+
+
+def column_types(cls: type[Experiment], prefix: str = "") -> dict[str, str]:
+    """The polars type of each parameter column of an experiment class, by annotation.
+
+    A nested experiment gives its fields' dotted columns (``model.width``). A field
+    whose annotation fixes no type (``Any``, a union, a class of the user's) is left
+    out: its column is typed by its values.
+    """
+    from superparams.experiment import Experiment
+
+    info = cls._sp_info()
+    out: dict[str, str] = {}
+    for name in (*info.fields, *(n for n, _ in info.derived)):
+        annotation = _unoptional(info.annotations.get(name))
+        if isinstance(annotation, type) and issubclass(annotation, Experiment):
+            out.update(column_types(annotation, f"{prefix}{name}."))
+            continue
+        dtype = _annotation_type(annotation)
+        if dtype is not None:
+            out[f"{prefix}{name}"] = dtype
+    return out
+
+
+def _unoptional(annotation: Any) -> Any:
+    """``X`` for ``X | None`` and ``Optional[X]``; any other annotation as it is."""
+    import types
+    import typing
+
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return rest[0] if len(rest) == 1 else annotation
+    return annotation
+
+
+def _annotation_type(annotation: Any) -> str | None:
+    """The column type of a parameter annotated ``annotation``, if it fixes one."""
+    import enum
+    import typing
+    from collections.abc import Mapping, Sequence
+    from pathlib import PurePath
+
+    if isinstance(annotation, type):
+        if annotation in _SCALAR_TYPES:
+            return _SCALAR_TYPES[annotation]
+        if issubclass(annotation, (PurePath, enum.Enum, dict)):
+            return "String"  # a path's text, an enum member's name, a dict's JSON
+        return None
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        kinds = {_SCALAR_TYPES.get(type(a)) for a in args}
+        if kinds == {"Int64", "Float64"}:
+            return "Float64"
+        return kinds.pop() if len(kinds) == 1 else None
+    if origin in (dict, Mapping):
+        return "String"
+    homogeneous = origin is tuple and len(args) == 2 and args[1] is Ellipsis
+    if (origin in (list, Sequence) and len(args) == 1) or homogeneous:
+        inner = args[0]
+        return f"List({_SCALAR_TYPES[inner]})" if inner in _SCALAR_TYPES else None
+    return None
+
+
+def _dtype(name: str) -> pl.DataType:
+    """The polars type a type name of :data:`BOOKKEEPING` or :func:`column_types` means."""
     import polars as pl
 
-    if not rows:
-        return pl.DataFrame(schema={"id": pl.String, "status": pl.String, "attempt": pl.Int64})
-    columns: dict[str, None] = {}
+    if name.startswith("List("):
+        return pl.List(_dtype(name[5:-1]))
+    if name == "Datetime(us, UTC)":
+        return pl.Datetime("us", "UTC")
+    dtype: pl.DataType = getattr(pl, name)()
+    return dtype
+
+
+def _frame(
+    rows: list[dict[str, Any]],
+    types: Mapping[str, str] | None = None,
+    clashes: Clashes | None = None,
+) -> pl.DataFrame:
+    """A typed table from rows whose values may differ in type between rows.
+
+    The bookkeeping columns and the parameter columns in ``types`` have their fixed
+    types (a parameter's values that do not fit it are typed as they fall); the rest
+    are typed by their values. Columns stored as text because their values disagree
+    are added to ``clashes``.
+    """
+    import polars as pl
+
+    types = types or {}
+    columns: dict[str, None] = {"id": None, "label": None}
     for row in rows:
         columns.update(dict.fromkeys(row))
-    data = {}
+    columns.update(dict.fromkeys(types))
+    for name in _nested(types):  # a nested experiment's class, in records made before
+        columns.pop(name, None)
+    for name in BOOKKEEPING:  # last, in their order
+        columns.pop(name, None)
+        columns[name] = None
+    data = []
     for name in columns:
-        data[name] = _series(name, [row.get(name) for row in rows])
-    frame = pl.DataFrame(data)
-    if "started" in frame.columns and frame.schema["started"].is_numeric():
-        started = (pl.col("started") * 1_000_000).cast(pl.Int64)
-        frame = frame.with_columns(pl.from_epoch(started, time_unit="us").alias("started"))
-    return frame
+        values = [row.get(name) for row in rows]
+        fixed = BOOKKEEPING.get(name) or _IDENTITY.get(name) or types.get(name)
+        series = None if fixed is None else _typed(name, values, fixed)
+        if series is None:
+            series, kinds = _series(name, values)
+            if len(kinds) > 1 and clashes is not None:
+                found = clashes.setdefault(name, {})
+                for kind, at in kinds.items():
+                    found.setdefault(kind, [str(rows[at].get("id")), rows[at].get("label") or ""])
+        data.append(series)
+    return pl.DataFrame(data)
+
+
+def _nested(types: Mapping[str, str]) -> set[str]:
+    """The names of nested experiments among the columns ``types`` gives: ``model``."""
+    out: set[str] = set()
+    for name in types:
+        parts = name.split(".")[:-1]
+        out.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+    return out - set(types)
+
+
+def _typed(name: str, values: list[Any], dtype_name: str) -> pl.Series | None:
+    """A column of a fixed type, or None for a parameter whose values do not fit it."""
+    import polars as pl
+
+    dtype = _dtype(dtype_name)
+    if name == "started" and name in BOOKKEEPING:  # seconds since the epoch, UTC
+        seconds = pl.Series(name, values, pl.Float64, strict=False)
+        micros = (seconds * 1_000_000).cast(pl.Int64)
+        started: pl.Series = pl.from_epoch(micros, time_unit="us").dt.replace_time_zone("UTC")
+        return started
+    if name in BOOKKEEPING or name in _IDENTITY:  # written by the store itself
+        return pl.Series(name, values, dtype, strict=False)
+    kinds = {type(v) for v in values if v is not None}
+    fits = _FITS.get(dtype_name)
+    if fits is not None and kinds <= fits:
+        if not (int in kinds and dtype_name == "Int64" and not _all_int64(values)):
+            return pl.Series(name, values, dtype)
+    elif fits is None and kinds <= {list}:  # a list type: its items are checked by polars
+        inner = _FITS.get(dtype_name[5:-1], set())
+        if all(type(v) in inner for x in values if x for v in x):
+            with contextlib.suppress(TypeError, ValueError, pl.exceptions.PolarsError):
+                return pl.Series(name, values, dtype)
+    return None
 
 
 _INT64 = (-(2**63), 2**63 - 1)
 
 
-def _series(name: str, values: list[Any]) -> pl.Series:
+def _all_int64(values: list[Any]) -> bool:
+    return all(type(v) is not int or _INT64[0] <= v <= _INT64[1] for v in values)
+
+
+def _series(name: str, values: list[Any]) -> tuple[pl.Series, dict[str, int]]:
+    """A column typed by its values, and where each kind of value is first met in it.
+
+    Ints and floats make floats; values of other kinds together (numbers and text, say)
+    make text, and more than one kind comes back.
+    """
     import polars as pl
 
-    kinds = {type(v) for v in values if v is not None}
-    if int in kinds and any(type(v) is int and not _INT64[0] <= v <= _INT64[1] for v in values):
+    types = {type(v) for v in values if v is not None}
+    kinds: dict[str, int] = {}
+    if len({_KINDS.get(t, t.__name__) for t in types}) > 1:
+        for at, v in enumerate(values):
+            if v is not None:
+                kinds.setdefault(_KINDS.get(type(v), type(v).__name__), at)
+        text = [v if v is None or type(v) is str else _dumps(v) for v in values]
+        return pl.Series(name, text, pl.String), kinds
+    if int in types and not _all_int64(values):
         # Past 64 bits polars makes Int128, which pandas and most readers cannot open:
         # such numbers are kept exactly, as text.
-        return pl.Series(name, [None if v is None else str(v) for v in values], pl.String)
-    if kinds == {int, float}:  # an int in one setting, a float in another: all floats
-        return pl.Series(name, values, dtype=pl.Float64, strict=False)
-    if kinds <= {int} or kinds <= {float} or kinds <= {bool} or kinds <= {str}:
-        return pl.Series(name, values)
+        return pl.Series(name, [None if v is None else str(v) for v in values], pl.String), kinds
+    if types == {int, float}:  # an int in one setting, a float in another: all floats
+        return pl.Series(name, values, dtype=pl.Float64, strict=False), kinds
+    if types <= {int} or types <= {float} or types <= {bool} or types <= {str}:
+        return pl.Series(name, values), kinds
     try:
         series = pl.Series(name, values, strict=False)
     except (TypeError, ValueError, pl.exceptions.PolarsError):
         series = None
     if series is None or series.dtype == pl.Object:  # parquet cannot hold Object columns
-        return pl.Series(name, [None if v is None else _dumps(v) for v in values], pl.String)
-    return series
+        return pl.Series(name, [None if v is None else _dumps(v) for v in values], pl.String), kinds
+    return series, kinds
 
 
-def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+def _kind(dtype: pl.DataType) -> str:
+    """What a column of this type holds, in the words of :data:`_KINDS`."""
+    import polars as pl
+
+    if dtype == pl.Boolean:
+        return "booleans"
+    if dtype.is_numeric():
+        return "numbers"
+    if dtype == pl.String:
+        return "text"
+    if isinstance(dtype, (pl.List, pl.Array)):
+        return "lists"
+    if isinstance(dtype, pl.Struct):
+        return "mappings"
+    return str(dtype)
+
+
+def _concat(frames: list[pl.DataFrame], clashes: Clashes | None = None) -> pl.DataFrame:
+    """Tables one after the other, their columns' types reconciled, bookkeeping last.
+
+    Numbers widen to floats; a column holding different kinds of values in different
+    tables becomes text, and is added to ``clashes``.
+    """
     import polars as pl
 
     kept = [f for f in frames if f.height]
     if len(kept) <= 1:
         return kept[0] if kept else frames[0]
     frames = kept
+    dtypes: dict[str, set[pl.DataType]] = {}
+    for f in frames:
+        for name, dtype in f.schema.items():
+            if f[name].null_count() < f.height:  # a column of nulls holds no kind of value
+                dtypes.setdefault(name, set()).add(dtype)
+    mixed = [n for n, ds in dtypes.items() if len({_kind(d) for d in ds}) > 1]
+    if mixed:
+        clashes = {} if clashes is None else clashes
+        for name in mixed:
+            found = clashes.setdefault(name, {})
+            for f in frames:
+                if name not in f.columns or f[name].null_count() == f.height:
+                    continue
+                if f.schema[name] == pl.String and len(found) > 1:
+                    continue  # text already, from a clash found before
+                first = f.filter(pl.col(name).is_not_null()).row(0, named=True)
+                found.setdefault(_kind(f.schema[name]), [first["id"], first.get("label") or ""])
+        frames = [f.with_columns(_text(f[c]) for c in mixed if c in f.columns) for f in frames]
     try:
-        return pl.concat(frames, how="diagonal_relaxed")
+        table = pl.concat(frames, how="diagonal_relaxed")
     except pl.exceptions.PolarsError:
-        # Columns whose types cannot be reconciled (a list here, a number there): as text.
-        dtypes: dict[str, set[pl.DataType]] = {}
+        # Lists whose items cannot be reconciled (ints here, text there): as text.
+        every: dict[str, set[pl.DataType]] = {}
         for f in frames:
             for name, dtype in f.schema.items():
-                if dtype != pl.Null:
-                    dtypes.setdefault(name, set()).add(dtype)
-        clashing = [name for name, kinds in dtypes.items() if len(kinds) > 1]
-        # Numbers against numbers or text reconcile; only the lists need to become text.
-        nested = [n for n in clashing if any(k.is_nested() for k in dtypes[n])]
-        clashing = nested or clashing
-        frames = [f.with_columns(_text(f[c]) for c in clashing if c in f.columns) for f in frames]
-        return pl.concat(frames, how="diagonal_relaxed")
+                every.setdefault(name, set()).add(dtype)
+        nested = [n for n, ds in every.items() if len(ds) > 1 and any(d.is_nested() for d in ds)]
+        frames = [f.with_columns(_text(f[c]) for c in nested if c in f.columns) for f in frames]
+        table = pl.concat(frames, how="diagonal_relaxed")
+    book = [c for c in BOOKKEEPING if c in table.columns]
+    return table.select(*(c for c in table.columns if c not in BOOKKEEPING), *book)
 
 
 def _text(column: pl.Series) -> pl.Series:
     """A column as text: the common ground of types that cannot be reconciled."""
     import polars as pl
 
+    if column.dtype == pl.String:
+        return column
     if column.dtype.is_nested() or column.dtype == pl.Object:  # lists cannot be cast
         values = [None if v is None else _dumps(v) for v in column.to_list()]
         return pl.Series(column.name, values, pl.String)
+    if column.dtype == pl.Boolean:  # as JSON writes them, like a clash within one table
+        words: pl.Series = column.replace_strict(
+            {True: "true", False: "false"}, return_dtype=pl.String
+        )
+        return words
     text: pl.Series = column.cast(pl.String, strict=False)
     return text
+
+
+def _conform(table: pl.DataFrame, types: Mapping[str, str]) -> pl.DataFrame:
+    """A stored table in today's types: results.parquet made by an earlier version may
+    lack a type (null columns), hold naive times, absolute log paths, or a nested
+    experiment's class name."""
+    import polars as pl
+
+    schema = table.schema
+    fixes = []
+    for name, dtype_name in (*BOOKKEEPING.items(), *types.items()):
+        if name not in schema:
+            if name in BOOKKEEPING:
+                fixes.append(pl.lit(None, _dtype(dtype_name)).alias(name))
+        elif schema[name] == pl.Null:
+            fixes.append(pl.col(name).cast(_dtype(dtype_name)))
+    if "started" in schema and schema["started"] == pl.Datetime("us"):
+        fixes.append(pl.col("started").dt.replace_time_zone("UTC"))
+    if "log" in schema and schema["log"] == pl.String:
+        log = table["log"]
+        if log.str.starts_with(os.sep).any() or (log == "").any():
+            fixes.append(
+                pl.when(pl.col("log") == "")
+                .then(None)
+                .otherwise(pl.col("log").str.replace(r"^.*/", f"{LOGS}/"))
+                .alias("log")
+            )
+    drop = [n for n in _nested(types) if n in schema]
+    if not fixes and not drop:
+        return table
+    table = table.drop(drop).with_columns(fixes)
+    book = [c for c in BOOKKEEPING if c in table.columns]
+    return table.select(*(c for c in table.columns if c not in BOOKKEEPING), *book)
+
+
+def _clash_text(name: str, kinds: Mapping[str, str]) -> str:
+    """What a user reads about a column stored as text because its settings disagree."""
+    order = sorted(kinds, key=lambda k: _KIND_ORDER.index(k) if k in _KIND_ORDER else 99)
+    if len(order) == 2:
+        what = f"both {order[0]} and {order[1]}"
+    else:
+        what = f"{', '.join(order[:-1])} and {order[-1]}"
+    settings = ", ".join(kinds[k] for k in order)
+    return f"column {name!r} holds {what} (settings {settings}); it is stored as text"
 
 
 def _latest(table: pl.DataFrame) -> pl.DataFrame:
