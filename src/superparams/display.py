@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from superparams.events import (
     Event,
+    Notice,
     RunFinished,
     RunStarted,
     RunStopping,
@@ -123,7 +124,7 @@ class PlainDisplay:
     """Plain lines, one per finished or failed setting, then a summary.
 
     Args:
-        quiet: only the lines about stopping and the summary.
+        quiet: only notices, the lines about stopping, and the summary.
         header: a first line saying what the run will do.
         summary: a last line saying how it went (off when the caller reports the end).
     """
@@ -173,8 +174,8 @@ class PlainDisplay:
                     f"[{self.done}/{self.total}] FAILED {event.label}: {event.failure.error}"
                     f"{retry} (log: {short_path(event.log)})"
                 )
-        elif isinstance(event, RunStopping):
-            self._line(_stopping(event))
+        elif isinstance(event, (RunStopping, Notice)):
+            self._line(_stopping(event) if isinstance(event, RunStopping) else event.text)
         elif isinstance(event, RunFinished) and self.summary:
             self._line(f"{summary(event)}; results: {short_path(event.results)}")
 
@@ -257,6 +258,10 @@ class LiveDisplay:
         if isinstance(event, RunStarted):
             self.experiment, self.total, self.began = event.experiment, event.to_run, event.time
         elif isinstance(event, SettingStarted):
+            # A worker runs one setting at a time: whatever it ran before has ended, even
+            # if that end is reported later (once it is durable).
+            for sid in [s for s, r in self.running.items() if r.worker == event.worker]:
+                del self.running[sid]
             self.running[event.id] = _Running(
                 event.label, event.worker, event.attempt, event.time, event.log
             )
@@ -275,6 +280,8 @@ class LiveDisplay:
         elif isinstance(event, RunStopping):
             self.stopping = event
             self.console.print(_stopping(event), style="yellow")
+        elif isinstance(event, Notice):
+            self.console.print(event.text, style="yellow", highlight=False, soft_wrap=True)
         elif isinstance(event, RunFinished):
             self.ended = True
             self.close()
