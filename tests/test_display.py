@@ -262,6 +262,17 @@ class TestLiveDisplay:
         assert "▶ lr=0.3" in shown
         assert "▶ lr=0.1" not in shown
 
+    def test_a_retry_that_started_before_its_failure_was_reported_stays(self):
+        """A retry started before its failure is reported (once durable) stays listed."""
+        display = LiveDisplay(text_console()[0], clock=Clock(), live=False)
+        display(started(2))
+        display(begin("a", "lr=0.1", T0, worker=0))
+        display(begin("a", "lr=0.1", T0 + 1, attempt=2, worker=1))
+        display(fail("a", "lr=0.1", T0 + 1, retry=True))
+        shown = region(display)
+        assert "▶ 1 running" in shown
+        assert "▶ lr=0.1 (attempt 2)" in shown
+
     def test_a_failure_is_printed_as_it_happens(self):
         """A failed setting is a line above the view: label, error and log."""
         console, out = text_console()

@@ -269,11 +269,11 @@ class LiveDisplay:
                 # Drawn from the first start on, so loading rich overlaps a running setting.
                 self._start()
         elif isinstance(event, SettingFinished):
-            self.running.pop(event.id, None)
+            self._ended(event)
             self.completed += 1
             self.last = event
         elif isinstance(event, SettingFailed):
-            self.running.pop(event.id, None)
+            self._ended(event)
             if not event.will_retry:
                 self.failed += 1
             self.console.print(self._failure_line(event), soft_wrap=True)
@@ -292,6 +292,12 @@ class LiveDisplay:
                     soft_wrap=True,
                 )
         self._refresh()
+
+    def _ended(self, event: SettingFinished | SettingFailed) -> None:
+        # Reported once durable, so its retry may have started already: keep that one.
+        running = self.running.get(event.id)
+        if running is not None and running.attempt == event.attempt:
+            del self.running[event.id]
 
     def _start(self) -> None:
         from rich.live import Live
