@@ -47,7 +47,11 @@ COMMIT_INTERVAL = 0.2
 
 
 def plan(space: Space[Any], *, folder: Path | str | None = None) -> Plan:
-    """What is stored for each setting of ``space``: done, failed, interrupted or new."""
+    """What is stored for each setting of ``space``: done, failed, interrupted or new.
+
+    A space that draws from distributions has no list of settings to plan: plan a
+    sample of it (``space.sample(n, seed=...).plan()``); :class:`SearchSpaceError` says so.
+    """
     return Store.for_space(space, folder).plan(space)
 
 
