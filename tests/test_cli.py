@@ -292,8 +292,9 @@ class TestMain:
                 "mean '--num_proc'?); its fields are steps, batch_size",
             ),
             (
-                ["params.Hyperparams", "-j", "0"],
-                "error: -j expects a whole number of at least 1, got '0'",
+                ["params.Hyperparams", "-j", "2.5"],
+                "error: -j expects a whole number of worker processes (-1: one per core), "
+                "got '2.5'",
             ),
             (
                 ["params.Hyperparams", "--timeout", "soon"],

@@ -49,8 +49,10 @@ def started(to_run: int = 4, completed: int = 0) -> RunStarted:
     )
 
 
-def begin(sid: str, label: str, at: float, log: str = "", attempt: int = 1) -> SettingStarted:
-    return SettingStarted(at, sid, label, attempt, 0, log)
+def begin(
+    sid: str, label: str, at: float, log: str = "", attempt: int = 1, worker: int = 0
+) -> SettingStarted:
+    return SettingStarted(at, sid, label, attempt, worker, log)
 
 
 def finish(sid: str, label: str, at: float, **results: object) -> SettingFinished:
@@ -196,7 +198,7 @@ class TestLiveDisplay:
         display = LiveDisplay(text_console()[0], clock=clock, live=False)
         display(started(8))
         display(begin("a", "lr=0.1", T0))
-        display(begin("b", "lr=0.2", T0))
+        display(begin("b", "lr=0.2", T0, worker=1))
         display(finish("a", "lr=0.1", T0 + 2, loss=0.5))
         display(finish("b", "lr=0.2", T0 + 4, loss=0.25))
         clock.now = T0 + 4
@@ -225,7 +227,7 @@ class TestLiveDisplay:
         display = LiveDisplay(text_console()[0], clock=clock, live=False)
         display(started(3))
         display(begin("a", "lr=0.1", T0 + 1, str(log)))
-        display(begin("b", "lr=0.2", T0 + 2, str(tmp_path / "b.log"), attempt=2))
+        display(begin("b", "lr=0.2", T0 + 2, str(tmp_path / "b.log"), attempt=2, worker=1))
         clock.now = T0 + 4.5
         lines = region(display).splitlines()
         assert "▶ 2 running  · 1 waiting" in lines[1]
@@ -239,12 +241,37 @@ class TestLiveDisplay:
         display = LiveDisplay(text_console()[0], clock=Clock(), live=False, max_running=2)
         display(started(5))
         for i in range(5):
-            display(begin(str(i), f"i={i}", T0 + i))
+            display(begin(str(i), f"i={i}", T0 + i, worker=i))
         shown = region(display)
         assert "i=0" in shown
         assert "i=1" in shown
         assert "i=2" not in shown
         assert "… and 3 more" in shown
+
+    def test_a_workers_next_start_ends_its_last_setting_in_the_view(self):
+        """A worker runs one setting at a time: its next start ends the one before it."""
+        display = LiveDisplay(text_console()[0], clock=Clock(), live=False)
+        display(started(3))
+        display(begin("a", "lr=0.1", T0, worker=0))
+        display(begin("b", "lr=0.2", T0, worker=1))
+        display(begin("c", "lr=0.3", T0 + 1, worker=0))  # a's end is not reported yet
+        assert "▶ 2 running" in region(display)
+        display(finish("a", "lr=0.1", T0 + 1.2))
+        shown = region(display)
+        assert "✓ 1 completed  ✗ 0 failed  ▶ 2 running  · 0 waiting" in shown
+        assert "▶ lr=0.3" in shown
+        assert "▶ lr=0.1" not in shown
+
+    def test_a_retry_that_started_before_its_failure_was_reported_stays(self):
+        """A retry started before its failure is reported (once durable) stays listed."""
+        display = LiveDisplay(text_console()[0], clock=Clock(), live=False)
+        display(started(2))
+        display(begin("a", "lr=0.1", T0, worker=0))
+        display(begin("a", "lr=0.1", T0 + 1, attempt=2, worker=1))
+        display(fail("a", "lr=0.1", T0 + 1, retry=True))
+        shown = region(display)
+        assert "▶ 1 running" in shown
+        assert "▶ lr=0.1 (attempt 2)" in shown
 
     def test_a_failure_is_printed_as_it_happens(self):
         """A failed setting is a line above the view: label, error and log."""
@@ -353,3 +380,42 @@ def test_duration_under_a_minute_has_one_decimal(seconds):
     text = duration(seconds)
     assert text.endswith("s")
     assert "." in text
+
+
+QUICK = """
+import time
+from superparams import Experiment, search
+
+class Quick(Experiment):
+    n: int = search(*range(40))
+
+    def run(self):
+        time.sleep(0.02)
+        return {"n": self.n}
+"""
+
+
+class TestARealRun:
+    def test_the_last_row_of_several_is_shown(self, workspace):
+        """The live view shows the last row of a setting that returned one per epoch."""
+        from tests.e2e.sources import EPOCHS
+
+        space = workspace.load("epochs", EPOCHS).Epochs()
+        display = LiveDisplay(text_console()[0], live=False, summary=False)
+        space.run_all(display=display)
+        assert "last: defaults  epoch=2 val_acc=0.85" in region(display)
+
+    @pytest.mark.parametrize("num_proc", [1, 2])
+    def test_never_more_running_than_workers(self, workspace, num_proc):
+        """The live view never counts more settings running than there are workers."""
+        space = workspace.load("quick", QUICK).Quick()
+        display = LiveDisplay(text_console()[0], live=False, summary=False)
+        seen: list[int] = []
+        space.run_all(
+            num_proc=num_proc,
+            display=display,
+            subscribers=[lambda e: seen.append(len(display.running))],
+        )
+        assert display.completed == 40
+        assert max(seen) <= num_proc
+        assert seen[-1] == 0

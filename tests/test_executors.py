@@ -229,13 +229,17 @@ class TestRetries:
         assert failed["error"] == "RuntimeError: try 3 failed"
         assert [e.will_retry for e in events.of(SettingFailed)] == [True, True, False]
 
-    def test_attempts_count_across_runs(self, workspace):
-        """A failed setting run again by a later run gets the next attempt number."""
+    def test_attempts_count_within_a_run(self, workspace):
+        """A failed setting run again by a later run is its first attempt in that run."""
         module = workspace.load("flaky", FLAKY)
         module.Flaky().run_all(display=False)
         table = module.Flaky().run_all(display=False)
-        assert table["attempt"].to_list() == [1, 2]
+        assert table["attempt"].to_list() == [1, 1]
         assert table["status"].to_list() == ["completed", "completed"]
+        log = (workspace.folder("flaky", "Flaky") / table["log"][1]).read_text()
+        earlier, _, later = log.partition("\n----- attempt 1, ")
+        assert "RuntimeError: try 1 failed" in earlier
+        assert later.rstrip().endswith("try 2")  # the earlier run's log is kept, then this one
 
 
 GPUS = """

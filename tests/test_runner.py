@@ -12,9 +12,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from tests.e2e.sources import EPOCHS, RANDOM
 
 import superparams.runner
 from superparams.events import (
+    Notice,
     RunFinished,
     RunStarted,
     SettingFailed,
@@ -158,11 +160,102 @@ class TestTheTable:
         assert failed["double"] is None
         assert table["double"].to_list() == [2, None, 6]
 
-    def test_bad_num_proc(self, workspace):
-        """num_proc=0 is refused before anything runs."""
+
+GPUS = """
+import os
+from superparams import Experiment, search
+
+class Gpus(Experiment):
+    n: int = search(1, 2, 3, 4)
+
+    def run(self):
+        return {"device": os.environ.get("CUDA_VISIBLE_DEVICES"), "n_proc": self.n_proc}
+"""
+
+
+def cores() -> int:
+    if hasattr(os, "process_cpu_count"):
+        return os.process_cpu_count() or 1
+    return len(os.sched_getaffinity(0))
+
+
+class TestNumProc:
+    @pytest.mark.parametrize("num_proc", [2.0, "a", True, "2"])
+    def test_a_count_that_is_not_a_whole_number(self, workspace, num_proc):
+        """num_proc takes a whole number or None: anything else is refused, nothing written."""
         space = workspace.load("params", PARAMS).Hyperparams()
-        with pytest.raises(superparams.UsageError, match="num_proc must be at least 1, got 0"):
-            space.run_all(num_proc=0, display=False)
+        with pytest.raises(superparams.UsageError) as raised:
+            space.run_all(num_proc=num_proc, display=False)
+        assert str(raised.value) == (
+            "num_proc expects a whole number of worker processes (None or -1: one per core), "
+            f"got {num_proc!r}"
+        )
+        assert not (workspace.experiments / "progress").exists()
+
+    @pytest.mark.parametrize("num_proc", [None, -1])
+    def test_none_and_minus_one_are_one_worker_per_core(self, workspace, num_proc):
+        """None and -1 start one worker per core, never more than the settings to run."""
+        space = workspace.load("params", PARAMS).Hyperparams()
+        events = Events()
+        table = space.run_all(num_proc=num_proc, display=False, subscribers=[events])
+        workers = min(cores(), 4)
+        assert set(table["seen_n_proc"]) == {workers}
+        assert events.of(RunStarted)[0].num_proc == workers
+        assert events.of(Notice) == []
+
+    @pytest.mark.parametrize("num_proc", [0, -(10**6)])
+    def test_below_one_runs_as_one_with_a_notice(self, workspace, num_proc):
+        """0, or a count that works out below 1, runs as num_proc=1, with one notice."""
+        space = workspace.load("params", PARAMS).Hyperparams()
+        events = Events()
+        table = space.run_all(num_proc=num_proc, display=False, subscribers=[events])
+        assert set(table["pid"]) == {os.getpid()}
+        assert set(table["seen_n_proc"]) == {1}
+        (notice,) = events.of(Notice)
+        if num_proc == 0:
+            assert notice.text == (
+                "num_proc=0 is less than one process: running as num_proc=1 does "
+                f"(num_proc=-1 uses all {cores()} cores)"
+            )
+        else:
+            assert notice.text == (
+                f"num_proc={num_proc} leaves less than one of the {cores()} cores: running as "
+                "num_proc=1 does"
+            )
+        assert events.events.index(notice) < events.events.index(events.of(RunStarted)[0])
+
+    def test_the_notice_is_shown_by_the_display(self, workspace, capsys):
+        """The default display shows the notice as the run starts."""
+        space = workspace.load("params", PARAMS).Hyperparams()
+        space.run_all(num_proc=0)
+        assert (
+            capsys.readouterr()
+            .err.splitlines()[0]
+            .startswith("num_proc=0 is less than one process: running as num_proc=1 does")
+        )
+
+    def test_no_more_workers_than_settings_to_run(self, workspace):
+        """num_proc beyond the settings to run starts one worker per setting."""
+        space = workspace.load("params", PARAMS).Hyperparams()
+        table = space.run_all(num_proc=50, display=False)
+        assert set(table["seen_n_proc"]) == {4}
+        assert set(table["seen_rank"]) <= {0, 1, 2, 3}
+        assert os.getpid() not in set(table["pid"])
+
+    def test_gpus_alone_start_one_worker_per_gpu(self, workspace):
+        """gpus=[3] is honoured with the default num_proc: a worker that sees GPU 3."""
+        module = workspace.load("gpus", GPUS)
+        table = module.Gpus().run_all(gpus=[3], display=False)
+        assert set(table["device"]) == {"3"}
+        assert set(table["n_proc"]) == {1}
+        table = module.Gpus().run_all(gpus=[0, 1], display=False, fresh=True)
+        assert set(table["device"]) == {"0", "1"}
+        assert set(table["n_proc"]) == {2}
+
+    def test_gpus_with_one_process_are_not_dropped(self, workspace):
+        """gpus with num_proc=1: one worker process, which sees the first GPU."""
+        table = workspace.load("gpus", GPUS).Gpus().run_all(num_proc=1, gpus=[5], display=False)
+        assert set(table["device"]) == {"5"}
 
 
 RETURNS = """
@@ -326,7 +419,7 @@ class TestResultsAndPlan:
         assert module.Hyperparams().results()["batch_size"].to_list() == [16, 16]
 
     def test_results_hold_the_latest_outcome(self, workspace):
-        """A setting run again shows only its latest outcome."""
+        """A setting run again shows only its latest outcome, the first try of its run."""
         workspace.load("flaky", FLAKY)
         (workspace.experiments / "fail.txt").write_text("2")
         space = workspace.load("flaky").Flaky()
@@ -335,7 +428,7 @@ class TestResultsAndPlan:
         space.run_all(display=False)
         table = space.results()
         assert table["status"].to_list() == ["completed"] * 3
-        assert table["attempt"].to_list() == [1, 2, 1]
+        assert table["attempt"].to_list() == [1, 1, 1]
         assert table["double"].to_list() == [2, 4, 6]
 
     def test_plan_sorts_settings(self, workspace):
@@ -354,6 +447,23 @@ class TestResultsAndPlan:
         assert plan.summary() == (
             "1 completed, 1 failed, 0 interrupted, 1 new, 1 stored but no longer in the space"
         )
+
+    def test_results_of_a_space_that_draws_are_everything_stored(self, workspace):
+        """results() of a space with distributions gives every stored row, as stored."""
+        module = workspace.load("rs", RANDOM)
+        first = module.Random().sample(5, seed=1).run_all(display=False)
+        second = module.Random().sample(3, seed=2).run_all(display=False)
+        table = module.Random().results()
+        assert table["id"].to_list() == first["id"].to_list() + second["id"].to_list()
+        assert table["status"].to_list() == ["completed"] * 8
+
+    def test_a_space_that_draws_is_planned_and_run_by_sample(self, workspace):
+        """plan() and run_all() of a space with distributions ask for a sample; nothing is made."""
+        space = workspace.load("rs", RANDOM).Random()
+        for call in (space.plan, lambda: space.run_all(display=False)):
+            with pytest.raises(superparams.SearchSpaceError, match=r"space.sample\(n, seed="):
+                call()
+        assert not (workspace.experiments / "progress").exists()
 
     def test_plan_before_any_run(self, workspace):
         """plan() of an experiment never run says everything is new, and creates nothing."""
@@ -476,7 +586,7 @@ class TestResume:
         clear_runs(workspace)
         table = space.run_all(display=False, fresh=True)
         assert ran(workspace) == [1, 2, 3]
-        assert table["attempt"].to_list() == [2, 2, 2]
+        assert table["attempt"].to_list() == [1, 1, 1]  # a rerun is not a retry
         assert table.height == 3
 
     def test_clean(self, workspace):
@@ -563,13 +673,22 @@ class TestEvents:
         assert finished.results == workspace.folder("flaky", "Flaky") / "results.parquet"
 
     def test_finished_results_in_the_event(self, workspace):
-        """SettingFinished carries the setting's label and its first result row."""
+        """SettingFinished carries the setting's label and its result row."""
         space = workspace.load("flaky", FLAKY).Flaky(n=3)
         events = Events()
         space.run_all(display=False, subscribers=[events])
         (finished,) = events.of(SettingFinished)
         assert finished.label == space[0].label
         assert finished.results == {"double": 6}
+
+    @pytest.mark.parametrize("num_proc", [1, 2])
+    def test_several_rows_report_the_last(self, workspace, num_proc):
+        """A setting that returned one row per epoch is reported with its last row."""
+        space = workspace.load("epochs", EPOCHS).Epochs()
+        events = Events()
+        space.run_all(num_proc=num_proc, display=False, subscribers=[events])
+        (finished,) = events.of(SettingFinished)
+        assert finished.results == {"epoch": 2, "val_acc": 0.85}
 
     @pytest.mark.parametrize("num_proc", [1, 2])
     def test_reported_only_once_durable(self, workspace, num_proc):

@@ -46,7 +46,7 @@ def run(found: Found, spaces: list[Space[Any]], request: Request, prog: str) -> 
 
 
 def _run_one(found: Found, space: Space[Any], request: Request, prog: str) -> int:
-    from superparams.runner import run_all
+    from superparams.runner import run_all, worker_count
 
     cls = space.experiment_class
     store = _store(space)
@@ -87,7 +87,12 @@ def _run_one(found: Found, space: Space[Any], request: Request, prog: str) -> in
             _say(f"resuming: {_resume_text(stored, to_run)}")
 
     gpus = request.get("gpus")
-    num_proc = request.get("num_proc") or (len(gpus) if gpus else 1)
+    asked = request.get("num_proc")
+    if asked is None:
+        asked = len(gpus) if gpus else 1
+    _, num_proc, notice = worker_count(asked, to_run, flag="-j", equals=" ")
+    if notice:
+        _say(notice)
     debug = bool(request.get("debug"))
     if debug and num_proc > 1:
         _say("--debug runs settings one by one in this process; -j is ignored")
@@ -475,6 +480,9 @@ def status(found: Found, spaces: list[Space[Any]], request: Request, prog: str) 
 
 
 def _status_one(found: Found, space: Space[Any], request: Request, prog: str) -> None:
+    if not space.enumerable:
+        _status_stored(found, space, prog)
+        return
     store = _store(space)
     stored = _plan(space, store)
     running: set[str] = set()
@@ -542,6 +550,53 @@ def _status_one(found: Found, space: Space[Any], request: Request, prog: str) ->
 
     for note in store.clashes(_labels(space, stored.ids)) if store.folder.exists() else ():
         out.write(f"{note}\n")
+    out.write(f"results: {_shown(store.results_path)}\n")
+    out.flush()
+
+
+def _status_stored(found: Found, space: Space[Any], prog: str) -> None:
+    """The status of a space that draws settings at random: of every stored setting."""
+    from superparams.cli import _is_distribution
+
+    cls = space.experiment_class
+    store = _store(space)
+    first: dict[str, tuple[str, str, str | None]] = {}  # id -> status, label, error
+    if store.folder.exists():
+        table = store.table()
+        if "status" in table.columns and not table.is_empty():
+            table = table.unique(subset="id", keep="first", maintain_order=True)
+            errors = table["error"] if "error" in table.columns else [None] * table.height
+            for sid, status, label, error in zip(
+                table["id"], table["status"], table["label"], errors, strict=True
+            ):
+                first[sid] = (status, label, error)
+    statuses = [s for s, _, _ in first.values()]
+    drawn = [n for n in cls._sp_info().fields if _is_distribution(space, n)] or ["a field"]
+    verb = "is" if len(drawn) == 1 else "are"
+    out = sys.stdout
+    total = len(first)
+    out.write(
+        f"{cls.__name__} ({_shown(found.path)}): {total} setting{'s' if total != 1 else ''} "
+        f"stored ({', '.join(drawn)} {verb} drawn from a distribution: all stored settings "
+        "are shown)\n"
+    )
+    for name in ("completed", "failed", "running", "interrupted"):
+        count = statuses.count(name)
+        if count or name in ("completed", "failed"):
+            out.write(f"  {name:<12} {count}\n")
+    if store.is_locked():
+        out.write("a run is in progress\n")
+    left = [(s, label, e) for s, label, e in first.values() if s in ("failed", "interrupted")]
+    if left:
+        out.write(
+            f"not completed: {len(left)} (`{prog} {found.name} --sample N --seed S`, with "
+            "the N and S they were drawn with, runs them again)\n"
+        )
+        for status, label, error in left[:20]:
+            shown_error = f"  {error}" if status == "failed" and error else ""
+            out.write(f"  {status:<12} {label}{shown_error}\n")
+        if len(left) > 20:
+            out.write(f"  ... {len(left) - 20} more\n")
     out.write(f"results: {_shown(store.results_path)}\n")
     out.flush()
 

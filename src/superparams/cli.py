@@ -121,6 +121,14 @@ def _int(flag: str, text: str, low: int | None = None) -> int:
     return number
 
 
+def _num_proc(flag: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        msg = f"{flag} expects a whole number of worker processes (-1: one per core), got {text!r}"
+        raise UsageError(msg) from None
+
+
 def _seconds(flag: str, text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
@@ -166,10 +174,10 @@ OPTIONS = (
     _Option(
         ("-j", "--num_proc", "--num-proc", "--n_proc", "--n-proc"),  # --n_proc: as 0.1.0
         "num_proc",
-        "worker processes (default 1, or one per --gpus id)",
+        "worker processes (default 1, or one per --gpus id; -1: all cores)",
         _RUN,
         "N",
-        lambda flag, text: _int(flag, text, 1),
+        _num_proc,
     ),
     _Option(
         ("--gpus",),
@@ -548,6 +556,8 @@ def _space(cls: type[Experiment], request: Request) -> Space[Any]:
     elif request.get("seed") is not None:
         msg = "--seed is the seed of --sample; add --sample N"
         raise UsageError(msg)
+    if not space.enumerable and request.command in ("status", "results"):
+        return space  # no list of settings: they show everything stored
     if not space.enumerable:
         drawn = [n for n in info.fields if _is_distribution(space, n)]
         msg = (

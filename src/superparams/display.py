@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from superparams.events import (
     Event,
+    Notice,
     RunFinished,
     RunStarted,
     RunStopping,
@@ -123,7 +124,7 @@ class PlainDisplay:
     """Plain lines, one per finished or failed setting, then a summary.
 
     Args:
-        quiet: only the lines about stopping and the summary.
+        quiet: only notices, the lines about stopping, and the summary.
         header: a first line saying what the run will do.
         summary: a last line saying how it went (off when the caller reports the end).
     """
@@ -173,8 +174,8 @@ class PlainDisplay:
                     f"[{self.done}/{self.total}] FAILED {event.label}: {event.failure.error}"
                     f"{retry} (log: {short_path(event.log)})"
                 )
-        elif isinstance(event, RunStopping):
-            self._line(_stopping(event))
+        elif isinstance(event, (RunStopping, Notice)):
+            self._line(_stopping(event) if isinstance(event, RunStopping) else event.text)
         elif isinstance(event, RunFinished) and self.summary:
             self._line(f"{summary(event)}; results: {short_path(event.results)}")
             for note in event.notes:
@@ -259,6 +260,10 @@ class LiveDisplay:
         if isinstance(event, RunStarted):
             self.experiment, self.total, self.began = event.experiment, event.to_run, event.time
         elif isinstance(event, SettingStarted):
+            # A worker runs one setting at a time: whatever it ran before has ended, even
+            # if that end is reported later (once it is durable).
+            for sid in [s for s, r in self.running.items() if r.worker == event.worker]:
+                del self.running[sid]
             self.running[event.id] = _Running(
                 event.label, event.worker, event.attempt, event.time, event.log
             )
@@ -266,17 +271,19 @@ class LiveDisplay:
                 # Drawn from the first start on, so loading rich overlaps a running setting.
                 self._start()
         elif isinstance(event, SettingFinished):
-            self.running.pop(event.id, None)
+            self._ended(event)
             self.completed += 1
             self.last = event
         elif isinstance(event, SettingFailed):
-            self.running.pop(event.id, None)
+            self._ended(event)
             if not event.will_retry:
                 self.failed += 1
             self.console.print(self._failure_line(event), soft_wrap=True)
         elif isinstance(event, RunStopping):
             self.stopping = event
             self.console.print(_stopping(event), style="yellow")
+        elif isinstance(event, Notice):
+            self.console.print(event.text, style="yellow", highlight=False, soft_wrap=True)
         elif isinstance(event, RunFinished):
             self.ended = True
             self.close()
@@ -289,6 +296,12 @@ class LiveDisplay:
                 for note in event.notes:
                     self.console.print(note, style="yellow", highlight=False, soft_wrap=True)
         self._refresh()
+
+    def _ended(self, event: SettingFinished | SettingFailed) -> None:
+        # Reported once durable, so its retry may have started already: keep that one.
+        running = self.running.get(event.id)
+        if running is not None and running.attempt == event.attempt:
+            del self.running[event.id]
 
     def _start(self) -> None:
         from rich.live import Live

@@ -40,6 +40,17 @@ class RunStarted(Event):
 
 
 @dataclass(frozen=True)
+class Notice(Event):
+    """Something the person running should know, in one line: the run goes on.
+
+    For example that ``num_proc=0`` runs as ``num_proc=1`` does. Emitted before
+    :class:`RunStarted`; displays show it, the core never prints it.
+    """
+
+    text: str
+
+
+@dataclass(frozen=True)
 class SettingStarted(Event):
     """A setting began to run on a worker."""
 
@@ -59,7 +70,7 @@ class SettingFinished(Event):
     attempt: int
     worker: int
     seconds: float
-    results: dict[str, Any] = field(default_factory=dict)  # its first result row
+    results: dict[str, Any] = field(default_factory=dict)  # its last result row
     log: str = ""
 
 

@@ -9,6 +9,7 @@ turns Ctrl-C into a clean stop. It prints nothing: it emits events
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from superparams.events import (
     Event,
+    Notice,
     RunFinished,
     RunStarted,
     RunStopping,
@@ -28,6 +30,7 @@ from superparams.events import (
     SettingStarted,
 )
 from superparams.executors import Executor, Started, get_executor
+from superparams.space import DEFAULT_NUM_PROC
 from superparams.store import Plan, Store, describe
 from superparams.worker import Outcome, Task
 
@@ -45,16 +48,25 @@ COMMIT_INTERVAL = 0.2
 
 
 def plan(space: Space[Any], *, folder: Path | str | None = None) -> Plan:
-    """What is stored for each setting of ``space``: done, failed, interrupted or new."""
+    """What is stored for each setting of ``space``: done, failed, interrupted or new.
+
+    A space that draws from distributions has no list of settings to plan: plan a
+    sample of it (``space.sample(n, seed=...).plan()``); :class:`SearchSpaceError` says so.
+    """
     return Store.for_space(space, folder).plan(space)
 
 
 def results(space: Space[Any], *, folder: Path | str | None = None) -> pl.DataFrame:
     """The latest stored outcome of each setting of ``space``, in the space's order.
 
-    A setting that returned several rows has several rows; one never run has none.
+    A setting that returned several rows has several rows; one never run has none. A
+    space that draws from distributions has no list of settings to select by: its
+    results are every row stored for the experiment, in the order they were recorded.
     """
-    return _select(Store.for_space(space, folder).table(), list(space._sp_ids()))
+    table = Store.for_space(space, folder).table()
+    if not space.enumerable:
+        return table
+    return _select(table, list(space._sp_ids()))
 
 
 def clean(space: Space[Any], *, folder: Path | str | None = None) -> None:
@@ -75,7 +87,7 @@ def _select(table: pl.DataFrame, ids: list[str]) -> pl.DataFrame:
 
 def run_all(
     space: Space[Any],
-    num_proc: int = 1,
+    num_proc: int | None = DEFAULT_NUM_PROC,
     *,
     gpus: Sequence[int | str] | None = None,
     only_failed: bool = False,
@@ -91,8 +103,12 @@ def run_all(
     """Run every setting of ``space`` not completed before, and return the results.
 
     Args:
-        num_proc: worker processes; 1 runs in this process (breakpoints work).
-        gpus: device ids handed to workers round-robin through ``CUDA_VISIBLE_DEVICES``.
+        num_proc: worker processes (default 1, or one per GPU given); 1 runs in this
+            process (breakpoints work). None or -1 is one per core, -2 all cores but
+            one, and so on; a count below 1 runs as 1 does, with a :class:`Notice`.
+            Never more workers start than there are settings to run.
+        gpus: device ids handed to workers round-robin through ``CUDA_VISIBLE_DEVICES``;
+            with gpus, settings always run in worker processes.
         only_failed: run only the settings stored as failed.
         fresh: run every setting again, whatever is stored.
         timeout: seconds a setting may run before it fails with cause ``timeout``.
@@ -107,13 +123,20 @@ def run_all(
         subscribers: more callables that receive every event.
 
     Raises:
-        UsageError: no ``folder`` for a class that no file or notebook defines.
+        UsageError: ``num_proc`` is not a whole number or None; no such engine; no
+            ``folder`` for a class that no file or notebook defines.
         StoreConflictError: the folder holds another experiment's results.
+        SearchSpaceError: the space draws from distributions (run a sample of it).
         StoreLockedError: another run is writing to the same folder.
         KeyboardInterrupt: after Ctrl-C, once everything finished has been stored.
     """
     import polars as pl  # noqa: F401  # fail here, not after the run, if it is missing
 
+    check_num_proc(num_proc)
+    if not isinstance(engine, Executor):
+        get_executor(engine or "local")  # an unknown name is refused before anything starts
+    if not space.enumerable:
+        len(space)  # raises, saying to take a sample, before the store is made
     subs = list(subscribers)
     if display is True:
         from superparams.display import PlainDisplay
@@ -121,12 +144,14 @@ def run_all(
         subs.insert(0, PlainDisplay())
     elif callable(display):
         subs.insert(0, display)
-    executor = _executor(engine, num_proc, gpus, debug)
     store = Store.for_space(space, folder)
-    run = _Run(space, store, executor, subs, timeout=timeout, retries=retries)
     with store:
         stored = store.plan(space)
         positions = _choose(stored, only_failed=only_failed, fresh=fresh)
+        executor, notice = _executor(engine, num_proc, gpus, debug, len(positions))
+        run = _Run(space, store, executor, subs, timeout=timeout, retries=retries)
+        if notice:
+            run.emit(Notice(time.time(), notice))
         run.execute(stored, positions)
     run.emit(run.finished_event(stored, positions))
     if run.interrupted:
@@ -134,21 +159,78 @@ def run_all(
     return _select(store.table(), stored.ids)
 
 
-def _executor(
-    engine: str | Executor | None, num_proc: int, gpus: Sequence[int | str] | None, debug: bool
-) -> Executor:
+def check_num_proc(num_proc: object, flag: str = "num_proc") -> None:
+    """Refuse a ``num_proc`` that is neither a whole number nor None (True, 2.0, "2")."""
     from superparams.errors import UsageError
 
+    if num_proc is None or (isinstance(num_proc, int) and not isinstance(num_proc, bool)):
+        return
+    if not isinstance(num_proc, (bool, float, str)) and hasattr(num_proc, "__index__"):
+        return  # a numpy integer
+    msg = (
+        f"{flag} expects a whole number of worker processes (None or -1: one per core), "
+        f"got {num_proc!r}"
+    )
+    raise UsageError(msg)
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the system says)."""
+    count = getattr(os, "process_cpu_count", None)  # Python 3.13
+    if count is not None:
+        return int(count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def worker_count(
+    num_proc: int | None, to_run: int, *, flag: str = "num_proc", equals: str = "="
+) -> tuple[int, int, str]:
+    """How many workers ``num_proc`` asks for, how many start, and a notice (or "").
+
+    None and -1 are every core, -k every core but k - 1; a count below 1 is 1, with a
+    notice that says so (``flag`` and ``equals`` spell the option in it: ``-j 0``).
+    Never more workers start than there are settings to run.
+
+    >>> worker_count(4, to_run=3)
+    (4, 3, '')
+    """
+    n = cores()
+    asked = n if num_proc is None else int(num_proc)
+    if asked < 0:
+        asked = n + 1 + asked
+    notice = ""
+    if asked < 1:
+        one = f"running as {flag}{equals}1 does"
+        if num_proc is not None and int(num_proc) < 0:
+            notice = f"{flag}{equals}{num_proc} leaves less than one of the {n} cores: {one}"
+        else:
+            notice = (
+                f"{flag}{equals}{num_proc} is less than one process: {one} "
+                f"({flag}{equals}-1 uses all {n} cores)"
+            )
+        asked = 1
+    return asked, min(asked, max(to_run, 1)), notice
+
+
+def _executor(
+    engine: str | Executor | None,
+    num_proc: int | None,
+    gpus: Sequence[int | str] | None,
+    debug: bool,
+    to_run: int,
+) -> tuple[Executor, str]:
     if isinstance(engine, Executor):
-        return engine
-    if num_proc < 1:
-        msg = f"num_proc must be at least 1, got {num_proc!r}"
-        raise UsageError(msg)
-    if debug or (engine is None and num_proc == 1):
+        return engine, ""
+    if num_proc is DEFAULT_NUM_PROC and gpus:
+        num_proc = len(gpus)  # one worker per GPU
+    asked, workers, notice = worker_count(num_proc, to_run)
+    if debug or (engine is None and asked == 1 and not gpus):
         from superparams.executors.inline import InlineExecutor
 
-        return InlineExecutor(debug=debug)
-    return get_executor(engine or "local")(num_proc, gpus=gpus)
+        return InlineExecutor(debug=debug), notice
+    return get_executor(engine or "local")(workers, gpus=gpus), notice
 
 
 def _choose(stored: Plan, *, only_failed: bool, fresh: bool) -> list[int]:
@@ -229,7 +311,6 @@ class _Run:
         if not positions:
             return
         pending = deque(positions)
-        attempts = stored.attempts
         workdir = self.store.folder / ".run"
         previous = _catch_interrupts(self._interrupt)
         dropped = False
@@ -243,7 +324,7 @@ class _Run:
                 free = self.executor.free
                 while pending and free > 0 and not self.stops:
                     position = pending.popleft()
-                    self._submit(position, stored.ids[position], attempts.get(position, 0) + 1)
+                    self._submit(position, stored.ids[position], 1)  # a rerun is no retry
                     free -= 1
                 if self.stops and not self.executor.busy:
                     break
@@ -297,7 +378,7 @@ class _Run:
         if outcome.failure is None:
             del self.inflight[outcome.id]
             self.completed += 1
-            first = outcome.rows[0] if outcome.rows else {}
+            last = outcome.rows[-1] if outcome.rows else {}  # where a run of epochs ended
             event: Event = SettingFinished(
                 outcome.finished,
                 outcome.id,
@@ -305,7 +386,7 @@ class _Run:
                 outcome.attempt,
                 outcome.worker,
                 seconds,
-                first,
+                last,
                 outcome.log,
             )
         else:
@@ -346,7 +427,7 @@ class _Run:
             raise KeyboardInterrupt
 
     def finished_event(self, stored: Plan, positions: list[int]) -> RunFinished:
-        skipped = len(stored.done) if positions is not None else 0
+        skipped = len(set(stored.done) - set(positions))  # completed before, not run again
         return RunFinished(
             time.time(),
             completed=self.completed,

@@ -30,6 +30,16 @@ E = TypeVar("E", bound="Experiment")
 _MAX_REJECTIONS = 10_000
 
 
+class _DefaultNumProc(int):
+    """``run_all``'s default ``num_proc``: 1, or one worker per GPU when gpus are given."""
+
+    def __repr__(self) -> str:
+        return "1"
+
+
+DEFAULT_NUM_PROC: int = _DefaultNumProc(1)
+
+
 class Dimension:
     """The values one field ranges over.
 
@@ -368,7 +378,7 @@ class Space(Generic[E]):
 
     # -- running and results (the runner and store; imported only when used) -------------
 
-    def run_all(self, num_proc: int = 1, **options: Any) -> Any:
+    def run_all(self, num_proc: int | None = DEFAULT_NUM_PROC, **options: Any) -> Any:
         """Run every setting not completed before; return the results as a polars DataFrame.
 
         See :func:`superparams.runner.run_all` for the options.

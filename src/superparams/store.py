@@ -628,11 +628,11 @@ def _rows(
     ``logs``, the folder's logs), or None.
     """
     rows: list[dict[str, Any]] = []
-    open_starts: dict[str, dict[str, Any]] = {}
-    for line in lines:
+    open_starts: dict[str, tuple[int, dict[str, Any]]] = {}
+    for number, line in enumerate(lines):
         sid = str(line.get("id"))
         if line.get("event") == "started":
-            open_starts[sid] = line
+            open_starts[sid] = (number, line)
             continue
         if line.get("event") != "outcome":
             continue
@@ -665,8 +665,9 @@ def _rows(
             for key, val in result.items():
                 row[f"result.{key}" if key in base or key in book else key] = val
             row.update(book)
+            row[_SEQ] = number
             rows.append(row)
-    for sid, start in open_starts.items():
+    for sid, (number, start) in open_starts.items():
         log = f"{LOGS}/{sid}.log"
         try:
             printed = os.stat(f"{logs}{sid}.log").st_size > 0 if logs else False
@@ -689,6 +690,7 @@ def _rows(
                 "cause": None if live else "interrupted",
                 "worker": start.get("worker"),
                 "log": log if printed else None,
+                _SEQ: number,
             }
         )
     return rows
@@ -1046,14 +1048,26 @@ def _clash_text(name: str, kinds: Mapping[str, str]) -> str:
     return f"column {name!r} holds {what} (settings {settings}); it is stored as text"
 
 
+# A column the rows read from the record carry until :func:`_latest` drops it: the line
+# each came from, so the latest outcome is the last one recorded (attempts restart at 1
+# in every run: a rerun is not a retry).
+_SEQ = "__record_line"
+
+
 def _latest(table: pl.DataFrame) -> pl.DataFrame:
-    """Only the rows of each setting's latest outcome (the highest attempt)."""
+    """Only the rows of each setting's latest outcome: the last recorded, per id.
+
+    Rows without a record line come from results.parquet, which holds one outcome per
+    setting from before the lines read; so they are older than any line.
+    """
     import polars as pl
 
+    if _SEQ not in table.columns:
+        return table  # results.parquet alone: one outcome per setting already
     if table.is_empty():
-        return table
-    latest = pl.col("attempt").fill_null(0).max().over("id")
-    return table.filter(pl.col("attempt").fill_null(0) == latest)
+        return table.drop(_SEQ)
+    line = pl.col(_SEQ).fill_null(-1)
+    return table.filter(line == line.max().over("id")).drop(_SEQ)
 
 
 def _atomic_write(path: Path, write: Any) -> None:

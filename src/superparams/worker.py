@@ -193,7 +193,7 @@ class _Log:
         except FileNotFoundError:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        if task.attempt > 1:
+        if task.attempt > 1 or os.fstat(self.fd).st_size:  # a retry, or an earlier run's
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             self.write(f"\n----- attempt {task.attempt}, {stamp} -----\n")
 

@@ -19,3 +19,38 @@ class Flaky(Experiment):
             raise RuntimeError("the first try fails")
         return {"double": 2 * self.n}
 """
+
+# Each setting reports one row per epoch; its accuracy climbs to 0.85.
+EPOCHS = """
+from superparams import Experiment, search
+
+class Epochs(Experiment):
+    n: int = search(1)
+
+    def run(self):
+        return [{"epoch": e, "val_acc": acc} for e, acc in enumerate([0.24, 0.6, 0.85])]
+"""
+
+# Three settings that say which worker ran them and how many workers there were.
+RANKS = """
+import os
+from superparams import Experiment, search
+
+class Ranks(Experiment):
+    n: int = search(1, 2, 3)
+
+    def run(self):
+        return {"rank": self.rank, "n_proc": self.n_proc, "pid": os.getpid()}
+"""
+
+# A random search: lr is drawn from a distribution, so the space has no list of settings.
+RANDOM = """
+from superparams import Experiment, loguniform, search
+
+class Random(Experiment):
+    lr: float = loguniform(1e-4, 1e-1)
+    layers: int = search(1, 2)
+
+    def run(self):
+        return {"score": self.lr * self.layers}
+"""

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from tests.e2e.sources import FLAKY
+from tests.e2e.sources import EPOCHS, FLAKY, RANDOM, RANKS
 from tests.seed import USAGE
 
 pytestmark = pytest.mark.slow
@@ -450,14 +451,13 @@ class TestRunOptions:
         assert sorted(table["double"].to_list()) == [2, 4]
 
     def test_fresh_runs_everything_again(self, project):
-        """--fresh ignores what is stored: every setting runs, as a second attempt."""
+        """--fresh ignores what is stored: every setting runs, as the first try of this run."""
         assert experiment("params.Hyperparams", cwd=project).returncode == 0
         again = experiment("params.Hyperparams", "--fresh", cwd=project)
         assert again.returncode == 0
         assert "running 2 settings" in again.stderr
-        assert results(project / "experiments/progress/params/Hyperparams")[
-            "attempt"
-        ].to_list() == [2, 2]
+        table = results(project / "experiments/progress/params/Hyperparams")
+        assert table["attempt"].to_list() == [1, 1]
 
     def test_retries_try_a_failed_setting_again(self, tmp_path):
         """--retries 1: a setting that fails once completes on its second attempt."""
@@ -710,3 +710,182 @@ class TestStartUp:
         assert done.returncode == 0
         modules = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
         assert not {m for m in modules if m.split(".")[0] in ("polars", "rich")}
+
+
+def cores() -> int:
+    """The cores this process may run on, as the runner counts them."""
+    if hasattr(os, "process_cpu_count"):
+        return os.process_cpu_count() or 1
+    return len(os.sched_getaffinity(0))
+
+
+class TestWorkerProcesses:
+    def test_the_seed_parallel_example_runs_on_this_machine(self, tmp_path):
+        """`run_all(num_proc = os.cpu_count() - 2)` runs, on two cores as num_proc=1 does."""
+        script = (
+            SEED
+            + "\nimport os\nparams = Hyperparams()\nparams.run_all(num_proc = os.cpu_count() - 2)\n"
+        )
+        write(tmp_path / "experiments/params.py", script)
+        done = subprocess.run(
+            [sys.executable, "experiments/params.py"],
+            cwd=tmp_path,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 0, done.stderr
+        asked = (os.cpu_count() or 1) - 2
+        if asked < 1:
+            assert done.stderr.splitlines()[0] == (
+                f"num_proc={asked} is less than one process: running as num_proc=1 does "
+                f"(num_proc=-1 uses all {cores()} cores)"
+            )
+        table = results(tmp_path / "experiments/progress/params/Hyperparams")
+        assert table["status"].to_list() == ["completed", "completed"]
+
+    @pytest.mark.parametrize("count", ["12", "999999999999"])
+    def test_no_more_workers_than_settings_to_run(self, tmp_path, count):
+        """-j beyond the settings to run starts one worker per setting, no more."""
+        write(tmp_path / "ranks.py", RANKS)
+        done = experiment("ranks.Ranks", "-j", count, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "running 3 settings on 3 worker processes" in done.stderr.splitlines()
+        table = results(tmp_path / "progress/ranks/Ranks")
+        assert set(table["n_proc"]) == {3}
+        assert set(table["rank"]) <= {0, 1, 2}
+        assert set(table["worker"]) <= {0, 1, 2}
+
+    def test_minus_one_is_one_worker_per_core(self, tmp_path):
+        """-j -1 runs on every core (no more workers than settings)."""
+        write(tmp_path / "ranks.py", RANKS)
+        done = experiment("ranks.Ranks", "-j", "-1", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        workers = min(cores(), 3)
+        many = "es" if workers > 1 else ""
+        assert f"running 3 settings on {workers} worker process{many}" in done.stderr
+        assert set(results(tmp_path / "progress/ranks/Ranks")["n_proc"]) == {workers}
+
+    def test_zero_runs_as_one_with_a_notice(self, tmp_path):
+        """-j 0 runs as -j 1 does, and says so in one line."""
+        write(tmp_path / "ranks.py", RANKS)
+        done = experiment("ranks.Ranks", "-j", "0", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        lines = done.stderr.splitlines()
+        notice = (
+            f"-j 0 is less than one process: running as -j 1 does (-j -1 uses all {cores()} cores)"
+        )
+        assert lines[lines.index(notice) + 1] == "running 3 settings on 1 worker process"
+        assert set(results(tmp_path / "progress/ranks/Ranks")["n_proc"]) == {1}
+
+    @pytest.mark.parametrize("count", ["2.0", "a", "true"])
+    def test_a_count_that_is_not_a_whole_number(self, tmp_path, count):
+        """-j takes a whole number: anything else is one line, exit 2, nothing written."""
+        write(tmp_path / "ranks.py", RANKS)
+        done = experiment("ranks.Ranks", "-j", count, cwd=tmp_path)
+        assert done.returncode == 2
+        assert done.stderr == (
+            f"error: -j expects a whole number of worker processes (-1: one per core), "
+            f"got {count!r}\n"
+        )
+        assert not (tmp_path / "progress").exists()
+
+
+class TestProgressLines:
+    def test_a_setting_with_several_rows_shows_its_last(self, tmp_path):
+        """The line of a setting that returned one row per epoch shows the last epoch."""
+        write(tmp_path / "epochs.py", EPOCHS)
+        done = experiment("epochs.Epochs", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        (line,) = [line for line in done.stderr.splitlines() if line.startswith("[1/1]")]
+        assert line.endswith(") epoch=2 val_acc=0.85"), line
+
+
+class TestRerunCounts:
+    SUMMARY = re.compile(r"finished in \S+: (.*)$")
+
+    def summary(self, done: subprocess.CompletedProcess[str]) -> str:
+        found = [m[1] for line in done.stderr.splitlines() if (m := self.SUMMARY.match(line))]
+        assert len(found) == 1, done.stderr
+        return found[0]
+
+    def test_fresh_counts_what_this_run_did(self, project):
+        """After a complete run, --fresh says it completed every setting, none done before."""
+        assert experiment("params.Hyperparams", cwd=project).returncode == 0
+        again = experiment("params.Hyperparams", "--fresh", cwd=project)
+        assert again.returncode == 0, again.stderr
+        assert self.summary(again) == "2 completed, 0 failed, 0 done before"
+        table = results(project / "experiments/progress/params/Hyperparams")
+        assert table.height == 2
+        assert table["attempt"].to_list() == [1, 1]
+
+    def test_a_resumed_run_counts_the_settings_kept(self, tmp_path):
+        """A resumed run counts the settings it kept as done before, and only those."""
+        write(tmp_path / "flaky.py", FLAKY)
+        assert experiment("flaky.Flaky", "--n", "1,2", cwd=tmp_path).returncode == 1
+        again = experiment("flaky.Flaky", cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert self.summary(again) == "2 completed, 0 failed, 1 done before"
+
+    def test_retries_count_from_one_in_each_run(self, tmp_path):
+        """attempt counts the tries of one run: a fresh run's retry is attempt 2 again."""
+        write(tmp_path / "flaky.py", FLAKY)
+        assert experiment("flaky.Flaky", "--retries", "1", cwd=tmp_path).returncode == 0
+        for mark in (tmp_path / "marks").iterdir():
+            mark.unlink()
+        again = experiment("flaky.Flaky", "--fresh", "--retries", "1", cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert self.summary(again) == "3 completed, 0 failed, 0 done before"
+        table = results(tmp_path / "progress/flaky/Flaky").sort("n")
+        assert table["attempt"].to_list() == [1, 2, 1]
+        # a fresh run that needs no retry replaces the retried rows with first tries
+        third = experiment("flaky.Flaky", "--fresh", cwd=tmp_path)
+        assert third.returncode == 0, third.stderr
+        table = results(tmp_path / "progress/flaky/Flaky").sort("n")
+        assert table["attempt"].to_list() == [1, 1, 1]
+        assert table["status"].to_list() == ["completed"] * 3
+
+
+class TestRandomSearchAfterTheRun:
+    @pytest.fixture
+    def sampled(self, tmp_path):
+        write(tmp_path / "rs.py", RANDOM)
+        done = experiment("rs.Random", "--sample", "8", "--seed", "3", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        return tmp_path
+
+    def test_status_shows_everything_stored(self, sampled):
+        """status without the sample's N and seed counts every stored setting."""
+        done = experiment("status", "rs.Random", cwd=sampled)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == (
+            "Random (rs.py): 8 settings stored (lr is drawn from a distribution: all "
+            "stored settings are shown)\n"
+            "  completed    8\n"
+            "  failed       0\n"
+            "results: progress/rs/Random/results.parquet\n"
+        )
+
+    def test_results_show_everything_stored(self, sampled):
+        """results without the sample's N and seed lists every stored setting, as stored."""
+        stored = results(sampled / "progress/rs/Random")
+        as_csv = experiment("results", "rs.Random", "--csv", cwd=sampled)
+        assert as_csv.returncode == 0, as_csv.stderr
+        rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+        assert sorted(r["id"] for r in rows) == sorted(stored["id"])
+        table = experiment("results", "rs.Random", cwd=sampled)
+        assert table.returncode == 0, table.stderr
+        lines = table.stdout.splitlines()
+        assert lines[0].split() == ["lr", "layers", "score", "time"]
+        assert len(lines) == 2 + 8
+
+    def test_the_same_sample_still_selects_its_settings(self, sampled):
+        """With --sample and --seed, status and results show that sample's settings."""
+        sample = ("--sample", "3", "--seed", "3")
+        part = experiment("results", "rs.Random", *sample, "--csv", cwd=sampled)
+        assert part.returncode == 0, part.stderr
+        assert len(list(csv.DictReader(io.StringIO(part.stdout)))) == 3
+        status = experiment("status", "rs.Random", *sample, cwd=sampled)
+        assert status.stdout.splitlines()[0] == "Random (rs.py): 3 settings"

@@ -67,7 +67,7 @@ ERRORS = [
     ["params.Hyperparams", "--batch_size", "16,x"],
     ["params.Hyperparams", "--steps"],
     ["params.Hyperparams", "--num_porc", "2"],
-    ["params.Hyperparams", "-j", "0"],
+    ["params.Hyperparams", "-j", "2.5"],
     ["params.Hyperparams", "--timeout", "soon"],
     ["params.Hyperparams", "--csv"],
     ["params.Hyperparams", "16"],
