@@ -251,6 +251,11 @@ class TestLinkedOverrides:
         assert _values(space, "warmup", "decay", "seed") == [(20, 0.2, 0), (20, 0.2, 1)]
         assert Schedule(warmup=20, seed=1) == Schedule()[3]
 
+    def test_a_search_of_one_value_is_a_pinned_value(self):
+        """Train(warmup=search(20)) and Train(warmup=value(20)) pin as Train(warmup=20) does."""
+        for pinned in (search(20), value(20)):
+            assert _values(Schedule(warmup=pinned), "decay") == [(0.2,), (0.2,)]
+
     def test_a_pinned_value_of_another_type_still_matches(self):
         """decay=0.2 in a float field and warmup=np.int64(30) find their positions too."""
         assert {s.warmup for s in Schedule(decay=0.2)} == {20}

@@ -393,14 +393,14 @@ class Experiment(Space[Any]):
             if v is not default:  # the class checked its own defaults when it was made
                 state[name] = _checked(owner, name, v, info.annotations.get(name), owner)
                 given.add(name)
-        if given:
-            _keep_links(self, info, given)
         for name in info.fields:
             v = state[name]
             if type(v) is Grid and len(v.points) == 1 and _is_plain(v.points[0]):
                 v = state[name] = _own_copy(v.points[0])
             if _as_dimension(v) is None:  # as in a setting made from a space: 1 -> 1.0, say
                 state[name] = canonical(v, info.annotations.get(name))
+        if given:  # after search(x) became x: one value given is a pinned value
+            _keep_links(self, info, given)
         if info.derived and self._sp_is_setting():
             for name, der in info.derived:
                 state[name] = der.compute(self)
