@@ -336,6 +336,24 @@ class TestUnannotated:
             type("Train", (Experiment,), {"__module__": __name__, "batch_size": declared})
         assert str(error.value).endswith(f"; annotate it: `{line}`")
 
+    @pytest.mark.parametrize(
+        ("declared", "written"), [(0.5, "0.5"), (search(0.5, 0.6), "search(0.5, 0.6)")]
+    )
+    def test_an_unannotated_inherited_field_says_its_default_is_kept(
+        self, declared: Any, written: str
+    ):
+        """`lr = 0.5` in a subclass would leave the inherited lr at 0.1: it is an error."""
+
+        class Base(Experiment):
+            lr: float = 0.1
+
+        with pytest.raises(ExperimentError) as error:
+            type("Sub", (Base,), {"__module__": __name__, "lr": declared})
+        assert str(error.value) == (
+            f"Sub.lr = {written} has no annotation, so it would not change the default "
+            f"of the field lr it inherits; annotate it: `lr: float = {written}`"
+        )
+
     def test_plain_class_attributes_stay_allowed(self):
         """An unannotated plain value is a class attribute, as in any dataclass."""
 

@@ -290,8 +290,11 @@ class Experiment(Space[Any]):
         super().__init_subclass__(**kwargs)
         annotations = inspect.get_annotations(cls)
         columns, attributes = reserved_names()
+        inherited = getattr(cls, "__dataclass_fields__", {})  # the bases' fields, so far
         for name, value in cls.__dict__.items():
-            if isinstance(value, Dimension) and name not in annotations:
+            if name in annotations or _is_behaviour(value):
+                continue
+            if isinstance(value, Dimension) or name in inherited:
                 raise ExperimentError(_unannotated(cls, name, value))
         hints = _class_hints(cls, annotations)
         for name, annotation in annotations.items():
@@ -741,21 +744,40 @@ def _positions(
     return found
 
 
-def _unannotated(cls: type, name: str, value: Dimension) -> str:
-    """The message for ``x = search(...)`` with no annotation: the line to write instead."""
+def _is_behaviour(value: Any) -> bool:
+    """A method, property or nested class: what a class body holds besides data."""
+    return (
+        inspect.isroutine(value)
+        or isinstance(value, (property, classmethod, staticmethod, type))
+        or hasattr(value, "__get__")
+    )
+
+
+def _unannotated(cls: type, name: str, value: Any) -> str:
+    """The message for ``x = search(...)`` with no annotation: the line to write instead.
+
+    Without one, a dataclass takes the attribute for shared data, not a field; and one
+    that repeats an inherited field's name leaves the field's default as it was.
+    """
     written = _written(value)
     inherited = {f.name: f.type for f in getattr(cls, "__dataclass_fields__", {}).values()}
     annotation = inherited[name] if name in inherited else _guess_annotation(value)
     if not isinstance(annotation, str):
         annotation = _type_name(annotation)
+    why = "so it would not be a field"
+    if name in inherited:
+        why = f"so it would not change the default of the field {name} it inherits"
     return (
-        f"{cls.__name__}.{name} = {written} has no annotation, so it would not be a field; "
+        f"{cls.__name__}.{name} = {written} has no annotation, {why}; "
         f"annotate it: `{name}: {annotation} = {written}`"
     )
 
 
-def _written(value: Dimension) -> str:
-    """A search, choice, distribution or derived as it would be written."""
+def _written(value: Any) -> str:
+    """A search, choice, distribution, derived or plain value as it would be written."""
+    if not isinstance(value, Dimension):
+        text = repr(value)
+        return text if len(text) <= 60 else "..."
     if isinstance(value, Derived):
         fn = getattr(value.compute, "__name__", "<lambda>")
         return f"derived({fn if fn.isidentifier() else '...'})"

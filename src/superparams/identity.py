@@ -274,8 +274,8 @@ def conform(value: Any, annotation: Any) -> Any:
     (1.0, [1.0, 2.0])
     """
     kind = type(value)
-    if kind is annotation and kind in _PLAIN and kind is not float:
-        return value  # the common case, made fast: int, str or bool where it is declared
+    if kind is annotation and kind in _PLAIN:
+        return value  # the common case, made fast: an int, float, str or bool as declared
     try:
         return _conform(value, annotation)
     except Mismatch as error:
