@@ -36,6 +36,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 # ``run`` and ``is_valid`` are hooks, meant to be overridden by methods, never by fields.
 _HOOKS = frozenset({"run", "is_valid"})
 _MUTABLE = (list, dict, set, bytearray)
+_SCALARS = frozenset({int, float, str, bool})
 
 
 @dataclass(frozen=True)
@@ -608,6 +609,8 @@ def _checked(owner: str, name: str, value: Any, annotation: Any, made: str | Non
         _check_drawn(owner, name, value, annotation)
         return value
     if isinstance(value, Grid):
+        if type(annotation) is type and annotation in _SCALARS and _all_of(annotation, value):
+            return value  # a long search of ints or floats, checked at C speed
         points = [_conformed(owner, name, p, annotation, value) for p in value.points]
         if all(a is b for a, b in zip(points, value.points, strict=True)):
             return value
@@ -617,6 +620,10 @@ def _checked(owner: str, name: str, value: Any, annotation: Any, made: str | Non
         return conform(value, annotation)
     except Mismatch as error:
         raise ExperimentError(_mismatch(owner, name, annotation, where, error)) from None
+
+
+def _all_of(kind: type, grid: Grid) -> bool:
+    return all(type(p) is kind for p in grid.points)
 
 
 def _regrid(grid: Grid, points: Any, link: str | None) -> Grid:
