@@ -661,8 +661,10 @@ def _accepts(value: Any, annotation: Any) -> bool:
 
 def _mismatch(owner: str, name: str, annotation: Any, where: str, error: Mismatch) -> str:
     shown = f"{_short(error.value)} ({_a(type(error.part))})"
-    if error.part is None:
+    if error.value is None:
         shown = "None"
+    elif error.part is None:  # an item of a list, say
+        shown = f"{_short(error.value)} (it holds None)"
     elif error.part is not error.value:
         shown = f"{_short(error.value)} ({_short(error.part)} is {_a(type(error.part))})"
     return f"{owner}.{name} is {_a(annotation)}, but {where} {shown}"
