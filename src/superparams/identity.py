@@ -9,7 +9,9 @@ How a value is encoded (a canonical JSON text, hashed with BLAKE2b to 16 hex dig
 
 * First the value is canonicalised by its field's annotation: in a ``float`` field,
   ``1``, ``1.0`` and ``numpy.float64(1)`` are all the float ``1.0``; numpy scalars become
-  Python scalars; a ``str`` in a ``Path`` field becomes a ``Path``.
+  Python scalars; a ``str`` in a ``Path`` field becomes a ``Path``. (:func:`conform` has
+  already checked the value against that annotation, once per class and per instance
+  made, never per setting; it refuses what does not fit, e.g. ``2.7`` in an ``int`` field.)
 * ``None``, ``bool``, ``int``, ``str`` are themselves; a float is its shortest exact
   ``repr``; lists and tuples are JSON arrays.
 * Everything else is a one-key object naming its kind: ``{"$dict": ...}``,
