@@ -334,6 +334,28 @@ class TestLookup:
             assert done.stdout == ""
         assert not (tmp_path / "progress").exists()
 
+    @pytest.mark.parametrize(
+        ("line", "message"),
+        [
+            (
+                "batch_size    :int = search(16, 'two', 3.5)",
+                "Hyperparams.batch_size is an int, but search() gives it 'two' (a str)",
+            ),
+            (
+                "batch_size = search(16, 32)",
+                "Hyperparams.batch_size = search(16, 32) has no annotation, so it would not be "
+                "a field; annotate it: `batch_size: int = search(16, 32)`",
+            ),
+        ],
+        ids=["wrong-type", "no-annotation"],
+    )
+    def test_a_class_the_model_refuses_is_one_line(self, tmp_path, line, message):
+        """A search of the wrong type or without annotation: exit 2 and its one line."""
+        write(tmp_path / "params.py", SEED.replace("batch_size    :int = search(16, 32)", line))
+        done = experiment("params.Hyperparams", cwd=tmp_path)
+        assert (done.returncode, done.stderr, done.stdout) == (2, f"error: {message}\n", "")
+        assert not (tmp_path / "progress").exists()
+
 
 class TestOverrides:
     def test_every_kind_of_field(self, tmp_path):
