@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import enum
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Optional
 
+import numpy as np
 import pytest
 
 import superparams
+import superparams.space
 from superparams import (
     Experiment,
     ExperimentError,
@@ -18,8 +23,10 @@ from superparams import (
     SuperparamsError,
     derived,
     search,
+    store,
     uniform,
 )
+from superparams.store import BOOKKEEPING
 
 
 class Hyperparams(Experiment):
@@ -222,6 +229,59 @@ class TestReservedNames:
         with pytest.raises(ExperimentError, match=rf"Clash defines '{name}'"):
             type("Clash", (Experiment,), {"__annotations__": {"a": int}, name: method})
 
+    @pytest.mark.parametrize("name", [*BOOKKEEPING, "id", "label"])
+    def test_a_field_cannot_take_a_results_column(self, name: str):
+        """A field named like a bookkeeping column of the results fails, naming the column."""
+        message = (
+            f"Train.{name} clashes with the results column '{name}'; "
+            f"rename the field (e.g. {name}_)"
+        )
+        with pytest.raises(ExperimentError) as error:
+            type("Train", (Experiment,), {"__annotations__": {name: int}, name: 1})
+        assert str(error.value) == message
+
+    def test_a_user_class_with_a_status_field_is_refused(self):
+        """class Train(Experiment) with `status: str` fails where the class is written."""
+        with pytest.raises(ExperimentError) as error:
+
+            class Train(Experiment):
+                lr: float = search(0.1, 0.01)
+                status: str = "baseline"
+
+        assert str(error.value) == (
+            "Train.status clashes with the results column 'status'; rename the field (e.g. status_)"
+        )
+
+    def test_a_column_added_to_the_results_is_reserved_too(self, monkeypatch):
+        """Every bookkeeping column the store names is refused, not a copied list of them."""
+        monkeypatch.setattr(store, "BOOKKEEPING", (*store.BOOKKEEPING, "code_version"))
+        with pytest.raises(ExperimentError, match=r"the results column 'code_version'"):
+
+            class Train(Experiment):
+                code_version: str = "v1"
+
+    def test_every_public_attribute_is_reserved(self):
+        """Each public name of Experiment and Space is refused as a field."""
+        names = {n for c in (Experiment, superparams.space.Space) for n in dir(c)}
+        for name in sorted(n for n in names if not n.startswith("_")):
+            with pytest.raises(ExperimentError, match=rf"Clash\.{name} clashes with"):
+                type("Clash", (Experiment,), {"__annotations__": {name: int}, name: 1})
+
+    def test_an_attribute_added_later_is_reserved(self, monkeypatch):
+        """A public attribute added to Space later is refused as a field without a list."""
+        monkeypatch.setattr(
+            superparams.space.Space, "outdated", property(lambda s: ()), raising=False
+        )
+        with pytest.raises(ExperimentError) as error:
+
+            class Train(Experiment):
+                outdated: bool = False
+
+        assert str(error.value) == (
+            "Train.outdated clashes with Experiment.outdated, which superparams uses; "
+            "rename the field (e.g. outdated_)"
+        )
+
     def test_hooks_may_be_overridden(self):
         """run and is_valid are meant to be defined by the user."""
 
@@ -235,6 +295,244 @@ class TestReservedNames:
                 return self.a > 1
 
         assert [s.run() for s in Hooked()] == [2]
+
+
+class TestUnannotated:
+    def test_an_unannotated_search_shows_the_line_to_write(self):
+        """`iterable = search([1, 2, 3])` fails at class creation, showing it annotated."""
+        with pytest.raises(ExperimentError) as error:
+
+            class Hyperparams(Experiment):
+                iterable = search([1, 2, 3])
+
+        assert str(error.value) == (
+            "Hyperparams.iterable = search([1, 2, 3]) has no annotation, so it would not be "
+            "a field; annotate it: `iterable: list = search([1, 2, 3])`"
+        )
+
+    @pytest.mark.parametrize(
+        ("declared", "line"),
+        [
+            (search(16, 32), "batch_size: int = search(16, 32)"),
+            (search(1, 0.5), "batch_size: float = search(1, 0.5)"),
+            (search(1, "a"), "batch_size: Any = search(1, 'a')"),
+            (search(16, 32, link="size"), "batch_size: int = search(16, 32, link='size')"),
+            (superparams.value([64, 64]), "batch_size: list = search([64, 64])"),
+            (superparams.choice("a", "b"), "batch_size: str = choice('a', 'b')"),
+            (
+                superparams.choice("a", "b", weights=[0.9, 0.1]),
+                "batch_size: str = choice('a', 'b', weights=(0.9, 0.1))",
+            ),
+            (uniform(0.0, 1.0), "batch_size: float = uniform(0.0, 1.0)"),
+            (superparams.loguniform(1e-4, 0.1), "batch_size: float = loguniform(0.0001, 0.1)"),
+            (superparams.randint(1, 8), "batch_size: int = randint(1, 8)"),
+            (derived(len), "batch_size: Any = derived(len)"),
+            (search(Hyperparams(), Hyperparams(steps=5)), "batch_size: Hyperparams = search(...)"),
+        ],
+    )
+    def test_every_kind_of_declaration_is_refused(self, declared: Any, line: str):
+        """A search, value, choice, distribution or derived without annotation is an error."""
+        with pytest.raises(ExperimentError) as error:
+            type("Train", (Experiment,), {"__module__": __name__, "batch_size": declared})
+        assert str(error.value).endswith(f"; annotate it: `{line}`")
+
+    @pytest.mark.parametrize(
+        ("declared", "written"), [(0.5, "0.5"), (search(0.5, 0.6), "search(0.5, 0.6)")]
+    )
+    def test_an_unannotated_inherited_field_says_its_default_is_kept(
+        self, declared: Any, written: str
+    ):
+        """`lr = 0.5` in a subclass would leave the inherited lr at 0.1: it is an error."""
+
+        class Base(Experiment):
+            lr: float = 0.1
+
+        with pytest.raises(ExperimentError) as error:
+            type("Sub", (Base,), {"__module__": __name__, "lr": declared})
+        assert str(error.value) == (
+            f"Sub.lr = {written} has no annotation, so it would not change the default "
+            f"of the field lr it inherits; annotate it: `lr: float = {written}`"
+        )
+
+    def test_plain_class_attributes_stay_allowed(self):
+        """An unannotated plain value is a class attribute, as in any dataclass."""
+
+        class Train(Experiment):
+            table = [3, 4]  # noqa: RUF012  # a plain class attribute, on purpose
+            lr: float = search(0.1, 0.01)
+
+        assert Train.table == [3, 4]
+        assert len(Train()) == 2
+
+
+class Color(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+
+
+class Model(Experiment):
+    width: int = search(64, 128)
+
+
+class Good(Experiment):
+    n: int = 1
+    lr: float = 0.1
+    flag: bool = False
+    name: str = "x"
+    path: Path = Path("data")
+    color: Color = Color.RED
+    maybe: Optional[int] = None  # noqa: UP045  # the spelling under test
+    either: int | None = None
+    xs: list[int] = [1]  # noqa: RUF012  # a mutable default, on purpose
+    ys: list[float] = [0.5]  # noqa: RUF012  # a mutable default, on purpose
+    opt: Literal["adam", "sgd"] = "adam"
+    model: Model = Model(width=64)
+    fn: Callable[[int], int] = abs
+
+
+def _refusal(make: Callable[[], Any]) -> str:
+    with pytest.raises(ExperimentError) as error:
+        make()
+    return str(error.value)
+
+
+class TestAnnotations:
+    def test_a_search_value_of_the_wrong_type_fails_at_class_creation(self):
+        """`n: int = search(1, "two", 3.5)` names the class, field, value and type."""
+
+        def make() -> None:
+            class Good(Experiment):
+                n: int = search(1, "two", 3.5)  # type: ignore[arg-type]
+
+        assert _refusal(make) == "Good.n is an int, but search() gives it 'two' (a str)"
+
+    def test_a_default_of_the_wrong_type_fails_at_class_creation(self):
+        """A plain default that is not of the annotated type is refused with the class."""
+
+        def make() -> None:
+            class Good(Experiment):
+                n: int = 2.5  # type: ignore[assignment]
+
+        assert _refusal(make) == "Good.n is an int, but its default is 2.5 (a float)"
+
+    @pytest.mark.parametrize(
+        ("override", "message"),
+        [
+            ({"n": 2.7}, "Good.n is an int, but Good(n=2.7) gives it 2.7 (a float)"),
+            ({"lr": "abc"}, "Good.lr is a float, but Good(lr='abc') gives it 'abc' (a str)"),
+            ({"n": True}, "Good.n is an int, but Good(n=True) gives it True (a bool)"),
+            ({"n": None}, "Good.n is an int, but Good(n=None) gives it None"),
+            ({"lr": False}, "Good.lr is a float, but Good(lr=False) gives it False (a bool)"),
+            ({"flag": 1}, "Good.flag is a bool, but Good(flag=1) gives it 1 (an int)"),
+            ({"name": 3}, "Good.name is a str, but Good(name=3) gives it 3 (an int)"),
+            ({"path": 3}, "Good.path is a Path, but Good(path=3) gives it 3 (an int)"),
+            (
+                {"color": "blue"},
+                "Good.color is a Color, but Good(color='blue') gives it 'blue' (a str)",
+            ),
+            (
+                {"maybe": "x"},
+                "Good.maybe is an int or None, but Good(maybe='x') gives it 'x' (a str)",
+            ),
+            (
+                {"either": 0.5},
+                "Good.either is an int or None, but Good(either=0.5) gives it 0.5 (a float)",
+            ),
+            (
+                {"xs": [1, 2.5]},
+                "Good.xs is a list[int], but Good(xs=[1, 2.5]) gives it [1, 2.5] (2.5 is a float)",
+            ),
+            (
+                {"xs": (1, 2)},
+                "Good.xs is a list[int], but Good(xs=(1, 2)) gives it (1, 2) (a tuple)",
+            ),
+            (
+                {"opt": "adamw"},
+                "Good.opt is one of 'adam', 'sgd', but Good(opt='adamw') gives it 'adamw' (a str)",
+            ),
+            ({"model": 3}, "Good.model is a Model, but Good(model=3) gives it 3 (an int)"),
+            ({"n": search(1, 2.5)}, "Good.n is an int, but search() gives it 2.5 (a float)"),
+            (
+                {"name": superparams.choice("a", 1)},
+                "Good.name is a str, but choice() gives it 1 (an int)",
+            ),
+        ],
+    )
+    def test_an_override_of_the_wrong_type_fails_at_construction(
+        self, override: dict[str, Any], message: str
+    ):
+        """Good(n=2.7), Good(lr="abc") and the like fail with the class, field, value, type."""
+        assert _refusal(lambda: Good(**override)) == message
+
+    def test_a_float_field_takes_an_int_as_a_float(self):
+        """A float field turns 1 into 1.0, in a default, a search and an override."""
+
+        class Rates(Experiment):
+            lr: float = 1
+            decay: float = search(1, 0.5)
+
+        assert [(type(s.lr), s.decay) for s in Rates()] == [(float, 1.0), (float, 0.5)]
+        assert type(Rates().lr) is float
+        assert type(Good(lr=1).lr) is float
+
+    def test_numpy_scalars_of_the_matching_kind_become_python_scalars(self):
+        """numpy ints in int fields and numpy numbers in float fields are converted."""
+        setting = Good(n=np.int64(3), lr=np.float32(0.5), flag=np.bool_(True))
+        assert (setting.n, setting.lr, setting.flag) == (3, 0.5, True)
+        assert [type(v) for v in (setting.n, setting.lr, setting.flag)] == [int, float, bool]
+        assert type(Good(lr=np.int32(2)).lr) is float
+        message = (
+            "Good.n is an int, but Good(n=np.float64(2.0)) gives it np.float64(2.0) (a float64)"
+        )
+        assert _refusal(lambda: Good(n=np.float64(2.0))) == message
+
+    def test_lossless_conversions(self):
+        """A str becomes a Path, an enum's value its member, ints in list[float] floats."""
+        setting = Good(path="data/x.csv", color="green", ys=[1, 2])
+        assert setting.path == Path("data/x.csv")
+        assert setting.color is Color.GREEN
+        assert setting.ys == [1.0, 2.0]
+        assert [type(y) for y in setting.ys] == [float, float]
+
+    def test_values_that_fit_are_kept(self):
+        """None in an optional field, a member of a Literal, a nested space of the class."""
+        setting = Good(maybe=None, either=3, opt="sgd", xs=[4, 5], model=Model(width=128))
+        assert (setting.maybe, setting.either, setting.opt, setting.xs) == (None, 3, "sgd", [4, 5])
+        assert len(Good(model=search(Model(width=64), Model()))) == 3
+
+    def test_annotations_it_does_not_understand_are_taken_as_they_are(self):
+        """A Callable field holds any value it is given; an unresolvable name too."""
+        assert Good(fn=len).fn is len
+
+        class Loose(Experiment):
+            x: Undefined = 5  # type: ignore[name-defined]  # noqa: F821  # never resolved
+
+        assert Loose(x="anything").x == "anything"
+
+    def test_distribution_bounds_are_checked(self):
+        """randint in a float field is fine; uniform in an int field is an error."""
+
+        class Drawn(Experiment):
+            x: float = superparams.randint(1, 3)
+
+        assert type(Drawn().sample(1)[0].x) is float
+
+        def make() -> None:
+            class Bad(Experiment):
+                n: int = uniform(0.0, 1.0)  # type: ignore[assignment]
+
+        assert _refusal(make) == (
+            "Bad.n is an int, but uniform(0.0, 1.0) draws floats; draw ints with randint(low, high)"
+        )
+        message = "Good.name is a str, but randint(1, 3) draws ints"
+        assert _refusal(lambda: Good(name=superparams.randint(1, 3))) == message
+        message = "Good.name is a str, but uniform(0.0, 1.0) draws floats"
+        assert _refusal(lambda: Good(name=uniform(0.0, 1.0))) == message
+
+    def test_the_check_is_an_experiment_error_and_a_type_error(self):
+        """A wrong type can be caught as TypeError, like one Python itself raises."""
+        with pytest.raises(TypeError):
+            Good(n="two")  # type: ignore[arg-type]
 
 
 class TestDerived:

@@ -10,8 +10,9 @@ import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from tests.strategies import Spec, specs, widened
 
 from superparams import Experiment, ExperimentError, IdentityError, derived, search
-from superparams.identity import encode
+from superparams.identity import Mismatch, conform, encode
 
 
 class Hyperparams(Experiment):
@@ -399,3 +400,60 @@ class TestLabel:
         """Asking a space for a label raises, saying to take one setting."""
         with pytest.raises(ExperimentError, match=r"no single label"):
             _ = Hyperparams().label
+
+
+class TestConform:
+    """The one check of a value against its annotation, shared by Python and the command line."""
+
+    @pytest.mark.parametrize(
+        ("value", "annotation", "expected"),
+        [
+            (1, float, 1.0),
+            (np.int64(3), int, 3),
+            (np.float32(0.5), float, 0.5),
+            ("data", Path, Path("data")),
+            ("red", Color, Color.RED),
+            ([1, 2], list[float], [1.0, 2.0]),
+            ((1, "a"), tuple[float, str], (1.0, "a")),
+            ({"a": 1}, dict[str, float], {"a": 1.0}),
+            (None, int | None, None),
+            (3, "int | None", 3),
+            ("sgd", Literal["adam", "sgd"], "sgd"),
+            (abs, Callable[[int], int], abs),
+            ("anything", "NotDefinedAnywhere", "anything"),
+        ],
+    )
+    def test_values_that_fit_are_converted_where_lossless(
+        self, value: Any, annotation: Any, expected: Any
+    ):
+        """Each value comes back as its field's type, equal and of the declared kind."""
+        out = conform(value, annotation)
+        assert out == expected
+        assert type(out) is type(expected)
+
+    def test_a_union_takes_a_value_as_it_is_before_converting_it(self):
+        """In `float | int`, 1 stays the int 1: an option that fits as it is comes first."""
+        assert type(conform(1, float | int)) is int
+        assert type(conform(1, float | str)) is float
+
+    @pytest.mark.parametrize(
+        ("value", "annotation", "part"),
+        [
+            (2.7, int, 2.7),
+            (True, int, True),
+            (np.float64(2.0), int, np.float64(2.0)),
+            (1, bool, 1),
+            ("x", int | None, "x"),
+            ([1, 2.5], list[int], 2.5),
+            ((1, 2), list[int], (1, 2)),
+            ((1, 2, 3), tuple[int, int], (1, 2, 3)),
+            ("adamw", Literal["adam", "sgd"], "adamw"),
+            (2**1100, float, 2**1100),
+        ],
+    )
+    def test_values_that_do_not_fit_are_refused(self, value: Any, annotation: Any, part: Any):
+        """A Mismatch holds the whole value and the item of it that does not fit."""
+        with pytest.raises(Mismatch) as error:
+            conform(value, annotation)
+        assert error.value.value is value
+        assert error.value.part == part

@@ -15,7 +15,7 @@ from types import ModuleType
 import pytest
 from tests.seed import USAGE
 
-from superparams import Experiment
+from superparams import Experiment, ExperimentError
 
 LOOP = """
 for h in Hyperparams():
@@ -92,6 +92,16 @@ class TestMutableAttributes:
         assert params.Params.iterable == [1, 2, 3]
         assert isinstance(params.Params(), Experiment)
         assert len(params.Params()) == 1
+
+    def test_the_readmes_unannotated_search_says_to_annotate_it(self, write_module):
+        """The README's `iterable = search([1,2,3])` is refused, showing the line to write."""
+        source = MUTABLE.replace("iterable = [1,2,3]", "iterable = search([1,2,3])")
+        with pytest.raises(ExperimentError) as error:
+            write_module("mutable", source.replace("import Experiment", "import *"))
+        assert str(error.value) == (
+            "Params.iterable = search([1, 2, 3]) has no annotation, so it would not be a "
+            "field; annotate it: `iterable: list = search([1, 2, 3])`"
+        )
 
     @pytest.mark.parametrize("default", ["[1,2,3]", "search([1,2,3])"])
     def test_an_annotated_list_default_is_copied(self, write_module, default: str):

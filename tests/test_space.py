@@ -7,6 +7,7 @@ import timeit
 from collections import Counter
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -219,6 +220,70 @@ class TestLinked:
             seed: int = search(10, 20, 30, link="run")
 
         assert [(s.inner.k, s.seed) for s in Sweep()] == [(1, 10), (2, 20), (5, 30)]
+
+
+class Schedule(Experiment):
+    warmup: int = search(10, 20, 30, link="schedule")
+    decay: float = search(0.1, 0.2, 0.3, link="schedule")
+    seed: int = search(0, 1)
+
+
+class TestLinkedOverrides:
+    def test_a_search_override_keeps_the_link(self):
+        """Train(warmup=search(...)) of the same length replaces warmup's values in place."""
+        space = Schedule(warmup=search(1, 2, 3))
+        assert len(space) == 6
+        assert _values(space, "warmup", "decay", "seed")[::2] == [
+            (1, 0.1, 0),
+            (2, 0.2, 0),
+            (3, 0.3, 0),
+        ]
+
+    def test_a_search_of_another_length_is_the_link_error(self):
+        """A search override of another length is the error for linked fields of unequal size."""
+        message = r"linked by 'schedule' vary together, .*: warmup has 2, decay has 3"
+        with pytest.raises(SearchSpaceError, match=message):
+            len(Schedule(warmup=search(10, 20)))
+
+    def test_a_pinned_value_selects_its_partners_value(self):
+        """Train(warmup=20) pins decay to the value that goes with 20."""
+        space = Schedule(warmup=20)
+        assert _values(space, "warmup", "decay", "seed") == [(20, 0.2, 0), (20, 0.2, 1)]
+        assert Schedule(warmup=20, seed=1) == Schedule()[3]
+
+    def test_a_search_of_one_value_is_a_pinned_value(self):
+        """Train(warmup=search(20)) and Train(warmup=value(20)) pin as Train(warmup=20) does."""
+        for pinned in (search(20), value(20)):
+            assert _values(Schedule(warmup=pinned), "decay") == [(0.2,), (0.2,)]
+
+    def test_a_pinned_value_of_another_type_still_matches(self):
+        """decay=0.2 in a float field and warmup=np.int64(30) find their positions too."""
+        assert {s.warmup for s in Schedule(decay=0.2)} == {20}
+        assert {s.decay for s in Schedule(warmup=np.int64(30))} == {0.3}
+
+    def test_a_pinned_value_not_searched_names_the_link(self):
+        """A pinned value that is none of the searched values is an error naming the link."""
+        with pytest.raises(SearchSpaceError) as error:
+            Schedule(warmup=15)
+        assert str(error.value) == (
+            "Schedule.warmup is linked by 'schedule' to decay, so it takes one of its "
+            "searched values 10, 20, 30, not 15; pin decay too, or override warmup "
+            "with search(...)"
+        )
+
+    def test_every_linked_field_pinned_is_a_setting(self):
+        """Pinning every field of a group leaves nothing to follow: any values are taken."""
+        assert _values(Schedule(warmup=15, decay=0.5, seed=0), "warmup", "decay") == [(15, 0.5)]
+
+    def test_a_repeated_value_keeps_each_partner(self):
+        """A pinned value searched twice keeps both of its partners, still linked."""
+
+        class Repeated(Experiment):
+            a: int = search(1, 1, 2, link="g")
+            b: str = search("x", "y", "z", link="g")
+            c: int = search(5, 6, 7, link="g")
+
+        assert _values(Repeated(a=1), "a", "b", "c") == [(1, "x", 5), (1, "y", 6)]
 
 
 class TestNested:

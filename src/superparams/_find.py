@@ -27,7 +27,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from superparams.errors import SuperparamsError, UsageError, did_you_mean
+from superparams.errors import (
+    ExperimentError,
+    SearchSpaceError,
+    SuperparamsError,
+    UsageError,
+    did_you_mean,
+)
 
 if TYPE_CHECKING:
     from superparams.experiment import Experiment
@@ -242,6 +248,9 @@ def load(path: Path) -> ModuleType:
         importlib.invalidate_caches()
         try:
             module = importlib.import_module(name)
+        except (ExperimentError, SearchSpaceError) as error:
+            # A class superparams refuses to make: its one line says what to change.
+            raise UsageError(str(error)) from None
         except (Exception, SystemExit) as error:
             msg = f"could not import {shown(path)}:\n{_user_traceback(error).rstrip()}"
             raise LoadError(msg) from None

@@ -530,7 +530,7 @@ def _check_combinations(request: Request) -> None:
 
 def _space(cls: type[Experiment], request: Request) -> Space[Any]:
     """The space a class spans with the request's field values."""
-    from superparams.errors import SearchSpaceError
+    from superparams.errors import ExperimentError, SearchSpaceError
 
     info = cls._sp_info()
     derived = {n for n, _ in info.derived}
@@ -549,25 +549,28 @@ def _space(cls: type[Experiment], request: Request) -> Space[Any]:
         why = "they have no default" if len(missing) > 1 else "it has no default"
         msg = f"{cls.__name__} needs {flags}: {why}"
         raise UsageError(msg)
-    space: Space[Any] = cls(**values)
+    try:
+        space: Space[Any] = cls(**values)
+    except (ExperimentError, SearchSpaceError) as error:  # a value the class refuses
+        raise UsageError(str(error)) from None
     sample = request.get("sample")
     if sample is not None:
         space = space.sample(sample, request.get("seed", 0))
     elif request.get("seed") is not None:
         msg = "--seed is the seed of --sample; add --sample N"
         raise UsageError(msg)
-    if not space.enumerable and request.command in ("status", "results"):
-        return space  # no list of settings: they show everything stored
-    if not space.enumerable:
-        drawn = [n for n in info.fields if _is_distribution(space, n)]
-        msg = (
-            f"{cls.__name__} draws {', '.join(drawn) or 'a field'} from a distribution, so its "
-            "settings cannot be listed; run a sample of them: --sample N [--seed S]"
-        )
-        raise UsageError(msg)
     try:
+        if not space.enumerable:
+            if request.command in ("status", "results"):
+                return space  # no list of settings: they show everything stored
+            drawn = [n for n in info.fields if _is_distribution(space, n)]
+            msg = (
+                f"{cls.__name__} draws {', '.join(drawn) or 'a field'} from a distribution, so "
+                "its settings cannot be listed; run a sample of them: --sample N [--seed S]"
+            )
+            raise UsageError(msg)
         len(space)
-    except SearchSpaceError as error:
+    except SearchSpaceError as error:  # linked fields of unequal lengths, say
         raise UsageError(str(error)) from None
     return space
 
@@ -581,6 +584,7 @@ def _is_distribution(space: Any, name: str) -> bool:
 def _field_value(flag: str, text: str | None, annotation: Any) -> Any:
     """A field's value from its text: one value, or a search over several."""
     from superparams._values import BadValue, Unsettable, expected, parse, split
+    from superparams.identity import Mismatch, conform
     from superparams.space import search
 
     if text is None:
@@ -589,10 +593,12 @@ def _field_value(flag: str, text: str | None, annotation: Any) -> Any:
     values = []
     for item in items:
         try:
-            values.append(parse(item, annotation))
-        except BadValue as error:
+            # the text read by the annotation, then the check a value from Python meets
+            values.append(conform(parse(item, annotation), annotation))
+        except (BadValue, Mismatch) as error:
+            hint = error.hint if isinstance(error, BadValue) else ""
             within = f" (in {text!r})" if len(items) > 1 else ""
-            msg = f"{flag} expects {expected(annotation)}, got {item!r}{within}{error.hint}"
+            msg = f"{flag} expects {expected(annotation)}, got {item!r}{within}{hint}"
             raise UsageError(msg) from None
         except Unsettable as error:
             msg = f"{flag} cannot be set from the command line: {error}"

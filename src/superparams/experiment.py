@@ -8,6 +8,7 @@ runs nothing and stores nothing; :meth:`Space.run_all` hands the space to the ru
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -16,30 +17,26 @@ import itertools
 import json
 import random
 import sys
+import types
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, overload
+from pathlib import PurePath
+from typing import Any, ClassVar, Literal, overload
 
 from superparams.errors import ExperimentError, SearchSpaceError, did_you_mean
-from superparams.identity import canonical, digest, encode, setting_id
-from superparams.space import Derived, Dimension, Grid, Space
+from superparams.identity import Mismatch, canonical, conform, digest, encode, setting_id
+from superparams.space import Derived, Dimension, Distribution, Grid, Space, _RandInt
 
 if sys.version_info >= (3, 11):
     from typing import Self, dataclass_transform
 else:  # pragma: no cover - exercised on Python 3.10 only
     from typing_extensions import Self, dataclass_transform
 
-# Names an experiment's own fields may not take: Experiment's attributes and methods.
 # ``run`` and ``is_valid`` are hooks, meant to be overridden by methods, never by fields.
-RESERVED = frozenset(
-    {
-        *("run", "is_valid", "run_all", "results", "plan", "sample", "rank", "n_proc", "id"),
-        *("label", "experiment_class", "enumerable"),
-    }
-)
-_HOOKS = frozenset({"run", "is_valid", "__post_init__"})
+_HOOKS = frozenset({"run", "is_valid"})
 _MUTABLE = (list, dict, set, bytearray)
+_SCALARS = frozenset({int, float, str, bool})
 
 
 @dataclass(frozen=True)
@@ -293,24 +290,42 @@ class Experiment(Space[Any]):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         annotations = inspect.get_annotations(cls)
+        columns, attributes = reserved_names()
+        inherited = getattr(cls, "__dataclass_fields__", {})  # the bases' fields, so far
+        for name, value in cls.__dict__.items():
+            if name in annotations or _is_behaviour(value):
+                continue
+            if isinstance(value, Dimension) or name in inherited:
+                raise ExperimentError(_unannotated(cls, name, value))
+        hints = _class_hints(cls, annotations)
         for name, annotation in annotations.items():
             if _is_classvar(annotation):
                 continue
-            if name in RESERVED or name.startswith("_sp_"):
+            if name in columns:
+                msg = (
+                    f"{cls.__name__}.{name} clashes with the results column {name!r}; "
+                    f"rename the field (e.g. {name}_)"
+                )
+                raise ExperimentError(msg)
+            if name in attributes or name.startswith("_sp_"):
                 msg = (
                     f"{cls.__name__}.{name} clashes with Experiment.{name}, which superparams "
                     f"uses; rename the field (e.g. {name}_)"
                 )
                 raise ExperimentError(msg)
             default = cls.__dict__.get(name, dataclasses.MISSING)
-            if (
-                default is not dataclasses.MISSING
-                and not isinstance(default, (dataclasses.Field, Dimension))
-                and type(default).__hash__ is None
-            ):
-                # A mutable default: a constant whose value each instance copies.
-                setattr(cls, name, Grid((default,)))
-        for name in RESERVED - _HOOKS:
+            if isinstance(default, dataclasses.Field):
+                if default.default is not dataclasses.MISSING:
+                    given = default.default
+                    default.default = _checked(cls.__name__, name, given, hints.get(name), None)
+            elif default is not dataclasses.MISSING:
+                checked = _checked(cls.__name__, name, default, hints.get(name), None)
+                if not isinstance(checked, Dimension) and type(checked).__hash__ is None:
+                    # A mutable default: a constant whose value each instance copies.
+                    checked = Grid((checked,))
+                if checked is not default:
+                    setattr(cls, name, checked)
+        for name in attributes - _HOOKS:
             if name in cls.__dict__:
                 msg = (
                     f"{cls.__name__} defines {name!r}, which is Experiment.{name}; "
@@ -327,11 +342,8 @@ class Experiment(Space[Any]):
     def _sp_info(cls) -> _ClassInfo:
         info: _ClassInfo | None = cls.__dict__.get("_sp_info_cache")
         if info is None:
-            try:
-                hints = typing.get_type_hints(cls)
-            except Exception:  # unresolvable hints: fall back to their text
-                hints = {}
             fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+            hints = _class_hints(cls, {f.name: f.type for f in fields})  # the rest stay text
             defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
             derived = tuple((n, d) for n, d in defaults.items() if isinstance(d, Derived))
             post_init = getattr(cls, "__post_init__", None)
@@ -378,12 +390,21 @@ class Experiment(Space[Any]):
                     f"it cannot be set (got {name}={state[name]!r})"
                 )
                 raise ExperimentError(msg)
+        owner = type(self).__name__
+        given = set()
+        for name in info.fields:
+            v, default = state[name], info.defaults.get(name, dataclasses.MISSING)
+            if v is not default:  # the class checked its own defaults when it was made
+                state[name] = _checked(owner, name, v, info.annotations.get(name), owner)
+                given.add(name)
         for name in info.fields:
             v = state[name]
             if type(v) is Grid and len(v.points) == 1 and _is_plain(v.points[0]):
                 v = state[name] = _own_copy(v.points[0])
             if _as_dimension(v) is None:  # as in a setting made from a space: 1 -> 1.0, say
                 state[name] = canonical(v, info.annotations.get(name))
+        if given:  # after search(x) became x: one value given is a pinned value
+            _keep_links(self, info, given)
         if info.derived and self._sp_is_setting():
             for name, der in info.derived:
                 state[name] = der.compute(self)
@@ -538,6 +559,264 @@ class Experiment(Space[Any]):
 
     def __str__(self) -> str:
         return repr(self) if self._sp_is_setting() else _overview(self)
+
+
+def reserved_names() -> tuple[frozenset[str], frozenset[str]]:
+    """The names a field may not take: the results' own columns, and superparams' attributes.
+
+    Both are worked out when a class is made, from the store's bookkeeping columns (with
+    ``id`` and ``label``) and from the public attributes of Experiment and Space, so a
+    column or a method added to either is reserved with no list to keep.
+    """
+    from superparams import store
+
+    columns = frozenset({*store.BOOKKEEPING, "id", "label"})
+    attributes = frozenset(
+        name for base in (Experiment, Space) for name in dir(base) if not name.startswith("_")
+    )
+    return columns, attributes
+
+
+def _class_hints(cls: type, annotations: dict[str, Any]) -> dict[str, Any]:
+    """The class's annotations, each resolved where it can be.
+
+    A name that is not defined yet, or only under ``TYPE_CHECKING``, leaves that one
+    annotation as its text (which the checker takes as it is, unless it is ``"int"``...).
+    """
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # a name not defined yet, say: resolve the others one by one
+        module = sys.modules.get(cls.__module__)
+        namespace = dict(vars(module)) if module is not None else {}
+        hints = {}
+        for name, annotation in annotations.items():
+            hints[name] = annotation
+            if isinstance(annotation, str):
+                with contextlib.suppress(Exception):
+                    hints[name] = eval(annotation, namespace, dict(vars(cls)))
+        return hints
+
+
+def _checked(owner: str, name: str, value: Any, annotation: Any, made: str | None) -> Any:
+    """A field's value checked against its annotation, converted where that is lossless.
+
+    ``made`` is the class whose construction gave the value, or None for a class default;
+    a search gives back a new one only when some value was converted.
+    """
+    if isinstance(value, Derived):
+        return value
+    if isinstance(value, Distribution):
+        _check_drawn(owner, name, value, annotation)
+        return value
+    if isinstance(value, Grid):
+        if type(annotation) is type and annotation in _SCALARS and _all_of(annotation, value):
+            return value  # a long search of ints or floats, checked at C speed
+        points = [_conformed(owner, name, p, annotation, value) for p in value.points]
+        if all(a is b for a, b in zip(points, value.points, strict=True)):
+            return value
+        return _regrid(value, points, value.link)
+    where = "its default is" if made is None else f"{made}({name}={_short(value)}) gives it"
+    try:
+        return conform(value, annotation)
+    except Mismatch as error:
+        raise ExperimentError(_mismatch(owner, name, annotation, where, error)) from None
+
+
+def _all_of(kind: type, grid: Grid) -> bool:
+    return all(type(p) is kind for p in grid.points)
+
+
+def _regrid(grid: Grid, points: Any, link: str | None) -> Grid:
+    """The same search or choice over other points, or with another link."""
+    new = Grid(points, link=link, weights=grid.weights)
+    new.maker = grid.maker
+    return new
+
+
+def _conformed(owner: str, name: str, point: Any, annotation: Any, grid: Grid) -> Any:
+    try:
+        return conform(point, annotation)
+    except Mismatch as error:
+        where = f"{grid.maker}() gives it"
+        raise ExperimentError(_mismatch(owner, name, annotation, where, error)) from None
+
+
+def _check_drawn(owner: str, name: str, dist: Distribution, annotation: Any) -> None:
+    if all(_accepts(bound, annotation) for bound in (dist.low, dist.high)):  # type: ignore[attr-defined]
+        return
+    kind = "ints" if isinstance(dist, _RandInt) else "floats"
+    msg = f"{owner}.{name} is {_a(annotation)}, but {dist!r} draws {kind}"
+    if kind == "floats" and _accepts(1, annotation):
+        msg += "; draw ints with randint(low, high)"
+    raise ExperimentError(msg)
+
+
+def _accepts(value: Any, annotation: Any) -> bool:
+    try:
+        conform(value, annotation)
+    except Mismatch:
+        return False
+    return True
+
+
+def _mismatch(owner: str, name: str, annotation: Any, where: str, error: Mismatch) -> str:
+    shown = f"{_short(error.value)} ({_a(type(error.part))})"
+    if error.value is None:
+        shown = "None"
+    elif error.part is None:  # an item of a list, say
+        shown = f"{_short(error.value)} (it holds None)"
+    elif error.part is not error.value:
+        shown = f"{_short(error.value)} ({_short(error.part)} is {_a(type(error.part))})"
+    return f"{owner}.{name} is {_a(annotation)}, but {where} {shown}"
+
+
+def _a(annotation: Any) -> str:
+    """An annotation as a phrase: ``an int``, ``an int or None``, ``one of 'a', 'b'``."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if isinstance(annotation, str) or origin not in (typing.Union, types.UnionType, Literal):
+        if annotation is type(None):
+            return "None"
+        text = _type_name(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, PurePath):
+            text = "Path"
+        return f"{'an' if text[:1].lower() in 'aeiou' else 'a'} {text}"
+    if origin is Literal:
+        return "one of " + ", ".join(_short(a) for a in args)
+    return " or ".join(_a(a) for a in args)
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _keep_links(setting: Experiment, info: _ClassInfo, given: set[str]) -> None:
+    """Overrides of fields the class links keep the link (an override gives the values).
+
+    A search for one field of a group replaces its values in place (so it needs as many);
+    a pinned value selects its position in the group, and the fields not given take
+    their values at that position.
+    """
+    state = setting.__dict__
+    groups: dict[str, list[str]] = {}
+    for name in info.fields:
+        default = info.defaults.get(name)
+        if isinstance(default, Grid) and default.link is not None:
+            groups.setdefault(default.link, []).append(name)
+    for link, names in groups.items():
+        for name in set(names) & given:
+            v = state[name]
+            if type(v) is Grid and v.link is None:
+                state[name] = _regrid(v, v.points, link)
+        pinned = [n for n in names if n in given and _as_dimension(state[n]) is None]
+        partners = [n for n in names if n not in given]
+        if not pinned or not partners:
+            continue
+        positions: list[int] | None = None
+        for name in pinned:
+            found = _positions(setting, info, name, link, partners)
+            positions = found if positions is None else [j for j in positions if j in found]
+        if not positions:
+            values = ", ".join(f"{n}={_short(state[n])}" for n in pinned)
+            msg = (
+                f"{type(setting).__name__}: {values} are linked by {link!r} but never searched "
+                f"together, so {', '.join(partners)} has no value to take; pin it too"
+            )
+            raise SearchSpaceError(msg)
+        for name in partners:
+            dim = info.defaults[name]
+            picked = [dim.get(j) for j in positions]
+            state[name] = _own_copy(picked[0]) if len(picked) == 1 else Grid(picked, link=link)
+
+
+def _positions(
+    setting: Experiment, info: _ClassInfo, name: str, link: str, partners: list[str]
+) -> list[int]:
+    """Where a pinned value stands among its field's searched values (several if repeated)."""
+    annotation = info.annotations.get(name)
+    dim: Grid = info.defaults[name]
+    target = encode(canonical(setting.__dict__[name], annotation), name)
+    searched = [canonical(dim.get(j), annotation) for j in range(dim.size())]
+    found = [j for j, v in enumerate(searched) if encode(v, name) == target]
+    if not found:
+        shown = ", ".join(_short(v, 24) for v in searched[:12])
+        if len(searched) > 12:
+            shown += f", … ({len(searched):,} values)"
+        msg = (
+            f"{type(setting).__name__}.{name} is linked by {link!r} to {', '.join(partners)}, "
+            f"so it takes one of its searched values {shown}, not "
+            f"{_short(setting.__dict__[name])}; pin {', '.join(partners)} too, or override "
+            f"{name} with search(...)"
+        )
+        raise SearchSpaceError(msg)
+    return found
+
+
+def _is_behaviour(value: Any) -> bool:
+    """A method, property or nested class: what a class body holds besides data."""
+    return (
+        inspect.isroutine(value)
+        or isinstance(value, (property, classmethod, staticmethod, type))
+        or hasattr(value, "__get__")
+    )
+
+
+def _unannotated(cls: type, name: str, value: Any) -> str:
+    """The message for ``x = search(...)`` with no annotation: the line to write instead.
+
+    Without one, a dataclass takes the attribute for shared data, not a field; and one
+    that repeats an inherited field's name leaves the field's default as it was.
+    """
+    written = _written(value)
+    inherited = {f.name: f.type for f in getattr(cls, "__dataclass_fields__", {}).values()}
+    annotation = inherited[name] if name in inherited else _guess_annotation(value)
+    if not isinstance(annotation, str):
+        annotation = _type_name(annotation)
+    why = "so it would not be a field"
+    if name in inherited:
+        why = f"so it would not change the default of the field {name} it inherits"
+    return (
+        f"{cls.__name__}.{name} = {written} has no annotation, {why}; "
+        f"annotate it: `{name}: {annotation} = {written}`"
+    )
+
+
+def _written(value: Any) -> str:
+    """A search, choice, distribution, derived or plain value as it would be written."""
+    if not isinstance(value, Dimension):
+        text = repr(value)
+        return text if len(text) <= 60 else "..."
+    if isinstance(value, Derived):
+        fn = getattr(value.compute, "__name__", "<lambda>")
+        return f"derived({fn if fn.isidentifier() else '...'})"
+    if not isinstance(value, Grid):
+        return repr(value)
+    inner = ", ".join(repr(p) for p in value.points)
+    if value.link is not None:
+        inner += f", link={value.link!r}"
+    if value.weights is not None:
+        inner += f", weights={value.weights!r}"
+    if len(inner) > 60 or value.expands():
+        inner = "..."
+    return f"{value.maker}({inner})"
+
+
+def _guess_annotation(value: Dimension) -> str:
+    if isinstance(value, Distribution):
+        return "int" if isinstance(value, _RandInt) else "float"
+    if not isinstance(value, Grid):
+        return "Any"
+    kinds = set()
+    for p in value.points:
+        kind = p.experiment_class if isinstance(p, Space) else type(p)
+        kinds.add(PurePath if isinstance(p, PurePath) else kind)
+    if kinds == {int, float}:
+        kinds = {float}
+    if len(kinds) != 1:
+        return "Any"
+    (kind,) = kinds
+    return "Path" if kind is PurePath else kind.__name__
 
 
 def _own_copy(value: Any) -> Any:

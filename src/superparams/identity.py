@@ -9,7 +9,9 @@ How a value is encoded (a canonical JSON text, hashed with BLAKE2b to 16 hex dig
 
 * First the value is canonicalised by its field's annotation: in a ``float`` field,
   ``1``, ``1.0`` and ``numpy.float64(1)`` are all the float ``1.0``; numpy scalars become
-  Python scalars; a ``str`` in a ``Path`` field becomes a ``Path``.
+  Python scalars; a ``str`` in a ``Path`` field becomes a ``Path``. (:func:`conform` has
+  already checked the value against that annotation, once per class and per instance
+  made, never per setting; it refuses what does not fit, e.g. ``2.7`` in an ``int`` field.)
 * ``None``, ``bool``, ``int``, ``str`` are themselves; a float is its shortest exact
   ``repr``; lists and tuples are JSON arrays.
 * Everything else is a one-key object naming its kind: ``{"$dict": ...}``,
@@ -31,6 +33,7 @@ default); see :mod:`superparams.store`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import hashlib
@@ -242,3 +245,168 @@ def annotation_path_type(annotation: Any) -> type[PurePath]:
     from pathlib import Path
 
     return Path
+
+
+# -- what a field's annotation accepts -----------------------------------------------------
+
+
+class Mismatch(TypeError):
+    """A value its field's annotation does not accept; ``part`` is the item that is wrong."""
+
+    def __init__(self, value: Any, part: Any) -> None:
+        super().__init__(repr(value))
+        self.value, self.part = value, part
+
+
+def conform(value: Any, annotation: Any) -> Any:
+    """``value`` as its field's annotation declares it, converted where that is lossless.
+
+    The one check of a field's value, at class creation, at construction and on the
+    command line alike: a ``float`` field takes ``1`` as ``1.0``, numpy scalars of the
+    matching kind become Python scalars, a ``str`` becomes a ``Path`` or an Enum's value
+    its member; an ``int`` field refuses ``2.7`` and ``True``. Optional and union types,
+    ``Literal``, lists, tuples, sets and dicts (with their items), Enums, paths, nested
+    experiments and other classes are checked; an annotation it does not understand (a
+    ``Callable``, a ``TypeVar``, a name that cannot be resolved) takes any value.
+
+    Raises:
+        Mismatch: the value is not of the annotated type.
+
+    >>> conform(1, float), conform([1, 2], list[float])
+    (1.0, [1.0, 2.0])
+    """
+    kind = type(value)
+    if kind is annotation and kind in _PLAIN:
+        return value  # the common case, made fast: an int, float, str or bool as declared
+    try:
+        return _conform(value, annotation)
+    except Mismatch as error:
+        if error.value is not value:  # an item was wrong: say so about the whole value
+            raise Mismatch(value, error.part) from None
+        raise
+
+
+_NONE = type(None)
+_TEXT: dict[str, Any] = {"int": int, "float": float, "str": str, "bool": bool, "None": _NONE}
+
+
+def _from_text(annotation: str) -> Any:
+    """A simple annotation left as text (``"int"``, ``"float | None"``), or None."""
+    from pathlib import Path
+
+    named = {**_TEXT, "Path": Path}
+    text = annotation.replace(" ", "")
+    if text.startswith("Optional[") and text.endswith("]"):
+        text = text[len("Optional[") : -1] + "|None"
+    options = [named.get(part) for part in text.split("|")]
+    if None in options:
+        return None
+    if len(options) == 1:
+        return options[0]
+    return typing.Union[tuple(options)]  # noqa: UP007  # built from parts at runtime
+
+
+def _conform(value: Any, annotation: Any) -> Any:  # one branch per kind of annotation
+    if annotation is None or annotation is Any or annotation is object:
+        return value
+    if isinstance(annotation, str):
+        annotation = _from_text(annotation)
+        if annotation is None:
+            return value
+    origin = typing.get_origin(annotation)
+    if origin is None:
+        return _conform_to_type(value, annotation) if isinstance(annotation, type) else value
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _conform(value, args[0])
+    if origin in (typing.Union, types.UnionType):
+        return _conform_union(value, args)
+    if origin is typing.Literal:
+        plain = _unwrap_scalar(value)
+        for choice in args:
+            if type(plain) is type(choice) and plain == choice:
+                return choice
+        raise Mismatch(value, value)
+    if origin in (list, set, frozenset, tuple, dict):
+        return _conform_collection(value, origin, args)
+    return value  # Callable[...], type[...], abstract collections: taken as they are
+
+
+def _conform_union(value: Any, args: tuple[Any, ...]) -> Any:
+    converted: list[Any] = []
+    for arg in args:
+        try:
+            out = _conform(value, arg)
+        except Mismatch:
+            continue
+        if out is value:
+            return value  # an option that takes it as it is beats one that converts it
+        converted.append(out)
+    if converted:
+        return converted[0]
+    raise Mismatch(value, value)
+
+
+def _conform_to_type(value: Any, kind: type) -> Any:
+    if kind is _NONE:
+        if value is None:
+            return None
+        raise Mismatch(value, value)
+    if kind in (bool, int, float, str):
+        plain = _unwrap_scalar(value)
+        if kind is float and type(plain) is int:
+            with contextlib.suppress(OverflowError):
+                if float(plain) == plain:  # lossless: every int up to 2**53, and more
+                    return float(plain)
+            raise Mismatch(value, value)
+        if type(plain) is kind or (
+            kind is not bool and isinstance(plain, kind) and not isinstance(plain, bool)
+        ):
+            return plain if kind is not float else float(plain)
+        raise Mismatch(value, value)
+    if issubclass(kind, PurePath):
+        if isinstance(value, kind):
+            return value
+        if isinstance(value, (str, PurePath)):
+            return annotation_path_type(kind)(value)
+        raise Mismatch(value, value)
+    if issubclass(kind, enum.Enum):
+        if isinstance(value, kind):
+            return value
+        try:
+            return kind(_unwrap_scalar(value))
+        except ValueError:
+            raise Mismatch(value, value) from None
+    experiment_class = getattr(value, "experiment_class", None)
+    if hasattr(kind, "_sp_info") and isinstance(experiment_class, type):
+        if issubclass(experiment_class, kind):  # a nested space (a union, a sample) too
+            return value
+        raise Mismatch(value, value)
+    try:
+        fits = isinstance(value, kind)
+    except TypeError:  # a protocol that cannot be checked at runtime: taken as it is
+        return value
+    if not fits:
+        raise Mismatch(value, value)
+    return value
+
+
+def _conform_collection(value: Any, origin: Any, args: tuple[Any, ...]) -> Any:
+    if not isinstance(value, origin):
+        raise Mismatch(value, value)
+    if not args:
+        return value
+    if origin is dict:
+        key, item = (*args, Any)[:2]
+        pairs = [(_conform(k, key), _conform(v, item)) for k, v in value.items()]
+        same = all(a is k and b is v for (a, b), (k, v) in zip(pairs, value.items(), strict=True))
+        return value if same or type(value) is not dict else dict(pairs)
+    if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+        if len(value) != len(args):
+            raise Mismatch(value, value)
+        items = [_conform(v, a) for v, a in zip(value, args, strict=True)]
+    else:
+        items = [_conform(v, args[0]) for v in value]
+    if all(a is b for a, b in zip(items, value, strict=True)) or type(value) is not origin:
+        return value  # nothing converted, or a subclass (a namedtuple) kept as it is
+    return origin(items)

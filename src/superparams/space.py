@@ -78,6 +78,8 @@ class Grid(Dimension):
     all of its settings: the dimension is the concatenation of them.
     """
 
+    maker = "search"  # the function that made it, as errors name it
+
     def __init__(
         self,
         points: Sequence[Any],
@@ -253,7 +255,9 @@ def choice(*points: T, weights: Sequence[float] | None = None) -> T:
         msg = f"choice() got {len(points)} values but {len(weights)} weights; give one per value"
         raise SearchSpaceError(msg)
     search(*points)  # the same check for no values
-    return Grid(points, weights=weights)  # type: ignore[return-value]
+    grid = Grid(points, weights=weights)
+    grid.maker = "choice"
+    return grid  # type: ignore[return-value]
 
 
 def uniform(low: float, high: float) -> float:

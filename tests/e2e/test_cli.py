@@ -7,6 +7,7 @@ there, the way a user does, without a terminal (the terminal is ``test_cli_tty.p
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import os
@@ -22,6 +23,8 @@ import polars as pl
 import pytest
 from tests.e2e.sources import EPOCHS, FLAKY, RANDOM, RANKS
 from tests.seed import USAGE
+
+from superparams import ExperimentError
 
 pytestmark = pytest.mark.slow
 
@@ -65,12 +68,12 @@ from superparams import Experiment, search
 
 class Slow(Experiment):
     n: int = search(0, 1, 2, 3)
-    seconds: float = 0.2
+    pause: float = 0.2
 
     def run(self):
         for step in range(3):
             print(f"n={self.n} step {step}", flush=True)
-            time.sleep(self.seconds / 3)
+            time.sleep(self.pause / 3)
         return {"n": self.n}
 """
 
@@ -317,6 +320,42 @@ class TestLookup:
         assert "ZeroDivisionError: division by zero" in done.stderr
         assert "superparams" not in done.stderr.split("Traceback", 1)[1].split("1 / 0")[0]
 
+    def test_a_field_named_like_a_results_column_is_one_line(self, tmp_path):
+        """A class with a `status` field: exit 2, the one line that says to rename it."""
+        source = SEED.replace("steps         :int = 100", "status: str = 'baseline'")
+        write(tmp_path / "params.py", source.replace("self.steps", "100"))
+        for command in (["params.Hyperparams"], ["results", "params.Hyperparams"]):
+            done = experiment(*command, cwd=tmp_path)
+            assert done.returncode == 2
+            assert done.stderr == (
+                "error: Hyperparams.status clashes with the results column 'status'; "
+                "rename the field (e.g. status_)\n"
+            )
+            assert done.stdout == ""
+        assert not (tmp_path / "progress").exists()
+
+    @pytest.mark.parametrize(
+        ("line", "message"),
+        [
+            (
+                "batch_size    :int = search(16, 'two', 3.5)",
+                "Hyperparams.batch_size is an int, but search() gives it 'two' (a str)",
+            ),
+            (
+                "batch_size = search(16, 32)",
+                "Hyperparams.batch_size = search(16, 32) has no annotation, so it would not be "
+                "a field; annotate it: `batch_size: int = search(16, 32)`",
+            ),
+        ],
+        ids=["wrong-type", "no-annotation"],
+    )
+    def test_a_class_the_model_refuses_is_one_line(self, tmp_path, line, message):
+        """A search of the wrong type or without annotation: exit 2 and its one line."""
+        write(tmp_path / "params.py", SEED.replace("batch_size    :int = search(16, 32)", line))
+        done = experiment("params.Hyperparams", cwd=tmp_path)
+        assert (done.returncode, done.stderr, done.stdout) == (2, f"error: {message}\n", "")
+        assert not (tmp_path / "progress").exists()
+
 
 class TestOverrides:
     def test_every_kind_of_field(self, tmp_path):
@@ -399,6 +438,80 @@ class TestOverrides:
         assert done.stderr == line + "\n"
         assert not (tmp_path / "progress").exists()
 
+    def test_a_value_is_the_same_from_the_command_line_and_python(self, tmp_path):
+        """--f 1 stores the setting Types(f=1) is; --maybe 2.5 fails as Types(maybe=2.5)."""
+        write(tmp_path / "kinds.py", TYPES)
+        done = experiment("kinds.Types", "--f", "1", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        row = results(tmp_path / "progress/kinds/Types").row(0, named=True)
+        sys.path.insert(0, str(tmp_path))
+        try:
+            kinds = importlib.import_module("kinds")
+            assert row["id"] == kinds.Types(f=1).id
+            with pytest.raises(ExperimentError) as error:
+                kinds.Types(maybe=2.5)
+        finally:
+            sys.path.remove(str(tmp_path))
+            sys.modules.pop("kinds", None)
+        assert (row["f"], type(row["f"])) == (1.0, float)
+        assert str(error.value) == (
+            "Types.maybe is an int or None, but Types(maybe=2.5) gives it 2.5 (a float)"
+        )
+        refused = experiment("kinds.Types", "--maybe", "2.5", cwd=tmp_path)
+        assert refused.returncode == 2
+        assert refused.stderr == "error: --maybe expects an int or none, got '2.5'\n"
+
+
+LINKED = """
+from superparams import Experiment, search
+
+class Train(Experiment):
+    warmup: int = search(10, 20, 30, link="schedule")
+    decay: float = search(0.1, 0.2, 0.3, link="schedule")
+    seed: int = search(0, 1)
+
+    def run(self):
+        return {"x": self.warmup * self.decay}
+"""
+
+
+class TestLinkedOverrides:
+    @pytest.mark.parametrize(
+        ("flag", "count"), [("10,20,40", 6), ("20", 2)], ids=["search", "pinned"]
+    )
+    def test_an_override_keeps_the_link(self, tmp_path, flag, count):
+        """--warmup 10,20,40 replaces warmup's values; --warmup 20 pins decay with it."""
+        write(tmp_path / "sched.py", LINKED)
+        done = experiment("sched.Train", "--warmup", flag, "--dry-run", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert f"would run {count} settings (dry run: nothing is run)" in done.stderr
+        if flag == "20":  # decay is pinned with warmup, so the overview shows one value
+            assert re.search(r"\n  decay +float +0\.2\n", done.stderr), done.stderr
+
+    @pytest.mark.parametrize(
+        ("flag", "line"),
+        [
+            (
+                "10,20",
+                "error: fields linked by 'schedule' vary together, so they need as many "
+                "values each: warmup has 2, decay has 3",
+            ),
+            (
+                "15",
+                "error: Train.warmup is linked by 'schedule' to decay, so it takes one of its "
+                "searched values 10, 20, 30, not 15; pin decay too, or override warmup "
+                "with search(...)",
+            ),
+        ],
+        ids=["length", "not-searched"],
+    )
+    def test_an_override_that_breaks_the_link_is_one_line(self, tmp_path, flag, line):
+        """A search of another length, or a value not searched: exit 2, one line."""
+        write(tmp_path / "sched.py", LINKED)
+        done = experiment("sched.Train", "--warmup", flag, "--dry-run", cwd=tmp_path)
+        assert done.returncode == 2
+        assert done.stderr == line + "\n"
+
 
 class TestRunOptions:
     def test_dry_run_shows_the_plan_and_runs_nothing(self, tmp_path):
@@ -471,9 +584,7 @@ class TestRunOptions:
     def test_a_timeout_fails_the_setting(self, tmp_path):
         """--timeout: a setting running longer fails with cause timeout; exit 1."""
         write(tmp_path / "slow.py", SLOW)
-        done = experiment(
-            "slow.Slow", "--n", "0", "--seconds", "30", "--timeout", "1", cwd=tmp_path
-        )
+        done = experiment("slow.Slow", "--n", "0", "--pause", "30", "--timeout", "1", cwd=tmp_path)
         assert done.returncode == 1
         row = results(tmp_path / "progress/slow/Slow").row(0, named=True)
         assert row["status"] == "failed"
@@ -517,7 +628,7 @@ class TestExitCodes:
         """SIGINT: running settings finish, are stored, and the command exits 130."""
         write(tmp_path / "slow.py", SLOW)
         process = subprocess.Popen(
-            [str(COMMAND), "slow.Slow", "--n", "0,1,2,3,4,5", "--seconds", "1.5"],
+            [str(COMMAND), "slow.Slow", "--n", "0,1,2,3,4,5", "--pause", "1.5"],
             cwd=tmp_path,
             env=environment(),
             stdout=subprocess.PIPE,
@@ -616,7 +727,7 @@ class TestAfterTheRun:
         """logs -f prints a running setting's log as it grows, and stops when it ends."""
         write(tmp_path / "slow.py", SLOW)
         run = subprocess.Popen(
-            [str(COMMAND), "slow.Slow", "--n", "0", "--seconds", "3"],
+            [str(COMMAND), "slow.Slow", "--n", "0", "--pause", "3"],
             cwd=tmp_path,
             env=environment(),
             stdout=subprocess.DEVNULL,
@@ -629,7 +740,7 @@ class TestAfterTheRun:
             while not (logs.is_dir() and any(logs.iterdir())) and time.monotonic() < deadline:
                 time.sleep(0.05)
             followed = experiment(
-                "logs", "slow.Slow", "--n", "0", "--seconds", "3", "-f", cwd=tmp_path, timeout=60
+                "logs", "slow.Slow", "--n", "0", "--pause", "3", "-f", cwd=tmp_path, timeout=60
             )
         finally:
             run.wait(timeout=60)
