@@ -8,6 +8,7 @@ turns Ctrl-C into a clean stop. It prints nothing: it emits events
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -28,7 +29,7 @@ from superparams.events import (
 )
 from superparams.executors import Executor, Started, get_executor
 from superparams.store import Plan, Store, describe
-from superparams.worker import Outcome, Task
+from superparams.worker import Outcome, RunStopped, Task
 
 if TYPE_CHECKING:
     import polars as pl
@@ -41,6 +42,16 @@ Subscriber = Callable[[Event], None]
 # How long finished outcomes may wait to be synced (and reported) together: one fsync
 # per batch, rather than one per setting.
 COMMIT_INTERVAL = 0.2
+
+# The signals that stop a run: Ctrl-C, what a scheduler sends to preempt or cancel a job
+# (Slurm, docker stop, systemd, timeout), and what a closed ssh session sends.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+# After a first SIGTERM or SIGHUP, running settings get this long to finish before they
+# are stopped; a scheduler kills the job soon after (Slurm's default KillWait is 30 s).
+# SUPERPARAMS_STOP_GRACE, in seconds, changes it.
+STOP_GRACE = 25.0
 
 
 def plan(space: Space[Any], *, folder: Path | str | None = None) -> Plan:
@@ -190,7 +201,8 @@ class _Run:
         self.completed = 0
         self.failed = 0
         self.failures: list[SettingFailed] = []
-        self.stops = 0  # Ctrl-C presses
+        self.stops = 0  # Ctrl-C presses (and SIGTERM, SIGHUP)
+        self._grace: threading.Timer | None = None
         self.interrupted = False
         self.remaining = 0
         self.began = time.time()
@@ -257,6 +269,8 @@ class _Run:
             self.executor.cancel()
             self.stops = max(self.stops, 2)
         finally:
+            if self._grace is not None:
+                self._grace.cancel()
             _restore_interrupts(previous)
             self.executor.shutdown()
             self._report()
@@ -334,12 +348,19 @@ class _Run:
         for event in events:
             self.emit(event)
 
-    def _interrupt(self) -> None:
+    def _interrupt(self, signum: int) -> None:
         self.stops += 1
-        if self.stops == 1:
-            self.emit(RunStopping(time.time(), graceful=True))
-        else:
-            raise KeyboardInterrupt
+        if self.stops > 1:
+            raise RunStopped
+        name = signal.Signals(signum).name
+        grace = None if signum == signal.SIGINT else _stop_grace()
+        self.emit(RunStopping(time.time(), graceful=True, signal=name, grace=grace))
+        if grace is not None:  # then the same signal again, as a second Ctrl-C
+            import _thread
+
+            self._grace = threading.Timer(grace, _thread.interrupt_main, (signum,))
+            self._grace.daemon = True
+            self._grace.start()
 
     def finished_event(self, stored: Plan, positions: list[int]) -> RunFinished:
         skipped = len(stored.done) if positions is not None else 0
@@ -391,19 +412,28 @@ def _column_value(value: Any) -> Any:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
-def _catch_interrupts(handler: Callable[[], None]) -> Any:
+def _catch_interrupts(handler: Callable[[int], None]) -> dict[int, Any]:
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return {}
 
-    def on_sigint(signum: int, frame: object) -> None:
-        handler()
+    def on_signal(signum: int, frame: object) -> None:
+        handler(signum)
 
-    return signal.signal(signal.SIGINT, on_sigint)
+    return {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
 
 
-def _restore_interrupts(previous: Any) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGINT, previous)
+def _restore_interrupts(previous: dict[int, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def _stop_grace() -> float:
+    text = os.environ.get("SUPERPARAMS_STOP_GRACE", "")
+    try:
+        grace = float(text) if text else STOP_GRACE
+    except ValueError:
+        grace = STOP_GRACE  # a typo in the variable must not cost the run its stop
+    return grace if grace >= 0 else STOP_GRACE
 
 
 def _remove_tree(path: Path) -> None:

@@ -14,6 +14,7 @@ over two pipes, so the user's script is never imported a second time as ``__main
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import pickle
@@ -127,6 +128,15 @@ class SettingTimeout(Exception):  # reads as the cause, like KeyboardInterrupt
     """Raised inside run() when a setting exceeds its time budget."""
 
 
+class RunStopped(KeyboardInterrupt):
+    """Raised in the driver when the run must stop now: a second Ctrl-C, SIGTERM or SIGHUP.
+
+    Only this interrupt leaves a setting ``interrupted`` (to run again). A
+    ``KeyboardInterrupt`` that ``run()`` raises itself is that setting's failure, like
+    any exception: otherwise every rerun would stop at it again.
+    """
+
+
 def run_setting(setting: Any, task: Task, worker: int, *, capture: str) -> Outcome:
     """Run one setting and return its outcome; never raises for the setting's own faults.
 
@@ -139,7 +149,7 @@ def run_setting(setting: Any, task: Task, worker: int, *, capture: str) -> Outco
     outcome = Outcome(task.id, task.attempt, started=started, worker=worker, log=task.log)
     log = _Log(task)
     try:
-        with log.capture(capture), _time_limit(task.timeout):
+        with log.capture(capture), _time_limit(task.timeout), _no_leftovers():
             try:
                 outcome.rows = rows_of(setting.run())
             except SettingTimeout as error:
@@ -149,7 +159,7 @@ def run_setting(setting: Any, task: Task, worker: int, *, capture: str) -> Outco
             except (Exception, SystemExit, KeyboardInterrupt) as error:  # sys.exit() too
                 tb = _user_traceback(error)
                 log.write(tb)
-                cause: Cause = "interrupted" if isinstance(error, KeyboardInterrupt) else "raised"
+                cause: Cause = "interrupted" if isinstance(error, RunStopped) else "raised"
                 outcome.failure = Failure(cause, _error_line(error), _tail(tb))
     finally:
         outcome.finished = time.time()
@@ -295,6 +305,93 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+# -- processes a setting starts ----------------------------------------------------------
+
+# How long processes left running by a setting get to exit after SIGTERM, before SIGKILL.
+LEFTOVER_GRACE = 1.0
+
+
+@contextlib.contextmanager
+def _no_leftovers() -> Iterator[None]:
+    """End, with the setting, every process it started and left running.
+
+    While the setting runs this process is a child subreaper (Linux), so an orphaned
+    descendant, a double-forked daemon included, is re-parented here rather than to init.
+    When the setting ends, the children this process did not have before it are sent
+    SIGTERM, then SIGKILL after :data:`LEFTOVER_GRACE`, and reaped; their own children
+    come back here as they die, and are ended the same way.
+    """
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+    before = _children()
+    was_subreaper = _subreaper(True)
+    try:
+        yield
+    finally:
+        try:
+            _end_children(before)
+        finally:
+            if not was_subreaper:
+                _subreaper(False)
+
+
+def _children() -> set[int]:
+    """The pids of this process's children (zombies included), from /proc."""
+    found: set[int] = set()
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as f:
+                found.update(int(pid) for pid in f.read().split())
+    except OSError:  # no /proc, or a kernel without the children file
+        pass
+    return found
+
+
+def _end_children(keep: set[int]) -> None:
+    deadline = None
+    for _ in range(1000):  # a setting that keeps forking cannot keep us here
+        left = _children() - keep
+        for pid in list(left):
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    left.discard(pid)  # it had exited: reaped
+        if not left:
+            return
+        now = time.monotonic()
+        if deadline is None:
+            deadline = now + LEFTOVER_GRACE
+        how = signal.SIGTERM if now < deadline else signal.SIGKILL
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, how)
+        time.sleep(0.01)
+
+
+def _subreaper(on: bool) -> bool:
+    """Make this process a child subreaper, or stop being one; say whether it was one."""
+    libc = _libc()
+    if libc is None:  # no prctl: orphans go to init, as without superparams
+        return on
+    import ctypes
+
+    pr_set_child_subreaper, pr_get_child_subreaper = 36, 37
+    state = ctypes.c_int(0)
+    libc.prctl(pr_get_child_subreaper, ctypes.byref(state))
+    libc.prctl(pr_set_child_subreaper, int(on))
+    return bool(state.value)
+
+
+@functools.cache
+def _libc() -> Any:
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
 # -- the worker process ----------------------------------------------------------------
 
 
@@ -302,7 +399,14 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int) -> No
     """Run tasks from the driver until it says stop or goes away."""
     from multiprocessing.connection import Connection
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    # Ctrl-C, and the SIGTERM a scheduler sends every process of a job, are the driver's
+    # to handle. A handler, not SIG_IGN: programs that run() starts get the defaults back.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _leave_to_the_driver)
+    # Programs that run() starts must not hold the pipes: the driver reads the end of
+    # file of the result pipe as this worker's death.
+    os.set_inheritable(inbox, False)
+    os.set_inheritable(outbox, False)
     _die_with_parent(parent)
     tasks, results = Connection(inbox, writable=False), Connection(outbox, readable=False)
     base: Any = None
@@ -343,6 +447,10 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int) -> No
                 return
             continue
         queue.extend(message[1])
+
+
+def _leave_to_the_driver(signum: int, frame: object) -> None:
+    pass
 
 
 def _pickle_outcome(outcome: Outcome) -> bytes:
@@ -412,10 +520,8 @@ def _die_with_parent(parent: int) -> None:
     """Ask Linux to kill this worker when the driver dies, even by kill -9."""
     if not sys.platform.startswith("linux"):
         return
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
+    if libc is not None:
         pr_set_pdeathsig = 1
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
     if os.getppid() != parent:  # the driver died before prctl took effect

@@ -77,6 +77,11 @@ class _Worker:
         os.close(out_w)
         self.tasks = Connection(task_w, readable=False)
         self.results = Connection(out_r, writable=False)
+        # Readable once the process has exited, whatever its children still hold: a child
+        # forked by run() keeps the result pipe open after the worker dies.
+        self.sentinel: int | None = None
+        with contextlib.suppress(AttributeError, OSError):  # pidfds: Linux 5.3 and later
+            self.sentinel = os.pidfd_open(self.process.pid)
         # Sent and not yet answered, in order; the head is running since `since`.
         self.inflight: deque[Task] = deque()
         self.unsent: list[Task] = []  # the tail of inflight, sent together by flush()
@@ -88,13 +93,21 @@ class _Worker:
         self.tasks.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
     def kill(self) -> None:
+        """Kill the worker and what its settings started in its session (its group)."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def dead(self) -> bool:
+        return self.process.poll() is not None
 
     def close(self) -> None:
         for conn in (self.tasks, self.results):
             with contextlib.suppress(OSError):
                 conn.close()
+        if self.sentinel is not None:
+            os.close(self.sentinel)
+            self.sentinel = None
 
 
 class LocalExecutor(Executor):
@@ -232,33 +245,54 @@ class LocalExecutor(Executor):
             return []
         self._flush()
         outcomes: list[Outcome] = []
-        by_conn = {w.results: w for w in self._workers}
-        for conn in wait(list(by_conn), timeout=self._until_deadline(timeout)):
-            worker = by_conn[conn]  # type: ignore[index]
-            try:
-                message = pickle.loads(worker.results.recv_bytes())
-            except (EOFError, OSError):
+        by_conn: dict[Any, _Worker] = {w.results: w for w in self._workers}
+        sentinels = {w.sentinel: w for w in self._workers if w.sentinel is not None}
+        dead: list[_Worker] = []
+        for ready in wait([*by_conn, *sentinels], timeout=self._until_deadline(timeout)):
+            if ready in sentinels:
+                dead.append(sentinels[ready])
+            elif not self._receive(by_conn[ready], outcomes):
+                dead.append(by_conn[ready])
+        # Without pidfds, a death behind a pipe that a child holds is seen here.
+        dead += [w for w in self._workers if w.sentinel is None and w not in dead and w.dead()]
+        for worker in dead:
+            if worker in self._workers:  # its pipe and its sentinel may both have said so
+                self._drain(worker, outcomes)
                 outcomes.extend(self._replace(worker))
-                continue
-            if isinstance(message, WorkerError):
-                self.cancel()
-                raise message
-            if isinstance(message, tuple):  # ("dropped", n): the last n queued never ran
-                for _ in range(message[1]):
-                    worker.inflight.pop()
-                worker.dropping = False
-                continue
-            outcome: Outcome = message
-            worker.inflight.popleft()
-            self._recent.append(outcome.finished - outcome.started)
-            outcomes.append(outcome)
-            if worker.inflight:
-                if worker.dropping:  # the next is dropped, unless it started already
-                    worker.since = time.time()
-                else:
-                    self._began(worker)
         outcomes.extend(self._enforce_timeouts())
         return outcomes
+
+    def _receive(self, worker: _Worker, outcomes: list[Outcome]) -> bool:
+        """Take one message from a worker; False if its pipe says it is gone."""
+        try:
+            message = pickle.loads(worker.results.recv_bytes())
+        except (EOFError, OSError):
+            return False
+        if isinstance(message, WorkerError):
+            self.cancel()
+            raise message
+        if isinstance(message, tuple):  # ("dropped", n): the last n queued never ran
+            for _ in range(message[1]):
+                worker.inflight.pop()
+            worker.dropping = False
+            return True
+        outcome: Outcome = message
+        worker.inflight.popleft()
+        self._recent.append(outcome.finished - outcome.started)
+        outcomes.append(outcome)
+        if worker.inflight:
+            if worker.dropping:  # the next is dropped, unless it started already
+                worker.since = time.time()
+            else:
+                self._began(worker)
+        return True
+
+    def _drain(self, worker: _Worker, outcomes: list[Outcome]) -> None:
+        """Take what a dead worker sent before it died, never waiting for more."""
+        with contextlib.suppress(OSError):
+            os.set_blocking(worker.results.fileno(), False)
+            while worker.results.poll(0) and self._receive(worker, outcomes):
+                pass
 
     def _until_deadline(self, timeout: float) -> float:
         deadlines = [
@@ -282,6 +316,8 @@ class LocalExecutor(Executor):
     def _replace(self, worker: _Worker) -> list[Outcome]:
         """A worker died: fail the setting it ran, restart its slot, resend the rest."""
         code = worker.process.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(worker.process.pid, signal.SIGKILL)  # what it started, in its group
         worker.close()
         lost = list(worker.inflight)
         outcomes = []
