@@ -238,12 +238,11 @@ class _Run:
             return
         pending = deque(positions)
         attempts = stored.attempts
-        workdir = self.store.folder / ".run"
         previous = _catch_interrupts(self._interrupt)
         dropped = False
         try:
-            # Inside the try: a base that fails to pickle leaves no half-written file.
-            self.executor.start(self.space, self._started, str(workdir))
+            # Inside the try: a base that cannot be pickled still ends the run cleanly.
+            self.executor.start(self.space, self._started)
             while pending or self.executor.busy:
                 if self.stops and not dropped:  # not in the handler: it may interrupt a send
                     self.executor.drop_queued()
@@ -274,7 +273,6 @@ class _Run:
             _restore_interrupts(previous)
             self.executor.shutdown()
             self._report()
-            _remove_tree(workdir)
         self.remaining = len(pending) + len(self.inflight)
         self.interrupted = self.stops > 0
 
@@ -434,9 +432,3 @@ def _stop_grace() -> float:
     except ValueError:
         grace = STOP_GRACE  # a typo in the variable must not cost the run its stop
     return grace if grace >= 0 else STOP_GRACE
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)

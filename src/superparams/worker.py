@@ -25,7 +25,7 @@ import traceback
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TextIO
+from typing import Any, BinaryIO, Literal, TextIO
 
 TRACEBACK_LINES = 30  # how much of a traceback an outcome keeps; the log has all of it
 
@@ -435,16 +435,18 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int) -> No
             queue.clear()
             continue
         if kind == "base":
-            _, path, sys_path = message
+            _, fd, sys_path = message
             for entry in reversed(sys_path):
                 if entry not in sys.path:
                     sys.path.insert(0, entry)
             try:
-                base = read_base(path)
+                base = read_base(fd)
             except Exception as error:  # whatever it is, the run cannot go on
                 text = f"a worker could not load the experiment: {_error_line(error)}"
                 results.send_bytes(pickle.dumps(WorkerError(text)))
                 return
+            finally:
+                os.close(fd)  # the mapping keeps what it needs; run()'s children get none
             continue
         queue.extend(message[1])
 
@@ -470,8 +472,8 @@ def _pickle_outcome(outcome: Outcome) -> bytes:
 _ALIGN = 64  # out-of-band buffers start on cache-line boundaries, as numpy likes
 
 
-def write_base(base: Any, path: str | os.PathLike[str]) -> None:
-    """Pickle ``base`` to ``path``, large buffers out of band so readers can map them.
+def write_base(base: Any, file: BinaryIO) -> None:
+    """Pickle ``base`` into ``file``, large buffers out of band so readers can map them.
 
     The file holds: a header line (the pickle's length, then each buffer's offset and
     length), the pickle, and the raw buffers. Writing copies no array.
@@ -487,30 +489,32 @@ def write_base(base: Any, path: str | os.PathLike[str]) -> None:
         offset += -(-view.nbytes // _ALIGN) * _ALIGN
     header = (repr((len(data), spans)) + "\n").encode()
     start = -(-(len(header) + len(data)) // _ALIGN) * _ALIGN
-    with open(path, "wb", buffering=0) as f:  # unbuffered: big buffers go straight in
-        f.write(header + data)
-        for (at, _), view in zip(spans, views, strict=True):
-            f.seek(start + at)
-            f.write(view)
+    file.seek(0)
+    file.write(header + data)
+    for (at, _), view in zip(spans, views, strict=True):
+        file.seek(start + at)
+        file.write(view)
+    file.flush()
 
 
-def read_base(path: str | os.PathLike[str]) -> Any:
-    """Load what :func:`write_base` wrote; arrays point into a private mapping of the file.
+def read_base(fd: int) -> Any:
+    """Load what :func:`write_base` wrote to ``fd``; arrays point into a private mapping.
 
     The mapping is copy-on-write: reading shares the page cache with every other worker,
-    and a setting that writes to an array changes only its own worker's copy.
+    and a setting that writes to an array changes only its own worker's copy. Workers
+    share the descriptor's file offset, so nothing here reads through it.
     """
     import ast
     import mmap
 
-    with open(path, "rb") as f:
-        header = f.readline()
-        size, spans = ast.literal_eval(header.decode())
-        data = f.read(size)
-        start = -(-(len(header) + size) // _ALIGN) * _ALIGN
-        if not spans:
-            return pickle.loads(data)
-        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
+    end = mapped.find(b"\n") + 1
+    size, spans = ast.literal_eval(mapped[:end].decode())
+    data = mapped[end : end + size]
+    if not spans:
+        mapped.close()
+        return pickle.loads(data)
+    start = -(-(end + size) // _ALIGN) * _ALIGN
     view = memoryview(mapped)
     buffers = [view[start + at : start + at + n] for at, n in spans]
     return pickle.loads(data, buffers=buffers)

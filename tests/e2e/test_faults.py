@@ -294,3 +294,67 @@ class TestSchedulerSignals:
         assert child.returncode == 130, err
         rows = table(tmp_path, "sleeps", "Sleeps").sort("n")
         assert rows["status"].to_list() == ["completed", "interrupted", "interrupted"]
+
+
+# What a hostile user with write access to the progress folder plants: a pickle that,
+# when loaded, leaves a mark (it could run anything).
+PLANT = """
+import os
+import pickle
+import sys
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch " + sys.argv[2],))
+
+data = pickle.dumps(Payload())
+header = (repr((len(data), [])) + "\\n").encode()
+with open(sys.argv[1], "wb") as f:
+    f.write(header + data)
+"""
+
+DIES = """
+import os
+import time
+from superparams import Experiment, search
+
+class Dies(Experiment):
+    n: int = search(*range(4))
+
+    def run(self):
+        time.sleep(1.0)
+        if self.n == 0:
+            os._exit(1)  # its worker is replaced, and the new one loads the base
+        return {"n": self.n}
+"""
+
+
+class TestProgressFolderIsNotCode:
+    def test_a_planted_base_is_never_loaded(self, tmp_path):
+        """Whoever can write the progress folder cannot make a worker run their code: a
+        pickle planted where the base used to be is never loaded, not even by the worker
+        started to replace a dead one."""
+        import sys
+
+        write(tmp_path / "experiments/dies.py", DIES)
+        write(tmp_path / "plant.py", PLANT)
+        folder = tmp_path / "experiments/progress/dies/Dies"
+        mark = tmp_path / "pwned"
+        child = subprocess.Popen(
+            [str(COMMAND), "dies.Dies", "-j", "2"],
+            cwd=tmp_path,
+            env=environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        wait_for(lambda: list(folder.glob("logs/*.log")), "the first settings to start")
+        (folder / ".run").mkdir(exist_ok=True)
+        plant = [sys.executable, str(tmp_path / "plant.py"), str(folder / ".run/base.pkl")]
+        subprocess.run([*plant, str(mark)], check=True)  # in place before the worker dies
+        _, err = child.communicate(timeout=60)
+        assert child.returncode == 1, err
+        assert not mark.exists()
+        rows = table(tmp_path, "dies", "Dies").sort("n")
+        assert rows["status"].to_list() == ["failed", "completed", "completed", "completed"]

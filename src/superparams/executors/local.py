@@ -9,13 +9,15 @@ fail only the setting it was running, with the signal or exit code as the cause,
 replaced in the same slot, so ``rank`` and the GPU it holds stay put. Owning the pipes
 makes that, per-setting timeouts, and exact accounting of what ran where, simple.
 
-How the base travels: it is pickled once, to ``<workdir>/base.pkl``, with its large
-buffers (numpy arrays, and the arrays inside pandas frames) written out of band; each
-worker maps that file and unpickles the base once, its arrays pointing into the mapping
-(see :func:`superparams.worker.write_base`). So a 400 MB array costs each worker one
-read of shared page cache, not a copy per setting or even per worker. This is the same
-under every start method, since workers are started afresh; a cluster engine would do
-the same with its object store.
+How the base travels: it is pickled once, into a temporary file that has no name (in
+``TMPDIR``), with its large buffers (numpy arrays, and the arrays inside pandas frames)
+written out of band. Each worker gets the file's descriptor when it is started, maps it
+and unpickles the base once, its arrays pointing into the mapping (see
+:func:`superparams.worker.write_base`). So a 400 MB array costs each worker one read of
+shared page cache, not a copy per setting or even per worker. A file with no name is one
+no other user can replace: nothing a worker unpickles comes from the progress folder,
+and nothing is left behind by a crash. This is the same under every start method, since
+workers are started afresh; a cluster engine would do the same with its object store.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ import pickle
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from superparams.errors import ExperimentError
 from superparams.executors import Executor, Started
@@ -48,7 +50,7 @@ TIMEOUT_GRACE = 5.0
 class _Worker:
     """One worker process and what it has been sent."""
 
-    def __init__(self, slot: int, n_proc: int, env: dict[str, str]) -> None:
+    def __init__(self, slot: int, n_proc: int, env: dict[str, str], base_fd: int) -> None:
         self.slot = slot
         task_r, task_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -64,7 +66,7 @@ class _Worker:
         ]
         self.process = subprocess.Popen(
             command,
-            pass_fds=(task_r, out_w),
+            pass_fds=(task_r, out_w, base_fd),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -127,19 +129,19 @@ class LocalExecutor(Executor):
         self._workers: list[_Worker] = []
         self._notify: Callable[[Started], None] = lambda started: None
         self._base_message: tuple[Any, ...] = ()
+        self._base_file: IO[bytes] | None = None  # kept open for workers started later
         self._recent: deque[float] = deque(maxlen=16)
         self._dropped = False  # the run winds down: nothing more starts
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self, base: Space[Any], notify: Callable[[Started], None], workdir: str) -> None:
+    def start(self, base: Space[Any], notify: Callable[[Started], None]) -> None:
         self._notify = notify
-        path = Path(workdir) / "base.pkl"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._base_file = tempfile.TemporaryFile(prefix="superparams-base-")  # noqa: SIM115
         try:
-            write_base(base, path)
+            write_base(base, self._base_file)
         except Exception as error:
-            path.unlink(missing_ok=True)
+            self._close_base()
             name = base.experiment_class.__name__
             msg = (
                 f"{name} cannot be sent to worker processes: {type(error).__name__}: {error}. "
@@ -149,16 +151,22 @@ class LocalExecutor(Executor):
             )
             raise ExperimentError(msg) from error
         sys_path = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
-        self._base_message = ("base", str(path), sys_path)
+        self._base_message = ("base", self._base_file.fileno(), sys_path)
         self._workers = [self._spawn(slot) for slot in range(self.num_proc)]
 
     def _spawn(self, slot: int) -> _Worker:
         env = dict(os.environ)
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(self.gpus[slot % len(self.gpus)])
-        worker = _Worker(slot, self.num_proc, env)
+        assert self._base_file is not None  # started
+        worker = _Worker(slot, self.num_proc, env, self._base_file.fileno())
         worker.send(self._base_message)
         return worker
+
+    def _close_base(self) -> None:
+        if self._base_file is not None:
+            self._base_file.close()
+            self._base_file = None
 
     def shutdown(self) -> None:
         for worker in self._workers:
@@ -173,6 +181,7 @@ class LocalExecutor(Executor):
                 worker.process.wait()
             worker.close()
         self._workers = []
+        self._close_base()
 
     def drop_queued(self) -> None:
         self._dropped = True
@@ -193,6 +202,7 @@ class LocalExecutor(Executor):
             worker.inflight.clear()
             worker.close()
         self._workers = []
+        self._close_base()
 
     # -- tasks ---------------------------------------------------------------------------
 
