@@ -95,6 +95,7 @@ def run_all(
     folder: Path | str | None = None,
     engine: str | Executor | None = None,
     debug: bool = False,
+    isolate: bool = False,
     display: bool | Subscriber = True,
     subscribers: Iterable[Subscriber] = (),
 ) -> pl.DataFrame:
@@ -111,6 +112,8 @@ def run_all(
             experiment's file, see :func:`superparams.store.folder_for`).
         engine: an executor name (``"local"``, ``"inline"``) or instance.
         debug: run in this process and let the first exception through.
+        isolate: run each setting in a new worker process of its own, for code that
+            leaves its process in a state the next setting should not inherit.
         display: False for silence, True for plain progress lines on stderr, or a
             subscriber that shows the run.
         subscribers: more callables that receive every event.
@@ -128,7 +131,7 @@ def run_all(
         subs.insert(0, PlainDisplay())
     elif callable(display):
         subs.insert(0, display)
-    executor = _executor(engine, num_proc, gpus, debug)
+    executor = _executor(engine, num_proc, gpus, debug, isolate=isolate)
     store = Store.for_space(space, folder)
     run = _Run(space, store, executor, subs, timeout=timeout, retries=retries)
     with store:
@@ -142,7 +145,12 @@ def run_all(
 
 
 def _executor(
-    engine: str | Executor | None, num_proc: int, gpus: Sequence[int | str] | None, debug: bool
+    engine: str | Executor | None,
+    num_proc: int,
+    gpus: Sequence[int | str] | None,
+    debug: bool,
+    *,
+    isolate: bool = False,
 ) -> Executor:
     from superparams.errors import UsageError
 
@@ -151,6 +159,17 @@ def _executor(
     if num_proc < 1:
         msg = f"num_proc must be at least 1, got {num_proc!r}"
         raise UsageError(msg)
+    if isolate:
+        if debug or engine not in (None, "local"):
+            where = "debug=True" if debug else f"engine={engine!r}"
+            msg = (
+                f"isolate=True runs each setting in a local worker process of its own, "
+                f"and {where} does not; drop one of the two"
+            )
+            raise UsageError(msg)
+        from superparams.executors.local import LocalExecutor
+
+        return LocalExecutor(num_proc, gpus=gpus, isolate=True)
     if debug or (engine is None and num_proc == 1):
         from superparams.executors.inline import InlineExecutor
 
@@ -354,9 +373,9 @@ class _Run:
         grace = None if signum == signal.SIGINT else _stop_grace()
         self.emit(RunStopping(time.time(), graceful=True, signal=name, grace=grace))
         if grace is not None:  # then the same signal again, as a second Ctrl-C
-            import _thread
-
-            self._grace = threading.Timer(grace, _thread.interrupt_main, (signum,))
+            # A real signal to the main thread, so a setting asleep in it wakes to it.
+            main = threading.main_thread().ident
+            self._grace = threading.Timer(grace, signal.pthread_kill, (main, signum))
             self._grace.daemon = True
             self._grace.start()
 

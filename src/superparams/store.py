@@ -141,7 +141,8 @@ class Store:
         fields: Iterable[str] = (),
         defaults: Mapping[str, tuple[str, Any]] | None = None,
     ) -> None:
-        self.folder = Path(folder)
+        # Absolute from the start: run() may change the working directory.
+        self.folder = Path(folder).absolute()
         self._logs = f"{self.folder / LOGS}{os.sep}"
         self.fields = tuple(fields)
         # Each field's constant default as (encoding, value): what an added field means

@@ -21,6 +21,9 @@ from tests.e2e.test_cli import COMMAND, environment, experiment, write
 
 pytestmark = pytest.mark.slow
 
+# A setting runs in the command's own process, or in one of two worker processes.
+MODES = {"in-process": ("--engine", "inline"), "workers": ("-j", "2")}
+
 RAISES = """
 import sys
 from superparams import Experiment, search
@@ -126,7 +129,7 @@ def kill_all(root: Path) -> None:
 class TestSettingRaisesAnInterrupt:
     """``KeyboardInterrupt`` or ``SystemExit`` raised by ``run()`` fails that setting only."""
 
-    @pytest.mark.parametrize("jobs", ["1", "2"])
+    @pytest.mark.parametrize("mode", MODES)
     @pytest.mark.parametrize(
         ("how", "error"),
         [
@@ -134,16 +137,16 @@ class TestSettingRaisesAnInterrupt:
             ("SystemExit", "SystemExit: the setting called sys.exit"),
         ],
     )
-    def test_fails_the_setting_and_the_rest_run(self, project, jobs, how, error):
+    def test_fails_the_setting_and_the_rest_run(self, project, mode, how, error):
         """The setting is failed with its error, the other three complete, the exit code
         says some failed, and a second run tries it again instead of stopping at it."""
-        done = experiment("raises.Raises", "--how", how, "-j", jobs, cwd=project)
+        done = experiment("raises.Raises", "--how", how, *MODES[mode], cwd=project)
         assert done.returncode == 1, done.stderr
         rows = table(project, "raises", "Raises").sort("n")
         assert rows["status"].to_list() == ["completed", "failed", "completed", "completed"]
         failed = rows.row(1, named=True)
         assert (failed["cause"], failed["error"]) == ("raised", error)
-        again = experiment("raises.Raises", "--how", how, "-j", jobs, cwd=project)
+        again = experiment("raises.Raises", "--how", how, *MODES[mode], cwd=project)
         assert again.returncode == 1, again.stderr
         assert "1 failed" in again.stderr
         assert table(project, "raises", "Raises").height == 4
@@ -193,12 +196,12 @@ class TestDeadWorkerWithChildren:
 
 
 class TestNothingLeftRunning:
-    @pytest.mark.parametrize("jobs", ["1", "2"])
-    def test_processes_started_by_a_setting_end_with_it(self, project, jobs):
+    @pytest.mark.parametrize("mode", MODES)
+    def test_processes_started_by_a_setting_end_with_it(self, project, mode):
         """A subprocess left running and a double-forked daemon are both gone when their
         setting ends, in a worker and in this process alike."""
         try:
-            done = experiment("leaves.Leaves", "-j", jobs, cwd=project)
+            done = experiment("leaves.Leaves", *MODES[mode], cwd=project)
             assert done.returncode == 0, done.stderr
             pids = {p.name: int(p.read_text()) for p in (project / "experiments/pids").iterdir()}
             assert set(pids) == {"popen", "daemon"}
@@ -247,30 +250,33 @@ class TestSchedulerSignals:
     """SIGTERM and SIGHUP stop a run as Ctrl-C does: gracefully once, at once twice."""
 
     @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
-    @pytest.mark.parametrize("jobs", ["1", "2"])
-    def test_first_signal_lets_running_settings_finish(self, tmp_path, signum, jobs):
+    @pytest.mark.parametrize("mode", MODES)
+    def test_first_signal_lets_running_settings_finish(self, tmp_path, signum, mode):
         """Running settings finish and are stored, nothing more starts, the summary is
         printed, the exit code is 130, and nothing is left behind; sent to the whole
         process group, as Slurm and docker do."""
         write(tmp_path / "experiments/sleeps.py", SLEEPS)
-        child = start(tmp_path, "-j", jobs)
-        wait_for(lambda: started(tmp_path) >= 1 + int(jobs), "the slow settings to start")
+        child = start(tmp_path, *MODES[mode])
+        running = 2 if mode == "workers" else 1
+        wait_for(lambda: started(tmp_path) >= 1 + running, "the slow settings to start")
         os.killpg(child.pid, signum)
         _, err = child.communicate(timeout=60)
         assert child.returncode == 130, err
         assert "Traceback" not in err
         rows = table(tmp_path, "sleeps", "Sleeps")
         assert set(rows["status"]) == {"completed"}
-        assert 1 + int(jobs) <= rows.height < 6
+        assert 1 + running <= rows.height < 6
         assert f"{signal.Signals(signum).name}: stopping" in err
         assert "interrupted in" in err
         assert not (tmp_path / "experiments/progress/sleeps/Sleeps/.run").exists()
 
-    def test_second_signal_stops_running_settings(self, tmp_path):
+    @pytest.mark.parametrize("mode", MODES)
+    def test_second_signal_stops_running_settings(self, tmp_path, mode):
         """A second SIGTERM stops the running settings at once; they are interrupted."""
         write(tmp_path / "experiments/sleeps.py", SLEEPS)
-        child = start(tmp_path, "-j", "2", NAP="60")
-        wait_for(lambda: started(tmp_path) >= 3, "the slow settings to start")
+        child = start(tmp_path, *MODES[mode], NAP="60")
+        running = 2 if mode == "workers" else 1
+        wait_for(lambda: started(tmp_path) >= 1 + running, "the slow settings to start")
         began = time.monotonic()
         os.killpg(child.pid, signal.SIGTERM)
         time.sleep(0.5)
@@ -279,21 +285,23 @@ class TestSchedulerSignals:
         assert time.monotonic() - began < 20
         assert child.returncode == 130, err
         rows = table(tmp_path, "sleeps", "Sleeps").sort("n")
-        assert rows["status"].to_list() == ["completed", "interrupted", "interrupted"]
+        assert rows["status"].to_list() == ["completed"] + ["interrupted"] * running
 
-    def test_running_settings_get_a_grace_period(self, tmp_path):
+    @pytest.mark.parametrize("mode", MODES)
+    def test_running_settings_get_a_grace_period(self, tmp_path, mode):
         """After the first SIGTERM, settings still running when the grace period ends are
         stopped and left interrupted (Slurm kills the job soon after its SIGTERM)."""
         write(tmp_path / "experiments/sleeps.py", SLEEPS)
-        child = start(tmp_path, "-j", "2", NAP="60", SUPERPARAMS_STOP_GRACE="2")
-        wait_for(lambda: started(tmp_path) >= 3, "the slow settings to start")
+        child = start(tmp_path, *MODES[mode], NAP="60", SUPERPARAMS_STOP_GRACE="2")
+        running = 2 if mode == "workers" else 1
+        wait_for(lambda: started(tmp_path) >= 1 + running, "the slow settings to start")
         began = time.monotonic()
         os.killpg(child.pid, signal.SIGTERM)
         _, err = child.communicate(timeout=60)
         assert 1.5 < time.monotonic() - began < 20
         assert child.returncode == 130, err
         rows = table(tmp_path, "sleeps", "Sleeps").sort("n")
-        assert rows["status"].to_list() == ["completed", "interrupted", "interrupted"]
+        assert rows["status"].to_list() == ["completed"] + ["interrupted"] * running
 
 
 # What a hostile user with write access to the progress folder plants: a pickle that,
@@ -358,3 +366,112 @@ class TestProgressFolderIsNotCode:
         assert not mark.exists()
         rows = table(tmp_path, "dies", "Dies").sort("n")
         assert rows["status"].to_list() == ["failed", "completed", "completed", "completed"]
+
+
+# Each setting notes the state of its process as it starts, then changes all of it.
+MESSY = """
+import os
+import resource
+import signal
+import sys
+from superparams import Experiment, search
+
+class Messy(Experiment):
+    n: int = search(*range(4))
+
+    def run(self):
+        seen = {
+            "cwd": os.getcwd(),
+            "env": os.environ.get("MESSY"),
+            "umask": os.umask(0o077),
+            "path": sys.path[0],
+            "usr1": str(signal.getsignal(signal.SIGUSR1)),
+            "core": resource.getrlimit(resource.RLIMIT_CORE)[0],
+        }
+        os.chdir("/")
+        os.environ["MESSY"] = str(self.n)
+        sys.path.insert(0, f"/nowhere/{self.n}")
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+        return seen
+"""
+
+LIMITS = """
+import resource
+from superparams import Experiment, search
+
+class Limits(Experiment):
+    n: int = search(*range(4))
+
+    def run(self):
+        if self.n == 0:  # a setting that caps its own memory, and forgets to undo it
+            resource.setrlimit(resource.RLIMIT_AS, (2 << 30, resource.RLIM_INFINITY))
+            return {"big": 0}
+        return {"big": len(bytearray(3 << 30))}  # 3 GiB, zeroed lazily
+"""
+
+
+class TestNothingLeaksBetweenSettings:
+    @pytest.mark.parametrize("mode", MODES)
+    def test_each_setting_starts_from_the_same_state(self, tmp_path, mode):
+        """What one setting changes in its process (working directory, environment,
+        umask, sys.path, signal handlers, limits) is undone before the next one starts."""
+        write(tmp_path / "experiments/messy.py", MESSY)
+        done = experiment("messy.Messy", *MODES[mode], cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        rows = table(tmp_path, "messy", "Messy")
+        for column in ("cwd", "env", "umask", "path", "usr1", "core"):
+            assert rows[column].n_unique() == 1, (column, rows[column].to_list())
+        assert rows["cwd"][0] == str(tmp_path)
+        assert rows["env"][0] is None
+
+    def test_a_lowered_memory_limit_ends_with_its_setting(self, tmp_path):
+        """A setting that lowers its memory limit does not make a later one on the same
+        worker fail with MemoryError."""
+        write(tmp_path / "experiments/limits.py", LIMITS)
+        done = experiment("limits.Limits", "--engine", "local", "-j", "1", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        rows = table(tmp_path, "limits", "Limits")
+        assert rows["worker"].n_unique() == 1  # one worker ran them all, in order
+        assert set(rows["status"]) == {"completed"}
+
+    def test_a_relative_folder_survives_chdir(self, tmp_path, monkeypatch):
+        """A relative folder= stays where it was when the run began, whatever run() does
+        to the working directory."""
+        write(tmp_path / "experiments/messy.py", MESSY)
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.syspath_prepend(str(tmp_path / "experiments"))
+        import importlib
+
+        module = importlib.import_module("messy")
+        try:
+            frame = module.Messy().run_all(folder="out", display=False)
+        finally:
+            import sys
+
+            sys.modules.pop("messy", None)
+        assert frame["status"].to_list() == ["completed"] * 4
+        assert (tmp_path / "out/results.parquet").exists()
+
+
+class TestIsolatedSettings:
+    def test_each_setting_in_a_process_of_its_own(self, tmp_path):
+        """--isolate runs every setting in a new worker process: no two share one."""
+        write(
+            tmp_path / "experiments/pids.py",
+            """
+            import os
+            from superparams import Experiment, search
+
+            class Pids(Experiment):
+                n: int = search(*range(5))
+
+                def run(self):
+                    return {"pid": os.getpid(), "rank": self.rank}
+            """,
+        )
+        done = experiment("pids.Pids", "-j", "2", "--isolate", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        rows = table(tmp_path, "pids", "Pids")
+        assert rows["pid"].n_unique() == 5
+        assert set(rows["rank"]) <= {0, 1}

@@ -90,6 +90,7 @@ class _Worker:
         self.since = 0.0
         self.killed_for_timeout = False
         self.dropping = False  # asked to drop its queue; the answer is not in yet
+        self.ran = 0  # settings it finished
 
     def send(self, message: tuple[Any, ...]) -> None:
         self.tasks.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
@@ -113,7 +114,12 @@ class _Worker:
 
 
 class LocalExecutor(Executor):
-    """``num_proc`` worker processes; ``gpus`` are handed out round-robin by slot."""
+    """``num_proc`` worker processes; ``gpus`` are handed out round-robin by slot.
+
+    With ``isolate=True`` each setting runs in a worker process of its own, started for
+    it and stopped after it: for code that leaves its process in a state no setting
+    after it should inherit (threads, CUDA contexts, monkeypatched modules).
+    """
 
     name: ClassVar[str] = "local"
 
@@ -123,9 +129,12 @@ class LocalExecutor(Executor):
         *,
         gpus: Sequence[int | str] | None = None,
         depth: int = 2,
+        isolate: bool = False,
     ) -> None:
         super().__init__(num_proc, gpus=gpus)
         self.depth = depth  # tasks queued per worker, so a fast setting never waits for IPC
+        self.isolate = isolate
+        self._retired: list[_Worker] = []  # stopped after their setting, not yet reaped
         self._workers: list[_Worker] = []
         self._notify: Callable[[Started], None] = lambda started: None
         self._base_message: tuple[Any, ...] = ()
@@ -173,6 +182,8 @@ class LocalExecutor(Executor):
             with contextlib.suppress(OSError):
                 worker.send(("stop",))
         deadline = time.monotonic() + 2.0
+        self._workers += self._retired
+        self._retired = []
         for worker in self._workers:
             try:
                 worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
@@ -195,6 +206,8 @@ class LocalExecutor(Executor):
                     worker.dropping = True
 
     def cancel(self) -> None:
+        self._workers += self._retired
+        self._retired = []
         for worker in self._workers:
             worker.kill()
         for worker in self._workers:
@@ -220,7 +233,7 @@ class LocalExecutor(Executor):
         # Queue ahead only for quick settings: a slow one gains nothing from it, and a
         # queued setting would start after Ctrl-C asked the run to wind down. The
         # quicker they are, the more are queued, and sent in one message.
-        if not self._recent:
+        if not self._recent or self.isolate:
             return 1
         median = sorted(self._recent)[len(self._recent) // 2]
         if median < 0.01:
@@ -270,7 +283,21 @@ class LocalExecutor(Executor):
                 self._drain(worker, outcomes)
                 outcomes.extend(self._replace(worker))
         outcomes.extend(self._enforce_timeouts())
+        if self.isolate:
+            self._renew()
         return outcomes
+
+    def _renew(self) -> None:
+        """Stop each worker that finished its setting, and start another in its slot."""
+        for worker in [w for w in self._retired if w.dead()]:  # reaped
+            worker.close()
+            self._retired.remove(worker)
+        for index, worker in enumerate(self._workers):
+            if worker.ran and not worker.inflight:
+                with contextlib.suppress(OSError):
+                    worker.send(("stop",))
+                self._retired.append(worker)
+                self._workers[index] = self._spawn(worker.slot)
 
     def _receive(self, worker: _Worker, outcomes: list[Outcome]) -> bool:
         """Take one message from a worker; False if its pipe says it is gone."""
@@ -288,6 +315,7 @@ class LocalExecutor(Executor):
             return True
         outcome: Outcome = message
         worker.inflight.popleft()
+        worker.ran += 1
         self._recent.append(outcome.finished - outcome.started)
         outcomes.append(outcome)
         if worker.inflight:
