@@ -315,7 +315,7 @@ class Recorder(Executor):
         self.base: Any = None
         self.notify: Callable[[Started], None] = lambda started: None
 
-    def start(self, base: Any, notify: Callable[[Started], None], workdir: str) -> None:
+    def start(self, base: Any, notify: Callable[[Started], None]) -> None:
         self.calls.append("start")
         self.base, self.notify = base, notify
 

@@ -475,22 +475,39 @@ class TestResultsAndPlan:
 
 
 INTERRUPTIBLE = """
+import os
+import signal
+import time
 from superparams import Experiment, search
 
 class Stops(Experiment):
     n: int = search(0, 1, 2, 3)
 
     def run(self):
+        if self.n == 1:  # Ctrl-C twice while this setting runs in this process
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        return {"n2": self.n * 2}
+"""
+
+RAISES_INTERRUPT = """
+from superparams import Experiment, search
+
+class Raises(Experiment):
+    n: int = search(0, 1, 2, 3)
+
+    def run(self):
         if self.n == 1:
-            raise KeyboardInterrupt  # as Ctrl-C in a setting run in this process
+            raise KeyboardInterrupt("the setting's own")
         return {"n2": self.n * 2}
 """
 
 
 class TestCtrlCInProcess:
     def test_interrupted_setting(self, workspace):
-        """Ctrl-C inside an in-process setting stops the run, keeps what finished, and leaves
-        that setting interrupted."""
+        """A second Ctrl-C inside an in-process setting stops the run, keeps what finished,
+        and leaves that setting interrupted."""
         space = workspace.load("stops", INTERRUPTIBLE).Stops()
         events = Events()
         with pytest.raises(KeyboardInterrupt):
@@ -506,6 +523,14 @@ class TestCtrlCInProcess:
         assert finished.interrupted
         assert finished.completed == 1
         assert finished.remaining == 3
+
+    def test_keyboard_interrupt_raised_by_run(self, workspace):
+        """A KeyboardInterrupt that run() raises itself, with no Ctrl-C pressed, fails that
+        setting like any exception; the run goes on."""
+        space = workspace.load("raises", RAISES_INTERRUPT).Raises()
+        table = space.run_all(display=False)
+        assert table["status"].to_list() == ["completed", "failed", "completed", "completed"]
+        assert table["error"][1] == "KeyboardInterrupt: the setting's own"
 
 
 class TestResume:

@@ -114,6 +114,7 @@ def _run_one(found: Found, space: Space[Any], request: Request, prog: str) -> in
             retries=request.get("retries", 0),
             engine=request.get("engine") or "local",
             debug=debug,
+            isolate=bool(request.get("isolate")),
             display=display,
             subscribers=[_collect(ended)],
         )

@@ -207,6 +207,12 @@ OPTIONS = (
         _RUN,
     ),
     _Option(
+        ("--isolate",),
+        "isolate",
+        "run each setting in a new worker process of its own",
+        _RUN,
+    ),
+    _Option(
         ("--timeout",),
         "timeout",
         "fail a setting running longer (90, 90s, 30m, 2h)",
@@ -512,6 +518,12 @@ def _fields_of(found: Found) -> _Fields:
 
 
 def _check_combinations(request: Request) -> None:
+    if request.get("debug") and request.get("isolate"):
+        msg = (
+            "--debug runs settings in this process and --isolate each in a process of its "
+            "own; pick one"
+        )
+        raise UsageError(msg)
     if request.get("fresh") and request.get("rerun_failed"):
         msg = "--fresh runs every setting again and --rerun-failed only the failed ones; pick one"
         raise UsageError(msg)

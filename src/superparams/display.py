@@ -183,9 +183,15 @@ class PlainDisplay:
 
 
 def _stopping(event: RunStopping) -> str:
-    if event.graceful:
+    if not event.graceful:
+        return "stopping now: killing running settings"
+    if event.signal == "SIGINT":
         return "stopping: waiting for running settings to finish (Ctrl-C again to kill them)"
-    return "stopping now: killing running settings"
+    within = f" (up to {duration(event.grace)})" if event.grace is not None else ""
+    return (
+        f"{event.signal}: stopping; waiting for running settings to finish{within}, "
+        f"then stopping them ({event.signal} again stops them now)"
+    )
 
 
 # -- the live view -----------------------------------------------------------------------

@@ -90,9 +90,15 @@ class SettingFailed(Event):
 
 @dataclass(frozen=True)
 class RunStopping(Event):
-    """The run was asked to stop: ``graceful`` lets running settings finish."""
+    """The run was asked to stop: ``graceful`` lets running settings finish.
+
+    ``signal`` names what asked (``"SIGINT"`` for Ctrl-C); after SIGTERM or SIGHUP the
+    running settings get ``grace`` seconds, then are stopped.
+    """
 
     graceful: bool
+    signal: str = "SIGINT"
+    grace: float | None = None
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from superparams.events import (
 from superparams.executors import Executor, Started, get_executor
 from superparams.space import DEFAULT_NUM_PROC
 from superparams.store import Plan, Store, describe
-from superparams.worker import Outcome, Task
+from superparams.worker import Outcome, RunStopped, Task
 
 if TYPE_CHECKING:
     import polars as pl
@@ -45,6 +45,16 @@ Subscriber = Callable[[Event], None]
 # How long finished outcomes may wait to be synced (and reported) together: one fsync
 # per batch, rather than one per setting.
 COMMIT_INTERVAL = 0.2
+
+# The signals that stop a run: Ctrl-C, what a scheduler sends to preempt or cancel a job
+# (Slurm, docker stop, systemd, timeout), and what a closed ssh session sends.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+# After a first SIGTERM or SIGHUP, running settings get this long to finish before they
+# are stopped; a scheduler kills the job soon after (Slurm's default KillWait is 30 s).
+# SUPERPARAMS_STOP_GRACE, in seconds, changes it.
+STOP_GRACE = 25.0
 
 
 def plan(space: Space[Any], *, folder: Path | str | None = None) -> Plan:
@@ -97,6 +107,7 @@ def run_all(
     folder: Path | str | None = None,
     engine: str | Executor | None = None,
     debug: bool = False,
+    isolate: bool = False,
     display: bool | Subscriber = True,
     subscribers: Iterable[Subscriber] = (),
 ) -> pl.DataFrame:
@@ -118,6 +129,8 @@ def run_all(
             needed for a class that no file defines (``python -c``, a REPL, stdin).
         engine: an executor name (``"local"``, ``"inline"``) or instance.
         debug: run in this process and let the first exception through.
+        isolate: run each setting in a new worker process of its own, for code that
+            leaves its process in a state the next setting should not inherit.
         display: False for silence, True for plain progress lines on stderr, or a
             subscriber that shows the run.
         subscribers: more callables that receive every event.
@@ -133,6 +146,15 @@ def run_all(
     import polars as pl  # noqa: F401  # fail here, not after the run, if it is missing
 
     check_num_proc(num_proc)
+    if isolate and (debug or engine not in (None, "local")):
+        from superparams.errors import UsageError
+
+        where = "debug=True" if debug else f"engine={engine!r}"
+        msg = (
+            "isolate=True runs each setting in a local worker process of its own, "
+            f"and {where} does not; drop one of the two"
+        )
+        raise UsageError(msg)
     if not isinstance(engine, Executor):
         get_executor(engine or "local")  # an unknown name is refused before anything starts
     if not space.enumerable:
@@ -148,7 +170,9 @@ def run_all(
     with store:
         stored = store.plan(space)
         positions = _choose(stored, only_failed=only_failed, fresh=fresh)
-        executor, notice = _executor(engine, num_proc, gpus, debug, len(positions))
+        executor, notice = _executor(
+            engine, num_proc, gpus, debug, len(positions), isolate=isolate
+        )
         run = _Run(space, store, executor, subs, timeout=timeout, retries=retries)
         if notice:
             run.emit(Notice(time.time(), notice))
@@ -220,12 +244,18 @@ def _executor(
     gpus: Sequence[int | str] | None,
     debug: bool,
     to_run: int,
+    *,
+    isolate: bool = False,
 ) -> tuple[Executor, str]:
     if isinstance(engine, Executor):
         return engine, ""
     if num_proc is DEFAULT_NUM_PROC and gpus:
         num_proc = len(gpus)  # one worker per GPU
     asked, workers, notice = worker_count(num_proc, to_run)
+    if isolate:
+        from superparams.executors.local import LocalExecutor
+
+        return LocalExecutor(workers, gpus=gpus, isolate=True), notice
     if debug or (engine is None and asked == 1 and not gpus):
         from superparams.executors.inline import InlineExecutor
 
@@ -276,7 +306,8 @@ class _Run:
         self.completed = 0
         self.failed = 0
         self.failures: list[SettingFailed] = []
-        self.stops = 0  # Ctrl-C presses
+        self.stops = 0  # Ctrl-C presses (and SIGTERM, SIGHUP)
+        self._grace: threading.Timer | None = None
         self.interrupted = False
         self.remaining = 0
         self.began = time.time()
@@ -311,12 +342,11 @@ class _Run:
         if not positions:
             return
         pending = deque(positions)
-        workdir = self.store.folder / ".run"
         previous = _catch_interrupts(self._interrupt)
         dropped = False
         try:
-            # Inside the try: a base that fails to pickle leaves no half-written file.
-            self.executor.start(self.space, self._started, str(workdir))
+            # Inside the try: a base that cannot be pickled still ends the run cleanly.
+            self.executor.start(self.space, self._started)
             while pending or self.executor.busy:
                 if self.stops and not dropped:  # not in the handler: it may interrupt a send
                     self.executor.drop_queued()
@@ -342,10 +372,11 @@ class _Run:
             self.executor.cancel()
             self.stops = max(self.stops, 2)
         finally:
+            if self._grace is not None:
+                self._grace.cancel()
             _restore_interrupts(previous)
             self.executor.shutdown()
             self._report()
-            _remove_tree(workdir)
         self.remaining = len(pending) + len(self.inflight)
         self.interrupted = self.stops > 0
 
@@ -419,12 +450,19 @@ class _Run:
         for event in events:
             self.emit(event)
 
-    def _interrupt(self) -> None:
+    def _interrupt(self, signum: int) -> None:
         self.stops += 1
-        if self.stops == 1:
-            self.emit(RunStopping(time.time(), graceful=True))
-        else:
-            raise KeyboardInterrupt
+        if self.stops > 1:
+            raise RunStopped
+        name = signal.Signals(signum).name
+        grace = None if signum == signal.SIGINT else _stop_grace()
+        self.emit(RunStopping(time.time(), graceful=True, signal=name, grace=grace))
+        if grace is not None:  # then the same signal again, as a second Ctrl-C
+            # A real signal to the main thread, so a setting asleep in it wakes to it.
+            main = threading.main_thread().ident
+            self._grace = threading.Timer(grace, signal.pthread_kill, (main, signum))
+            self._grace.daemon = True
+            self._grace.start()
 
     def finished_event(self, stored: Plan, positions: list[int]) -> RunFinished:
         skipped = len(set(stored.done) - set(positions))  # completed before, not run again
@@ -495,22 +533,25 @@ def _column_value(value: Any) -> Any:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
-def _catch_interrupts(handler: Callable[[], None]) -> Any:
+def _catch_interrupts(handler: Callable[[int], None]) -> dict[int, Any]:
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return {}
 
-    def on_sigint(signum: int, frame: object) -> None:
-        handler()
+    def on_signal(signum: int, frame: object) -> None:
+        handler(signum)
 
-    return signal.signal(signal.SIGINT, on_sigint)
-
-
-def _restore_interrupts(previous: Any) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGINT, previous)
+    return {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
 
 
-def _remove_tree(path: Path) -> None:
-    import shutil
+def _restore_interrupts(previous: dict[int, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
-    shutil.rmtree(path, ignore_errors=True)
+
+def _stop_grace() -> float:
+    text = os.environ.get("SUPERPARAMS_STOP_GRACE", "")
+    try:
+        grace = float(text) if text else STOP_GRACE
+    except ValueError:
+        grace = STOP_GRACE  # a typo in the variable must not cost the run its stop
+    return grace if grace >= 0 else STOP_GRACE

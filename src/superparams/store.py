@@ -127,7 +127,8 @@ class Store:
         identity: Mapping[str, Any] | None = None,
         types: Mapping[str, str] | None = None,
     ) -> None:
-        self.folder = Path(folder)
+        # Absolute from the start: run() may change the working directory.
+        self.folder = Path(folder).absolute()
         # Whose results may be here (see identity_of); None: anyone's, nothing recorded.
         self.identity = dict(identity) if identity is not None else None
         self._logs = f"{self.folder / LOGS}{os.sep}"

@@ -14,6 +14,7 @@ over two pipes, so the user's script is never imported a second time as ``__main
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import pickle
@@ -24,7 +25,7 @@ import traceback
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TextIO
+from typing import Any, BinaryIO, Literal, TextIO
 
 TRACEBACK_LINES = 30  # how much of a traceback an outcome keeps; the log has all of it
 
@@ -127,6 +128,15 @@ class SettingTimeout(Exception):  # reads as the cause, like KeyboardInterrupt
     """Raised inside run() when a setting exceeds its time budget."""
 
 
+class RunStopped(KeyboardInterrupt):
+    """Raised in the driver when the run must stop now: a second Ctrl-C, SIGTERM or SIGHUP.
+
+    Only this interrupt leaves a setting ``interrupted`` (to run again). A
+    ``KeyboardInterrupt`` that ``run()`` raises itself is that setting's failure, like
+    any exception: otherwise every rerun would stop at it again.
+    """
+
+
 def run_setting(setting: Any, task: Task, worker: int, *, capture: str) -> Outcome:
     """Run one setting and return its outcome; never raises for the setting's own faults.
 
@@ -139,7 +149,7 @@ def run_setting(setting: Any, task: Task, worker: int, *, capture: str) -> Outco
     outcome = Outcome(task.id, task.attempt, started=started, worker=worker, log=task.log)
     log = _Log(task)
     try:
-        with log.capture(capture), _time_limit(task.timeout):
+        with log.capture(capture), _time_limit(task.timeout), _no_leftovers(), _restored():
             try:
                 outcome.rows = rows_of(setting.run())
             except SettingTimeout as error:
@@ -149,7 +159,7 @@ def run_setting(setting: Any, task: Task, worker: int, *, capture: str) -> Outco
             except (Exception, SystemExit, KeyboardInterrupt) as error:  # sys.exit() too
                 tb = _user_traceback(error)
                 log.write(tb)
-                cause: Cause = "interrupted" if isinstance(error, KeyboardInterrupt) else "raised"
+                cause: Cause = "interrupted" if isinstance(error, RunStopped) else "raised"
                 outcome.failure = Failure(cause, _error_line(error), _tail(tb))
     finally:
         outcome.finished = time.time()
@@ -295,6 +305,168 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+# -- what a setting changes in its process -----------------------------------------------
+
+
+@contextlib.contextmanager
+def _restored() -> Iterator[None]:
+    """Undo what a setting changed in its process, so the next one starts the same.
+
+    Workers run many settings one after another, and so does ``num_proc=1``: the working
+    directory, the environment, ``sys.path``, the umask, signal handlers and resource
+    limits a setting leaves behind would otherwise be the next setting's.
+    """
+    # This runs for every setting: each read is a few hundred nanoseconds, and only what
+    # changed is written back.
+    cwd = os.getcwd()
+    environ = _environ()
+    path = sys.path.copy()
+    umask = os.umask(0)
+    os.umask(umask)
+    handlers = [_getsignal(s) for s in _SIGNALS]
+    limits = [_getrlimit(r) for r in _RESOURCES]
+    try:
+        yield
+    finally:
+        if os.getcwd() != cwd:
+            os.chdir(cwd)
+        if _environ() != environ:
+            _restore_environ(environ)
+        if sys.path != path:
+            sys.path[:] = path
+        os.umask(umask)
+        for signum, handler in zip(_SIGNALS, handlers, strict=True):
+            if handler is not None and _getsignal(signum) is not handler:
+                with contextlib.suppress(OSError, ValueError):  # off the main thread
+                    signal.signal(signum, handler)
+        for resource_id, limit in zip(_RESOURCES, limits, strict=True):
+            if _getrlimit(resource_id) != limit:
+                with contextlib.suppress(OSError, ValueError):  # a hard limit only goes down
+                    _setrlimit(resource_id, limit)
+
+
+def _environ() -> dict[Any, Any]:
+    # os.environ's own dict of encoded names and values: copied and compared in well
+    # under a microsecond, where os.environ.copy() decodes every entry.
+    data = getattr(os.environ, "_data", None)
+    return dict(data) if isinstance(data, dict) else dict(os.environ)
+
+
+def _restore_environ(saved: dict[Any, Any]) -> None:
+    key = getattr(os.environ, "decodekey", str)
+    value = getattr(os.environ, "decodevalue", str)
+    os.environ.clear()
+    os.environ.update({key(k): value(v) for k, v in saved.items()})
+
+
+# signal.getsignal maps each handler to an enum, which costs microseconds a call.
+_getsignal = getattr(signal, "_signal", signal).getsignal
+
+_SIGNALS = tuple(
+    int(s) for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)
+)
+
+try:
+    import resource as _resource
+
+    _RESOURCES = tuple(
+        getattr(_resource, name) for name in dir(_resource) if name.startswith("RLIMIT_")
+    )
+    _getrlimit, _setrlimit = _resource.getrlimit, _resource.setrlimit
+except ImportError:  # pragma: no cover - not on POSIX
+    _RESOURCES = ()
+
+
+# -- processes a setting starts ----------------------------------------------------------
+
+# How long processes left running by a setting get to exit after SIGTERM, before SIGKILL.
+LEFTOVER_GRACE = 1.0
+
+
+@contextlib.contextmanager
+def _no_leftovers() -> Iterator[None]:
+    """End, with the setting, every process it started and left running.
+
+    While the setting runs this process is a child subreaper (Linux), so an orphaned
+    descendant, a double-forked daemon included, is re-parented here rather than to init.
+    When the setting ends, the children this process did not have before it are sent
+    SIGTERM, then SIGKILL after :data:`LEFTOVER_GRACE`, and reaped; their own children
+    come back here as they die, and are ended the same way.
+    """
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+    before = _children()
+    was_subreaper = _subreaper(True)
+    try:
+        yield
+    finally:
+        try:
+            _end_children(before)
+        finally:
+            if not was_subreaper:
+                _subreaper(False)
+
+
+def _children() -> set[int]:
+    """The pids of this process's children (zombies included), from /proc."""
+    found: set[int] = set()
+    try:
+        for task in os.listdir("/proc/self/task"):
+            fd = os.open(f"/proc/self/task/{task}/children", os.O_RDONLY)
+            try:
+                found.update(map(int, os.read(fd, 1 << 20).split()))
+            finally:
+                os.close(fd)
+    except OSError:  # no /proc, or a kernel without the children file
+        pass
+    return found
+
+
+def _end_children(keep: set[int]) -> None:
+    deadline = None
+    for _ in range(1000):  # a setting that keeps forking cannot keep us here
+        left = _children() - keep
+        for pid in list(left):
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    left.discard(pid)  # it had exited: reaped
+        if not left:
+            return
+        now = time.monotonic()
+        if deadline is None:
+            deadline = now + LEFTOVER_GRACE
+        how = signal.SIGTERM if now < deadline else signal.SIGKILL
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, how)
+        time.sleep(0.01)
+
+
+def _subreaper(on: bool) -> bool:
+    """Make this process a child subreaper, or stop being one; say whether it was one."""
+    libc = _libc()
+    if libc is None:  # no prctl: orphans go to init, as without superparams
+        return on
+    import ctypes
+
+    pr_set_child_subreaper, pr_get_child_subreaper = 36, 37
+    state = ctypes.c_int(0)
+    libc.prctl(pr_get_child_subreaper, ctypes.byref(state))
+    libc.prctl(pr_set_child_subreaper, int(on))
+    return bool(state.value)
+
+
+@functools.cache
+def _libc() -> Any:
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
 # -- the worker process ----------------------------------------------------------------
 
 
@@ -302,7 +474,14 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int) -> No
     """Run tasks from the driver until it says stop or goes away."""
     from multiprocessing.connection import Connection
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    # Ctrl-C, and the SIGTERM a scheduler sends every process of a job, are the driver's
+    # to handle. A handler, not SIG_IGN: programs that run() starts get the defaults back.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _leave_to_the_driver)
+    # Programs that run() starts must not hold the pipes: the driver reads the end of
+    # file of the result pipe as this worker's death.
+    os.set_inheritable(inbox, False)
+    os.set_inheritable(outbox, False)
     _die_with_parent(parent)
     tasks, results = Connection(inbox, writable=False), Connection(outbox, readable=False)
     base: Any = None
@@ -331,18 +510,24 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int) -> No
             queue.clear()
             continue
         if kind == "base":
-            _, path, sys_path = message
+            _, fd, sys_path = message
             for entry in reversed(sys_path):
                 if entry not in sys.path:
                     sys.path.insert(0, entry)
             try:
-                base = read_base(path)
+                base = read_base(fd)
             except Exception as error:  # whatever it is, the run cannot go on
                 text = f"a worker could not load the experiment: {_error_line(error)}"
                 results.send_bytes(pickle.dumps(WorkerError(text)))
                 return
+            finally:
+                os.close(fd)  # the mapping keeps what it needs; run()'s children get none
             continue
         queue.extend(message[1])
+
+
+def _leave_to_the_driver(signum: int, frame: object) -> None:
+    pass
 
 
 def _pickle_outcome(outcome: Outcome) -> bytes:
@@ -362,8 +547,8 @@ def _pickle_outcome(outcome: Outcome) -> bytes:
 _ALIGN = 64  # out-of-band buffers start on cache-line boundaries, as numpy likes
 
 
-def write_base(base: Any, path: str | os.PathLike[str]) -> None:
-    """Pickle ``base`` to ``path``, large buffers out of band so readers can map them.
+def write_base(base: Any, file: BinaryIO) -> None:
+    """Pickle ``base`` into ``file``, large buffers out of band so readers can map them.
 
     The file holds: a header line (the pickle's length, then each buffer's offset and
     length), the pickle, and the raw buffers. Writing copies no array.
@@ -379,30 +564,32 @@ def write_base(base: Any, path: str | os.PathLike[str]) -> None:
         offset += -(-view.nbytes // _ALIGN) * _ALIGN
     header = (repr((len(data), spans)) + "\n").encode()
     start = -(-(len(header) + len(data)) // _ALIGN) * _ALIGN
-    with open(path, "wb", buffering=0) as f:  # unbuffered: big buffers go straight in
-        f.write(header + data)
-        for (at, _), view in zip(spans, views, strict=True):
-            f.seek(start + at)
-            f.write(view)
+    file.seek(0)
+    file.write(header + data)
+    for (at, _), view in zip(spans, views, strict=True):
+        file.seek(start + at)
+        file.write(view)
+    file.flush()
 
 
-def read_base(path: str | os.PathLike[str]) -> Any:
-    """Load what :func:`write_base` wrote; arrays point into a private mapping of the file.
+def read_base(fd: int) -> Any:
+    """Load what :func:`write_base` wrote to ``fd``; arrays point into a private mapping.
 
     The mapping is copy-on-write: reading shares the page cache with every other worker,
-    and a setting that writes to an array changes only its own worker's copy.
+    and a setting that writes to an array changes only its own worker's copy. Workers
+    share the descriptor's file offset, so nothing here reads through it.
     """
     import ast
     import mmap
 
-    with open(path, "rb") as f:
-        header = f.readline()
-        size, spans = ast.literal_eval(header.decode())
-        data = f.read(size)
-        start = -(-(len(header) + size) // _ALIGN) * _ALIGN
-        if not spans:
-            return pickle.loads(data)
-        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
+    end = mapped.find(b"\n") + 1
+    size, spans = ast.literal_eval(mapped[:end].decode())
+    data = mapped[end : end + size]
+    if not spans:
+        mapped.close()
+        return pickle.loads(data)
+    start = -(-(end + size) // _ALIGN) * _ALIGN
     view = memoryview(mapped)
     buffers = [view[start + at : start + at + n] for at, n in spans]
     return pickle.loads(data, buffers=buffers)
@@ -412,10 +599,8 @@ def _die_with_parent(parent: int) -> None:
     """Ask Linux to kill this worker when the driver dies, even by kill -9."""
     if not sys.platform.startswith("linux"):
         return
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
+    if libc is not None:
         pr_set_pdeathsig = 1
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
     if os.getppid() != parent:  # the driver died before prctl took effect

@@ -234,7 +234,7 @@ class TestNotebooks:
         assert second[0] == "[1000, 2000]"
         # folder= named the other notebook's folder: refused, naming both notebooks
         theirs, ours = "one.ipynb:Train", f"{workspace.root / 'two.ipynb'}:Train"
-        assert second[1:] == [refusal(Path("progress/one/Train"), theirs, ours)]
+        assert second[1:] == [refusal(workspace.root / "progress/one/Train", theirs, ours)]
         for name in ("one", "two"):
             recorded = json.loads(
                 (workspace.root / f"progress/{name}/Train/experiment.json").read_text()

@@ -46,10 +46,11 @@ class Executor:
         self.num_proc = num_proc
         self.gpus = list(gpus) if gpus else []
 
-    def start(self, base: Space[Any], notify: Callable[[Started], None], workdir: str) -> None:
+    def start(self, base: Space[Any], notify: Callable[[Started], None]) -> None:
         """Get ready to run settings of ``base``; call ``notify`` as each one starts.
 
-        ``workdir`` is a folder the executor may use for its own files during the run.
+        How the base reaches the workers, and any scratch space that takes, is the
+        executor's own: nothing of it goes into the results folder.
         """
         raise NotImplementedError
 

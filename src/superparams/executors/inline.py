@@ -30,7 +30,7 @@ class InlineExecutor(Executor):
         self._base: Space[Any] | None = None
         self._notify: Callable[[Started], None] = lambda started: None
 
-    def start(self, base: Space[Any], notify: Callable[[Started], None], workdir: str) -> None:
+    def start(self, base: Space[Any], notify: Callable[[Started], None]) -> None:
         self._base, self._notify = base, notify
 
     @property

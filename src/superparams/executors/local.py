@@ -9,13 +9,15 @@ fail only the setting it was running, with the signal or exit code as the cause,
 replaced in the same slot, so ``rank`` and the GPU it holds stay put. Owning the pipes
 makes that, per-setting timeouts, and exact accounting of what ran where, simple.
 
-How the base travels: it is pickled once, to ``<workdir>/base.pkl``, with its large
-buffers (numpy arrays, and the arrays inside pandas frames) written out of band; each
-worker maps that file and unpickles the base once, its arrays pointing into the mapping
-(see :func:`superparams.worker.write_base`). So a 400 MB array costs each worker one
-read of shared page cache, not a copy per setting or even per worker. This is the same
-under every start method, since workers are started afresh; a cluster engine would do
-the same with its object store.
+How the base travels: it is pickled once, into a temporary file that has no name (in
+``TMPDIR``), with its large buffers (numpy arrays, and the arrays inside pandas frames)
+written out of band. Each worker gets the file's descriptor when it is started, maps it
+and unpickles the base once, its arrays pointing into the mapping (see
+:func:`superparams.worker.write_base`). So a 400 MB array costs each worker one read of
+shared page cache, not a copy per setting or even per worker. A file with no name is one
+no other user can replace: nothing a worker unpickles comes from the progress folder,
+and nothing is left behind by a crash. This is the same under every start method, since
+workers are started afresh; a cluster engine would do the same with its object store.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ import pickle
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from superparams.errors import ExperimentError
 from superparams.executors import Executor, Started
@@ -48,7 +50,7 @@ TIMEOUT_GRACE = 5.0
 class _Worker:
     """One worker process and what it has been sent."""
 
-    def __init__(self, slot: int, n_proc: int, env: dict[str, str]) -> None:
+    def __init__(self, slot: int, n_proc: int, env: dict[str, str], base_fd: int) -> None:
         self.slot = slot
         task_r, task_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -64,7 +66,7 @@ class _Worker:
         ]
         self.process = subprocess.Popen(
             command,
-            pass_fds=(task_r, out_w),
+            pass_fds=(task_r, out_w, base_fd),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -77,28 +79,47 @@ class _Worker:
         os.close(out_w)
         self.tasks = Connection(task_w, readable=False)
         self.results = Connection(out_r, writable=False)
+        # Readable once the process has exited, whatever its children still hold: a child
+        # forked by run() keeps the result pipe open after the worker dies.
+        self.sentinel: int | None = None
+        with contextlib.suppress(AttributeError, OSError):  # pidfds: Linux 5.3 and later
+            self.sentinel = os.pidfd_open(self.process.pid)
         # Sent and not yet answered, in order; the head is running since `since`.
         self.inflight: deque[Task] = deque()
         self.unsent: list[Task] = []  # the tail of inflight, sent together by flush()
         self.since = 0.0
         self.killed_for_timeout = False
         self.dropping = False  # asked to drop its queue; the answer is not in yet
+        self.ran = 0  # settings it finished
 
     def send(self, message: tuple[Any, ...]) -> None:
         self.tasks.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
     def kill(self) -> None:
+        """Kill the worker and what its settings started in its session (its group)."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def dead(self) -> bool:
+        return self.process.poll() is not None
 
     def close(self) -> None:
         for conn in (self.tasks, self.results):
             with contextlib.suppress(OSError):
                 conn.close()
+        if self.sentinel is not None:
+            os.close(self.sentinel)
+            self.sentinel = None
 
 
 class LocalExecutor(Executor):
-    """``num_proc`` worker processes; ``gpus`` are handed out round-robin by slot."""
+    """``num_proc`` worker processes; ``gpus`` are handed out round-robin by slot.
+
+    With ``isolate=True`` each setting runs in a worker process of its own, started for
+    it and stopped after it: for code that leaves its process in a state no setting
+    after it should inherit (threads, CUDA contexts, monkeypatched modules).
+    """
 
     name: ClassVar[str] = "local"
 
@@ -108,25 +129,28 @@ class LocalExecutor(Executor):
         *,
         gpus: Sequence[int | str] | None = None,
         depth: int = 2,
+        isolate: bool = False,
     ) -> None:
         super().__init__(num_proc, gpus=gpus)
         self.depth = depth  # tasks queued per worker, so a fast setting never waits for IPC
+        self.isolate = isolate
+        self._retired: list[_Worker] = []  # stopped after their setting, not yet reaped
         self._workers: list[_Worker] = []
         self._notify: Callable[[Started], None] = lambda started: None
         self._base_message: tuple[Any, ...] = ()
+        self._base_file: IO[bytes] | None = None  # kept open for workers started later
         self._recent: deque[float] = deque(maxlen=16)
         self._dropped = False  # the run winds down: nothing more starts
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self, base: Space[Any], notify: Callable[[Started], None], workdir: str) -> None:
+    def start(self, base: Space[Any], notify: Callable[[Started], None]) -> None:
         self._notify = notify
-        path = Path(workdir) / "base.pkl"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._base_file = tempfile.TemporaryFile(prefix="superparams-base-")  # noqa: SIM115
         try:
-            write_base(base, path)
+            write_base(base, self._base_file)
         except Exception as error:
-            path.unlink(missing_ok=True)
+            self._close_base()
             name = base.experiment_class.__name__
             msg = (
                 f"{name} cannot be sent to worker processes: {type(error).__name__}: {error}. "
@@ -136,22 +160,30 @@ class LocalExecutor(Executor):
             )
             raise ExperimentError(msg) from error
         sys_path = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
-        self._base_message = ("base", str(path), sys_path)
+        self._base_message = ("base", self._base_file.fileno(), sys_path)
         self._workers = [self._spawn(slot) for slot in range(self.num_proc)]
 
     def _spawn(self, slot: int) -> _Worker:
         env = dict(os.environ)
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(self.gpus[slot % len(self.gpus)])
-        worker = _Worker(slot, self.num_proc, env)
+        assert self._base_file is not None  # started
+        worker = _Worker(slot, self.num_proc, env, self._base_file.fileno())
         worker.send(self._base_message)
         return worker
+
+    def _close_base(self) -> None:
+        if self._base_file is not None:
+            self._base_file.close()
+            self._base_file = None
 
     def shutdown(self) -> None:
         for worker in self._workers:
             with contextlib.suppress(OSError):
                 worker.send(("stop",))
         deadline = time.monotonic() + 2.0
+        self._workers += self._retired
+        self._retired = []
         for worker in self._workers:
             try:
                 worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
@@ -160,6 +192,7 @@ class LocalExecutor(Executor):
                 worker.process.wait()
             worker.close()
         self._workers = []
+        self._close_base()
 
     def drop_queued(self) -> None:
         self._dropped = True
@@ -173,6 +206,8 @@ class LocalExecutor(Executor):
                     worker.dropping = True
 
     def cancel(self) -> None:
+        self._workers += self._retired
+        self._retired = []
         for worker in self._workers:
             worker.kill()
         for worker in self._workers:
@@ -180,6 +215,7 @@ class LocalExecutor(Executor):
             worker.inflight.clear()
             worker.close()
         self._workers = []
+        self._close_base()
 
     # -- tasks ---------------------------------------------------------------------------
 
@@ -197,7 +233,7 @@ class LocalExecutor(Executor):
         # Queue ahead only for quick settings: a slow one gains nothing from it, and a
         # queued setting would start after Ctrl-C asked the run to wind down. The
         # quicker they are, the more are queued, and sent in one message.
-        if not self._recent:
+        if not self._recent or self.isolate:
             return 1
         median = sorted(self._recent)[len(self._recent) // 2]
         if median < 0.01:
@@ -232,33 +268,69 @@ class LocalExecutor(Executor):
             return []
         self._flush()
         outcomes: list[Outcome] = []
-        by_conn = {w.results: w for w in self._workers}
-        for conn in wait(list(by_conn), timeout=self._until_deadline(timeout)):
-            worker = by_conn[conn]  # type: ignore[index]
-            try:
-                message = pickle.loads(worker.results.recv_bytes())
-            except (EOFError, OSError):
+        by_conn: dict[Any, _Worker] = {w.results: w for w in self._workers}
+        sentinels = {w.sentinel: w for w in self._workers if w.sentinel is not None}
+        dead: list[_Worker] = []
+        for ready in wait([*by_conn, *sentinels], timeout=self._until_deadline(timeout)):
+            if ready in sentinels:
+                dead.append(sentinels[ready])
+            elif not self._receive(by_conn[ready], outcomes):
+                dead.append(by_conn[ready])
+        # Without pidfds, a death behind a pipe that a child holds is seen here.
+        dead += [w for w in self._workers if w.sentinel is None and w not in dead and w.dead()]
+        for worker in dead:
+            if worker in self._workers:  # its pipe and its sentinel may both have said so
+                self._drain(worker, outcomes)
                 outcomes.extend(self._replace(worker))
-                continue
-            if isinstance(message, WorkerError):
-                self.cancel()
-                raise message
-            if isinstance(message, tuple):  # ("dropped", n): the last n queued never ran
-                for _ in range(message[1]):
-                    worker.inflight.pop()
-                worker.dropping = False
-                continue
-            outcome: Outcome = message
-            worker.inflight.popleft()
-            self._recent.append(outcome.finished - outcome.started)
-            outcomes.append(outcome)
-            if worker.inflight:
-                if worker.dropping:  # the next is dropped, unless it started already
-                    worker.since = time.time()
-                else:
-                    self._began(worker)
         outcomes.extend(self._enforce_timeouts())
+        if self.isolate:
+            self._renew()
         return outcomes
+
+    def _renew(self) -> None:
+        """Stop each worker that finished its setting, and start another in its slot."""
+        for worker in [w for w in self._retired if w.dead()]:  # reaped
+            worker.close()
+            self._retired.remove(worker)
+        for index, worker in enumerate(self._workers):
+            if worker.ran and not worker.inflight:
+                with contextlib.suppress(OSError):
+                    worker.send(("stop",))
+                self._retired.append(worker)
+                self._workers[index] = self._spawn(worker.slot)
+
+    def _receive(self, worker: _Worker, outcomes: list[Outcome]) -> bool:
+        """Take one message from a worker; False if its pipe says it is gone."""
+        try:
+            message = pickle.loads(worker.results.recv_bytes())
+        except (EOFError, OSError):
+            return False
+        if isinstance(message, WorkerError):
+            self.cancel()
+            raise message
+        if isinstance(message, tuple):  # ("dropped", n): the last n queued never ran
+            for _ in range(message[1]):
+                worker.inflight.pop()
+            worker.dropping = False
+            return True
+        outcome: Outcome = message
+        worker.inflight.popleft()
+        worker.ran += 1
+        self._recent.append(outcome.finished - outcome.started)
+        outcomes.append(outcome)
+        if worker.inflight:
+            if worker.dropping:  # the next is dropped, unless it started already
+                worker.since = time.time()
+            else:
+                self._began(worker)
+        return True
+
+    def _drain(self, worker: _Worker, outcomes: list[Outcome]) -> None:
+        """Take what a dead worker sent before it died, never waiting for more."""
+        with contextlib.suppress(OSError):
+            os.set_blocking(worker.results.fileno(), False)
+            while worker.results.poll(0) and self._receive(worker, outcomes):
+                pass
 
     def _until_deadline(self, timeout: float) -> float:
         deadlines = [
@@ -282,6 +354,8 @@ class LocalExecutor(Executor):
     def _replace(self, worker: _Worker) -> list[Outcome]:
         """A worker died: fail the setting it ran, restart its slot, resend the rest."""
         code = worker.process.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(worker.process.pid, signal.SIGKILL)  # what it started, in its group
         worker.close()
         lost = list(worker.inflight)
         outcomes = []
