@@ -38,6 +38,7 @@ from superparams.identity import setting_id
 if TYPE_CHECKING:
     import polars as pl
 
+    from superparams._code import CodeVersion
     from superparams.experiment import Experiment
     from superparams.space import Space
     from superparams.worker import Outcome
@@ -60,6 +61,9 @@ BOOKKEEPING = (
     "seconds",
     "worker",
     "log",
+    "code_version",
+    "git_commit",
+    "git_dirty",
 )
 LOCK_PATIENCE = 0.5  # seconds a writer waits for the lock before it says a run holds it
 
@@ -109,6 +113,8 @@ class Plan:
     failed: list[int] = field(default_factory=list)
     interrupted: list[int] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # stored ids no longer in the space
+    # done positions whose stored code_version is known and not the current one
+    outdated: list[int] = field(default_factory=list)
     attempts: dict[int, int] = field(default_factory=dict)  # position -> attempts so far
     ids: list[str] = field(default_factory=list)  # id of every position
 
@@ -117,8 +123,9 @@ class Plan:
         return len(self.ids)
 
     def summary(self) -> str:
+        earlier = f" ({len(self.outdated)} by earlier code)" if self.outdated else ""
         parts = [
-            f"{len(self.done)} completed",
+            f"{len(self.done)} completed{earlier}",
             f"{len(self.failed)} failed",
             f"{len(self.interrupted)} interrupted",
             f"{len(self.new)} new",
@@ -151,6 +158,7 @@ class Store:
         self._record: Any = None
         self._unsynced = 0
         self._synced_at = 0.0
+        self._stamp = ""  # the run's code version as record text, made once per run
 
     @classmethod
     def for_space(cls, space: Space[Any], folder: Path | str | None = None) -> Store:
@@ -232,6 +240,15 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def stamp(self, code: CodeVersion) -> None:
+        """Mark every line this run writes with the version of the code that runs."""
+        fields = {
+            "code_version": code.version,
+            "git_commit": code.git_commit,
+            "git_dirty": code.git_dirty,
+        }
+        self._stamp = "," + _dumps(fields)[1:-1]
+
     def started(self, setting_id: str, attempt: int, worker: int, described: str) -> None:
         """Note that a setting started (not synced: a lost line only loses 'interrupted').
 
@@ -267,7 +284,7 @@ class Store:
             msg = "the store is not open for writing; use it as `with Store(...) as store:`"
             raise StoreError(msg)
         text = _dumps(line)
-        self._record.write(f"{text[:-1]},{described}}}\n".encode())
+        self._record.write(f"{text[:-1]},{described}{self._stamp}}}\n".encode())
 
     def commit(self) -> None:
         """Make every outcome written so far durable (write, then fsync)."""
@@ -359,17 +376,21 @@ class Store:
             )
         }
 
-    def plan(self, space: Space[Any]) -> Plan:
+    def plan(self, space: Space[Any], code_version: str | None = None) -> Plan:
         """Sort a space's settings by what the store knows of them.
 
         A setting that stands twice in the space (in both parts of a union, say) is
-        planned once, at its first position.
+        planned once, at its first position. With ``code_version`` (the current code's),
+        completed settings stored with another version are also *outdated*; a row stored
+        with no version (before versions were recorded) is not: its code is unknown.
         """
         import polars as pl
 
         ids = list(space._sp_ids())
         table = self.table() if self.folder.exists() else _frame([])
-        stored = table.select("id", "status", "attempt").unique(
+        if "code_version" not in table.columns:
+            table = table.with_columns(pl.lit(None, pl.String).alias("code_version"))
+        stored = table.select("id", "status", "attempt", "code_version").unique(
             subset="id", keep="first", maintain_order=True
         )
         positions = (
@@ -387,6 +408,9 @@ class Store:
         return Plan(
             new=where(status.is_null()),
             done=where(status == "completed"),
+            outdated=[]
+            if code_version is None
+            else where((status == "completed") & (pl.col("code_version") != code_version)),
             failed=where(status == "failed"),
             interrupted=where(status.is_in(["completed", "failed"]).not_()),
             stale=stored.join(positions, on="id", how="anti")["id"].to_list(),
@@ -556,6 +580,9 @@ def _rows(
             "seconds": line.get("seconds"),
             "worker": line.get("worker"),
             "log": line.get("log"),
+            "code_version": line.get("code_version"),
+            "git_commit": line.get("git_commit"),
+            "git_dirty": line.get("git_dirty"),
         }
         results = line.get("rows") or [{}]
         for result in results:
@@ -581,6 +608,9 @@ def _rows(
                 "attempt": start.get("attempt"),
                 "cause": None if live else "interrupted",
                 "worker": start.get("worker"),
+                "code_version": start.get("code_version"),
+                "git_commit": start.get("git_commit"),
+                "git_dirty": start.get("git_dirty"),
             }
         )
     return rows
@@ -624,7 +654,17 @@ def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     if "started" in frame.columns and frame.schema["started"].is_numeric():
         started = (pl.col("started") * 1_000_000).cast(pl.Int64)
         frame = frame.with_columns(pl.from_epoch(started, time_unit="us").alias("started"))
-    return frame
+    return _typed_code_columns(frame)
+
+
+def _typed_code_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """The columns saying which code made an outcome, typed even when all null."""
+    import polars as pl
+
+    types = {"code_version": pl.String, "git_commit": pl.String, "git_dirty": pl.Boolean}
+    return frame.with_columns(
+        pl.col(name).cast(dtype) for name, dtype in types.items() if name in frame.columns
+    )
 
 
 _INT64 = (-(2**63), 2**63 - 1)
