@@ -25,6 +25,7 @@ bytecode is hashed instead. This room runs no experiment and stores nothing.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dis
 import hashlib
 import inspect
@@ -298,12 +299,15 @@ def _classes_in(annotation: Any) -> list[type]:
 
 
 def _defining_file(cls: type) -> Path | None:
-    try:
-        name = inspect.getsourcefile(cls) or inspect.getfile(cls)
-    except (TypeError, OSError):
-        return None
-    path = Path(name)
-    return path.resolve() if not name.startswith("<") and path.is_file() else None
+    """The file that defines ``cls``: its module's, or else that of its own functions."""
+    names = []
+    with contextlib.suppress(TypeError, OSError):  # its module is gone, or it has none
+        names.append(inspect.getsourcefile(cls) or inspect.getfile(cls))
+    names += [f.__code__.co_filename for member in vars(cls).values() for f in _functions(member)]
+    for name in names:
+        if name and not name.startswith("<") and Path(name).is_file():
+            return Path(name).resolve()
+    return None
 
 
 def git_state(path: Path | None) -> tuple[str | None, bool | None]:

@@ -7,6 +7,7 @@ does, and runs the command again in a subprocess.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -174,3 +175,106 @@ class TestWhatIsNotACodeChange:
         assert "2 stored settings were made by an earlier version of SVCGrid's code" in (
             again.stderr
         )
+
+
+class TestTheResumePrompt:
+    def test_the_prompt_offers_to_rerun_the_outdated(self, project):
+        """In a terminal, the resume question names the outdated settings; o reruns them."""
+        from tests.e2e.test_cli_tty import finish, spawn
+
+        path = project / "experiments/params.py"
+        edit(path, "scale(1)", "scale(2)")
+        edit(path, "search(1, 2)", "search(1, 2, 3)")
+        child = spawn("params.SVCGrid", cwd=project / "experiments")
+        child.expect_exact("2 stored settings were made by an earlier version of SVCGrid's code")
+        child.expect_exact(
+            "Resume (skip the 2 completed, run 1)? [Y]es, [o]utdated: also rerun the 2 made "
+            "by earlier code, [f]resh: run all again, [n]o: quit "
+        )
+        child.sendline("o")
+        code, shown = finish(child)
+        assert code == 0, shown
+        assert stored(folder_of(project))["score"].to_list() == [2, 2, 2]
+
+    def test_enter_keeps_them(self, project):
+        """Enter resumes: the outdated settings are kept as stored, nothing else runs."""
+        from tests.e2e.test_cli_tty import finish, spawn
+
+        edit(project / "experiments/params.py", "scale(1)", "scale(2)")
+        child = spawn("params.SVCGrid", cwd=project / "experiments")
+        child.expect_exact("[o]utdated: also rerun the 2 made by earlier code")
+        child.sendline("")
+        code, shown = finish(child)
+        assert code == 0, shown
+        assert "nothing to run" in shown
+        assert stored(folder_of(project))["score"].to_list() == [1, 1]
+
+
+NOTEBOOK_CELL = """
+from superparams import Experiment, search
+
+class Cell(Experiment):
+    x: int = search(1, 2)
+
+    def run(self):
+        return {"y": VALUE}
+"""
+
+
+class TestANotebook:
+    def test_redefining_a_class_in_a_cell(self, tmp_path):
+        """A class redefined in a notebook cell with another run() has outdated results;
+        redefined with only a comment added, it has none."""
+        pytest.importorskip("ipykernel")
+        manager = pytest.importorskip("jupyter_client.manager")
+        kernelspec = pytest.importorskip("jupyter_client.kernelspec")
+        from tests.conftest import environment
+
+        spec = tmp_path / "kernels/here"
+        spec.mkdir(parents=True)
+        argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        (spec / "kernel.json").write_text(
+            json.dumps({"argv": argv, "display_name": "here", "language": "python"})
+        )
+        specs = kernelspec.KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
+        kernel = manager.KernelManager(kernel_name="here", kernel_spec_manager=specs)
+        kernel.start_kernel(cwd=str(tmp_path), env=environment())
+        client = kernel.client()
+        folder = str(tmp_path / "store")
+
+        def cell(code: str) -> str:
+            output: list[str] = []
+
+            def keep(message: dict) -> None:
+                if message["msg_type"] == "stream" and message["content"]["name"] == "stdout":
+                    output.append(message["content"]["text"])
+                if message["msg_type"] == "error":
+                    output.append("\n".join(message["content"]["traceback"]))
+
+            reply = client.execute_interactive(code, timeout=60, output_hook=keep)
+            assert reply["content"]["status"] == "ok", "".join(output)
+            return "".join(output)
+
+        def outdated() -> list[int]:
+            return json.loads(cell(f"print(Cell().plan(folder={folder!r}).outdated)"))
+
+        try:
+            client.start_channels()
+            client.wait_for_ready(timeout=60)
+            cell(NOTEBOOK_CELL.replace("VALUE", "1"))
+            cell(f"Cell().run_all(folder={folder!r}, display=False)")
+            commented = NOTEBOOK_CELL.replace(
+                "return", "# the same code, with a comment\n        return"
+            )
+            cell(commented.replace("VALUE", "1"))
+            assert outdated() == []
+            cell(NOTEBOOK_CELL.replace("VALUE", "2"))
+            assert outdated() == [0, 1]
+            shown = cell(
+                f"print(Cell().run_all(folder={folder!r}, rerun_outdated=True, display=False)"
+                "['y'].to_list())"
+            )
+            assert json.loads(shown) == [2, 2]
+        finally:
+            client.stop_channels()
+            kernel.shutdown_kernel(now=True)
