@@ -159,10 +159,13 @@ class _Hasher:
 
     def _text(self, function: types.FunctionType) -> str:
         code = function.__code__
-        source = self._source(code.co_filename, function.__globals__)
-        node = source.node_for(code) if source is not None else None
-        if node is not None:
-            return "ast:" + _ast_text(node)
+        try:
+            source = self._source(code.co_filename, function.__globals__)
+            node = source.node_for(code) if source is not None else None
+            if node is not None:
+                return "ast:" + _ast_text(node)
+        except (RecursionError, ValueError, TypeError, OSError):
+            pass  # a tree too deep to write down, an unreadable file: the bytecode will do
         return "code:" + _bytecode(code, function.__doc__)
 
     def _source(self, filename: str, globals_: dict[str, Any]) -> _Source | None:
@@ -277,7 +280,7 @@ def _functions(member: Any) -> list[types.FunctionType]:
         return []
     try:
         member = inspect.unwrap(member)
-    except ValueError:  # a __wrapped__ cycle
+    except Exception:  # a __wrapped__ cycle, or an object that answers any attribute oddly
         return []
     return [member] if isinstance(member, types.FunctionType) else []
 
