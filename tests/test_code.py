@@ -287,3 +287,39 @@ class TestARunWithOutdatedResults:
         assert space.plan().outdated == []
         assert space.results()["code_version"].to_list() == [None, None]
         assert space.results()["code_version"].dtype == pl.String
+
+
+class TestWhatIsHashed:
+    def test_properties_static_class_and_cached_methods(self, tmp_path):
+        """Every kind of method defined on the class is part of the code."""
+        source = """
+        import functools
+        from superparams import Experiment, search
+
+        class Grid(Experiment):
+            c: int = search(1, 2)
+
+            @property
+            def a(self):
+                return {v[0]}
+
+            @staticmethod
+            def b():
+                return {v[1]}
+
+            @classmethod
+            def d(cls):
+                return {v[2]}
+
+            @functools.cached_property
+            def e(self):
+                return {v[3]}
+
+            def run(self):
+                return {{}}
+        """
+        base = code_hash(load(tmp_path, source.format(v=[0, 0, 0, 0])))
+        for k in range(4):
+            changed = [0, 0, 0, 0]
+            changed[k] = 1
+            assert code_hash(load(tmp_path, source.format(v=changed))) != base, k

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import dis
+import functools
 import hashlib
 import inspect
 import linecache
@@ -276,6 +277,8 @@ def _functions(member: Any) -> list[types.FunctionType]:
         member = member.__func__
     if isinstance(member, property):
         return [f for m in (member.fget, member.fset, member.fdel) for f in _functions(m)]
+    if isinstance(member, functools.cached_property):
+        member = member.func
     if isinstance(member, type):
         return []
     try:

@@ -428,6 +428,8 @@ def _columns(frame: pl.DataFrame, cls: type[Experiment]) -> list[str]:
     extra = []
     if "status" in frame.columns and set(frame["status"].to_list()) != {"completed"}:
         extra.append("status")
+    if "code_version" in frame.columns and frame["code_version"].drop_nulls().n_unique() > 1:
+        extra.append("code_version")  # rows made by different code: say which is which
     if "seconds" in frame.columns:
         extra.append("seconds")
     return varying + results + extra

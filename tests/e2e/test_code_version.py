@@ -131,6 +131,19 @@ class TestFixingRunMakesResultsOutdated:
         assert "nothing to run" in again.stderr
         assert "earlier version" not in again.stderr
 
+    def test_results_show_which_code_made_each_row(self, project):
+        """When the rows come from different code, `experiment results` shows code_version."""
+        path = project / "experiments/params.py"
+        edit(path, "scale(1)", "scale(2)")
+        edit(path, "search(1, 2)", "search(1, 2, 3)")
+        assert experiment("params.SVCGrid", cwd=project / "experiments").returncode == 0
+        shown = experiment("results", "params.SVCGrid", cwd=project / "experiments")
+        assert shown.returncode == 0, shown.stderr
+        header, _, *rows = shown.stdout.splitlines()
+        assert header.split() == ["c", "score", "code_version", "time"]
+        versions = [row.split()[2] for row in rows]
+        assert versions[0] == versions[1] != versions[2]
+
     def test_rerun_outdated_and_fresh_do_not_go_together(self, project):
         """`--fresh --rerun-outdated` is a usage error: fresh already reruns everything."""
         both = experiment(
