@@ -91,6 +91,31 @@ class TestWhatChangesTheVersion:
         folder = tmp_path_factory.mktemp("code")
         assert code_hash(grid(folder, bump=bump)) != code_hash(grid(folder))
 
+    def test_what_helpers_use_does_transitively(self, tmp_path):
+        """A helper of a helper, and the methods of a module-level class run() uses, count."""
+        source = """
+        from superparams import Experiment, search
+
+        def inner():
+            return {v[0]}
+
+        def outer():
+            return inner()
+
+        class Net:
+            def forward(self):
+                return {v[1]}
+
+        class Grid(Experiment):
+            c: int = search(1, 2)
+
+            def run(self):
+                return {{"a": outer(), "b": Net().forward()}}
+        """
+        base = code_hash(load(tmp_path, source.format(v=[0, 0])))
+        assert code_hash(load(tmp_path, source.format(v=[1, 0]))) != base
+        assert code_hash(load(tmp_path, source.format(v=[0, 1]))) != base
+
     def test_a_derived_function_does(self, tmp_path):
         """The function of a derived field is part of the code."""
         assert code_hash(grid(tmp_path, factor=3)) != code_hash(grid(tmp_path))
