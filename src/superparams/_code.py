@@ -1,8 +1,8 @@
 """The version of an experiment's code: what made a stored row, worked out once per run.
 
 This room owns :func:`code_version`: a short hash of the code a setting runs, and the
-git commit it sits on. It hashes, for the experiment class and each of its bases in the
-user's code (every class of its MRO but superparams' own and ``object``):
+git commit it sits on. It hashes, for the experiment class, its experiment bases (but
+superparams' own) and the other bases defined in the same file:
 
 * every function defined on the class (``run``, ``is_valid``, ``__post_init__``, helpers,
   properties, static and class methods), but not the methods ``dataclass`` generates;
@@ -103,8 +103,14 @@ class _Hasher:
             return
         self.seen.add(id(cls))
         classes = [cls]
-        if experiment:
-            classes = [c for c in cls.__mro__ if _users(c)]
+        if experiment:  # its experiment bases, and the mixins of its own file
+            from superparams.experiment import Experiment
+
+            classes = [
+                c
+                for c in cls.__mro__
+                if _users(c) and (issubclass(c, Experiment) or c.__module__ == cls.__module__)
+            ]
         for klass in classes:
             self.seen.add(id(klass))
             for name, member in vars(klass).items():
@@ -124,8 +130,9 @@ class _Hasher:
 
         if not dataclasses.is_dataclass(cls):
             return
+        own = inspect.get_annotations(cls)
         for f in dataclasses.fields(cls):
-            if f.name not in vars(cls).get("__annotations__", {}):
+            if f.name not in own:
                 continue  # declared on a base: hashed with it
             if isinstance(f.default, Derived):
                 for function in _functions(f.default.compute):
