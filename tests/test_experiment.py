@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import enum
 import pickle
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,6 +209,17 @@ class TestOverrides:
 
 
 class TestReservedNames:
+    def test_the_readme_lists_every_reserved_name(self):
+        """Each name a field may not take stands in the README's table of reserved names."""
+        from superparams.experiment import reserved_names
+
+        readme = (Path(__file__).parents[1] / "README.md").read_text()
+        table = readme.split("Some names are taken", 1)[1].split("\n\n", 2)[1]
+        listed = set(re.findall(r"`(\w+)`", table))
+        columns, attributes = reserved_names()
+        assert columns - listed == set()
+        assert attributes - listed == set()
+
     def test_every_setting_has_rank_and_n_proc(self):
         """rank is 0 and n_proc is 1 on every setting outside a parallel run."""
         for setting in Hyperparams():

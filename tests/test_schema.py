@@ -84,9 +84,9 @@ def bookkeeping() -> dict[str, pl.DataType]:
     types = {}
     for line in README.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 3 and re.fullmatch(r"`[a-z]+`(, `[a-z]+`)*", cells[0]):
+        if len(cells) == 3 and re.fullmatch(r"`[a-z_]+`(, `[a-z_]+`)*", cells[0]):
             dtype = eval(cells[1].strip("`"), vars(pl))  # e.g. Datetime("us", "UTC")
-            for name in re.findall(r"`([a-z]+)`", cells[0]):
+            for name in re.findall(r"`([a-z_]+)`", cells[0]):
                 types[name] = dtype
     types.pop("id"), types.pop("label")
     return types

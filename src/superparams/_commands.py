@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from superparams._find import shown as _shown
 from superparams.cli import INTERRUPTED, Request
+from superparams.display import outdated as outdated_text
 from superparams.errors import SuperparamsError, UsageError, did_you_mean
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ def _run_one(found: Found, space: Space[Any], request: Request, prog: str) -> in
     store = _store(space)
     quiet, dry_run = bool(request.get("quiet")), bool(request.get("dry_run"))
     fresh, only_failed = bool(request.get("fresh")), bool(request.get("rerun_failed"))
+    rerun_outdated = bool(request.get("rerun_outdated"))
     if not dry_run:
         _check_unlocked(store)
     stored = _plan(space, store)
@@ -59,30 +61,34 @@ def _run_one(found: Found, space: Space[Any], request: Request, prog: str) -> in
     if not quiet or dry_run:
         _say(_overview(found, space, store, stored.summary() if earlier or stored.stale else ""))
     if dry_run:
-        _say(_plan_text(space, stored, fresh=fresh, only_failed=only_failed))
-        return 0
-    to_run = _to_run(stored, fresh=fresh, only_failed=only_failed)
-    if not to_run:
-        if only_failed:
-            _say(f"{cls.__name__}: no failed settings to run again")
-        else:
-            _say(
-                f"{cls.__name__}: all {len(stored.done)} settings completed before; nothing to "
-                "run (--fresh runs them again)"
+        _say(
+            _plan_text(
+                space, stored, fresh=fresh, only_failed=only_failed, rerun_outdated=rerun_outdated
             )
-        if not quiet:
-            _print_results(space, _results_of(space), limit=20, prog=prog, found=found)
+        )
         return 0
-    if earlier and not fresh and not only_failed:
-        if _interactive() and not request.get("yes"):
+    if stored.outdated and not fresh and not rerun_outdated:
+        # said even with --quiet: these results are kept, but they are not from this code
+        _say(f"{outdated_text(len(stored.outdated), cls.__name__)}; kept as stored ({_RERUN})")
+    to_run = _to_run(stored, fresh=fresh, only_failed=only_failed, rerun_outdated=rerun_outdated)
+    resuming = earlier and not fresh and not only_failed and not rerun_outdated
+    ask = resuming and _interactive() and not request.get("yes")
+    if not to_run and not (ask and stored.outdated):
+        return _nothing_to_run(found, space, stored, prog, quiet=quiet, only_failed=only_failed)
+    if resuming:
+        if ask:
             if quiet:  # the overview did not say what was found
                 _say(f"stored: {stored.summary()}")
             answer = _ask_resume(stored, to_run)
             if answer == "quit":
                 _say("nothing run")
                 return 0
-            fresh = answer == "fresh"
-            to_run = _to_run(stored, fresh=fresh, only_failed=only_failed)
+            fresh, rerun_outdated = answer == "fresh", answer == "outdated"
+            to_run = _to_run(
+                stored, fresh=fresh, only_failed=only_failed, rerun_outdated=rerun_outdated
+            )
+            if not to_run:
+                return _nothing_to_run(found, space, stored, prog, quiet=quiet, only_failed=False)
         elif not quiet:
             _say(f"resuming: {_resume_text(stored, to_run)}")
 
@@ -110,6 +116,7 @@ def _run_one(found: Found, space: Space[Any], request: Request, prog: str) -> in
             gpus=gpus,
             only_failed=only_failed,
             fresh=fresh,
+            rerun_outdated=rerun_outdated,
             timeout=request.get("timeout"),
             retries=request.get("retries", 0),
             engine=request.get("engine") or "local",
@@ -140,6 +147,25 @@ def _run_one(found: Found, space: Space[Any], request: Request, prog: str) -> in
     return 1 if finish.failed else 0
 
 
+_RERUN = "--rerun-outdated runs them again"
+
+
+def _nothing_to_run(
+    found: Found, space: Space[Any], stored: Plan, prog: str, *, quiet: bool, only_failed: bool
+) -> int:
+    cls = space.experiment_class
+    if only_failed:
+        _say(f"{cls.__name__}: no failed settings to run again")
+    else:
+        _say(
+            f"{cls.__name__}: all {len(stored.done)} settings completed before; nothing to "
+            "run (--fresh runs them again)"
+        )
+    if not quiet:
+        _print_results(space, _results_of(space), limit=20, prog=prog, found=found)
+    return 0
+
+
 def _store(space: Space[Any]) -> Store:
     from superparams.store import Store
 
@@ -153,7 +179,9 @@ def _plan(space: Space[Any], store: Store) -> Plan:
     from superparams.store import Plan
 
     if store.folder.exists():
-        return store.plan(space)
+        from superparams._code import code_hash
+
+        return store.plan(space, code_hash(space.experiment_class))
     ids = list(space._sp_ids())
     first: dict[str, int] = {}
     for position, sid in enumerate(ids):
@@ -176,12 +204,13 @@ def _check_unlocked(store: Store) -> None:
         raise StoreLockedError(msg)
 
 
-def _to_run(stored: Plan, *, fresh: bool, only_failed: bool) -> int:
+def _to_run(stored: Plan, *, fresh: bool, only_failed: bool, rerun_outdated: bool = False) -> int:
     if fresh:
         return len(set(stored.ids))
+    outdated = len(stored.outdated) if rerun_outdated else 0
     if only_failed:
-        return len(stored.failed)
-    return len(stored.new) + len(stored.failed) + len(stored.interrupted)
+        return len(stored.failed) + outdated
+    return len(stored.new) + len(stored.failed) + len(stored.interrupted) + outdated
 
 
 def _resume_text(stored: Plan, to_run: int) -> str:
@@ -215,7 +244,10 @@ def _ask(question: str) -> str | None:
 
 def _ask_resume(stored: Plan, to_run: int) -> str:
     kept = f"skip the {len(stored.done)} completed, " if stored.done else ""
-    question = f"Resume ({kept}run {to_run})? [Y]es, [f]resh: run all again, [n]o: quit "
+    outdated = ""
+    if stored.outdated:
+        outdated = f"[o]utdated: also rerun the {len(stored.outdated)} made by earlier code, "
+    question = f"Resume ({kept}run {to_run})? [Y]es, {outdated}[f]resh: run all again, [n]o: quit "
     while True:
         answer = _ask(question)
         if answer is None or answer in ("n", "no", "q", "quit"):
@@ -224,7 +256,9 @@ def _ask_resume(stored: Plan, to_run: int) -> str:
             return "resume"
         if answer in ("f", "fresh"):
             return "fresh"
-        sys.stderr.write("please answer y, f or n\n")
+        if outdated and answer in ("o", "outdated"):
+            return "outdated"
+        sys.stderr.write(f"please answer y, {'o, ' if outdated else ''}f or n\n")
 
 
 def _display(*, quiet: bool, debug: bool) -> Callable[[Event], None]:
@@ -329,14 +363,18 @@ def _brief(value: Any, width: int = 24) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _plan_text(space: Space[Any], stored: Plan, *, fresh: bool, only_failed: bool) -> str:
-    runs = _to_run(stored, fresh=fresh, only_failed=only_failed)
+def _plan_text(
+    space: Space[Any], stored: Plan, *, fresh: bool, only_failed: bool, rerun_outdated: bool = False
+) -> str:
+    runs = _to_run(stored, fresh=fresh, only_failed=only_failed, rerun_outdated=rerun_outdated)
     lines = [f"would run {runs} setting{'s' if runs != 1 else ''} (dry run: nothing is run)"]
+    outdated = set(stored.outdated)
     groups = [
         ("new", stored.new, not only_failed),
         ("failed", stored.failed, True),
         ("interrupted", stored.interrupted, not only_failed),
-        ("done", stored.done, fresh),
+        ("outdated", stored.outdated, fresh or rerun_outdated),
+        ("done", [p for p in stored.done if p not in outdated] if outdated else stored.done, fresh),
     ]
     for status, positions, runs_it in groups:
         for position in positions[:20]:
@@ -349,7 +387,14 @@ def _plan_text(space: Space[Any], stored: Plan, *, fresh: bool, only_failed: boo
             f"  {len(stored.stale)} stored setting{'s' if len(stored.stale) != 1 else ''} "
             "no longer in this space (kept, not run)"
         )
+    if stored.outdated:
+        how = "run again" if fresh or rerun_outdated else f"kept as stored; {_RERUN}"
+        lines.append(f"  {outdated_text(len(stored.outdated), _name(space))} ({how})")
     return "\n".join(lines)
+
+
+def _name(space: Space[Any]) -> str:
+    return space.experiment_class.__name__
 
 
 def _is_number(text: str) -> bool:
@@ -393,6 +438,8 @@ def _columns(frame: pl.DataFrame, cls: type[Experiment]) -> list[str]:
     extra = []
     if "status" in frame.columns and set(frame["status"].to_list()) != {"completed"}:
         extra.append("status")
+    if "code_version" in frame.columns and frame["code_version"].drop_nulls().n_unique() > 1:
+        extra.append("code_version")  # rows made by different code: say which is which
     if "seconds" in frame.columns:
         extra.append("seconds")
     return varying + results + extra
@@ -522,6 +569,12 @@ def _status_one(found: Found, space: Space[Any], request: Request, prog: str) ->
             out.write(f"  {name:<12} {count}\n")
     if stored.stale:
         out.write(f"  {'gone':<12} {len(stored.stale)} stored but no longer in this space\n")
+    if stored.outdated:
+        out.write(
+            f"  {'outdated':<12} {len(stored.outdated)} of the completed were made by an earlier "
+            f"version of {cls.__name__}'s code (`{prog} {found.name} --rerun-outdated` runs "
+            "them again)\n"
+        )
     if locked:
         try:
             holder = (store.folder / "lock").read_text().strip()

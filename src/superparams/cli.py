@@ -193,6 +193,12 @@ OPTIONS = (
         "run only the settings that failed before",
         _RUN,
     ),
+    _Option(
+        ("--rerun-outdated", "--rerun_outdated"),
+        "rerun_outdated",
+        "also run the settings an earlier version of the code made",
+        _RUN,
+    ),
     _Option(("--fresh",), "fresh", "run every setting again, ignoring earlier results", _RUN),
     _Option(
         ("--dry-run", "--dry_run"),
@@ -526,6 +532,9 @@ def _check_combinations(request: Request) -> None:
         raise UsageError(msg)
     if request.get("fresh") and request.get("rerun_failed"):
         msg = "--fresh runs every setting again and --rerun-failed only the failed ones; pick one"
+        raise UsageError(msg)
+    if request.get("fresh") and request.get("rerun_outdated"):
+        msg = "--fresh runs every setting again, outdated ones included; drop --rerun-outdated"
         raise UsageError(msg)
     exports = [f"--{n}" for n in ("csv", "json", "parquet") if request.get(n)]
     if len(exports) > 1:

@@ -92,6 +92,12 @@ def summary(event: RunFinished) -> str:
     return text
 
 
+def outdated(count: int, experiment: str) -> str:
+    """What a run says of the stored settings an earlier version of the code made."""
+    settings = "settings were" if count != 1 else "setting was"
+    return f"{count} stored {settings} made by an earlier version of {experiment}'s code"
+
+
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 
 
@@ -158,6 +164,11 @@ class PlainDisplay:
                     f"running {event.to_run} on {event.num_proc} "
                     f"process{'es' if event.num_proc != 1 else ''}; results in {event.folder}"
                 )
+                if event.outdated:
+                    self._line(
+                        f"{outdated(event.outdated, event.experiment)}; kept as stored "
+                        "(run_all(rerun_outdated=True) runs them again)"
+                    )
         elif isinstance(event, SettingFinished):
             self.done += 1
             if not self.quiet:

@@ -37,6 +37,7 @@ class RunStarted(Event):
     num_proc: int
     engine: str
     overview: str = ""
+    outdated: int = 0  # completed by an earlier version of the code, and kept as stored
 
 
 @dataclass(frozen=True)

@@ -62,8 +62,12 @@ def plan(space: Space[Any], *, folder: Path | str | None = None) -> Plan:
 
     A space that draws from distributions has no list of settings to plan: plan a
     sample of it (``space.sample(n, seed=...).plan()``); :class:`SearchSpaceError` says so.
+    ``outdated`` lists the done settings made by another version of the experiment's
+    code (see :mod:`superparams._code`).
     """
-    return Store.for_space(space, folder).plan(space)
+    from superparams._code import code_hash
+
+    return Store.for_space(space, folder).plan(space, code_hash(space.experiment_class))
 
 
 def results(space: Space[Any], *, folder: Path | str | None = None) -> pl.DataFrame:
@@ -102,6 +106,7 @@ def run_all(
     gpus: Sequence[int | str] | None = None,
     only_failed: bool = False,
     fresh: bool = False,
+    rerun_outdated: bool = False,
     timeout: float | None = None,
     retries: int = 0,
     folder: Path | str | None = None,
@@ -122,6 +127,9 @@ def run_all(
             with gpus, settings always run in worker processes.
         only_failed: run only the settings stored as failed.
         fresh: run every setting again, whatever is stored.
+        rerun_outdated: also run again the completed settings that an earlier version
+            of the experiment's code made (``plan().outdated``); without it they are
+            kept, and the run says how many there are.
         timeout: seconds a setting may run before it fails with cause ``timeout``.
         retries: how many more times a failed setting is tried in this run.
         folder: where results go (default: ``progress/<module>/<Class>`` beside the
@@ -166,13 +174,17 @@ def run_all(
         subs.insert(0, PlainDisplay())
     elif callable(display):
         subs.insert(0, display)
+    from superparams._code import code_version
+
     store = Store.for_space(space, folder)
+    code = code_version(space.experiment_class)  # once per run: every line carries it
+    store.stamp(code)
     with store:
-        stored = store.plan(space)
-        positions = _choose(stored, only_failed=only_failed, fresh=fresh)
-        executor, notice = _executor(
-            engine, num_proc, gpus, debug, len(positions), isolate=isolate
+        stored = store.plan(space, code.version)
+        positions = _choose(
+            stored, only_failed=only_failed, fresh=fresh, rerun_outdated=rerun_outdated
         )
+        executor, notice = _executor(engine, num_proc, gpus, debug, len(positions), isolate=isolate)
         run = _Run(space, store, executor, subs, timeout=timeout, retries=retries)
         if notice:
             run.emit(Notice(time.time(), notice))
@@ -263,7 +275,9 @@ def _executor(
     return get_executor(engine or "local")(workers, gpus=gpus), notice
 
 
-def _choose(stored: Plan, *, only_failed: bool, fresh: bool) -> list[int]:
+def _choose(
+    stored: Plan, *, only_failed: bool, fresh: bool, rerun_outdated: bool = False
+) -> list[int]:
     if fresh:
         seen: set[str] = set()
         positions = []
@@ -272,9 +286,10 @@ def _choose(stored: Plan, *, only_failed: bool, fresh: bool) -> list[int]:
                 seen.add(sid)
                 positions.append(position)
         return positions
+    outdated = stored.outdated if rerun_outdated else []
     if only_failed:
-        return sorted(stored.failed)
-    return sorted(stored.new + stored.failed + stored.interrupted)
+        return sorted(stored.failed + outdated)
+    return sorted(stored.new + stored.failed + stored.interrupted + outdated)
 
 
 @dataclass
@@ -334,6 +349,7 @@ class _Run:
                 new=len(stored.new),
                 stale=len(stored.stale),
                 to_run=len(positions),
+                outdated=len(set(stored.outdated) - set(positions)) if stored.outdated else 0,
                 num_proc=self.executor.num_proc,
                 engine=self.executor.name,
                 overview=str(self.space) if isinstance(self.space, Experiment) else "",

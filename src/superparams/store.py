@@ -48,6 +48,7 @@ from superparams.identity import setting_id
 if TYPE_CHECKING:
     import polars as pl
 
+    from superparams._code import CodeVersion
     from superparams.experiment import Experiment
     from superparams.space import Space
     from superparams.worker import Outcome
@@ -72,6 +73,9 @@ BOOKKEEPING = {
     "seconds": "Float64",
     "worker": "Int64",
     "log": "String",
+    "code_version": "String",
+    "git_commit": "String",
+    "git_dirty": "Boolean",
 }
 LOCK_PATIENCE = 0.5  # seconds a writer waits for the lock before it says a run holds it
 
@@ -93,6 +97,8 @@ class Plan:
     failed: list[int] = field(default_factory=list)
     interrupted: list[int] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # stored ids no longer in the space
+    # done positions whose stored code_version is known and not the current one
+    outdated: list[int] = field(default_factory=list)
     attempts: dict[int, int] = field(default_factory=dict)  # position -> attempts so far
     ids: list[str] = field(default_factory=list)  # id of every position
 
@@ -101,8 +107,9 @@ class Plan:
         return len(self.ids)
 
     def summary(self) -> str:
+        earlier = f" ({len(self.outdated)} by earlier code)" if self.outdated else ""
         parts = [
-            f"{len(self.done)} completed",
+            f"{len(self.done)} completed{earlier}",
             f"{len(self.failed)} failed",
             f"{len(self.interrupted)} interrupted",
             f"{len(self.new)} new",
@@ -142,6 +149,7 @@ class Store:
         self._record: Any = None
         self._unsynced = 0
         self._synced_at = 0.0
+        self._stamp = ""  # the run's code version as record text, made once per run
 
     @classmethod
     def for_space(cls, space: Space[Any], folder: Path | str | None = None) -> Store:
@@ -255,6 +263,15 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def stamp(self, code: CodeVersion) -> None:
+        """Mark every line this run writes with the version of the code that runs."""
+        fields = {
+            "code_version": code.version,
+            "git_commit": code.git_commit,
+            "git_dirty": code.git_dirty,
+        }
+        self._stamp = "," + _dumps(fields)[1:-1]
+
     def started(self, setting_id: str, attempt: int, worker: int, described: str) -> None:
         """Note that a setting started (not synced: a lost line only loses 'interrupted').
 
@@ -303,7 +320,7 @@ class Store:
             msg = "the store is not open for writing; use it as `with Store(...) as store:`"
             raise StoreError(msg)
         text = _dumps(line)
-        self._record.write(f"{text[:-1]},{described}}}\n".encode())
+        self._record.write(f"{text[:-1]},{described}{self._stamp}}}\n".encode())
 
     def commit(self) -> None:
         """Make every outcome written so far durable (write, then fsync)."""
@@ -457,17 +474,19 @@ class Store:
             )
         }
 
-    def plan(self, space: Space[Any]) -> Plan:
+    def plan(self, space: Space[Any], code_version: str | None = None) -> Plan:
         """Sort a space's settings by what the store knows of them.
 
         A setting that stands twice in the space (in both parts of a union, say) is
-        planned once, at its first position.
+        planned once, at its first position. With ``code_version`` (the current code's),
+        completed settings stored with another version are also *outdated*; a row stored
+        with no version (before versions were recorded) is not: its code is unknown.
         """
         import polars as pl
 
         ids = list(space._sp_ids())
         table = self.table() if self.folder.exists() else _frame([], self.types)
-        stored = table.select("id", "status", "attempt").unique(
+        stored = table.select("id", "status", "attempt", "code_version").unique(
             subset="id", keep="first", maintain_order=True
         )
         positions = (
@@ -485,6 +504,9 @@ class Store:
         return Plan(
             new=where(status.is_null()),
             done=where(status == "completed"),
+            outdated=[]
+            if code_version is None
+            else where((status == "completed") & (pl.col("code_version") != code_version)),
             failed=where(status == "failed"),
             interrupted=where(status.is_in(["completed", "failed"]).not_()),
             stale=stored.join(positions, on="id", how="anti")["id"].to_list(),
@@ -659,6 +681,9 @@ def _rows(
             "seconds": line.get("seconds"),
             "worker": line.get("worker"),
             "log": log,
+            "code_version": line.get("code_version"),
+            "git_commit": line.get("git_commit"),
+            "git_dirty": line.get("git_dirty"),
         }
         results = line.get("rows") or [{}]
         for result in results:
@@ -692,6 +717,9 @@ def _rows(
                 "worker": start.get("worker"),
                 "log": log if printed else None,
                 _SEQ: number,
+                "code_version": start.get("code_version"),
+                "git_commit": start.get("git_commit"),
+                "git_dirty": start.get("git_dirty"),
             }
         )
     return rows
