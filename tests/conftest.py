@@ -149,11 +149,13 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Works
         space.close()
 
 
-def run_in_kernel(code: str, cwd: Path, kernels: Path, **env: str) -> str:
-    """Run ``code`` in a real Jupyter kernel of this Python started in ``cwd``; its stdout.
+@contextlib.contextmanager
+def kernel(cwd: Path, kernels: Path, **env: str) -> Iterator[Callable[[str], str]]:
+    """A real Jupyter kernel of this Python started in ``cwd``, as a function that runs
+    one cell and returns its stdout.
 
     ``env`` goes into the kernel's environment, as Jupyter gives it (``JPY_SESSION_NAME``:
-    the notebook's path). An error in the code fails the test with its traceback.
+    the notebook's path). An error in a cell fails the test with its traceback.
     """
     pytest.importorskip("ipykernel")
     manager = pytest.importorskip("jupyter_client.manager")
@@ -168,13 +170,12 @@ def run_in_kernel(code: str, cwd: Path, kernels: Path, **env: str) -> str:
         json.dumps({"argv": argv, "display_name": "here", "language": "python"})
     )
     specs = kernelspec.KernelSpecManager(kernel_dirs=[str(kernels)])
-    kernel = manager.KernelManager(kernel_name="here", kernel_spec_manager=specs)
-    kernel.start_kernel(cwd=str(cwd), env=environment(**env))
-    client = kernel.client()
-    output: list[str] = []
-    try:
-        client.start_channels()
-        client.wait_for_ready(timeout=60)
+    started = manager.KernelManager(kernel_name="here", kernel_spec_manager=specs)
+    started.start_kernel(cwd=str(cwd), env=environment(**env))
+    client = started.client()
+
+    def cell(code: str) -> str:
+        output: list[str] = []
 
         def keep(message: dict[str, Any]) -> None:
             if message["msg_type"] == "stream" and message["content"]["name"] == "stdout":
@@ -184,10 +185,21 @@ def run_in_kernel(code: str, cwd: Path, kernels: Path, **env: str) -> str:
 
         reply = client.execute_interactive(code, timeout=60, output_hook=keep)
         assert reply["content"]["status"] == "ok", "".join(output)
+        return "".join(output)
+
+    try:
+        client.start_channels()
+        client.wait_for_ready(timeout=60)
+        yield cell
     finally:
         client.stop_channels()
-        kernel.shutdown_kernel(now=True)
-    return "".join(output)
+        started.shutdown_kernel(now=True)
+
+
+def run_in_kernel(code: str, cwd: Path, kernels: Path, **env: str) -> str:
+    """Run ``code`` in a new real Jupyter kernel (see :func:`kernel`); its stdout."""
+    with kernel(cwd, kernels, **env) as cell:
+        return cell(code)
 
 
 #: An empty notebook file, as Jupyter saves a new one.

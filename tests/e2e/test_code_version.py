@@ -7,7 +7,6 @@ does, and runs the command again in a subprocess.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -238,42 +237,14 @@ class TestANotebook:
     def test_redefining_a_class_in_a_cell(self, tmp_path):
         """A class redefined in a notebook cell with another run() has outdated results;
         redefined with only a comment added, it has none."""
-        pytest.importorskip("ipykernel")
-        manager = pytest.importorskip("jupyter_client.manager")
-        kernelspec = pytest.importorskip("jupyter_client.kernelspec")
-        from tests.conftest import environment
+        from tests.conftest import kernel
 
-        spec = tmp_path / "kernels/here"
-        spec.mkdir(parents=True)
-        argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-        (spec / "kernel.json").write_text(
-            json.dumps({"argv": argv, "display_name": "here", "language": "python"})
-        )
-        specs = kernelspec.KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
-        kernel = manager.KernelManager(kernel_name="here", kernel_spec_manager=specs)
-        kernel.start_kernel(cwd=str(tmp_path), env=environment())
-        client = kernel.client()
         folder = str(tmp_path / "store")
+        with kernel(tmp_path, tmp_path / "kernels") as cell:
 
-        def cell(code: str) -> str:
-            output: list[str] = []
+            def outdated() -> list[int]:
+                return json.loads(cell(f"print(Cell().plan(folder={folder!r}).outdated)"))
 
-            def keep(message: dict) -> None:
-                if message["msg_type"] == "stream" and message["content"]["name"] == "stdout":
-                    output.append(message["content"]["text"])
-                if message["msg_type"] == "error":
-                    output.append("\n".join(message["content"]["traceback"]))
-
-            reply = client.execute_interactive(code, timeout=60, output_hook=keep)
-            assert reply["content"]["status"] == "ok", "".join(output)
-            return "".join(output)
-
-        def outdated() -> list[int]:
-            return json.loads(cell(f"print(Cell().plan(folder={folder!r}).outdated)"))
-
-        try:
-            client.start_channels()
-            client.wait_for_ready(timeout=60)
             cell(NOTEBOOK_CELL.replace("VALUE", "1"))
             cell(f"Cell().run_all(folder={folder!r}, display=False)")
             commented = NOTEBOOK_CELL.replace(
@@ -288,6 +259,3 @@ class TestANotebook:
                 "['y'].to_list())"
             )
             assert json.loads(shown) == [2, 2]
-        finally:
-            client.stop_channels()
-            kernel.shutdown_kernel(now=True)
