@@ -872,7 +872,7 @@ def clean(found: Found, spaces: list[Space[Any]], request: Request, prog: str) -
             _say(f"nothing stored for {cls.__name__} ({_shown(store.folder)} does not exist)")
             continue
         _check_unlocked(store)
-        count = len(store.known())
+        count = store.count()
         what = (
             f"{count} stored setting{'s' if count != 1 else ''} of {cls.__name__} and "
             f"their logs in {_shown(store.folder)}"

@@ -81,14 +81,6 @@ LOCK_PATIENCE = 0.5  # seconds a writer waits for the lock before it says a run 
 
 
 @dataclass
-class Known:
-    """What the store knows of one setting: its latest status and how often it ran."""
-
-    status: str
-    attempt: int
-
-
-@dataclass
 class Plan:
     """What a run of a space would do, by setting id."""
 
@@ -99,7 +91,6 @@ class Plan:
     stale: list[str] = field(default_factory=list)  # stored ids no longer in the space
     # done positions whose stored code_version is known and not the current one
     outdated: list[int] = field(default_factory=list)
-    attempts: dict[int, int] = field(default_factory=dict)  # position -> attempts so far
     ids: list[str] = field(default_factory=list)  # id of every position
 
     @property
@@ -458,21 +449,9 @@ class Store:
             return _frame([], self.types), clashes
         return _latest(_concat(frames, clashes)), clashes
 
-    def known(self) -> dict[str, Known]:
-        """The latest status and attempt count of every stored setting, by id."""
-        table = self.table()
-        if table.is_empty():
-            return {}
-        firsts = table.unique(subset="id", keep="first", maintain_order=True)
-        return {
-            i: Known(s, a)
-            for i, s, a in zip(
-                firsts["id"].to_list(),
-                firsts["status"].to_list(),
-                firsts["attempt"].to_list(),
-                strict=True,
-            )
-        }
+    def count(self) -> int:
+        """How many settings the folder stores an outcome (or a start) of."""
+        return self.table()["id"].n_unique()
 
     def plan(self, space: Space[Any], code_version: str | None = None) -> Plan:
         """Sort a space's settings by what the store knows of them.
@@ -486,7 +465,7 @@ class Store:
 
         ids = list(space._sp_ids())
         table = self.table() if self.folder.exists() else _frame([], self.types)
-        stored = table.select("id", "status", "attempt", "code_version").unique(
+        stored = table.select("id", "status", "code_version").unique(
             subset="id", keep="first", maintain_order=True
         )
         positions = (
@@ -500,7 +479,6 @@ class Store:
         def where(condition: pl.Expr) -> list[int]:
             return joined.filter(condition)["position"].to_list()
 
-        known = joined.filter(status.is_not_null())
         return Plan(
             new=where(status.is_null()),
             done=where(status == "completed"),
@@ -510,9 +488,6 @@ class Store:
             failed=where(status == "failed"),
             interrupted=where(status.is_in(["completed", "failed"]).not_()),
             stale=stored.join(positions, on="id", how="anti")["id"].to_list(),
-            attempts=dict(
-                zip(known["position"].to_list(), known["attempt"].to_list(), strict=True)
-            ),
             ids=ids,
         )
 
