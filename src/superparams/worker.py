@@ -64,6 +64,9 @@ class Outcome:
     finished: float = 0.0
     worker: int = 0
     log: str = ""
+    # What the setting printed, for an engine whose workers cannot write the store's log
+    # file (another host's disk): the store writes it to ``log``. None: written there.
+    output: str | None = None
 
     @property
     def status(self) -> str:
@@ -165,6 +168,34 @@ def run_setting(setting: Any, task: Task, worker: int, *, capture: str) -> Outco
         outcome.finished = time.time()
         if log.close(keep=outcome.failure is not None):
             outcome.log = ""
+    return outcome
+
+
+def run_task(base: Any, task: Task, rank: int, n_proc: int) -> Outcome:
+    """Run one task of ``base`` where the store's files are out of reach, output captured.
+
+    What an engine's remote function calls: the setting gets its ``rank`` and ``n_proc``,
+    its output goes to a temporary file of this process (file descriptors 1 and 2, so
+    C extensions and child processes are caught too), and comes back in
+    :attr:`Outcome.output` for the store to write. One setting at a time per process.
+    """
+    import dataclasses
+    import tempfile
+
+    setting = base[task.position]
+    setting.__dict__["rank"] = rank
+    setting.__dict__["n_proc"] = n_proc
+    fd, path = tempfile.mkstemp(prefix="superparams-", suffix=".log")
+    os.close(fd)
+    try:
+        outcome = run_setting(setting, dataclasses.replace(task, log=path), rank, capture="fd")
+        if outcome.log:  # it printed something
+            with open(path, encoding="utf-8", errors="replace") as f:
+                outcome.output = f.read()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    outcome.log = task.log
     return outcome
 
 

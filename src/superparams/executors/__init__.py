@@ -87,30 +87,54 @@ class Executor:
         raise NotImplementedError
 
 
+# The engines superparams ships: name -> (where the class is, the module its extra
+# brings, the extra). Other packages add engines under the entry-point group
+# "superparams.executors" (name = "module:Class").
 _ENGINES = {
-    "inline": "superparams.executors.inline:InlineExecutor",
-    "local": "superparams.executors.local:LocalExecutor",
+    "inline": ("superparams.executors.inline:InlineExecutor", None, None),
+    "local": ("superparams.executors.local:LocalExecutor", None, None),
+    "dask": ("superparams.executors.dask:DaskExecutor", "distributed", "dask"),
 }
+_GROUP = "superparams.executors"
 
 
 def get_executor(name: str) -> type[Executor]:
-    """The executor class registered under ``name``."""
+    """The executor class registered under ``name``.
+
+    Raises:
+        UsageError: no engine of that name, or its extra is not installed (the message
+            gives the ``pip install`` line).
+    """
     import importlib
+    import importlib.util
 
     from superparams.errors import UsageError, did_you_mean
 
-    if name not in _ENGINES:
-        known = ", ".join(_ENGINES)
-        msg = f"no engine named {name!r}{did_you_mean(name, _ENGINES)}; engines: {known}"
+    where, needs, extra = _ENGINES.get(name) or (_plugins().get(name), None, None)
+    if where is None:
+        known = engines()
+        msg = f"no engine named {name!r}{did_you_mean(name, known)}; engines: {', '.join(known)}"
         raise UsageError(msg)
-    module, _, cls = _ENGINES[name].partition(":")
+    if needs is not None and importlib.util.find_spec(needs) is None:
+        msg = (
+            f"the {name} engine needs {needs}, which is not installed: "
+            f"pip install 'superparams[{extra}]'"
+        )
+        raise UsageError(msg)
+    module, _, cls = where.partition(":")
     engine: type[Executor] = getattr(importlib.import_module(module), cls)
     return engine
 
 
 def engines() -> list[str]:
-    """The names :func:`get_executor` accepts."""
-    return list(_ENGINES)
+    """The names :func:`get_executor` accepts: the built-in ones, then installed ones."""
+    return [*_ENGINES, *(n for n in _plugins() if n not in _ENGINES)]
+
+
+def _plugins() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    return {point.name: point.value for point in entry_points(group=_GROUP)}
 
 
 __all__ = ["Executor", "Started", "engines", "get_executor"]
