@@ -1,4 +1,5 @@
-"""The Dask engine against a real Dask cluster on loopback, and a local one of its own.
+"""The Dask engine against a real Dask cluster on loopback (the contract every engine
+passes, on a local Dask cluster, is in tests/executors/test_contract.py).
 
 A module fixture starts ``dask scheduler`` and two ``dask worker`` processes (one thread
 each) on 127.0.0.1, as a user's cluster would run, and stops them at the end. The
@@ -11,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -182,45 +182,6 @@ class TestOnACluster:
         assert rows["status"].to_list() == ["completed"] * 3 + ["failed"] + ["completed"] * 4
         assert rows["cause"][3] == "killed"
         assert "the Dask worker running this setting was lost" in rows["error"][3]
-
-
-class TestALocalClusterOfItsOwn:
-    def test_without_an_address(self, project):
-        """With no scheduler named, the run makes a local cluster of -j workers."""
-        done = run(project, "-j", "2")
-        assert done.returncode == 0, done.stderr
-        rows = table(project)
-        assert rows["status"].to_list() == ["completed"] * 8
-        assert set(rows["n_proc"]) == {2}
-
-    def test_ctrl_c_once_then_twice(self, project):
-        """The first Ctrl-C starts nothing more; the second stops the running settings,
-        which are left interrupted, and what finished is kept."""
-        child = subprocess.Popen(
-            [str(COMMAND), "work.Work", "--engine", "dask", "-j", "2"],
-            cwd=project,
-            env={**environment(), "NAP": "60", "PYTHONUNBUFFERED": "1"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-        record = project / "experiments/progress/work/Work/record.jsonl"
-
-        def lines(event: str) -> int:
-            return record.read_text().count(f'"event":"{event}"') if record.exists() else 0
-
-        wait_for(lambda: lines("outcome") == 2 and lines("started") == 4, "two slow settings")
-        began = time.monotonic()
-        os.killpg(child.pid, signal.SIGINT)
-        time.sleep(0.5)
-        os.killpg(child.pid, signal.SIGINT)
-        _, err = child.communicate(timeout=60)
-        assert time.monotonic() - began < 30
-        assert child.returncode == 130, err
-        rows = table(project)
-        assert rows["status"].to_list() == ["completed", "completed", "interrupted", "interrupted"]
 
 
 class TestWithoutDask:
