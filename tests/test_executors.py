@@ -17,7 +17,8 @@ from superparams.events import SettingFailed, SettingFinished, SettingStarted
 from superparams.executors import Executor, Started, engines, get_executor
 from superparams.executors.inline import InlineExecutor
 from superparams.executors.local import LocalExecutor
-from superparams.worker import Failure, Outcome, Task, rows_of
+from superparams.outcome import Failure, Outcome, Task
+from superparams.worker import rows_of
 
 # Setting `doomed` dies the way DEATH says; the others sleep a little and complete.
 DEATHS = """

@@ -50,8 +50,8 @@ if TYPE_CHECKING:
 
     from superparams._code import CodeVersion
     from superparams.experiment import Experiment
+    from superparams.outcome import Outcome
     from superparams.space import Space
-    from superparams.worker import Outcome
 
 RECORD = "record.jsonl"
 RESULTS = "results.parquet"

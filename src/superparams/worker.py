@@ -24,58 +24,11 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Literal, TextIO
+from typing import Any, BinaryIO, TextIO
+
+from superparams.outcome import Cause, Failure, Outcome, Task
 
 TRACEBACK_LINES = 30  # how much of a traceback an outcome keeps; the log has all of it
-
-Cause = Literal["raised", "killed", "timeout", "unpicklable", "interrupted"]
-
-
-@dataclass(frozen=True)
-class Task:
-    """One setting to run: where it is in the base space, and where its log goes."""
-
-    position: int
-    id: str
-    attempt: int
-    log: str
-    timeout: float | None = None
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Why a setting failed: the cause, the error line, and the end of the traceback."""
-
-    cause: Cause
-    error: str  # e.g. "ValueError: lr must be positive", or "killed by SIGKILL"
-    traceback: str = ""
-
-
-@dataclass
-class Outcome:
-    """What became of one attempt at one setting: its result rows, or its failure."""
-
-    id: str
-    attempt: int
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    failure: Failure | None = None
-    started: float = 0.0
-    finished: float = 0.0
-    worker: int = 0
-    log: str = ""
-    # What the setting printed, for an engine whose workers cannot write the store's log
-    # file (another host's disk): the store writes it to ``log``. None: written there.
-    output: str | None = None
-
-    @property
-    def status(self) -> str:
-        return "completed" if self.failure is None else "failed"
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None
-
 
 # -- results ---------------------------------------------------------------------------
 

@@ -1,38 +1,36 @@
-"""The seam between the runner and whatever runs settings: processes here, a cluster later.
+"""The seam between the runner and whatever runs settings: processes here, or a cluster.
 
-An executor takes :class:`~superparams.worker.Task` s and hands back
-:class:`~superparams.worker.Outcome` s; the runner never learns how. To add an engine,
-subclass :class:`Executor` in a new module and register its ``name``::
+An executor takes :class:`~superparams.outcome.Task` s and hands back
+:class:`~superparams.outcome.Outcome` s; the runner never learns how. To add an engine,
+subclass :class:`Executor` in a new module and fill in its abstract methods::
 
     Executor
      ├── InlineExecutor   "inline"  in the calling process: breakpoints and debuggers work
-     └── LocalExecutor    "local"   worker processes on this machine (the default)
+     ├── LocalExecutor    "local"   worker processes on this machine (the default)
+     └── DaskExecutor     "dask"    a Dask cluster (superparams[dask])
 
 An executor turns every fault of its engine (a dead worker, a timeout, an engine's own
-exception) into a failed outcome of the setting it hit: it never raises for a setting.
+exception) into a failed outcome of the setting it hit (:meth:`Outcome.failed`): it
+never raises for a setting. Its workers never write the results folder: what a setting
+printed comes back in the outcome (:func:`superparams.worker.run_task`) unless the
+engine's workers write the folder's log files themselves (the local engine's do). Every
+engine passes the contract in ``tests/executors/test_contract.py``.
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from superparams.outcome import Started
+
 if TYPE_CHECKING:
+    from superparams.outcome import Outcome, Task
     from superparams.space import Space
-    from superparams.worker import Outcome, Task
 
 
-@dataclass(frozen=True)
-class Started:
-    """A setting began to run on a worker."""
-
-    task: Task
-    worker: int
-    time: float
-
-
-class Executor:
+class Executor(abc.ABC):
     """Runs settings of one space; subclasses say where.
 
     The runner calls :meth:`start` once, then :meth:`submit` while :attr:`free` is
@@ -46,45 +44,48 @@ class Executor:
         self.num_proc = num_proc
         self.gpus = list(gpus) if gpus else []
 
+    @abc.abstractmethod
     def start(self, base: Space[Any], notify: Callable[[Started], None]) -> None:
         """Get ready to run settings of ``base``; call ``notify`` as each one starts.
 
         How the base reaches the workers, and any scratch space that takes, is the
         executor's own: nothing of it goes into the results folder.
         """
-        raise NotImplementedError
 
     @property
+    @abc.abstractmethod
     def free(self) -> int:
         """How many more tasks it takes now."""
-        raise NotImplementedError
 
     @property
+    @abc.abstractmethod
     def busy(self) -> int:
         """How many tasks it holds (running or about to)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def submit(self, task: Task) -> None:
-        raise NotImplementedError
+        """Take a task to run; :attr:`free` said there is room. Report its start through
+        the ``notify`` of :meth:`start` when it starts (or, for an engine that cannot
+        tell, when it is handed over, keeping no more in hand than it runs at once)."""
 
+    @abc.abstractmethod
     def wait(self, timeout: float) -> list[Outcome]:
         """The outcomes that arrive within ``timeout`` seconds (maybe none)."""
-        raise NotImplementedError
 
-    def drop_queued(self) -> None:
+    def drop_queued(self) -> None:  # noqa: B027  # a default: most engines queue nothing
         """Start none of the settings submitted and not yet running (the first Ctrl-C).
 
         Settings running now go on and report as usual; :attr:`busy` no longer counts
         the dropped ones. An engine that never queues ahead needs nothing here.
         """
 
+    @abc.abstractmethod
     def cancel(self) -> None:
         """Stop every running setting now; their outcomes are never reported."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def shutdown(self) -> None:
         """Release the workers; the executor is not used again."""
-        raise NotImplementedError
 
 
 # The engines superparams ships: name -> (where the class is, the module its extra
@@ -137,4 +138,4 @@ def _plugins() -> dict[str, str]:
     return {point.name: point.value for point in entry_points(group=_GROUP)}
 
 
-__all__ = ["Executor", "Started", "engines", "get_executor"]
+__all__ = ["Executor", "Started", "engines", "get_executor"]  # Started: from outcome

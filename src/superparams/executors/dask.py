@@ -39,7 +39,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from superparams.executors import Executor, Started
-from superparams.worker import Cause, Failure, Outcome, Task, run_task
+from superparams.outcome import Cause, Outcome, Task
+from superparams.worker import run_task
 
 if TYPE_CHECKING:
     from superparams.space import Space
@@ -177,8 +178,8 @@ class DaskExecutor(Executor):
             elif task.timeout and now - since > task.timeout:
                 del self._futures[future]
                 future.cancel()
-                failure = Failure("timeout", f"timed out after {task.timeout:g} s")
-                outcomes.append(Outcome(task.id, task.attempt, [], failure, since, now, slot))
+                error = f"timed out after {task.timeout:g} s"
+                outcomes.append(Outcome.failed(task, "timeout", error, worker=slot, since=since))
         return outcomes
 
 
@@ -195,8 +196,8 @@ def _outcome(future: Any, task: Task, slot: int, since: float, stopping: bool) -
         text = str(error).strip().splitlines()
         why = f"{name}: {text[0]}" if text else name
         cause: Cause = "interrupted" if stopping else "killed"
-        failure = Failure(cause, f"the Dask worker running this setting was lost ({why})")
-        return Outcome(task.id, task.attempt, [], failure, since, time.time(), slot, task.log)
+        lost = f"the Dask worker running this setting was lost ({why})"
+        return Outcome.failed(task, cause, lost, worker=slot, since=since)
 
 
 @contextlib.contextmanager
