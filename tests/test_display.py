@@ -17,7 +17,7 @@ from superparams.events import (
     SettingFinished,
     SettingStarted,
 )
-from superparams.worker import Failure
+from superparams.outcome import Failure
 
 T0 = 1_000_000.0
 

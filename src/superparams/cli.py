@@ -151,11 +151,12 @@ def _ids(flag: str, text: str) -> list[int | str]:
 
 
 def _engine(flag: str, text: str) -> str:
-    from superparams.executors import engines
+    from superparams.executors import engines, get_executor
 
     if text not in engines():
         msg = f"{flag}: no engine {text!r}{did_you_mean(text, engines())}; engines: "
         raise UsageError(msg + ", ".join(engines()))
+    get_executor(text)  # its extra is missing: say what to install, before anything runs
     return text
 
 
@@ -237,7 +238,7 @@ OPTIONS = (
     _Option(
         ("--engine",),
         "engine",
-        "where settings run: local (default) or inline",
+        "where settings run: local (default), inline or dask",
         _RUN,
         "NAME",
         _engine,

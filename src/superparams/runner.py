@@ -30,9 +30,10 @@ from superparams.events import (
     SettingStarted,
 )
 from superparams.executors import Executor, Started, get_executor
+from superparams.outcome import Outcome, Task
 from superparams.space import DEFAULT_NUM_PROC
 from superparams.store import Plan, Store, describe
-from superparams.worker import Outcome, RunStopped, Task
+from superparams.worker import RunStopped
 
 if TYPE_CHECKING:
     import polars as pl

@@ -50,8 +50,8 @@ if TYPE_CHECKING:
 
     from superparams._code import CodeVersion
     from superparams.experiment import Experiment
+    from superparams.outcome import Outcome
     from superparams.space import Space
-    from superparams.worker import Outcome
 
 RECORD = "record.jsonl"
 RESULTS = "results.parquet"
@@ -279,6 +279,8 @@ class Store:
         Its log is kept as a path relative to the folder, or None if it holds nothing.
         """
         log = outcome.log or None
+        if outcome.output is not None and log is not None:
+            self._write_log(log, outcome.output)
         if log is not None:
             try:
                 printed = os.stat(log).st_size > 0
@@ -305,6 +307,16 @@ class Store:
             line["traceback"] = outcome.failure.traceback
         self._write(line, described)
         self._unsynced += 1
+
+    def _write_log(self, path: str, text: str) -> None:
+        """Append what a setting printed on a worker that could not write it here."""
+        if not path.startswith(self._logs):
+            return  # not a log of this folder: never write elsewhere
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, text.encode("utf-8", "replace"))
+        finally:
+            os.close(fd)
 
     def _write(self, line: dict[str, Any], described: str) -> None:
         if self._record is None:

@@ -24,55 +24,11 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Literal, TextIO
+from typing import Any, BinaryIO, TextIO
+
+from superparams.outcome import Cause, Failure, Outcome, Task
 
 TRACEBACK_LINES = 30  # how much of a traceback an outcome keeps; the log has all of it
-
-Cause = Literal["raised", "killed", "timeout", "unpicklable", "interrupted"]
-
-
-@dataclass(frozen=True)
-class Task:
-    """One setting to run: where it is in the base space, and where its log goes."""
-
-    position: int
-    id: str
-    attempt: int
-    log: str
-    timeout: float | None = None
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Why a setting failed: the cause, the error line, and the end of the traceback."""
-
-    cause: Cause
-    error: str  # e.g. "ValueError: lr must be positive", or "killed by SIGKILL"
-    traceback: str = ""
-
-
-@dataclass
-class Outcome:
-    """What became of one attempt at one setting: its result rows, or its failure."""
-
-    id: str
-    attempt: int
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    failure: Failure | None = None
-    started: float = 0.0
-    finished: float = 0.0
-    worker: int = 0
-    log: str = ""
-
-    @property
-    def status(self) -> str:
-        return "completed" if self.failure is None else "failed"
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None
-
 
 # -- results ---------------------------------------------------------------------------
 
@@ -165,6 +121,34 @@ def run_setting(setting: Any, task: Task, worker: int, *, capture: str) -> Outco
         outcome.finished = time.time()
         if log.close(keep=outcome.failure is not None):
             outcome.log = ""
+    return outcome
+
+
+def run_task(base: Any, task: Task, rank: int, n_proc: int) -> Outcome:
+    """Run one task of ``base`` where the store's files are out of reach, output captured.
+
+    What an engine's remote function calls: the setting gets its ``rank`` and ``n_proc``,
+    its output goes to a temporary file of this process (file descriptors 1 and 2, so
+    C extensions and child processes are caught too), and comes back in
+    :attr:`Outcome.output` for the store to write. One setting at a time per process.
+    """
+    import dataclasses
+    import tempfile
+
+    setting = base[task.position]
+    setting.__dict__["rank"] = rank
+    setting.__dict__["n_proc"] = n_proc
+    fd, path = tempfile.mkstemp(prefix="superparams-", suffix=".log")
+    os.close(fd)
+    try:
+        outcome = run_setting(setting, dataclasses.replace(task, log=path), rank, capture="fd")
+        if outcome.log:  # it printed something
+            with open(path, encoding="utf-8", errors="replace") as f:
+                outcome.output = f.read()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    outcome.log = task.log
     return outcome
 
 

@@ -1,38 +1,36 @@
-"""The seam between the runner and whatever runs settings: processes here, a cluster later.
+"""The seam between the runner and whatever runs settings: processes here, or a cluster.
 
-An executor takes :class:`~superparams.worker.Task` s and hands back
-:class:`~superparams.worker.Outcome` s; the runner never learns how. To add an engine,
-subclass :class:`Executor` in a new module and register its ``name``::
+An executor takes :class:`~superparams.outcome.Task` s and hands back
+:class:`~superparams.outcome.Outcome` s; the runner never learns how. To add an engine,
+subclass :class:`Executor` in a new module and fill in its abstract methods::
 
     Executor
      ├── InlineExecutor   "inline"  in the calling process: breakpoints and debuggers work
-     └── LocalExecutor    "local"   worker processes on this machine (the default)
+     ├── LocalExecutor    "local"   worker processes on this machine (the default)
+     └── DaskExecutor     "dask"    a Dask cluster (superparams[dask])
 
 An executor turns every fault of its engine (a dead worker, a timeout, an engine's own
-exception) into a failed outcome of the setting it hit: it never raises for a setting.
+exception) into a failed outcome of the setting it hit (:meth:`Outcome.failed`): it
+never raises for a setting. Its workers never write the results folder: what a setting
+printed comes back in the outcome (:func:`superparams.worker.run_task`) unless the
+engine's workers write the folder's log files themselves (the local engine's do). Every
+engine passes the contract in ``tests/executors/test_contract.py``.
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from superparams.outcome import Started
+
 if TYPE_CHECKING:
+    from superparams.outcome import Outcome, Task
     from superparams.space import Space
-    from superparams.worker import Outcome, Task
 
 
-@dataclass(frozen=True)
-class Started:
-    """A setting began to run on a worker."""
-
-    task: Task
-    worker: int
-    time: float
-
-
-class Executor:
+class Executor(abc.ABC):
     """Runs settings of one space; subclasses say where.
 
     The runner calls :meth:`start` once, then :meth:`submit` while :attr:`free` is
@@ -46,71 +44,98 @@ class Executor:
         self.num_proc = num_proc
         self.gpus = list(gpus) if gpus else []
 
+    @abc.abstractmethod
     def start(self, base: Space[Any], notify: Callable[[Started], None]) -> None:
         """Get ready to run settings of ``base``; call ``notify`` as each one starts.
 
         How the base reaches the workers, and any scratch space that takes, is the
         executor's own: nothing of it goes into the results folder.
         """
-        raise NotImplementedError
 
     @property
+    @abc.abstractmethod
     def free(self) -> int:
         """How many more tasks it takes now."""
-        raise NotImplementedError
 
     @property
+    @abc.abstractmethod
     def busy(self) -> int:
         """How many tasks it holds (running or about to)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def submit(self, task: Task) -> None:
-        raise NotImplementedError
+        """Take a task to run; :attr:`free` said there is room. Report its start through
+        the ``notify`` of :meth:`start` when it starts (or, for an engine that cannot
+        tell, when it is handed over, keeping no more in hand than it runs at once)."""
 
+    @abc.abstractmethod
     def wait(self, timeout: float) -> list[Outcome]:
         """The outcomes that arrive within ``timeout`` seconds (maybe none)."""
-        raise NotImplementedError
 
-    def drop_queued(self) -> None:
+    def drop_queued(self) -> None:  # noqa: B027  # a default: most engines queue nothing
         """Start none of the settings submitted and not yet running (the first Ctrl-C).
 
         Settings running now go on and report as usual; :attr:`busy` no longer counts
         the dropped ones. An engine that never queues ahead needs nothing here.
         """
 
+    @abc.abstractmethod
     def cancel(self) -> None:
         """Stop every running setting now; their outcomes are never reported."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def shutdown(self) -> None:
         """Release the workers; the executor is not used again."""
-        raise NotImplementedError
 
 
+# The engines superparams ships: name -> (where the class is, the module its extra
+# brings, the extra). Other packages add engines under the entry-point group
+# "superparams.executors" (name = "module:Class").
 _ENGINES = {
-    "inline": "superparams.executors.inline:InlineExecutor",
-    "local": "superparams.executors.local:LocalExecutor",
+    "inline": ("superparams.executors.inline:InlineExecutor", None, None),
+    "local": ("superparams.executors.local:LocalExecutor", None, None),
+    "dask": ("superparams.executors.dask:DaskExecutor", "distributed", "dask"),
 }
+_GROUP = "superparams.executors"
 
 
 def get_executor(name: str) -> type[Executor]:
-    """The executor class registered under ``name``."""
+    """The executor class registered under ``name``.
+
+    Raises:
+        UsageError: no engine of that name, or its extra is not installed (the message
+            gives the ``pip install`` line).
+    """
     import importlib
+    import importlib.util
 
     from superparams.errors import UsageError, did_you_mean
 
-    if name not in _ENGINES:
-        known = ", ".join(_ENGINES)
-        msg = f"no engine named {name!r}{did_you_mean(name, _ENGINES)}; engines: {known}"
+    where, needs, extra = _ENGINES.get(name) or (_plugins().get(name), None, None)
+    if where is None:
+        known = engines()
+        msg = f"no engine named {name!r}{did_you_mean(name, known)}; engines: {', '.join(known)}"
         raise UsageError(msg)
-    module, _, cls = _ENGINES[name].partition(":")
+    if needs is not None and importlib.util.find_spec(needs) is None:
+        msg = (
+            f"the {name} engine needs {needs}, which is not installed: "
+            f"pip install 'superparams[{extra}]'"
+        )
+        raise UsageError(msg)
+    module, _, cls = where.partition(":")
     engine: type[Executor] = getattr(importlib.import_module(module), cls)
     return engine
 
 
 def engines() -> list[str]:
-    """The names :func:`get_executor` accepts."""
-    return list(_ENGINES)
+    """The names :func:`get_executor` accepts: the built-in ones, then installed ones."""
+    return [*_ENGINES, *(n for n in _plugins() if n not in _ENGINES)]
 
 
-__all__ = ["Executor", "Started", "engines", "get_executor"]
+def _plugins() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    return {point.name: point.value for point in entry_points(group=_GROUP)}
+
+
+__all__ = ["Executor", "Started", "engines", "get_executor"]  # Started: from outcome

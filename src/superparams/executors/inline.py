@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from superparams.executors import Executor, Started
-from superparams.worker import Outcome, Task, rows_of, run_setting
+from superparams.outcome import Outcome, Task
+from superparams.worker import rows_of, run_setting
 
 if TYPE_CHECKING:
     from superparams.space import Space

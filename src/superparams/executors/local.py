@@ -37,7 +37,8 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from superparams.errors import ExperimentError
 from superparams.executors import Executor, Started
-from superparams.worker import Failure, Outcome, Task, WorkerError, write_base
+from superparams.outcome import Cause, Outcome, Task
+from superparams.worker import WorkerError, write_base
 
 if TYPE_CHECKING:
     from superparams.space import Space
@@ -361,16 +362,14 @@ class LocalExecutor(Executor):
         outcomes = []
         if lost:
             task = lost.pop(0)
-            now = time.time()
             if worker.killed_for_timeout:
-                failure = Failure("timeout", f"timed out after {task.timeout:g} s; worker killed")
+                cause: Cause = "timeout"
+                error = f"timed out after {task.timeout:g} s; worker killed"
             else:
-                failure = Failure("killed", _death(code))
-            _note_in_log(task.log, failure.error)
+                cause, error = "killed", _death(code)
+            _note_in_log(task.log, error)
             outcomes.append(
-                Outcome(
-                    task.id, task.attempt, [], failure, worker.since, now, worker.slot, task.log
-                )
+                Outcome.failed(task, cause, error, worker=worker.slot, since=worker.since)
             )
         fresh = self._spawn(worker.slot)
         self._workers[self._workers.index(worker)] = fresh

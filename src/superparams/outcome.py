@@ -1,0 +1,82 @@
+"""What crosses the seam between the runner and an engine: tasks in, outcomes out.
+
+A leaf module: the runner, the store, the events, the displays and every engine import
+it, and it imports nothing of superparams. A :class:`Task` is one attempt at one setting,
+named by its position in the base space; an :class:`Outcome` is what became of it, built
+by the worker that ran it (:func:`superparams.worker.run_setting`) or, when no worker
+could say (it died, it was lost, it ran too long), by the engine with
+:meth:`Outcome.failed`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Cause = Literal["raised", "killed", "timeout", "unpicklable", "interrupted"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One setting to run: where it is in the base space, and where its log goes."""
+
+    position: int
+    id: str
+    attempt: int
+    log: str
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a setting failed: the cause, the error line, and the end of the traceback."""
+
+    cause: Cause
+    error: str  # e.g. "ValueError: lr must be positive", or "killed by SIGKILL"
+    traceback: str = ""
+
+
+@dataclass
+class Outcome:
+    """What became of one attempt at one setting: its result rows, or its failure."""
+
+    id: str
+    attempt: int
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    failure: Failure | None = None
+    started: float = 0.0
+    finished: float = 0.0
+    worker: int = 0
+    log: str = ""
+    # What the setting printed, for an engine whose workers cannot write the store's log
+    # file (another host's disk): the store writes it to ``log``. None: written there.
+    output: str | None = None
+
+    @classmethod
+    def failed(cls, task: Task, cause: Cause, error: str, *, worker: int, since: float) -> Outcome:
+        """The outcome of a task that no worker reported on: it died, was lost, or ran out
+        of time. ``since`` is when it started; it ends now.
+
+        >>> Outcome.failed(Task(0, "ab", 1, ""), "killed", "lost", worker=0, since=0.0).status
+        'failed'
+        """
+        failure = Failure(cause, error)
+        return cls(task.id, task.attempt, [], failure, since, time.time(), worker, task.log)
+
+    @property
+    def status(self) -> str:
+        return "completed" if self.failure is None else "failed"
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+@dataclass(frozen=True)
+class Started:
+    """A setting began to run on a worker."""
+
+    task: Task
+    worker: int
+    time: float

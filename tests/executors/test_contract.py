@@ -1,0 +1,179 @@
+"""What every engine must do, checked on each one: the contract of the executor seam.
+
+Each test runs the same experiment on every built-in engine (``inline``: this process;
+``local``: worker processes; ``dask``: a local Dask cluster made for the run) and checks
+a promise the runner relies on. A new engine joins the list and must pass them all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from tests.conftest import wait_for
+from tests.e2e.test_cli import COMMAND, environment, write
+
+pytestmark = pytest.mark.slow
+
+ENGINES = ["inline", "local", "dask"]
+
+WORK = """
+import os
+import time
+from pathlib import Path
+from superparams import Experiment, search
+
+COUNT = Path(__file__).with_name("unpickled.txt")
+
+def _rebuild(payload):
+    with open(COUNT, "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    return Big(payload)
+
+class Big:
+    def __init__(self, payload):
+        self.payload = payload
+
+    def __superparams_id__(self):
+        return "big-v1"
+
+    def __reduce__(self):
+        return (_rebuild, (self.payload,))
+
+class Work(Experiment):
+    data: Big = Big(b"x" * 100_000)
+    n: int = search(*range(6))
+    how: str = "well"
+
+    def run(self):
+        print(f"setting n={self.n} rank {self.rank} of {self.n_proc}", flush=True)
+        if self.n == 3 and self.how == "raises":
+            raise ValueError("n=3 is wrong")
+        if self.n == 3 and self.how == "dies":
+            os._exit(7)
+        time.sleep(float(os.environ.get("NAP", "0")) if self.n >= 2 else 0)
+        return {"pid": os.getpid(), "rank": self.rank, "n_proc": self.n_proc}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    write(tmp_path / "experiments/work.py", WORK)
+    return tmp_path
+
+
+def run(root: Path, engine: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(COMMAND), "work.Work", "--engine", engine, "-j", "2", *args],
+        cwd=root,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def folder(root: Path) -> Path:
+    return root / "experiments/progress/work/Work"
+
+
+def table(root: Path) -> pl.DataFrame:
+    return pl.read_parquet(folder(root) / "results.parquet").sort("n")
+
+
+def outcome_lines(root: Path) -> list[str]:
+    record = (folder(root) / "record.jsonl").read_text().splitlines()
+    return [line for line in record if '"event":"outcome"' in line]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+class TestContract:
+    def test_every_outcome_arrives_once(self, project, engine):
+        """Each setting's outcome is recorded exactly once, and all complete."""
+        done = run(project, engine)
+        assert done.returncode == 0, done.stderr
+        assert table(project)["status"].to_list() == ["completed"] * 6
+        assert len(outcome_lines(project)) == 6
+
+    def test_an_exception_fails_one_setting(self, project, engine):
+        """run() raising fails that setting, with its error and traceback; the rest run."""
+        done = run(project, engine, "--how", "raises")
+        assert done.returncode == 1, done.stderr
+        rows = table(project)
+        assert rows["status"].to_list() == ["completed"] * 3 + ["failed"] + ["completed"] * 2
+        assert rows["error"][3] == "ValueError: n=3 is wrong"
+        assert "n=3 is wrong" in rows["traceback"][3]
+
+    def test_a_dead_worker_fails_the_setting_it_ran(self, project, engine):
+        """A setting that kills its worker fails with cause killed; the run goes on."""
+        if engine == "inline":
+            pytest.skip("inline runs settings in the run's own process: its death is the run's")
+        done = run(project, engine, "--how", "dies")
+        assert done.returncode == 1, done.stderr
+        rows = table(project)
+        assert rows["status"].to_list() == ["completed"] * 3 + ["failed"] + ["completed"] * 2
+        assert rows["cause"][3] == "killed"
+
+    def test_rank_and_n_proc(self, project, engine):
+        """Every setting has a rank below n_proc; n_proc is the engine's parallelism."""
+        done = run(project, engine)
+        assert done.returncode == 0, done.stderr
+        rows = table(project)
+        n_proc = 1 if engine == "inline" else 2
+        assert set(rows["n_proc"]) == {n_proc}
+        assert set(rows["rank"]) <= set(range(n_proc))
+
+    def test_logs_reach_the_store(self, project, engine):
+        """What a setting prints is in its log in the results folder."""
+        done = run(project, engine)
+        assert done.returncode == 0, done.stderr
+        rows = table(project)
+        for n, rank, log in zip(rows["n"], rows["rank"], rows["log"], strict=True):
+            text = (folder(project) / log).read_text()
+            assert f"setting n={n} rank {rank} of " in text
+
+    def test_the_base_reaches_a_worker_at_most_once(self, project, engine):
+        """The experiment's data is unpickled at most once per worker process."""
+        done = run(project, engine)
+        assert done.returncode == 0, done.stderr
+        count = project / "experiments/unpickled.txt"
+        loads = count.read_text().split() if count.exists() else []
+        assert len(loads) == len(set(loads)) <= (0 if engine == "inline" else 2)
+
+    def test_ctrl_c_once_then_twice(self, project, engine):
+        """The first Ctrl-C starts nothing more and lets running settings go on; the
+        second stops them, and they are left interrupted."""
+        child = subprocess.Popen(
+            [str(COMMAND), "work.Work", "--engine", engine, "-j", "2"],
+            cwd=project,
+            env={**environment(), "NAP": "60", "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        running = 1 if engine == "inline" else 2
+        record = folder(project) / "record.jsonl"
+
+        def count(event: str) -> int:
+            return record.read_text().count(f'"event":"{event}"') if record.exists() else 0
+
+        wait_for(
+            lambda: count("outcome") == 2 and count("started") == 2 + running,
+            "the slow settings to start",
+        )
+        os.killpg(child.pid, signal.SIGINT)
+        time.sleep(1.0)
+        assert count("started") == 2 + running  # nothing more started
+        os.killpg(child.pid, signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+        assert child.returncode == 130, err
+        rows = table(project)
+        assert rows["status"].to_list() == ["completed"] * 2 + ["interrupted"] * running
