@@ -33,20 +33,19 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from superparams.executors import Executor, Started
-from superparams.outcome import Cause, Outcome, Task
+from superparams.executors._futures import FuturesExecutor
+from superparams.outcome import Outcome, Task
 from superparams.worker import run_task
 
 if TYPE_CHECKING:
     from superparams.space import Space
 
 
-class DaskExecutor(Executor):
+class DaskExecutor(FuturesExecutor):
     """Run settings on a Dask cluster: at ``address``, or a local one for the run."""
 
     name: ClassVar[str] = "dask"
@@ -64,19 +63,11 @@ class DaskExecutor(Executor):
         self._cluster: Any = None
         self._base: Any = None
         self._key = ""
-        self._notify: Callable[[Started], None] = lambda started: None
-        # In flight: future -> (task, slot, handed over at)
-        self._futures: dict[Any, tuple[Task, int, float]] = {}
-        self._done = threading.Event()  # some future finished since the last wait()
-        self._stopping = False  # the run winds down (Ctrl-C)
 
-    # -- lifecycle -----------------------------------------------------------------------
-
-    def start(self, base: Space[Any], notify: Callable[[Started], None]) -> None:
+    def _open(self, base: Space[Any]) -> int:
         import dask
         import distributed
 
-        self._notify = notify
         address = self.address or dask.config.get("scheduler-address", None)
         if address:
             self._client = distributed.Client(address, set_as_default=False)
@@ -91,113 +82,53 @@ class DaskExecutor(Executor):
                     dashboard_address=None,
                 )
             self._client = distributed.Client(self._cluster, set_as_default=False)
-        try:
-            self._client.wait_for_workers(1, timeout=60)
-            workers = self._client.scheduler_info()["workers"]
-            threaded = sorted(a for a, w in workers.items() if w.get("nthreads", 1) != 1)
-            if threaded:
-                from superparams.errors import UsageError
+        self._client.wait_for_workers(1, timeout=60)
+        workers = self._client.scheduler_info()["workers"]
+        threaded = sorted(a for a, w in workers.items() if w.get("nthreads", 1) != 1)
+        if threaded:
+            from superparams.errors import UsageError
 
-                msg = (
-                    f"Dask workers {', '.join(threaded)} run several tasks at once, so two "
-                    "settings would share one process's output; start them with "
-                    "`dask worker --nthreads 1` (use --nworkers for more per machine)"
-                )
-                raise UsageError(msg)
-            self.num_proc = sum(w.get("nthreads", 1) for w in workers.values())
-            self._key = uuid.uuid4().hex
-            self._base = self._client.scatter(_pickled(base), broadcast=True, hash=False)
-        except BaseException:
-            self.shutdown()
-            raise
+            msg = (
+                f"Dask workers {', '.join(threaded)} run several tasks at once, so two "
+                "settings would share one process's output; start them with "
+                "`dask worker --nthreads 1` (use --nworkers for more per machine)"
+            )
+            raise UsageError(msg)
+        self._key = uuid.uuid4().hex
+        self._base = self._client.scatter(_pickled(base), broadcast=True, hash=False)
+        return int(sum(w.get("nthreads", 1) for w in workers.values()))
 
-    def shutdown(self) -> None:
-        client, cluster = self._client, self._cluster
-        self._client = self._cluster = None
-        self._futures.clear()
-        with contextlib.suppress(Exception):  # it is going away either way
-            if client is not None:
-                client.close()
-        with contextlib.suppress(Exception):
-            if cluster is not None:
-                cluster.close()
-
-    def drop_queued(self) -> None:
-        # Nothing is queued: the run never hands over more settings than workers. From
-        # here on, a setting whose worker is lost was stopped, not failed.
-        self._stopping = True
-
-    def cancel(self) -> None:
-        if self._client is not None and self._futures:
-            with contextlib.suppress(Exception):
-                self._client.cancel(list(self._futures), force=True)
-        self._futures.clear()
-        if self._cluster is not None:  # the run's own: stop what runs there now
-            self.shutdown()
-
-    # -- tasks ---------------------------------------------------------------------------
-
-    @property
-    def free(self) -> int:
-        return max(0, self.num_proc - len(self._futures))
-
-    @property
-    def busy(self) -> int:
-        return len(self._futures)
-
-    def submit(self, task: Task) -> None:
-        used = {slot for _, slot, _ in self._futures.values()}
-        slot = min(set(range(self.num_proc)) - used)
-        future = self._client.submit(
+    def _submit(self, task: Task, slot: int, n_proc: int) -> Any:
+        return self._client.submit(
             _run,
             self._base,
             self._key,
             task,
             slot,
-            self.num_proc,
+            n_proc,
             key=f"superparams-{task.id}-{task.attempt}-{uuid.uuid4().hex[:8]}",
             pure=False,
             resources={"GPU": 1} if self.gpus else None,
         )
-        now = time.time()
-        self._futures[future] = (task, slot, now)
-        future.add_done_callback(lambda _: self._done.set())  # in the client's thread
-        self._notify(Started(task, slot, now))
 
-    def wait(self, timeout: float) -> list[Outcome]:
-        if not self._futures:
-            return []
-        self._done.wait(timeout)
-        self._done.clear()  # set again by any future that finishes from here on
-        outcomes = []
-        now = time.time()
-        for future, (task, slot, since) in list(self._futures.items()):
-            if future.done():
-                del self._futures[future]
-                outcomes.append(_outcome(future, task, slot, since, self._stopping))
-            elif task.timeout and now - since > task.timeout:
-                del self._futures[future]
-                future.cancel()
-                error = f"timed out after {task.timeout:g} s"
-                outcomes.append(Outcome.failed(task, "timeout", error, worker=slot, since=since))
-        return outcomes
+    def cancel(self) -> None:
+        super().cancel()
+        if self._cluster is not None:  # the run's own: stop what runs there now
+            self.shutdown()
 
+    def _cancel(self, futures: list[Any]) -> None:
+        if self._client is not None:
+            self._client.cancel(futures, force=True)
 
-def _outcome(future: Any, task: Task, slot: int, since: float, stopping: bool) -> Outcome:
-    """What a finished future says: the worker's outcome, or how Dask lost the setting.
-
-    Lost while the run winds down, the setting was stopped: interrupted, to run again.
-    """
-    try:
-        outcome: Outcome = future.result()
-        return outcome
-    except Exception as error:  # KilledWorker, a lost connection, a cancelled future
-        name = type(error).__name__
-        text = str(error).strip().splitlines()
-        why = f"{name}: {text[0]}" if text else name
-        cause: Cause = "interrupted" if stopping else "killed"
-        lost = f"the Dask worker running this setting was lost ({why})"
-        return Outcome.failed(task, cause, lost, worker=slot, since=since)
+    def _close(self) -> None:
+        client, cluster = self._client, self._cluster
+        self._client = self._cluster = None
+        try:
+            if client is not None:
+                client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()
 
 
 @contextlib.contextmanager
