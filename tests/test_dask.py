@@ -184,6 +184,42 @@ class TestOnACluster:
         assert "the Dask worker running this setting was lost" in rows["error"][3]
 
 
+class TestEngineOptions:
+    def test_the_address_from_the_command_line(self, project, cluster):
+        """--engine-option address=... runs on that scheduler's workers."""
+        done = subprocess.run(
+            [
+                str(COMMAND),
+                "work.Work",
+                "--engine",
+                "dask",
+                "--engine-option",
+                f"address={cluster}",
+            ],
+            cwd=project,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "running 8 settings on the dask engine" in done.stdout + done.stderr
+        rows = table(project)
+        assert rows["pid"].n_unique() == 2
+        assert set(rows["n_proc"]) == {2}
+
+    def test_an_option_the_engine_does_not_take(self, project):
+        """An unknown option is one line with a suggestion, exit code 2, nothing written."""
+        done = run(project, "--engine-option", "adress=tcp://127.0.0.1:1")
+        assert done.returncode == 2
+        assert done.stderr == (
+            "error: the dask engine has no option 'adress' (did you mean 'address'?); "
+            "its options: address\n"
+        )
+        assert not (project / "experiments/progress").exists()
+
+
 class TestWithoutDask:
     def test_the_missing_extra_is_one_line(self, project):
         """Without Dask installed, --engine dask says what to install, exit code 2."""

@@ -103,8 +103,11 @@ def _run_one(found: Found, space: Space[Any], request: Request, prog: str) -> in
     if debug and num_proc > 1:
         _say("--debug runs settings one by one in this process; -j is ignored")
     if not quiet:
+        engine = request.get("engine") or "local"
         where = "in this process" if debug else f"on {num_proc} worker process"
         where += "es" if not debug and num_proc > 1 else ""
+        if engine not in ("local", "inline") and not debug:
+            where = f"on the {engine} engine"
         _say(f"running {to_run} setting{'s' if to_run != 1 else ''} {where}")
     display = _display(quiet=quiet, debug=debug)
     ended: list[RunFinished] = []
@@ -120,6 +123,7 @@ def _run_one(found: Found, space: Space[Any], request: Request, prog: str) -> in
             timeout=request.get("timeout"),
             retries=request.get("retries", 0),
             engine=request.get("engine") or "local",
+            engine_options=request.get("engine_options"),
             debug=debug,
             isolate=bool(request.get("isolate")),
             display=display,

@@ -150,6 +150,17 @@ def _ids(flag: str, text: str) -> list[int | str]:
     return ids
 
 
+def _key_values(flag: str, text: str) -> dict[str, str]:
+    pairs = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            msg = f"{flag} expects KEY=VALUE pairs separated by commas, got {item!r}"
+            raise UsageError(msg)
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
 def _engine(flag: str, text: str) -> str:
     from superparams.executors import engines, get_executor
 
@@ -242,6 +253,14 @@ OPTIONS = (
         _RUN,
         "NAME",
         _engine,
+    ),
+    _Option(
+        ("--engine-option", "--engine-options"),
+        "engine_options",
+        "the engine's own options, KEY=VALUE[,KEY=VALUE] (e.g. address=tcp://head:8786)",
+        _RUN,
+        "K=V",
+        lambda flag, text: _key_values(flag, text),
     ),
     _Option(
         ("--sample",),
@@ -525,6 +544,10 @@ def _fields_of(found: Found) -> _Fields:
 
 
 def _check_combinations(request: Request) -> None:
+    if request.get("engine_options"):
+        from superparams.executors import get_executor
+
+        get_executor(request.get("engine") or "local").read_options(request.get("engine_options"))
     if request.get("debug") and request.get("isolate"):
         msg = (
             "--debug runs settings in this process and --isolate each in a process of its "

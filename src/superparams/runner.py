@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,6 +112,7 @@ def run_all(
     retries: int = 0,
     folder: Path | str | None = None,
     engine: str | Executor | None = None,
+    engine_options: Mapping[str, Any] | None = None,
     debug: bool = False,
     isolate: bool = False,
     display: bool | Subscriber = True,
@@ -136,7 +137,9 @@ def run_all(
         folder: where results go (default: ``progress/<module>/<Class>`` beside the
             experiment's file or notebook, see :func:`superparams._location.folder_for`);
             needed for a class that no file defines (``python -c``, a REPL, stdin).
-        engine: an executor name (``"local"``, ``"inline"``) or instance.
+        engine: an executor name (``"local"``, ``"inline"``, ``"dask"``) or instance.
+        engine_options: the named engine's own keywords, e.g. ``{"address":
+            "tcp://head:8786"}`` for Dask (text is read by the keyword's type).
         debug: run in this process and let the first exception through.
         isolate: run each setting in a new worker process of its own, for code that
             leaves its process in a state the next setting should not inherit.
@@ -164,8 +167,13 @@ def run_all(
             f"and {where} does not; drop one of the two"
         )
         raise UsageError(msg)
-    if not isinstance(engine, Executor):
-        get_executor(engine or "local")  # an unknown name is refused before anything starts
+    if not isinstance(engine, Executor):  # an unknown name or option: before anything starts
+        get_executor(engine or "local").read_options(engine_options or {})
+    elif engine_options:
+        from superparams.errors import UsageError
+
+        msg = "engine_options are for an engine given by name; this one is made already"
+        raise UsageError(msg)
     if not space.enumerable:
         len(space)  # raises, saying to take a sample, before the store is made
     subs = list(subscribers)
@@ -185,7 +193,9 @@ def run_all(
         positions = _choose(
             stored, only_failed=only_failed, fresh=fresh, rerun_outdated=rerun_outdated
         )
-        executor, notice = _executor(engine, num_proc, gpus, debug, len(positions), isolate=isolate)
+        executor, notice = _executor(
+            engine, num_proc, gpus, debug, len(positions), isolate=isolate, options=engine_options
+        )
         run = _Run(space, store, executor, subs, timeout=timeout, retries=retries)
         if notice:
             run.emit(Notice(time.time(), notice))
@@ -259,6 +269,7 @@ def _executor(
     to_run: int,
     *,
     isolate: bool = False,
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[Executor, str]:
     if isinstance(engine, Executor):
         return engine, ""
@@ -273,7 +284,8 @@ def _executor(
         from superparams.executors.inline import InlineExecutor
 
         return InlineExecutor(debug=debug), notice
-    return get_executor(engine or "local")(workers, gpus=gpus), notice
+    made = get_executor(engine or "local").from_options(workers, gpus, **(options or {}))
+    return made, notice
 
 
 def _choose(

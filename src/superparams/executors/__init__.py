@@ -20,7 +20,7 @@ engine passes the contract in ``tests/executors/test_contract.py``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from superparams.outcome import Started
@@ -43,6 +43,44 @@ class Executor(abc.ABC):
     def __init__(self, num_proc: int = 1, *, gpus: Sequence[int | str] | None = None) -> None:
         self.num_proc = num_proc
         self.gpus = list(gpus) if gpus else []
+
+    @classmethod
+    def from_options(
+        cls, num_proc: int, gpus: Sequence[int | str] | None = None, **options: Any
+    ) -> Executor:
+        """The executor for a run: ``options`` are its own keywords (``address`` for Dask),
+        given as values or as the text a command line gives (``"2"`` for an ``int``).
+
+        Raises:
+            UsageError: an option the engine does not take, or text it cannot read.
+        """
+        return cls(num_proc, gpus=gpus, **cls.read_options(options))
+
+    @classmethod
+    def read_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` checked against the engine's keywords, text read by annotation."""
+        import inspect
+        import typing
+
+        from superparams.errors import UsageError, did_you_mean
+
+        hints = typing.get_type_hints(cls.__init__)
+        taken = [
+            p.name
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.kind is p.KEYWORD_ONLY and p.name != "gpus"
+        ]
+        out = {}
+        for key, value in options.items():
+            if key not in taken:
+                accepted = ", ".join(taken) or "none"
+                msg = (
+                    f"the {cls.name} engine has no option {key!r}{did_you_mean(key, taken)}; "
+                    f"its options: {accepted}"
+                )
+                raise UsageError(msg)
+            out[key] = _read(cls.name, key, value, hints.get(key))
+        return out
 
     @abc.abstractmethod
     def start(self, base: Space[Any], notify: Callable[[Started], None]) -> None:
@@ -86,6 +124,30 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def shutdown(self) -> None:
         """Release the workers; the executor is not used again."""
+
+
+def _read(engine: str, key: str, value: Any, annotation: Any) -> Any:
+    """An option's text as the type its keyword declares (int, float, bool), else as is."""
+    import types
+    import typing
+
+    from superparams.errors import UsageError
+
+    if not isinstance(value, str):
+        return value
+    kinds = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else ()
+    kind = next((k for k in (bool, int, float) if annotation is k or k in kinds), None)
+    if kind is None:
+        return value
+    if kind is bool and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+        return value.lower() in ("true", "yes", "1")
+    try:
+        if kind is not bool:
+            return kind(value)
+    except ValueError:
+        pass
+    msg = f"the {engine} engine's option {key} takes {kind.__name__} values, not {value!r}"
+    raise UsageError(msg)
 
 
 # The engines superparams ships: name -> (where the class is, the module its extra
