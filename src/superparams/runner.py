@@ -186,6 +186,8 @@ def run_all(
         )
         executor, notice = _executor(engine, num_proc, gpus, debug, len(positions), isolate=isolate)
         run = _Run(space, store, executor, subs, timeout=timeout, retries=retries)
+        if store.restored:
+            run.emit(Notice(time.time(), _restored_text(store)))
         if notice:
             run.emit(Notice(time.time(), notice))
         run.execute(stored, positions)
@@ -193,6 +195,15 @@ def run_all(
     if run.interrupted:
         raise KeyboardInterrupt
     return _select(store.table(), stored.ids)
+
+
+def _restored_text(store: Store) -> str:
+    n = store.restored
+    return (
+        f"{store.record_path.name} no longer held what {store.results_path.name} was made "
+        f"from (cut short, emptied or an older copy): {n} stored setting{'s' if n != 1 else ''} "
+        "written to it again, nothing lost"
+    )
 
 
 def check_num_proc(num_proc: object, flag: str = "num_proc") -> None:
