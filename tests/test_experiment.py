@@ -649,7 +649,9 @@ class TestErrors:
             (superparams.IdentityError, TypeError),
             (superparams.StoreError, RuntimeError),
             (superparams.StoreLockedError, RuntimeError),
+            (superparams.StoreWriteError, OSError),
             (superparams.UsageError, ValueError),
+            (superparams.EngineError, ConnectionError),
         ],
     )
     def test_errors_are_also_builtins(self, error: type[Exception], builtin: type[Exception]):

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from superparams._location import folder_for as folder_for  # where it lived before
 from superparams._location import identity_of, location, named
-from superparams.errors import StoreConflictError, StoreError, StoreLockedError
+from superparams.errors import StoreConflictError, StoreError, StoreLockedError, StoreWriteError
 from superparams.identity import setting_id
 
 if TYPE_CHECKING:
@@ -151,6 +151,7 @@ class Store:
         self._synced_at = 0.0
         self._stamp = ""  # the run's code version as record text, made once per run
         self.restored = 0  # outcomes written to the record again by open(): see _restore
+        self._broken: StoreWriteError | None = None  # a write failed: nothing more is written
 
     @classmethod
     def for_space(cls, space: Space[Any], folder: Path | str | None = None) -> Store:
@@ -209,7 +210,16 @@ class Store:
         Raises:
             StoreConflictError: the folder holds another experiment's results.
             StoreLockedError: another run is writing to it.
+            StoreWriteError: the folder cannot be written (no space left, read-only).
         """
+        try:
+            return self._open()
+        except StoreError:
+            raise
+        except OSError as error:
+            raise self._cannot_write(error, self.folder) from None
+
+    def _open(self) -> Store:
         self.check()  # before anything is written
         (self.folder / LOGS).mkdir(parents=True, exist_ok=True)
         lock = open(self.folder / LOCK, "a+")  # noqa: SIM115  # held until close()
@@ -246,13 +256,27 @@ class Store:
         return self
 
     def close(self) -> None:
-        """Sync the record, write results.parquet, and release the lock."""
+        """Sync the record, write results.parquet, and release the lock.
+
+        After a write failed, only releases: the record keeps what was synced before.
+
+        Raises:
+            StoreWriteError: results.parquet could not be written (the record is whole).
+        """
         try:
-            if self._record is not None:
+            if self._record is not None and self._broken is not None:
+                with contextlib.suppress(OSError):  # the same failure, again
+                    self._record.close()
+                self._record = None
+            elif self._record is not None:
                 self.commit()
                 self._record.close()
                 self._record = None
                 self.compact()
+        except StoreError:
+            raise
+        except OSError as error:
+            raise self._cannot_write(error, self.results_path) from None
         finally:  # even if writing results.parquet failed: the record has everything
             if self._lock_file is not None:
                 self._lock_file.close()  # releases the flock
@@ -281,7 +305,10 @@ class Store:
         """
         line = {"event": "started", "id": setting_id, "attempt": attempt, "worker": worker}
         self._write(line, described)
-        self._record.flush()  # so `experiment status` sees it running at once
+        try:
+            self._record.flush()  # so `experiment status` sees it running at once
+        except OSError as error:
+            raise self._cannot_write(error, self.record_path) from None
 
     def append(self, outcome: Outcome, described: str) -> None:
         """Write an outcome; it is durable after the next :meth:`commit`.
@@ -320,18 +347,57 @@ class Store:
         if self._record is None:
             msg = "the store is not open for writing; use it as `with Store(...) as store:`"
             raise StoreError(msg)
+        if self._broken is not None:
+            raise self._broken
         text = _dumps(line)
-        self._record.write(f"{text[:-1]},{described}{self._stamp}}}\n".encode())
+        try:
+            self._record.write(f"{text[:-1]},{described}{self._stamp}}}\n".encode())
+        except OSError as error:
+            raise self._cannot_write(error, self.record_path) from None
 
     def commit(self) -> None:
-        """Make every outcome written so far durable (write, then fsync)."""
+        """Make every outcome written so far durable (write, then fsync).
+
+        Raises:
+            StoreWriteError: the record could not be written; what was synced is safe.
+        """
         if self._record is None:
             return
-        self._record.flush()
-        if self._unsynced:
-            os.fsync(self._record.fileno())
-            self._unsynced = 0
+        if self._broken is not None:
+            raise self._broken
+        try:
+            self._record.flush()
+            if self._unsynced:
+                os.fsync(self._record.fileno())
+                self._unsynced = 0
+        except OSError as error:
+            raise self._cannot_write(error, self.record_path) from None
         self._synced_at = time.monotonic()
+
+    def _cannot_write(self, error: OSError, path: Path) -> StoreWriteError:
+        """The error to raise for a failed write: what, why, and what is safe.
+
+        Nothing more is written by this store after it (see :meth:`close`).
+        """
+        where = error.filename if isinstance(error.filename, str) else str(path)
+        why = error.strerror or str(error)
+        try:
+            table = self._table()[0]
+            done = table.filter(table["status"].is_in(["completed", "failed"]))
+            count = done["id"].n_unique()
+        except Exception:  # unreadable too: say nothing of a count
+            kept = "what was stored before is safe"
+        else:
+            kept = {0: "nothing was stored before", 1: "the 1 stored result is safe"}.get(
+                count, f"the {count} stored results are safe"
+            )
+        msg = (
+            f"could not write {where}: {why}; {kept} (make room or make the folder "
+            "writable, then run again: it resumes)"
+        )
+        self._broken = StoreWriteError(msg)
+        self._broken.errno = error.errno  # its text stays the message alone
+        return self._broken
 
     def seconds_since_commit(self) -> float:
         return time.monotonic() - self._synced_at
@@ -1324,11 +1390,34 @@ def _latest(table: pl.DataFrame) -> pl.DataFrame:
 
 
 def _atomic_write(path: Path, write: Any) -> None:
+    """Write a file whole or not at all: to a temporary file, synced, then renamed.
+
+    Raises:
+        OSError: for ``path``, if it could not be written (a polars error that is one,
+            such as no space left, too); the temporary file is removed.
+    """
+    import re
+
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(str(tmp))
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        write(str(tmp))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except Exception as error:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        code = error.errno if isinstance(error, OSError) else None
+        found = re.search(r"\(os error (\d+)\)", str(error))
+        if code is None and found is not None:
+            code = int(found.group(1))
+        if code is None:
+            raise
+        raise OSError(code, os.strerror(code), str(path)) from error
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
