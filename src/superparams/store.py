@@ -381,6 +381,9 @@ class Store:
         """
         where = error.filename if isinstance(error.filename, str) else str(path)
         why = error.strerror or str(error)
+        if self._record is not None:  # what reached the record before is made durable
+            with contextlib.suppress(OSError):
+                os.fsync(self._record.fileno())
         try:
             table = self._table()[0]
             done = table.filter(table["status"].is_in(["completed", "failed"]))
@@ -533,9 +536,15 @@ class Store:
 
         Raises:
             StoreConflictError: the folder holds the results of another experiment.
+            StoreError: the record could not be read (permissions, not a file).
         """
         self.check()
-        return self._table()[0]
+        try:
+            return self._table()[0]
+        except OSError as error:
+            where = error.filename if isinstance(error.filename, str) else self.folder
+            msg = f"could not read {where}: {error.strerror or error}; nothing was changed"
+            raise StoreError(msg) from None
 
     def clashes(self, label: Callable[[str], str | None] | None = None) -> list[str]:
         """What the table stores as text because its settings disagree on a column's type.

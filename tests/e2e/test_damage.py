@@ -355,6 +355,19 @@ class TestAReadOnlyFolder:
         assert "Permission denied" in one_error_line(done)
 
 
+class TestAnUnreadableRecord:
+    def test_a_folder_in_the_records_place(self, project):
+        """A record that cannot be read: one line, exit code 3, for every command."""
+        project.run()
+        project.record.unlink()
+        project.record.mkdir()
+        for args in (["status"], ["results"], []):
+            done = project.command(*args, "grid.py:Grid")
+            assert done.returncode == 3, done.stdout + done.stderr
+            assert "could not read" in one_error_line(done)
+            assert "record.jsonl: Is a directory" in done.stderr
+
+
 # An experiment that a module-level statement breaks, and one whose engine is unreachable.
 BROKEN = """
 from superparams import Experiment
