@@ -15,6 +15,13 @@ crash is at the end of the record; it is ignored on reading and cut before appen
 ``results.parquet`` is written to a temporary file and renamed, at the start and end of
 each run, so readers never see half a file.
 
+Damage: a line that is not one the store writes (not JSON, NUL bytes, the wrong shape)
+is skipped and counted (:meth:`Store.damaged`). ``results.parquet`` keeps a hash of the
+record's first 4 KiB beside its offset; a record shorter than the offset or starting
+otherwise (cut short, emptied, an older copy) is read from its start, and the next run
+appends to it every stored outcome it lost (:meth:`Store._restore`). A write that fails
+(no space left, read-only) raises :class:`StoreWriteError`, and nothing more is written.
+
 One folder, one experiment: the first run records in ``experiment.json`` the file that
 defines the class, relative to the folder holding ``progress/`` (see
 :mod:`superparams._location`),

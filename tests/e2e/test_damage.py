@@ -138,7 +138,12 @@ class TestARecordShorterThanItsTable:
         project.run()
         project.ran()
         project.record.write_bytes(b"")
-        self.check_resumes(project)
+        said = project.command("grid.py:Grid", *WIDE)  # and the run says so
+        assert said.returncode == 0, said.stderr
+        assert "3 stored settings written to it again, nothing lost" in said.stderr
+        assert project.ran() == [4, 5]
+        project.run(*WIDE)
+        assert project.ran() == []
         self.check_record_holds_everything(project)
 
     def test_deleted(self, project):
