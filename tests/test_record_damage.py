@@ -119,3 +119,46 @@ class TestGarbageAmongIntactLines:
                 assert store.damaged() <= len(garbage)
                 with store:  # compacts into results.parquet
                     pass
+
+
+EPOCHS = """
+from superparams import Experiment, derived, search
+
+
+class Inner(Experiment):
+    w: int = search(1, 2)
+
+
+class Epochs(Experiment):
+    model: Inner = search(Inner())
+    x: int = search(1, 2, 3)
+    tags: list = [1, 2]
+    twice: int = derived(lambda s: s.x * 2)
+
+    def run(self):
+        if self.x == 3:
+            raise ValueError("three")
+        return [{"epoch": e, "loss": 1.0 / (e + 1), "nested": {"a": e}} for e in range(3)]
+"""
+
+
+class TestRestoredOutcomes:
+    def test_the_table_is_the_same_after_the_record_is_emptied(self, workspace):
+        """Outcomes written to an emptied record again come back as they were stored:
+        several rows each, nested and derived columns, failures with their errors."""
+        import polars as pl
+        from polars.testing import assert_frame_equal
+
+        module = workspace.load("epochs", EPOCHS)
+        module.Epochs().run_all()
+        folder = workspace.folder("epochs", "Epochs")
+        before = pl.read_parquet(folder / "results.parquet")
+        (folder / "record.jsonl").write_bytes(b"")
+        store = Store.for_space(module.Epochs())
+        with store:
+            pass
+        assert store.restored == 6
+        (folder / "results.parquet").unlink()  # the record alone holds them all
+        after = module.Epochs().results()
+        order = ["id", "epoch"]
+        assert_frame_equal(before.sort(order), after.sort(order))
