@@ -76,7 +76,7 @@ def main(
 
         if isinstance(error, WorkerError):
             _error(str(error))
-            return 1
+            return error.exit_code
         raise
 
 

@@ -13,7 +13,8 @@ Every error is a :class:`SuperparamsError`, and also the builtin it resembles, s
      │    └── StoreConflictError            another experiment's results folder; 2
      ├── UsageError (ValueError)            bad input on the command line; exit code 2
      ├── LoadError                          the experiment's module raised on import; 5
-     │                                      (in superparams._find: its traceback is the user's)
+     │                                      (in superparams._find: its traceback is the user's;
+     │                                      superparams.worker.WorkerError, in a worker: 5 too)
      └── EngineError (ConnectionError)      an engine or cluster could not be reached; 6
 
 Each class carries its ``exit_code`` (1 unless it says otherwise); only the command line

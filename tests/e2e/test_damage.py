@@ -385,6 +385,24 @@ class Broken(Experiment):
         return {}
 """
 
+# Importable in the driver, not in a worker (a module that needs what only the login
+# node has, say).
+DRIVER_ONLY = """
+import sys
+
+from superparams import Experiment, search
+
+if sys.argv[0].endswith("worker.py"):
+    raise RuntimeError("no licence server on this node")
+
+
+class Job(Experiment):
+    x: int = search(1, 2)
+
+    def run(self):
+        return {}
+"""
+
 UNREACHABLE = """
 from superparams import EngineError, Experiment, search
 from superparams.executors import Executor, _ENGINES
@@ -441,6 +459,14 @@ class TestExitCodes:
             assert "could not import broken.py" in done.stderr
         assert not (tmp_path / "progress").exists()
 
+    def test_5_a_worker_could_not_load_it(self, tmp_path):
+        (tmp_path / "driveronly.py").write_text(textwrap.dedent(DRIVER_ONLY))
+        done = experiment("driveronly.py:Job", "-j", "2", cwd=tmp_path)
+        assert done.returncode == 5, done.stdout + done.stderr
+        line = one_error_line(done)
+        assert "a worker could not load the experiment" in line
+        assert "no licence server on this node" in line
+
     def test_6_an_engine_could_not_be_reached(self, tmp_path):
         (tmp_path / "unreachable.py").write_text(textwrap.dedent(UNREACHABLE))
         done = experiment("unreachable.py:Job", "--engine", "cluster", cwd=tmp_path)
@@ -459,6 +485,7 @@ class TestExitCodes:
             UsageError,
         )
         from superparams._find import LoadError
+        from superparams.worker import WorkerError
 
         codes = {
             SuperparamsError: 1,
@@ -468,6 +495,7 @@ class TestExitCodes:
             StoreWriteError: 3,
             StoreLockedError: 4,
             LoadError: 5,
+            WorkerError: 5,
             EngineError: 6,
         }
         assert {cls: cls.exit_code for cls in codes} == codes
