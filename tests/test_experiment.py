@@ -649,7 +649,9 @@ class TestErrors:
             (superparams.IdentityError, TypeError),
             (superparams.StoreError, RuntimeError),
             (superparams.StoreLockedError, RuntimeError),
+            (superparams.StoreWriteError, OSError),
             (superparams.UsageError, ValueError),
+            (superparams.EngineError, ConnectionError),
         ],
     )
     def test_errors_are_also_builtins(self, error: type[Exception], builtin: type[Exception]):
@@ -658,6 +660,6 @@ class TestErrors:
         assert issubclass(error, builtin)
 
     def test_usage_errors_exit_with_2(self):
-        """A command-line usage error carries exit code 2; the others 1."""
+        """A command-line usage error carries exit code 2; an error of the space, 1."""
         assert superparams.UsageError.exit_code == 2
         assert SearchSpaceError.exit_code == 1

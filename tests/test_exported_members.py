@@ -5,6 +5,7 @@ from __future__ import annotations
 import superparams
 
 PUBLIC = [
+    "EngineError",
     "Experiment",
     "ExperimentError",
     "IdentityError",
@@ -13,6 +14,7 @@ PUBLIC = [
     "StoreConflictError",
     "StoreError",
     "StoreLockedError",
+    "StoreWriteError",
     "SuperparamsError",
     "UsageError",
     "choice",

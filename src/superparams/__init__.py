@@ -14,12 +14,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from superparams.errors import (
+    EngineError,
     ExperimentError,
     IdentityError,
     SearchSpaceError,
     StoreConflictError,
     StoreError,
     StoreLockedError,
+    StoreWriteError,
     SuperparamsError,
     UsageError,
 )
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from superparams.cli import entrypoint
 
 __all__ = [
+    "EngineError",
     "Experiment",
     "ExperimentError",
     "IdentityError",
@@ -47,6 +50,7 @@ __all__ = [
     "StoreConflictError",
     "StoreError",
     "StoreLockedError",
+    "StoreWriteError",
     "SuperparamsError",
     "UsageError",
     "choice",

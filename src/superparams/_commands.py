@@ -608,6 +608,7 @@ def _status_one(found: Found, space: Space[Any], request: Request, prog: str) ->
 
     for note in store.clashes(_labels(space, stored.ids)) if store.folder.exists() else ():
         out.write(f"{note}\n")
+    _damaged(store)
     out.write(f"results: {_shown(store.results_path)}\n")
     out.flush()
 
@@ -655,8 +656,17 @@ def _status_stored(found: Found, space: Space[Any], prog: str) -> None:
             out.write(f"  {status:<12} {label}{shown_error}\n")
         if len(left) > 20:
             out.write(f"  ... {len(left) - 20} more\n")
+    _damaged(store)
     out.write(f"results: {_shown(store.results_path)}\n")
     out.flush()
+
+
+def _damaged(store: Store) -> None:
+    """Say how many lines of the record were damaged and skipped, if any."""
+    damaged = store.damaged() if store.folder.exists() else 0
+    if damaged:
+        lines = "line" if damaged == 1 else "lines"
+        sys.stdout.write(f"record: {damaged} damaged {lines} skipped\n")
 
 
 def results(found: Found, spaces: list[Space[Any]], request: Request, prog: str) -> int:

@@ -47,6 +47,8 @@ _SKIP = frozenset(
 class LoadError(SuperparamsError):
     """The user's experiment file raised while being imported; the message holds its traceback."""
 
+    exit_code = 5
+
 
 @dataclass(frozen=True)
 class Found:

@@ -46,8 +46,10 @@ def main(
 ) -> int:
     """Run the ``experiment`` command; return its exit code.
 
-    0 when every setting completed, 1 when any failed, 2 for a usage error, 130 when
-    interrupted.
+    0 when every setting completed, 1 when any failed, 2 for a usage error, 3 when the
+    store could not be written or read, 4 when another run holds it, 5 when the
+    experiment could not be loaded, 6 when an engine could not be reached, 130 when
+    interrupted. Each error class carries its code (see :mod:`superparams.errors`).
 
     Args:
         argv: the words after the command (default: ``sys.argv[1:]``).
@@ -74,7 +76,7 @@ def main(
 
         if isinstance(error, WorkerError):
             _error(str(error))
-            return 1
+            return error.exit_code
         raise
 
 
@@ -705,7 +707,9 @@ commands:
 run options:
 {_options_help("run")}
 
-exit status: 0 every setting completed, 1 some failed, 2 usage error, 130 interrupted
+exit status: 0 every setting completed, 1 some failed, 2 usage error, 3 the store could
+not be written or read, 4 the store is in use by another run, 5 the experiment could not
+be loaded, 6 an engine could not be reached, 130 interrupted
 SUPERPARAMS_PROGRESS, if set, is the folder results go to instead of progress/.
 """
 

@@ -7,12 +7,19 @@ Every error is a :class:`SuperparamsError`, and also the builtin it resembles, s
      ├── SearchSpaceError (ValueError)      a search space that cannot be built or indexed
      ├── ExperimentError (TypeError)        an Experiment class or instance used the wrong way
      ├── IdentityError (TypeError)          a value that has no stable encoding for a setting's id
-     ├── StoreError (RuntimeError)          a results folder that cannot be used
-     │    ├── StoreLockedError              another run holds the results folder
-     │    └── StoreConflictError            another experiment's results folder; exit code 2
-     └── UsageError (ValueError)            bad input on the command line; exit code 2
+     ├── StoreError (RuntimeError)          a results folder that cannot be used; exit code 3
+     │    ├── StoreWriteError (OSError)     could not be written: disk full, read-only; 3
+     │    ├── StoreLockedError              another run holds the results folder; 4
+     │    └── StoreConflictError            another experiment's results folder; 2
+     ├── UsageError (ValueError)            bad input on the command line; exit code 2
+     ├── LoadError                          the experiment's module raised on import; 5
+     │                                      (in superparams._find: its traceback is the user's;
+     │                                      superparams.worker.WorkerError, in a worker: 5 too)
+     └── EngineError (ConnectionError)      an engine or cluster could not be reached; 6
 
-Only the command line turns an error into a message and an exit code.
+Each class carries its ``exit_code`` (1 unless it says otherwise); only the command line
+turns an error into a message and that code. The others: 0 every setting completed, 1 some
+failed, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -42,9 +49,20 @@ class IdentityError(SuperparamsError, TypeError):
 class StoreError(SuperparamsError, RuntimeError):
     """A results folder that cannot be read or written."""
 
+    exit_code = 3
+
+
+class StoreWriteError(StoreError, OSError):
+    """A results folder that could not be written (no space left, read-only, permissions).
+
+    What was stored before is intact; the message says how much.
+    """
+
 
 class StoreLockedError(StoreError):
     """Another run of the same experiment holds its results folder."""
+
+    exit_code = 4  # retry later
 
 
 class StoreConflictError(StoreError):
@@ -57,6 +75,12 @@ class UsageError(SuperparamsError, ValueError):
     """Bad input on the command line."""
 
     exit_code = 2
+
+
+class EngineError(SuperparamsError, ConnectionError):
+    """An engine or cluster a run needs could not be reached (raised by engines)."""
+
+    exit_code = 6
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

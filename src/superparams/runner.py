@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from superparams.errors import StoreWriteError
 from superparams.events import (
     Event,
     Notice,
@@ -153,6 +154,8 @@ def run_all(
         StoreConflictError: the folder holds another experiment's results.
         SearchSpaceError: the space draws from distributions (run a sample of it).
         StoreLockedError: another run is writing to the same folder.
+        StoreWriteError: the store could not be written (no space left, read-only); what
+            was stored before is safe, and a run after it resumes.
         KeyboardInterrupt: after Ctrl-C, once everything finished has been stored.
     """
     import polars as pl  # noqa: F401  # fail here, not after the run, if it is missing
@@ -197,13 +200,26 @@ def run_all(
             engine, num_proc, gpus, debug, len(positions), isolate=isolate, options=engine_options
         )
         run = _Run(space, store, executor, subs, timeout=timeout, retries=retries)
+        if store.restored:
+            run.emit(Notice(time.time(), _restored_text(store)))
         if notice:
             run.emit(Notice(time.time(), notice))
         run.execute(stored, positions)
+    if run.write_error is not None:
+        raise run.write_error
     run.emit(run.finished_event(stored, positions))
     if run.interrupted:
         raise KeyboardInterrupt
     return _select(store.table(), stored.ids)
+
+
+def _restored_text(store: Store) -> str:
+    n = store.restored
+    return (
+        f"{store.record_path.name} no longer held what {store.results_path.name} was made "
+        f"from (cut short, emptied or an older copy): {n} stored setting{'s' if n != 1 else ''} "
+        "written to it again, nothing lost"
+    )
 
 
 def check_num_proc(num_proc: object, flag: str = "num_proc") -> None:
@@ -338,6 +354,7 @@ class _Run:
         self._grace: threading.Timer | None = None
         self.interrupted = False
         self.remaining = 0
+        self.write_error: StoreWriteError | None = None  # the store could not be written
         self.began = time.time()
 
     def emit(self, event: Event) -> None:
@@ -392,6 +409,8 @@ class _Run:
                 wait = COMMIT_INTERVAL if self.unreported else 0.25
                 for outcome in self.executor.wait(wait):
                     self._record(outcome)
+                if self.write_error is not None:  # from _started, called by the executor
+                    raise self.write_error
                 if self.unreported and (
                     self.store.seconds_since_commit() >= COMMIT_INTERVAL or not self.executor.busy
                 ):
@@ -400,6 +419,9 @@ class _Run:
             self.emit(RunStopping(time.time(), graceful=False))
             self.executor.cancel()
             self.stops = max(self.stops, 2)
+        except StoreWriteError as error:  # nothing more can be recorded: stop at once
+            self.write_error = self.write_error or error
+            self.executor.cancel()
         finally:
             if self._grace is not None:
                 self._grace.cancel()
@@ -421,7 +443,11 @@ class _Run:
     def _started(self, started: Started) -> None:
         task = started.task
         info = self.inflight[task.id]
-        self.store.started(task.id, task.attempt, started.worker, info.described)
+        try:
+            self.store.started(task.id, task.attempt, started.worker, info.described)
+        except StoreWriteError as error:  # raised in the loop, not inside the executor
+            self.write_error = self.write_error or error
+            return
         self.emit(
             SettingStarted(
                 started.time, task.id, info.label, task.attempt, started.worker, task.log
@@ -474,7 +500,12 @@ class _Run:
 
     def _report(self) -> None:
         """Sync what was recorded, then tell the subscribers: durable before reported."""
-        self.store.commit()
+        try:
+            self.store.commit()
+        except StoreWriteError as error:
+            self.write_error = self.write_error or error
+            self.unreported = []  # not durable: never reported done
+            return
         events, self.unreported = self.unreported, []
         for event in events:
             self.emit(event)

@@ -15,6 +15,13 @@ crash is at the end of the record; it is ignored on reading and cut before appen
 ``results.parquet`` is written to a temporary file and renamed, at the start and end of
 each run, so readers never see half a file.
 
+Damage: a line that is not one the store writes (not JSON, NUL bytes, the wrong shape)
+is skipped and counted (:meth:`Store.damaged`). ``results.parquet`` keeps a hash of the
+record's first 4 KiB beside its offset; a record shorter than the offset or starting
+otherwise (cut short, emptied, an older copy) is read from its start, and the next run
+appends to it every stored outcome it lost (:meth:`Store._restore`). A write that fails
+(no space left, read-only) raises :class:`StoreWriteError`, and nothing more is written.
+
 One folder, one experiment: the first run records in ``experiment.json`` the file that
 defines the class, relative to the folder holding ``progress/`` (see
 :mod:`superparams._location`),
@@ -42,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from superparams._location import folder_for as folder_for  # where it lived before
 from superparams._location import identity_of, location, named
-from superparams.errors import StoreConflictError, StoreError, StoreLockedError
+from superparams.errors import StoreConflictError, StoreError, StoreLockedError, StoreWriteError
 from superparams.identity import setting_id
 
 if TYPE_CHECKING:
@@ -141,6 +148,8 @@ class Store:
         self._unsynced = 0
         self._synced_at = 0.0
         self._stamp = ""  # the run's code version as record text, made once per run
+        self.restored = 0  # outcomes written to the record again by open(): see _restore
+        self._broken: StoreWriteError | None = None  # a write failed: nothing more is written
 
     @classmethod
     def for_space(cls, space: Space[Any], folder: Path | str | None = None) -> Store:
@@ -199,7 +208,16 @@ class Store:
         Raises:
             StoreConflictError: the folder holds another experiment's results.
             StoreLockedError: another run is writing to it.
+            StoreWriteError: the folder cannot be written (no space left, read-only).
         """
+        try:
+            return self._open()
+        except StoreError:
+            raise
+        except OSError as error:
+            raise self._cannot_write(error, self.folder) from None
+
+    def _open(self) -> Store:
         self.check()  # before anything is written
         (self.folder / LOGS).mkdir(parents=True, exist_ok=True)
         lock = open(self.folder / LOCK, "a+")  # noqa: SIM115  # held until close()
@@ -236,13 +254,27 @@ class Store:
         return self
 
     def close(self) -> None:
-        """Sync the record, write results.parquet, and release the lock."""
+        """Sync the record, write results.parquet, and release the lock.
+
+        After a write failed, only releases: the record keeps what was synced before.
+
+        Raises:
+            StoreWriteError: results.parquet could not be written (the record is whole).
+        """
         try:
-            if self._record is not None:
+            if self._record is not None and self._broken is not None:
+                with contextlib.suppress(OSError):  # the same failure, again
+                    self._record.close()
+                self._record = None
+            elif self._record is not None:
                 self.commit()
                 self._record.close()
                 self._record = None
                 self.compact()
+        except StoreError:
+            raise
+        except OSError as error:
+            raise self._cannot_write(error, self.results_path) from None
         finally:  # even if writing results.parquet failed: the record has everything
             if self._lock_file is not None:
                 self._lock_file.close()  # releases the flock
@@ -271,7 +303,10 @@ class Store:
         """
         line = {"event": "started", "id": setting_id, "attempt": attempt, "worker": worker}
         self._write(line, described)
-        self._record.flush()  # so `experiment status` sees it running at once
+        try:
+            self._record.flush()  # so `experiment status` sees it running at once
+        except OSError as error:
+            raise self._cannot_write(error, self.record_path) from None
 
     def append(self, outcome: Outcome, described: str) -> None:
         """Write an outcome; it is durable after the next :meth:`commit`.
@@ -322,31 +357,79 @@ class Store:
         if self._record is None:
             msg = "the store is not open for writing; use it as `with Store(...) as store:`"
             raise StoreError(msg)
+        if self._broken is not None:
+            raise self._broken
         text = _dumps(line)
-        self._record.write(f"{text[:-1]},{described}{self._stamp}}}\n".encode())
+        try:
+            self._record.write(f"{text[:-1]},{described}{self._stamp}}}\n".encode())
+        except OSError as error:
+            raise self._cannot_write(error, self.record_path) from None
 
     def commit(self) -> None:
-        """Make every outcome written so far durable (write, then fsync)."""
+        """Make every outcome written so far durable (write, then fsync).
+
+        Raises:
+            StoreWriteError: the record could not be written; what was synced is safe.
+        """
         if self._record is None:
             return
-        self._record.flush()
-        if self._unsynced:
-            os.fsync(self._record.fileno())
-            self._unsynced = 0
+        if self._broken is not None:
+            raise self._broken
+        try:
+            self._record.flush()
+            if self._unsynced:
+                os.fsync(self._record.fileno())
+                self._unsynced = 0
+        except OSError as error:
+            raise self._cannot_write(error, self.record_path) from None
         self._synced_at = time.monotonic()
+
+    def _cannot_write(self, error: OSError, path: Path) -> StoreWriteError:
+        """The error to raise for a failed write: what, why, and what is safe.
+
+        Nothing more is written by this store after it (see :meth:`close`).
+        """
+        where = error.filename if isinstance(error.filename, str) else str(path)
+        why = error.strerror or str(error)
+        if self._record is not None:  # what reached the record before is made durable
+            with contextlib.suppress(OSError):
+                os.fsync(self._record.fileno())
+        try:
+            table = self._table()[0]
+            done = table.filter(table["status"].is_in(["completed", "failed"]))
+            count = done["id"].n_unique()
+        except Exception:  # unreadable too: say nothing of a count
+            kept = "what was stored before is safe"
+        else:
+            kept = {0: "nothing was stored before", 1: "the 1 stored result is safe"}.get(
+                count, f"the {count} stored results are safe"
+            )
+        msg = (
+            f"could not write {where}: {why}; {kept} (make room or make the folder "
+            "writable, then run again: it resumes)"
+        )
+        self._broken = StoreWriteError(msg)
+        self._broken.errno = error.errno  # its text stays the message alone
+        return self._broken
 
     def seconds_since_commit(self) -> float:
         return time.monotonic() - self._synced_at
 
     # -- compaction: record -> results.parquet ---------------------------------------------
 
-    def _compacted(self, *, read: bool = True) -> tuple[int, pl.DataFrame | None, Clashes] | None:
-        """How far into the record results.parquet goes, its table (if ``read``), and
-        the columns it stores as text because their settings disagree on a type.
+    def _compacted(self, *, read: bool = True) -> _Compacted | None:
+        """How far into the record results.parquet goes, its table (if ``read``), the
+        columns it stores as text because their settings disagree on a type, and how
+        many damaged lines it skipped.
 
         All come from one open file: the offset lives in the parquet's own metadata, so
         a crash or a reader between two writes can never pair a table with another
         table's offset. None when there is no parquet made for the class's fields.
+
+        Beside the offset it keeps a hash of the record's first 4 KiB: a record shorter
+        than the offset, or that starts otherwise (truncated, emptied, deleted, restored
+        from a backup), no longer holds what the table was made from; then it is not
+        ``intact``, and its offset is 0: the record is read from its start.
         """
         import polars as pl
 
@@ -361,9 +444,15 @@ class Store:
                     return None
                 f.seek(0)
                 table = _conform(pl.read_parquet(f), self.types) if read else None
-                return int(meta.get("offset", 0)), table, dict(meta.get("clashes") or {})
+                offset, clashes = int(meta.get("offset", 0)), dict(meta.get("clashes") or {})
+                damaged = int(meta.get("damaged", 0))
             except (pl.exceptions.PolarsError, OSError, ValueError):
                 return None  # not one of ours: results are rebuilt from the record
+        size, start = _start(self.record_path)
+        head = meta.get("head")
+        if size < offset or (head is not None and head != _hash(start[:offset])):
+            return _Compacted(0, table, clashes, 0, intact=False)
+        return _Compacted(offset, table, clashes, damaged)
 
     def compact(self) -> None:
         """Bring results.parquet up to date with the record, atomically.
@@ -374,22 +463,54 @@ class Store:
         import polars as pl
 
         stored = self._compacted(read=False)
-        offset = 0 if stored is None else stored[0]
-        lines, end = _read_record(self.record_path, offset)
-        if not lines and stored is not None:
+        if stored is not None and not stored.intact:
+            self._restore()  # the record holds again every outcome the table holds
+            stored = None  # and the table is made anew from the record alone
+        offset = 0 if stored is None else stored.offset
+        lines, end, damaged = _read_record(self.record_path, offset)
+        if not lines and not damaged and stored is not None:
             return
-        clashes = {} if stored is None else stored[2]
+        clashes = {} if stored is None else stored.clashes
+        damaged += 0 if stored is None else stored.damaged
         rows = _rows(lines, self.fields, self.defaults, live=False, logs=self._logs)
         new = _frame(rows, self.types, clashes)
         if stored is not None:
             base = _conform(pl.read_parquet(self.results_path), self.types)
             new = _concat([base, new], clashes)
         table = _latest(new)
-        info = {"offset": end, "fields": list(self.fields), "clashes": clashes}
+        head = _hash(_start(self.record_path)[1][:end])
+        info = {
+            "offset": end,
+            "fields": list(self.fields),
+            "clashes": clashes,
+            "damaged": damaged,
+            "head": head,
+        }
         meta = {_META_KEY: json.dumps(info)}
         _atomic_write(self.results_path, lambda path: table.write_parquet(path, metadata=meta))
         with contextlib.suppress(FileNotFoundError):
             (self.folder / META).unlink()  # where earlier versions kept the offset
+
+    def _restore(self) -> None:
+        """Append to the record every outcome results.parquet holds and it lost.
+
+        Called holding the lock, when the record no longer holds what the table was made
+        from (see :meth:`_compacted`); the lines are synced before the table is rebuilt.
+        """
+        stored = self._compacted()
+        if stored is None or stored.table is None:
+            return
+        lines, _, _ = _read_record(self.record_path, 0)
+        rows = _rows(lines, self.fields, self.defaults, live=False)
+        lost = _lost(stored.table, rows, self.fields, self.types)
+        if not lost:
+            return
+        text = "".join(f"{_dumps(line)}\n" for line in lost).encode()
+        with open(self.record_path, "ab") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        self.restored += len(lost)
 
     # -- readers ---------------------------------------------------------------------------
 
@@ -425,9 +546,15 @@ class Store:
 
         Raises:
             StoreConflictError: the folder holds the results of another experiment.
+            StoreError: the record could not be read (permissions, not a file).
         """
         self.check()
-        return self._table()[0]
+        try:
+            return self._table()[0]
+        except OSError as error:
+            where = error.filename if isinstance(error.filename, str) else self.folder
+            msg = f"could not read {where}: {error.strerror or error}; nothing was changed"
+            raise StoreError(msg) from None
 
     def clashes(self, label: Callable[[str], str | None] | None = None) -> list[str]:
         """What the table stores as text because its settings disagree on a column's type.
@@ -441,18 +568,33 @@ class Store:
             size = self.record_path.stat().st_size
         except FileNotFoundError:
             size = 0
-        found = stored[2] if stored is not None and stored[0] == size else self._table()[1]
+        intact = stored is not None and stored.intact and stored.offset == size
+        found = stored.clashes if stored is not None and intact else self._table()[1]
         notes = []
         for name, kinds in found.items():
             named = {kind: (label and label(i)) or shown or i for kind, (i, shown) in kinds.items()}
             notes.append(_clash_text(name, named))
         return notes
 
+    def damaged(self) -> int:
+        """How many lines of the record are damaged, and were skipped (see _intact)."""
+        stored = self._compacted(read=False)
+        offset, before = (0, 0) if stored is None else (stored.offset, stored.damaged)
+        return before + _read_record(self.record_path, offset)[2]
+
     def _table(self) -> tuple[pl.DataFrame, Clashes]:
         stored = self._compacted()
         # never compacted, or compacted for other fields: read the whole record
-        offset, base, clashes = stored if stored is not None else (0, None, {})
-        lines, _ = _read_record(self.record_path, offset)
+        offset, base, clashes = 0, None, {}
+        if stored is not None:
+            offset, base, clashes = stored.offset, stored.table, stored.clashes
+        lines, _, _ = _read_record(self.record_path, offset)
+        if stored is not None and not stored.intact and base is not None:
+            # The record lost what the table holds: read both, as the next run will
+            # restore them (see _restore).
+            found = _rows(lines, self.fields, self.defaults, live=False)
+            lines += _lost(base, found, self.fields, self.types)
+            base = None
         live = self.is_locked()
         rows = _rows(lines, self.fields, self.defaults, live=live, logs=self._logs)
         tail = _frame(rows, self.types, clashes)
@@ -551,6 +693,98 @@ def _lock(file: Any) -> bool:
             time.sleep(0.005)
 
 
+@dataclass
+class _Compacted:
+    """What results.parquet holds: see :meth:`Store._compacted`."""
+
+    offset: int  # how far into the record the table goes
+    table: pl.DataFrame | None
+    clashes: Clashes
+    damaged: int  # damaged lines of the record before the offset
+    intact: bool = True  # the record still holds what the table was made from
+
+
+_HEAD = 4096  # bytes of the record's start whose hash results.parquet keeps
+
+
+def _start(path: Path) -> tuple[int, bytes]:
+    """The record's size and its first 4 KiB (0 and nothing if there is no record)."""
+    try:
+        with open(path, "rb") as f:
+            return os.fstat(f.fileno()).st_size, f.read(_HEAD)
+    except FileNotFoundError:
+        return 0, b""
+
+
+def _hash(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _lost(
+    table: pl.DataFrame,
+    rows: list[dict[str, Any]],
+    fields: tuple[str, ...],
+    types: Mapping[str, str],
+) -> list[dict[str, Any]]:
+    """Record lines for the outcomes ``table`` holds and the record's ``rows`` do not.
+
+    A stored outcome is lost unless the record holds one of the same setting that
+    started as late or later (a backup may hold an older one: a failure the table holds
+    the completion of). An interrupted setting is lost if the record does not name it.
+    The lines carry no encodings: they are ``keyed`` by the fields they were stored for.
+    """
+    import polars as pl
+
+    held: dict[str, int] = {}  # id -> when its latest recorded outcome started, in µs
+    named = set()
+    for row in rows:
+        named.add(row["id"])
+        started = row.get("started")
+        if "started" in row and isinstance(started, (int, float)):
+            micros = round(started * 1_000_000)
+            held[row["id"]] = max(held.get(row["id"], micros), micros)
+    if table.is_empty():
+        return []
+    table = table.with_columns(pl.col("started").dt.epoch("us").alias("started"))
+    params = [
+        c
+        for c in table.columns
+        if c in types or c in fields or ("." in c and c.split(".")[0] in fields)
+    ]
+    skip = {"id", "label", *BOOKKEEPING, *params}
+    out: list[dict[str, Any]] = []
+    for group in table.partition_by("id", maintain_order=True):
+        settings = group.to_dicts()
+        first = settings[0]
+        sid = first["id"]
+        if first["started"] is None:  # interrupted: stored from its started line
+            if sid in named:
+                continue
+            line: dict[str, Any] = {"event": "started", "id": sid}
+        else:
+            if held.get(sid, -1) >= first["started"]:
+                continue
+            line = {"event": "outcome", "id": sid, "status": first["status"]}
+        line["attempt"] = first["attempt"] or 1
+        if line["event"] == "outcome":
+            line["started"] = first["started"] / 1_000_000
+            line["rows"] = [
+                {k: v for k, v in r.items() if k not in skip and v is not None} for r in settings
+            ]
+            for name in ("seconds", "log", "cause", "error", "traceback"):
+                line[name] = first[name]
+        line["worker"] = first["worker"]
+        line["label"] = first["label"]
+        line["params"] = {c: first[c] for c in params}
+        line["keyed"] = list(fields)
+        for name in ("code_version", "git_commit", "git_dirty"):
+            line[name] = first[name]
+        out.append(line)
+    return out
+
+
 # -- the record ------------------------------------------------------------------------
 
 
@@ -605,22 +839,88 @@ def _cut_torn_tail(path: Path) -> None:
         f.truncate(0)
 
 
-def _read_record(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
-    """The whole lines of the record from ``offset``, and the offset after them."""
+def _read_record(path: Path, offset: int) -> tuple[list[dict[str, Any]], int, int]:
+    """The whole lines of the record from ``offset``, the offset after them, and how
+    many lines were damaged: not JSON, or not of the shape the store writes (see
+    :func:`_intact`). Damaged lines are skipped: each costs at most its setting's line.
+    """
     try:
         with open(path, "rb") as f:
             f.seek(offset)
             data = f.read()
     except FileNotFoundError:
-        return [], offset
+        return [], offset, 0
     end = data.rfind(b"\n") + 1  # a torn last line is not read
     lines = []
-    for raw in data[:end].splitlines():
+    damaged = 0
+    for raw in data[:end].split(b"\n")[:-1]:
         try:
-            lines.append(json.loads(raw))
-        except json.JSONDecodeError:
-            continue  # a torn line in the middle can only come from a crash: skip it
-    return lines, offset + end
+            line = json.loads(raw)
+        except (ValueError, RecursionError):  # torn by a crash, NUL bytes, not UTF-8
+            damaged += 1
+            continue
+        if _intact(line):
+            lines.append(line)
+        else:
+            damaged += 1
+    return lines, offset + end, damaged
+
+
+_TEXT = (str, type(None))
+_NUMBER = (int, float, type(None))
+# What each key of a started or outcome line holds, when it is there.
+_SHAPE: dict[str, tuple[type, ...]] = {
+    "label": _TEXT,
+    "params": (dict, type(None)),
+    "enc": (dict, type(None)),
+    "worker": (int, type(None)),
+    "code_version": _TEXT,
+    "git_commit": _TEXT,
+    "git_dirty": (bool, type(None)),
+    "keyed": (list,),
+}
+_OUTCOME_SHAPE: dict[str, tuple[type, ...]] = {
+    **_SHAPE,
+    "status": (str,),
+    "started": _NUMBER,
+    "seconds": _NUMBER,
+    "log": _TEXT,
+    "rows": (list, type(None)),
+    "cause": _TEXT,
+    "error": _TEXT,
+    "traceback": _TEXT,
+}
+
+
+def _intact(line: Any) -> bool:
+    """Whether a record line has the shape the store writes it in.
+
+    A started or outcome line has a text ``id``, a whole ``attempt``, and each other key
+    of the type it is written with; an outcome's rows are objects. A line of another
+    event (from a later version) is intact, and ignored.
+    """
+    if type(line) is not dict:
+        return False
+    event = line.get("event")
+    if event not in ("started", "outcome"):
+        return type(event) is str
+    if type(line.get("id")) is not str or type(line.get("attempt")) is not int:
+        return False
+    shape = _OUTCOME_SHAPE if event == "outcome" else _SHAPE
+    for key, types in shape.items():
+        if key in line:
+            value = line[key]
+            if not isinstance(value, types) or (type(value) is bool and bool not in types):
+                return False
+    if event == "outcome" and "status" not in line:
+        return False
+    rows = line.get("rows") or ()
+    enc = line.get("enc") or {}
+    return (
+        all(type(row) is dict for row in rows)
+        and all(type(v) is str for v in enc.values())
+        and all(type(name) is str for name in line.get("keyed", ()))
+    )
 
 
 def _rows(
@@ -649,7 +949,10 @@ def _rows(
         open_starts.pop(sid, None)
         params = dict(line.get("params") or {})
         enc = line.get("enc") or {}
-        if fields and set(enc) != set(fields):
+        if "keyed" in line and "enc" not in line:  # restored from results.parquet
+            if fields and line["keyed"] != list(fields):
+                continue  # its encodings are not known: it cannot be re-keyed
+        elif fields and set(enc) != set(fields):
             rekeyed = _rekey(enc, params, fields, defaults)
             if rekeyed is None:
                 continue  # run with fields the class no longer has: it is not this class's
@@ -688,7 +991,10 @@ def _rows(
             printed = False
         params = dict(start.get("params") or {})
         enc = start.get("enc") or {}
-        if fields and enc and set(enc) != set(fields):
+        if "keyed" in start and "enc" not in start:  # restored from results.parquet
+            if fields and start["keyed"] != list(fields):
+                continue
+        elif fields and enc and set(enc) != set(fields):
             rekeyed = _rekey(enc, params, fields, defaults)
             if rekeyed is None:
                 continue
@@ -1087,11 +1393,34 @@ def _latest(table: pl.DataFrame) -> pl.DataFrame:
 
 
 def _atomic_write(path: Path, write: Any) -> None:
+    """Write a file whole or not at all: to a temporary file, synced, then renamed.
+
+    Raises:
+        OSError: for ``path``, if it could not be written (a polars error that is one,
+            such as no space left, too); the temporary file is removed.
+    """
+    import re
+
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(str(tmp))
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        write(str(tmp))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except Exception as error:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        code = error.errno if isinstance(error, OSError) else None
+        found = re.search(r"\(os error (\d+)\)", str(error))
+        if code is None and found is not None:
+            code = int(found.group(1))
+        if code is None:
+            raise
+        raise OSError(code, os.strerror(code), str(path)) from error
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -79,6 +79,8 @@ def _plain(value: Any) -> Any:
 class WorkerError(RuntimeError):
     """A worker could not start: nothing can run (the experiment failed to load, say)."""
 
+    exit_code = 5  # the experiment could not be loaded, as superparams._find.LoadError
+
 
 class SettingTimeout(Exception):  # reads as the cause, like KeyboardInterrupt
     """Raised inside run() when a setting exceeds its time budget."""

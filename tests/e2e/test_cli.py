@@ -312,10 +312,10 @@ class TestLookup:
         assert report.stdout.startswith("Status (status.py): 2 settings\n  completed    2\n")
 
     def test_an_error_in_the_users_file_shows_their_traceback(self, tmp_path):
-        """A file that raises on import: its traceback, exit 1, nothing written."""
+        """A file that raises on import: its traceback, exit 5, nothing written."""
         write(tmp_path / "broken.py", "from superparams import Experiment\n1 / 0\n")
         done = experiment("broken", cwd=tmp_path)
-        assert done.returncode == 1
+        assert done.returncode == 5
         assert done.stderr.startswith("error: could not import broken.py:\nTraceback")
         assert "ZeroDivisionError: division by zero" in done.stderr
         assert "superparams" not in done.stderr.split("Traceback", 1)[1].split("1 / 0")[0]
