@@ -403,27 +403,6 @@ class Job(Experiment):
         return {}
 """
 
-UNREACHABLE = """
-from superparams import EngineError, Experiment, search
-from superparams.executors import Executor, _ENGINES
-
-_ENGINES["cluster"] = "unreachable:Cluster"
-
-
-class Cluster(Executor):
-    name = "cluster"
-
-    def __init__(self, *args, **kwargs):
-        raise EngineError("the scheduler at head-node:8786 could not be reached")
-
-
-class Job(Experiment):
-    x: int = search(1, 2)
-
-    def run(self):
-        return {}
-"""
-
 
 class TestExitCodes:
     """Each way a command ends has its exit code, the same through every command."""
@@ -467,11 +446,15 @@ class TestExitCodes:
         assert "a worker could not load the experiment" in line
         assert "no licence server on this node" in line
 
-    def test_6_an_engine_could_not_be_reached(self, tmp_path):
-        (tmp_path / "unreachable.py").write_text(textwrap.dedent(UNREACHABLE))
-        done = experiment("unreachable.py:Job", "--engine", "cluster", cwd=tmp_path)
+    def test_6_an_engine_could_not_be_reached(self, project):
+        """A Dask scheduler that is not there: one line, exit code 6."""
+        pytest.importorskip("distributed")
+        address = "tcp://127.0.0.1:9"  # the discard port: nothing listens there
+        engine = ("--engine", "dask", "--engine-option", f"address={address}")
+        done = project.command("grid.py:Grid", *engine)
         assert done.returncode == 6, done.stdout + done.stderr
-        assert "head-node:8786 could not be reached" in one_error_line(done)
+        assert f"the Dask scheduler at {address} could not be reached" in one_error_line(done)
+        assert project.ran() == []  # nothing ran
 
     def test_the_codes_are_the_error_classes(self):
         """Each code lives on its error class; the README's table lists them all."""

@@ -45,6 +45,10 @@ if TYPE_CHECKING:
     from superparams.space import Space
 
 
+# How long the run waits to reach a scheduler it was given.
+CONNECT = "10s"
+
+
 class DaskExecutor(FuturesExecutor):
     """Run settings on a Dask cluster: at ``address``, or a local one for the run."""
 
@@ -70,7 +74,17 @@ class DaskExecutor(FuturesExecutor):
 
         address = self.address or dask.config.get("scheduler-address", None)
         if address:
-            self._client = distributed.Client(address, set_as_default=False)
+            try:
+                self._client = distributed.Client(address, timeout=CONNECT, set_as_default=False)
+            except OSError as error:  # a timeout, a refused connection, a bad address
+                from superparams.errors import EngineError
+
+                msg = (
+                    f"the Dask scheduler at {address} could not be reached within {CONNECT} "
+                    f"({type(error).__name__}: {error}); check that it runs and the address, "
+                    "or name none to run on a local cluster"
+                )
+                raise EngineError(msg) from None
         else:
             # Dask retries a task whose worker died; a setting that kills its worker
             # would run again and again, so here a death is that setting's failure.
