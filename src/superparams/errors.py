@@ -9,6 +9,7 @@ Every error is a :class:`SuperparamsError`, and also the builtin it resembles, s
      ├── IdentityError (TypeError)          a value that has no stable encoding for a setting's id
      ├── StoreError (RuntimeError)          a results folder that cannot be used
      │    ├── StoreLockedError              another run holds the results folder
+     │    ├── StoreWriteError (OSError)     a file of the folder cannot be written; exit code 3
      │    └── StoreConflictError            another experiment's results folder; exit code 2
      └── UsageError (ValueError)            bad input on the command line; exit code 2
 
@@ -45,6 +46,12 @@ class StoreError(SuperparamsError, RuntimeError):
 
 class StoreLockedError(StoreError):
     """Another run of the same experiment holds its results folder."""
+
+
+class StoreWriteError(StoreError, OSError):
+    """A file of a results folder that cannot be written or read (a planted link, say)."""
+
+    exit_code = 3
 
 
 class StoreConflictError(StoreError):

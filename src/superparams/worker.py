@@ -147,7 +147,13 @@ def run_setting(setting: Any, task: Task, worker: int, *, capture: str) -> Outco
     """
     started = time.time()
     outcome = Outcome(task.id, task.attempt, started=started, worker=worker, log=task.log)
-    log = _Log(task)
+    try:
+        log = _Log(task)
+    except OSError as error:  # a link in its place, say: run() does not run
+        outcome.failure = Failure("raised", f"its log could not be opened: {error}")
+        outcome.finished = time.time()
+        outcome.log = ""
+        return outcome
     try:
         with log.capture(capture), _time_limit(task.timeout), _no_leftovers(), _restored():
             try:
@@ -198,11 +204,13 @@ class _Log:
 
     def __init__(self, task: Task) -> None:
         self.path = task.log
+        # Never through a link planted in its place: it would append to any file.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self.fd = os.open(self.path, flags, 0o644)
         except FileNotFoundError:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
+            self.fd = os.open(self.path, flags, 0o644)
         if task.attempt > 1 or os.fstat(self.fd).st_size:  # a retry, or an earlier run's
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             self.write(f"\n----- attempt {task.attempt}, {stamp} -----\n")
