@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import stat
@@ -333,3 +334,107 @@ class TestExportToParquet:
         done = experiment("results", "train.Train", "--parquet", str(out), cwd=project)
         assert done.returncode == 0, done.stderr
         assert pl.read_parquet(out)["double"].sort().to_list() == [0, 2]
+
+
+# Setting 0 prints LINES numbered lines of 100 bytes each; setting 1 a line.
+CHATTY = """
+import os
+import sys
+from superparams import Experiment, search
+
+class Chatty(Experiment):
+    n: int = search(0, 1)
+
+    def run(self):
+        if self.n == 1:
+            print("short")
+            return {"n": 1}
+        lines = int(os.environ["LINES"])
+        for start in range(0, lines, 10_000):
+            chunk = range(start, min(start + 10_000, lines))
+            sys.stdout.write("".join(f"line {i:09d} " + "x" * 84 + "\\n" for i in chunk))
+        return {"n": 0}
+"""
+
+MODES = {"in-process": ("--engine", "inline"), "workers": ("-j", "2")}
+
+
+def log_of(store: Path, n: int) -> Path:
+    rows = pl.read_parquet(store / "results.parquet")
+    return store / rows.filter(pl.col("n") == n)["log"][0]
+
+
+class TestLogsAreKeptToASize:
+    @pytest.mark.parametrize("mode", MODES)
+    def test_three_times_the_limit(self, tmp_path, mode):
+        """A setting that prints three times SUPERPARAMS_LOG_LIMIT leaves a log of about
+        that size: its first and last lines, and a line saying how much was cut."""
+        write(tmp_path / "experiments/chatty.py", CHATTY)
+        limit, lines = 2**20, 3 * 2**20 // 100
+        done = experiment(
+            "chatty.Chatty",
+            *MODES[mode],
+            cwd=tmp_path,
+            SUPERPARAMS_LOG_LIMIT="1M",
+            LINES=str(lines),
+        )
+        assert done.returncode == 0, done.stderr
+        store = folder(tmp_path, "chatty", "Chatty")
+        text = log_of(store, 0).read_text()
+        assert limit - 200 <= len(text) <= limit + 200
+        kept = text.splitlines()
+        assert kept[0] == "line 000000000 " + "x" * 84
+        assert kept[-1] == f"line {lines - 1:09d} " + "x" * 84
+        cut = [line for line in kept if line.startswith("[... ")]
+        assert len(cut) == 1, cut
+        match = re.fullmatch(r"\[\.\.\. (\d+) bytes cut: .*\.\.\.\]", cut[0])
+        assert match, cut[0]
+        assert int(match[1]) == lines * 100 - (len(text) - len(cut[0]) - 1)
+        assert log_of(store, 1).read_text() == "short\n"
+
+    def test_under_the_limit_the_log_is_whole(self, tmp_path):
+        """The default limit, 100 MB, keeps a smaller log whole."""
+        write(tmp_path / "experiments/chatty.py", CHATTY)
+        done = experiment("chatty.Chatty", cwd=tmp_path, LINES="30000")
+        assert done.returncode == 0, done.stderr
+        assert log_of(folder(tmp_path, "chatty", "Chatty"), 0).stat().st_size == 3_000_000
+
+
+class TestLogsAreReadFromTheEnd:
+    def test_the_last_lines_of_a_large_log(self, tmp_path):
+        """``experiment logs -n 2`` of a 200 MB log prints its last two lines and reads
+        no more of it than that: the command's memory stays far below the log's size."""
+        write(tmp_path / "experiments/chatty.py", CHATTY)
+        done = experiment("chatty.Chatty", cwd=tmp_path, LINES="1")
+        assert done.returncode == 0, done.stderr
+        log = log_of(folder(tmp_path, "chatty", "Chatty"), 0)
+        block = b"".join(b"%099d\n" % i for i in range(10_000))  # 1 MB
+        with log.open("ab") as f:
+            for _ in range(200):
+                f.write(block)
+            f.write(b"the last but one\nthe last")
+        reader = subprocess.Popen(
+            [str(COMMAND), "logs", "chatty.Chatty", "--n", "0", "-n", "2"],
+            cwd=tmp_path,
+            env=environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        assert reader.stdout is not None
+        assert reader.stderr is not None
+        out, err = reader.stdout.read(), reader.stderr.read()  # a few bytes each
+        _, status, usage = os.wait4(reader.pid, 0)  # its own peak memory, once it ends
+        reader.returncode = os.waitstatus_to_exitcode(status)
+        reader.stdout.close()
+        reader.stderr.close()
+        assert reader.returncode == 0, err
+        assert out == b"the last but one\nthe last\n"
+        assert usage.ru_maxrss < 150_000, usage.ru_maxrss  # kB; the log is 200 MB
+
+    def test_the_whole_log(self, project):
+        """Without ``-n``, the whole log is printed."""
+        assert experiment("train.Train", cwd=project).returncode == 0
+        shown = experiment("logs", "train.Train", "--n", "1", cwd=project)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout == "n=1 runs\n"
