@@ -23,6 +23,10 @@ from tests.e2e.test_cli import COMMAND, environment, write
 
 pytestmark = pytest.mark.slow
 
+# A setting runs in the command's own process, or in one of two worker processes.
+MODES = {"in-process": ("--engine", "inline"), "workers": ("-j", "2")}
+ONE_AT_A_TIME = {"in-process": ("--engine", "inline"), "worker": ()}
+
 TRAIN = """
 from superparams import Experiment, search
 
@@ -71,6 +75,25 @@ class Waits(Experiment):
         while not Path(__file__).with_name("go").exists():
             time.sleep(0.05)
         return {"waited": True}
+"""
+
+
+# Setting 0 waits (with WAIT set) until a file named go appears beside it; both print.
+WAITS_FIRST = """
+import os
+import time
+from pathlib import Path
+from superparams import Experiment, search
+
+class Waits(Experiment):
+    n: int = search(0, 1)
+
+    def run(self):
+        print(f"n={self.n}")
+        go = Path(__file__).with_name("go")
+        while self.n == 0 and os.environ.get("WAIT") and not go.exists():
+            time.sleep(0.05)
+        return {"n": self.n}
 """
 
 
@@ -165,6 +188,11 @@ def refused_link(path: Path) -> str:
 LOG = "logs/{}.log"
 
 
+def log_name_in(store: Path, n: int) -> str:
+    rows = pl.read_parquet(store / "results.parquet")
+    return LOG.format(rows.filter(pl.col("n") == n)["id"][0])
+
+
 def log_name(project: Path, n: int) -> str:
     rows = pl.read_parquet(folder(project) / "results.parquet")
     return LOG.format(rows.filter(pl.col("n") == n)["id"][0])
@@ -248,6 +276,46 @@ class TestPlantedLinksAreNeverFollowed:
         assert driver.returncode == 0, stderr
         assert victim.read_text() == "precious\n"
         assert pl.read_parquet(store / "results.parquet").height == 1
+
+    @pytest.mark.parametrize("mode", ["in-process", "worker"])
+    def test_a_link_planted_during_the_run(self, tmp_path, mode):
+        """A link planted in place of a setting's log while the run goes on is not written
+        through: that setting fails, saying why, and the others complete."""
+        write(tmp_path / "experiments/waits.py", WAITS_FIRST)
+        assert experiment("waits.Waits", cwd=tmp_path).returncode == 0
+        store = folder(tmp_path, "waits", "Waits")
+        victim = tmp_path / "victim"
+        victim.write_text("precious\n")
+        log = store / log_name_in(store, 1)
+        driver = subprocess.Popen(
+            [str(COMMAND), "waits.Waits", "--fresh", "--yes", *ONE_AT_A_TIME[mode]],
+            cwd=tmp_path,
+            env={**environment(), "WAIT": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            record = store / "record.jsonl"
+            starts = lambda: record.read_bytes().count(b'"event":"started"')  # noqa: E731
+            wait_for(lambda: starts() == 3, "the first setting to start again")
+            log.unlink()
+            log.symlink_to(victim)
+            (tmp_path / "experiments/go").touch()
+            _, stderr = driver.communicate(timeout=60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                driver.kill()
+            driver.communicate()
+        assert driver.returncode == 1, stderr
+        assert victim.read_text() == "precious\n"
+        rows = pl.read_parquet(store / "results.parquet").sort("n")
+        assert rows["status"].to_list() == ["completed", "failed"]
+        assert rows["error"][1] == (
+            "its log could not be opened: [Errno 40] Too many levels of symbolic links: "
+            f"{str(log)!r}"
+        )
 
     def test_the_store_and_progress_may_be_links(self, project, tmp_path):
         """The store folder itself, or progress/, may be a link to a scratch disk."""
@@ -355,8 +423,6 @@ class Chatty(Experiment):
             sys.stdout.write("".join(f"line {i:09d} " + "x" * 84 + "\\n" for i in chunk))
         return {"n": 0}
 """
-
-MODES = {"in-process": ("--engine", "inline"), "workers": ("-j", "2")}
 
 
 def log_of(store: Path, n: int) -> Path:
