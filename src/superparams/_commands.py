@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from superparams._find import shown as _shown
 from superparams.cli import INTERRUPTED, Request
@@ -682,6 +682,8 @@ def results(found: Found, spaces: list[Space[Any]], request: Request, prog: str)
 def _results_one(
     found: Found, space: Space[Any], request: Request, prog: str, *, several: bool
 ) -> None:
+    if request.get("parquet"):
+        _check_export(Path(request.get("parquet")), force=bool(request.get("force")))
     frame = _results_of(space)
     cls = space.experiment_class
     sort = request.get("sort")
@@ -697,7 +699,16 @@ def _results_one(
         frame = frame.sort(column, descending=descending, nulls_last=True, maintain_order=True)
     if request.get("parquet"):
         path = Path(request.get("parquet"))
-        frame.write_parquet(path)
+        if request.get("force"):
+            frame.write_parquet(path)
+        else:
+            try:  # made new, so a file that appeared since is not overwritten either
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            except FileExistsError:
+                _check_export(path, force=False)
+                raise
+            with os.fdopen(fd, "wb") as f:
+                frame.write_parquet(f)
         _say(f"wrote {frame.height} rows to {_shown(path)}")
         return
     if request.get("csv"):
@@ -715,6 +726,28 @@ def _results_one(
     if sort and column not in columns:
         columns = [column, *columns]
     _print_results(space, frame, None, prog, found, columns)
+
+
+def _check_export(path: Path, *, force: bool) -> None:
+    """Refuse an export that would replace a file unasked, or that has no folder to go in.
+
+    Raises:
+        UsageError: before anything is written.
+    """
+    folder = path.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        msg = (
+            f"--parquet {str(path)!r}: {str(folder)!r} {what}; make the folder, or give "
+            "another path"
+        )
+        raise UsageError(msg)
+    if path.is_dir():
+        msg = f"--parquet {str(path)!r} is a folder; give the path of a file in it"
+        raise UsageError(msg)
+    if not force and (path.exists() or path.is_symlink()):
+        msg = f"--parquet {str(path)!r} exists; add --force to replace it, or give another path"
+        raise UsageError(msg)
 
 
 def _flat(frame: pl.DataFrame) -> pl.DataFrame:
@@ -754,8 +787,8 @@ def logs(found: Found, spaces: list[Space[Any]], request: Request, prog: str) ->
     for log in matches:
         if len(matches) > 1:
             sys.stdout.write(f"==> {log.label} [{log.status}] {_shown(log.path)} <==\n")
-        if log.path.exists():
-            sys.stdout.write(_tail(log.path, request.get("lines")))
+        if log.path.exists() or log.path.is_symlink():
+            _print_log(log.path, request.get("lines"))
         else:
             _say(f"({log.label} [{log.status}] wrote no output)")
     sys.stdout.flush()
@@ -819,11 +852,68 @@ def _outcomes(store: Store) -> dict[str, tuple[str, float | None]]:
     return out
 
 
-def _tail(path: Path, lines: int | None) -> str:
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if lines is not None:
-        text = "".join(text.splitlines(keepends=True)[-lines:]) if lines else ""
-    return text if not text or text.endswith("\n") else text + "\n"
+_BLOCK = 1 << 16  # how much of a log is read at a time
+
+
+def _open_log(path: Path) -> BinaryIO:
+    """A setting's log for reading, never through a link planted in its place."""
+    from superparams.store import open_in_store
+
+    return os.fdopen(open_in_store(path, os.O_RDONLY), "rb")
+
+
+def _print_log(path: Path, lines: int | None) -> None:
+    """Print a log, or its last ``lines`` lines, read from its end: a large log costs
+    what is printed, not its size."""
+    with _open_log(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if lines is not None:
+            text = _last_lines(f, size, lines)[1]
+            sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
+            return
+        _copy_out(f, size, "")
+
+
+def _last_lines(f: BinaryIO, end: int, lines: int) -> tuple[int, str]:
+    """The last ``lines`` lines of the first ``end`` bytes of a file, read backwards
+    from ``end``, and where the bytes read start."""
+    import codecs
+
+    data = b""
+    pos = end
+    block = _BLOCK
+    while pos > 0 and data.count(b"\n") <= lines:
+        start = max(0, pos - block)
+        f.seek(start)
+        data = f.read(pos - start) + data
+        pos = start
+        block *= 2
+    if lines == 0:
+        return pos, ""
+    text = codecs.decode(data, "utf-8", errors="replace")
+    return pos, "".join(text.splitlines(keepends=True)[-lines:])
+
+
+def _copy_out(f: BinaryIO, end: int, label: str) -> None:
+    """Print a file's bytes from where it is to ``end``, a block at a time."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    left = end - f.tell()
+    text = ""  # a line not yet ended: printed with the next block, labelled once
+    while left > 0:
+        data = f.read(min(left, 16 * _BLOCK))
+        if not data:
+            break
+        left -= len(data)
+        text += decoder.decode(data)
+        whole = text.rfind("\n") + 1
+        if whole:
+            _write_log(text[:whole], label)
+            text = text[whole:]
+    text += decoder.decode(b"", final=True)
+    if text:
+        _write_log(text + "\n", label)
 
 
 def _follow(running: list[_Log], lines: int | None) -> int:
@@ -833,15 +923,20 @@ def _follow(running: list[_Log], lines: int | None) -> int:
     prefix = len(running) > 1
     offsets: dict[str, int] = {}
     for log in running:
-        try:
-            data = log.path.read_bytes()
-        except OSError:
-            data = b""
-        offsets[log.id] = data.rfind(b"\n") + 1  # whole lines now, the rest as it completes
-        text = data[: offsets[log.id]].decode("utf-8", errors="replace")
-        if lines is not None:
-            text = "".join(text.splitlines(keepends=True)[-lines:]) if lines else ""
-        _write_log(text, log.label if prefix else "")
+        label = log.label if prefix else ""
+        offsets[log.id] = 0
+        if not (log.path.exists() or log.path.is_symlink()):
+            continue
+        with _open_log(log.path) as f:
+            # whole lines now, the rest as it completes
+            start, _ = _last_lines(f, os.fstat(f.fileno()).st_size, 0)
+            f.seek(start)
+            end = offsets[log.id] = start + f.read().rfind(b"\n") + 1
+            if lines is None:
+                f.seek(0)
+                _copy_out(f, end, label)
+            else:
+                _write_log(_last_lines(f, end, lines)[1], label)
     checked = time.monotonic()
     active = running
     while active:
@@ -859,7 +954,7 @@ def _follow(running: list[_Log], lines: int | None) -> int:
 
 def _write_new(path: Path, offset: int, label: str) -> int:
     try:
-        with open(path, "rb") as f:
+        with _open_log(path) as f:
             f.seek(offset)
             data = f.read()
     except OSError:

@@ -301,6 +301,7 @@ OPTIONS = (
         "PATH",
         lambda flag, text: text,
     ),
+    _Option(("--force",), "force", "let --parquet replace a file that exists", ("results",)),
     _Option(("-f", "--follow"), "follow", "keep printing the logs of running settings", ("logs",)),
     _Option(
         ("-n", "--lines"),

@@ -9,6 +9,11 @@ A folder ``progress/<module>/<Class>/`` holds::
     lock              held (flock) by the run writing here; it dies with the process
     experiment.json   whose results these are: the defining file (or notebook) and class
 
+No file inside the folder is opened through a symbolic link (:func:`open_in_store`):
+a planted link is :class:`StoreWriteError`. The folder itself, or ``progress/``, may be
+one. A process forked from the run closes its copies of the lock and the record, so it
+never holds the folder.
+
 Durability: an outcome line is written and fsynced before the runner reports it done
 (:meth:`Store.commit`), and nothing already written is ever rewritten. A line torn by a
 crash is at the end of the record; it is ignored on reading and cut before appending.
@@ -37,11 +42,14 @@ encodings, so the store can compute what the id of the stored setting is now.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,8 +227,8 @@ class Store:
 
     def _open(self) -> Store:
         self.check()  # before anything is written
-        (self.folder / LOGS).mkdir(parents=True, exist_ok=True)
-        lock = open(self.folder / LOCK, "a+")  # noqa: SIM115  # held until close()
+        _make_folders(self.folder / LOGS)
+        lock = open(self.folder / LOCK, "a+", opener=_opener)  # noqa: SIM115  # until close()
         if not _lock(lock):
             lock.seek(0)
             holder = lock.read().strip() or "another process"
@@ -234,7 +242,8 @@ class Store:
             if self.identity is not None and self.check() is None:
                 path = self.folder / EXPERIMENT
                 text = json.dumps(self.identity, indent=1) + "\n"
-                _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+                _atomic_write(path, lambda tmp: tmp.write(text.encode()))
+            _refuse_links(self.folder, logs=True)  # holding the lock: no run writes now
         except BaseException:
             lock.close()
             raise
@@ -244,10 +253,11 @@ class Store:
         lock.write(f"pid {os.getpid()} on {socket.gethostname()}, started {started}")
         lock.flush()
         self._lock_file = lock
+        _HELD.add(self)
         try:
             _cut_torn_tail(self.record_path)
             self.compact()
-            self._record = open(self.record_path, "ab")  # noqa: SIM115  # the run's writer
+            self._record = open(self.record_path, "ab", opener=_opener)  # noqa: SIM115
         except BaseException:
             self.close()  # never keep the folder locked for a run that cannot start
             raise
@@ -279,6 +289,20 @@ class Store:
             if self._lock_file is not None:
                 self._lock_file.close()  # releases the flock
                 self._lock_file = None
+            _HELD.discard(self)
+
+    def _let_go(self) -> None:
+        """In a process forked from the run: hold neither its lock nor its record.
+
+        The flock belongs to the open file, which a fork shares: a child that kept it
+        (a daemon, a data loader) would hold the folder after the run is gone. Closing
+        the child's descriptors leaves the run's lock as it is.
+        """
+        for file in (self._record, self._lock_file):
+            if file is not None:
+                with contextlib.suppress(OSError):
+                    file.close()  # flushed before the fork: nothing is written twice
+        self._record = self._lock_file = None
 
     def __enter__(self) -> Store:
         return self.open()
@@ -347,7 +371,7 @@ class Store:
         """Append what a setting printed on a worker that could not write it here."""
         if not path.startswith(self._logs):
             return  # not a log of this folder: never write elsewhere
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = open_in_store(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         try:
             os.write(fd, text.encode("utf-8", "replace"))
         finally:
@@ -434,9 +458,9 @@ class Store:
         import polars as pl
 
         try:
-            f = open(self.results_path, "rb")  # noqa: SIM115  # closed just below
-        except FileNotFoundError:
-            return None
+            f = open(self.results_path, "rb", opener=_opener)  # noqa: SIM115  # closed below
+        except (FileNotFoundError, StoreWriteError):
+            return None  # none, or a link: rebuilt from the record, and replaced
         with f:
             try:
                 meta = json.loads(pl.read_parquet_metadata(f).get(_META_KEY) or "{}")
@@ -487,7 +511,7 @@ class Store:
             "head": head,
         }
         meta = {_META_KEY: json.dumps(info)}
-        _atomic_write(self.results_path, lambda path: table.write_parquet(path, metadata=meta))
+        _atomic_write(self.results_path, lambda f: table.write_parquet(f, metadata=meta))
         with contextlib.suppress(FileNotFoundError):
             (self.folder / META).unlink()  # where earlier versions kept the offset
 
@@ -506,7 +530,7 @@ class Store:
         if not lost:
             return
         text = "".join(f"{_dumps(line)}\n" for line in lost).encode()
-        with open(self.record_path, "ab") as f:
+        with open(self.record_path, "ab", opener=_opener) as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -519,9 +543,14 @@ class Store:
 
         Raises:
             StoreConflictError: the folder holds the results of another experiment.
+            StoreWriteError: a file of the folder is a symbolic link.
         """
+        _refuse_links(self.folder)
         try:
-            recorded = json.loads((self.folder / EXPERIMENT).read_text())
+            with open(self.folder / EXPERIMENT, "rb", opener=_opener) as f:
+                recorded = json.loads(f.read())
+        except StoreWriteError:
+            raise
         except (OSError, ValueError):
             return None  # no folder yet, or one of an earlier version: not claimed
         if not isinstance(recorded, dict) or self.identity is None:
@@ -652,7 +681,7 @@ class Store:
             return True
         if not path.exists():
             return False
-        with open(path) as f:
+        with open(path, opener=_opener) as f:
             try:
                 fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -674,6 +703,92 @@ class Store:
             self._record.close()
             self._record = None
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# The stores this process holds for writing: a process forked from it lets go of them.
+_HELD: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def _flush_held() -> None:
+    for store in list(_HELD):
+        if store._record is not None:
+            with contextlib.suppress(OSError, ValueError):
+                store._record.flush()
+
+
+def _forget_held() -> None:
+    for store in list(_HELD):
+        store._let_go()
+    _HELD.clear()
+
+
+os.register_at_fork(before=_flush_held, after_in_child=_forget_held)
+
+
+# -- files inside the folder, never through a link -------------------------------------
+
+
+def open_in_store(path: str | os.PathLike[str], flags: int, mode: int = 0o644) -> int:
+    """A descriptor of a file inside a results folder, opened as itself, never through a
+    symbolic link (the folder itself may be one).
+
+    Raises:
+        StoreWriteError: ``path`` is a symbolic link.
+    """
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
+            raise StoreWriteError(linked(path)) from None
+        raise
+
+
+def linked(path: str | os.PathLike[str]) -> str:
+    """What a user reads about a link planted inside a results folder."""
+    return (
+        f"{os.fspath(path)!r} is a symbolic link; superparams never reads or writes "
+        "through a link inside a results folder: remove it, then run again"
+    )
+
+
+def _opener(path: str, flags: int) -> int:
+    return open_in_store(path, flags)
+
+
+def _refuse_links(folder: Path, *, logs: bool = False) -> None:
+    """Refuse a folder where a file or folder of the store is a link (with ``logs``,
+    where a setting's log is one): read or written through, it would reach any file.
+
+    Raises:
+        StoreWriteError: naming the first link found.
+    """
+    for name in (LOCK, RECORD, EXPERIMENT, LOGS):
+        if os.path.islink(folder / name):
+            raise StoreWriteError(linked(folder / name))
+    if logs:
+        with contextlib.suppress(FileNotFoundError), os.scandir(folder / LOGS) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    raise StoreWriteError(linked(entry.path))
+
+
+def _make_folders(path: Path) -> None:
+    """Make a folder and its missing parents, none writable by group or others whatever
+    the umask. A folder that exists (or a link to one) is left as it is."""
+    missing = []
+    while not path.is_dir() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o755)
+        except FileExistsError:
+            if folder.is_dir():
+                continue
+            raise
+        mode = stat.S_IMODE(os.stat(folder).st_mode)
+        if mode & 0o022:  # a default ACL can grant what the umask would not
+            os.chmod(folder, mode & ~0o022)
 
 
 def _lock(file: Any) -> bool:
@@ -710,7 +825,7 @@ _HEAD = 4096  # bytes of the record's start whose hash results.parquet keeps
 def _start(path: Path) -> tuple[int, bytes]:
     """The record's size and its first 4 KiB (0 and nothing if there is no record)."""
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb", opener=_opener) as f:
             return os.fstat(f.fileno()).st_size, f.read(_HEAD)
     except FileNotFoundError:
         return 0, b""
@@ -821,7 +936,7 @@ def _cut_torn_tail(path: Path) -> None:
         return
     if size == 0:
         return
-    with open(path, "rb+") as f:
+    with open(path, "rb+", opener=_opener) as f:
         f.seek(max(0, size - 1))
         if f.read(1) == b"\n":
             return
@@ -845,7 +960,7 @@ def _read_record(path: Path, offset: int) -> tuple[list[dict[str, Any]], int, in
     :func:`_intact`). Damaged lines are skipped: each costs at most its setting's line.
     """
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb", opener=_opener) as f:
             f.seek(offset)
             data = f.read()
     except FileNotFoundError:
@@ -1393,7 +1508,11 @@ def _latest(table: pl.DataFrame) -> pl.DataFrame:
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    """Write a file whole or not at all: to a temporary file, synced, then renamed.
+    """Replace ``path``, whole or not at all, by what ``write`` writes into the binary file
+    it is given: a temporary file, synced, then renamed.
+
+    The temporary file is made new (a leftover or a link at its name is removed, never
+    followed), writable by its owner only.
 
     Raises:
         OSError: for ``path``, if it could not be written (a polars error that is one,
@@ -1402,9 +1521,16 @@ def _atomic_write(path: Path, write: Any) -> None:
     import re
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     try:
-        write(str(tmp))
-        with open(tmp, "rb") as f:
+        try:
+            fd = open_in_store(tmp, flags)
+        except FileExistsError:
+            os.unlink(tmp)
+            fd = open_in_store(tmp, flags)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except Exception as error:

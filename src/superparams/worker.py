@@ -29,6 +29,9 @@ from typing import Any, BinaryIO, TextIO
 from superparams.outcome import Cause, Failure, Outcome, Task
 
 TRACEBACK_LINES = 30  # how much of a traceback an outcome keeps; the log has all of it
+# How much of its output a setting's log keeps: its first and last halves, once the
+# setting ends. SUPERPARAMS_LOG_LIMIT changes it (bytes, or 500K, 100M, 2G; 0: all).
+LOG_LIMIT = 100 * 2**20
 
 # -- results ---------------------------------------------------------------------------
 
@@ -105,7 +108,13 @@ def run_setting(setting: Any, task: Task, worker: int, *, capture: str) -> Outco
     """
     started = time.time()
     outcome = Outcome(task.id, task.attempt, started=started, worker=worker, log=task.log)
-    log = _Log(task)
+    try:
+        log = _Log(task)
+    except OSError as error:  # a link in its place, say: run() does not run
+        outcome.failure = Failure("raised", f"its log could not be opened: {error}")
+        outcome.finished = time.time()
+        outcome.log = ""
+        return outcome
     try:
         with log.capture(capture), _time_limit(task.timeout), _no_leftovers(), _restored():
             try:
@@ -184,11 +193,13 @@ class _Log:
 
     def __init__(self, task: Task) -> None:
         self.path = task.log
+        # Never through a link planted in its place: it would append to any file.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self.fd = os.open(self.path, flags, 0o644)
         except FileNotFoundError:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
+            self.fd = os.open(self.path, flags, 0o644)
         if task.attempt > 1 or os.fstat(self.fd).st_size:  # a retry, or an earlier run's
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             self.write(f"\n----- attempt {task.attempt}, {stamp} -----\n")
@@ -226,16 +237,79 @@ class _Log:
             os.dup2(_SAVED_FDS[1], 2)
 
     def close(self, *, keep: bool) -> bool:
-        """Close the file; remove it if nothing was written and ``keep`` is false.
+        """Close the file, cut to :func:`log_limit`; remove it if nothing was written and
+        ``keep`` is false.
 
         Returns whether it was removed.
         """
-        empty = os.fstat(self.fd).st_size == 0
+        size = os.fstat(self.fd).st_size
+        limit = log_limit()
+        if limit and size > limit:
+            with contextlib.suppress(OSError):  # a log kept whole is no failure
+                _cut_middle(self.fd, self.path, size, limit)
         os.close(self.fd)
-        if empty and not keep:
+        if size == 0 and not keep:
             os.unlink(self.path)  # nothing was written: no empty file to wade through
             return True
         return False
+
+
+def log_limit() -> int:
+    """How many bytes a setting's log keeps: ``SUPERPARAMS_LOG_LIMIT``, or
+    :data:`LOG_LIMIT`; 0 keeps everything."""
+    text = os.environ.get("SUPERPARAMS_LOG_LIMIT", "").strip().upper().removesuffix("B")
+    if not text:
+        return LOG_LIMIT
+    scale = 2 ** (10 * (" KMGT".find(text[-1]))) if text[-1] in "KMGT" else 1
+    try:
+        limit = int(float(text.rstrip("KMGT")) * scale)
+    except ValueError:
+        return LOG_LIMIT  # a typo in the variable must not cost a setting its log
+    return limit if limit >= 0 else LOG_LIMIT
+
+
+_CHUNK = 1 << 20
+
+
+def _cut_middle(fd: int, path: str, size: int, limit: int) -> None:
+    """Keep a log's first and last ``limit / 2`` bytes (to whole lines), with a line in
+    between saying how much was cut, rewriting the file in place.
+
+    ``fd`` is write-only and appends (where ``pwrite`` appends, on Linux): the rewrite
+    goes through a descriptor of its own, opened from ``path``.
+    """
+    f = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if os.path.samestat(os.fstat(f), os.fstat(fd)):  # not replaced since it was opened
+            _cut(f, size, limit)
+    finally:
+        os.close(f)
+
+
+def _cut(f: int, size: int, limit: int) -> None:
+    half = limit // 2
+    look = min(half, 1 << 16)  # how far to look for the end of a line
+    start = os.pread(f, look, half - look)
+    head = half - look + start.rfind(b"\n") + 1 if b"\n" in start else half
+    end = os.pread(f, look, size - half)
+    tail = size - half + end.find(b"\n") + 1 if b"\n" in end else size - half
+    note = (
+        f"[... {tail - head} bytes cut: a log keeps its first and last {half} bytes "
+        "(SUPERPARAMS_LOG_LIMIT) ...]\n"
+    ).encode()
+    if tail - head <= len(note):
+        return
+    os.pwrite(f, note, head)
+    to = head + len(note)
+    at = tail
+    while at < size:  # forwards: what is written is always behind what is read
+        data = os.pread(f, min(_CHUNK, size - at), at)
+        if not data:
+            break
+        os.pwrite(f, data, to)
+        to += len(data)
+        at += len(data)
+    os.ftruncate(f, to)
 
 
 class _Tee(io.TextIOBase):

@@ -397,8 +397,11 @@ def _death(code: int) -> str:
 
 
 def _note_in_log(path: str, text: str) -> None:
-    try:
-        with open(path, "a", encoding="utf-8") as log:
-            log.write(f"\n[superparams] {text}\n")
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:  # never through a link planted in the log's place
+        fd = os.open(path, flags, 0o644)
     except OSError:
-        pass
+        return
+    with contextlib.suppress(OSError):
+        os.write(fd, f"\n[superparams] {text}\n".encode())
+    os.close(fd)
