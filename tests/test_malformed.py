@@ -262,22 +262,26 @@ class TestMalformedInvocations:
         """The installed command exits 2 with one error line, no traceback, no folder."""
         command = Path(sys.executable).with_name("experiment")
         env = {k: v for k, v in os.environ.items() if k != "SUPERPARAMS_PROGRESS"}
-        done = subprocess.run(
-            [str(command), f"{MODULE}.Kinds", *INVOCATIONS[case]],
-            cwd=kinds,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-        )
+        try:
+            done = subprocess.run(
+                [str(command), f"{MODULE}.Kinds", *INVOCATIONS[case]],
+                cwd=kinds,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            written = (kinds / "progress").exists()
+            shutil.rmtree(kinds / "progress", ignore_errors=True)  # the next case starts clean
         assert done.returncode == 2, done.stderr
         assert done.stdout == ""
         lines = done.stderr.splitlines()
         assert len(lines) == 1, done.stderr
         assert lines[0].startswith("error: ")
         assert "Traceback" not in done.stderr
-        assert not (kinds / "progress").exists()
+        assert not written
 
 
 class TestValuesStillAccepted:
