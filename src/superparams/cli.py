@@ -86,6 +86,7 @@ def entrypoint() -> None:
     ``entrypoint()``, ``python -m experiments params.Hyperparams`` does what
     ``experiment params.Hyperparams`` does, looking in that package's folder first.
     """
+    _working_directory_after_stdlib()
     module = sys.modules.get("__main__")
     source = getattr(module, "__file__", None)
     home = os.path.dirname(os.path.abspath(source)) if source else None
@@ -93,6 +94,20 @@ def entrypoint() -> None:
     package = getattr(spec, "parent", "") if spec is not None else ""
     prog = f"python -m {package}" if package else "experiment"
     sys.exit(main(sys.argv[1:], prog=prog, home=home))
+
+
+def _working_directory_after_stdlib() -> None:
+    """Move the working directory that ``python -m`` put first on sys.path after the
+    standard library, where the ``experiment`` command puts it: a stray ``colorsys.py``
+    there is then never imported in place of the standard library's."""
+    if sys.path[:1] not in ([""], [os.getcwd()]):
+        return
+    from superparams._find import after_stdlib
+
+    entry = os.getcwd()
+    del sys.path[0]
+    if entry not in sys.path:
+        sys.path.insert(after_stdlib(sys.path), entry)
 
 
 def _error(message: str) -> None:

@@ -10,11 +10,13 @@ user's still imports, but not in place of the standard library's.
 from __future__ import annotations
 
 import colorsys
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
-from tests.e2e.test_cli import experiment, write
+from tests.e2e.test_cli import environment, experiment, write
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +31,8 @@ COLORS = """
 import os
 import sys
 import colorsys
+import subprocess
+import sys
 from superparams import Experiment, search
 
 class Colors(Experiment):
@@ -104,3 +108,28 @@ class TestTheWorkingDirectoryDoesNotShadow:
         assert set(table["in_run"]) == {STDLIB_COLORSYS}
         assert set(table["helper_says"]) == {"the helper beside the experiment"}
         assert set(table["cwd_entry"]) == {False}
+
+
+class TestPythonMinusM:
+    """``python -m superparams`` is the command: the working directory goes after the
+    standard library, though ``python -m`` put it first."""
+
+    @pytest.mark.parametrize("mode", MODES)
+    def test_python_m_superparams(self, tmp_path, mode):
+        """The stray colorsys.py is not imported; a module at the top still is."""
+        write(tmp_path / "colorsys.py", SHADOW)
+        write(tmp_path / "helpers.py", HELPERS)
+        write(tmp_path / "experiments/colors.py", COLORS)
+        done = subprocess.run(
+            [sys.executable, "-m", "superparams", "colors.Colors", "--helper", *MODES[mode]],
+            cwd=tmp_path,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 0, done.stderr
+        table = rows(tmp_path / "experiments/progress/colors/Colors")
+        assert set(table["in_run"]) == {STDLIB_COLORSYS}
+        assert set(table["helper_says"]) == {"the helper beside the experiment"}

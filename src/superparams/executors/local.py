@@ -53,9 +53,11 @@ TIMEOUT_GRACE = 5.0
 # goes before any import, and the driver then sends its own sys.path. The word after the
 # code names the process in `ps`; sys.argv is then what -m would have made it.
 _WORKER_MAIN = (
-    "import sys; del sys.path[0]; from superparams import worker; "
-    "sys.argv[:] = [worker.__file__, *sys.argv[2:]]; "
-    "worker._serve(*(int(a) for a in sys.argv[1:6]))"
+    "import sys\n"
+    "if sys.path[:1] == ['']: del sys.path[0]\n"  # absent under PYTHONSAFEPATH
+    "from superparams import worker\n"
+    "sys.argv[:] = [worker.__file__, *sys.argv[2:]]\n"
+    "worker._serve(*(int(a) for a in sys.argv[1:6]))\n"
 )
 
 
