@@ -307,3 +307,43 @@ class TestValuesStillAccepted:
         """A dry run of the well-formed invocation exits 0."""
         assert main([f"{MODULE}.Kinds", *args, "--dry-run"], standalone=False) == 0
         capsys.readouterr()
+
+
+SMALL = """
+from superparams import Experiment, search
+
+class Small(Experiment):
+    n: int = search(1, 2)
+
+    def run(self):
+        return {"n": self.n}
+"""
+
+
+class TestRunAllArguments:
+    """From Python, the same malformed timeouts and GPU ids are refused before anything runs."""
+
+    @pytest.mark.parametrize(
+        "options",
+        [
+            {"timeout": float("inf")},
+            {"timeout": float("nan")},
+            {"timeout": 0},
+            {"timeout": -1.0},
+            {"timeout": "30"},
+            {"timeout": True},
+            {"gpus": ["a"]},
+            {"gpus": ["0;1"]},
+            {"gpus": [-1]},
+            {"gpus": [True]},
+            {"gpus": "0,1"},
+            {"gpus": [0.5]},
+        ],
+        ids=repr,
+    )
+    def test_refused_before_anything_is_written(self, workspace, options):
+        """run_all raises UsageError naming the value; no folder is made."""
+        space = workspace.load("small", SMALL).Small()
+        with pytest.raises(UsageError, match="expects"):
+            space.run_all(num_proc=1, display=False, **options)
+        assert not workspace.folder("small", "Small").exists()
