@@ -337,7 +337,7 @@ class Request:
     options: dict[str, Any] = field(default_factory=dict)
     # field name -> (the flag as written, its text; None for a bare boolean flag)
     overrides: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-    # option dest -> the words that gave it, to name both when it is given twice
+    # option dest (or --field) -> the words that gave it, to name both if given twice
     given: dict[str, str] = field(default_factory=dict)
 
     def get(self, dest: str, default: Any = None) -> Any:
@@ -415,11 +415,11 @@ def _read(request: Request, words: list[str], fields: _Fields | None) -> None:
                         value, i = nxt, i + 1
                 elif value is None:
                     value, i = _value_after(flag, words, i)
-                _override(request, target, flag, value)
+                _override(request, target, flag, value, word if value is None else None)
                 continue
             negated = _field_named(name[3:], fields) if name.startswith("no") else None
             if negated is not None and negated in fields.flags and value is None:
-                _override(request, negated, flag, "false")
+                _override(request, negated, flag, "false", word)
                 continue
         option = _BY_NAME.get(flag)
         if option is None or request.command not in option.commands:
@@ -438,20 +438,22 @@ def _read(request: Request, words: list[str], fields: _Fields | None) -> None:
             request.options[option.dest] = True
 
 
-def _override(request: Request, name: str, flag: str, value: str | None) -> None:
-    """Set a field's text, once: a second value would silently replace the first."""
-    earlier = request.overrides.get(name)
+def _override(request: Request, name: str, flag: str, value: str | None, bare: str | None) -> None:
+    """Set a field's text, once: a second value would silently replace the first.
+
+    ``bare`` is the flag as written when it stands alone (``--flag``, ``--no-flag``).
+    """
+    written = bare or f"{flag} {value}"
+    key = f"--{name}"
+    earlier = request.given.get(key)
     if earlier is not None:
-        first, second = _as_written(*earlier), _as_written(flag, value)
-        msg = f"--{name} is given twice ({first}, then {second}); give it once"
-        if earlier[1] is not None and value is not None and not earlier[0].startswith("--no"):
-            msg += f", or search over both: --{name} {earlier[1]},{value}"
+        msg = f"--{name} is given twice ({earlier}, then {written}); give it once"
+        before = request.overrides[name][1]
+        if bare is None and " " in earlier:  # both with a value: a search holds both
+            msg += f", or search over both: --{name} {before},{value}"
         raise UsageError(msg)
+    request.given[key] = written
     request.overrides[name] = (flag, value)
-
-
-def _as_written(flag: str, value: str | None) -> str:
-    return flag if value is None or flag.startswith("--no") else f"{flag} {value}"
 
 
 def _once(request: Request, dest: str, written: str) -> None:
