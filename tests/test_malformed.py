@@ -50,6 +50,7 @@ class Kinds(Experiment):
     pair: tuple = (1, 2)
     typed_pair: tuple[int, str] = (0, "a")
     path: Path = Path("data")
+    normalize: float = 1.0
 
     def run(self):
         return {"n": self.n}
@@ -282,6 +283,68 @@ class TestMalformedInvocations:
         assert lines[0].startswith("error: ")
         assert "Traceback" not in done.stderr
         assert not written
+
+
+class TestTheLineSaysWhatWasWrong:
+    """The line names the flag, the value as typed, and what to write instead."""
+
+    @pytest.mark.parametrize(
+        ("args", "line"),
+        [
+            (
+                ["--layers", "[1,[2]"],
+                "--layers expects a list, got '[1,[2]' (its brackets do not match)",
+            ),
+            (
+                ["--pair", "((1,2)"],
+                "--pair expects a tuple, got '((1,2)' (its brackets do not match)",
+            ),
+            (
+                ["--lr", "1e999"],
+                "--lr expects a float, got '1e999' (too large for a float; write inf for infinity)",
+            ),
+            (
+                ["--lr", "nan"],
+                "--lr expects a float, got 'nan' (nan cannot be a parameter: it is not equal "
+                "to itself)",
+            ),
+            (
+                ["--lr", "0.1", "--lr", "0.2"],
+                "--lr is given twice (--lr 0.1, then --lr 0.2); give it once, or search over "
+                "both: --lr 0.1,0.2",
+            ),
+            (
+                ["--normalize", "1", "--normalize", "2"],
+                "--normalize is given twice (--normalize 1, then --normalize 2); give it once, "
+                "or search over both: --normalize 1,2",
+            ),
+            (["--b", "--no-b"], "--b is given twice (--b, then --no-b); give it once"),
+            (
+                ["-j", "2", "--num_proc", "3"],
+                "--num_proc is given twice (-j 2, then --num_proc 3); give it once",
+            ),
+            (
+                ["--gpus", "0;1"],
+                "--gpus expects GPU ids separated by commas: indices from 0 (0,1) or UUIDs "
+                "(GPU-..., MIG-...), got '0;1'",
+            ),
+            (
+                ["--gpus", "0,a"],
+                "--gpus expects GPU ids separated by commas: indices from 0 (0,1) or UUIDs "
+                "(GPU-..., MIG-...), got 'a' (in '0,a')",
+            ),
+            (
+                ["--timeout", "inf"],
+                "--timeout expects a finite duration such as 90, 30m or 2h, got 'inf'; leave "
+                "--timeout out for no limit",
+            ),
+        ],
+    )
+    def test_the_message(self, kinds, args, line):
+        """The UsageError's text, as the command prints it after 'error: '."""
+        with pytest.raises(UsageError) as error:
+            main([f"{MODULE}.Kinds", *args], standalone=False)
+        assert str(error.value) == line
 
 
 class TestValuesStillAccepted:
