@@ -18,6 +18,7 @@ the same name, and worker processes can import it again.
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import os
 import sys
@@ -110,7 +111,7 @@ def _by_path(name: str, path: Path, cls_name: str | None) -> Found:
         msg = f"no file {str(path)!r} (from {name!r})"
         raise UsageError(msg)
     misses: list[str] = []
-    found = _match(name, path.resolve(), cls_name, misses)
+    found = _match(name, path.resolve(), cls_name, misses, by_path=True)
     if found is None:
         raise UsageError(misses[0])
     return found
@@ -166,11 +167,13 @@ def _candidates(root: Path, parts: list[str], only_class: bool) -> list[tuple[Pa
     return out
 
 
-def _match(name: str, path: Path, cls_name: str | None, misses: list[str]) -> Found | None:
+def _match(
+    name: str, path: Path, cls_name: str | None, misses: list[str], *, by_path: bool = False
+) -> Found | None:
     """The experiments of ``path`` that ``name`` means, or None (noting why in misses)."""
     from superparams.experiment import Experiment
 
-    module = load(path)
+    module = load(path, first=by_path)
     if cls_name is None:
         classes = experiments_in(module)
         if classes:
@@ -232,8 +235,16 @@ def module_name(path: Path) -> tuple[str, Path]:
     return ".".join(parts), folder
 
 
-def load(path: Path) -> ModuleType:
+def load(path: Path, *, first: bool = True) -> ModuleType:
     """Import the file at ``path`` under its module name (see :func:`module_name`).
+
+    The folder it is imported from goes on ``sys.path``: first, as ``python file.py``
+    puts a script's folder (``first``, for a file named by its path), or else just after
+    the standard library (for a dotted name found here or below), so that a stray
+    ``colorsys.py`` in the working directory is never imported in place of the standard
+    library's, while the user's own modules still win over installed packages. A file
+    that is itself named like a standard module (``sched.py``) is the one named: its
+    folder goes first.
 
     Raises:
         LoadError: the file raised while being imported.
@@ -246,7 +257,10 @@ def load(path: Path) -> ModuleType:
         entry = str(root)
         if entry in sys.path:
             sys.path.remove(entry)
-        sys.path.insert(0, entry)  # first, so a same-named module elsewhere cannot win
+        # A file named like a module of the standard library (sched.py) is the one asked
+        # for: its folder goes first, or the standard library's module would be imported.
+        first = first or name.partition(".")[0] in getattr(sys, "stdlib_module_names", ())
+        sys.path.insert(0 if first else after_stdlib(sys.path), entry)
         importlib.invalidate_caches()
         try:
             module = importlib.import_module(name)
@@ -265,6 +279,32 @@ def load(path: Path) -> ModuleType:
         )
         raise UsageError(msg)
     return module
+
+
+def after_stdlib(path: list[str]) -> int:
+    """The position in ``path`` just after the standard library's entries (0 if none).
+
+    The standard library is the folder ``os`` was imported from, the folders inside it
+    other than site-packages (``lib-dynload``), and the zip beside it.
+    """
+    import sysconfig
+
+    roots = {os.path.dirname(os.path.abspath(os.__file__))}
+    for key in ("stdlib", "platstdlib"):
+        with contextlib.suppress(KeyError, OSError):
+            roots.add(os.path.abspath(sysconfig.get_path(key)))
+    position = 0
+    for i, entry in enumerate(path):
+        full = os.path.abspath(entry) if entry else ""
+        if "site-packages" in full or "dist-packages" in full:
+            continue
+        inside = any(full == root or full.startswith(root + os.sep) for root in roots)
+        zipped = full.endswith(".zip") and any(
+            os.path.dirname(full) == os.path.dirname(root) for root in roots
+        )
+        if inside or zipped:
+            position = i + 1
+    return position
 
 
 _HERE = os.path.dirname(os.path.abspath(__file__))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import enum
+import math
 import os
 import types
 import typing
@@ -138,9 +139,10 @@ def _parse_type(text: str, kind: type) -> Any:
             raise BadValue from None
     if kind is float:
         try:
-            return float(text)
+            number = float(text)
         except ValueError:
             raise BadValue from None
+        return _finite(number, text)
     if kind is str:
         return _unquote(text)
     if issubclass(kind, enum.Enum):
@@ -214,6 +216,8 @@ def _parse_collection(text: str, annotation: Any, origin: Any, args: tuple[Any, 
     if not (stripped[:1] in "[(" and stripped[-1:] in "])" and len(stripped) >= 2):
         hint = " (write it in brackets, e.g. [1,2])"
         raise BadValue(hint)
+    if not balanced(stripped):
+        raise BadValue(_UNBALANCED)
     inner = stripped[1:-1].strip()
     items = split(inner) if inner else []
     if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
@@ -253,17 +257,79 @@ def _unquote(text: str) -> str:
 
 def _literal(text: str) -> Any:
     try:
-        return ast.literal_eval(text)
+        value = ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         raise BadValue from None
+    _check_floats(value)
+    return value
 
 
 def _guess(text: str) -> Any:
-    """A value of no declared type: a Python literal if it is one, else the text."""
+    """A value of no declared type: a Python literal if it is one, else the text.
+
+    Text in brackets that do not match is refused rather than kept as text: it was
+    meant as a list or a tuple.
+    """
     try:
-        return ast.literal_eval(text)
+        value = ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        if text.strip()[:1] in "[({" and not balanced(text):
+            raise BadValue(_UNBALANCED) from None
         return text
+    _check_floats(value)
+    return value
+
+
+_UNBALANCED = " (its brackets do not match)"
+_INFINITE = {"inf", "infinity"}
+_NAN = " (nan cannot be a parameter: it is not equal to itself)"
+_OVERFLOW = " (too large for a float; write inf for infinity)"
+
+
+def balanced(text: str) -> bool:
+    """Whether every bracket outside quotes is closed, by its own kind, in order.
+
+    >>> balanced("[1,(2,3)]"), balanced("[1,[2]"), balanced("((1,2)"), balanced("'[' ")
+    (True, False, False, True)
+    """
+    closing = {"[": "]", "(": ")", "{": "}"}
+    stack: list[str] = []
+    quote = ""
+    for char in text:
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char in closing:
+            stack.append(closing[char])
+        elif char in "])}" and (not stack or stack.pop() != char):
+            return False
+    return not stack and not quote
+
+
+def _finite(number: float, text: str) -> float:
+    """A float read from ``text``: nan, or an overflow to infinity, is refused.
+
+    ``inf`` written as such is a value; ``1e999`` is a typo that Python reads as inf.
+    """
+    if math.isnan(number):
+        raise BadValue(_NAN)
+    if math.isinf(number) and text.strip().lstrip("+-").lower() not in _INFINITE:
+        raise BadValue(_OVERFLOW)
+    return number
+
+
+def _check_floats(value: Any) -> None:
+    """Refuse a literal whose floats overflowed (``[1e999]``): Python has no nan literal."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadValue(_OVERFLOW)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            _check_floats(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_floats(item)
 
 
 # -- what a type is called ---------------------------------------------------------------

@@ -19,6 +19,7 @@ imported by the commands that need them, never by ``experiment --help``.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -87,6 +88,7 @@ def entrypoint() -> None:
     ``entrypoint()``, ``python -m experiments params.Hyperparams`` does what
     ``experiment params.Hyperparams`` does, looking in that package's folder first.
     """
+    _working_directory_after_stdlib()
     module = sys.modules.get("__main__")
     source = getattr(module, "__file__", None)
     home = os.path.dirname(os.path.abspath(source)) if source else None
@@ -94,6 +96,20 @@ def entrypoint() -> None:
     package = getattr(spec, "parent", "") if spec is not None else ""
     prog = f"python -m {package}" if package else "experiment"
     sys.exit(main(sys.argv[1:], prog=prog, home=home))
+
+
+def _working_directory_after_stdlib() -> None:
+    """Move the working directory that ``python -m`` put first on sys.path after the
+    standard library, where the ``experiment`` command puts it: a stray ``colorsys.py``
+    there is then never imported in place of the standard library's."""
+    if sys.path[:1] not in ([""], [os.getcwd()]):
+        return
+    from superparams._find import after_stdlib
+
+    entry = os.getcwd()
+    del sys.path[0]
+    if entry not in sys.path:
+        sys.path.insert(after_stdlib(sys.path), entry)
 
 
 def _error(message: str) -> None:
@@ -138,17 +154,36 @@ def _seconds(flag: str, text: str) -> float:
         seconds = float(number) * units[unit]
     except ValueError:
         seconds = -1.0
-    if seconds <= 0:
+    if not seconds > 0:  # nan too
         msg = f"{flag} expects a duration such as 90, 90s, 30m or 2h, got {text!r}"
+        raise UsageError(msg)
+    if math.isinf(seconds):
+        msg = (
+            f"{flag} expects a finite duration such as 90, 30m or 2h, got {text!r}; "
+            f"leave {flag} out for no limit"
+        )
         raise UsageError(msg)
     return seconds
 
 
 def _ids(flag: str, text: str) -> list[int | str]:
-    ids: list[int | str] = [int(p) if p.isdigit() else p for p in text.split(",") if p.strip()]
-    if not ids:
-        msg = f"{flag} expects device ids such as 0,1, got {text!r}"
-        raise UsageError(msg)
+    """GPU ids as CUDA_VISIBLE_DEVICES takes them: indices from 0, or GPU and MIG UUIDs."""
+    import re
+
+    ids: list[int | str] = []
+    for part in text.split(","):
+        item = part.strip()
+        if item.isascii() and item.isdigit():
+            ids.append(int(item))
+        elif re.fullmatch(r"(GPU|MIG)-[0-9A-Za-z][0-9A-Za-z/-]*", item):
+            ids.append(item)
+        else:
+            within = f" (in {text!r})" if part != text else ""
+            msg = (
+                f"{flag} expects GPU ids separated by commas: indices from 0 (0,1) or "
+                f"UUIDs (GPU-..., MIG-...), got {item!r}{within}"
+            )
+            raise UsageError(msg)
     return ids
 
 
@@ -325,6 +360,8 @@ class Request:
     options: dict[str, Any] = field(default_factory=dict)
     # field name -> (the flag as written, its text; None for a bare boolean flag)
     overrides: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    # option dest (or --field) -> the words that gave it, to name both if given twice
+    given: dict[str, str] = field(default_factory=dict)
 
     def get(self, dest: str, default: Any = None) -> Any:
         return self.options.get(dest, default)
@@ -401,11 +438,11 @@ def _read(request: Request, words: list[str], fields: _Fields | None) -> None:
                         value, i = nxt, i + 1
                 elif value is None:
                     value, i = _value_after(flag, words, i)
-                request.overrides[target] = (flag, value)
+                _override(request, target, flag, value, word if value is None else None)
                 continue
             negated = _field_named(name[3:], fields) if name.startswith("no") else None
             if negated is not None and negated in fields.flags and value is None:
-                request.overrides[negated] = (flag, "false")
+                _override(request, negated, flag, "false", word)
                 continue
         option = _BY_NAME.get(flag)
         if option is None or request.command not in option.commands:
@@ -414,12 +451,41 @@ def _read(request: Request, words: list[str], fields: _Fields | None) -> None:
             if value is None:
                 value, i = _value_after(flag, words, i)
             assert option.read is not None
+            _once(request, option.dest, f"{flag} {value}")
             request.options[option.dest] = option.read(flag, value)
         elif eq:
             msg = f"{flag} takes no value, got {word!r}"
             raise UsageError(msg)
         else:
+            _once(request, option.dest, flag)
             request.options[option.dest] = True
+
+
+def _override(request: Request, name: str, flag: str, value: str | None, bare: str | None) -> None:
+    """Set a field's text, once: a second value would silently replace the first.
+
+    ``bare`` is the flag as written when it stands alone (``--flag``, ``--no-flag``).
+    """
+    written = bare or f"{flag} {value}"
+    key = f"--{name}"
+    earlier = request.given.get(key)
+    if earlier is not None:
+        msg = f"--{name} is given twice ({earlier}, then {written}); give it once"
+        before = request.overrides[name][1]
+        if bare is None and " " in earlier:  # both with a value: a search holds both
+            msg += f", or search over both: --{name} {before},{value}"
+        raise UsageError(msg)
+    request.given[key] = written
+    request.overrides[name] = (flag, value)
+
+
+def _once(request: Request, dest: str, written: str) -> None:
+    """Refuse an option given twice, under any of its names (-j 2 --num_proc 3)."""
+    earlier = request.given.get(dest)
+    if earlier is not None:
+        msg = f"{written.split()[0]} is given twice ({earlier}, then {written}); give it once"
+        raise UsageError(msg)
+    request.given[dest] = written
 
 
 def _value_after(flag: str, words: list[str], i: int) -> tuple[str, int]:

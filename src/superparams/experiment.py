@@ -181,10 +181,13 @@ class _Layout:
             if type(v) in _MUTABLE:  # each setting gets its own copy of a mutable value
                 state[name] = copy.deepcopy(v)
         state["_sp_where"] = (self, index)
-        for name, der in self.info.derived:
-            state[name] = der.compute(setting)
+        if self.info.derived:
+            _derive(setting, self.info.derived)
         if self.info.post_init is not None:
-            self.info.post_init(setting)
+            try:
+                self.info.post_init(setting)
+            except Exception as error:  # this setting's fault: its run raises it
+                state.setdefault("_sp_error", error)
         return setting
 
     def _template(self) -> list[str]:
@@ -406,8 +409,7 @@ class Experiment(Space[Any]):
         if given:  # after search(x) became x: one value given is a pinned value
             _keep_links(self, info, given)
         if info.derived and self._sp_is_setting():
-            for name, der in info.derived:
-                state[name] = der.compute(self)
+            _derive(self, info.derived)
 
     def __getstate__(self) -> dict[str, Any]:
         # Where a setting came from is its whole space: never worth pickling.
@@ -859,9 +861,29 @@ def _guard_run(run: Callable[..., Any]) -> Callable[..., Any]:
                 "settings; call .run_all() to run them all, or run one: space[0].run()"
             )
             raise ExperimentError(msg)
+        error = self.__dict__.get("_sp_error")
+        if error is not None:  # its derived field or its is_valid() raised: see _derive
+            raise error
         return run(self, *args, **kwargs)
 
     return guarded
+
+
+def _derive(setting: Experiment, derived: tuple[tuple[str, Derived], ...]) -> None:
+    """Compute a setting's derived fields.
+
+    One that raises is None, and the setting carries the (first) error: its ``run()``
+    raises it, so a run records that setting as failed, with the user's traceback, and
+    goes on with the others. The setting's id needs no derived field: it comes from the
+    parameters alone.
+    """
+    state = setting.__dict__
+    for name, der in derived:
+        try:
+            state[name] = der.compute(setting)
+        except Exception as error:
+            state[name] = None
+            state.setdefault("_sp_error", error)
 
 
 def _guard_post_init(post_init: Callable[[Any], None]) -> Callable[[Any], None]:

@@ -9,6 +9,7 @@ turns Ctrl-C into a clean stop. It prints nothing: it emits events
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import threading
@@ -149,8 +150,10 @@ def run_all(
         subscribers: more callables that receive every event.
 
     Raises:
-        UsageError: ``num_proc`` is not a whole number or None; no such engine; no
-            ``folder`` for a class that no file or notebook defines.
+        UsageError: ``num_proc`` is not a whole number or None; ``timeout`` is not a
+            positive, finite number; a GPU id is neither an index from 0 nor a GPU
+            UUID; no such engine; no ``folder`` for a class that no file or notebook
+            defines.
         StoreConflictError: the folder holds another experiment's results.
         SearchSpaceError: the space draws from distributions (run a sample of it).
         StoreLockedError: another run is writing to the same folder.
@@ -161,6 +164,8 @@ def run_all(
     import polars as pl  # noqa: F401  # fail here, not after the run, if it is missing
 
     check_num_proc(num_proc)
+    _check_timeout(timeout)
+    _check_gpus(gpus)
     if isolate and (debug or engine not in (None, "local")):
         from superparams.errors import UsageError
 
@@ -235,6 +240,39 @@ def check_num_proc(num_proc: object, flag: str = "num_proc") -> None:
         f"got {num_proc!r}"
     )
     raise UsageError(msg)
+
+
+def _check_timeout(timeout: object) -> None:
+    """Refuse a timeout that is not a positive, finite number of seconds (inf, nan, 0)."""
+    from superparams.errors import UsageError
+
+    if timeout is None:
+        return
+    number = timeout if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) else 0
+    if not (number > 0 and math.isfinite(number)):
+        msg = (
+            "timeout expects a positive, finite number of seconds (None for no limit), "
+            f"got {timeout!r}"
+        )
+        raise UsageError(msg)
+
+
+def _check_gpus(gpus: Sequence[int | str] | None) -> None:
+    """Refuse GPU ids CUDA_VISIBLE_DEVICES does not take: indices from 0, or UUIDs."""
+    import re
+
+    from superparams.errors import UsageError
+
+    for gpu in gpus or ():
+        whole = hasattr(gpu, "__index__") and not isinstance(gpu, (bool, str))
+        index = whole and gpu.__index__() >= 0  # type: ignore[union-attr]
+        uuid = isinstance(gpu, str) and re.fullmatch(r"(GPU|MIG)-[0-9A-Za-z][0-9A-Za-z/-]*", gpu)
+        if not (index or uuid):
+            msg = (
+                "gpus expects GPU ids: indices from 0 ([0, 1]) or UUIDs "
+                f"('GPU-...', 'MIG-...'), got {gpu!r}"
+            )
+            raise UsageError(msg)
 
 
 def cores() -> int:

@@ -323,13 +323,39 @@ class Space(Generic[E]):
         return self.experiment_class._sp_has_validity()
 
     def _valid_index(self) -> array[int]:
-        cached: tuple[int, array[int]] | None = self.__dict__.get("_sp_valid")
+        return self._validity()[0]
+
+    def _validity(self) -> tuple[array[int], frozenset[int]]:
+        """The raw positions of the valid settings, and those whose is_valid() raised.
+
+        A setting whose ``is_valid()`` raises counts as valid: it is in the space, and
+        when it is taken from the space it carries the error, so its run fails with it.
+        """
+        cached: tuple[int, array[int], frozenset[int]] | None = self.__dict__.get("_sp_valid")
         size = self._raw_size()
         if cached is None or cached[0] != size:
-            keep = array("q", (i for i in range(size) if self._raw_get(i).is_valid()))
-            cached = (size, keep)
+            keep: array[int] = array("q")
+            raised = set()
+            for i in range(size):
+                try:
+                    valid = self._raw_get(i).is_valid()
+                except Exception:
+                    valid = True
+                    raised.add(i)
+                if valid:
+                    keep.append(i)
+            cached = (size, keep, frozenset(raised))
             self.__dict__["_sp_valid"] = cached
-        return cached[1]
+        return cached[1], cached[2]
+
+    def _valid_get(self, j: int) -> E:
+        """The ``j``-th valid setting; if its is_valid() raised, it carries the error."""
+        keep, raised = self._validity()
+        raw = keep[j]
+        setting = self._raw_get(raw)
+        if raised and raw in raised:
+            _carry_validity_error(setting)
+        return setting
 
     # -- the sequence ------------------------------------------------------------------
 
@@ -354,12 +380,12 @@ class Space(Generic[E]):
         if not 0 <= j < n:
             msg = f"setting index {i} is out of range for a space of {n} settings"
             raise IndexError(msg)
-        return self._raw_get(self._valid_index()[j] if self._filters() else j)
+        return self._valid_get(j) if self._filters() else self._raw_get(j)
 
     def __iter__(self) -> Iterator[E]:
         if self._filters():
-            for j in self._valid_index():
-                yield self._raw_get(j)
+            for j in range(len(self._valid_index())):
+                yield self._valid_get(j)
         else:
             for j in range(len(self)):
                 yield self._raw_get(j)
@@ -367,7 +393,14 @@ class Space(Generic[E]):
     def _draw(self, rng: random.Random) -> E:
         for _ in range(_MAX_REJECTIONS):
             setting = self._raw_draw(rng)
-            if not self._filters() or setting.is_valid():
+            if not self._filters():
+                return setting
+            try:
+                valid = setting.is_valid()
+            except Exception as error:  # in the space, and its run fails with the error
+                setting.__dict__.setdefault("_sp_error", error)
+                return setting
+            if valid:
                 return setting
         msg = (
             f"sampling drew {_MAX_REJECTIONS} settings of {self.experiment_class.__name__} "
@@ -527,6 +560,14 @@ class Sample(Space[E]):
 
     def __str__(self) -> str:
         return f"{self.n} settings sampled (seed {self.seed}) from\n{self.source}"
+
+
+def _carry_validity_error(setting: Any) -> None:
+    """Ask a setting's is_valid() again; if it raises, the setting carries the error."""
+    try:
+        setting.is_valid()
+    except Exception as error:
+        setting.__dict__.setdefault("_sp_error", error)
 
 
 def _distinct(size: int, n: int, seed: int) -> list[int]:

@@ -571,9 +571,7 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int) -> No
             continue
         if kind == "base":
             _, fd, sys_path = message
-            for entry in reversed(sys_path):
-                if entry not in sys.path:
-                    sys.path.insert(0, entry)
+            sys.path[:] = sys_path  # the driver's, in its order: nothing of this process's
             try:
                 base = read_base(fd)
             except Exception as error:  # whatever it is, the run cannot go on

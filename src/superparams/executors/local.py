@@ -1,6 +1,6 @@
 """Worker processes on this machine, one pipe pair each, replaced when they die.
 
-Each worker is a fresh ``python -m superparams.worker`` process (never a fork of the
+Each worker is a fresh Python process running :mod:`superparams.worker` (never a fork of the
 driver, and never a re-import of the user's script as ``__main__``). It loads the base
 space once from a file the driver pickled once, then runs settings by position.
 
@@ -48,6 +48,20 @@ if TYPE_CHECKING:
 TIMEOUT_GRACE = 5.0
 
 
+# What a worker process runs. Not `python -m superparams.worker`, which puts the working
+# directory first on sys.path before anything is imported (a colorsys.py lying there would
+# be imported in place of the standard library's): the `''` that -c puts there instead
+# goes before any import, and the driver then sends its own sys.path. The word after the
+# code names the process in `ps`; sys.argv is then what -m would have made it.
+_WORKER_MAIN = (
+    "import sys\n"
+    "if sys.path[:1] == ['']: del sys.path[0]\n"  # absent under PYTHONSAFEPATH
+    "from superparams import worker\n"
+    "sys.argv[:] = [worker.__file__, *sys.argv[2:]]\n"
+    "worker._serve(*(int(a) for a in sys.argv[1:6]))\n"
+)
+
+
 class _Worker:
     """One worker process and what it has been sent."""
 
@@ -57,7 +71,8 @@ class _Worker:
         out_r, out_w = os.pipe()
         command = [
             sys.executable,
-            "-m",
+            "-c",
+            _WORKER_MAIN,
             "superparams.worker",
             str(task_r),
             str(out_w),
@@ -160,6 +175,8 @@ class LocalExecutor(Executor):
                 "num_proc=1"
             )
             raise ExperimentError(msg) from error
+        # The driver's path, entry for entry: '' (a REPL's, a notebook's) is the
+        # driver's working directory, which is the worker's too, but made absolute.
         sys_path = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
         self._base_message = ("base", self._base_file.fileno(), sys_path)
         self._workers = [self._spawn(slot) for slot in range(self.num_proc)]

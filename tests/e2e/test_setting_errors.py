@@ -1,0 +1,103 @@
+"""A derived field or ``is_valid()`` that raises for one setting fails that setting only.
+
+Through the real ``experiment`` command, in its own process and in worker processes:
+the run goes on, the setting is a failed row with the traceback of the user's code, the
+exit code says some failed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from tests.e2e.test_cli import experiment, write
+
+pytestmark = pytest.mark.slow
+
+MODES = {"in-process": ("--engine", "inline"), "workers": ("-j", "2")}
+
+SOURCE = """
+from superparams import Experiment, derived, search
+
+class Ratios(Experiment):
+    width: int = search(0, 1, 2, 4)
+    inverse: float = derived(lambda s: 1 / s.width)
+
+    def run(self):
+        return {"doubled": 2 * self.inverse}
+
+class Checked(Experiment):
+    n: int = search(1, 2, 3, 4)
+
+    def is_valid(self):
+        if self.n == 3:
+            raise ValueError(f"is_valid cannot tell for n={self.n}")
+        return self.n != 4
+
+    def run(self):
+        return {"doubled": 2 * self.n}
+"""
+
+
+def table(root: Path, cls: str) -> pl.DataFrame:
+    return pl.read_parquet(root / "progress/ratios" / cls / "results.parquet")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    write(tmp_path / "ratios.py", SOURCE)
+    return tmp_path
+
+
+class TestARaisingSettingFailsAlone:
+    """The setting whose derived field or is_valid raises fails; the others complete."""
+
+    @pytest.mark.parametrize("mode", MODES)
+    def test_a_derived_field_that_raises(self, project, mode):
+        """width=0 divides by zero: a failed row with its traceback; 1, 2 and 4 complete."""
+        done = experiment("ratios.Ratios", *MODES[mode], cwd=project)
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        rows = table(project, "Ratios").sort("width")
+        assert rows["status"].to_list() == ["failed", "completed", "completed", "completed"]
+        assert rows["doubled"].to_list() == [None, 2.0, 1.0, 0.5]
+        failed = rows.row(0, named=True)
+        assert (failed["cause"], failed["error"]) == (
+            "raised",
+            "ZeroDivisionError: division by zero",
+        )
+        assert "1 / s.width" in failed["traceback"]
+        assert failed["inverse"] is None
+
+    @pytest.mark.parametrize("mode", MODES)
+    def test_an_is_valid_that_raises(self, project, mode):
+        """n=3 raises in is_valid: it counts as in the space and fails; n=4 is skipped."""
+        done = experiment("ratios.Checked", *MODES[mode], cwd=project)
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        rows = table(project, "Checked").sort("n")
+        assert rows["n"].to_list() == [1, 2, 3]
+        assert rows["status"].to_list() == ["completed", "completed", "failed"]
+        failed = rows.row(2, named=True)
+        assert (failed["cause"], failed["error"]) == (
+            "raised",
+            "ValueError: is_valid cannot tell for n=3",
+        )
+        assert "in is_valid" in failed["traceback"]
+
+    def test_one_setting_pinned_from_the_command_line(self, project):
+        """--width 0 is a space of one setting, which fails; nothing crashes."""
+        done = experiment("ratios.Ratios", "--width", "0", cwd=project)
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        rows = table(project, "Ratios")
+        assert rows["status"].to_list() == ["failed"]
+
+    def test_the_failed_setting_is_run_again_by_rerun_failed(self, project):
+        """It is a failed setting like any other: --rerun-failed tries it again."""
+        experiment("ratios.Ratios", cwd=project)
+        again = experiment("ratios.Ratios", "--rerun-failed", cwd=project)
+        assert again.returncode == 1, again.stderr
+        assert "1 failed" in again.stderr
+        assert table(project, "Ratios").height == 4
