@@ -111,3 +111,31 @@ class TestAnIsValidThatRaises:
         frame = module.Checked().sample(3, seed=0).run_all(num_proc=1, display=False)
         assert sorted(frame["n"].to_list()) == [1, 2, 3]
         assert frame.filter(frame["n"] == 3)["status"].to_list() == ["failed"]
+
+
+NESTED = """
+from superparams import Experiment, derived, search
+
+class Model(Experiment):
+    width: int = search(0, 2)
+    inverse: float = derived(lambda s: 1 / s.width)
+
+class Train(Experiment):
+    model: Model = Model()
+    lr: float = 0.1
+
+    def run(self):
+        return {"scaled": self.lr * self.model.width}
+"""
+
+
+class TestANestedDerivedFieldThatRaises:
+    def test_fails_the_setting_that_holds_it(self, workspace):
+        """A nested experiment whose derived field raises fails the outer setting with
+        that error; the outer run never sees the field as None."""
+        space = workspace.load("nested", NESTED).Train()
+        table = space.run_all(display=False)
+        assert table["status"].to_list() == ["failed", "completed"]
+        assert table["error"][0].startswith("ZeroDivisionError")
+        with pytest.raises(ZeroDivisionError):
+            space[0].run()

@@ -181,6 +181,9 @@ class _Layout:
             if type(v) in _MUTABLE:  # each setting gets its own copy of a mutable value
                 state[name] = copy.deepcopy(v)
         state["_sp_where"] = (self, index)
+        for v in values.values():  # a nested setting whose own derived field raised
+            if isinstance(v, Experiment) and "_sp_error" in v.__dict__:
+                state.setdefault("_sp_error", v.__dict__["_sp_error"])
         if self.info.derived:
             _derive(setting, self.info.derived)
         if self.info.post_init is not None:
