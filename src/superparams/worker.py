@@ -456,6 +456,12 @@ def _no_leftovers() -> Iterator[None]:
     if not sys.platform.startswith("linux"):
         yield
         return
+    if _OWN_PROCESS:  # a local worker: a subreaper for good, with no children of its own
+        try:
+            yield
+        finally:
+            _end_children(set())
+        return
     before = _children()
     was_subreaper = _subreaper(True)
     try:
@@ -466,6 +472,11 @@ def _no_leftovers() -> Iterator[None]:
         finally:
             if not was_subreaper:
                 _subreaper(False)
+
+
+# True in a local worker process, which runs settings and nothing else: the children it
+# has after a setting are all that setting's.
+_OWN_PROCESS = False
 
 
 def _children() -> set[int]:
@@ -543,6 +554,10 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int) -> No
     os.set_inheritable(inbox, False)
     os.set_inheritable(outbox, False)
     _die_with_parent(parent)
+    global _OWN_PROCESS
+    if sys.platform.startswith("linux") and _libc() is not None:
+        _subreaper(True)
+        _OWN_PROCESS = True
     tasks, results = Connection(inbox, writable=False), Connection(outbox, readable=False)
     base: Any = None
     queue: deque[Task] = deque()
