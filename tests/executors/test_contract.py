@@ -16,49 +16,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 from tests.conftest import wait_for
+from tests.e2e.sources import WORK
 from tests.e2e.test_cli import COMMAND, environment, write
 
 pytestmark = pytest.mark.slow
 
 ENGINES = ["inline", "local", "dask"]
-
-WORK = """
-import os
-import time
-from pathlib import Path
-from superparams import Experiment, search
-
-COUNT = Path(__file__).with_name("unpickled.txt")
-
-def _rebuild(payload):
-    with open(COUNT, "a") as f:
-        f.write(f"{os.getpid()}\\n")
-    return Big(payload)
-
-class Big:
-    def __init__(self, payload):
-        self.payload = payload
-
-    def __superparams_id__(self):
-        return "big-v1"
-
-    def __reduce__(self):
-        return (_rebuild, (self.payload,))
-
-class Work(Experiment):
-    data: Big = Big(b"x" * 100_000)
-    n: int = search(*range(6))
-    how: str = "well"
-
-    def run(self):
-        print(f"setting n={self.n} rank {self.rank} of {self.n_proc}", flush=True)
-        if self.n == 3 and self.how == "raises":
-            raise ValueError("n=3 is wrong")
-        if self.n == 3 and self.how == "dies":
-            os._exit(7)
-        time.sleep(float(os.environ.get("NAP", "0")) if self.n >= 2 else 0)
-        return {"pid": os.getpid(), "rank": self.rank, "n_proc": self.n_proc}
-"""
 
 
 @pytest.fixture
