@@ -170,12 +170,14 @@ def _ids(flag: str, text: str) -> list[int | str]:
     """GPU ids as CUDA_VISIBLE_DEVICES takes them: indices from 0, or GPU and MIG UUIDs."""
     import re
 
+    from superparams.executors import GPU_UUID
+
     ids: list[int | str] = []
     for part in text.split(","):
         item = part.strip()
         if item.isascii() and item.isdigit():
             ids.append(int(item))
-        elif re.fullmatch(r"(GPU|MIG)-[0-9A-Za-z][0-9A-Za-z/-]*", item):
+        elif re.fullmatch(GPU_UUID, item):
             ids.append(item)
         else:
             within = f" (in {text!r})" if part != text else ""

@@ -31,7 +31,7 @@ from superparams.events import (
     SettingFinished,
     SettingStarted,
 )
-from superparams.executors import Executor, Started, get_executor
+from superparams.executors import GPU_UUID, Executor, Started, get_executor
 from superparams.outcome import Outcome, Task
 from superparams.space import DEFAULT_NUM_PROC
 from superparams.store import Plan, Store, describe
@@ -266,7 +266,7 @@ def _check_gpus(gpus: Sequence[int | str] | None) -> None:
     for gpu in gpus or ():
         whole = hasattr(gpu, "__index__") and not isinstance(gpu, (bool, str))
         index = whole and gpu.__index__() >= 0  # type: ignore[union-attr]
-        uuid = isinstance(gpu, str) and re.fullmatch(r"(GPU|MIG)-[0-9A-Za-z][0-9A-Za-z/-]*", gpu)
+        uuid = isinstance(gpu, str) and re.fullmatch(GPU_UUID, gpu)
         if not (index or uuid):
             msg = (
                 "gpus expects GPU ids: indices from 0 ([0, 1]) or UUIDs "

@@ -32,6 +32,9 @@ TRACEBACK_LINES = 30  # how much of a traceback an outcome keeps; the log has al
 # How much of its output a setting's log keeps: its first and last halves, once the
 # setting ends. SUPERPARAMS_LOG_LIMIT changes it (bytes, or 500K, 100M, 2G; 0: all).
 LOG_LIMIT = 100 * 2**20
+# How a setting's log is opened: appended to, and never through a link planted in its
+# place (it would append to any file).
+LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
 
 # -- results ---------------------------------------------------------------------------
 
@@ -193,13 +196,11 @@ class _Log:
 
     def __init__(self, task: Task) -> None:
         self.path = task.log
-        # Never through a link planted in its place: it would append to any file.
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            self.fd = os.open(self.path, flags, 0o644)
+            self.fd = os.open(self.path, LOG_FLAGS, 0o644)
         except FileNotFoundError:
             os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
-            self.fd = os.open(self.path, flags, 0o644)
+            self.fd = os.open(self.path, LOG_FLAGS, 0o644)
         if task.attempt > 1 or os.fstat(self.fd).st_size:  # a retry, or an earlier run's
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             self.write(f"\n----- attempt {task.attempt}, {stamp} -----\n")

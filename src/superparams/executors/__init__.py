@@ -150,6 +150,10 @@ def _read(engine: str, key: str, value: Any, annotation: Any) -> Any:
     raise UsageError(msg)
 
 
+#: What CUDA_VISIBLE_DEVICES takes besides an index from 0: a GPU's or a MIG slice's UUID.
+GPU_UUID = r"(GPU|MIG)-[0-9A-Za-z][0-9A-Za-z/-]*"
+
+
 # The engines superparams ships: name -> (where the class is, the module its extra
 # brings, the extra). Other packages add engines under the entry-point group
 # "superparams.executors" (name = "module:Class").

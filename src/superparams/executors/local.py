@@ -38,7 +38,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 from superparams.errors import ExperimentError
 from superparams.executors import Executor, Started
 from superparams.outcome import Cause, Outcome, Task
-from superparams.worker import WorkerError, write_base
+from superparams.worker import LOG_FLAGS, WorkerError, write_base
 
 if TYPE_CHECKING:
     from superparams.space import Space
@@ -112,10 +112,10 @@ class _Worker:
         self.tasks.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
     def kill(self) -> None:
-        """Kill the worker and what its settings started in its session (its group)."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+        """Kill the worker and what its settings started in its session (its group,
+        which may outlive the worker itself)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
     def dead(self) -> bool:
         return self.process.poll() is not None
@@ -261,6 +261,8 @@ class LocalExecutor(Executor):
     def submit(self, task: Task) -> None:
         depth = self._depth()
         worker = min(self._workers, key=lambda w: (len(w.inflight) > depth // 2, len(w.inflight)))
+        if self.isolate and worker.ran:  # its one setting is done: a new process for this one
+            worker = self._renew(worker)
         worker.inflight.append(task)
         worker.unsent.append(task)
 
@@ -301,21 +303,19 @@ class LocalExecutor(Executor):
                 self._drain(worker, outcomes)
                 outcomes.extend(self._replace(worker))
         outcomes.extend(self._enforce_timeouts())
-        if self.isolate:
-            self._renew()
         return outcomes
 
-    def _renew(self) -> None:
-        """Stop each worker that finished its setting, and start another in its slot."""
-        for worker in [w for w in self._retired if w.dead()]:  # reaped
-            worker.close()
-            self._retired.remove(worker)
-        for index, worker in enumerate(self._workers):
-            if worker.ran and not worker.inflight:
-                with contextlib.suppress(OSError):
-                    worker.send(("stop",))
-                self._retired.append(worker)
-                self._workers[index] = self._spawn(worker.slot)
+    def _renew(self, worker: _Worker) -> _Worker:
+        """Stop a worker that finished its setting, and start another in its slot."""
+        for done in [w for w in self._retired if w.dead()]:  # reaped
+            done.close()
+            self._retired.remove(done)
+        with contextlib.suppress(OSError):
+            worker.send(("stop",))
+        self._retired.append(worker)
+        fresh = self._spawn(worker.slot)
+        self._workers[self._workers.index(worker)] = fresh
+        return fresh
 
     def _receive(self, worker: _Worker, outcomes: list[Outcome]) -> bool:
         """Take one message from a worker; False if its pipe says it is gone."""
@@ -372,8 +372,7 @@ class LocalExecutor(Executor):
     def _replace(self, worker: _Worker) -> list[Outcome]:
         """A worker died: fail the setting it ran, restart its slot, resend the rest."""
         code = worker.process.wait()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(worker.process.pid, signal.SIGKILL)  # what it started, in its group
+        worker.kill()  # what it started, in its group
         worker.close()
         lost = list(worker.inflight)
         outcomes = []
@@ -414,9 +413,8 @@ def _death(code: int) -> str:
 
 
 def _note_in_log(path: str, text: str) -> None:
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:  # never through a link planted in the log's place
-        fd = os.open(path, flags, 0o644)
+    try:
+        fd = os.open(path, LOG_FLAGS, 0o644)
     except OSError:
         return
     with contextlib.suppress(OSError):
