@@ -1,4 +1,8 @@
-"""Experiment files the end-to-end tests write into a temporary project."""
+"""Experiment files the end-to-end tests write into a temporary project, and how they
+run them."""
+
+# A setting runs in the command's own process, or in one of two worker processes.
+MODES = {"in-process": ("--engine", "inline"), "workers": ("-j", "2")}
 
 # Fails its second setting on the first try only: for --rerun-failed and --retries.
 FLAKY = """

@@ -19,12 +19,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 from tests.conftest import wait_for
+from tests.e2e.sources import MODES
 from tests.e2e.test_cli import COMMAND, environment, write
 
 pytestmark = pytest.mark.slow
 
-# A setting runs in the command's own process, or in one of two worker processes.
-MODES = {"in-process": ("--engine", "inline"), "workers": ("-j", "2")}
 ONE_AT_A_TIME = {"in-process": ("--engine", "inline"), "worker": ()}
 
 TRAIN = """

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from tests.e2e.sources import MODES
 from tests.e2e.test_cli import environment, experiment, write
 
 pytestmark = pytest.mark.slow
 
-MODES = {"in-process": ("--engine", "inline"), "workers": ("-j", "2")}
 
 STDLIB_COLORSYS = str(Path(colorsys.__file__).resolve())
 
