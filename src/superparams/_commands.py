@@ -70,7 +70,7 @@ def _run_one(found: Found, space: Space[Any], request: Request, prog: str) -> in
     if stored.outdated and not fresh and not rerun_outdated:
         # said even with --quiet: these results are kept, but they are not from this code
         _say(f"{outdated_text(len(stored.outdated), cls.__name__)}; kept as stored ({_RERUN})")
-    to_run = _to_run(stored, fresh=fresh, only_failed=only_failed, rerun_outdated=rerun_outdated)
+    to_run = len(stored.to_run(fresh=fresh, only_failed=only_failed, rerun_outdated=rerun_outdated))
     resuming = earlier and not fresh and not only_failed and not rerun_outdated
     ask = resuming and _interactive() and not request.get("yes")
     if not to_run and not (ask and stored.outdated):
@@ -84,8 +84,8 @@ def _run_one(found: Found, space: Space[Any], request: Request, prog: str) -> in
                 _say("nothing run")
                 return 0
             fresh, rerun_outdated = answer == "fresh", answer == "outdated"
-            to_run = _to_run(
-                stored, fresh=fresh, only_failed=only_failed, rerun_outdated=rerun_outdated
+            to_run = len(
+                stored.to_run(fresh=fresh, only_failed=only_failed, rerun_outdated=rerun_outdated)
             )
             if not to_run:
                 return _nothing_to_run(found, space, stored, prog, quiet=quiet, only_failed=False)
@@ -206,15 +206,6 @@ def _check_unlocked(store: Store) -> None:
             "finish or stop it, then run again"
         )
         raise StoreLockedError(msg)
-
-
-def _to_run(stored: Plan, *, fresh: bool, only_failed: bool, rerun_outdated: bool = False) -> int:
-    if fresh:
-        return len(set(stored.ids))
-    outdated = len(stored.outdated) if rerun_outdated else 0
-    if only_failed:
-        return len(stored.failed) + outdated
-    return len(stored.new) + len(stored.failed) + len(stored.interrupted) + outdated
 
 
 def _resume_text(stored: Plan, to_run: int) -> str:
@@ -370,7 +361,7 @@ def _brief(value: Any, width: int = 24) -> str:
 def _plan_text(
     space: Space[Any], stored: Plan, *, fresh: bool, only_failed: bool, rerun_outdated: bool = False
 ) -> str:
-    runs = _to_run(stored, fresh=fresh, only_failed=only_failed, rerun_outdated=rerun_outdated)
+    runs = len(stored.to_run(fresh=fresh, only_failed=only_failed, rerun_outdated=rerun_outdated))
     lines = [f"would run {runs} setting{'s' if runs != 1 else ''} (dry run: nothing is run)"]
     outdated = set(stored.outdated)
     groups = [

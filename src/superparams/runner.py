@@ -198,8 +198,8 @@ def run_all(
     store.stamp(code)
     with store:
         stored = store.plan(space, code.version)
-        positions = _choose(
-            stored, only_failed=only_failed, fresh=fresh, rerun_outdated=rerun_outdated
+        positions = stored.to_run(
+            fresh=fresh, only_failed=only_failed, rerun_outdated=rerun_outdated
         )
         executor, notice = _executor(
             engine, num_proc, gpus, debug, len(positions), isolate=isolate, options=engine_options
@@ -340,23 +340,6 @@ def _executor(
         return InlineExecutor(debug=debug), notice
     made = get_executor(engine or "local").from_options(workers, gpus, **(options or {}))
     return made, notice
-
-
-def _choose(
-    stored: Plan, *, only_failed: bool, fresh: bool, rerun_outdated: bool = False
-) -> list[int]:
-    if fresh:
-        seen: set[str] = set()
-        positions = []
-        for position, sid in enumerate(stored.ids):
-            if sid not in seen:
-                seen.add(sid)
-                positions.append(position)
-        return positions
-    outdated = stored.outdated if rerun_outdated else []
-    if only_failed:
-        return sorted(stored.failed + outdated)
-    return sorted(stored.new + stored.failed + stored.interrupted + outdated)
 
 
 @dataclass

@@ -112,6 +112,25 @@ class Plan:
     def total(self) -> int:
         return len(self.ids)
 
+    def to_run(
+        self, *, fresh: bool = False, only_failed: bool = False, rerun_outdated: bool = False
+    ) -> list[int]:
+        """The positions a run takes: what is not completed (a setting standing twice in
+        the space, once), or with ``fresh`` every setting, or with ``only_failed`` the
+        failed ones; ``rerun_outdated`` adds the outdated."""
+        if fresh:
+            seen: set[str] = set()
+            positions = []
+            for position, sid in enumerate(self.ids):
+                if sid not in seen:
+                    seen.add(sid)
+                    positions.append(position)
+            return positions
+        outdated = self.outdated if rerun_outdated else []
+        if only_failed:
+            return sorted(self.failed + outdated)
+        return sorted(self.new + self.failed + self.interrupted + outdated)
+
     def summary(self) -> str:
         earlier = f" ({len(self.outdated)} by earlier code)" if self.outdated else ""
         parts = [
