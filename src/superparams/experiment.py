@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal, overload
 
 from superparams.errors import ExperimentError, SearchSpaceError, did_you_mean
 from superparams.identity import Mismatch, canonical, conform, digest, encode, setting_id
-from superparams.space import Derived, Dimension, Distribution, Grid, Space, _RandInt
+from superparams.space import Derived, Dimension, Distribution, Grid, Space, _RandInt, _short
 
 if sys.version_info >= (3, 11):
     from typing import Self, dataclass_transform
@@ -620,7 +620,7 @@ def _checked(owner: str, name: str, value: Any, annotation: Any, made: str | Non
         if all(a is b for a, b in zip(points, value.points, strict=True)):
             return value
         return _regrid(value, points, value.link)
-    where = "its default is" if made is None else f"{made}({name}={_short(value)}) gives it"
+    where = "its default is" if made is None else f"{made}({name}={_short(value, 60)}) gives it"
     try:
         return conform(value, annotation)
     except Mismatch as error:
@@ -665,13 +665,13 @@ def _accepts(value: Any, annotation: Any) -> bool:
 
 
 def _mismatch(owner: str, name: str, annotation: Any, where: str, error: Mismatch) -> str:
-    shown = f"{_short(error.value)} ({_a(type(error.part))})"
+    shown = f"{_short(error.value, 60)} ({_a(type(error.part))})"
     if error.value is None:
         shown = "None"
     elif error.part is None:  # an item of a list, say
-        shown = f"{_short(error.value)} (it holds None)"
+        shown = f"{_short(error.value, 60)} (it holds None)"
     elif error.part is not error.value:
-        shown = f"{_short(error.value)} ({_short(error.part)} is {_a(type(error.part))})"
+        shown = f"{_short(error.value, 60)} ({_short(error.part, 60)} is {_a(type(error.part))})"
     return f"{owner}.{name} is {_a(annotation)}, but {where} {shown}"
 
 
@@ -687,13 +687,8 @@ def _a(annotation: Any) -> str:
             text = "Path"
         return f"{'an' if text[:1].lower() in 'aeiou' else 'a'} {text}"
     if origin is Literal:
-        return "one of " + ", ".join(_short(a) for a in args)
+        return "one of " + ", ".join(_short(a, 60) for a in args)
     return " or ".join(_a(a) for a in args)
-
-
-def _short(value: Any, width: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _keep_links(setting: Experiment, info: _ClassInfo, given: set[str]) -> None:
@@ -723,7 +718,7 @@ def _keep_links(setting: Experiment, info: _ClassInfo, given: set[str]) -> None:
             found = _positions(setting, info, name, link, partners)
             positions = found if positions is None else [j for j in positions if j in found]
         if not positions:
-            values = ", ".join(f"{n}={_short(state[n])}" for n in pinned)
+            values = ", ".join(f"{n}={_short(state[n], 60)}" for n in pinned)
             msg = (
                 f"{type(setting).__name__}: {values} are linked by {link!r} but never searched "
                 f"together, so {', '.join(partners)} has no value to take; pin it too"
@@ -751,7 +746,7 @@ def _positions(
         msg = (
             f"{type(setting).__name__}.{name} is linked by {link!r} to {', '.join(partners)}, "
             f"so it takes one of its searched values {shown}, not "
-            f"{_short(setting.__dict__[name])}; pin {', '.join(partners)} too, or override "
+            f"{_short(setting.__dict__[name], 60)}; pin {', '.join(partners)} too, or override "
             f"{name} with search(...)"
         )
         raise SearchSpaceError(msg)
