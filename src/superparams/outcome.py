@@ -68,10 +68,6 @@ class Outcome:
     def status(self) -> str:
         return "completed" if self.failure is None else "failed"
 
-    @property
-    def ok(self) -> bool:
-        return self.failure is None
-
 
 @dataclass(frozen=True)
 class Started:
