@@ -20,6 +20,9 @@ from typing import Any
 
 import pytest
 
+# Type checkers read this file (tests/typing/test_types.py); it is never run.
+collect_ignore = ["typing/user_experiment.py"]
+
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from tests.e2e.sources import EPOCHS, RANDOM
 
-import superparams.runner
+import superparams._api
 from superparams.events import (
     Notice,
     RunFinished,
@@ -618,7 +618,7 @@ class TestResume:
         """clean() forgets every stored result: the next run runs everything."""
         space = workspace.load("flaky", FLAKY).Flaky()
         space.run_all(display=False)
-        superparams.runner.clean(space)
+        superparams._api.clean(space)
         assert space.results().height == 0
         assert not workspace.folder("flaky", "Flaky").exists()
         clear_runs(workspace)
@@ -628,7 +628,7 @@ class TestResume:
     def test_clean_without_results(self, workspace):
         """clean() of an experiment never run does nothing and creates nothing."""
         space = workspace.load("flaky", FLAKY).Flaky()
-        superparams.runner.clean(space)
+        superparams._api.clean(space)
         assert not (workspace.experiments / "progress").exists()
 
     def test_added_field_with_default_keeps_results(self, workspace):

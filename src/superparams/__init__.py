@@ -3,7 +3,8 @@
 The rooms, in the order data flows through them::
 
     experiment.py  space.py    the user's dataclass, its search space, each setting's id
-    runner.py                  plans what is left, schedules it, emits events
+    _api.py                    the front door: run_all, plan, results (methods of a space)
+    runner.py                  schedules what is left, retries, stops; emits events
     executors/  worker.py      run settings in worker processes (or on a cluster)
     store.py                   the one writer: outcomes, parquet results, logs, a lock
     display.py  cli.py         what the `experiment` command shows and accepts
@@ -17,6 +18,7 @@ from superparams.errors import (
     EngineError,
     ExperimentError,
     IdentityError,
+    LoadError,
     SearchSpaceError,
     StoreConflictError,
     StoreError,
@@ -24,6 +26,7 @@ from superparams.errors import (
     StoreWriteError,
     SuperparamsError,
     UsageError,
+    WorkerError,
 )
 from superparams.experiment import Experiment
 from superparams.space import (
@@ -45,6 +48,7 @@ __all__ = [
     "Experiment",
     "ExperimentError",
     "IdentityError",
+    "LoadError",
     "SearchSpaceError",
     "Space",
     "StoreConflictError",
@@ -53,6 +57,7 @@ __all__ = [
     "StoreWriteError",
     "SuperparamsError",
     "UsageError",
+    "WorkerError",
     "choice",
     "derived",
     "entrypoint",

@@ -47,7 +47,7 @@ def run(found: Found, spaces: list[Space[Any]], request: Request, prog: str) -> 
 
 
 def _run_one(found: Found, space: Space[Any], request: Request, prog: str) -> int:
-    from superparams.runner import run_all, worker_count
+    from superparams._api import run_all, worker_count
 
     cls = space.experiment_class
     store = _store(space)
@@ -409,7 +409,7 @@ def _say(text: str) -> None:
 
 
 def _results_of(space: Space[Any]) -> pl.DataFrame:
-    from superparams.runner import results
+    from superparams._api import results
 
     return results(space)
 

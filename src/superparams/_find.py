@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 
 from superparams.errors import (
     ExperimentError,
+    LoadError,
     SearchSpaceError,
-    SuperparamsError,
     UsageError,
     did_you_mean,
 )
@@ -43,12 +43,6 @@ if TYPE_CHECKING:
 _SKIP = frozenset(
     {"progress", "node_modules", "__pycache__", "site-packages", "build", "dist", "venv", "env"}
 )
-
-
-class LoadError(SuperparamsError):
-    """The user's experiment file raised while being imported; the message holds its traceback."""
-
-    exit_code = 5
 
 
 @dataclass(frozen=True)

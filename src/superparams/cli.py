@@ -72,13 +72,6 @@ def main(
     except BrokenPipeError:  # `experiment results X | head`: the reader left, fine
         _quiet_broken_pipe()
         return 0
-    except RuntimeError as error:
-        from superparams.worker import WorkerError
-
-        if isinstance(error, WorkerError):
-            _error(str(error))
-            return error.exit_code
-        raise
 
 
 def entrypoint() -> None:

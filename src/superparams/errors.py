@@ -12,9 +12,8 @@ Every error is a :class:`SuperparamsError`, and also the builtin it resembles, s
      │    ├── StoreLockedError              another run holds the results folder; 4
      │    └── StoreConflictError            another experiment's results folder; 2
      ├── UsageError (ValueError)            bad input on the command line; exit code 2
-     ├── LoadError                          the experiment's module raised on import; 5
-     │                                      (in superparams._find: its traceback is the user's;
-     │                                      superparams.worker.WorkerError, in a worker: 5 too)
+     ├── LoadError (ImportError)            the experiment's module raised on import; 5
+     ├── WorkerError (RuntimeError)         a worker could not start, so nothing can run; 5
      └── EngineError (ConnectionError)      an engine or cluster could not be reached; 6
 
 Each class carries its ``exit_code`` (1 unless it says otherwise); only the command line
@@ -75,6 +74,18 @@ class UsageError(SuperparamsError, ValueError):
     """Bad input on the command line."""
 
     exit_code = 2
+
+
+class LoadError(SuperparamsError, ImportError):
+    """The experiment's file raised while being imported; the message holds its traceback."""
+
+    exit_code = 5
+
+
+class WorkerError(SuperparamsError, RuntimeError):
+    """A worker could not start, so nothing can run (the experiment failed to load in it)."""
+
+    exit_code = 5
 
 
 class EngineError(SuperparamsError, ConnectionError):

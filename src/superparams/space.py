@@ -18,6 +18,7 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from superparams import _api
 from superparams.errors import SearchSpaceError
 
 if TYPE_CHECKING:
@@ -28,16 +29,6 @@ E = TypeVar("E", bound="Experiment")
 
 # How many draws ``sample`` may reject (for settings that are not valid) before it gives up.
 _MAX_REJECTIONS = 10_000
-
-
-class _DefaultNumProc(int):
-    """``run_all``'s default ``num_proc``: 1, or one worker per GPU when gpus are given."""
-
-    def __repr__(self) -> str:
-        return "1"
-
-
-DEFAULT_NUM_PROC: int = _DefaultNumProc(1)
 
 
 class Dimension:
@@ -413,28 +404,11 @@ class Space(Generic[E]):
         for setting in self:
             yield setting.id
 
-    # -- running and results (the runner and store; imported only when used) -------------
+    # -- running and results: the front door, typed and documented in superparams._api --
 
-    def run_all(self, num_proc: int | None = DEFAULT_NUM_PROC, **options: Any) -> Any:
-        """Run every setting not completed before; return the results as a polars DataFrame.
-
-        See :func:`superparams.runner.run_all` for the options.
-        """
-        from superparams.runner import run_all
-
-        return run_all(self, num_proc=num_proc, **options)
-
-    def plan(self, **options: Any) -> Any:
-        """What a run would do: the settings that are new, done, failed or interrupted."""
-        from superparams.runner import plan
-
-        return plan(self, **options)
-
-    def results(self, **options: Any) -> Any:
-        """The stored results of exactly this space's settings, one row per setting."""
-        from superparams.runner import results
-
-        return results(self, **options)
+    run_all = _api.run_all
+    plan = _api.plan
+    results = _api.results
 
     # -- algebra -----------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO, TextIO
 
+from superparams.errors import WorkerError
 from superparams.outcome import Cause, Failure, Outcome, Task
 
 TRACEBACK_LINES = 30  # how much of a traceback an outcome keeps; the log has all of it
@@ -80,12 +81,6 @@ def _plain(value: Any) -> Any:
 
 
 # -- running one setting ---------------------------------------------------------------
-
-
-class WorkerError(RuntimeError):
-    """A worker could not start: nothing can run (the experiment failed to load, say)."""
-
-    exit_code = 5  # the experiment could not be loaded, as superparams._find.LoadError
 
 
 class SettingTimeout(Exception):  # reads as the cause, like KeyboardInterrupt

@@ -13,7 +13,7 @@ import textwrap
 import pytest
 from tests.conftest import NOTEBOOK, environment, run_in_kernel, wait_for
 
-import superparams.runner
+import superparams._api
 from superparams import StoreLockedError
 
 pytestmark = pytest.mark.slow
@@ -135,7 +135,7 @@ class TestTwoRunsAtOnce:
         assert str(workspace.folder("held", "Held")) in message
         assert f"pid {child.pid}" in message
         with pytest.raises(StoreLockedError):
-            superparams.runner.clean(space)
+            superparams._api.clean(space)
         assert space.plan().done == []  # reading needs no lock
         os.killpg(child.pid, 9)
         child.wait()

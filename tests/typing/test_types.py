@@ -41,7 +41,7 @@ def test_the_expectations_are_read():
     """The user file holds the reveal_type and error lines this test compares."""
     revealed, errors = _expected()
     assert len(revealed) >= 15
-    assert len(errors) == 3
+    assert len(errors) == 4
 
 
 def test_mypy():
@@ -55,6 +55,8 @@ def test_mypy():
         found = re.match(r".*?:(\d+): (note|error): (.*)$", line)
         assert found, line
         number, kind, message = int(found[1]), found[2], found[3]
+        if kind == "note" and message.startswith("Called function defined in"):
+            continue  # where a call's target lives, said beside an error on that call
         if kind == "note":
             shown = re.fullmatch(r'Revealed type is "(.*)"', message)
             assert shown, line

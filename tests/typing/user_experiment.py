@@ -51,3 +51,8 @@ reveal_type(space[0].rank)  # revealed: int
 reveal_type(len(space))  # revealed: int
 reveal_type(space.sample(4, seed=0))  # revealed: Space[Hyperparams]
 reveal_type(space | Hyperparams(steps=10))  # revealed: Space[Hyperparams]
+
+reveal_type(space.run_all(num_proc=2, display=False))  # revealed: DataFrame
+reveal_type(space.results())  # revealed: DataFrame
+reveal_type(space.plan().new)  # revealed: list[int]
+space.run_all(num_procs=2)  # error: call-arg

@@ -35,10 +35,10 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
-from superparams.errors import ExperimentError
+from superparams.errors import ExperimentError, WorkerError
 from superparams.executors import Executor, Started
 from superparams.outcome import Cause, Outcome, Task
-from superparams.worker import LOG_FLAGS, WorkerError, write_base
+from superparams.worker import LOG_FLAGS, write_base
 
 if TYPE_CHECKING:
     from superparams.space import Space

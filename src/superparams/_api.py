@@ -1,0 +1,374 @@
+"""The front door: run a space, see what is stored, read the results.
+
+These are the calls a user makes most, as methods of every space (``space.run_all()``,
+``space.plan()``, ``space.results()``); this module composes them from the rooms that
+do the work: the store (what is done, the one writer), the engines (where settings run),
+the runner (the loop between them) and, when asked, a display subscribed to the run's
+events. It imports none of them until a call needs them, so ``import superparams``
+stays light.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from superparams.executors import Executor
+    from superparams.runner import Subscriber
+    from superparams.space import Space
+    from superparams.store import Plan, Store
+
+
+class _DefaultNumProc(int):
+    """``run_all``'s default ``num_proc``: 1, or one worker per GPU when gpus are given."""
+
+    def __repr__(self) -> str:
+        return "1"
+
+
+DEFAULT_NUM_PROC: int = _DefaultNumProc(1)
+
+
+def plan(space: Space[Any], *, folder: Path | str | None = None) -> Plan:
+    """What is stored for each setting of ``space``: done, failed, interrupted or new.
+
+    A space that draws from distributions has no list of settings to plan: plan a
+    sample of it (``space.sample(n, seed=...).plan()``); :class:`SearchSpaceError` says so.
+    ``outdated`` lists the done settings made by another version of the experiment's
+    code (see :mod:`superparams._code`).
+
+    >>> import tempfile
+    >>> from superparams import Experiment, search
+    >>> class Half(Experiment):
+    ...     x: int = search(0, 2, 4)
+    ...     def run(self):
+    ...         return {"half": 2 / self.x}
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = Half(x=search(0, 2)).run_all(folder=folder, display=False)
+    >>> stored = Half().plan(folder=folder)
+    >>> stored.done, stored.failed, stored.new  # positions in the space
+    ([1], [0], [2])
+    >>> stored.summary()
+    '1 completed, 1 failed, 0 interrupted, 1 new'
+    """
+    from superparams._code import code_hash
+    from superparams.store import Store
+
+    return Store.for_space(space, folder).plan(space, code_hash(space.experiment_class))
+
+
+def results(space: Space[Any], *, folder: Path | str | None = None) -> pl.DataFrame:
+    """The latest stored outcome of each setting of ``space``, in the space's order.
+
+    A setting that returned several rows has several rows; one never run has none. A
+    space that draws from distributions has no list of settings to select by: its
+    results are every row stored for the experiment, in the order they were recorded.
+
+    Besides the parameters and what ``run()`` returned, each row says how the setting
+    went (``status``, ``cause``, ``error``, ``attempt``, ``seconds``, ``log``, ...).
+
+    >>> import tempfile
+    >>> from superparams import Experiment, search
+    >>> class Square(Experiment):
+    ...     x: int = search(1, 2, 3)
+    ...     def run(self):
+    ...         return {"square": self.x**2}
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = Square().run_all(folder=folder, display=False)
+    >>> Square(x=search(3, 1)).results(folder=folder).select("x", "square", "status").rows()
+    [(3, 9, 'completed'), (1, 1, 'completed')]
+    """
+    from superparams.store import Store
+
+    table = Store.for_space(space, folder).table()
+    if not space.enumerable:
+        return table
+    return _select(table, list(space._sp_ids()))
+
+
+def clean(space: Space[Any], *, folder: Path | str | None = None) -> None:
+    """Delete every stored result and log of the experiment ``space`` belongs to."""
+    from superparams.store import Store
+
+    Store.for_space(space, folder).clean()
+
+
+def _select(table: pl.DataFrame, ids: list[str]) -> pl.DataFrame:
+    import polars as pl
+
+    if table.is_empty() or not ids:
+        return table.clear()
+    order = pl.DataFrame({"id": ids}).unique(subset="id", keep="first", maintain_order=True)
+    order = order.with_row_index("_order")
+    picked = order.join(table, on="id", how="inner").sort("_order", maintain_order=True)
+    return picked.drop("_order")
+
+
+def run_all(
+    space: Space[Any],
+    num_proc: int | None = DEFAULT_NUM_PROC,
+    *,
+    gpus: Sequence[int | str] | None = None,
+    only_failed: bool = False,
+    fresh: bool = False,
+    rerun_outdated: bool = False,
+    timeout: float | None = None,
+    retries: int = 0,
+    folder: Path | str | None = None,
+    engine: str | Executor | None = None,
+    engine_options: Mapping[str, Any] | None = None,
+    debug: bool = False,
+    isolate: bool = False,
+    display: bool | Subscriber = True,
+    subscribers: Iterable[Subscriber] = (),
+) -> pl.DataFrame:
+    """Run every setting of ``space`` not completed before, and return the results.
+
+    The results are :func:`results`: a polars DataFrame with a row for each row a
+    setting's ``run()`` returned, its parameters, and how it went. Each setting is
+    stored the moment it ends, so a run stopped in any way resumes where it stopped.
+
+    >>> import tempfile
+    >>> from superparams import Experiment, search
+    >>> class Square(Experiment):
+    ...     x: int = search(1, 2, 3)
+    ...     def run(self):
+    ...         return {"square": self.x**2}
+    >>> folder = tempfile.mkdtemp()
+    >>> Square().run_all(folder=folder, display=False)["square"].to_list()
+    [1, 4, 9]
+    >>> Square(x=search(1, 2, 3, 4)).run_all(folder=folder, display=False).height  # runs x=4
+    4
+
+    Args:
+        num_proc: worker processes (default 1, or one per GPU given); 1 runs in this
+            process (breakpoints work). None or -1 is one per core, -2 all cores but
+            one, and so on; a count below 1 runs as 1 does, with a :class:`Notice`.
+            Never more workers start than there are settings to run.
+        gpus: device ids handed to workers round-robin through ``CUDA_VISIBLE_DEVICES``;
+            with gpus, settings always run in worker processes.
+        only_failed: run only the settings stored as failed.
+        fresh: run every setting again, whatever is stored.
+        rerun_outdated: also run again the completed settings that an earlier version
+            of the experiment's code made (``plan().outdated``); without it they are
+            kept, and the run says how many there are.
+        timeout: seconds a setting may run before it fails with cause ``timeout``.
+        retries: how many more times a failed setting is tried in this run.
+        folder: where results go (default: ``progress/<module>/<Class>`` beside the
+            experiment's file or notebook, see :func:`superparams._location.folder_for`);
+            needed for a class that no file defines (``python -c``, a REPL, stdin).
+        engine: an executor name (``"local"``, ``"inline"``, ``"dask"``) or instance.
+        engine_options: the named engine's own keywords, e.g. ``{"address":
+            "tcp://head:8786"}`` for Dask (text is read by the keyword's type).
+        debug: run in this process and let the first exception through.
+        isolate: run each setting in a new worker process of its own, for code that
+            leaves its process in a state the next setting should not inherit.
+        display: False for silence, True for plain progress lines on stderr, or a
+            subscriber that shows the run.
+        subscribers: more callables that receive every event.
+
+    Raises:
+        UsageError: ``num_proc`` is not a whole number or None; ``timeout`` is not a
+            positive, finite number; a GPU id is neither an index from 0 nor a GPU
+            UUID; no such engine; no ``folder`` for a class that no file or notebook
+            defines.
+        StoreConflictError: the folder holds another experiment's results.
+        SearchSpaceError: the space draws from distributions (run a sample of it).
+        StoreLockedError: another run is writing to the same folder.
+        StoreWriteError: the store could not be written (no space left, read-only); what
+            was stored before is safe, and a run after it resumes.
+        KeyboardInterrupt: after Ctrl-C, once everything finished has been stored.
+    """
+    import polars as pl  # noqa: F401  # fail here, not after the run, if it is missing
+
+    from superparams.executors import Executor, get_executor
+
+    check_num_proc(num_proc)
+    _check_timeout(timeout)
+    _check_gpus(gpus)
+    if isolate and (debug or engine not in (None, "local")):
+        from superparams.errors import UsageError
+
+        where = "debug=True" if debug else f"engine={engine!r}"
+        msg = (
+            "isolate=True runs each setting in a local worker process of its own, "
+            f"and {where} does not; drop one of the two"
+        )
+        raise UsageError(msg)
+    if not isinstance(engine, Executor):  # an unknown name or option: before anything starts
+        get_executor(engine or "local").read_options(engine_options or {})
+    elif engine_options:
+        from superparams.errors import UsageError
+
+        msg = "engine_options are for an engine given by name; this one is made already"
+        raise UsageError(msg)
+    if not space.enumerable:
+        len(space)  # raises, saying to take a sample, before the store is made
+    subs = list(subscribers)
+    if display is True:
+        from superparams.display import PlainDisplay
+
+        subs.insert(0, PlainDisplay())
+    elif callable(display):
+        subs.insert(0, display)
+    from superparams import runner
+    from superparams._code import code_version
+    from superparams.store import Store
+
+    store = Store.for_space(space, folder)
+    code = code_version(space.experiment_class)  # once per run: every line carries it
+    store.stamp(code)
+    with store:
+        stored = store.plan(space, code.version)
+        positions = stored.to_run(
+            fresh=fresh, only_failed=only_failed, rerun_outdated=rerun_outdated
+        )
+        executor, notice = _executor(
+            engine, num_proc, gpus, debug, len(positions), isolate=isolate, options=engine_options
+        )
+        notices = [_restored_text(store)] if store.restored else []
+        runner.run(
+            space,
+            store,
+            executor,
+            subs,
+            stored=stored,
+            positions=positions,
+            timeout=timeout,
+            retries=retries,
+            notices=[*notices, notice] if notice else notices,
+        )
+    return _select(store.table(), stored.ids)
+
+
+def _restored_text(store: Store) -> str:
+    n = store.restored
+    return (
+        f"{store.record_path.name} no longer held what {store.results_path.name} was made "
+        f"from (cut short, emptied or an older copy): {n} stored setting{'s' if n != 1 else ''} "
+        "written to it again, nothing lost"
+    )
+
+
+def check_num_proc(num_proc: object, flag: str = "num_proc") -> None:
+    """Refuse a ``num_proc`` that is neither a whole number nor None (True, 2.0, "2")."""
+    from superparams.errors import UsageError
+
+    if num_proc is None or (isinstance(num_proc, int) and not isinstance(num_proc, bool)):
+        return
+    if not isinstance(num_proc, (bool, float, str)) and hasattr(num_proc, "__index__"):
+        return  # a numpy integer
+    msg = (
+        f"{flag} expects a whole number of worker processes (None or -1: one per core), "
+        f"got {num_proc!r}"
+    )
+    raise UsageError(msg)
+
+
+def _check_timeout(timeout: object) -> None:
+    """Refuse a timeout that is not a positive, finite number of seconds (inf, nan, 0)."""
+    from superparams.errors import UsageError
+
+    if timeout is None:
+        return
+    number = timeout if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) else 0
+    if not (number > 0 and math.isfinite(number)):
+        msg = (
+            "timeout expects a positive, finite number of seconds (None for no limit), "
+            f"got {timeout!r}"
+        )
+        raise UsageError(msg)
+
+
+def _check_gpus(gpus: Sequence[int | str] | None) -> None:
+    """Refuse GPU ids CUDA_VISIBLE_DEVICES does not take: indices from 0, or UUIDs."""
+    import re
+
+    from superparams.errors import UsageError
+    from superparams.executors import GPU_UUID
+
+    for gpu in gpus or ():
+        whole = hasattr(gpu, "__index__") and not isinstance(gpu, (bool, str))
+        index = whole and gpu.__index__() >= 0  # type: ignore[union-attr]
+        uuid = isinstance(gpu, str) and re.fullmatch(GPU_UUID, gpu)
+        if not (index or uuid):
+            msg = (
+                "gpus expects GPU ids: indices from 0 ([0, 1]) or UUIDs "
+                f"('GPU-...', 'MIG-...'), got {gpu!r}"
+            )
+            raise UsageError(msg)
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the system says)."""
+    count = getattr(os, "process_cpu_count", None)  # Python 3.13
+    if count is not None:
+        return int(count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def worker_count(
+    num_proc: int | None, to_run: int, *, flag: str = "num_proc", equals: str = "="
+) -> tuple[int, int, str]:
+    """How many workers ``num_proc`` asks for, how many start, and a notice (or "").
+
+    None and -1 are every core, -k every core but k - 1; a count below 1 is 1, with a
+    notice that says so (``flag`` and ``equals`` spell the option in it: ``-j 0``).
+    Never more workers start than there are settings to run.
+
+    >>> worker_count(4, to_run=3)
+    (4, 3, '')
+    """
+    n = cores()
+    asked = n if num_proc is None else int(num_proc)
+    if asked < 0:
+        asked = n + 1 + asked
+    notice = ""
+    if asked < 1:
+        one = f"running as {flag}{equals}1 does"
+        if num_proc is not None and int(num_proc) < 0:
+            notice = f"{flag}{equals}{num_proc} leaves less than one of the {n} cores: {one}"
+        else:
+            notice = (
+                f"{flag}{equals}{num_proc} is less than one process: {one} "
+                f"({flag}{equals}-1 uses all {n} cores)"
+            )
+        asked = 1
+    return asked, min(asked, max(to_run, 1)), notice
+
+
+def _executor(
+    engine: str | Executor | None,
+    num_proc: int | None,
+    gpus: Sequence[int | str] | None,
+    debug: bool,
+    to_run: int,
+    *,
+    isolate: bool = False,
+    options: Mapping[str, Any] | None = None,
+) -> tuple[Executor, str]:
+    from superparams.executors import Executor, get_executor
+
+    if isinstance(engine, Executor):
+        return engine, ""
+    if num_proc is DEFAULT_NUM_PROC and gpus:
+        num_proc = len(gpus)  # one worker per GPU
+    asked, workers, notice = worker_count(num_proc, to_run)
+    if isolate:
+        from superparams.executors.local import LocalExecutor
+
+        return LocalExecutor(workers, gpus=gpus, isolate=True), notice
+    if debug or (engine is None and asked == 1 and not gpus):
+        from superparams.executors.inline import InlineExecutor
+
+        return InlineExecutor(debug=debug), notice
+    made = get_executor(engine or "local").from_options(workers, gpus, **(options or {}))
+    return made, notice
