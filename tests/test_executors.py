@@ -1,24 +1,22 @@
 """Executors as a user meets them: workers that crash, hang, fail and retry, GPUs handed
-out, and the seam a new engine plugs into (with an in-process test double).
+out, and the seam a new engine plugs into (with the in-process test double of
+:mod:`superparams.executors.testing`).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from typing import Any, ClassVar
 
 import pytest
 
 import superparams.executors.local
 from superparams import UsageError, search
 from superparams.events import SettingFailed, SettingFinished, SettingStarted
-from superparams.executors import Executor, Started, engines, get_executor
+from superparams.executors import engines, get_executor
 from superparams.executors.inline import InlineExecutor
 from superparams.executors.local import LocalExecutor
-from superparams.outcome import Failure, Outcome, Task
-from superparams.worker import rows_of
+from superparams.executors.testing import ScriptedExecutor
 
 # Setting `doomed` dies the way DEATH says; the others sleep a little and complete.
 DEATHS = """
@@ -304,58 +302,6 @@ class TestGpus:
         }
 
 
-class Recorder(Executor):
-    """A test double: runs settings in this process, by hand, and notes what it was asked."""
-
-    name: ClassVar[str] = "recorder"
-
-    def __init__(self) -> None:
-        super().__init__(3)
-        self.calls: list[str] = []
-        self.queue: list[Task] = []
-        self.base: Any = None
-        self.notify: Callable[[Started], None] = lambda started: None
-
-    def start(self, base: Any, notify: Callable[[Started], None]) -> None:
-        self.calls.append("start")
-        self.base, self.notify = base, notify
-
-    @property
-    def free(self) -> int:
-        return self.num_proc - len(self.queue)
-
-    @property
-    def busy(self) -> int:
-        return len(self.queue)
-
-    def submit(self, task: Task) -> None:
-        self.calls.append(f"submit {task.position}")
-        self.queue.append(task)
-
-    def wait(self, timeout: float) -> list[Outcome]:
-        self.calls.append("wait")
-        outcomes = []
-        for task in self.queue:
-            setting = self.base[task.position]
-            now = time.time()
-            self.notify(Started(task, 7, now))
-            try:
-                outcome = Outcome(task.id, task.attempt, rows_of(setting.run()), None, now, now, 7)
-            except Exception as error:
-                failure = Failure("raised", f"{type(error).__name__}: {error}")
-                outcome = Outcome(task.id, task.attempt, [], failure, now, now, 7)
-            outcomes.append(outcome)
-        self.queue = []
-        return outcomes
-
-    def cancel(self) -> None:
-        self.calls.append("cancel")
-        self.queue = []
-
-    def shutdown(self) -> None:
-        self.calls.append("shutdown")
-
-
 SEAM = """
 from superparams import Experiment, search
 
@@ -373,12 +319,13 @@ class TestTheSeam:
     def test_a_new_engine_runs_a_space(self, workspace):
         """An Executor subclass passed as engine= runs a space through the unchanged runner."""
         space = workspace.load("seam", SEAM).Seam()
-        engine = Recorder()
+        engine = ScriptedExecutor(3)
         events = Events()
         table = space.run_all(engine=engine, display=False, subscribers=[events])
         assert table["status"].to_list() == ["completed"] * 3 + ["failed", "completed"]
         assert table["n2"].to_list() == [0, 2, 4, None, 8]
-        assert table["worker"].to_list() == [7] * 5
+        worker = {position: worker for position, _, worker in engine.ran}
+        assert table["worker"].to_list() == [worker[i] for i in range(5)]
         assert table["error"][3] == "KeyError: 'three'"
         assert engine.calls[0] == "start"
         assert engine.calls[-1] == "shutdown"
@@ -387,7 +334,7 @@ class TestTheSeam:
         assert len(events.of(SettingFinished)) == 4
         assert space.plan().done == [0, 1, 2, 4]
         # and it resumes like any other engine
-        again = Recorder()
+        again = ScriptedExecutor(3)
         space.run_all(engine=again, display=False)
         assert [c for c in again.calls if c.startswith("submit")] == ["submit 3"]
 
