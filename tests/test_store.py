@@ -6,6 +6,7 @@ what the run left in ``experiments/progress/<module>/<Class>/``.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -13,7 +14,8 @@ import threading
 import polars as pl
 import pytest
 
-from superparams import StoreLockedError
+from superparams import StoreLockedError, StoreWriteError
+from superparams.events import SettingFinished
 from superparams.store import Store
 
 FLAKY = """
@@ -304,22 +306,30 @@ class TestLock:
         assert ran(workspace) == [1, 2, 3]
 
     def test_failed_results_write_keeps_record_and_unlocks(self, workspace, monkeypatch):
-        """If writing results.parquet fails, the run's outcomes stay in the record and the
-        folder is not left locked."""
+        """If the disk fills up as the run ends, so that results.parquet cannot be written,
+        the run says so, its outcomes stay in the record, and the folder is not left locked."""
         space = workspace.load("flaky", FLAKY).Flaky()
-        calls = []
-        compact = Store.compact
+        write_parquet = pl.DataFrame.write_parquet
+        finished: list[SettingFinished] = []
 
-        def disk_full(self):
-            calls.append(1)
-            if len(calls) == 2:  # at the end of the run
-                raise OSError(28, "No space left on device")
-            compact(self)
+        def disk_full(frame: pl.DataFrame, *args: object, **kwargs: object) -> None:
+            if len(finished) == 3:  # every setting is done: the run is ending
+                raise OSError(errno.ENOSPC, "No space left on device")
+            write_parquet(frame, *args, **kwargs)
 
-        monkeypatch.setattr(Store, "compact", disk_full)
-        with pytest.raises(OSError, match="No space left"):
-            space.run_all(display=False)
-        monkeypatch.setattr(Store, "compact", compact)
+        def note(event: object) -> None:
+            if isinstance(event, SettingFinished):
+                finished.append(event)
+
+        monkeypatch.setattr(pl.DataFrame, "write_parquet", disk_full)
+        with pytest.raises(StoreWriteError) as caught:
+            space.run_all(display=False, subscribers=[note])
+        folder = workspace.folder("flaky", "Flaky")
+        assert str(caught.value).startswith(
+            f"could not write {folder / 'results.parquet'}: No space left on device; "
+            "the 3 stored results are safe"
+        )
+        monkeypatch.undo()
         assert not Store.for_space(space).is_locked()
         table = space.run_all(display=False)
         assert ran(workspace) == [1, 2, 3]  # not run twice
