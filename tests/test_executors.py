@@ -9,6 +9,7 @@ import os
 import time
 
 import pytest
+from tests.conftest import Events
 
 import superparams.executors.local
 from superparams import UsageError, search
@@ -49,17 +50,6 @@ class Deaths(Experiment):
                 sys.exit("bad arguments")
         return {"seen_rank": self.rank, "pid": os.getpid()}
 """
-
-
-class Events:
-    def __init__(self) -> None:
-        self.events: list[object] = []
-
-    def __call__(self, event: object) -> None:
-        self.events.append(event)
-
-    def of(self, kind: type) -> list:
-        return [e for e in self.events if isinstance(e, kind)]
 
 
 class TestDeadWorkers:
@@ -176,7 +166,8 @@ class TestTimeout:
         assert failed["error"] == "timed out after 0.3 s; worker killed"
 
 
-FLAKY = """
+# n=2 fails its first `failures` tries; each try is counted in tries-<n> and printed.
+FAILS_FIRST_TRIES = """
 from pathlib import Path
 from superparams import Experiment, search
 
@@ -201,7 +192,7 @@ class TestRetries:
     @pytest.mark.parametrize("num_proc", [1, 2])
     def test_a_retry_completes(self, workspace, num_proc):
         """With retries=1 a setting that fails once completes on its second attempt."""
-        space = workspace.load("flaky", FLAKY).Flaky()
+        space = workspace.load("flaky", FAILS_FIRST_TRIES).Flaky()
         events = Events()
         table = space.run_all(num_proc=num_proc, display=False, retries=1, subscribers=[events])
         assert table["status"].to_list() == ["completed", "completed"]
@@ -219,7 +210,7 @@ class TestRetries:
 
     def test_retries_run_out(self, workspace):
         """A setting that keeps failing is tried 1 + retries times, then stored as failed."""
-        space = workspace.load("flaky", FLAKY).Flaky(failures=10)
+        space = workspace.load("flaky", FAILS_FIRST_TRIES).Flaky(failures=10)
         events = Events()
         table = space.run_all(display=False, retries=2, subscribers=[events])
         failed = table.row(1, named=True)
@@ -230,7 +221,7 @@ class TestRetries:
 
     def test_attempts_count_within_a_run(self, workspace):
         """A failed setting run again by a later run is its first attempt in that run."""
-        module = workspace.load("flaky", FLAKY)
+        module = workspace.load("flaky", FAILS_FIRST_TRIES)
         module.Flaky().run_all(display=False)
         table = module.Flaky().run_all(display=False)
         assert table["attempt"].to_list() == [1, 1]

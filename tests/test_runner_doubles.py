@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from tests.conftest import Events
 
 from superparams import Experiment, search
 from superparams.events import (
@@ -62,22 +63,6 @@ def no_tries() -> Iterator[None]:
     TRIES.clear()
 
 
-class Events:
-    """A subscriber that keeps every event, and the clock's time when it came."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self.clock = clock
-        self.events: list[Event] = []
-        self.times: list[float] = []
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-        self.times.append(self.clock())
-
-    def of(self, kind: type) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-
 def execute(
     space: Any,
     folder: Path,
@@ -109,7 +94,7 @@ class TestRetries:
         on attempt 3; each attempt is recorded, and only the last failure said no retry."""
         clock, space = FakeClock(), Flaky()
         engine = ScriptedExecutor(2, clock=clock, seconds=1.0)
-        events = Events(clock)
+        events = Events()
         run = execute(space, tmp_path, engine, clock, events, retries=2)
         table = results(space, folder=tmp_path)
         assert table["status"].to_list() == ["completed"] * 3
@@ -132,7 +117,7 @@ class TestRetries:
         """A setting that keeps failing is tried 1 + retries times, then counts as failed
         with its last error."""
         clock, space = FakeClock(), Flaky(failures=5)
-        events = Events(clock)
+        events = Events()
         run = execute(space, tmp_path, ScriptedExecutor(2, clock=clock), clock, events, retries=2)
         failed = results(space, folder=tmp_path).row(1, named=True)
         assert (failed["status"], failed["attempt"]) == ("failed", 3)
@@ -159,7 +144,7 @@ class TestCtrlC:
         holds queued and those not handed over never start, and count as not run."""
         clock, space = FakeClock(), Quick()
         engine = ScriptedExecutor(2, queue=2, clock=clock, seconds=1.0, on_wait=press_ctrl_c(1))
-        events = Events(clock)
+        events = Events()
         run = execute(space, tmp_path, engine, clock, events)
         assert [position for position, _, _ in engine.ran] == [0, 1]
         assert engine.calls[:6] == ["start", "submit 0", "submit 1", "submit 2", "submit 3", "wait"]
@@ -180,7 +165,7 @@ class TestCtrlC:
         they are left interrupted, to run again."""
         clock, space = FakeClock(), Quick()
         engine = ScriptedExecutor(2, queue=2, clock=clock, seconds=1.0, on_wait=press_ctrl_c(2))
-        events = Events(clock)
+        events = Events()
         run = execute(space, tmp_path, engine, clock, events)
         assert "cancel" in engine.calls
         assert [e.graceful for e in events.of(RunStopping)] == [True, False]
