@@ -1,7 +1,9 @@
-"""Fixtures shared by the runner's tests: a user's project folder in ``tmp_path``.
+"""Fixtures and helpers the tests share: a user's project folder in ``tmp_path``, the
+installed command, a subscriber that keeps events, a real Jupyter kernel.
 
 A test writes an experiment module into ``<tmp>/experiments/``, imports it the way a
-user's script does, and runs it in this process or in a real subprocess.
+user's script does, and runs it in this process or in a real subprocess. The experiment
+sources several test files use are in ``tests/e2e/sources.py``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,46 @@ def environment(**extra: str) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
+
+
+#: The installed ``experiment`` command, beside this Python.
+COMMAND = Path(sys.executable).with_name("experiment")
+
+
+def write(path: Path, text: str) -> Path:
+    """Write ``text``, dedented, to ``path``, making its folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def experiment(
+    *args: str, cwd: Path, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed command in ``cwd`` to its end, with no terminal attached (its
+    text 120 columns wide); ``env`` goes into its environment."""
+    return subprocess.run(
+        [str(COMMAND), *args],
+        cwd=cwd,
+        env=environment(COLUMNS="120", **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+class Events:
+    """A subscriber that keeps every event."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def __call__(self, event: object) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
 
 
 def workers_of(driver: int) -> list[int]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.console import Console
 
 from superparams.display import LiveDisplay, PlainDisplay, clock_time, duration, last_line
@@ -82,6 +85,41 @@ def text_console(width: int = 100) -> tuple[Console, io.StringIO]:
     return Console(file=out, width=width, color_system=None, highlight=False), out
 
 
+def terminal(width: int = 100) -> tuple[Console, io.StringIO]:
+    """A console that takes its output for a terminal's: the live view is drawn in it."""
+    out = io.StringIO()
+    return Console(file=out, width=width, force_terminal=True, color_system=None), out
+
+
+CONTROL = re.compile(r"(\x1b\[\??[0-9;]*[A-Za-z]|\r|\n)")
+
+
+def screen(written: str) -> list[str]:
+    """What a terminal shows once ``written`` reached it: the cursor moves and line
+    erasures a live view draws with are applied (others, such as hiding the cursor, show
+    nothing); trailing blank lines are dropped."""
+    lines, row, column = [""], 0, 0
+    for token in CONTROL.split(written):
+        if token == "\n":
+            row, column = row + 1, 0
+            if row == len(lines):
+                lines.append("")
+        elif token == "\r":
+            column = 0
+        elif token.endswith("A") and token.startswith("\x1b["):
+            row = max(0, row - int(token[2:-1] or 1))
+        elif token == "\x1b[2K":
+            lines[row] = ""
+        elif token and not token.startswith("\x1b"):
+            line = lines[row].ljust(column)
+            lines[row] = line[:column] + token + line[column + len(token) :]
+            column += len(token)
+    shown = [line.rstrip() for line in lines]
+    while shown and not shown[-1]:
+        shown.pop()
+    return shown
+
+
 def region(display: LiveDisplay, width: int = 100) -> str:
     """The live region as plain text, as it would be drawn now."""
     console, out = text_console(width)
@@ -93,6 +131,13 @@ class TestFormats:
     def test_duration_reads_at_a_glance(self):
         """Durations are seconds with a decimal, then minutes and seconds, then hours."""
         assert [duration(s) for s in (0.04, 59.9, 61, 3725)] == ["0.0s", "59.9s", "1m01s", "1h02m"]
+
+    @given(st.floats(min_value=0, max_value=59.94))
+    def test_under_a_minute_it_is_the_seconds_to_a_tenth(self, seconds):
+        """Any duration under a minute reads as its seconds to a tenth, then an s."""
+        text = duration(seconds)
+        assert re.fullmatch(r"[0-9]{1,2}\.[0-9]s", text)
+        assert abs(float(text[:-1]) - seconds) <= 0.05 + 1e-9
 
     def test_clock_time_is_a_stopwatch(self):
         """Elapsed time reads m:ss, or h:mm:ss past an hour."""
@@ -326,30 +371,37 @@ class TestLiveDisplay:
         assert out.getvalue() == ""
 
     def test_live_view_starts_with_the_run_and_leaves_no_trace(self):
-        """In a terminal the view is drawn while settings run, and removed at the end."""
-        out = io.StringIO()
-        console = Console(file=out, width=100, force_terminal=True, color_system=None)
+        """In a terminal the view is drawn from the first setting's start and redrawn in
+        place; at the end it is gone from the screen, and only the summary is left."""
+        console, out = terminal()
         display = LiveDisplay(console, clock=Clock(), auto_refresh=False)
         display(started(1))
-        assert display._live is None  # nothing is drawn until a setting starts
+        assert out.getvalue() == ""  # nothing is drawn until a setting starts
         display(begin("a", "lr=0.1", T0))
-        assert display._live is not None
+        shown = screen(out.getvalue())
+        assert "0/1  0%  Train" in shown[0]
+        assert shown[-1].split() == ["▶", "lr=0.1", "0.0s"]
         display(finish("a", "lr=0.1", T0 + 1))
-        assert "1/1  100%  Train" in out.getvalue()
+        shown = screen(out.getvalue())
+        assert "1/1  100%  Train" in shown[0]
+        assert shown[-1] == "last: lr=0.1"
+        assert not [line for line in shown if "0/1" in line or "▶ lr=0.1" in line]
         display(ended(completed=1, failed=0))
-        assert display._live is None
-        assert (
-            out.getvalue()
-            .rstrip()
-            .endswith("done before; results: progress/train/Train/results.parquet")
-        )
+        assert screen(out.getvalue()) == [
+            "finished in 10.0s: 1 completed, 0 failed, 0 done before; "
+            "results: progress/train/Train/results.parquet"
+        ]
 
     def test_nothing_to_run_draws_no_view(self):
-        """A run with nothing left to do never starts the live view."""
-        display = LiveDisplay(text_console()[0], clock=Clock())
+        """A run with nothing left to do never draws the view: the summary is all it writes."""
+        console, out = terminal()
+        display = LiveDisplay(console, clock=Clock(), auto_refresh=False)
         display(started(0, completed=3))
         display(ended(completed=0, failed=0))
-        assert display._live is None
+        assert out.getvalue() == (
+            "finished in 10.0s: 0 completed, 0 failed, 0 done before; "
+            "results: progress/train/Train/results.parquet\n"
+        )
 
     def test_rich_waits_for_the_first_setting(self):
         """Without a console given, rich is loaded only once there is something to draw."""
@@ -368,18 +420,20 @@ class TestLiveDisplay:
         assert out.strip() == "False"
 
     def test_close_is_safe_twice(self):
-        """close() after the end (or before any start) does nothing."""
-        display = LiveDisplay(text_console()[0], clock=Clock(), live=False)
+        """close() before any start, or again after the end, writes nothing and raises
+        nothing."""
+        console, out = terminal()
+        display = LiveDisplay(console, clock=Clock(), auto_refresh=False)
         display.close()
         display.close()
-
-
-@pytest.mark.parametrize("seconds", [0.0, 0.5, 59.95])
-def test_duration_under_a_minute_has_one_decimal(seconds):
-    """Any duration under a minute is written with one decimal and an s."""
-    text = duration(seconds)
-    assert text.endswith("s")
-    assert "." in text
+        assert out.getvalue() == ""
+        display(started(1))
+        display(begin("a", "lr=0.1", T0))
+        display(ended(completed=1, failed=0))
+        written = out.getvalue()
+        display.close()
+        display.close()
+        assert out.getvalue() == written
 
 
 QUICK = """

@@ -1,24 +1,23 @@
 """Executors as a user meets them: workers that crash, hang, fail and retry, GPUs handed
-out, and the seam a new engine plugs into (with an in-process test double).
+out, and the seam a new engine plugs into (with the in-process test double of
+:mod:`superparams.executors.testing`).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from typing import Any, ClassVar
 
 import pytest
+from tests.conftest import Events
 
 import superparams.executors.local
 from superparams import UsageError, search
 from superparams.events import SettingFailed, SettingFinished, SettingStarted
-from superparams.executors import Executor, Started, engines, get_executor
+from superparams.executors import engines, get_executor
 from superparams.executors.inline import InlineExecutor
 from superparams.executors.local import LocalExecutor
-from superparams.outcome import Failure, Outcome, Task
-from superparams.worker import rows_of
+from superparams.executors.testing import ScriptedExecutor
 
 # Setting `doomed` dies the way DEATH says; the others sleep a little and complete.
 DEATHS = """
@@ -51,17 +50,6 @@ class Deaths(Experiment):
                 sys.exit("bad arguments")
         return {"seen_rank": self.rank, "pid": os.getpid()}
 """
-
-
-class Events:
-    def __init__(self) -> None:
-        self.events: list[object] = []
-
-    def __call__(self, event: object) -> None:
-        self.events.append(event)
-
-    def of(self, kind: type) -> list:
-        return [e for e in self.events if isinstance(e, kind)]
 
 
 class TestDeadWorkers:
@@ -178,7 +166,8 @@ class TestTimeout:
         assert failed["error"] == "timed out after 0.3 s; worker killed"
 
 
-FLAKY = """
+# n=2 fails its first `failures` tries; each try is counted in tries-<n> and printed.
+FAILS_FIRST_TRIES = """
 from pathlib import Path
 from superparams import Experiment, search
 
@@ -203,7 +192,7 @@ class TestRetries:
     @pytest.mark.parametrize("num_proc", [1, 2])
     def test_a_retry_completes(self, workspace, num_proc):
         """With retries=1 a setting that fails once completes on its second attempt."""
-        space = workspace.load("flaky", FLAKY).Flaky()
+        space = workspace.load("flaky", FAILS_FIRST_TRIES).Flaky()
         events = Events()
         table = space.run_all(num_proc=num_proc, display=False, retries=1, subscribers=[events])
         assert table["status"].to_list() == ["completed", "completed"]
@@ -221,7 +210,7 @@ class TestRetries:
 
     def test_retries_run_out(self, workspace):
         """A setting that keeps failing is tried 1 + retries times, then stored as failed."""
-        space = workspace.load("flaky", FLAKY).Flaky(failures=10)
+        space = workspace.load("flaky", FAILS_FIRST_TRIES).Flaky(failures=10)
         events = Events()
         table = space.run_all(display=False, retries=2, subscribers=[events])
         failed = table.row(1, named=True)
@@ -232,7 +221,7 @@ class TestRetries:
 
     def test_attempts_count_within_a_run(self, workspace):
         """A failed setting run again by a later run is its first attempt in that run."""
-        module = workspace.load("flaky", FLAKY)
+        module = workspace.load("flaky", FAILS_FIRST_TRIES)
         module.Flaky().run_all(display=False)
         table = module.Flaky().run_all(display=False)
         assert table["attempt"].to_list() == [1, 1]
@@ -304,58 +293,6 @@ class TestGpus:
         }
 
 
-class Recorder(Executor):
-    """A test double: runs settings in this process, by hand, and notes what it was asked."""
-
-    name: ClassVar[str] = "recorder"
-
-    def __init__(self) -> None:
-        super().__init__(3)
-        self.calls: list[str] = []
-        self.queue: list[Task] = []
-        self.base: Any = None
-        self.notify: Callable[[Started], None] = lambda started: None
-
-    def start(self, base: Any, notify: Callable[[Started], None]) -> None:
-        self.calls.append("start")
-        self.base, self.notify = base, notify
-
-    @property
-    def free(self) -> int:
-        return self.num_proc - len(self.queue)
-
-    @property
-    def busy(self) -> int:
-        return len(self.queue)
-
-    def submit(self, task: Task) -> None:
-        self.calls.append(f"submit {task.position}")
-        self.queue.append(task)
-
-    def wait(self, timeout: float) -> list[Outcome]:
-        self.calls.append("wait")
-        outcomes = []
-        for task in self.queue:
-            setting = self.base[task.position]
-            now = time.time()
-            self.notify(Started(task, 7, now))
-            try:
-                outcome = Outcome(task.id, task.attempt, rows_of(setting.run()), None, now, now, 7)
-            except Exception as error:
-                failure = Failure("raised", f"{type(error).__name__}: {error}")
-                outcome = Outcome(task.id, task.attempt, [], failure, now, now, 7)
-            outcomes.append(outcome)
-        self.queue = []
-        return outcomes
-
-    def cancel(self) -> None:
-        self.calls.append("cancel")
-        self.queue = []
-
-    def shutdown(self) -> None:
-        self.calls.append("shutdown")
-
-
 SEAM = """
 from superparams import Experiment, search
 
@@ -373,12 +310,13 @@ class TestTheSeam:
     def test_a_new_engine_runs_a_space(self, workspace):
         """An Executor subclass passed as engine= runs a space through the unchanged runner."""
         space = workspace.load("seam", SEAM).Seam()
-        engine = Recorder()
+        engine = ScriptedExecutor(3)
         events = Events()
         table = space.run_all(engine=engine, display=False, subscribers=[events])
         assert table["status"].to_list() == ["completed"] * 3 + ["failed", "completed"]
         assert table["n2"].to_list() == [0, 2, 4, None, 8]
-        assert table["worker"].to_list() == [7] * 5
+        worker = {position: worker for position, _, worker in engine.ran}
+        assert table["worker"].to_list() == [worker[i] for i in range(5)]
         assert table["error"][3] == "KeyError: 'three'"
         assert engine.calls[0] == "start"
         assert engine.calls[-1] == "shutdown"
@@ -387,7 +325,7 @@ class TestTheSeam:
         assert len(events.of(SettingFinished)) == 4
         assert space.plan().done == [0, 1, 2, 4]
         # and it resumes like any other engine
-        again = Recorder()
+        again = ScriptedExecutor(3)
         space.run_all(engine=again, display=False)
         assert [c for c in again.calls if c.startswith("submit")] == ["submit 3"]
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from tests.e2e.sources import EPOCHS, RANDOM
+from tests.conftest import Events
+from tests.e2e.sources import EPOCHS, FAILS_WHEN_LISTED, RANDOM, clear_runs, ran
 
 import superparams._api
 from superparams.events import (
@@ -43,50 +44,6 @@ class Hyperparams(Experiment):
             "seen_n_proc": self.n_proc,
         }
 """
-
-# Settings fail while experiments/fail.txt names them; run() counts itself in runs.txt.
-FLAKY = """
-from pathlib import Path
-from superparams import Experiment, search
-
-HERE = Path(__file__).parent
-
-class Flaky(Experiment):
-    n: int = search(1, 2, 3)
-
-    def run(self):
-        with open(HERE / "runs.txt", "a") as runs:
-            runs.write(f"{self.n}\\n")
-        failing = HERE / "fail.txt"
-        if failing.exists() and str(self.n) in failing.read_text().split():
-            raise ValueError(f"n={self.n} is not allowed")
-        return {"double": 2 * self.n}
-"""
-
-
-def ran(workspace) -> list[int]:
-    """The settings' ``n`` in the order run() was called, for FLAKY."""
-    runs = workspace.experiments / "runs.txt"
-    if not runs.exists():
-        return []
-    return [int(line) for line in runs.read_text().split()]
-
-
-def clear_runs(workspace) -> None:
-    (workspace.experiments / "runs.txt").unlink(missing_ok=True)
-
-
-class Events:
-    """A subscriber that keeps every event."""
-
-    def __init__(self) -> None:
-        self.events: list[object] = []
-
-    def __call__(self, event: object) -> None:
-        self.events.append(event)
-
-    def of(self, kind: type) -> list:
-        return [e for e in self.events if isinstance(e, kind)]
 
 
 class TestTheTable:
@@ -146,7 +103,7 @@ class TestTheTable:
 
     def test_failure_is_a_row(self, workspace):
         """An exception in run() makes a failed row with cause, error and traceback; others run."""
-        workspace.load("flaky", FLAKY)
+        workspace.load("flaky", FAILS_WHEN_LISTED)
         (workspace.experiments / "fail.txt").write_text("2")
         space = workspace.load("flaky").Flaky()
         table = space.run_all(display=False)
@@ -420,7 +377,7 @@ class TestResultsAndPlan:
 
     def test_results_hold_the_latest_outcome(self, workspace):
         """A setting run again shows only its latest outcome, the first try of its run."""
-        workspace.load("flaky", FLAKY)
+        workspace.load("flaky", FAILS_WHEN_LISTED)
         (workspace.experiments / "fail.txt").write_text("2")
         space = workspace.load("flaky").Flaky()
         space.run_all(display=False)
@@ -433,7 +390,7 @@ class TestResultsAndPlan:
 
     def test_plan_sorts_settings(self, workspace):
         """plan() says which settings are new, done, failed, and which stored are stale."""
-        module = workspace.load("flaky", FLAKY)
+        module = workspace.load("flaky", FAILS_WHEN_LISTED)
         (workspace.experiments / "fail.txt").write_text("2")
         module.Flaky().run_all(display=False)
         wider = module.Flaky(n=superparams.search(2, 3, 4))
@@ -536,13 +493,13 @@ class TestCtrlCInProcess:
 class TestResume:
     def test_second_run_runs_nothing(self, workspace):
         """A second run of the same space runs nothing and returns the same results."""
-        workspace.load("flaky", FLAKY)
+        workspace.load("flaky", FAILS_WHEN_LISTED)
         space = workspace.load("flaky").Flaky()
         first = space.run_all(display=False)
-        clear_runs(workspace)
+        clear_runs(workspace.experiments)
         events = Events()
         second = space.run_all(display=False, subscribers=[events])
-        assert ran(workspace) == []
+        assert ran(workspace.experiments) == []
         assert events.of(SettingStarted) == []
         assert second.equals(first)
         started = events.of(RunStarted)[0]
@@ -560,88 +517,92 @@ class TestResume:
 
     def test_reordered_search_runs_nothing(self, workspace):
         """Reordering a search's values keeps every setting's identity: nothing runs again."""
-        module = workspace.load("flaky", FLAKY)
+        module = workspace.load("flaky", FAILS_WHEN_LISTED)
         module.Flaky().run_all(display=False)
-        clear_runs(workspace)
-        module = workspace.load("flaky", FLAKY.replace("search(1, 2, 3)", "search(3, 1, 2)"))
+        clear_runs(workspace.experiments)
+        module = workspace.load(
+            "flaky", FAILS_WHEN_LISTED.replace("search(1, 2, 3)", "search(3, 1, 2)")
+        )
         table = module.Flaky().run_all(display=False)
-        assert ran(workspace) == []
+        assert ran(workspace.experiments) == []
         assert table["n"].to_list() == [3, 1, 2]
         assert table["double"].to_list() == [6, 2, 4]
 
     def test_widened_search_runs_only_the_new(self, workspace):
         """Widening a search runs only the settings that are new."""
-        module = workspace.load("flaky", FLAKY)
+        module = workspace.load("flaky", FAILS_WHEN_LISTED)
         module.Flaky().run_all(display=False)
-        clear_runs(workspace)
-        module = workspace.load("flaky", FLAKY.replace("search(1, 2, 3)", "search(0, 1, 2, 3, 4)"))
+        clear_runs(workspace.experiments)
+        module = workspace.load(
+            "flaky", FAILS_WHEN_LISTED.replace("search(1, 2, 3)", "search(0, 1, 2, 3, 4)")
+        )
         table = module.Flaky().run_all(display=False)
-        assert ran(workspace) == [0, 4]
+        assert ran(workspace.experiments) == [0, 4]
         assert table["double"].to_list() == [0, 2, 4, 6, 8]
 
     def test_failed_settings_run_again(self, workspace):
         """A setting that failed is run again by the next run, and only it."""
-        workspace.load("flaky", FLAKY)
+        workspace.load("flaky", FAILS_WHEN_LISTED)
         (workspace.experiments / "fail.txt").write_text("2")
         space = workspace.load("flaky").Flaky()
         space.run_all(display=False)
         (workspace.experiments / "fail.txt").unlink()
-        clear_runs(workspace)
+        clear_runs(workspace.experiments)
         table = space.run_all(display=False)
-        assert ran(workspace) == [2]
+        assert ran(workspace.experiments) == [2]
         assert table["status"].to_list() == ["completed"] * 3
 
     def test_only_failed(self, workspace):
         """only_failed=True runs the failed settings and leaves the new ones."""
-        module = workspace.load("flaky", FLAKY)
+        module = workspace.load("flaky", FAILS_WHEN_LISTED)
         (workspace.experiments / "fail.txt").write_text("2")
         module.Flaky().run_all(display=False)
         (workspace.experiments / "fail.txt").unlink()
-        clear_runs(workspace)
+        clear_runs(workspace.experiments)
         wider = module.Flaky(n=superparams.search(1, 2, 3, 4))
         table = wider.run_all(display=False, only_failed=True)
-        assert ran(workspace) == [2]
+        assert ran(workspace.experiments) == [2]
         assert table["n"].to_list() == [1, 2, 3]
         assert wider.plan().new == [3]
 
     def test_fresh(self, workspace):
         """fresh=True runs every setting again; the results show the new attempt."""
-        space = workspace.load("flaky", FLAKY).Flaky()
+        space = workspace.load("flaky", FAILS_WHEN_LISTED).Flaky()
         space.run_all(display=False)
-        clear_runs(workspace)
+        clear_runs(workspace.experiments)
         table = space.run_all(display=False, fresh=True)
-        assert ran(workspace) == [1, 2, 3]
+        assert ran(workspace.experiments) == [1, 2, 3]
         assert table["attempt"].to_list() == [1, 1, 1]  # a rerun is not a retry
         assert table.height == 3
 
     def test_clean(self, workspace):
         """clean() forgets every stored result: the next run runs everything."""
-        space = workspace.load("flaky", FLAKY).Flaky()
+        space = workspace.load("flaky", FAILS_WHEN_LISTED).Flaky()
         space.run_all(display=False)
         superparams._api.clean(space)
         assert space.results().height == 0
         assert not workspace.folder("flaky", "Flaky").exists()
-        clear_runs(workspace)
+        clear_runs(workspace.experiments)
         space.run_all(display=False)
-        assert ran(workspace) == [1, 2, 3]
+        assert ran(workspace.experiments) == [1, 2, 3]
 
     def test_clean_without_results(self, workspace):
         """clean() of an experiment never run does nothing and creates nothing."""
-        space = workspace.load("flaky", FLAKY).Flaky()
+        space = workspace.load("flaky", FAILS_WHEN_LISTED).Flaky()
         superparams._api.clean(space)
         assert not (workspace.experiments / "progress").exists()
 
     def test_added_field_with_default_keeps_results(self, workspace):
         """Adding a field with a default keeps earlier results: they ran with that default."""
-        module = workspace.load("flaky", FLAKY)
+        module = workspace.load("flaky", FAILS_WHEN_LISTED)
         module.Flaky().run_all(display=False)
-        clear_runs(workspace)
-        added = FLAKY.replace("    n: int =", "    seed: int = 7\n    n: int =")
+        clear_runs(workspace.experiments)
+        added = FAILS_WHEN_LISTED.replace("    n: int =", "    seed: int = 7\n    n: int =")
         module = workspace.load("flaky", added)
         space = module.Flaky()
         assert space.plan().done == [0, 1, 2]
         table = space.run_all(display=False)
-        assert ran(workspace) == []
+        assert ran(workspace.experiments) == []
         assert table["seed"].to_list() == [7, 7, 7]
         assert table["id"].to_list() == [s.id for s in space]
         assert table["double"].to_list() == [2, 4, 6]
@@ -650,14 +611,16 @@ class TestResume:
 
     def test_removed_field_does_not_carry_results(self, workspace):
         """Removing a field leaves the results run with it behind: the settings run again."""
-        with_dropout = FLAKY.replace("    n: int =", "    dropout: float = 0.1\n    n: int =")
+        with_dropout = FAILS_WHEN_LISTED.replace(
+            "    n: int =", "    dropout: float = 0.1\n    n: int ="
+        )
         module = workspace.load("flaky", with_dropout)
         module.Flaky().run_all(display=False)
-        clear_runs(workspace)
-        module = workspace.load("flaky", FLAKY)
+        clear_runs(workspace.experiments)
+        module = workspace.load("flaky", FAILS_WHEN_LISTED)
         assert module.Flaky().plan().new == [0, 1, 2]
         table = module.Flaky().run_all(display=False)
-        assert ran(workspace) == [1, 2, 3]
+        assert ran(workspace.experiments) == [1, 2, 3]
         assert "dropout" not in table.columns
 
 
@@ -670,7 +633,7 @@ class TestEvents:
     @pytest.mark.parametrize("num_proc", [1, 2])
     def test_a_run_in_events(self, workspace, num_proc):
         """Subscribers see the run start, each setting start and end, and the run finish."""
-        workspace.load("flaky", FLAKY)
+        workspace.load("flaky", FAILS_WHEN_LISTED)
         (workspace.experiments / "fail.txt").write_text("2")
         space = workspace.load("flaky").Flaky()
         events = Events()
@@ -699,12 +662,12 @@ class TestEvents:
 
     def test_finished_results_in_the_event(self, workspace):
         """SettingFinished carries the setting's label and its result row."""
-        space = workspace.load("flaky", FLAKY).Flaky(n=3)
+        space = workspace.load("flaky", FAILS_WHEN_LISTED).Flaky(n=3)
         events = Events()
         space.run_all(display=False, subscribers=[events])
         (finished,) = events.of(SettingFinished)
         assert finished.label == space[0].label
-        assert finished.results == {"double": 6}
+        assert finished.results == {"double": 6, "name": "run-3"}
 
     @pytest.mark.parametrize("num_proc", [1, 2])
     def test_several_rows_report_the_last(self, workspace, num_proc):
@@ -718,7 +681,7 @@ class TestEvents:
     @pytest.mark.parametrize("num_proc", [1, 2])
     def test_reported_only_once_durable(self, workspace, num_proc):
         """A setting is reported finished or failed only once its outcome is in the record."""
-        workspace.load("flaky", FLAKY)
+        workspace.load("flaky", FAILS_WHEN_LISTED)
         (workspace.experiments / "fail.txt").write_text("2")
         space = workspace.load("flaky").Flaky(n=superparams.search(*range(1, 9)))
         record = workspace.folder("flaky", "Flaky") / "record.jsonl"
@@ -735,7 +698,7 @@ class TestEvents:
     def test_display_may_be_a_subscriber(self, workspace):
         """display= takes a callable that sees every event, as subscribers do."""
         events = Events()
-        workspace.load("flaky", FLAKY).Flaky().run_all(display=events)
+        workspace.load("flaky", FAILS_WHEN_LISTED).Flaky().run_all(display=events)
         assert len(events.of(SettingFinished)) == 3
 
 

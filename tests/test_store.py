@@ -6,33 +6,19 @@ what the run left in ``experiments/progress/<module>/<Class>/``.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
 
 import polars as pl
 import pytest
+from tests.e2e.sources import FAILS_WHEN_LISTED, ran
+from tests.seed import USAGE
 
-from superparams import StoreLockedError
+from superparams import StoreLockedError, StoreWriteError
+from superparams.events import SettingFinished
 from superparams.store import Store
-
-FLAKY = """
-from pathlib import Path
-from superparams import Experiment, search
-
-HERE = Path(__file__).parent
-
-class Flaky(Experiment):
-    n: int = search(1, 2, 3)
-    lr: float = 0.5
-
-    def run(self):
-        with open(HERE / "runs.txt", "a") as runs:
-            runs.write(f"{self.n}\\n")
-        if (HERE / "fail.txt").exists() and self.n == 2:
-            raise ValueError("n=2 is not allowed")
-        return {"double": 2 * self.n, "name": f"run-{self.n}"}
-"""
 
 NOISY = """
 import os
@@ -66,37 +52,18 @@ class Quiet(Experiment):
 """
 
 
-def ran(workspace) -> list[int]:
-    runs = workspace.experiments / "runs.txt"
-    return [int(n) for n in runs.read_text().split()] if runs.exists() else []
-
-
-SEED = """
-from dataclasses import dataclass
-from superparams import Experiment, search
-
-@dataclass
-class Hyperparams(Experiment):
-    steps: int = 100
-    batch_size: int = search(16, 32)
-
-    def run(self) -> dict:
-        return {"total samples": self.batch_size * self.steps}
-"""
-
-
 class TestWhereResultsGo:
     def test_the_seed_layout(self, workspace):
         """experiments/params.py's Hyperparams stores under
         experiments/progress/params/Hyperparams/."""
-        workspace.load("params", SEED).Hyperparams().run_all(num_proc=2, display=False)
+        workspace.load("params", USAGE).Hyperparams().run_all(num_proc=2, display=False)
         folder = workspace.root / "experiments/progress/params/Hyperparams"
         table = pl.read_parquet(folder / "results.parquet").sort("batch_size")
         assert table["total samples"].to_list() == [1600, 3200]
 
     def test_beside_the_experiment_file(self, workspace, tmp_path, monkeypatch):
         """Results go to progress/<module>/<Class>/ beside the file, whatever the cwd."""
-        space = workspace.load("flaky", FLAKY).Flaky()
+        space = workspace.load("flaky", FAILS_WHEN_LISTED).Flaky()
         elsewhere = tmp_path / "elsewhere"
         elsewhere.mkdir()
         monkeypatch.chdir(elsewhere)
@@ -108,7 +75,7 @@ class TestWhereResultsGo:
 
     def test_folder_argument(self, workspace, tmp_path):
         """folder= puts everything there; results() and plan() read it from there."""
-        space = workspace.load("flaky", FLAKY).Flaky()
+        space = workspace.load("flaky", FAILS_WHEN_LISTED).Flaky()
         out = tmp_path / "out"
         space.run_all(display=False, folder=out)
         assert (out / "results.parquet").exists()
@@ -120,7 +87,7 @@ class TestWhereResultsGo:
     def test_environment_variable(self, workspace, tmp_path, monkeypatch):
         """SUPERPARAMS_PROGRESS replaces the progress folder; module and class stay."""
         monkeypatch.setenv("SUPERPARAMS_PROGRESS", str(tmp_path / "store"))
-        space = workspace.load("flaky", FLAKY).Flaky()
+        space = workspace.load("flaky", FAILS_WHEN_LISTED).Flaky()
         space.run_all(display=False)
         assert (tmp_path / "store/flaky/Flaky/results.parquet").exists()
         assert not (workspace.experiments / "progress").exists()
@@ -129,7 +96,7 @@ class TestWhereResultsGo:
     def test_folder_argument_beats_the_environment(self, workspace, tmp_path, monkeypatch):
         """An explicit folder= wins over SUPERPARAMS_PROGRESS."""
         monkeypatch.setenv("SUPERPARAMS_PROGRESS", str(tmp_path / "store"))
-        space = workspace.load("flaky", FLAKY).Flaky()
+        space = workspace.load("flaky", FAILS_WHEN_LISTED).Flaky()
         space.run_all(display=False, folder=tmp_path / "out")
         assert (tmp_path / "out/results.parquet").exists()
         assert not (tmp_path / "store").exists()
@@ -140,8 +107,8 @@ class TestParquet:
         """results.parquet opens as it is in polars, pandas and DuckDB, failures included."""
         duckdb = pytest.importorskip("duckdb")
         pd = pytest.importorskip("pandas")
-        workspace.load("flaky", FLAKY)
-        (workspace.experiments / "fail.txt").write_text("")
+        workspace.load("flaky", FAILS_WHEN_LISTED)
+        (workspace.experiments / "fail.txt").write_text("2")
         workspace.load("flaky").Flaky().run_all(display=False)
         path = workspace.folder("flaky", "Flaky") / "results.parquet"
         columns = ["n", "status", "double", "name", "cause", "error"]
@@ -174,7 +141,7 @@ class TestParquet:
 
     def test_up_to_date_when_run_all_returns(self, workspace):
         """When run_all returns, results.parquet holds what it returned; no temporary files."""
-        space = workspace.load("flaky", FLAKY).Flaky()
+        space = workspace.load("flaky", FAILS_WHEN_LISTED).Flaky()
         table = space.run_all(display=False)
         folder = workspace.folder("flaky", "Flaky")
         stored = pl.read_parquet(folder / "results.parquet").sort("n")
@@ -234,7 +201,7 @@ class TestLogs:
 class TestRecord:
     def test_append_only(self, workspace):
         """Nothing written to the record is rewritten: a later run only appends."""
-        module = workspace.load("flaky", FLAKY)
+        module = workspace.load("flaky", FAILS_WHEN_LISTED)
         module.Flaky().run_all(display=False)
         record = workspace.folder("flaky", "Flaky") / "record.jsonl"
         before = record.read_bytes()
@@ -245,7 +212,7 @@ class TestRecord:
 
     def test_torn_last_line(self, workspace):
         """A last line torn by a crash is ignored on reading and cut before the next run."""
-        module = workspace.load("flaky", FLAKY)
+        module = workspace.load("flaky", FAILS_WHEN_LISTED)
         space = module.Flaky()
         space.run_all(display=False)
         record = workspace.folder("flaky", "Flaky") / "record.jsonl"
@@ -264,7 +231,7 @@ class TestRecord:
 
     def test_torn_line_inside(self, workspace):
         """A broken line inside the record is skipped; the lines after it count."""
-        module = workspace.load("flaky", FLAKY)
+        module = workspace.load("flaky", FAILS_WHEN_LISTED)
         module.Flaky(n=1).run_all(display=False)
         record = workspace.folder("flaky", "Flaky") / "record.jsonl"
         with open(record, "ab") as f:
@@ -275,20 +242,20 @@ class TestRecord:
 
     def test_missing_results_parquet_is_rebuilt(self, workspace):
         """results.parquet is made from the record: deleting it loses nothing."""
-        space = workspace.load("flaky", FLAKY).Flaky()
+        space = workspace.load("flaky", FAILS_WHEN_LISTED).Flaky()
         space.run_all(display=False)
         folder = workspace.folder("flaky", "Flaky")
         (folder / "results.parquet").unlink()
         assert space.results()["double"].to_list() == [2, 4, 6]
         space.run_all(display=False)
-        assert ran(workspace) == [1, 2, 3]
+        assert ran(workspace.experiments) == [1, 2, 3]
         assert pl.read_parquet(folder / "results.parquet").height == 3
 
 
 class TestLock:
     def test_a_second_writer_is_refused(self, workspace):
         """While a run holds the folder, another run gets StoreLockedError naming the holder."""
-        space = workspace.load("flaky", FLAKY).Flaky()
+        space = workspace.load("flaky", FAILS_WHEN_LISTED).Flaky()
         folder = workspace.folder("flaky", "Flaky")
         with Store.for_space(space):
             with pytest.raises(StoreLockedError) as caught:
@@ -298,31 +265,39 @@ class TestLock:
             assert f"pid {os.getpid()}" in message
             assert "wait for it to finish or stop it" in message
             assert isinstance(caught.value, RuntimeError)
-            assert ran(workspace) == []
+            assert ran(workspace.experiments) == []
             assert space.results().height == 0  # reading needs no lock
         space.run_all(display=False)
-        assert ran(workspace) == [1, 2, 3]
+        assert ran(workspace.experiments) == [1, 2, 3]
 
     def test_failed_results_write_keeps_record_and_unlocks(self, workspace, monkeypatch):
-        """If writing results.parquet fails, the run's outcomes stay in the record and the
-        folder is not left locked."""
-        space = workspace.load("flaky", FLAKY).Flaky()
-        calls = []
-        compact = Store.compact
+        """If the disk fills up as the run ends, so that results.parquet cannot be written,
+        the run says so, its outcomes stay in the record, and the folder is not left locked."""
+        space = workspace.load("flaky", FAILS_WHEN_LISTED).Flaky()
+        write_parquet = pl.DataFrame.write_parquet
+        finished: list[SettingFinished] = []
 
-        def disk_full(self):
-            calls.append(1)
-            if len(calls) == 2:  # at the end of the run
-                raise OSError(28, "No space left on device")
-            compact(self)
+        def disk_full(frame: pl.DataFrame, *args: object, **kwargs: object) -> None:
+            if len(finished) == 3:  # every setting is done: the run is ending
+                raise OSError(errno.ENOSPC, "No space left on device")
+            write_parquet(frame, *args, **kwargs)
 
-        monkeypatch.setattr(Store, "compact", disk_full)
-        with pytest.raises(OSError, match="No space left"):
-            space.run_all(display=False)
-        monkeypatch.setattr(Store, "compact", compact)
+        def note(event: object) -> None:
+            if isinstance(event, SettingFinished):
+                finished.append(event)
+
+        monkeypatch.setattr(pl.DataFrame, "write_parquet", disk_full)
+        with pytest.raises(StoreWriteError) as caught:
+            space.run_all(display=False, subscribers=[note])
+        folder = workspace.folder("flaky", "Flaky")
+        assert str(caught.value).startswith(
+            f"could not write {folder / 'results.parquet'}: No space left on device; "
+            "the 3 stored results are safe"
+        )
+        monkeypatch.undo()
         assert not Store.for_space(space).is_locked()
         table = space.run_all(display=False)
-        assert ran(workspace) == [1, 2, 3]  # not run twice
+        assert ran(workspace.experiments) == [1, 2, 3]  # not run twice
         assert table["double"].to_list() == [2, 4, 6]
 
 
@@ -330,7 +305,7 @@ class TestCompaction:
     def test_a_restored_old_parquet_loses_nothing(self, workspace):
         """An older results.parquet put back (from a backup, a sync) loses no later result:
         how far it goes into the record travels with it."""
-        module = workspace.load("flaky", FLAKY)
+        module = workspace.load("flaky", FAILS_WHEN_LISTED)
         module.Flaky(n=1).run_all(display=False)
         path = workspace.folder("flaky", "Flaky") / "results.parquet"
         old = path.read_bytes()
@@ -338,23 +313,23 @@ class TestCompaction:
         path.write_bytes(old)
         assert module.Flaky().results()["double"].to_list() == [2, 4]
         assert module.Flaky().run_all(display=False)["double"].to_list() == [2, 4, 6]
-        assert ran(workspace) == [1, 2, 3]
+        assert ran(workspace.experiments) == [1, 2, 3]
 
     def test_a_broken_parquet_is_rebuilt(self, workspace):
         """A results.parquet that is not one (overwritten by hand) is rebuilt from the record."""
-        space = workspace.load("flaky", FLAKY).Flaky()
+        space = workspace.load("flaky", FAILS_WHEN_LISTED).Flaky()
         space.run_all(display=False)
         path = workspace.folder("flaky", "Flaky") / "results.parquet"
         path.write_bytes(b"not a parquet file")
         assert space.results()["double"].to_list() == [2, 4, 6]
         space.run_all(display=False)
-        assert ran(workspace) == [1, 2, 3]
+        assert ran(workspace.experiments) == [1, 2, 3]
         assert pl.read_parquet(path).height == 3
 
     def test_readers_never_see_a_setting_twice(self, workspace):
         """Reading while runs start and end never shows a setting twice, nor makes a run
         fail as if another held the folder."""
-        module = workspace.load("flaky", FLAKY)
+        module = workspace.load("flaky", FAILS_WHEN_LISTED)
         seen: list[int] = []
         stop = threading.Event()
 

@@ -9,6 +9,7 @@ turns Ctrl-C into a clean stop. It prints nothing: it emits events
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import threading
@@ -110,6 +111,7 @@ class _Run:
         *,
         timeout: float | None,
         retries: int,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.space, self.store, self.executor = space, store, executor
         self.subscribers = subscribers
@@ -124,7 +126,9 @@ class _Run:
         self.interrupted = False
         self.remaining = 0
         self.write_error: StoreWriteError | None = None  # the store could not be written
-        self.began = time.time()
+        self.clock = clock  # seconds since the epoch: event times, batching (tests fake it)
+        self.began = clock()
+        self.committed = -math.inf  # when the last batch was synced, by the clock
 
     def emit(self, event: Event) -> None:
         for subscriber in self.subscribers:
@@ -138,7 +142,7 @@ class _Run:
         experiment = self.space.experiment_class
         self.emit(
             RunStarted(
-                time.time(),
+                self.clock(),
                 experiment=experiment.__name__,
                 folder=self.store.folder,
                 total=len(stored.ids),
@@ -180,12 +184,12 @@ class _Run:
                     self._record(outcome)
                 if self.write_error is not None:  # from _started, called by the executor
                     raise self.write_error
-                if self.unreported and (
-                    self.store.seconds_since_commit() >= COMMIT_INTERVAL or not self.executor.busy
-                ):
+                waited = self.clock() - self.committed
+                due = not 0 <= waited < COMMIT_INTERVAL  # or the clock was set back
+                if self.unreported and (due or not self.executor.busy):
                     self._report()
         except KeyboardInterrupt:
-            self.emit(RunStopping(time.time(), graceful=False))
+            self.emit(RunStopping(self.clock(), graceful=False))
             self.executor.cancel()
             self.stops = max(self.stops, 2)
         except StoreWriteError as error:  # nothing more can be recorded: stop at once
@@ -275,6 +279,7 @@ class _Run:
             self.write_error = self.write_error or error
             self.unreported = []  # not durable: never reported done
             return
+        self.committed = self.clock()
         events, self.unreported = self.unreported, []
         for event in events:
             self.emit(event)
@@ -285,7 +290,7 @@ class _Run:
             raise RunStopped
         name = signal.Signals(signum).name
         grace = None if signum == signal.SIGINT else _stop_grace()
-        self.emit(RunStopping(time.time(), graceful=True, signal=name, grace=grace))
+        self.emit(RunStopping(self.clock(), graceful=True, signal=name, grace=grace))
         if grace is not None:  # then the same signal again, as a second Ctrl-C
             # A real signal to the main thread, so a setting asleep in it wakes to it.
             main = threading.main_thread().ident
@@ -296,12 +301,12 @@ class _Run:
     def finished_event(self, stored: Plan, positions: list[int]) -> RunFinished:
         skipped = len(set(stored.done) - set(positions))  # completed before, not run again
         return RunFinished(
-            time.time(),
+            self.clock(),
             completed=self.completed,
             failed=self.failed,
             skipped=skipped,
             remaining=self.remaining,
-            seconds=time.time() - self.began,
+            seconds=self.clock() - self.began,
             interrupted=self.interrupted,
             results=self.store.results_path,
             failures=tuple(self.failures),

@@ -1,10 +1,18 @@
-"""Experiment files the end-to-end tests write into a temporary project, and how they
-run them."""
+"""Experiment files the tests write into a temporary project (in-process tests and the
+end-to-end ones alike), and how they run them.
+
+Each source is named for what it does; the class inside keeps a short name (``Flaky``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 # A setting runs in the command's own process, or in one of two worker processes.
 MODES = {"in-process": ("--engine", "inline"), "workers": ("-j", "2")}
 
-# Fails its second setting on the first try only: for --rerun-failed and --retries.
+# Fails its second setting on the first try only (marks/ remembers the try): for
+# --rerun-failed and --retries.
 FLAKY = """
 from pathlib import Path
 from superparams import Experiment, search
@@ -23,6 +31,38 @@ class Flaky(Experiment):
             raise RuntimeError("the first try fails")
         return {"double": 2 * self.n}
 """
+
+# A setting fails while experiments/fail.txt lists its n ("2"); each call of run() adds
+# its n to experiments/runs.txt (read it with ran()).
+FAILS_WHEN_LISTED = """
+from pathlib import Path
+from superparams import Experiment, search
+
+HERE = Path(__file__).parent
+
+class Flaky(Experiment):
+    n: int = search(1, 2, 3)
+
+    def run(self):
+        with open(HERE / "runs.txt", "a") as runs:
+            runs.write(f"{self.n}\\n")
+        failing = HERE / "fail.txt"
+        if failing.exists() and str(self.n) in failing.read_text().split():
+            raise ValueError(f"n={self.n} is not allowed")
+        return {"double": 2 * self.n, "name": f"run-{self.n}"}
+"""
+
+
+def ran(experiments: Path) -> list[int]:
+    """The ``n`` of each call of FAILS_WHEN_LISTED's run() in ``experiments``, in order."""
+    runs = experiments / "runs.txt"
+    return [int(n) for n in runs.read_text().split()] if runs.exists() else []
+
+
+def clear_runs(experiments: Path) -> None:
+    """Forget the calls :func:`ran` counts."""
+    (experiments / "runs.txt").unlink(missing_ok=True)
+
 
 # Each setting reports one row per epoch; its accuracy climbs to 0.85.
 EPOCHS = """

@@ -10,18 +10,15 @@ import fcntl
 import json
 import os
 import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
-from tests.conftest import environment
+from tests.conftest import experiment
 
 pytestmark = pytest.mark.slow
-
-COMMAND = Path(sys.executable).with_name("experiment")
 
 # Each setting notes in ran.txt that it ran; x=2 fails while a file named fail2 exists.
 GRID = """
@@ -43,19 +40,6 @@ class Grid(Experiment):
             raise ValueError("x=2 fails")
         return {"y": self.x * 10, "text": "." * self.pad}
 """
-
-
-def experiment(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the installed command, with no terminal attached."""
-    return subprocess.run(
-        [str(COMMAND), *args],
-        cwd=cwd,
-        env=environment(COLUMNS="120", **env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 class Project:

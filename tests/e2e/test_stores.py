@@ -15,11 +15,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from tests.conftest import NOTEBOOK, environment, run_in_kernel
+from tests.conftest import NOTEBOOK, environment, experiment, run_in_kernel, write
 
 pytestmark = pytest.mark.slow
-
-COMMAND = Path(sys.executable).with_name("experiment")
 
 # The same class in two projects, each with results of its own.
 PARAMS = """
@@ -44,25 +42,6 @@ for call in (space.run_all, space.results, space.plan):
     except StoreError as error:
         print(type(error).__name__, error.exit_code, error)
 """
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def experiment(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the installed command, with no terminal attached."""
-    return subprocess.run(
-        [str(COMMAND), *args],
-        cwd=cwd,
-        env=environment(COLUMNS="120", **env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def python(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:

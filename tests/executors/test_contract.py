@@ -15,9 +15,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from tests.conftest import wait_for
+from tests.conftest import COMMAND, environment, experiment, wait_for, write
 from tests.e2e.sources import WORK
-from tests.e2e.test_cli import COMMAND, environment, write
 
 pytestmark = pytest.mark.slow
 
@@ -31,15 +30,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def run(root: Path, engine: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(COMMAND), "work.Work", "--engine", engine, "-j", "2", *args],
-        cwd=root,
-        env=environment(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    return experiment("work.Work", "--engine", engine, "-j", "2", *args, cwd=root)
 
 
 def folder(root: Path) -> Path:
@@ -115,7 +106,7 @@ class TestContract:
         child = subprocess.Popen(
             [str(COMMAND), "work.Work", "--engine", engine, "-j", "2"],
             cwd=project,
-            env={**environment(), "NAP": "60", "PYTHONUNBUFFERED": "1"},
+            env=environment(NAP="60"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
