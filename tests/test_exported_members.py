@@ -18,11 +18,13 @@ PUBLIC = [
     "SuperparamsError",
     "UsageError",
     "choice",
+    "columns",
     "derived",
     "entrypoint",
     "loguniform",
     "randint",
     "search",
+    "seeds",
     "uniform",
     "value",
 ]

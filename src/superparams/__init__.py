@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from superparams._summary import columns
 from superparams.errors import (
     EngineError,
     ExperimentError,
@@ -33,6 +34,7 @@ from superparams.space import (
     loguniform,
     randint,
     search,
+    seeds,
     uniform,
     value,
 )
@@ -54,11 +56,13 @@ __all__ = [
     "SuperparamsError",
     "UsageError",
     "choice",
+    "columns",
     "derived",
     "entrypoint",
     "loguniform",
     "randint",
     "search",
+    "seeds",
     "uniform",
     "value",
 ]
