@@ -209,6 +209,22 @@ class TestColumns:
         assert found.varied == ("model.width",)
         assert found.metrics == ("acc",)
 
+    def test_a_returned_dict_beside_a_nested_field_is_a_metric(self):
+        """A metric returned as {"model": {"loss": ...}} (model.loss) is no parameter."""
+
+        class Deep(Experiment):
+            model: Model = Model()
+            untyped: object = Model(width=4)
+
+            def run(self) -> dict:
+                return {"model": {"loss": 1 / self.model.width}}
+
+        space = ran(Deep())
+        found = columns(space)
+        assert found.parameters == ("model.width", "untyped.width")
+        assert found.varied == ("model.width",)
+        assert found.metrics == ("model.loss",)
+
     def test_the_fields_of_a_union_vary_across_its_parts(self):
         """A field pinned to another value in each part of a union varies in the union."""
         space = Seeded(lr=0.1, steps=5) | Seeded(lr=0.01, steps=20)

@@ -7,6 +7,7 @@ The rooms, in the order data flows through them::
     executors/  worker.py      run settings in worker processes (or on a cluster)
     store.py                   the one writer: outcomes, parquet results, logs, a lock
     display.py  cli.py         what the `experiment` command shows and accepts
+    _summary.py                after the run: which column is which, mean ± std over seeds
 """
 
 from __future__ import annotations

@@ -122,18 +122,16 @@ class _Declared:
         from superparams import store
 
         book = ("id", "label", *store.BOOKKEEPING)
-        declared = [c for c in self.parameters if c not in self.replicates]
-        # A field annotated with no experiment class may still hold one: its dotted columns.
-        tops = set(self.fields) - set(self.replicates)
-        extra = [
-            c
-            for c in present
-            if c not in self.parameters and "." in c and c.split(".", 1)[0] in tops
-        ]
-        parameters = (*declared, *extra)
+        parameters: list[str] = []
+        for c in self.parameters:
+            if c in self.replicates:
+                continue
+            # A field annotated with no experiment class may still hold one: dotted columns.
+            dotted = [p for p in present if p.startswith(f"{c}.") and p not in self.parameters]
+            parameters.extend(dotted if c in self.fields and dotted else [c])
         taken = {*parameters, *self.replicates, *book}
         return Columns(
-            parameters=parameters,
+            parameters=tuple(parameters),
             varied=tuple(c for c in parameters if self.is_varied(c)),
             replicates=self.replicates,
             metrics=tuple(c for c in present if c not in taken),
