@@ -20,11 +20,13 @@ PUBLIC = [
     "UsageError",
     "WorkerError",
     "choice",
+    "columns",
     "derived",
     "entrypoint",
     "loguniform",
     "randint",
     "search",
+    "seeds",
     "uniform",
     "value",
 ]

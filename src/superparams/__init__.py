@@ -8,12 +8,14 @@ The rooms, in the order data flows through them::
     executors/  worker.py      run settings in worker processes (or on a cluster)
     store.py                   the one writer: outcomes, parquet results, logs, a lock
     display.py  cli.py         what the `experiment` command shows and accepts
+    _summary.py                after the run: which column is which, mean ± std over seeds
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from superparams._summary import columns
 from superparams.errors import (
     EngineError,
     ExperimentError,
@@ -36,6 +38,7 @@ from superparams.space import (
     loguniform,
     randint,
     search,
+    seeds,
     uniform,
     value,
 )
@@ -59,11 +62,13 @@ __all__ = [
     "UsageError",
     "WorkerError",
     "choice",
+    "columns",
     "derived",
     "entrypoint",
     "loguniform",
     "randint",
     "search",
+    "seeds",
     "uniform",
     "value",
 ]

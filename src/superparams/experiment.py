@@ -634,7 +634,7 @@ def _all_of(kind: type, grid: Grid) -> bool:
 def _regrid(grid: Grid, points: Any, link: str | None) -> Grid:
     """The same search or choice over other points, or with another link."""
     new = Grid(points, link=link, weights=grid.weights)
-    new.maker = grid.maker
+    new.maker, new.replicate = grid.maker, grid.replicate
     return new
 
 
@@ -919,6 +919,17 @@ def _type_name(annotation: Any) -> str:
 
 
 def _overview(space: Experiment) -> str:
+    title, rows = _overview_rows(space)
+    w0 = max((len(r[0]) for r in rows), default=0)
+    w1 = max((len(r[1]) for r in rows), default=0)
+    w2 = max((len(r[2]) for r in rows), default=0)
+    lines = [title]
+    lines += [f"  {a:<{w0}}  {b:<{w1}}  {c:<{w2}}  {d}".rstrip() for a, b, c, d in rows]
+    return "\n".join(lines)
+
+
+def _overview_rows(space: Experiment) -> tuple[str, list[tuple[str, str, str, str]]]:
+    """The overview's title and its rows: each field's name, type, values and size."""
     cls = type(space)
     info = cls._sp_info()
     try:
@@ -939,9 +950,4 @@ def _overview(space: Experiment) -> str:
         elif dim is not None:
             size = "drawn"
         rows.append((name, _type_name(info.annotations.get(name, "")), shown, size))
-    w0 = max((len(r[0]) for r in rows), default=0)
-    w1 = max((len(r[1]) for r in rows), default=0)
-    w2 = max((len(r[2]) for r in rows), default=0)
-    lines = [f"{cls.__name__}: {count}"]
-    lines += [f"  {a:<{w0}}  {b:<{w1}}  {c:<{w2}}  {d}".rstrip() for a, b, c, d in rows]
-    return "\n".join(lines)
+    return f"{cls.__name__}: {count}", rows

@@ -16,12 +16,16 @@ import math
 import random
 from array import array
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from superparams import _api
 from superparams.errors import SearchSpaceError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import polars as pl
+
     from superparams.experiment import Experiment
 
 T = TypeVar("T")
@@ -70,6 +74,7 @@ class Grid(Dimension):
     """
 
     maker = "search"  # the function that made it, as errors name it
+    replicate = False  # made by seeds(): repeats of one setting, to summarise over
 
     def __init__(
         self,
@@ -132,6 +137,9 @@ class Grid(Dimension):
         return point._draw(rng) if isinstance(point, Space) else point
 
     def __repr__(self) -> str:
+        first, n = self.points[0], len(self.points)
+        if self.replicate and type(first) is int and self.points == tuple(range(first, first + n)):
+            return f"seeds({n}{f', start={first}' if first else ''})"
         shown = [_short(p) for p in self.points[:12]]
         if len(self.points) > 12:
             shown.append(f"… {len(self.points):,} values")
@@ -230,6 +238,35 @@ def search(*points: T, link: str | None = None) -> T:
         raise SearchSpaceError(msg)
     # A typed lie, like dataclasses.field(): checkers see the field's type, we see a Grid.
     return Grid(points, link=link)  # type: ignore[return-value]
+
+
+def seeds(n: int, *, start: int = 0) -> int:
+    """Declare ``n`` seeds, ``start`` to ``start + n - 1``: repeats of each setting.
+
+    It is ``search(0, 1, ..., n - 1)`` (the same settings, with the same ids), marked as
+    a replicate: :meth:`Space.summary` averages over it instead of comparing its values.
+
+    Raises:
+        SearchSpaceError: when ``n`` or ``start`` is not an int, or ``n`` is below 1.
+
+    >>> from superparams import Experiment
+    >>> class Train(Experiment):
+    ...     seed: int = seeds(3, start=10)
+    >>> [s.seed for s in Train()]
+    [10, 11, 12]
+    """
+    if type(n) is not int:
+        msg = f"seeds() needs a whole number of seeds, got {n!r} (a {type(n).__name__}): seeds(5)"
+        raise SearchSpaceError(msg)
+    if n < 1:
+        msg = f"seeds() needs n >= 1 seeds, got {n!r}; seeds(5) gives the seeds 0 to 4"
+        raise SearchSpaceError(msg)
+    if type(start) is not int:
+        msg = f"seeds() needs an int start, got {start!r} (a {type(start).__name__})"
+        raise SearchSpaceError(msg)
+    grid = Grid(range(start, start + n))
+    grid.replicate = True
+    return grid  # type: ignore[return-value]
 
 
 def value(x: T) -> T:
@@ -409,6 +446,61 @@ class Space(Generic[E]):
     run_all = _api.run_all
     plan = _api.plan
     results = _api.results
+
+    # -- after the run (superparams._summary; imported only when used) -------------------
+
+    def summary(
+        self,
+        over: str | Sequence[str] | None = None,
+        *,
+        rows: str | pl.Expr = "last",
+        folder: Path | str | None = None,
+    ) -> pl.DataFrame:
+        """Each metric's mean, std, sem and n over the seeds, one row per other setting.
+
+        ``over`` names the fields to summarise over (by default those declared with
+        :func:`seeds`; ``[]`` for one row per setting). The columns are the parameters
+        that vary, then ``<metric>_mean``, ``_std`` (ddof=1), ``_sem`` and ``_n`` for
+        each numeric metric, then ``left_out``: how many stored settings of the row did
+        not complete (failed, interrupted or running), which count in no statistic. A
+        setting with several rows counts by its last (``rows="first"``, ``"max"``,
+        ``"min"``, ``"mean"`` reduce each metric over them instead, and a polars
+        expression keeps the rows it is true for, then takes the last).
+
+        Raises:
+            UsageError: when there is nothing to summarise over, or ``over`` or ``rows``
+                names something the space does not have.
+        """
+        from superparams._summary import summary
+
+        return summary(self, over, rows=rows, folder=folder)
+
+    def best(
+        self,
+        metric: str,
+        mode: Literal["max", "min"] = "max",
+        *,
+        over: str | Sequence[str] | None = None,
+        rows: str | pl.Expr = "last",
+        folder: Path | str | None = None,
+    ) -> pl.DataFrame:
+        """The row of :meth:`summary` with the highest mean ``metric`` (``mode="min"``: lowest).
+
+        The winner on the mean over seeds, not on one lucky seed; without seeds, the best
+        setting. No row when no setting completed.
+
+        Raises:
+            UsageError: for a metric the summary does not hold, or a mode not max or min.
+        """
+        from superparams._summary import best
+
+        return best(self, metric, mode, over=over, rows=rows, folder=folder)
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows: the overview print() gives, as a table."""
+        from superparams._summary import space_html
+
+        return space_html(self)
 
     # -- algebra -----------------------------------------------------------------------
 

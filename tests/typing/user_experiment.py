@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from superparams import Experiment, derived, search, uniform
+from superparams import Experiment, columns, derived, search, seeds, uniform
 
 if TYPE_CHECKING:
     from typing_extensions import reveal_type
@@ -22,6 +22,7 @@ class Hyperparams(Experiment):
     name: str = "adam"
     layers: list[int] = [64, 64]  # noqa: RUF012  # superparams copies it per instance
     total: int = derived(lambda s: s.steps * s.batch_size)
+    seed: int = seeds(3)
 
     def run(self) -> dict[str, int]:
         return {"total samples": self.batch_size * self.steps}
@@ -51,6 +52,12 @@ reveal_type(space[0].rank)  # revealed: int
 reveal_type(len(space))  # revealed: int
 reveal_type(space.sample(4, seed=0))  # revealed: Space[Hyperparams]
 reveal_type(space | Hyperparams(steps=10))  # revealed: Space[Hyperparams]
+reveal_type(space.seed)  # revealed: int
+reveal_type(space.summary())  # revealed: DataFrame
+reveal_type(space.summary(over="seed", rows="max"))  # revealed: DataFrame
+reveal_type(space.best("total samples", mode="min"))  # revealed: DataFrame
+reveal_type(columns(space).metrics)  # revealed: tuple[str, ...]
+space.best("acc", mode="high")  # error: arg-type
 
 reveal_type(space.run_all(num_proc=2, display=False))  # revealed: DataFrame
 reveal_type(space.results())  # revealed: DataFrame

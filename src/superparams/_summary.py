@@ -1,0 +1,368 @@
+"""After the run: which columns of the results are which, and summaries over seeds.
+
+This room reads: a space's declaration (its parameters, which of them vary, which are
+replicates made by :func:`~superparams.seeds`) and the results the store gives for it.
+It writes nothing and runs nothing. It is imported only when used, and imports polars
+only inside its functions, so ``import superparams`` stays light.
+"""
+
+from __future__ import annotations
+
+import html
+import types
+import typing
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from superparams.errors import UsageError, did_you_mean
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from superparams.experiment import Experiment
+    from superparams.space import Space
+
+#: How ``summary(rows=...)`` reduces the rows of one setting, besides an expression.
+REDUCERS = ("last", "first", "max", "min", "mean")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The columns of a space's results, by what they hold; each column is in one group.
+
+    Attributes:
+        parameters: the parameter columns (a nested experiment's are dotted,
+            ``model.width``; derived fields are parameters too), replicates excepted.
+        varied: the parameters that take more than one value in the space.
+        replicates: the fields declared with :func:`~superparams.seeds` (or overridden
+            with it): repeats of one setting, to summarise over.
+        metrics: what ``run()`` returned, in the order of the results.
+        bookkeeping: ``id``, ``label`` and the columns the store adds to every row.
+    """
+
+    parameters: tuple[str, ...]
+    varied: tuple[str, ...]
+    replicates: tuple[str, ...]
+    metrics: tuple[str, ...]
+    bookkeeping: tuple[str, ...]
+
+
+def columns(space: Space[Any], results: pl.DataFrame | None = None) -> Columns:
+    """Which columns of ``space``'s results are parameters, metrics, replicates, bookkeeping.
+
+    ``results`` is the space's results table (``space.results()`` when not given), from
+    which the metrics are known.
+
+    >>> import tempfile
+    >>> from superparams import Experiment, columns, search, seeds
+    >>> class Train(Experiment):
+    ...     lr: float = search(0.1, 0.01)
+    ...     steps: int = 100
+    ...     seed: int = seeds(3)
+    ...
+    ...     def run(self) -> dict:
+    ...         return {"acc": 1 - self.lr}
+    >>> space = Train()
+    >>> found = columns(space, space.run_all(folder=tempfile.mkdtemp(), display=False))
+    >>> found.parameters, found.varied, found.replicates, found.metrics
+    (('lr', 'steps'), ('lr',), ('seed',), ('acc',))
+    >>> found.bookkeeping[:4]
+    ('id', 'label', 'status', 'attempt')
+    """
+    if results is None:
+        results = space.results()
+    return _Declared(space).columns(results.columns)
+
+
+class _Declared:
+    """What a space declares about its columns: parameters, derived, varied, replicates."""
+
+    def __init__(self, space: Space[Any]) -> None:
+        self.name = space.experiment_class.__name__
+        cls = space.experiment_class
+        info = cls._sp_info()
+        self.fields = info.fields
+        self.parameters = _parameter_columns(cls)  # declaration order, derived included
+        self.derived = set(_parameter_columns(cls, derived_only=True))
+        parts = list(_experiments(space))
+        self.replicates = tuple(
+            name
+            for name in info.fields
+            if _is_replicate(info.defaults.get(name))
+            or any(_is_replicate(part.__dict__.get(name)) for part in parts)
+        )
+        varied: set[str] = set()
+        seen: dict[str, set[str]] = {}
+        for part in parts:
+            layout = part._sp_layout()
+            for name, value in layout.fixed.items():
+                for column, encoding in _flat(name, value):
+                    seen.setdefault(column, set()).add(encoding)
+            for axis in layout.axes:
+                for name, dim in zip(axis.names, axis.dims, strict=True):
+                    if dim.expands() and dim.enumerable:  # nested experiments: which differ
+                        for j in range(dim.size()):
+                            for column, encoding in _flat(name, dim.get(j)):
+                                seen.setdefault(column, set()).add(encoding)
+                    else:
+                        varied.add(name)
+        varied |= {column for column, found in seen.items() if len(found) > 1}
+        self.varied = varied
+
+    def is_varied(self, column: str) -> bool:
+        """Whether a parameter column varies: itself, or the nested field it is part of."""
+        if column in self.derived:
+            return False
+        parts = column.split(".")
+        return any(".".join(parts[:k]) in self.varied for k in range(1, len(parts) + 1))
+
+    def columns(self, present: Sequence[str]) -> Columns:
+        from superparams import store
+
+        book = ("id", "label", *store.BOOKKEEPING)
+        parameters: list[str] = []
+        for c in self.parameters:
+            if c in self.replicates:
+                continue
+            # A field annotated with no experiment class may still hold one: dotted columns.
+            dotted = [p for p in present if p.startswith(f"{c}.") and p not in self.parameters]
+            parameters.extend(dotted if c in self.fields and dotted else [c])
+        taken = {*parameters, *self.replicates, *book}
+        return Columns(
+            parameters=tuple(parameters),
+            varied=tuple(c for c in parameters if self.is_varied(c)),
+            replicates=self.replicates,
+            metrics=tuple(c for c in present if c not in taken),
+            bookkeeping=book,
+        )
+
+
+def _parameter_columns(
+    cls: type[Experiment], prefix: str = "", *, derived_only: bool = False
+) -> list[str]:
+    """The parameter columns of a class: a nested experiment's fields are dotted."""
+    from superparams.experiment import Experiment
+
+    info = cls._sp_info()
+    derived = [n for n, _ in info.derived]
+    out: list[str] = []
+    for name in (*info.fields, *derived):
+        annotation = _unoptional(info.annotations.get(name))
+        if isinstance(annotation, type) and issubclass(annotation, Experiment):
+            inner = _parameter_columns(annotation, f"{prefix}{name}.", derived_only=derived_only)
+            out.extend(inner)
+        elif not derived_only or name in derived:
+            out.append(f"{prefix}{name}")
+    return out
+
+
+def _unoptional(annotation: Any) -> Any:
+    """``X`` for ``X | None``; any other annotation as it is."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return rest[0] if len(rest) == 1 else annotation
+    return annotation
+
+
+def _experiments(space: Space[Any]) -> Iterator[Experiment]:
+    """The experiment instances a space is made of: itself, a union's parts, a sample's source."""
+    from superparams.experiment import Experiment
+    from superparams.space import Sample, Union
+
+    if isinstance(space, Experiment):
+        yield space
+    elif isinstance(space, Union):
+        for part in space.parts:
+            yield from _experiments(part)
+    elif isinstance(space, Sample):
+        yield from _experiments(space.source)
+
+
+def _is_replicate(value: Any) -> bool:
+    from superparams.space import Grid
+
+    return isinstance(value, Grid) and value.replicate
+
+
+def _flat(name: str, value: Any) -> Iterator[tuple[str, str]]:
+    """Each column a field's value fills, with the value's encoding to compare it by."""
+    from superparams.experiment import Experiment
+    from superparams.identity import encode
+
+    if isinstance(value, Experiment):
+        for field in type(value)._sp_info().fields:
+            yield from _flat(f"{name}.{field}", value.__dict__[field])
+    else:
+        yield name, encode(value, name)
+
+
+# -- summaries -----------------------------------------------------------------------
+
+
+def summary(
+    space: Space[Any],
+    over: str | Sequence[str] | None = None,
+    *,
+    rows: str | pl.Expr = "last",
+    folder: Path | str | None = None,
+) -> pl.DataFrame:
+    """Each metric's mean, std, sem and n over replicates, one row per other setting.
+
+    See :meth:`superparams.Space.summary`.
+
+    >>> import tempfile
+    >>> from superparams import Experiment, search, seeds
+    >>> class Train(Experiment):
+    ...     lr: float = search(0.1, 0.01)
+    ...     seed: int = seeds(3)
+    ...
+    ...     def run(self) -> dict:
+    ...         return {"acc": 1 - self.lr + self.seed / 100}
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = Train().run_all(folder=folder, display=False)
+    >>> Train().summary(folder=folder).select("lr", "acc_mean", "acc_n").rows()
+    [(0.1, 0.91, 3), (0.01, 1.0, 3)]
+    """
+    import polars as pl
+
+    declared = _Declared(space)
+    names = _over(declared, over)
+    reduce = _reducer(rows)
+    table: pl.DataFrame = space.results(folder=folder)
+    found = declared.columns(table.columns)
+    keys = [
+        c
+        for c in (*found.parameters, *found.replicates)
+        if c not in names and c not in declared.derived and c in table.columns
+    ]
+    metrics = [c for c in found.metrics if _numeric(table.schema[c])]
+    done = pl.col("status") == "completed"
+    keep = done if isinstance(rows, str) else done & rows
+    per_setting = table.group_by("id", maintain_order=True).agg(
+        *(pl.col(k).first() for k in keys),
+        *(reduce(pl.col(m).cast(pl.Float64).filter(keep)) for m in metrics),
+        done.any().alias("_sp_done"),
+    )
+    stats: list[pl.Expr] = []
+    for m in metrics:
+        stats += [
+            pl.col(m).mean().alias(f"{m}_mean"),
+            pl.col(m).std(ddof=1).alias(f"{m}_std"),
+            (pl.col(m).std(ddof=1) / pl.col(m).count().sqrt()).alias(f"{m}_sem"),
+            pl.col(m).count().cast(pl.Int64).alias(f"{m}_n"),
+        ]
+    stats.append((~pl.col("_sp_done")).sum().cast(pl.Int64).alias("left_out"))
+    if keys:
+        frame = per_setting.group_by(keys, maintain_order=True).agg(stats)
+    else:
+        frame = per_setting.select(stats)
+        frame = frame if per_setting.height else frame.clear()
+    shown = [k for k in keys if declared.is_varied(k) or table[k].n_unique() > 1]
+    return frame.select(*shown, *(c for c in frame.columns if c not in keys))
+
+
+def best(
+    space: Space[Any],
+    metric: str,
+    mode: Literal["max", "min"] = "max",
+    *,
+    over: str | Sequence[str] | None = None,
+    rows: str | pl.Expr = "last",
+    folder: Path | str | None = None,
+) -> pl.DataFrame:
+    """The row of the summary with the best mean of ``metric``; see :meth:`Space.best`."""
+    import polars as pl
+
+    if mode not in ("max", "min"):
+        msg = f"mode={mode!r} is not 'max' or 'min'; give mode='min' for a loss"
+        raise UsageError(msg)
+    if over is None:
+        over = _Declared(space).replicates
+    table = summary(space, over, rows=rows, folder=folder)
+    mean = f"{metric}_mean"
+    if mean not in table.columns:
+        if table.is_empty():
+            return table
+        metrics = [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
+        name = space.experiment_class.__name__
+        msg = (
+            f"{name} has no metric {metric!r} to rank by{did_you_mean(metric, metrics)}; "
+            f"its metrics are {', '.join(metrics) or 'none (no numbers were returned)'}"
+        )
+        raise UsageError(msg)
+    ranked = table.filter(pl.col(mean).is_not_null() & pl.col(mean).is_not_nan())
+    return ranked.sort(mean, descending=mode == "max", maintain_order=True).head(1)
+
+
+def _over(declared: _Declared, over: str | Sequence[str] | None) -> list[str]:
+    """The columns to summarise over, checked against the space's parameters."""
+    choices = [c for c in declared.parameters if c not in declared.derived]
+    if over is None:
+        if not declared.replicates:
+            msg = (
+                f"{declared.name} declares no replicate field (e.g. seed: int = seeds(5)), so "
+                "summary() has nothing to summarise over; name the fields to summarise over: "
+                f"summary(over={choices[0]!r}), one of {', '.join(choices)}; "
+                "or over=[] for one row per setting"
+            )
+            raise UsageError(msg)
+        return list(declared.replicates)
+    names = [over] if isinstance(over, str) else list(over)
+    for name in names:
+        if name not in choices:
+            msg = (
+                f"{declared.name} has no parameter {name!r} to summarise over"
+                f"{did_you_mean(str(name), choices)}; its parameters are {', '.join(choices)}"
+            )
+            raise UsageError(msg)
+    return names
+
+
+def _reducer(rows: str | pl.Expr) -> Any:
+    """How the rows of one setting become one value per metric."""
+    import polars as pl
+
+    if isinstance(rows, pl.Expr):
+        return pl.Expr.last
+    if rows not in REDUCERS:
+        listed = ", ".join(repr(r) for r in REDUCERS)
+        msg = (
+            f"rows={rows!r} is not a way to reduce a setting's rows"
+            f"{did_you_mean(str(rows), REDUCERS)}; give one of {listed}, or a polars expression"
+        )
+        raise UsageError(msg)
+    return getattr(pl.Expr, rows)
+
+
+def _numeric(dtype: pl.DataType) -> bool:
+    import polars as pl
+
+    return dtype.is_numeric() or dtype == pl.Boolean
+
+
+# -- in a notebook -------------------------------------------------------------------
+
+
+def space_html(space: Space[Any]) -> str:
+    """A space as a notebook shows it: its overview, one table per experiment in it."""
+    from superparams.experiment import Experiment, _overview_rows
+    from superparams.space import Sample, Union
+
+    if isinstance(space, Union):
+        return "".join(space_html(part) for part in space.parts)
+    if isinstance(space, Sample):
+        caption = f"{space.n} settings sampled (seed {space.seed}) from"
+        return f"<div><p>{html.escape(caption)}</p>{space_html(space.source)}</div>"
+    if not isinstance(space, Experiment):
+        return f"<pre>{html.escape(str(space))}</pre>"
+    title, rows = _overview_rows(space)
+    head = "".join(f"<th>{h}</th>" for h in ("field", "type", "values", "size"))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
+    )
+    return (
+        f"<div><table><caption>{html.escape(title)}</caption>"
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
