@@ -97,9 +97,8 @@ def _select(table: pl.DataFrame, ids: list[str]) -> pl.DataFrame:
     if table.is_empty() or not ids:
         return table.clear()
     order = pl.DataFrame({"id": ids}).unique(subset="id", keep="first", maintain_order=True)
-    order = order.with_row_index("_order")
-    picked = order.join(table, on="id", how="inner").sort("_order", maintain_order=True)
-    return picked.drop("_order")
+    # In the space's order, and within a setting the table's: no sort, no index column.
+    return order.join(table, on="id", how="inner", maintain_order="left_right")
 
 
 def run_all(
@@ -215,7 +214,9 @@ def run_all(
     run.emit(run.finished_event(stored, positions))
     if run.interrupted:
         raise KeyboardInterrupt
-    return _select(store.table(), stored.ids)
+    table = store.written if store.written is not None else store.table()
+    store.written = None
+    return _select(table, stored.ids)
 
 
 def _restored_text(store: Store) -> str:

@@ -50,7 +50,7 @@ import socket
 import stat
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -177,6 +177,8 @@ class Store:
         self._stamp = ""  # the run's code version as record text, made once per run
         self.restored = 0  # outcomes written to the record again by open(): see _restore
         self._broken: StoreWriteError | None = None  # a write failed: nothing more is written
+        # What close() wrote to results.parquet, so the run's own table is not read back.
+        self.written: pl.DataFrame | None = None
 
     @classmethod
     def for_space(cls, space: Space[Any], folder: Path | str | None = None) -> Store:
@@ -299,7 +301,7 @@ class Store:
                 self.commit()
                 self._record.close()
                 self._record = None
-                self.compact()
+                self.written = self.compact()
         except StoreError:
             raise
         except OSError as error:
@@ -497,8 +499,9 @@ class Store:
             return _Compacted(0, table, clashes, 0, intact=False)
         return _Compacted(offset, table, clashes, damaged)
 
-    def compact(self) -> None:
-        """Bring results.parquet up to date with the record, atomically.
+    def compact(self) -> pl.DataFrame | None:
+        """Bring results.parquet up to date with the record, atomically; return the table
+        written (None if results.parquet was up to date already).
 
         Reads only the record past what results.parquet already holds, unless the class's
         fields changed since (then the whole record, to re-key the stored settings).
@@ -510,17 +513,15 @@ class Store:
             self._restore()  # the record holds again every outcome the table holds
             stored = None  # and the table is made anew from the record alone
         offset = 0 if stored is None else stored.offset
-        lines, end, damaged = _read_record(self.record_path, offset)
-        if not lines and not damaged and stored is not None:
-            return
         clashes = {} if stored is None else stored.clashes
+        frames, end, damaged = self._frames(offset, clashes, live=False)
+        if not frames and not damaged and stored is not None:
+            return None
         damaged += 0 if stored is None else stored.damaged
-        rows = _rows(lines, self.fields, self.defaults, live=False, logs=self._logs)
-        new = _frame(rows, self.types, clashes)
         if stored is not None:
-            base = _conform(pl.read_parquet(self.results_path), self.types)
-            new = _concat([base, new], clashes)
-        table = _latest(new)
+            frames.insert(0, _conform(pl.read_parquet(self.results_path), self.types))
+        table = _latest(_concat(frames, clashes)) if frames else _frame([], self.types)
+        del frames  # the chunks' tables: only the table written is kept
         head = _hash(_start(self.record_path)[1][:end])
         info = {
             "offset": end,
@@ -533,6 +534,7 @@ class Store:
         _atomic_write(self.results_path, lambda f: table.write_parquet(f, metadata=meta))
         with contextlib.suppress(FileNotFoundError):
             (self.folder / META).unlink()  # where earlier versions kept the offset
+        return table
 
     def _restore(self) -> None:
         """Append to the record every outcome results.parquet holds and it lost.
@@ -628,7 +630,31 @@ class Store:
         """How many lines of the record are damaged, and were skipped (see _intact)."""
         stored = self._compacted(read=False)
         offset, before = (0, 0) if stored is None else (stored.offset, stored.damaged)
-        return before + _read_record(self.record_path, offset)[2]
+        return before + sum(bad for _, bad, _ in _record_chunks(self.record_path, offset))
+
+    def _frames(
+        self, offset: int, clashes: Clashes, *, live: bool
+    ) -> tuple[list[pl.DataFrame], int, int]:
+        """The record from ``offset`` as tables, one per chunk read (see
+        :func:`_record_chunks`), the offset after them, and how many lines were damaged.
+
+        A chunk's lines are dropped once its table is made, so reading a long record
+        holds one chunk of Python objects at a time; :func:`_latest` of the tables
+        together picks each setting's latest outcome across chunks.
+        """
+        frames = []
+        end, damaged, number = offset, 0, 0
+        for lines, bad, after in _record_chunks(self.record_path, offset):
+            end = after
+            rows = _rows(
+                lines, self.fields, self.defaults, live=live, logs=self._logs, first=number
+            )
+            number += len(lines)
+            damaged += bad
+            if rows:
+                frames.append(_frame(rows, self.types, clashes))
+            del lines, rows  # before the next chunk is read
+        return frames, end, damaged
 
     def _table(self) -> tuple[pl.DataFrame, Clashes]:
         stored = self._compacted()
@@ -636,17 +662,18 @@ class Store:
         offset, base, clashes = 0, None, {}
         if stored is not None:
             offset, base, clashes = stored.offset, stored.table, stored.clashes
-        lines, _, _ = _read_record(self.record_path, offset)
+        live = self.is_locked()
         if stored is not None and not stored.intact and base is not None:
             # The record lost what the table holds: read both, as the next run will
             # restore them (see _restore).
+            lines, _, _ = _read_record(self.record_path, offset)
             found = _rows(lines, self.fields, self.defaults, live=False)
             lines += _lost(base, found, self.fields, self.types)
-            base = None
-        live = self.is_locked()
-        rows = _rows(lines, self.fields, self.defaults, live=live, logs=self._logs)
-        tail = _frame(rows, self.types, clashes)
-        frames = [f for f in (base, tail) if f is not None and f.height]
+            rows = _rows(lines, self.fields, self.defaults, live=live, logs=self._logs)
+            tails, base = [_frame(rows, self.types, clashes)], None
+        else:
+            tails = self._frames(offset, clashes, live=live)[0]
+        frames = [f for f in (base, *tails) if f is not None and f.height]
         if not frames:
             return _frame([], self.types), clashes
         return _latest(_concat(frames, clashes)), clashes
@@ -655,18 +682,30 @@ class Store:
         """How many settings the folder stores an outcome (or a start) of."""
         return self.table()["id"].n_unique()
 
-    def plan(self, space: Space[Any], code_version: str | None = None) -> Plan:
+    def plan(self, space: Space[Any], code_version: str | Callable[[], str] | None = None) -> Plan:
         """Sort a space's settings by what the store knows of them.
 
         A setting that stands twice in the space (in both parts of a union, say) is
-        planned once, at its first position. With ``code_version`` (the current code's),
-        completed settings stored with another version are also *outdated*; a row stored
-        with no version (before versions were recorded) is not: its code is unknown.
+        planned once, at its first position. With ``code_version`` (the current code's,
+        or a function that computes it, called only if something is stored), completed
+        settings stored with another version are also *outdated*; a row stored with no
+        version (before versions were recorded) is not: its code is unknown.
+
+        With nothing stored, it reads no table (and loads no polars): a command starts
+        at once, and a run's plan costs no more than its list of ids.
         """
+        self.check()  # another experiment's folder is refused, even with nothing in it
+        ids = list(space._sp_ids())
+        table = self.table() if self._holds_anything() else None
+        if table is None or table.is_empty():  # nothing stored: every setting is new
+            first: dict[str, int] = {}
+            for position, sid in enumerate(ids):
+                first.setdefault(sid, position)
+            return Plan(new=list(first.values()), ids=ids)
+        if callable(code_version):
+            code_version = code_version()
         import polars as pl
 
-        ids = list(space._sp_ids())
-        table = self.table() if self.folder.exists() else _frame([], self.types)
         stored = table.select("id", "status", "code_version").unique(
             subset="id", keep="first", maintain_order=True
         )
@@ -692,6 +731,15 @@ class Store:
             stale=stored.join(positions, on="id", how="anti")["id"].to_list(),
             ids=ids,
         )
+
+    def _holds_anything(self) -> bool:
+        """Whether the folder may store an outcome: a record with lines, or a table."""
+        try:
+            if self.record_path.stat().st_size > 0:
+                return True
+        except FileNotFoundError:
+            pass
+        return self.results_path.exists()
 
     def is_locked(self) -> bool:
         """Whether a run is writing to this folder right now."""
@@ -978,18 +1026,54 @@ def _read_record(path: Path, offset: int) -> tuple[list[dict[str, Any]], int, in
     many lines were damaged: not JSON, or not of the shape the store writes (see
     :func:`_intact`). Damaged lines are skipped: each costs at most its setting's line.
     """
+    lines: list[dict[str, Any]] = []
+    end, damaged = offset, 0
+    for chunk, bad, after in _record_chunks(path, offset):
+        lines += chunk
+        end = after
+        damaged += bad
+    return lines, end, damaged
+
+
+# Bytes of the record read and parsed at a time: what a reader holds as Python objects
+# is one chunk's lines, whatever the size of the record.
+_CHUNK = 1 << 20
+
+
+def _record_chunks(
+    path: Path, offset: int, size: int = _CHUNK
+) -> Iterator[tuple[list[dict[str, Any]], int, int]]:
+    """:func:`_read_record` a chunk at a time: each chunk's whole lines, how many lines
+    of it were damaged, and the offset after it. A torn last line is not read."""
     try:
-        with open(path, "rb", opener=_opener) as f:
-            f.seek(offset)
-            data = f.read()
+        f = open(path, "rb", opener=_opener)  # noqa: SIM115  # closed below
     except FileNotFoundError:
-        return [], offset, 0
-    end = data.rfind(b"\n") + 1  # a torn last line is not read
+        return
+    with f:
+        f.seek(offset)
+        rest = b""
+        while block := f.read(size):
+            data = rest + block if rest else block
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            if cut:
+                offset += cut
+                # Not bound to a name here: the caller's dropping a chunk frees it.
+                yield (*_parse(data[:cut]), offset)
+
+
+def _parse(data: bytes) -> tuple[list[dict[str, Any]], int]:
+    """The record lines in ``data`` (whole lines), and how many were damaged."""
+    try:  # decoded once, not line by line: reading is most of what compaction costs
+        raws: list[str] | list[bytes] = data.decode().split("\n")[:-1]
+    except UnicodeDecodeError:  # a damaged line: only it is lost
+        raws = data.split(b"\n")[:-1]
     lines = []
     damaged = 0
-    for raw in data[:end].split(b"\n")[:-1]:
+    loads = json.loads
+    for raw in raws:
         try:
-            line = json.loads(raw)
+            line = loads(raw)
         except (ValueError, RecursionError):  # torn by a crash, NUL bytes, not UTF-8
             damaged += 1
             continue
@@ -997,7 +1081,7 @@ def _read_record(path: Path, offset: int) -> tuple[list[dict[str, Any]], int, in
             lines.append(line)
         else:
             damaged += 1
-    return lines, offset + end, damaged
+    return lines, damaged
 
 
 _TEXT = (str, type(None))
@@ -1041,20 +1125,21 @@ def _intact(line: Any) -> bool:
     if type(line.get("id")) is not str or type(line.get("attempt")) is not int:
         return False
     shape = _OUTCOME_SHAPE if event == "outcome" else _SHAPE
-    for key, types in shape.items():
-        if key in line:
-            value = line[key]
-            if not isinstance(value, types) or (type(value) is bool and bool not in types):
-                return False
+    for key, value in line.items():
+        types = shape.get(key)
+        if types is not None and (
+            not isinstance(value, types) or (type(value) is bool and bool not in types)
+        ):
+            return False
     if event == "outcome" and "status" not in line:
         return False
-    rows = line.get("rows") or ()
-    enc = line.get("enc") or {}
-    return (
-        all(type(row) is dict for row in rows)
-        and all(type(v) is str for v in enc.values())
-        and all(type(name) is str for name in line.get("keyed", ()))
-    )
+    for row in line.get("rows") or ():
+        if type(row) is not dict:
+            return False
+    for v in (line.get("enc") or {}).values():
+        if type(v) is not str:
+            return False
+    return all(type(name) is str for name in line.get("keyed", ()))
 
 
 def _rows(
@@ -1064,16 +1149,18 @@ def _rows(
     *,
     live: bool,
     logs: str = "",
+    first: int = 0,
 ) -> list[dict[str, Any]]:
     """Result rows from record lines: each outcome's rows, and interrupted settings.
 
     A setting that started and has no outcome after it was interrupted, or, while a run
     holds the folder (``live``), is running; its log is what it printed so far (in
-    ``logs``, the folder's logs), or None.
+    ``logs``, the folder's logs), or None. ``first`` is the number of the first line in
+    the record (its rows' order among the rows of other chunks, see :func:`_latest`).
     """
     rows: list[dict[str, Any]] = []
     open_starts: dict[str, tuple[int, dict[str, Any]]] = {}
-    for number, line in enumerate(lines):
+    for number, line in enumerate(lines, first):
         sid = str(line.get("id"))
         if line.get("event") == "started":
             open_starts[sid] = (number, line)
