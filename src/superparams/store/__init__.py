@@ -108,6 +108,7 @@ __all__ = [
     "RECORD",
     "RESULTS",
     "Plan",
+    "Status",
     "Store",
     "column_types",
     "describe",
@@ -174,6 +175,16 @@ class Plan:
         if self.stale:
             parts.append(f"{len(self.stale)} stored but no longer in the space")
         return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Status:
+    """The latest stored outcome of one setting, as :meth:`Store.statuses` reads it."""
+
+    status: str  # completed, failed, running (a run holds the folder) or interrupted
+    label: str | None
+    error: str | None  # a failure's one-line error
+    ended: float | None  # when the outcome ended, in seconds since the epoch (None: it did not)
 
 
 class Store:
@@ -709,6 +720,33 @@ class Store:
         if not frames:
             return _frame([], self.types), clashes
         return _latest(_concat(frames, clashes)), clashes
+
+    def statuses(self) -> dict[str, Status]:
+        """The latest stored status of each setting, by id, in the order stored; with
+        nothing stored, empty, without reading a table (nor loading polars).
+
+        Raises:
+            StoreConflictError: the folder holds the results of another experiment.
+            StoreError: the record could not be read (permissions, not a file).
+        """
+        import datetime
+
+        if not self._holds_anything():
+            return {}
+        table = self.table()
+        if table.is_empty():
+            return {}
+        first = table.unique(subset="id", keep="first", maintain_order=True)
+        out = {}
+        for sid, status, label, error, start, took in zip(
+            *(first[c].to_list() for c in ("id", "status", "label", "error", "started", "seconds")),
+            strict=True,
+        ):
+            ended = None
+            if isinstance(start, datetime.datetime) and took is not None:
+                ended = start.replace(tzinfo=datetime.timezone.utc).timestamp() + float(took)
+            out[sid] = Status(status or "", label, error, ended)
+        return out
 
     def count(self) -> int:
         """How many settings the folder stores an outcome (or a start) of."""
