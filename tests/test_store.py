@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import threading
+import tracemalloc
 
 import polars as pl
 import pytest
@@ -349,6 +350,42 @@ class TestCompaction:
             reader.join()
         assert len(seen) > 5
         assert set(seen) == {0}
+
+
+class TestLongRecords:
+    @staticmethod
+    def compacting_peak(folder, n: int) -> int:
+        """The most Python memory that bringing results.parquet up to date with a record
+        of ``n`` settings, started and completed, takes."""
+        folder.mkdir()
+        lines = []
+        for i in range(n):
+            setting = {"id": f"{i:016x}", "attempt": 1, "worker": i % 2, "label": f"x={i}"}
+            setting |= {"params": {"x": i}, "enc": {"x": str(i)}, "code_version": "c0de"}
+            lines.append(json.dumps({"event": "started", **setting}))
+            outcome = {"status": "completed", "started": 1.7e9 + i, "seconds": 0.001}
+            outcome |= {"log": None, "rows": [{"y": 2 * i}]}
+            lines.append(json.dumps({"event": "outcome", **setting, **outcome}))
+        (folder / "record.jsonl").write_text("\n".join(lines) + "\n")
+        del lines
+        store = Store(folder, fields=("x",))
+        tracemalloc.start()
+        try:
+            with store:  # compacts when it opens and when it closes
+                pass
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        table = pl.read_parquet(folder / "results.parquet")
+        assert table["y"].to_list() == [2 * i for i in range(n)]
+        return peak
+
+    def test_compacting_holds_a_part_of_the_record_at_a_time(self, tmp_path):
+        """The results of a long record are made holding a part of it at a time, so the
+        memory a run ends with does not grow with the size of its space."""
+        small = self.compacting_peak(tmp_path / "small", 2_000)
+        large = self.compacting_peak(tmp_path / "large", 10_000)
+        assert large < 2 * small, (small, large)
 
 
 class TestHugeIntegers:

@@ -179,28 +179,21 @@ def _store(space: Space[Any]) -> Store:
 
 
 def _plan(space: Space[Any], store: Store) -> Plan:
-    """What is stored for each setting; with nothing stored, without loading polars."""
-    from superparams.store import Plan
+    """What is stored for each setting; the code's version is worked out only if needed."""
 
-    if store.folder.exists():
+    def code() -> str:
         from superparams._code import code_hash
 
-        return store.plan(space, code_hash(space.experiment_class))
-    ids = list(space._sp_ids())
-    first: dict[str, int] = {}
-    for position, sid in enumerate(ids):
-        first.setdefault(sid, position)
-    return Plan(new=list(first.values()), ids=ids)
+        return code_hash(space.experiment_class)
+
+    return store.plan(space, code)
 
 
 def _check_unlocked(store: Store) -> None:
     from superparams.errors import StoreLockedError
 
-    if store.is_locked():
-        try:
-            holder = (store.folder / "lock").read_text().strip() or "another process"
-        except OSError:
-            holder = "another process"
+    holder = store.holder()
+    if holder is not None:
         msg = (
             f"another run is writing to {_shown(store.folder)} ({holder}); wait for it to "
             "finish or stop it, then run again"
@@ -528,22 +521,10 @@ def _status_one(found: Found, space: Space[Any], request: Request, prog: str) ->
         return
     store = _store(space)
     stored = _plan(space, store)
-    running: set[str] = set()
-    errors: dict[str, str] = {}
-    locked = store.is_locked()
-    if store.folder.exists():
-        table = store.table()
-        if "status" in table.columns:
-            first = table.unique(subset="id", keep="first", maintain_order=True)
-            statuses = first["status"].to_list()
-            ids = first["id"].to_list()
-            running = {i for i, s in zip(ids, statuses, strict=True) if s == "running"}
-            if "error" in first.columns:
-                errors = {
-                    i: e
-                    for i, e in zip(ids, first["error"].to_list(), strict=True)
-                    if e is not None
-                }
+    holder = store.holder()
+    known = store.statuses()
+    running = {sid for sid, s in known.items() if s.status == "running"}
+    errors = {sid: s.error for sid, s in known.items() if s.error is not None}
     interrupted = [p for p in stored.interrupted if stored.ids[p] not in running]
     now = [p for p in stored.interrupted if stored.ids[p] in running]
     cls = space.experiment_class
@@ -570,12 +551,8 @@ def _status_one(found: Found, space: Space[Any], request: Request, prog: str) ->
             f"version of {cls.__name__}'s code (`{prog} {found.name} --rerun-outdated` runs "
             "them again)\n"
         )
-    if locked:
-        try:
-            holder = (store.folder / "lock").read_text().strip()
-        except OSError:
-            holder = ""
-        out.write(f"a run is in progress ({holder})\n" if holder else "a run is in progress\n")
+    if holder is not None:
+        out.write(f"a run is in progress ({holder})\n")
     left = stored.failed + interrupted + stored.new
     if left:
         out.write(f"left to run: {len(left)} (`{prog} {found.name}` runs them)\n")
@@ -610,16 +587,7 @@ def _status_stored(found: Found, space: Space[Any], prog: str) -> None:
 
     cls = space.experiment_class
     store = _store(space)
-    first: dict[str, tuple[str, str, str | None]] = {}  # id -> status, label, error
-    if store.folder.exists():
-        table = store.table()
-        if "status" in table.columns and not table.is_empty():
-            table = table.unique(subset="id", keep="first", maintain_order=True)
-            errors = table["error"] if "error" in table.columns else [None] * table.height
-            for sid, status, label, error in zip(
-                table["id"], table["status"], table["label"], errors, strict=True
-            ):
-                first[sid] = (status, label, error)
+    first = {sid: (s.status, s.label, s.error) for sid, s in store.statuses().items()}
     statuses = [s for s, _, _ in first.values()]
     drawn = [n for n in cls._sp_info().fields if _is_distribution(space, n)] or ["a field"]
     verb = "is" if len(drawn) == 1 else "are"
@@ -759,12 +727,13 @@ def logs(found: Found, spaces: list[Space[Any]], request: Request, prog: str) ->
     total = 0
     for space in spaces:
         store = _store(space)
-        known = _outcomes(store)
+        known = store.statuses()
         for position, sid in enumerate(space._sp_ids()):
             total += 1
             path = Path(store.log_path(sid))
             if sid in known or path.exists():
-                status, ended = known.get(sid, ("", None))
+                stored = known.get(sid)
+                status, ended = (stored.status, stored.ended) if stored else ("", None)
                 matches.append(_Log(sid, space[position].label, path, store, status, ended))
     if not matches:
         what = f"the {total} matching setting{'s' if total != 1 else ''}"
@@ -816,31 +785,9 @@ class _Log:
         """Whether, looking again, the run is over or this setting has a newer outcome."""
         if not self.store.is_locked():
             return True
-        status, ended = _outcomes(self.store).get(self.id, ("", None))
+        stored = self.store.statuses().get(self.id)
+        status, ended = (stored.status, stored.ended) if stored else ("", None)
         return status in ("completed", "failed") and (ended, status) != (self.ended, self.status)
-
-
-def _outcomes(store: Store) -> dict[str, tuple[str, float | None]]:
-    """The latest stored status of each setting, and when that outcome ended."""
-    import datetime
-
-    if not store.folder.exists():
-        return {}
-    table = store.table()
-    if "status" not in table.columns or table.is_empty():
-        return {}
-    first = table.unique(subset="id", keep="first", maintain_order=True)
-    starts = first["started"].to_list() if "started" in first.columns else [None] * first.height
-    seconds = first["seconds"].to_list() if "seconds" in first.columns else [None] * first.height
-    out: dict[str, tuple[str, float | None]] = {}
-    for sid, status, start, took in zip(
-        first["id"].to_list(), first["status"].to_list(), starts, seconds, strict=True
-    ):
-        ended = None
-        if isinstance(start, datetime.datetime) and took is not None:
-            ended = start.replace(tzinfo=datetime.timezone.utc).timestamp() + float(took)
-        out[sid] = (status or "", ended)
-    return out
 
 
 _BLOCK = 1 << 16  # how much of a log is read at a time

@@ -95,7 +95,7 @@ def run(
 class _InFlight:
     position: int
     label: str
-    described: str  # label, parameters and encodings as record text, made once
+    described: dict[str, Any]  # label, parameters and encodings, made once
     first_attempt: int
 
 
@@ -355,7 +355,7 @@ def _column_value(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, dict):
-        from superparams.store import _dumps
+        from superparams.store._record import _dumps
 
         with contextlib.suppress(TypeError, ValueError):  # keys JSON cannot hold
             return _dumps(value)

@@ -1,0 +1,879 @@
+"""The results folder of one experiment class: the one writer, and its readers.
+
+A folder ``progress/<module>/<Class>/`` holds::
+
+    record.jsonl      append-only: one line when a setting starts, one when it ends
+    results.parquet   the latest outcome of every setting, rebuilt from the record; its
+                      metadata says how far into the record it goes, and for which fields
+    logs/<id>.log     each setting's stdout and stderr, and its traceback on failure
+    lock              held (flock) by the run writing here; it dies with the process
+    experiment.json   whose results these are: the defining file (or notebook) and class
+
+No file inside the folder is opened through a symbolic link (:func:`open_in_store`):
+a planted link is :class:`StoreWriteError`. The folder itself, or ``progress/``, may be
+one. A process forked from the run closes its copies of the lock and the record, so it
+never holds the folder.
+
+Durability: an outcome line is written and fsynced before the runner reports it done
+(:meth:`Store.commit`), and nothing already written is ever rewritten. A line torn by a
+crash is at the end of the record; it is ignored on reading and cut before appending.
+``results.parquet`` is written to a temporary file and renamed, at the start and end of
+each run, so readers never see half a file.
+
+Damage: a line that is not one the store writes (not JSON, NUL bytes, the wrong shape)
+is skipped and counted (:meth:`Store.damaged`). ``results.parquet`` keeps a hash of the
+record's first 4 KiB beside its offset; a record shorter than the offset or starting
+otherwise (cut short, emptied, an older copy) is read from its start, and the next run
+appends to it every stored outcome it lost (:meth:`Store._restore`). A write that fails
+(no space left, read-only) raises :class:`StoreWriteError`, and nothing more is written.
+
+One folder, one experiment: the first run records in ``experiment.json`` the file that
+defines the class, relative to the folder holding ``progress/`` (see
+:mod:`superparams._location`),
+and the class's qualified name. Another experiment that meets the folder, to write or to
+read, gets :class:`StoreConflictError`, and nothing is written. A folder of an earlier
+version, without the file, is taken over by its next run.
+
+Identity across edits: when a field with a default is added to the class, the settings
+stored before count as run with that default. Each outcome line keeps its fields'
+encodings, so the store can compute what the id of the stored setting is now.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+
+from superparams._location import folder_for as folder_for  # where it lived before
+from superparams._location import identity_of, location, named
+from superparams.errors import StoreConflictError, StoreError, StoreLockedError, StoreWriteError
+from superparams.store._files import (
+    EXPERIMENT,
+    LOCK,
+    LOGS,
+    META,
+    RECORD,
+    RESULTS,
+    _atomic_write,
+    _make_folders,
+    _opener,
+    _refuse_links,
+    linked,
+    open_in_store,
+)
+from superparams.store._lock import (
+    LOCK_PATIENCE,
+    _lock,
+    _read_holder,
+    _write_holder,
+    holder,
+    is_held,
+)
+from superparams.store._record import (
+    _cut_torn_tail,
+    _dumps,
+    _hash,
+    _read_record,
+    _record_chunks,
+    _rows,
+    _start,
+    describe,
+)
+from superparams.store._table import (
+    BOOKKEEPING,
+    Clashes,
+    _clash_text,
+    _concat,
+    _conform,
+    _frame,
+    _latest,
+    _lost,
+    column_types,
+)
+
+__all__ = [
+    "BOOKKEEPING",
+    "EXPERIMENT",
+    "LOCK",
+    "LOCK_PATIENCE",
+    "LOGS",
+    "META",
+    "RECORD",
+    "RESULTS",
+    "Plan",
+    "Status",
+    "Store",
+    "column_types",
+    "describe",
+    "folder_for",
+    "linked",
+    "open_in_store",
+]
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from superparams._code import CodeVersion
+    from superparams.experiment import Experiment
+    from superparams.outcome import Outcome
+    from superparams.space import Space
+
+_META_KEY = "superparams"  # the key in results.parquet's metadata: record offset, fields
+
+
+@dataclass
+class Plan:
+    """What a run of a space would do, by setting id."""
+
+    new: list[int] = field(default_factory=list)  # positions in the space
+    done: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    interrupted: list[int] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)  # stored ids no longer in the space
+    # done positions whose stored code_version is known and not the current one
+    outdated: list[int] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)  # id of every position
+
+    @property
+    def total(self) -> int:
+        return len(self.ids)
+
+    def to_run(
+        self, *, fresh: bool = False, only_failed: bool = False, rerun_outdated: bool = False
+    ) -> list[int]:
+        """The positions a run takes: what is not completed (a setting standing twice in
+        the space, once), or with ``fresh`` every setting, or with ``only_failed`` the
+        failed ones; ``rerun_outdated`` adds the outdated."""
+        if fresh:
+            seen: set[str] = set()
+            positions = []
+            for position, sid in enumerate(self.ids):
+                if sid not in seen:
+                    seen.add(sid)
+                    positions.append(position)
+            return positions
+        outdated = self.outdated if rerun_outdated else []
+        if only_failed:
+            return sorted(self.failed + outdated)
+        return sorted(self.new + self.failed + self.interrupted + outdated)
+
+    def summary(self) -> str:
+        earlier = f" ({len(self.outdated)} by earlier code)" if self.outdated else ""
+        parts = [
+            f"{len(self.done)} completed{earlier}",
+            f"{len(self.failed)} failed",
+            f"{len(self.interrupted)} interrupted",
+            f"{len(self.new)} new",
+        ]
+        if self.stale:
+            parts.append(f"{len(self.stale)} stored but no longer in the space")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Status:
+    """The latest stored outcome of one setting, as :meth:`Store.statuses` reads it."""
+
+    status: str  # completed, failed, running (a run holds the folder) or interrupted
+    label: str | None
+    error: str | None  # a failure's one-line error
+    ended: float | None  # when the outcome ended, in seconds since the epoch (None: it did not)
+
+
+class Store:
+    """The results folder of one experiment class.
+
+    Reading needs no lock; writing (:meth:`open`) takes the folder's lock, so a second
+    run of the same experiment gets :class:`StoreLockedError` instead of corrupting it.
+    """
+
+    def __init__(
+        self,
+        folder: Path | str,
+        fields: Iterable[str] = (),
+        defaults: Mapping[str, tuple[str, Any]] | None = None,
+        identity: Mapping[str, Any] | None = None,
+        types: Mapping[str, str] | None = None,
+    ) -> None:
+        # Absolute from the start: run() may change the working directory.
+        self.folder = Path(folder).absolute()
+        # Whose results may be here (see identity_of); None: anyone's, nothing recorded.
+        self.identity = dict(identity) if identity is not None else None
+        self._logs = f"{self.folder / LOGS}{os.sep}"
+        self.fields = tuple(fields)
+        # Each field's constant default as (encoding, value): what an added field means
+        # for the settings stored before it existed.
+        self.defaults = dict(defaults or {})
+        # The polars type of each parameter column its annotation fixes (column_types).
+        self.types = dict(types or {})
+        self._lock_file: TextIO | None = None
+        self._record: BinaryIO | None = None
+        self._unsynced = 0
+        self._synced_at = 0.0
+        self._stamp: dict[str, Any] = {}  # the run's code version, on every line it writes
+        self.restored = 0  # outcomes written to the record again by open(): see _restore
+        self._broken: StoreWriteError | None = None  # a write failed: nothing more is written
+        # What close() wrote to results.parquet, so the run's own table is not read back.
+        self.written: pl.DataFrame | None = None
+
+    @classmethod
+    def for_space(cls, space: Space[Any], folder: Path | str | None = None) -> Store:
+        from superparams.identity import canonical, encode
+        from superparams.space import Dimension
+        from superparams.space import Space as SpaceType
+
+        experiment = space.experiment_class
+        info = experiment._sp_info()
+        defaults = {}
+        for name in info.fields:
+            default = info.defaults.get(name)
+            if name in info.defaults and not isinstance(default, (Dimension, SpaceType)):
+                with contextlib.suppress(Exception):  # no stable encoding: no carrying over
+                    plain = canonical(default, info.annotations.get(name))
+                    defaults[name] = (encode(plain, name), plain)
+        return cls.for_class(experiment, folder, info.fields, defaults)
+
+    @classmethod
+    def for_class(
+        cls,
+        experiment: type[Experiment],
+        folder: Path | str | None = None,
+        fields: Iterable[str] = (),
+        defaults: Mapping[str, tuple[str, Any]] | None = None,
+    ) -> Store:
+        """The store of an experiment class: ``folder`` (default: :func:`folder_for`),
+        for the class's identity, relative to the folder holding ``progress/`` (or to
+        ``folder``'s parent)."""
+        if folder is None:
+            folder, home = location(experiment)
+        else:
+            home = Path(folder).resolve().parent
+        identity = identity_of(experiment, home)
+        return cls(folder, fields, defaults, identity, column_types(experiment))
+
+    # -- paths ---------------------------------------------------------------------------
+
+    @property
+    def record_path(self) -> Path:
+        return self.folder / RECORD
+
+    @property
+    def results_path(self) -> Path:
+        return self.folder / RESULTS
+
+    def log_path(self, setting_id: str) -> str:
+        """Where a setting's log goes (a string: it is made for every setting)."""
+        return f"{self._logs}{setting_id}.log"
+
+    # -- the lock and the writer -----------------------------------------------------------
+
+    def open(self) -> Store:
+        """Take the folder for writing: lock it, cut a torn tail, bring results up to date.
+
+        Raises:
+            StoreConflictError: the folder holds another experiment's results.
+            StoreLockedError: another run is writing to it.
+            StoreWriteError: the folder cannot be written (no space left, read-only).
+        """
+        try:
+            return self._open()
+        except StoreError:
+            raise
+        except OSError as error:
+            raise self._cannot_write(error, self.folder) from None
+
+    def _open(self) -> Store:
+        self.check()  # before anything is written
+        _make_folders(self.folder / LOGS)
+        lock = open(self.folder / LOCK, "a+", opener=_opener)  # noqa: SIM115  # until close()
+        if not _lock(lock):
+            holder = _read_holder(lock)
+            lock.close()
+            msg = (
+                f"another run is writing to {self.folder} ({holder}); wait for it to "
+                "finish or stop it, then run again"
+            )
+            raise StoreLockedError(msg) from None
+        try:  # again, holding the lock: another experiment's run may have just claimed it
+            if self.identity is not None and self.check() is None:
+                path = self.folder / EXPERIMENT
+                text = json.dumps(self.identity, indent=1) + "\n"
+                _atomic_write(path, lambda tmp: tmp.write(text.encode()))
+            _refuse_links(self.folder, logs=True)  # holding the lock: no run writes now
+        except BaseException:
+            lock.close()
+            raise
+        _write_holder(lock)
+        self._lock_file = lock
+        _HELD.add(self)
+        try:
+            _cut_torn_tail(self.record_path)
+            self.compact()
+            self._record = open(self.record_path, "ab", opener=_opener)  # noqa: SIM115
+        except BaseException:
+            self.close()  # never keep the folder locked for a run that cannot start
+            raise
+        return self
+
+    def close(self) -> None:
+        """Sync the record, write results.parquet, and release the lock.
+
+        After a write failed, only releases: the record keeps what was synced before.
+
+        Raises:
+            StoreWriteError: results.parquet could not be written (the record is whole).
+        """
+        try:
+            if self._record is not None and self._broken is not None:
+                with contextlib.suppress(OSError):  # the same failure, again
+                    self._record.close()
+                self._record = None
+            elif self._record is not None:
+                self.commit()
+                self._record.close()
+                self._record = None
+                self.written = self.compact()
+        except StoreError:
+            raise
+        except OSError as error:
+            raise self._cannot_write(error, self.results_path) from None
+        finally:  # even if writing results.parquet failed: the record has everything
+            if self._lock_file is not None:
+                self._lock_file.close()  # releases the flock
+                self._lock_file = None
+            _HELD.discard(self)
+
+    def _let_go(self) -> None:
+        """In a process forked from the run: hold neither its lock nor its record.
+
+        The flock belongs to the open file, which a fork shares: a child that kept it
+        (a daemon, a data loader) would hold the folder after the run is gone. Closing
+        the child's descriptors leaves the run's lock as it is.
+        """
+        for file in (self._record, self._lock_file):
+            if file is not None:
+                with contextlib.suppress(OSError):
+                    file.close()  # flushed before the fork: nothing is written twice
+        self._record = self._lock_file = None
+
+    def __enter__(self) -> Store:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stamp(self, code: CodeVersion) -> None:
+        """Mark every line this run writes with the version of the code that runs."""
+        fields = {
+            "code_version": code.version,
+            "git_commit": code.git_commit,
+            "git_dirty": code.git_dirty,
+        }
+        self._stamp = fields
+
+    def started(
+        self, setting_id: str, attempt: int, worker: int, described: Mapping[str, Any]
+    ) -> None:
+        """Note that a setting started (not synced: a lost line only loses 'interrupted').
+
+        The line carries the setting's parameters (``described``, from :func:`describe`),
+        so a setting interrupted by a crash shows in the results with them.
+        """
+        line = {"event": "started", "id": setting_id, "attempt": attempt, "worker": worker}
+        record = self._write(line, described)
+        try:
+            record.flush()  # so `experiment status` sees it running at once
+        except OSError as error:
+            raise self._cannot_write(error, self.record_path) from None
+
+    def append(self, outcome: Outcome, described: Mapping[str, Any]) -> None:
+        """Write an outcome; it is durable after the next :meth:`commit`.
+
+        Its log is kept as a path relative to the folder, or None if it holds nothing.
+        """
+        log = outcome.log or None
+        if outcome.output is not None and log is not None:
+            self._write_log(log, outcome.output)
+        if log is not None:
+            try:
+                printed = os.stat(log).st_size > 0
+            except OSError:
+                printed = False
+            if not printed:
+                log = None
+            elif log.startswith(self._logs):
+                log = f"{LOGS}/{log[len(self._logs) :]}"
+        line = {
+            "event": "outcome",
+            "id": outcome.id,
+            "status": outcome.status,
+            "attempt": outcome.attempt,
+            "started": outcome.started,
+            "seconds": round(outcome.finished - outcome.started, 6),
+            "worker": outcome.worker,
+            "log": log,
+            "rows": outcome.rows,
+        }
+        if outcome.failure is not None:
+            line["cause"] = outcome.failure.cause
+            line["error"] = outcome.failure.error
+            line["traceback"] = outcome.failure.traceback
+        self._write(line, described)
+        self._unsynced += 1
+
+    def _write_log(self, path: str, text: str) -> None:
+        """Append what a setting printed on a worker that could not write it here."""
+        if not path.startswith(self._logs):
+            return  # not a log of this folder: never write elsewhere
+        fd = open_in_store(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            os.write(fd, text.encode("utf-8", "replace"))
+        finally:
+            os.close(fd)
+
+    def _write(self, line: dict[str, Any], described: Mapping[str, Any]) -> BinaryIO:
+        """Write one line: ``line``, the setting's ``described``, the run's code version."""
+        record = self._record
+        if record is None:
+            msg = "the store is not open for writing; use it as `with Store(...) as store:`"
+            raise StoreError(msg)
+        if self._broken is not None:
+            raise self._broken
+        text = _dumps({**line, **described, **self._stamp})
+        try:
+            record.write(f"{text}\n".encode())
+        except OSError as error:
+            raise self._cannot_write(error, self.record_path) from None
+        return record
+
+    def commit(self) -> None:
+        """Make every outcome written so far durable (write, then fsync).
+
+        Raises:
+            StoreWriteError: the record could not be written; what was synced is safe.
+        """
+        if self._record is None:
+            return
+        if self._broken is not None:
+            raise self._broken
+        try:
+            self._record.flush()
+            if self._unsynced:
+                os.fsync(self._record.fileno())
+                self._unsynced = 0
+        except OSError as error:
+            raise self._cannot_write(error, self.record_path) from None
+        self._synced_at = time.monotonic()
+
+    def _cannot_write(self, error: OSError, path: Path) -> StoreWriteError:
+        """The error to raise for a failed write: what, why, and what is safe.
+
+        Nothing more is written by this store after it (see :meth:`close`).
+        """
+        where = error.filename if isinstance(error.filename, str) else str(path)
+        why = error.strerror or str(error)
+        if self._record is not None:  # what reached the record before is made durable
+            with contextlib.suppress(OSError):
+                os.fsync(self._record.fileno())
+        try:
+            table = self._table()[0]
+            done = table.filter(table["status"].is_in(["completed", "failed"]))
+            count = done["id"].n_unique()
+        except Exception:  # unreadable too: say nothing of a count
+            kept = "what was stored before is safe"
+        else:
+            kept = {0: "nothing was stored before", 1: "the 1 stored result is safe"}.get(
+                count, f"the {count} stored results are safe"
+            )
+        msg = (
+            f"could not write {where}: {why}; {kept} (make room or make the folder "
+            "writable, then run again: it resumes)"
+        )
+        self._broken = StoreWriteError(msg)
+        self._broken.errno = error.errno  # its text stays the message alone
+        return self._broken
+
+    def seconds_since_commit(self) -> float:
+        return time.monotonic() - self._synced_at
+
+    # -- compaction: record -> results.parquet ---------------------------------------------
+
+    def _compacted(self, *, read: bool = True) -> _Compacted | None:
+        """How far into the record results.parquet goes, its table (if ``read``), the
+        columns it stores as text because their settings disagree on a type, and how
+        many damaged lines it skipped.
+
+        All come from one open file: the offset lives in the parquet's own metadata, so
+        a crash or a reader between two writes can never pair a table with another
+        table's offset. None when there is no parquet made for the class's fields.
+
+        Beside the offset it keeps a hash of the record's first 4 KiB: a record shorter
+        than the offset, or that starts otherwise (truncated, emptied, deleted, restored
+        from a backup), no longer holds what the table was made from; then it is not
+        ``intact``, and its offset is 0: the record is read from its start.
+        """
+        import polars as pl
+
+        try:
+            f = open(self.results_path, "rb", opener=_opener)  # noqa: SIM115  # closed below
+        except (FileNotFoundError, StoreWriteError):
+            return None  # none, or a link: rebuilt from the record, and replaced
+        with f:
+            try:
+                meta = json.loads(pl.read_parquet_metadata(f).get(_META_KEY) or "{}")
+                if meta.get("fields") != list(self.fields):
+                    return None
+                f.seek(0)
+                table = _conform(pl.read_parquet(f), self.types) if read else None
+                offset, clashes = int(meta.get("offset", 0)), dict(meta.get("clashes") or {})
+                damaged = int(meta.get("damaged", 0))
+            except (pl.exceptions.PolarsError, OSError, ValueError):
+                return None  # not one of ours: results are rebuilt from the record
+        size, start = _start(self.record_path)
+        head = meta.get("head")
+        if size < offset or (head is not None and head != _hash(start[:offset])):
+            return _Compacted(0, table, clashes, 0, intact=False)
+        return _Compacted(offset, table, clashes, damaged)
+
+    def compact(self) -> pl.DataFrame | None:
+        """Bring results.parquet up to date with the record, atomically; return the table
+        written (None if results.parquet was up to date already).
+
+        Reads only the record past what results.parquet already holds, unless the class's
+        fields changed since (then the whole record, to re-key the stored settings).
+        """
+        import polars as pl
+
+        stored = self._compacted(read=False)
+        if stored is not None and not stored.intact:
+            self._restore()  # the record holds again every outcome the table holds
+            stored = None  # and the table is made anew from the record alone
+        offset = 0 if stored is None else stored.offset
+        clashes = {} if stored is None else stored.clashes
+        frames, end, damaged = self._frames(offset, clashes, live=False)
+        if not frames and not damaged and stored is not None:
+            return None
+        damaged += 0 if stored is None else stored.damaged
+        if stored is not None:
+            frames.insert(0, _conform(pl.read_parquet(self.results_path), self.types))
+        table = _latest(_concat(frames, clashes)) if frames else _frame([], self.types)
+        del frames  # the chunks' tables: only the table written is kept
+        head = _hash(_start(self.record_path)[1][:end])
+        info = {
+            "offset": end,
+            "fields": list(self.fields),
+            "clashes": clashes,
+            "damaged": damaged,
+            "head": head,
+        }
+        meta = {_META_KEY: json.dumps(info)}
+        _atomic_write(self.results_path, lambda f: table.write_parquet(f, metadata=meta))
+        with contextlib.suppress(FileNotFoundError):
+            (self.folder / META).unlink()  # where earlier versions kept the offset
+        return table
+
+    def _restore(self) -> None:
+        """Append to the record every outcome results.parquet holds and it lost.
+
+        Called holding the lock, when the record no longer holds what the table was made
+        from (see :meth:`_compacted`); the lines are synced before the table is rebuilt.
+        """
+        stored = self._compacted()
+        if stored is None or stored.table is None:
+            return
+        lines, _, _ = _read_record(self.record_path, 0)
+        rows = _rows(lines, self.fields, self.defaults, live=False)
+        lost = _lost(stored.table, rows, self.fields, self.types)
+        if not lost:
+            return
+        text = "".join(f"{_dumps(line)}\n" for line in lost).encode()
+        with open(self.record_path, "ab", opener=_opener) as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        self.restored += len(lost)
+
+    # -- readers ---------------------------------------------------------------------------
+
+    def check(self) -> dict[str, Any] | None:
+        """The experiment the folder records, if any, once it is sure to be this one.
+
+        Raises:
+            StoreConflictError: the folder holds the results of another experiment.
+            StoreWriteError: a file of the folder is a symbolic link.
+        """
+        _refuse_links(self.folder)
+        try:
+            with open(self.folder / EXPERIMENT, "rb", opener=_opener) as f:
+                recorded = json.loads(f.read())
+        except StoreWriteError:
+            raise
+        except (OSError, ValueError):
+            return None  # no folder yet, or one of an earlier version: not claimed
+        if not isinstance(recorded, dict) or self.identity is None:
+            return None
+        ours = self.identity
+        if recorded.get("class") == ours.get("class") and (
+            None in (recorded.get("file"), ours.get("file"))  # a class with no file, given
+            or recorded.get("file") == ours.get("file")  # folder=, is known by its name
+            or recorded.get("path") == ours.get("path")
+        ):
+            return recorded
+        msg = (
+            f"{self.folder} holds the results of {named(recorded)!r}, not of "
+            f"{named(ours)!r}; give this experiment a folder of its own (folder= in "
+            "Python, SUPERPARAMS_PROGRESS for the command) or rename its class (if it is "
+            f"the same experiment, moved, delete {self.folder / EXPERIMENT})"
+        )
+        raise StoreConflictError(msg)
+
+    def table(self) -> pl.DataFrame:
+        """Every stored setting's latest outcome, including a run in progress.
+
+        Raises:
+            StoreConflictError: the folder holds the results of another experiment.
+            StoreError: the record could not be read (permissions, not a file).
+        """
+        self.check()
+        try:
+            return self._table()[0]
+        except OSError as error:
+            where = error.filename if isinstance(error.filename, str) else self.folder
+            msg = f"could not read {where}: {error.strerror or error}; nothing was changed"
+            raise StoreError(msg) from None
+
+    def clashes(self, label: Callable[[str], str | None] | None = None) -> list[str]:
+        """What the table stores as text because its settings disagree on a column's type.
+
+        One sentence per column, naming the settings by ``label(id)`` (a space's own
+        labels), else by the label stored with them. Read from results.parquet alone
+        when the record holds nothing past it (as after a run).
+        """
+        stored = self._compacted(read=False)
+        try:
+            size = self.record_path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        intact = stored is not None and stored.intact and stored.offset == size
+        found = stored.clashes if stored is not None and intact else self._table()[1]
+        notes = []
+        for name, kinds in found.items():
+            named = {kind: (label and label(i)) or shown or i for kind, (i, shown) in kinds.items()}
+            notes.append(_clash_text(name, named))
+        return notes
+
+    def damaged(self) -> int:
+        """How many lines of the record are damaged, and were skipped (see _intact)."""
+        stored = self._compacted(read=False)
+        offset, before = (0, 0) if stored is None else (stored.offset, stored.damaged)
+        return before + sum(bad for _, bad, _ in _record_chunks(self.record_path, offset))
+
+    def _frames(
+        self, offset: int, clashes: Clashes, *, live: bool
+    ) -> tuple[list[pl.DataFrame], int, int]:
+        """The record from ``offset`` as tables, one per chunk read (see
+        :func:`_record_chunks`), the offset after them, and how many lines were damaged.
+
+        A chunk's lines are dropped once its table is made, so reading a long record
+        holds one chunk of Python objects at a time; :func:`_latest` of the tables
+        together picks each setting's latest outcome across chunks.
+        """
+        frames = []
+        end, damaged, number = offset, 0, 0
+        for lines, bad, after in _record_chunks(self.record_path, offset):
+            end = after
+            rows = _rows(
+                lines, self.fields, self.defaults, live=live, logs=self._logs, first=number
+            )
+            number += len(lines)
+            damaged += bad
+            if rows:
+                frames.append(_frame(rows, self.types, clashes))
+            del lines, rows  # before the next chunk is read
+        return frames, end, damaged
+
+    def _table(self) -> tuple[pl.DataFrame, Clashes]:
+        stored = self._compacted()
+        # never compacted, or compacted for other fields: read the whole record
+        offset, base, clashes = 0, None, {}
+        if stored is not None:
+            offset, base, clashes = stored.offset, stored.table, stored.clashes
+        live = self.is_locked()
+        if stored is not None and not stored.intact and base is not None:
+            # The record lost what the table holds: read both, as the next run will
+            # restore them (see _restore).
+            lines, _, _ = _read_record(self.record_path, offset)
+            found = _rows(lines, self.fields, self.defaults, live=False)
+            lines += _lost(base, found, self.fields, self.types)
+            rows = _rows(lines, self.fields, self.defaults, live=live, logs=self._logs)
+            tails, base = [_frame(rows, self.types, clashes)], None
+        else:
+            tails = self._frames(offset, clashes, live=live)[0]
+        frames = [f for f in (base, *tails) if f is not None and f.height]
+        if not frames:
+            return _frame([], self.types), clashes
+        return _latest(_concat(frames, clashes)), clashes
+
+    def statuses(self) -> dict[str, Status]:
+        """The latest stored status of each setting, by id, in the order stored; with
+        nothing stored, empty, without reading a table (nor loading polars).
+
+        Raises:
+            StoreConflictError: the folder holds the results of another experiment.
+            StoreError: the record could not be read (permissions, not a file).
+        """
+        import datetime
+
+        if not self._holds_anything():
+            return {}
+        table = self.table()
+        if table.is_empty():
+            return {}
+        first = table.unique(subset="id", keep="first", maintain_order=True)
+        out = {}
+        for sid, status, label, error, start, took in zip(
+            *(first[c].to_list() for c in ("id", "status", "label", "error", "started", "seconds")),
+            strict=True,
+        ):
+            ended = None
+            if isinstance(start, datetime.datetime) and took is not None:
+                ended = start.replace(tzinfo=datetime.timezone.utc).timestamp() + float(took)
+            out[sid] = Status(status or "", label, error, ended)
+        return out
+
+    def count(self) -> int:
+        """How many settings the folder stores an outcome (or a start) of."""
+        return self.table()["id"].n_unique()
+
+    def plan(self, space: Space[Any], code_version: str | Callable[[], str] | None = None) -> Plan:
+        """Sort a space's settings by what the store knows of them.
+
+        A setting that stands twice in the space (in both parts of a union, say) is
+        planned once, at its first position. With ``code_version`` (the current code's,
+        or a function that computes it, called only if something is stored), completed
+        settings stored with another version are also *outdated*; a row stored with no
+        version (before versions were recorded) is not: its code is unknown.
+
+        With nothing stored, it reads no table (and loads no polars): a command starts
+        at once, and a run's plan costs no more than its list of ids.
+        """
+        self.check()  # another experiment's folder is refused, even with nothing in it
+        ids = list(space._sp_ids())
+        table = self.table() if self._holds_anything() else None
+        if table is None or table.is_empty():  # nothing stored: every setting is new
+            first: dict[str, int] = {}
+            for position, sid in enumerate(ids):
+                first.setdefault(sid, position)
+            return Plan(new=list(first.values()), ids=ids)
+        if callable(code_version):
+            code_version = code_version()
+        import polars as pl
+
+        stored = table.select("id", "status", "code_version").unique(
+            subset="id", keep="first", maintain_order=True
+        )
+        positions = (
+            pl.DataFrame({"id": ids}, schema={"id": pl.String})
+            .with_row_index("position")
+            .unique(subset="id", keep="first", maintain_order=True)
+        )
+        joined = positions.join(stored, on="id", how="left", maintain_order="left")
+        status = pl.col("status")
+
+        def where(condition: pl.Expr) -> list[int]:
+            return joined.filter(condition)["position"].to_list()
+
+        return Plan(
+            new=where(status.is_null()),
+            done=where(status == "completed"),
+            outdated=[]
+            if code_version is None
+            else where((status == "completed") & (pl.col("code_version") != code_version)),
+            failed=where(status == "failed"),
+            interrupted=where(status.is_in(["completed", "failed"]).not_()),
+            stale=stored.join(positions, on="id", how="anti")["id"].to_list(),
+            ids=ids,
+        )
+
+    def _holds_anything(self) -> bool:
+        """Whether the folder may store an outcome: a record with lines, or a table."""
+        try:
+            if self.record_path.stat().st_size > 0:
+                return True
+        except FileNotFoundError:
+            pass
+        return self.results_path.exists()
+
+    def is_locked(self) -> bool:
+        """Whether a run is writing to this folder right now."""
+        return self._lock_file is not None or is_held(self.folder)
+
+    def holder(self) -> str | None:
+        """Which process is writing to this folder (``pid 12 on host, started ...``), or
+        None if no run is."""
+        if self._lock_file is not None:
+            return _read_holder(self._lock_file)
+        return holder(self.folder)
+
+    def clean(self) -> None:
+        """Remove every stored result and log of this experiment."""
+        import shutil
+
+        if not self.folder.exists():
+            return
+        with self:  # holding the lock: never clean under a running run
+            for name in (RECORD, RESULTS, META):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.folder / name).unlink()
+            shutil.rmtree(self.folder / LOGS, ignore_errors=True)
+            if self._record is not None:
+                self._record.close()
+                self._record = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# The stores this process holds for writing: a process forked from it lets go of them.
+_HELD: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def _flush_held() -> None:
+    for store in list(_HELD):
+        if store._record is not None:
+            with contextlib.suppress(OSError, ValueError):
+                store._record.flush()
+
+
+def _forget_held() -> None:
+    for store in list(_HELD):
+        store._let_go()
+    _HELD.clear()
+
+
+os.register_at_fork(before=_flush_held, after_in_child=_forget_held)
+
+
+# -- files inside the folder, never through a link -------------------------------------
+
+
+@dataclass
+class _Compacted:
+    """What results.parquet holds: see :meth:`Store._compacted`."""
+
+    offset: int  # how far into the record the table goes
+    table: pl.DataFrame | None
+    clashes: Clashes
+    damaged: int  # damaged lines of the record before the offset
+    intact: bool = True  # the record still holds what the table was made from
+
+
+# -- the record ------------------------------------------------------------------------
+
+
+# -- the table's types -----------------------------------------------------------------

@@ -1,0 +1,340 @@
+"""The record: ``record.jsonl``, append-only, one line when a setting starts and one
+when it ends; and its reading back into result rows.
+
+A line torn by a crash is at the end of the record; it is ignored on reading
+(:func:`_record_chunks`) and cut before appending (:func:`_cut_torn_tail`). A line that
+is not one the store writes (not JSON, NUL bytes, the wrong shape, :func:`_intact`) is
+skipped and counted. The record is read a chunk at a time, so a reader holds one
+chunk's lines as Python objects whatever the record's length.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from superparams.identity import setting_id
+from superparams.store._files import LOGS, _opener
+
+_HEAD = 4096  # bytes of the record's start whose hash results.parquet keeps
+
+
+def _start(path: Path) -> tuple[int, bytes]:
+    """The record's size and its first 4 KiB (0 and nothing if there is no record)."""
+    try:
+        with open(path, "rb", opener=_opener) as f:
+            return os.fstat(f.fileno()).st_size, f.read(_HEAD)
+    except FileNotFoundError:
+        return 0, b""
+
+
+def _hash(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def describe(label: str, params: Mapping[str, Any], enc: Mapping[str, str]) -> dict[str, Any]:
+    """A setting's label, parameters and encodings, as every record line of it holds them.
+
+    Made once per setting: its started and outcome lines both carry it.
+    """
+    return {"label": label, "params": params, "enc": enc}
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, default=_jsonable, separators=(",", ":"), allow_nan=True)
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON stand-in for a value run() returned that JSON has no type for."""
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        return value.item()  # a numpy scalar
+    if hasattr(value, "tolist"):
+        return value.tolist()  # an array
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Drop a last line that a crash left without its newline."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    with open(path, "rb+", opener=_opener) as f:
+        f.seek(max(0, size - 1))
+        if f.read(1) == b"\n":
+            return
+        chunk = 1 << 16
+        pos = size
+        while pos > 0:
+            start = max(0, pos - chunk)
+            f.seek(start)
+            data = f.read(pos - start)
+            nl = data.rfind(b"\n")
+            if nl >= 0:
+                f.truncate(start + nl + 1)
+                return
+            pos = start
+        f.truncate(0)
+
+
+def _read_record(path: Path, offset: int) -> tuple[list[dict[str, Any]], int, int]:
+    """The whole lines of the record from ``offset``, the offset after them, and how
+    many lines were damaged: not JSON, or not of the shape the store writes (see
+    :func:`_intact`). Damaged lines are skipped: each costs at most its setting's line.
+    """
+    lines: list[dict[str, Any]] = []
+    end, damaged = offset, 0
+    for chunk, bad, after in _record_chunks(path, offset):
+        lines += chunk
+        end = after
+        damaged += bad
+    return lines, end, damaged
+
+
+# Bytes of the record read and parsed at a time: what a reader holds as Python objects
+# is one chunk's lines, whatever the size of the record.
+_CHUNK = 1 << 20
+
+
+def _record_chunks(
+    path: Path, offset: int, size: int = _CHUNK
+) -> Iterator[tuple[list[dict[str, Any]], int, int]]:
+    """:func:`_read_record` a chunk at a time: each chunk's whole lines, how many lines
+    of it were damaged, and the offset after it. A torn last line is not read."""
+    try:
+        f = open(path, "rb", opener=_opener)  # noqa: SIM115  # closed below
+    except FileNotFoundError:
+        return
+    with f:
+        f.seek(offset)
+        rest = b""
+        while block := f.read(size):
+            data = rest + block if rest else block
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            if cut:
+                offset += cut
+                # Not bound to a name here: the caller's dropping a chunk frees it.
+                yield (*_parse(data[:cut]), offset)
+
+
+def _parse(data: bytes) -> tuple[list[dict[str, Any]], int]:
+    """The record lines in ``data`` (whole lines), and how many were damaged."""
+    try:  # decoded once, not line by line: reading is most of what compaction costs
+        raws: list[str] | list[bytes] = data.decode().split("\n")[:-1]
+    except UnicodeDecodeError:  # a damaged line: only it is lost
+        raws = data.split(b"\n")[:-1]
+    lines = []
+    damaged = 0
+    loads = json.loads
+    for raw in raws:
+        try:
+            line = loads(raw)
+        except (ValueError, RecursionError):  # torn by a crash, NUL bytes, not UTF-8
+            damaged += 1
+            continue
+        if _intact(line):
+            lines.append(line)
+        else:
+            damaged += 1
+    return lines, damaged
+
+
+_TEXT = (str, type(None))
+
+
+_NUMBER = (int, float, type(None))
+
+
+# What each key of a started or outcome line holds, when it is there.
+_SHAPE: dict[str, tuple[type, ...]] = {
+    "label": _TEXT,
+    "params": (dict, type(None)),
+    "enc": (dict, type(None)),
+    "worker": (int, type(None)),
+    "code_version": _TEXT,
+    "git_commit": _TEXT,
+    "git_dirty": (bool, type(None)),
+    "keyed": (list,),
+}
+
+
+_OUTCOME_SHAPE: dict[str, tuple[type, ...]] = {
+    **_SHAPE,
+    "status": (str,),
+    "started": _NUMBER,
+    "seconds": _NUMBER,
+    "log": _TEXT,
+    "rows": (list, type(None)),
+    "cause": _TEXT,
+    "error": _TEXT,
+    "traceback": _TEXT,
+}
+
+
+def _intact(line: Any) -> bool:
+    """Whether a record line has the shape the store writes it in.
+
+    A started or outcome line has a text ``id``, a whole ``attempt``, and each other key
+    of the type it is written with; an outcome's rows are objects. A line of another
+    event (from a later version) is intact, and ignored.
+    """
+    if type(line) is not dict:
+        return False
+    event = line.get("event")
+    if event not in ("started", "outcome"):
+        return type(event) is str
+    if type(line.get("id")) is not str or type(line.get("attempt")) is not int:
+        return False
+    shape = _OUTCOME_SHAPE if event == "outcome" else _SHAPE
+    for key, value in line.items():
+        types = shape.get(key)
+        if types is not None and (
+            not isinstance(value, types) or (type(value) is bool and bool not in types)
+        ):
+            return False
+    if event == "outcome" and "status" not in line:
+        return False
+    for row in line.get("rows") or ():
+        if type(row) is not dict:
+            return False
+    for v in (line.get("enc") or {}).values():
+        if type(v) is not str:
+            return False
+    return all(type(name) is str for name in line.get("keyed", ()))
+
+
+def _rows(
+    lines: list[dict[str, Any]],
+    fields: tuple[str, ...],
+    defaults: Mapping[str, tuple[str, Any]],
+    *,
+    live: bool,
+    logs: str = "",
+    first: int = 0,
+) -> list[dict[str, Any]]:
+    """Result rows from record lines: each outcome's rows, and interrupted settings.
+
+    A setting that started and has no outcome after it was interrupted, or, while a run
+    holds the folder (``live``), is running; its log is what it printed so far (in
+    ``logs``, the folder's logs), or None. ``first`` is the number of the first line in
+    the record (its rows' order among the rows of other chunks, see :func:`_latest`).
+    """
+    rows: list[dict[str, Any]] = []
+    open_starts: dict[str, tuple[int, dict[str, Any]]] = {}
+    for number, line in enumerate(lines, first):
+        sid = str(line.get("id"))
+        if line.get("event") == "started":
+            open_starts[sid] = (number, line)
+            continue
+        if line.get("event") != "outcome":
+            continue
+        open_starts.pop(sid, None)
+        params = dict(line.get("params") or {})
+        enc = line.get("enc") or {}
+        if "keyed" in line and "enc" not in line:  # restored from results.parquet
+            if fields and line["keyed"] != list(fields):
+                continue  # its encodings are not known: it cannot be re-keyed
+        elif fields and set(enc) != set(fields):
+            rekeyed = _rekey(enc, params, fields, defaults)
+            if rekeyed is None:
+                continue  # run with fields the class no longer has: it is not this class's
+            sid = rekeyed
+        base = {"id": sid, "label": line.get("label"), **params}
+        log = line.get("log") or None
+        if log is not None and log[0] == os.sep:  # made by an earlier version: absolute
+            log = f"{LOGS}/{os.path.basename(log)}"
+        book = {
+            "status": line.get("status"),
+            "attempt": line.get("attempt"),
+            "cause": line.get("cause"),
+            "error": line.get("error"),
+            "traceback": line.get("traceback"),
+            "started": line.get("started"),
+            "seconds": line.get("seconds"),
+            "worker": line.get("worker"),
+            "log": log,
+            "code_version": line.get("code_version"),
+            "git_commit": line.get("git_commit"),
+            "git_dirty": line.get("git_dirty"),
+        }
+        results = line.get("rows") or [{}]
+        for result in results:
+            row = dict(base)
+            for key, val in result.items():
+                row[f"result.{key}" if key in base or key in book else key] = val
+            row.update(book)
+            row[_SEQ] = number
+            rows.append(row)
+    for sid, (number, start) in open_starts.items():
+        log = f"{LOGS}/{sid}.log"
+        try:
+            printed = os.stat(f"{logs}{sid}.log").st_size > 0 if logs else False
+        except OSError:
+            printed = False
+        params = dict(start.get("params") or {})
+        enc = start.get("enc") or {}
+        if "keyed" in start and "enc" not in start:  # restored from results.parquet
+            if fields and start["keyed"] != list(fields):
+                continue
+        elif fields and enc and set(enc) != set(fields):
+            rekeyed = _rekey(enc, params, fields, defaults)
+            if rekeyed is None:
+                continue
+            sid = rekeyed
+        rows.append(
+            {
+                "id": sid,
+                "label": start.get("label"),
+                **params,
+                "status": "running" if live else "interrupted",
+                "attempt": start.get("attempt"),
+                "cause": None if live else "interrupted",
+                "worker": start.get("worker"),
+                "log": log if printed else None,
+                _SEQ: number,
+                "code_version": start.get("code_version"),
+                "git_commit": start.get("git_commit"),
+                "git_dirty": start.get("git_dirty"),
+            }
+        )
+    return rows
+
+
+def _rekey(
+    enc: Mapping[str, str],
+    params: dict[str, Any],
+    fields: tuple[str, ...],
+    defaults: Mapping[str, tuple[str, Any]],
+) -> str | None:
+    """The id a setting stored under other fields has now, or None if it has none.
+
+    A stored setting lacking a field that now has a constant default counts as run with
+    that default; one with a field the class no longer has does not belong to it.
+    """
+    if set(enc) - set(fields):
+        return None
+    full = dict(enc)
+    for name in fields:
+        if name not in full:
+            if name not in defaults:
+                return None
+            full[name], params[name] = defaults[name]  # fills in the column too
+    return setting_id(full)
+
+
+# A column the rows read from the record carry until :func:`_latest` drops it: the line
+# each came from, so the latest outcome is the last one recorded (attempts restart at 1
+# in every run: a rerun is not a retry).
+_SEQ = "__record_line"
