@@ -7,8 +7,10 @@ scheduler: ``address``, else Dask's own ``scheduler-address`` setting (the
 
 How the base travels: it is pickled once, the experiment's own module by value (so
 workers need superparams and the libraries the experiment imports, not the user's file),
-and scattered to every worker once; each worker process unpickles it once, on its first
-setting. Each setting then sends only its task.
+with the source lines of the code it carries (so tracebacks on a worker name the user's
+file, line and text), and handed to every worker once by a worker plugin, which the
+scheduler holds for the run and gives to workers that join later too; each worker
+process unpickles it once, on its first setting. Each setting then sends only its task.
 
 What a setting gets: ``rank`` is its slot among the ``n_proc`` settings the run keeps in
 flight (``n_proc`` is the number of Dask worker threads), so no two settings running at
@@ -22,11 +24,15 @@ refused at start, with that advice.
 Faults: an exception in ``run()`` is that setting's failure, as everywhere. A worker that
 dies fails the setting it ran (Dask's ``KilledWorker``); a local cluster is made with
 ``allowed-failures`` 0, so Dask never retries a setting behind the user's back (set the
-same on your own scheduler). A second Ctrl-C cancels the running settings' futures:
-they are recorded as interrupted (on a cluster that is not the run's own, what already
-runs finishes in the background, its outcome unused). ``timeout`` is enforced by the
-driver, which fails a late setting with cause ``timeout`` (Dask cannot stop a task
-midway, so its worker finishes it in the background).
+same on your own scheduler). Dask fails every task assigned to a dead worker, so each
+worker tells the scheduler when it starts a setting: one lost before it started there
+is handed over again. A scheduler unreachable at the start, or lost mid-run, is an
+:class:`~superparams.errors.EngineError`: the run stops, what finished is stored, what
+was in flight stays started, to run again. A second Ctrl-C cancels the running
+settings' futures: they are recorded as interrupted (on a cluster that is not the run's
+own, what already runs finishes in the background, its outcome unused). ``timeout`` is
+enforced by the driver, which fails a late setting with cause ``timeout`` (Dask cannot
+stop a task midway, so its worker finishes it in the background).
 """
 
 from __future__ import annotations
