@@ -435,3 +435,35 @@ class TestALostScheduler:
         assert rows["status"].to_list() == expected, rows["n", "status", "error"].rows()
         outcomes = record.read_text().count('"event":"outcome"')
         assert outcomes == 6  # over both runs: each setting once, none twice
+
+
+class TestATimeout:
+    def test_a_late_setting_is_stopped_on_its_worker(self, tmp_path, own_cluster):
+        """--timeout fails a late setting with cause timeout and stops it where it runs:
+        its worker process is replaced, and the other settings complete."""
+        project = slow_project(tmp_path)
+        (project / "experiments/naps").write_text("60 0.2")
+        child = subprocess.Popen(
+            [str(COMMAND), "slow.Slow", "--engine", "dask", "--timeout", "3"],
+            cwd=project,
+            env={**environment(), "DASK_SCHEDULER_ADDRESS": own_cluster.address},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        late = running_pid(project / "experiments", 0)
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 1, out + err
+        rows = slow_table(project)
+        assert rows["cause"].to_list()[0::4] == ["timeout", "raised"]
+        assert rows["status"].to_list()[1:4] + rows["status"].to_list()[5:] == ["completed"] * 4
+
+        def gone() -> bool:
+            try:
+                os.kill(late, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        wait_for(gone, "the late setting's worker to stop", timeout=20)

@@ -60,6 +60,10 @@ class FuturesExecutor(Executor):
     def _close(self) -> None:
         """Let go of the engine (and stop what the run started of it)."""
 
+    def _stop_late(self, future: Any) -> None:
+        """Stop the task of ``future``, past its timeout (and failed for it already)."""
+        self._cancel([future])
+
     def _resubmit(self, future: Any, error: BaseException) -> bool:
         """Whether the task of ``future``, lost with ``error``, never started: a worker
         that died with it only waiting there, it is handed over again, not failed."""
@@ -143,7 +147,7 @@ class FuturesExecutor(Executor):
             elif task.timeout and now - since > task.timeout:
                 del self._futures[future]
                 with contextlib.suppress(Exception):
-                    self._cancel([future])
+                    self._stop_late(future)
                 error = f"timed out after {task.timeout:g} s"
                 outcomes.append(Outcome.failed(task, "timeout", error, worker=slot, since=since))
         return outcomes

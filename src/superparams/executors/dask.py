@@ -31,8 +31,9 @@ is handed over again. A scheduler unreachable at the start, or lost mid-run, is 
 was in flight stays started, to run again. A second Ctrl-C cancels the running
 settings' futures: they are recorded as interrupted (on a cluster that is not the run's
 own, what already runs finishes in the background, its outcome unused). ``timeout`` is
-enforced by the driver, which fails a late setting with cause ``timeout`` (Dask cannot
-stop a task midway, so its worker finishes it in the background).
+enforced by the driver, which fails a late setting with cause ``timeout`` and restarts
+the worker process that runs it (Dask cannot stop a task's thread midway); a worker
+without a nanny cannot be restarted, and finishes it in the background.
 """
 
 from __future__ import annotations
@@ -143,6 +144,14 @@ class DaskExecutor(FuturesExecutor):
             resources={"GPU": 1} if self.gpus else None,
         )
 
+    def _stop_late(self, future: Any) -> None:
+        # A worker thread cannot be stopped midway: restart the worker process that runs
+        # it (its nanny starts a new one, which the scheduler hands the base).
+        workers = [a for a, keys in self._client.processing().items() if future.key in keys]
+        self._cancel([future])
+        if workers:
+            threading.Thread(target=_restart, args=(self._client, workers), daemon=True).start()
+
     def _resubmit(self, future: Any, error: BaseException) -> bool:
         from distributed.scheduler import KilledWorker
 
@@ -193,6 +202,12 @@ class DaskExecutor(FuturesExecutor):
         finally:
             if cluster is not None:
                 cluster.close()
+
+
+def _restart(client: Any, workers: list[str]) -> None:
+    """Restart these workers, without waiting (a worker without a nanny stays as is)."""
+    with contextlib.suppress(Exception):  # gone already, say, or the run is over
+        client.restart_workers(workers, raise_for_error=False)
 
 
 @contextlib.contextmanager
