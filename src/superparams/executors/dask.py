@@ -158,13 +158,18 @@ class DaskExecutor(FuturesExecutor):
         if not isinstance(error, KilledWorker):
             return False
         begun = future.key in self._begun
-        self._begun.discard(future.key)
         task_id = future.key.split("-")[1]
         tries = self._tries.get(task_id, 0)
         if begun or tries >= RESUBMITS:
             return False
         self._tries[task_id] = tries + 1
         return True
+
+    def _outcome(self, future: Any, task: Task, slot: int, since: float) -> Outcome | None:
+        try:
+            return super()._outcome(future, task, slot, since)
+        finally:
+            self._begun.discard(future.key)
 
     def _gone(self, error: BaseException) -> str | None:
         reason = getattr(error, "reason", "")
@@ -174,8 +179,8 @@ class DaskExecutor(FuturesExecutor):
             return None
         return (
             f"the Dask scheduler at {self._address} was lost mid-run ({reason or error}); "
-            "the settings that finished are stored: run the same command again, once it "
-            "runs, for the rest"
+            "the settings that finished are stored: run the same command again, once the "
+            "scheduler is back, for the rest"
         )
 
     def cancel(self) -> None:
