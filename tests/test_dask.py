@@ -9,6 +9,7 @@ experiment's file is not on the workers' path: its module travels by value.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -58,10 +59,12 @@ class Cluster:
         try:
             self.scheduler = subprocess.Popen(scheduler, **common)
             self.processes.append(self.scheduler)
-            wait_for(scheduler_file.exists, "the Dask scheduler to start", timeout=60)
+            wait_for(
+                lambda: scheduler_file.exists() and scheduler_file.read_text().endswith("}"),
+                "the Dask scheduler to start",
+                timeout=60,
+            )
             self.processes += [subprocess.Popen(worker, **common) for _ in range(2)]
-            import json
-
             self.address = json.loads(scheduler_file.read_text())["address"]
             from distributed import Client
 
@@ -433,7 +436,8 @@ class TestALostScheduler:
         rows = slow_table(project)
         expected = ["completed"] * 4 + ["failed", "completed"]
         assert rows["status"].to_list() == expected, rows["n", "status", "error"].rows()
-        outcomes = [line for line in record.read_text().splitlines() if '"outcome"' in line]
+        lines = [json.loads(line) for line in record.read_text().splitlines()]
+        outcomes = [(e["label"], e["status"]) for e in lines if e["event"] == "outcome"]
         assert len(outcomes) == 6, outcomes  # over both runs: each setting once, none twice
 
 
