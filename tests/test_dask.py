@@ -8,12 +8,15 @@ experiment's file is not on the workers' path: its module travels by value.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -27,53 +30,89 @@ pytestmark = pytest.mark.slow
 DASK = Path(sys.executable).with_name("dask")
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A scheduler and two one-thread workers on loopback; the scheduler's address."""
-    folder = tmp_path_factory.mktemp("dask")
-    scheduler_file = folder / "scheduler.json"
-    env = {
-        **os.environ,
-        # A setting that kills its worker is that setting's failure, never retried.
-        "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
-        "PYTHONPATH": "",
-    }
-    common = {"cwd": folder, "env": env, "stdin": subprocess.DEVNULL}
-    logs = open(folder / "cluster.log", "w")  # noqa: SIM115  # closed below
-    scheduler = [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0"]
-    worker = [str(DASK), "worker", "--scheduler-file", str(scheduler_file)]
-    worker += ["--host", "127.0.0.1", "--nworkers", "1", "--nthreads", "1", "--no-dashboard"]
-    processes = [
-        subprocess.Popen(
-            [*scheduler, "--scheduler-file", str(scheduler_file), "--dashboard-address", ":0"],
-            stdout=logs,
-            stderr=logs,
-            **common,
-        )
-    ]
-    try:
-        wait_for(scheduler_file.exists, "the Dask scheduler to start", timeout=60)
-        processes += [
-            subprocess.Popen(worker, stdout=logs, stderr=logs, **common) for _ in range(2)
-        ]
-        import json
+class Cluster:
+    """A scheduler and two one-thread workers on loopback, each in its own process group."""
 
-        address = json.loads(scheduler_file.read_text())["address"]
-        from distributed import Client
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.logs = open(folder / "cluster.log", "w")  # noqa: SIM115  # closed in stop()
+        scheduler_file = folder / "scheduler.json"
+        env = {
+            **os.environ,
+            # A setting that kills its worker is that setting's failure, never retried.
+            "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
+            "PYTHONPATH": "",
+        }
+        common: dict[str, Any] = {
+            "cwd": folder,
+            "env": env,
+            "stdin": subprocess.DEVNULL,
+            "stdout": self.logs,
+            "stderr": self.logs,
+            "start_new_session": True,
+        }
+        scheduler = [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0"]
+        scheduler += ["--scheduler-file", str(scheduler_file), "--dashboard-address", ":0"]
+        worker = [str(DASK), "worker", "--scheduler-file", str(scheduler_file)]
+        worker += ["--host", "127.0.0.1", "--nworkers", "1", "--nthreads", "1", "--no-dashboard"]
+        try:
+            self.scheduler = subprocess.Popen(scheduler, **common)
+            self.processes.append(self.scheduler)
+            wait_for(
+                lambda: scheduler_file.exists() and scheduler_file.read_text().endswith("}"),
+                "the Dask scheduler to start",
+                timeout=60,
+            )
+            self.processes += [subprocess.Popen(worker, **common) for _ in range(2)]
+            self.address = json.loads(scheduler_file.read_text())["address"]
+            from distributed import Client
 
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
-        yield address
-    finally:
-        for process in reversed(processes):
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
+            with Client(self.address, timeout=30) as client:
+                client.wait_for_workers(2, timeout=60)
+        except BaseException:
+            self.stop(at_once=True)
+            raise
+
+    def stop(self, *, at_once: bool = False) -> None:
+        """Stop every process started, workers first (``at_once``: SIGKILL, no waiting
+        the ~10 s a worker takes to leave on SIGTERM)."""
+        for process in reversed(self.processes):
+            with contextlib.suppress(ProcessLookupError):
+                if at_once:
+                    os.killpg(process.pid, signal.SIGKILL)
+                else:
+                    process.send_signal(signal.SIGTERM)
+        for process in self.processes:
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        logs.close()
+            with contextlib.suppress(ProcessLookupError):  # what a worker left behind
+                os.killpg(process.pid, signal.SIGKILL)
+        self.logs.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A scheduler and two one-thread workers on loopback; the scheduler's address."""
+    started = Cluster(tmp_path_factory.mktemp("dask"))
+    try:
+        yield started.address
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A cluster for one test, which may kill its processes; stopped at once after."""
+    started = Cluster(tmp_path_factory.mktemp("dask"))
+    try:
+        yield started
+    finally:
+        started.stop(at_once=True)
 
 
 def run(root: Path, *args: str, address: str | None = None, **env: str):
@@ -142,9 +181,52 @@ class TestOnACluster:
         done = run(project, "--how", "dies", address=cluster)
         assert done.returncode == 1, done.stderr
         rows = table(project)
-        assert rows["status"].to_list() == ["completed"] * 3 + ["failed"] + ["completed"] * 2
+        expected = ["completed"] * 3 + ["failed"] + ["completed"] * 2
+        assert rows["status"].to_list() == expected, rows["n", "status", "error"].rows()
         assert rows["cause"][3] == "killed"
         assert "the Dask worker running this setting was lost" in rows["error"][3]
+
+
+# Moves its own file away, then raises: the worker cannot read the source from disk.
+TRACED = """
+from pathlib import Path
+from superparams import Experiment, search
+
+HERE = Path(__file__)
+
+class Traced(Experiment):
+    n: int = search(1)
+
+    def run(self):
+        HERE.rename(HERE.with_suffix(".moved"))
+        raise ValueError("this line fails")  # on a worker
+"""
+
+
+class TestTracebacks:
+    def test_they_name_the_file_line_and_source(self, tmp_path, cluster):
+        """A setting raising on a Dask worker has a traceback naming the experiment's
+        file, the line and its text, in its row and its log, though the file travelled
+        by value and is not on the worker's disk."""
+        path = write(tmp_path / "experiments/traced.py", TRACED)
+        done = subprocess.run(
+            [str(COMMAND), "traced.Traced", "--engine", "dask", "-j", "1"],
+            cwd=tmp_path,
+            env={**environment(), "DASK_SCHEDULER_ADDRESS": cluster},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 1, done.stderr
+        folder = tmp_path / "experiments/progress/traced/Traced"
+        row = pl.read_parquet(folder / "results.parquet").row(0, named=True)
+        shown = (
+            f'  File "{path}", line 12, in run\n'
+            '    raise ValueError("this line fails")  # on a worker\n'
+        )
+        assert shown in row["traceback"], row["traceback"]
+        assert shown in (folder / row["log"]).read_text()
 
 
 class TestEngineOptions:
@@ -205,3 +287,187 @@ class TestWithoutDask:
             "pip install 'superparams[dask]'\n"
         )
         assert not (project / "experiments/progress").exists()
+
+
+# Each setting notes the pid of the worker running it in running/<n>; n=0 then sleeps
+# as long as the first number in naps says, the others the second (a second each if
+# there is no such file: the workers do not share the command's environment); n=4 raises.
+SLOW = """
+import os
+import time
+from pathlib import Path
+from superparams import Experiment, search
+
+RUNNING = Path(__file__).with_name("running")
+NAPS = Path(__file__).with_name("naps")
+
+class Slow(Experiment):
+    n: int = search(*range(6))
+
+    def run(self):
+        RUNNING.mkdir(exist_ok=True)
+        (RUNNING / str(self.n)).write_text(str(os.getpid()))
+        naps = NAPS.read_text().split() if NAPS.exists() else ["1", "1"]
+        time.sleep(float(naps[0] if self.n == 0 else naps[1]))
+        if self.n == 4:
+            raise ValueError("n=4 is wrong")
+        return {"pid": os.getpid()}
+"""
+
+
+def slow_project(root: Path) -> Path:
+    write(root / "experiments/slow.py", SLOW)
+    return root
+
+
+def start(root: Path, address: str, naps: str) -> subprocess.Popen[str]:
+    (root / "experiments/naps").write_text(naps)
+    return subprocess.Popen(
+        [str(COMMAND), "slow.Slow", "--engine", "dask", "--engine-option", f"address={address}"],
+        cwd=root,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def running_pid(experiments: Path, n: int) -> int:
+    path = experiments / "running" / str(n)
+    wait_for(lambda: path.exists() and path.read_text(), f"setting n={n} to start", timeout=60)
+    return int(path.read_text())
+
+
+def slow_table(root: Path) -> pl.DataFrame:
+    return pl.read_parquet(root / "experiments/progress/slow/Slow/results.parquet").sort("n")
+
+
+class TestAKilledWorker:
+    def test_one_failed_setting_the_one_it_ran(self, tmp_path, own_cluster):
+        """kill -9 of a Dask worker running a setting fails that setting with cause
+        killed, and only it; the run goes on on the other worker and exits 1."""
+        project = slow_project(tmp_path)
+        child = start(project, own_cluster.address, "60 0.2")
+        os.kill(running_pid(project / "experiments", 0), signal.SIGKILL)
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 1, out + err
+        rows = slow_table(project)
+        expected = ["failed"] + ["completed"] * 3 + ["failed", "completed"]
+        assert rows["status"].to_list() == expected, rows["n", "status", "error"].rows()
+        assert rows["cause"].to_list()[0::4] == ["killed", "raised"]
+        assert "the Dask worker running this setting was lost" in rows["error"][0]
+
+    def test_settings_waiting_on_it_run_elsewhere(self, tmp_path, own_cluster):
+        """Settings handed to a worker but not started there when it is killed run again
+        on another worker and complete; only the one it ran fails."""
+        import importlib
+
+        from superparams.executors.dask import DaskExecutor
+        from superparams.outcome import Outcome, Task
+
+        slow_project(tmp_path)
+        sys.path.insert(0, str(tmp_path / "experiments"))
+        try:
+            base = importlib.import_module("slow").Slow()
+        finally:
+            sys.path.pop(0)
+            sys.modules.pop("slow", None)
+        (tmp_path / "experiments/naps").write_text("60 1")
+        executor = DaskExecutor(address=own_cluster.address)
+        executor.start(base, lambda started: None)
+        try:
+            assert executor.num_proc == 2
+            # More in flight than threads, as when a worker has left the cluster: two
+            # settings wait on the workers behind the two that run.
+            executor.num_proc = 4
+            tasks = [Task(n, f"id{n}", 1, str(tmp_path / f"{n}.log")) for n in (0, 1, 2, 3)]
+            for task in tasks:
+                executor.submit(task)
+            os.kill(running_pid(tmp_path / "experiments", 0), signal.SIGKILL)
+            outcomes: dict[str, Outcome] = {}
+            wait_for(
+                lambda: (
+                    outcomes.update((o.id, o) for o in executor.wait(0.5)) or len(outcomes) == 4
+                ),
+                "every outcome",
+                timeout=60,
+            )
+        finally:
+            executor.shutdown()
+        assert outcomes["id0"].failure is not None
+        assert outcomes["id0"].failure.cause == "killed"
+        assert {i: o.status for i, o in outcomes.items() if i != "id0"} == dict.fromkeys(
+            ["id1", "id2", "id3"], "completed"
+        )
+
+
+class TestALostScheduler:
+    def test_the_run_stops_and_resumes(self, tmp_path, own_cluster, tmp_path_factory):
+        """A scheduler killed mid-run stops the run with one line and exit code 6; what
+        finished is kept, and a run on another scheduler does only the rest."""
+        project = slow_project(tmp_path)
+        child = start(project, own_cluster.address, "60 0")
+        running_pid(project / "experiments", 0)
+        record = project / "experiments/progress/slow/Slow/record.jsonl"
+        wait_for(
+            lambda: record.exists() and record.read_text().count('"event":"outcome"') >= 3,
+            "three settings to finish",
+        )
+        os.killpg(own_cluster.scheduler.pid, signal.SIGKILL)
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 6, out + err
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert "Traceback" not in err, err
+        assert len(errors) == 1, err
+        lost = f"error: the Dask scheduler at {own_cluster.address} was lost mid-run"
+        assert errors[0].startswith(lost), errors[0]
+        kept = slow_table(project).filter(pl.col("status") != "interrupted")
+        assert len(kept) >= 3
+        assert set(kept["status"]) <= {"completed", "failed"}
+        assert 0 not in kept["n"].to_list()  # it was running: to run again
+        again = Cluster(tmp_path_factory.mktemp("dask"))
+        try:
+            second = start(project, again.address, "0 0")
+            out, err = second.communicate(timeout=120)
+        finally:
+            again.stop(at_once=True)
+        assert second.returncode == 1, out + err  # n=4 raises
+        rows = slow_table(project)
+        expected = ["completed"] * 4 + ["failed", "completed"]
+        assert rows["status"].to_list() == expected, rows["n", "status", "error"].rows()
+        lines = [json.loads(line) for line in record.read_text().splitlines()]
+        outcomes = [(e["label"], e["status"]) for e in lines if e["event"] == "outcome"]
+        assert len(outcomes) == 6, outcomes  # over both runs: each setting once, none twice
+
+
+class TestATimeout:
+    def test_a_late_setting_is_stopped_on_its_worker(self, tmp_path, own_cluster):
+        """--timeout fails a late setting with cause timeout and stops it where it runs:
+        its worker process is replaced, and the other settings complete."""
+        project = slow_project(tmp_path)
+        (project / "experiments/naps").write_text("60 0.2")
+        child = subprocess.Popen(
+            [str(COMMAND), "slow.Slow", "--engine", "dask", "--timeout", "3"],
+            cwd=project,
+            env={**environment(), "DASK_SCHEDULER_ADDRESS": own_cluster.address},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        late = running_pid(project / "experiments", 0)
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 1, out + err
+        rows = slow_table(project)
+        assert rows["cause"].to_list()[0::4] == ["timeout", "raised"]
+        assert rows["status"].to_list()[1:4] + rows["status"].to_list()[5:] == ["completed"] * 4
+
+        def gone() -> bool:
+            try:
+                os.kill(late, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        wait_for(gone, "the late setting's worker to stop", timeout=20)

@@ -39,6 +39,7 @@ class FuturesExecutor(Executor):
         self._futures: dict[Any, tuple[Task, int, float]] = {}
         self._done = threading.Event()  # some future finished since the last wait()
         self._stopping = False  # the run winds down (Ctrl-C)
+        self._broken: str | None = None  # why the engine is gone, if it is
 
     # -- what an engine fills in ---------------------------------------------------------
 
@@ -59,6 +60,20 @@ class FuturesExecutor(Executor):
     def _close(self) -> None:
         """Let go of the engine (and stop what the run started of it)."""
 
+    def _stop_late(self, future: Any) -> None:
+        """Stop the task of ``future``, past its timeout (and failed for it already)."""
+        self._cancel([future])
+
+    def _resubmit(self, future: Any, error: BaseException) -> bool:
+        """Whether the task of ``future``, lost with ``error``, never started: a worker
+        that died with it only waiting there, it is handed over again, not failed."""
+        return False
+
+    def _gone(self, error: BaseException) -> str | None:
+        """What a person reads if ``error`` means the engine itself is gone (the run
+        cannot go on); None if it lost only this task."""
+        return None
+
     def _lost(self, error: BaseException) -> str:
         """What a person reads when the engine lost a setting with ``error``."""
         name = type(error).__name__
@@ -71,6 +86,8 @@ class FuturesExecutor(Executor):
 
     def start(self, base: Space[Any], notify: Callable[[Started], None]) -> None:
         self._notify = notify
+        self._broken = None
+        self._stopping = False
         try:
             self.num_proc = self._open(base)
         except BaseException:
@@ -95,11 +112,11 @@ class FuturesExecutor(Executor):
 
     @property
     def free(self) -> int:
-        return max(0, self.num_proc - len(self._futures))
+        return 0 if self._broken else max(0, self.num_proc - len(self._futures))
 
     @property
     def busy(self) -> int:
-        return len(self._futures)
+        return len(self._futures) + (self._broken is not None)  # so the run waits, and hears
 
     def submit(self, task: Task) -> None:
         used = {slot for _, slot, _ in self._futures.values()}
@@ -111,6 +128,10 @@ class FuturesExecutor(Executor):
         self._notify(Started(task, slot, now))
 
     def wait(self, timeout: float) -> list[Outcome]:
+        if self._broken is not None:  # what is in flight stays started: to run again
+            from superparams.errors import EngineError
+
+            raise EngineError(self._broken)
         if not self._futures:
             return []
         self._done.wait(timeout)
@@ -120,23 +141,38 @@ class FuturesExecutor(Executor):
         for future, (task, slot, since) in list(self._futures.items()):
             if future.done():
                 del self._futures[future]
-                outcomes.append(self._outcome(future, task, slot, since))
+                outcome = self._outcome(future, task, slot, since)
+                if outcome is not None:
+                    outcomes.append(outcome)
             elif task.timeout and now - since > task.timeout:
                 del self._futures[future]
                 with contextlib.suppress(Exception):
-                    self._cancel([future])
+                    self._stop_late(future)
                 error = f"timed out after {task.timeout:g} s"
                 outcomes.append(Outcome.failed(task, "timeout", error, worker=slot, since=since))
         return outcomes
 
-    def _outcome(self, future: Any, task: Task, slot: int, since: float) -> Outcome:
-        """What a finished future says: the worker's outcome, or how the engine lost it.
+    def _outcome(self, future: Any, task: Task, slot: int, since: float) -> Outcome | None:
+        """What a finished future says: the worker's outcome, or how the engine lost it;
+        None if the task was handed over again.
 
         Lost while the run winds down, the setting was stopped: interrupted, to run again.
+
+        The engine itself gone, None too, and the next :meth:`wait` says so.
         """
         try:
             outcome: Outcome = future.result()
             return outcome
         except Exception as error:  # a dead worker, a lost connection, a cancelled future
+            if not self._stopping:
+                gone = self._gone(error)
+                if gone is not None:  # said by the next wait(), after what finished
+                    self._broken = self._broken or gone
+                    return None
+                if self._resubmit(future, error):
+                    again = self._submit(task, slot, self.num_proc)
+                    self._futures[again] = (task, slot, since)
+                    again.add_done_callback(lambda _: self._done.set())
+                    return None
             cause: Cause = "interrupted" if self._stopping else "killed"
             return Outcome.failed(task, cause, self._lost(error), worker=slot, since=since)

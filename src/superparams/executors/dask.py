@@ -7,8 +7,10 @@ scheduler: ``address``, else Dask's own ``scheduler-address`` setting (the
 
 How the base travels: it is pickled once, the experiment's own module by value (so
 workers need superparams and the libraries the experiment imports, not the user's file),
-and scattered to every worker once; each worker process unpickles it once, on its first
-setting. Each setting then sends only its task.
+with the source lines of the code it carries (so tracebacks on a worker name the user's
+file, line and text), and handed to every worker once by a worker plugin, which the
+scheduler holds for the run and gives to workers that join later too; each worker
+process unpickles it once, on its first setting. Each setting then sends only its task.
 
 What a setting gets: ``rank`` is its slot among the ``n_proc`` settings the run keeps in
 flight (``n_proc`` is the number of Dask worker threads), so no two settings running at
@@ -22,11 +24,16 @@ refused at start, with that advice.
 Faults: an exception in ``run()`` is that setting's failure, as everywhere. A worker that
 dies fails the setting it ran (Dask's ``KilledWorker``); a local cluster is made with
 ``allowed-failures`` 0, so Dask never retries a setting behind the user's back (set the
-same on your own scheduler). A second Ctrl-C cancels the running settings' futures:
-they are recorded as interrupted (on a cluster that is not the run's own, what already
-runs finishes in the background, its outcome unused). ``timeout`` is enforced by the
-driver, which fails a late setting with cause ``timeout`` (Dask cannot stop a task
-midway, so its worker finishes it in the background).
+same on your own scheduler). Dask fails every task assigned to a dead worker, so each
+worker tells the scheduler when it starts a setting: one lost before it started there
+is handed over again. A scheduler unreachable at the start, or lost mid-run, is an
+:class:`~superparams.errors.EngineError`: the run stops, what finished is stored, what
+was in flight stays started, to run again. A second Ctrl-C cancels the running
+settings' futures: they are recorded as interrupted (on a cluster that is not the run's
+own, what already runs finishes in the background, its outcome unused). ``timeout`` is
+enforced by the driver, which fails a late setting with cause ``timeout`` and restarts
+the worker process that runs it (Dask cannot stop a task's thread midway); a worker
+without a nanny cannot be restarted, and finishes it in the background.
 """
 
 from __future__ import annotations
@@ -47,6 +54,9 @@ if TYPE_CHECKING:
 
 # How long the run waits to reach a scheduler it was given.
 CONNECT = "10s"
+# How many times a setting lost with its worker before it started there is handed over
+# again (a worker that dies loading the base, say, must not be fed forever).
+RESUBMITS = 3
 
 
 class DaskExecutor(FuturesExecutor):
@@ -65,8 +75,10 @@ class DaskExecutor(FuturesExecutor):
         self.address = address
         self._client: Any = None
         self._cluster: Any = None
-        self._base: Any = None
         self._key = ""
+        self._address = ""
+        self._begun: set[str] = set()  # keys of the tasks a worker has started
+        self._tries: dict[str, int] = {}  # task id -> times handed over again
 
     def _open(self, base: Space[Any]) -> int:
         import dask
@@ -109,13 +121,20 @@ class DaskExecutor(FuturesExecutor):
             )
             raise UsageError(msg)
         self._key = uuid.uuid4().hex
-        self._base = self._client.scatter(_pickled(base), broadcast=True, hash=False)
+        self._address = self._client.scheduler.address
+        # Each worker says when it starts a task, before the task runs: a task lost
+        # with its worker but never started there was only waiting, and runs again.
+        self._begun.clear()
+        self._tries.clear()
+        self._client.subscribe_topic(_topic(self._key), lambda event: self._begun.add(event[1]))
+        from superparams.executors._dask_base import Base
+
+        self._client.register_plugin(Base(self._key, _pickled(base)), name=_topic(self._key))
         return int(sum(w.get("nthreads", 1) for w in workers.values()))
 
     def _submit(self, task: Task, slot: int, n_proc: int) -> Any:
         return self._client.submit(
             _run,
-            self._base,
             self._key,
             task,
             slot,
@@ -123,6 +142,45 @@ class DaskExecutor(FuturesExecutor):
             key=f"superparams-{task.id}-{task.attempt}-{uuid.uuid4().hex[:8]}",
             pure=False,
             resources={"GPU": 1} if self.gpus else None,
+        )
+
+    def _stop_late(self, future: Any) -> None:
+        # A worker thread cannot be stopped midway: restart the worker process that runs
+        # it (its nanny starts a new one, which the scheduler hands the base).
+        workers = [a for a, keys in self._client.processing().items() if future.key in keys]
+        self._cancel([future])
+        if workers:
+            threading.Thread(target=_restart, args=(self._client, workers), daemon=True).start()
+
+    def _resubmit(self, future: Any, error: BaseException) -> bool:
+        from distributed.scheduler import KilledWorker
+
+        if not isinstance(error, KilledWorker):
+            return False
+        begun = future.key in self._begun
+        task_id = future.key.split("-")[1]
+        tries = self._tries.get(task_id, 0)
+        if begun or tries >= RESUBMITS:
+            return False
+        self._tries[task_id] = tries + 1
+        return True
+
+    def _outcome(self, future: Any, task: Task, slot: int, since: float) -> Outcome | None:
+        try:
+            return super()._outcome(future, task, slot, since)
+        finally:
+            self._begun.discard(future.key)
+
+    def _gone(self, error: BaseException) -> str | None:
+        reason = getattr(error, "reason", "")
+        if "scheduler-connection-lost" not in str(reason) and (
+            self._client is None or self._client.status not in ("closing", "closed")
+        ):
+            return None
+        return (
+            f"the Dask scheduler at {self._address} was lost mid-run ({reason or error}); "
+            "the settings that finished are stored: run the same command again, once the "
+            "scheduler is back, for the rest"
         )
 
     def cancel(self) -> None:
@@ -138,11 +196,38 @@ class DaskExecutor(FuturesExecutor):
         client, cluster = self._client, self._cluster
         self._client = self._cluster = None
         try:
+            if client is not None and not self._broken:
+                with contextlib.suppress(Exception):  # what the workers hold of the run
+                    client.unregister_worker_plugin(_topic(self._key))
             if client is not None:
-                client.close()
+                # A client without its scheduler logs the reconnection it gives up, with
+                # a traceback: the run has said why it stops in one line already.
+                with _quiet() if self._broken else contextlib.nullcontext():
+                    client.close()
         finally:
             if cluster is not None:
                 cluster.close()
+
+
+def _restart(client: Any, workers: list[str]) -> None:
+    """Restart these workers, without waiting (a worker without a nanny stays as is)."""
+    with contextlib.suppress(Exception):  # gone already, say, or the run is over
+        client.restart_workers(workers, raise_for_error=False)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep Dask's loggers silent (errors too) for a while."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("distributed", "distributed.client")]
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.disabled = False
 
 
 @contextlib.contextmanager
@@ -165,37 +250,90 @@ def _no_ctrl_c() -> Iterator[None]:
 
 
 def _pickled(base: Space[Any]) -> bytes:
-    """The base, pickled once, with the experiment's module by value.
+    """The base, pickled once, with the experiment's module by value, then the source
+    lines of the code that travels with it.
 
     Workers then need only superparams and the libraries the experiment imports, not the
-    user's file on their path.
+    user's file on their path; tracebacks still name that file, its lines and their text.
     """
+    import io
+    import linecache
+    import marshal
+    import pickle
     import sys
+    import types
+    from collections import ChainMap
 
     import cloudpickle
+
+    files: set[str] = set()
+
+    def code(obj: types.CodeType) -> tuple[Any, tuple[bytes]]:
+        # As marshal keeps it, its file's name included: cloudpickle puts
+        # <dynamic-code> there, to make its pickles the same wherever they are made.
+        files.add(obj.co_filename)
+        return marshal.loads, (marshal.dumps(obj),)
+
+    class Pickler(cloudpickle.Pickler):  # type: ignore[misc]
+        def __init__(self, file: Any) -> None:
+            # Read by the C pickler when it is made, so set first.
+            self.dispatch_table = ChainMap({types.CodeType: code}, super().dispatch_table)
+            super().__init__(file)
 
     module = sys.modules.get(base.experiment_class.__module__)
     by_value = module is not None and module.__name__ not in ("__main__", "builtins")
     if by_value:
         cloudpickle.register_pickle_by_value(module)
+    out = io.BytesIO()
     try:
-        blob: bytes = cloudpickle.dumps(base)
-        return blob
+        Pickler(out).dump(base)
     finally:
         if by_value:
             cloudpickle.unregister_pickle_by_value(module)
+    sources = {name: linecache.getlines(name) for name in sorted(files)}
+    pickle.dump({name: lines for name, lines in sources.items() if lines}, out)
+    return out.getvalue()
 
 
-# The base of the run a worker process serves, unpickled on its first setting: by run.
+def _loaded(blob: bytes) -> Any:
+    """The base from :func:`_pickled`, its code's source lines known to ``linecache``."""
+    import io
+    import linecache
+    import pickle
+
+    stream = io.BytesIO(blob)
+    base = pickle.load(stream)
+    for name, lines in pickle.load(stream).items():
+        # No modification time: linecache keeps the entry, whatever is on this disk.
+        linecache.cache[name] = (sum(map(len, lines)), None, lines, name)
+    return base
+
+
+# On a worker: the pickled base of the run it serves, from when it joins (see
+# superparams.executors._dask_base), then the base, unpickled on its first setting.
+_BLOBS: dict[str, bytes] = {}
 _BASES: dict[str, Any] = {}
 
 
-def _run(blob: bytes, key: str, task: Task, slot: int, n_proc: int) -> Outcome:
+def _run(key: str, task: Task, slot: int, n_proc: int) -> Outcome:
     """Run one setting on a Dask worker (this function is what Dask ships)."""
-    import pickle
-
     base = _BASES.get(key)
-    if base is None:
-        _BASES.clear()  # an earlier run's: never used again
-        base = _BASES[key] = pickle.loads(blob)
+    if base is None:  # each run's pair goes when it ends (Base.teardown)
+        base = _BASES[key] = _loaded(_BLOBS.pop(key))
+    _begin(key)
     return run_task(base, task, slot, n_proc)
+
+
+def _topic(key: str) -> str:
+    """The scheduler's event topic on which a run's workers say what they start."""
+    return f"superparams-{key}"
+
+
+def _begin(key: str) -> None:
+    """Tell the scheduler, and wait till it heard, that this task starts here."""
+    from distributed import get_worker
+    from distributed.utils import sync
+
+    worker = get_worker()
+    task = worker.get_current_task()
+    sync(worker.loop, worker.scheduler.log_event, topic=_topic(key), msg=task)

@@ -1,0 +1,37 @@
+"""How a run's base reaches every Dask worker, those that join later included.
+
+Kept apart from :mod:`superparams.executors.dask` because it needs ``distributed`` at
+import, which that module only imports once a run starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+
+class Base(WorkerPlugin):  # type: ignore[misc]
+    """A run's pickled base, which the scheduler hands to each worker as it joins.
+
+    Not Dask data: its memory manager keeps one copy of data that no task waits for, and
+    that copy dies with its worker; nor would a worker that replaces a dead one get it.
+    """
+
+    idempotent = False
+
+    def __init__(self, key: str, blob: bytes) -> None:
+        self.key = key
+        self.blob = blob
+
+    def setup(self, worker: Any) -> None:
+        from superparams.executors import dask
+
+        dask._BLOBS[self.key] = self.blob  # unpickled on the worker's first setting
+        self.blob = b""
+
+    def teardown(self, worker: Any) -> None:
+        from superparams.executors import dask
+
+        dask._BLOBS.pop(self.key, None)
+        dask._BASES.pop(self.key, None)
