@@ -38,14 +38,18 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 from superparams.errors import ExperimentError
 from superparams.executors import Executor, Started
 from superparams.outcome import Cause, Outcome, Task
-from superparams.worker import LOG_FLAGS, WorkerError, write_base
+from superparams.worker import WorkerError, output_path, write_base
 
 if TYPE_CHECKING:
+    from superparams._logfile import SettingLog
     from superparams.space import Space
 
 # A setting past its timeout gets this long to unwind from the SIGALRM raised inside it
 # before its worker is killed.
 TIMEOUT_GRACE = 5.0
+
+# How often what running settings print is copied into their logs in the results folder.
+COPY_INTERVAL = 0.2
 
 
 # What a worker process runs. Not `python -m superparams.worker`, which puts the working
@@ -58,14 +62,16 @@ _WORKER_MAIN = (
     "if sys.path[:1] == ['']: del sys.path[0]\n"  # absent under PYTHONSAFEPATH
     "from superparams import worker\n"
     "sys.argv[:] = [worker.__file__, *sys.argv[2:]]\n"
-    "worker._serve(*(int(a) for a in sys.argv[1:6]))\n"
+    "worker._serve(*(int(a) for a in sys.argv[1:6]), sys.argv[6])\n"
 )
 
 
 class _Worker:
     """One worker process and what it has been sent."""
 
-    def __init__(self, slot: int, n_proc: int, env: dict[str, str], base_fd: int) -> None:
+    def __init__(
+        self, slot: int, n_proc: int, env: dict[str, str], base_fd: int, scratch: str
+    ) -> None:
         self.slot = slot
         task_r, task_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -79,6 +85,7 @@ class _Worker:
             str(slot),
             str(n_proc),
             str(os.getpid()),
+            scratch,
         ]
         self.process = subprocess.Popen(
             command,
@@ -107,6 +114,10 @@ class _Worker:
         self.killed_for_timeout = False
         self.dropping = False  # asked to drop its queue; the answer is not in yet
         self.ran = 0  # settings it finished
+        # The head setting's log, and its output file as far as it was copied there.
+        self.log: SettingLog | None = None
+        self.output: int | None = None
+        self.copied = 0
 
     def send(self, message: tuple[Any, ...]) -> None:
         self.tasks.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
@@ -152,7 +163,9 @@ class LocalExecutor(Executor):
         self.isolate = isolate
         self._retired: list[_Worker] = []  # stopped after their setting, not yet reaped
         self._workers: list[_Worker] = []
-        self._notify: Callable[[Started], None] = lambda started: None
+        self._notify: Callable[[Started], SettingLog | None] = lambda started: None
+        self._scratch = ""  # a folder of this run's own, for what settings print
+        self._copied_at = 0.0
         self._base_message: tuple[Any, ...] = ()
         self._base_file: IO[bytes] | None = None  # kept open for workers started later
         self._recent: deque[float] = deque(maxlen=16)
@@ -160,7 +173,7 @@ class LocalExecutor(Executor):
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self, base: Space[Any], notify: Callable[[Started], None]) -> None:
+    def start(self, base: Space[Any], notify: Callable[[Started], SettingLog | None]) -> None:
         self._notify = notify
         self._base_file = tempfile.TemporaryFile(prefix="superparams-base-")  # noqa: SIM115
         try:
@@ -179,6 +192,9 @@ class LocalExecutor(Executor):
         # driver's working directory, which is the worker's too, but made absolute.
         sys_path = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
         self._base_message = ("base", self._base_file.fileno(), sys_path)
+        # Workers write what settings print here, never into the results folder; only
+        # this user may enter it (0700), and it goes with the executor.
+        self._scratch = tempfile.mkdtemp(prefix="superparams-")
         self._workers = [self._spawn(slot) for slot in range(self.num_proc)]
 
     def _spawn(self, slot: int) -> _Worker:
@@ -186,14 +202,20 @@ class LocalExecutor(Executor):
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(self.gpus[slot % len(self.gpus)])
         assert self._base_file is not None  # started
-        worker = _Worker(slot, self.num_proc, env, self._base_file.fileno())
+        worker = _Worker(slot, self.num_proc, env, self._base_file.fileno(), self._scratch)
         worker.send(self._base_message)
         return worker
 
     def _close_base(self) -> None:
+        """Let go of the base, and of the scratch folder with what is left in it."""
         if self._base_file is not None:
             self._base_file.close()
             self._base_file = None
+        if self._scratch:
+            import shutil
+
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = ""
 
     def shutdown(self) -> None:
         for worker in self._workers:
@@ -208,6 +230,8 @@ class LocalExecutor(Executor):
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.process.wait()
+            if worker.inflight:
+                self._finish(worker)
             worker.close()
         self._workers = []
         self._close_base()
@@ -230,6 +254,8 @@ class LocalExecutor(Executor):
             worker.kill()
         for worker in self._workers:
             worker.process.wait()
+            if worker.inflight:  # what it printed stays in its log
+                self._finish(worker)
             worker.inflight.clear()
             worker.close()
         self._workers = []
@@ -281,7 +307,52 @@ class LocalExecutor(Executor):
 
     def _began(self, worker: _Worker) -> None:
         worker.since = time.time()
-        self._notify(Started(worker.inflight[0], worker.slot, worker.since))
+        worker.log = self._notify(Started(worker.inflight[0], worker.slot, worker.since))
+
+    # -- what settings print -----------------------------------------------------------
+
+    def _copy_output(self, worker: _Worker) -> None:
+        """Copy what the head setting printed since the last look into its log.
+
+        Its worker writes it to a file of the scratch folder (named by the task, so no
+        other setting's), removed by the worker if it stays empty; the kernel copies.
+        """
+        if worker.log is None:
+            return
+        if worker.output is None:
+            path = output_path(self._scratch, worker.inflight[0])
+            try:
+                worker.output = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                return  # not begun yet, or it printed nothing
+        size = os.fstat(worker.output).st_size
+        if size > worker.copied:
+            worker.copied += worker.log.copy(worker.output, worker.copied, size - worker.copied)
+
+    def _finish(self, worker: _Worker, note: str = "") -> None:
+        """The head setting is over: the rest of its output (and ``note``, on how it
+        ended) into its log, and its output file removed."""
+        task = worker.inflight[0]
+        path = output_path(self._scratch, task)
+        if worker.log is None and (note or os.path.exists(path)):
+            # begun while the run wound down, when starts are no longer reported
+            worker.log = self._notify(Started(task, worker.slot, worker.since))
+        self._copy_output(worker)
+        if worker.log is not None and note:
+            worker.log.write(f"\n[superparams] {note}\n".encode())
+        if worker.output is not None:
+            os.close(worker.output)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        worker.log, worker.output, worker.copied = None, None, 0
+
+    def _copy_all(self) -> None:
+        now = time.monotonic()
+        if now - self._copied_at >= COPY_INTERVAL:
+            self._copied_at = now
+            for worker in self._workers:
+                if worker.inflight:
+                    self._copy_output(worker)
 
     def wait(self, timeout: float) -> list[Outcome]:
         if not self._workers:
@@ -291,6 +362,8 @@ class LocalExecutor(Executor):
         by_conn: dict[Any, _Worker] = {w.results: w for w in self._workers}
         sentinels = {w.sentinel: w for w in self._workers if w.sentinel is not None}
         dead: list[_Worker] = []
+        if any(w.log is not None for w in self._workers):  # copy what they print in time
+            timeout = min(timeout, COPY_INTERVAL)
         for ready in wait([*by_conn, *sentinels], timeout=self._until_deadline(timeout)):
             if ready in sentinels:
                 dead.append(sentinels[ready])
@@ -303,6 +376,7 @@ class LocalExecutor(Executor):
                 self._drain(worker, outcomes)
                 outcomes.extend(self._replace(worker))
         outcomes.extend(self._enforce_timeouts())
+        self._copy_all()
         return outcomes
 
     def _renew(self, worker: _Worker) -> _Worker:
@@ -326,12 +400,16 @@ class LocalExecutor(Executor):
         if isinstance(message, WorkerError):
             self.cancel()
             raise message
-        if isinstance(message, tuple):  # ("dropped", n): the last n queued never ran
+        if message[0] == "dropped":  # ("dropped", n): the last n queued never ran
             for _ in range(message[1]):
                 worker.inflight.pop()
             worker.dropping = False
             return True
-        outcome: Outcome = message
+        outcome: Outcome = message[1]
+        if message[2] or worker.output is not None:  # it printed: the rest into its log
+            self._finish(worker)
+        else:
+            worker.log = None
         worker.inflight.popleft()
         worker.ran += 1
         self._recent.append(outcome.finished - outcome.started)
@@ -383,7 +461,7 @@ class LocalExecutor(Executor):
                 error = f"timed out after {task.timeout:g} s; worker killed"
             else:
                 cause, error = "killed", _death(code)
-            _note_in_log(task.log, error)
+            self._finish(worker, error)
             outcomes.append(
                 Outcome.failed(task, cause, error, worker=worker.slot, since=worker.since)
             )
@@ -410,13 +488,3 @@ def _death(code: int) -> str:
             hint = " (a segmentation fault, in a C extension most likely)"
         return f"worker process killed by {name}{hint}"
     return f"worker process exited with code {code} while running this setting"
-
-
-def _note_in_log(path: str, text: str) -> None:
-    try:
-        fd = os.open(path, LOG_FLAGS, 0o644)
-    except OSError:
-        return
-    with contextlib.suppress(OSError):
-        os.write(fd, f"\n[superparams] {text}\n".encode())
-    os.close(fd)
