@@ -18,6 +18,17 @@ shared page cache, not a copy per setting or even per worker. A file with no nam
 no other user can replace: nothing a worker unpickles comes from the progress folder,
 and nothing is left behind by a crash. This is the same under every start method, since
 workers are started afresh; a cluster engine would do the same with its object store.
+
+Where a setting's output goes: never into the results folder, which no worker opens. A
+worker sends fds 1 and 2 of each setting to a file of its own (named by the task) in a
+scratch folder the executor makes at :meth:`~LocalExecutor.start` (``TMPDIR``, mode
+0700) and removes at shutdown or cancel, and removes the file if the setting printed
+nothing. The driver copies new bytes from the running settings' files into their logs
+every :data:`COPY_INTERVAL` seconds (``os.copy_file_range``: the kernel copies), and the
+rest when a setting ends, its worker dies (with a line saying how) or the run is
+cancelled; so ``experiment logs -f`` and the live view follow a running setting, and a
+killed one keeps what it printed. A log is the store's: the executor writes it through
+the :class:`~superparams._logfile.SettingLog` that ``notify`` returns.
 """
 
 from __future__ import annotations
