@@ -250,3 +250,23 @@ class TestScratchSpace:
         assert list((project / "tmp").iterdir()) == []
         logs = sorted(p.read_text() for p in (store(project) / "logs").glob("*.log"))
         assert logs == ["n=0 begins\n", "n=1 begins\n"]
+
+    def test_a_killed_runs_scratch_is_removed_by_the_next_run(self, project):
+        """A run killed by SIGKILL cannot clean up; the next run removes what it left
+        under TMPDIR, and leaves nothing of its own."""
+        run = start(project)
+        try:
+            pid_of(project, 0)
+            run.kill()
+        finally:
+            stop(run)
+        assert len(list((project / "tmp").iterdir())) == 1
+        for n in (0, 1):
+            (project / f"experiments/go-{n}").touch()
+        again = start(project)
+        try:
+            _, stderr = finish(again)
+        finally:
+            stop(again)
+        assert again.returncode == 0, stderr
+        assert list((project / "tmp").iterdir()) == []

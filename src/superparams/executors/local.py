@@ -22,13 +22,14 @@ workers are started afresh; a cluster engine would do the same with its object s
 Where a setting's output goes: never into the results folder, which no worker opens. A
 worker sends fds 1 and 2 of each setting to a file of its own (named by the task) in a
 scratch folder the executor makes at :meth:`~LocalExecutor.start` (``TMPDIR``, mode
-0700) and removes at shutdown or cancel, and removes the file if the setting printed
-nothing. The driver copies new bytes from the running settings' files into their logs
-every :data:`COPY_INTERVAL` seconds (``os.copy_file_range``: the kernel copies), and the
-rest when a setting ends, its worker dies (with a line saying how) or the run is
-cancelled; so ``experiment logs -f`` and the live view follow a running setting, and a
-killed one keeps what it printed. A log is the store's: the executor writes it through
-the :class:`~superparams._logfile.SettingLog` that ``notify`` returns.
+0700, locked while in use, so the next run removes one whose run was killed) and
+removes at shutdown or cancel, and removes the file if the setting printed nothing.
+The driver copies new bytes from the running settings' files into their logs every
+:data:`COPY_INTERVAL` seconds (``os.copy_file_range``: the kernel copies), and the rest
+when a setting ends, its worker dies (with a line saying how) or the run is cancelled;
+so ``experiment logs -f`` and the live view follow a running setting, and a killed one
+keeps what it printed. A log is the store's: the executor writes it through the
+:class:`~superparams._logfile.SettingLog` that ``notify`` returns.
 """
 
 from __future__ import annotations
@@ -176,6 +177,7 @@ class LocalExecutor(Executor):
         self._workers: list[_Worker] = []
         self._notify: Callable[[Started], SettingLog | None] = lambda started: None
         self._scratch = ""  # a folder of this run's own, for what settings print
+        self._scratch_lock: int | None = None  # held while the folder is in use
         self._copied_at = 0.0
         self._base_message: tuple[Any, ...] = ()
         self._base_file: IO[bytes] | None = None  # kept open for workers started later
@@ -205,7 +207,7 @@ class LocalExecutor(Executor):
         self._base_message = ("base", self._base_file.fileno(), sys_path)
         # Workers write what settings print here, never into the results folder; only
         # this user may enter it (0700), and it goes with the executor.
-        self._scratch = tempfile.mkdtemp(prefix="superparams-")
+        self._scratch, self._scratch_lock = _make_scratch()
         self._workers = [self._spawn(slot) for slot in range(self.num_proc)]
 
     def _spawn(self, slot: int) -> _Worker:
@@ -227,6 +229,9 @@ class LocalExecutor(Executor):
 
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = ""
+        if self._scratch_lock is not None:
+            os.close(self._scratch_lock)
+            self._scratch_lock = None
 
     def shutdown(self) -> None:
         for worker in self._workers:
@@ -499,3 +504,59 @@ def _death(code: int) -> str:
             hint = " (a segmentation fault, in a C extension most likely)"
         return f"worker process killed by {name}{hint}"
     return f"worker process exited with code {code} while running this setting"
+
+
+# The scratch folders of runs, in TMPDIR: superparams-run-<random>/, each with a lock
+# file its run holds.
+_SCRATCH = "superparams-run-"
+_NEW = "superparams-new-"  # one being made
+
+
+def _make_scratch() -> tuple[str, int]:
+    """A scratch folder of this run's own (mode 0700) and the lock that marks it in use,
+    held until the run closes it or dies; folders whose run died (kill -9 gives it no
+    time to clean up) are removed first.
+
+    The folder gets its public name only once its lock is held, so no other run can
+    take it for one left behind.
+    """
+    import fcntl
+
+    _sweep_scratch()
+    made = tempfile.mkdtemp(prefix=_NEW)
+    lock = os.open(f"{made}/.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    folder, name = os.path.split(made)
+    path = os.path.join(folder, _SCRATCH + name.removeprefix(_NEW))
+    os.rename(made, path)
+    return path, lock
+
+
+def _sweep_scratch() -> None:
+    """Remove this user's scratch folders that no run holds any more."""
+    import fcntl
+    import shutil
+    import stat
+
+    folder = tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(_SCRATCH)]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            found = os.lstat(path)
+            if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid():
+                continue  # not a folder of ours: never touched
+            lock = os.open(f"{path}/.lock", os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # its run is alive
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(lock)
