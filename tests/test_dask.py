@@ -381,7 +381,7 @@ class TestAKilledWorker:
             # More in flight than threads, as when a worker has left the cluster: two
             # settings wait on the workers behind the two that run.
             executor.num_proc = 4
-            tasks = [Task(n, f"id{n}", 1, str(tmp_path / f"{n}.log")) for n in (0, 1, 2, 3)]
+            tasks = [Task(n, f"id{n}", 1) for n in (0, 1, 2, 3)]
             for task in tasks:
                 executor.submit(task)
             os.kill(running_pid(tmp_path / "experiments", 0), signal.SIGKILL)

@@ -155,3 +155,56 @@ class TestRowsOf:
         """Anything else is one row with a 'result' column."""
         assert rows_of(0.25) == [{"result": 0.25}]
         assert rows_of("ok") == [{"result": "ok"}]
+
+
+# Setting 0 prints, says it runs, then waits until setting 1 was tried beside it.
+TWO_AT_ONCE = """
+import os
+import threading
+from superparams import Experiment, search
+
+RUNNING = threading.Event()
+TRIED = threading.Event()
+
+class TwoAtOnce(Experiment):
+    n: int = search(0, 1)
+
+    def run(self):
+        os.write(1, f"n={self.n} runs\\n".encode())  # file descriptor 1, as a C library
+        if self.n == 0:
+            RUNNING.set()
+            assert TRIED.wait(10)
+        return {"n": self.n}
+"""
+
+
+class TestOneSettingAtATimePerProcess:
+    def test_a_second_setting_at_once_fails_and_leaves_the_first_ones_output(self, workspace):
+        """Two settings run at once in one process (a threaded Dask worker, say): the
+        second fails at once, saying why, and the first one's output holds only its own."""
+        import threading
+
+        from superparams.outcome import Task
+        from superparams.worker import run_task
+
+        module = workspace.load("twoatonce", TWO_AT_ONCE)
+        space = module.TwoAtOnce()
+        first: list = []
+        thread = threading.Thread(
+            target=lambda: first.append(run_task(space, Task(0, "a", 1), 0, 2))
+        )
+        thread.start()
+        try:
+            assert module.RUNNING.wait(10)
+            second = run_task(space, Task(1, "b", 1), 1, 2)
+        finally:
+            module.TRIED.set()
+            thread.join(10)
+        assert second.status == "failed"
+        assert second.failure is not None
+        assert second.failure.error.startswith("another setting runs in this process")
+        assert "--nthreads 1" in second.failure.error
+        assert second.output is None  # it never ran: nothing printed
+        (outcome,) = first
+        assert outcome.status == "completed"
+        assert outcome.output == "n=0 runs\n"

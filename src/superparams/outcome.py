@@ -19,12 +19,15 @@ Cause = Literal["raised", "killed", "timeout", "unpicklable", "interrupted"]
 
 @dataclass(frozen=True)
 class Task:
-    """One setting to run: where it is in the base space, and where its log goes."""
+    """One setting to run: where it is in the base space, and how long it may take.
+
+    Nothing in it names a file: where a setting's output goes is the engine's to decide,
+    and the store's to write (see :class:`Started`).
+    """
 
     position: int
     id: str
     attempt: int
-    log: str
     timeout: float | None = None
 
 
@@ -48,9 +51,9 @@ class Outcome:
     started: float = 0.0
     finished: float = 0.0
     worker: int = 0
-    log: str = ""
-    # What the setting printed, for an engine whose workers cannot write the store's log
-    # file (another host's disk): the store writes it to ``log``. None: written there.
+    # What the setting printed, for an engine whose workers are not on the driver's
+    # machine: the store writes it to the setting's log. None: the engine copied it
+    # there while the setting ran (the log that notify returned), or it printed nothing.
     output: str | None = None
 
     @classmethod
@@ -58,11 +61,11 @@ class Outcome:
         """The outcome of a task that no worker reported on: it died, was lost, or ran out
         of time. ``since`` is when it started; it ends now.
 
-        >>> Outcome.failed(Task(0, "ab", 1, ""), "killed", "lost", worker=0, since=0.0).status
+        >>> Outcome.failed(Task(0, "ab", 1), "killed", "lost", worker=0, since=0.0).status
         'failed'
         """
         failure = Failure(cause, error)
-        return cls(task.id, task.attempt, [], failure, since, time.time(), worker, task.log)
+        return cls(task.id, task.attempt, [], failure, since, time.time(), worker)
 
     @property
     def status(self) -> str:
@@ -71,7 +74,14 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Started:
-    """A setting began to run on a worker."""
+    """A setting began to run on a worker.
+
+    The engine tells the runner through the ``notify`` callback of
+    :meth:`~superparams.executors.Executor.start`, which returns the setting's log in the
+    results folder (a :class:`superparams._logfile.SettingLog`, or None when the run
+    cannot record it): an engine whose workers share this machine appends what the
+    setting prints to it while it runs; others hand it back in :attr:`Outcome.output`.
+    """
 
     task: Task
     worker: int

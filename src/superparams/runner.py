@@ -37,6 +37,7 @@ from superparams.store import Plan, Store, describe
 from superparams.worker import RunStopped
 
 if TYPE_CHECKING:
+    from superparams._logfile import SettingLog
     from superparams.experiment import Experiment
     from superparams.space import Space
 
@@ -211,28 +212,30 @@ class _Run:
             label = setting.label
             described = describe(label, _params(setting), setting._sp_encodings())
             self.inflight[sid] = _InFlight(position, label, described, attempt)
-        self.executor.submit(Task(position, sid, attempt, self.store.log_path(sid), self.timeout))
+        self.executor.submit(Task(position, sid, attempt, self.timeout))
 
-    def _started(self, started: Started) -> None:
+    def _started(self, started: Started) -> SettingLog | None:
+        """Record a start; the setting's log, for the engine to write what it prints."""
         task = started.task
         info = self.inflight[task.id]
         try:
-            self.store.started(task.id, task.attempt, started.worker, info.described)
+            log = self.store.started(task.id, task.attempt, started.worker, info.described)
         except StoreWriteError as error:  # raised in the loop, not inside the executor
             self.write_error = self.write_error or error
-            return
+            return None
         self.emit(
             SettingStarted(
-                started.time, task.id, info.label, task.attempt, started.worker, task.log
+                started.time, task.id, info.label, task.attempt, started.worker, log.path
             )
         )
+        return log
 
     def _record(self, outcome: Outcome) -> None:
         info = self.inflight[outcome.id]
         if outcome.failure is not None and outcome.failure.cause == "interrupted":
             self.stops = max(self.stops, 2)  # Ctrl-C inside an in-process setting
             return  # stays 'started' in the record: interrupted
-        self.store.append(outcome, info.described)
+        log = self.store.append(outcome, info.described)
         seconds = outcome.finished - outcome.started
         if outcome.failure is None:
             del self.inflight[outcome.id]
@@ -246,7 +249,7 @@ class _Run:
                 outcome.worker,
                 seconds,
                 last,
-                outcome.log,
+                log,
             )
         else:
             retry = outcome.attempt - info.first_attempt < self.retries and not self.stops
@@ -258,12 +261,12 @@ class _Run:
                 outcome.worker,
                 seconds,
                 outcome.failure,
-                outcome.log,
+                log,
                 will_retry=retry,
             )
             if retry:
                 self.executor.submit(
-                    Task(info.position, outcome.id, outcome.attempt + 1, outcome.log, self.timeout)
+                    Task(info.position, outcome.id, outcome.attempt + 1, self.timeout)
                 )
             else:
                 del self.inflight[outcome.id]

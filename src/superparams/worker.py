@@ -2,9 +2,20 @@
 
 A worker holds the *base* (the space being run) once, and gets each setting as a
 position in it: a few bytes per setting, however large the data the space holds. It
-runs the setting with stdout and stderr sent to the setting's log file, and turns
-whatever happens (results, an exception, results that cannot be pickled) into an
-:class:`Outcome`. The driver alone writes the store.
+runs the setting with stdout and stderr sent to a file of its own, and turns whatever
+happens (results, an exception, results that cannot be pickled) into an
+:class:`Outcome`. The driver alone writes the store, logs included: no worker opens a
+file of the results folder. A local worker's file is in the engine's scratch folder,
+where the driver copies from it into ``logs/<id>.log`` while the setting runs
+(:mod:`superparams.executors.local`); :func:`run_task`, for engines whose workers are
+elsewhere, hands the output back in the outcome.
+
+Output is captured per process (file descriptors 1 and 2), so a process runs one
+setting at a time: a local worker takes its settings one after another, the inline
+engine runs them one by one in the driver (copying Python's output, not the
+descriptors), and the Dask engine refuses workers with more than one thread. Should
+two settings still meet in one process, the second fails at once, saying why, rather
+than write into the first one's log.
 
 This module is also the worker process's program (``python -m superparams.worker``),
 started by :class:`superparams.executors.local.LocalExecutor`; it talks to the driver
@@ -20,22 +31,20 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Iterator, Mapping
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, Protocol, TextIO
 
 from superparams.errors import WorkerError
 from superparams.outcome import Cause, Failure, Outcome, Task
 
 TRACEBACK_LINES = 30  # how much of a traceback an outcome keeps; the log has all of it
-# How much of its output a setting's log keeps: its first and last halves, once the
-# setting ends. SUPERPARAMS_LOG_LIMIT changes it (bytes, or 500K, 100M, 2G; 0: all).
-LOG_LIMIT = 100 * 2**20
-# How a setting's log is opened: appended to, and never through a link planted in its
-# place (it would append to any file).
-LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+# How a local worker opens the file a setting's output goes to, in the engine's scratch
+# folder: its own, never through a link.
+OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
 
 # -- results ---------------------------------------------------------------------------
 
@@ -96,23 +105,21 @@ class RunStopped(KeyboardInterrupt):
     """
 
 
-def run_setting(setting: Any, task: Task, worker: int, *, capture: str) -> Outcome:
+def run_setting(
+    setting: Any, task: Task, worker: int, *, capture: str, output: int | Sink
+) -> Outcome:
     """Run one setting and return its outcome; never raises for the setting's own faults.
 
     Args:
-        capture: ``"fd"`` sends file descriptors 1 and 2 to the log (C extensions and
-            child processes included), ``"tee"`` copies Python's output to the log and
-            the terminal (in-process runs, so a debugger stays usable).
+        capture: ``"fd"`` sends file descriptors 1 and 2 to ``output`` (C extensions and
+            child processes included), ``"tee"`` copies Python's output to ``output``
+            and the terminal (in-process runs, so a debugger stays usable).
+        output: where what the setting prints goes, and the traceback of a failure: a
+            file descriptor open for writing (the caller's to close), or, with
+            ``"tee"``, a :class:`Sink`.
     """
-    started = time.time()
-    outcome = Outcome(task.id, task.attempt, started=started, worker=worker, log=task.log)
-    try:
-        log = _Log(task)
-    except OSError as error:  # a link in its place, say: run() does not run
-        outcome.failure = Failure("raised", f"its log could not be opened: {error}")
-        outcome.finished = time.time()
-        outcome.log = ""
-        return outcome
+    outcome = Outcome(task.id, task.attempt, started=time.time(), worker=worker)
+    log = _Log(output)
     try:
         with log.capture(capture), _time_limit(task.timeout), _no_leftovers(), _restored():
             try:
@@ -126,38 +133,67 @@ def run_setting(setting: Any, task: Task, worker: int, *, capture: str) -> Outco
                 log.write(tb)
                 cause: Cause = "interrupted" if isinstance(error, RunStopped) else "raised"
                 outcome.failure = Failure(cause, _error_line(error), _tail(tb))
+    except _Busy as error:  # another setting holds this process's output
+        outcome.failure = Failure("raised", str(error))
     finally:
         outcome.finished = time.time()
-        if log.close(keep=outcome.failure is not None):
-            outcome.log = ""
     return outcome
+
+
+def output_path(scratch: str, task: Task) -> str:
+    """Where a local worker writes what one attempt at a setting prints."""
+    return f"{scratch}/{task.id}-{task.attempt}.out"
+
+
+def _run_in_worker(setting: Any, task: Task, worker: int, scratch: str) -> tuple[Outcome, bool]:
+    """Run a setting in a local worker, its output in a file of ``scratch``; whether it
+    printed anything. An empty file is removed; otherwise the driver copies it into the
+    store's log, and removes it."""
+    path = output_path(scratch, task)
+    try:
+        fd = os.open(path, OUTPUT_FLAGS, 0o600)
+    except OSError as error:
+        outcome = Outcome(task.id, task.attempt, started=time.time(), worker=worker)
+        outcome.failure = Failure("raised", f"its output could not be captured: {error}")
+        outcome.finished = outcome.started
+        return outcome, False
+    try:
+        outcome = run_setting(setting, task, worker, capture="fd", output=fd)
+        empty = os.fstat(fd).st_size == 0
+    finally:
+        os.close(fd)
+    if empty:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return outcome, not empty
 
 
 def run_task(base: Any, task: Task, rank: int, n_proc: int) -> Outcome:
     """Run one task of ``base`` where the store's files are out of reach, output captured.
 
     What an engine's remote function calls: the setting gets its ``rank`` and ``n_proc``,
-    its output goes to a temporary file of this process (file descriptors 1 and 2, so
-    C extensions and child processes are caught too), and comes back in
-    :attr:`Outcome.output` for the store to write. One setting at a time per process.
+    its output goes to a temporary file of this process with no name (file descriptors
+    1 and 2, so C extensions and child processes are caught too), cut to
+    ``SUPERPARAMS_LOG_LIMIT``, and comes back in :attr:`Outcome.output` for the store to
+    write. One setting at a time per process: a second one at once fails, saying so.
     """
-    import dataclasses
     import tempfile
+
+    from superparams._logfile import cut, log_limit
 
     setting = base[task.position]
     setting.__dict__["rank"] = rank
     setting.__dict__["n_proc"] = n_proc
-    fd, path = tempfile.mkstemp(prefix="superparams-", suffix=".log")
-    os.close(fd)
-    try:
-        outcome = run_setting(setting, dataclasses.replace(task, log=path), rank, capture="fd")
-        if outcome.log:  # it printed something
-            with open(path, encoding="utf-8", errors="replace") as f:
-                outcome.output = f.read()
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-    outcome.log = task.log
+    with tempfile.TemporaryFile(prefix="superparams-") as file:
+        fd = file.fileno()
+        outcome = run_setting(setting, task, rank, capture="fd", output=fd)
+        size = os.fstat(fd).st_size
+        if size:  # it printed something
+            limit = log_limit()
+            if limit and size > limit:
+                with contextlib.suppress(OSError):
+                    size = cut(fd, size, limit)
+            outcome.output = os.pread(fd, size, 0).decode("utf-8", "replace")
     return outcome
 
 
@@ -184,132 +220,82 @@ def _tail(tb: str) -> str:
 
 # This process's own stdout and stderr, kept aside once while settings borrow fds 1 and 2.
 _SAVED_FDS: tuple[int, int] | None = None
+# Held while a setting has fds 1 and 2: they are the process's, so two settings running
+# at once (threads) would write into each other's output. Local workers and the inline
+# engine run one setting at a time; the Dask engine refuses threaded workers; this is
+# the guard behind them.
+_FDS_TAKEN = threading.Lock()
+
+
+class _Busy(Exception):
+    """Another setting holds this process's file descriptors 1 and 2."""
+
+
+class Sink(Protocol):
+    """Where a setting's output may go besides a file descriptor: a setting's log in the
+    results folder, written by the driver (see :class:`superparams._logfile.SettingLog`)."""
+
+    def write(self, data: bytes, /) -> None: ...
 
 
 class _Log:
-    """One setting's log file, opened for one attempt; removed if it stays empty."""
+    """Where one setting's output goes: a descriptor that its caller opened, or (copied
+    from Python's streams only) a :class:`Sink`."""
 
-    def __init__(self, task: Task) -> None:
-        self.path = task.log
-        try:
-            self.fd = os.open(self.path, LOG_FLAGS, 0o644)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
-            self.fd = os.open(self.path, LOG_FLAGS, 0o644)
-        if task.attempt > 1 or os.fstat(self.fd).st_size:  # a retry, or an earlier run's
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            self.write(f"\n----- attempt {task.attempt}, {stamp} -----\n")
+    def __init__(self, output: int | Sink) -> None:
+        self.output = output
 
     def write(self, text: str) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
-        os.write(self.fd, text.encode("utf-8", "replace"))
+        data = text.encode("utf-8", "replace")
+        if isinstance(self.output, int):
+            with contextlib.suppress(OSError):
+                os.write(self.output, data)
+        else:
+            self.output.write(data)
 
     @contextlib.contextmanager
     def capture(self, how: str) -> Iterator[None]:
         if how == "fd":
-            with self._redirect():
+            assert isinstance(self.output, int), "fd capture needs a file descriptor"
+            with self._redirect(self.output):
                 yield
         else:
-            with _tee(self.fd):
+            with _tee(self.output):
                 yield
 
     @contextlib.contextmanager
-    def _redirect(self) -> Iterator[None]:
+    def _redirect(self, fd: int) -> Iterator[None]:
         global _SAVED_FDS  # once per process, on first use
-        if _SAVED_FDS is None:
-            _SAVED_FDS = os.dup(1), os.dup(2)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(self.fd, 1)
-        os.dup2(self.fd, 2)
+        if not _FDS_TAKEN.acquire(blocking=False):
+            msg = (
+                "another setting runs in this process and holds its output (file "
+                "descriptors 1 and 2): run one setting at a time per process (Dask: "
+                "`dask worker --nthreads 1`)"
+            )
+            raise _Busy(msg)
         try:
-            yield
+            if _SAVED_FDS is None:
+                _SAVED_FDS = os.dup(1), os.dup(2)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                os.dup2(_SAVED_FDS[0], 1)
+                os.dup2(_SAVED_FDS[1], 2)
         finally:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os.dup2(_SAVED_FDS[0], 1)
-            os.dup2(_SAVED_FDS[1], 2)
-
-    def close(self, *, keep: bool) -> bool:
-        """Close the file, cut to :func:`log_limit`; remove it if nothing was written and
-        ``keep`` is false.
-
-        Returns whether it was removed.
-        """
-        size = os.fstat(self.fd).st_size
-        limit = log_limit()
-        if limit and size > limit:
-            with contextlib.suppress(OSError):  # a log kept whole is no failure
-                _cut_middle(self.fd, self.path, size, limit)
-        os.close(self.fd)
-        if size == 0 and not keep:
-            os.unlink(self.path)  # nothing was written: no empty file to wade through
-            return True
-        return False
-
-
-def log_limit() -> int:
-    """How many bytes a setting's log keeps: ``SUPERPARAMS_LOG_LIMIT``, or
-    :data:`LOG_LIMIT`; 0 keeps everything."""
-    text = os.environ.get("SUPERPARAMS_LOG_LIMIT", "").strip().upper().removesuffix("B")
-    if not text:
-        return LOG_LIMIT
-    scale = 2 ** (10 * (" KMGT".find(text[-1]))) if text[-1] in "KMGT" else 1
-    try:
-        limit = int(float(text.rstrip("KMGT")) * scale)
-    except ValueError:
-        return LOG_LIMIT  # a typo in the variable must not cost a setting its log
-    return limit if limit >= 0 else LOG_LIMIT
-
-
-_CHUNK = 1 << 20
-
-
-def _cut_middle(fd: int, path: str, size: int, limit: int) -> None:
-    """Keep a log's first and last ``limit / 2`` bytes (to whole lines), with a line in
-    between saying how much was cut, rewriting the file in place.
-
-    ``fd`` is write-only and appends (where ``pwrite`` appends, on Linux): the rewrite
-    goes through a descriptor of its own, opened from ``path``.
-    """
-    f = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        if os.path.samestat(os.fstat(f), os.fstat(fd)):  # not replaced since it was opened
-            _cut(f, size, limit)
-    finally:
-        os.close(f)
-
-
-def _cut(f: int, size: int, limit: int) -> None:
-    half = limit // 2
-    look = min(half, 1 << 16)  # how far to look for the end of a line
-    start = os.pread(f, look, half - look)
-    head = half - look + start.rfind(b"\n") + 1 if b"\n" in start else half
-    end = os.pread(f, look, size - half)
-    tail = size - half + end.find(b"\n") + 1 if b"\n" in end else size - half
-    note = (
-        f"[... {tail - head} bytes cut: a log keeps its first and last {half} bytes "
-        "(SUPERPARAMS_LOG_LIMIT) ...]\n"
-    ).encode()
-    if tail - head <= len(note):
-        return
-    os.pwrite(f, note, head)
-    to = head + len(note)
-    at = tail
-    while at < size:  # forwards: what is written is always behind what is read
-        data = os.pread(f, min(_CHUNK, size - at), at)
-        if not data:
-            break
-        os.pwrite(f, data, to)
-        to += len(data)
-        at += len(data)
-    os.ftruncate(f, to)
+            _FDS_TAKEN.release()
 
 
 class _Tee(io.TextIOBase):
-    def __init__(self, *streams: TextIO) -> None:
+    def __init__(self, *streams: TextIO | io.TextIOBase) -> None:
         self.streams = streams
 
     def write(self, text: str) -> int:
@@ -325,9 +311,24 @@ class _Tee(io.TextIOBase):
         return self.streams[0].isatty()
 
 
+class _Text(io.TextIOBase):
+    """Text written to a :class:`Sink`, as it comes."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    def write(self, text: str) -> int:
+        self.sink.write(text.encode("utf-8", "replace"))
+        return len(text)
+
+
 @contextlib.contextmanager
-def _tee(fd: int) -> Iterator[None]:
-    log = open(fd, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+def _tee(output: int | Sink) -> Iterator[None]:
+    log: io.TextIOBase
+    if isinstance(output, int):
+        log = open(output, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    else:
+        log = _Text(output)
     out, err = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _Tee(out, log), _Tee(err, log)
     try:
@@ -343,8 +344,6 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
     if not seconds or not hasattr(signal, "setitimer"):
         yield
         return
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield  # signals reach the main thread only; the executor enforces the limit
         return
@@ -537,8 +536,9 @@ def _libc() -> Any:
 # -- the worker process ----------------------------------------------------------------
 
 
-def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int) -> None:
-    """Run tasks from the driver until it says stop or goes away."""
+def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int, scratch: str) -> None:
+    """Run tasks from the driver until it says stop or goes away; what each setting
+    prints goes to a file of the ``scratch`` folder (:func:`output_path`)."""
     from multiprocessing.connection import Connection
 
     # Ctrl-C, and the SIGTERM a scheduler sends every process of a job, are the driver's
@@ -563,9 +563,9 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int) -> No
             setting = base[task.position]
             setting.__dict__["rank"] = worker
             setting.__dict__["n_proc"] = n_proc
-            outcome = run_setting(setting, task, worker, capture="fd")
+            outcome, printed = _run_in_worker(setting, task, worker, scratch)
             try:
-                results.send_bytes(_pickle_outcome(outcome))
+                results.send_bytes(_pickle_outcome(outcome, printed))
             except OSError:
                 return
             continue
@@ -599,16 +599,17 @@ def _leave_to_the_driver(signum: int, frame: object) -> None:
     pass
 
 
-def _pickle_outcome(outcome: Outcome) -> bytes:
+def _pickle_outcome(outcome: Outcome, printed: bool) -> bytes:
+    """The message that hands an outcome back: ("outcome", outcome, whether it printed)."""
     try:
-        return pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(("outcome", outcome, printed), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as error:  # any pickling failure is the setting's
         outcome.rows = []
         outcome.failure = Failure(
             "unpicklable",
             f"run() returned results that cannot be sent back: {_error_line(error)}",
         )
-        return pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(("outcome", outcome, printed), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 # -- the base, pickled once ------------------------------------------------------------
@@ -681,4 +682,5 @@ if __name__ == "__main__":
     # superparams.worker rather than __main__.
     from superparams import worker as _module
 
-    _module._serve(*(int(a) for a in sys.argv[1:6]))
+    inbox, outbox, worker, n_proc, parent = (int(a) for a in sys.argv[1:6])
+    _module._serve(inbox, outbox, worker, n_proc, parent, sys.argv[6])

@@ -12,9 +12,10 @@ subclass :class:`Executor` in a new module and fill in its abstract methods::
 An executor turns every fault of its engine (a dead worker, a timeout, an engine's own
 exception) into a failed outcome of the setting it hit (:meth:`Outcome.failed`): it
 never raises for a setting. Its workers never write the results folder: what a setting
-printed comes back in the outcome (:func:`superparams.worker.run_task`) unless the
-engine's workers write the folder's log files themselves (the local engine's do). Every
-engine passes the contract in ``tests/executors/test_contract.py``.
+printed comes back in the outcome (:func:`superparams.worker.run_task`), or, for an
+engine whose workers share this machine, the driver copies it from the worker's own file
+into the log that ``notify`` returns as the setting starts, while it runs (the local
+engine does). Every engine passes the contract in ``tests/executors/test_contract.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from superparams.outcome import Started
 
 if TYPE_CHECKING:
+    from superparams._logfile import SettingLog
     from superparams.outcome import Outcome, Task
     from superparams.space import Space
 
@@ -83,11 +85,16 @@ class Executor(abc.ABC):
         return out
 
     @abc.abstractmethod
-    def start(self, base: Space[Any], notify: Callable[[Started], None]) -> None:
+    def start(self, base: Space[Any], notify: Callable[[Started], SettingLog | None]) -> None:
         """Get ready to run settings of ``base``; call ``notify`` as each one starts.
 
-        How the base reaches the workers, and any scratch space that takes, is the
-        executor's own: nothing of it goes into the results folder.
+        ``notify`` returns the setting's log (None if the run cannot record it): the
+        engine may append to it, on the driver, what the setting prints as it runs
+        (:meth:`SettingLog.write`, or :meth:`SettingLog.copy` from a file of its own), so
+        ``experiment logs -f`` follows it; the store closes it when the outcome is
+        recorded. An engine that returns the output in :attr:`Outcome.output` instead
+        ignores it. How the base reaches the workers, and any scratch space that takes,
+        is the executor's own: nothing of it goes into the results folder.
         """
 
     @property

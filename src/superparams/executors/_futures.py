@@ -26,6 +26,7 @@ from superparams.executors import Executor
 from superparams.outcome import Cause, Outcome, Started, Task
 
 if TYPE_CHECKING:
+    from superparams._logfile import SettingLog
     from superparams.space import Space
 
 
@@ -34,7 +35,7 @@ class FuturesExecutor(Executor):
 
     def __init__(self, num_proc: int = 2, *, gpus: Sequence[int | str] | None = None) -> None:
         super().__init__(num_proc, gpus=gpus)
-        self._notify: Callable[[Started], None] = lambda started: None
+        self._notify: Callable[[Started], SettingLog | None] = lambda started: None
         # In flight: future -> (task, slot, handed over at)
         self._futures: dict[Any, tuple[Task, int, float]] = {}
         self._done = threading.Event()  # some future finished since the last wait()
@@ -84,7 +85,7 @@ class FuturesExecutor(Executor):
 
     # -- the executor --------------------------------------------------------------------
 
-    def start(self, base: Space[Any], notify: Callable[[Started], None]) -> None:
+    def start(self, base: Space[Any], notify: Callable[[Started], SettingLog | None]) -> None:
         self._notify = notify
         self._broken = None
         self._stopping = False

@@ -12,11 +12,15 @@ from superparams.outcome import Outcome, Task
 from superparams.worker import rows_of, run_setting
 
 if TYPE_CHECKING:
+    from superparams._logfile import SettingLog
     from superparams.space import Space
 
 
 class InlineExecutor(Executor):
     """Runs each setting in this process, with output copied to its log and the terminal.
+
+    The log is written by this process, the run's own, as the setting prints (so
+    ``experiment logs -f`` follows it); settings run one at a time.
 
     With ``debug=True`` an exception is not caught: it reaches the caller (the command
     line opens the post-mortem debugger on it).
@@ -29,9 +33,9 @@ class InlineExecutor(Executor):
         self.debug = debug
         self._queue: deque[Task] = deque()
         self._base: Space[Any] | None = None
-        self._notify: Callable[[Started], None] = lambda started: None
+        self._notify: Callable[[Started], SettingLog | None] = lambda started: None
 
-    def start(self, base: Space[Any], notify: Callable[[Started], None]) -> None:
+    def start(self, base: Space[Any], notify: Callable[[Started], SettingLog | None]) -> None:
         self._base, self._notify = base, notify
 
     @property
@@ -51,14 +55,23 @@ class InlineExecutor(Executor):
         task = self._queue.popleft()
         setting = self._base[task.position]
         started = time.time()
-        self._notify(Started(task, 0, started))
+        log = self._notify(Started(task, 0, started))
         if self.debug:
             rows = rows_of(setting.run())  # let it raise, for the debugger
-            return [Outcome(task.id, task.attempt, rows, None, started, time.time(), 0, "")]
-        return [run_setting(setting, task, 0, capture="tee")]
+            return [Outcome(task.id, task.attempt, rows, None, started, time.time(), 0)]
+        # Python's output copied to the log as it comes (the terminal keeps it too): one
+        # setting at a time, in this process, so no other setting writes there meanwhile.
+        return [run_setting(setting, task, 0, capture="tee", output=log or _Nowhere())]
 
     def cancel(self) -> None:
         self._queue.clear()
 
     def shutdown(self) -> None:
         self._queue.clear()
+
+
+class _Nowhere:
+    """Output with nowhere to go: the run could not record the setting's start."""
+
+    def write(self, data: bytes, /) -> None:
+        pass

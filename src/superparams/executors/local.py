@@ -18,6 +18,18 @@ shared page cache, not a copy per setting or even per worker. A file with no nam
 no other user can replace: nothing a worker unpickles comes from the progress folder,
 and nothing is left behind by a crash. This is the same under every start method, since
 workers are started afresh; a cluster engine would do the same with its object store.
+
+Where a setting's output goes: never into the results folder, which no worker opens. A
+worker sends fds 1 and 2 of each setting to a file of its own (named by the task) in a
+scratch folder the executor makes at :meth:`~LocalExecutor.start` (``TMPDIR``, mode
+0700, locked while in use, so the next run removes one whose run was killed) and
+removes at shutdown or cancel, and removes the file if the setting printed nothing.
+The driver copies new bytes from the running settings' files into their logs every
+:data:`COPY_INTERVAL` seconds (``os.copy_file_range``: the kernel copies), and the rest
+when a setting ends, its worker dies (with a line saying how) or the run is cancelled;
+so ``experiment logs -f`` and the live view follow a running setting, and a killed one
+keeps what it printed. A log is the store's: the executor writes it through the
+:class:`~superparams._logfile.SettingLog` that ``notify`` returns.
 """
 
 from __future__ import annotations
@@ -38,14 +50,18 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 from superparams.errors import ExperimentError, WorkerError
 from superparams.executors import Executor, Started
 from superparams.outcome import Cause, Outcome, Task
-from superparams.worker import LOG_FLAGS, write_base
+from superparams.worker import output_path, write_base
 
 if TYPE_CHECKING:
+    from superparams._logfile import SettingLog
     from superparams.space import Space
 
 # A setting past its timeout gets this long to unwind from the SIGALRM raised inside it
 # before its worker is killed.
 TIMEOUT_GRACE = 5.0
+
+# How often what running settings print is copied into their logs in the results folder.
+COPY_INTERVAL = 0.2
 
 
 # What a worker process runs. Not `python -m superparams.worker`, which puts the working
@@ -58,14 +74,16 @@ _WORKER_MAIN = (
     "if sys.path[:1] == ['']: del sys.path[0]\n"  # absent under PYTHONSAFEPATH
     "from superparams import worker\n"
     "sys.argv[:] = [worker.__file__, *sys.argv[2:]]\n"
-    "worker._serve(*(int(a) for a in sys.argv[1:6]))\n"
+    "worker._serve(*(int(a) for a in sys.argv[1:6]), sys.argv[6])\n"
 )
 
 
 class _Worker:
     """One worker process and what it has been sent."""
 
-    def __init__(self, slot: int, n_proc: int, env: dict[str, str], base_fd: int) -> None:
+    def __init__(
+        self, slot: int, n_proc: int, env: dict[str, str], base_fd: int, scratch: str
+    ) -> None:
         self.slot = slot
         task_r, task_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -79,6 +97,7 @@ class _Worker:
             str(slot),
             str(n_proc),
             str(os.getpid()),
+            scratch,
         ]
         self.process = subprocess.Popen(
             command,
@@ -107,6 +126,10 @@ class _Worker:
         self.killed_for_timeout = False
         self.dropping = False  # asked to drop its queue; the answer is not in yet
         self.ran = 0  # settings it finished
+        # The head setting's log, and its output file as far as it was copied there.
+        self.log: SettingLog | None = None
+        self.output: int | None = None
+        self.copied = 0
 
     def send(self, message: tuple[Any, ...]) -> None:
         self.tasks.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
@@ -152,7 +175,10 @@ class LocalExecutor(Executor):
         self.isolate = isolate
         self._retired: list[_Worker] = []  # stopped after their setting, not yet reaped
         self._workers: list[_Worker] = []
-        self._notify: Callable[[Started], None] = lambda started: None
+        self._notify: Callable[[Started], SettingLog | None] = lambda started: None
+        self._scratch = ""  # a folder of this run's own, for what settings print
+        self._scratch_lock: int | None = None  # held while the folder is in use
+        self._copied_at = 0.0
         self._base_message: tuple[Any, ...] = ()
         self._base_file: IO[bytes] | None = None  # kept open for workers started later
         self._recent: deque[float] = deque(maxlen=16)
@@ -160,7 +186,7 @@ class LocalExecutor(Executor):
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self, base: Space[Any], notify: Callable[[Started], None]) -> None:
+    def start(self, base: Space[Any], notify: Callable[[Started], SettingLog | None]) -> None:
         self._notify = notify
         self._base_file = tempfile.TemporaryFile(prefix="superparams-base-")  # noqa: SIM115
         try:
@@ -179,6 +205,9 @@ class LocalExecutor(Executor):
         # driver's working directory, which is the worker's too, but made absolute.
         sys_path = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
         self._base_message = ("base", self._base_file.fileno(), sys_path)
+        # Workers write what settings print here, never into the results folder; only
+        # this user may enter it (0700), and it goes with the executor.
+        self._scratch, self._scratch_lock = _make_scratch()
         self._workers = [self._spawn(slot) for slot in range(self.num_proc)]
 
     def _spawn(self, slot: int) -> _Worker:
@@ -186,14 +215,23 @@ class LocalExecutor(Executor):
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(self.gpus[slot % len(self.gpus)])
         assert self._base_file is not None  # started
-        worker = _Worker(slot, self.num_proc, env, self._base_file.fileno())
+        worker = _Worker(slot, self.num_proc, env, self._base_file.fileno(), self._scratch)
         worker.send(self._base_message)
         return worker
 
     def _close_base(self) -> None:
+        """Let go of the base, and of the scratch folder with what is left in it."""
         if self._base_file is not None:
             self._base_file.close()
             self._base_file = None
+        if self._scratch:
+            import shutil
+
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = ""
+        if self._scratch_lock is not None:
+            os.close(self._scratch_lock)
+            self._scratch_lock = None
 
     def shutdown(self) -> None:
         for worker in self._workers:
@@ -208,6 +246,8 @@ class LocalExecutor(Executor):
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.process.wait()
+            if worker.inflight:
+                self._finish(worker)
             worker.close()
         self._workers = []
         self._close_base()
@@ -230,6 +270,8 @@ class LocalExecutor(Executor):
             worker.kill()
         for worker in self._workers:
             worker.process.wait()
+            if worker.inflight:  # what it printed stays in its log
+                self._finish(worker)
             worker.inflight.clear()
             worker.close()
         self._workers = []
@@ -281,7 +323,52 @@ class LocalExecutor(Executor):
 
     def _began(self, worker: _Worker) -> None:
         worker.since = time.time()
-        self._notify(Started(worker.inflight[0], worker.slot, worker.since))
+        worker.log = self._notify(Started(worker.inflight[0], worker.slot, worker.since))
+
+    # -- what settings print -----------------------------------------------------------
+
+    def _copy_output(self, worker: _Worker) -> None:
+        """Copy what the head setting printed since the last look into its log.
+
+        Its worker writes it to a file of the scratch folder (named by the task, so no
+        other setting's), removed by the worker if it stays empty; the kernel copies.
+        """
+        if worker.log is None:
+            return
+        if worker.output is None:
+            path = output_path(self._scratch, worker.inflight[0])
+            try:
+                worker.output = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                return  # not begun yet, or it printed nothing
+        size = os.fstat(worker.output).st_size
+        if size > worker.copied:
+            worker.copied += worker.log.copy(worker.output, worker.copied, size - worker.copied)
+
+    def _finish(self, worker: _Worker, note: str = "") -> None:
+        """The head setting is over: the rest of its output (and ``note``, on how it
+        ended) into its log, and its output file removed."""
+        task = worker.inflight[0]
+        path = output_path(self._scratch, task)
+        if worker.log is None and (note or os.path.exists(path)):
+            # begun while the run wound down, when starts are no longer reported
+            worker.log = self._notify(Started(task, worker.slot, worker.since))
+        self._copy_output(worker)
+        if worker.log is not None and note:
+            worker.log.write(f"\n[superparams] {note}\n".encode())
+        if worker.output is not None:
+            os.close(worker.output)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        worker.log, worker.output, worker.copied = None, None, 0
+
+    def _copy_all(self) -> None:
+        now = time.monotonic()
+        if now - self._copied_at >= COPY_INTERVAL:
+            self._copied_at = now
+            for worker in self._workers:
+                if worker.inflight:
+                    self._copy_output(worker)
 
     def wait(self, timeout: float) -> list[Outcome]:
         if not self._workers:
@@ -291,6 +378,8 @@ class LocalExecutor(Executor):
         by_conn: dict[Any, _Worker] = {w.results: w for w in self._workers}
         sentinels = {w.sentinel: w for w in self._workers if w.sentinel is not None}
         dead: list[_Worker] = []
+        if any(w.log is not None for w in self._workers):  # copy what they print in time
+            timeout = min(timeout, COPY_INTERVAL)
         for ready in wait([*by_conn, *sentinels], timeout=self._until_deadline(timeout)):
             if ready in sentinels:
                 dead.append(sentinels[ready])
@@ -303,6 +392,7 @@ class LocalExecutor(Executor):
                 self._drain(worker, outcomes)
                 outcomes.extend(self._replace(worker))
         outcomes.extend(self._enforce_timeouts())
+        self._copy_all()
         return outcomes
 
     def _renew(self, worker: _Worker) -> _Worker:
@@ -326,12 +416,16 @@ class LocalExecutor(Executor):
         if isinstance(message, WorkerError):
             self.cancel()
             raise message
-        if isinstance(message, tuple):  # ("dropped", n): the last n queued never ran
+        if message[0] == "dropped":  # ("dropped", n): the last n queued never ran
             for _ in range(message[1]):
                 worker.inflight.pop()
             worker.dropping = False
             return True
-        outcome: Outcome = message
+        outcome: Outcome = message[1]
+        if message[2] or worker.output is not None:  # it printed: the rest into its log
+            self._finish(worker)
+        else:
+            worker.log = None
         worker.inflight.popleft()
         worker.ran += 1
         self._recent.append(outcome.finished - outcome.started)
@@ -383,7 +477,7 @@ class LocalExecutor(Executor):
                 error = f"timed out after {task.timeout:g} s; worker killed"
             else:
                 cause, error = "killed", _death(code)
-            _note_in_log(task.log, error)
+            self._finish(worker, error)
             outcomes.append(
                 Outcome.failed(task, cause, error, worker=worker.slot, since=worker.since)
             )
@@ -412,11 +506,57 @@ def _death(code: int) -> str:
     return f"worker process exited with code {code} while running this setting"
 
 
-def _note_in_log(path: str, text: str) -> None:
+# The scratch folders of runs, in TMPDIR: superparams-run-<random>/, each with a lock
+# file its run holds.
+_SCRATCH = "superparams-run-"
+_NEW = "superparams-new-"  # one being made
+
+
+def _make_scratch() -> tuple[str, int]:
+    """A scratch folder of this run's own (mode 0700) and the lock that marks it in use,
+    held until the run closes it or dies; folders whose run died (kill -9 gives it no
+    time to clean up) are removed first.
+
+    The folder gets its public name only once its lock is held, so no other run can
+    take it for one left behind.
+    """
+    import fcntl
+
+    _sweep_scratch()
+    made = tempfile.mkdtemp(prefix=_NEW)
+    lock = os.open(f"{made}/.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    folder, name = os.path.split(made)
+    path = os.path.join(folder, _SCRATCH + name.removeprefix(_NEW))
+    os.rename(made, path)
+    return path, lock
+
+
+def _sweep_scratch() -> None:
+    """Remove this user's scratch folders that no run holds any more."""
+    import fcntl
+    import shutil
+    import stat
+
+    folder = tempfile.gettempdir()
     try:
-        fd = os.open(path, LOG_FLAGS, 0o644)
+        names = [n for n in os.listdir(folder) if n.startswith(_SCRATCH)]
     except OSError:
         return
-    with contextlib.suppress(OSError):
-        os.write(fd, f"\n[superparams] {text}\n".encode())
-    os.close(fd)
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            found = os.lstat(path)
+            if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid():
+                continue  # not a folder of ours: never touched
+            lock = os.open(f"{path}/.lock", os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # its run is alive
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(lock)

@@ -24,6 +24,7 @@ from superparams.outcome import Failure, Outcome, Task
 from superparams.worker import rows_of
 
 if TYPE_CHECKING:
+    from superparams._logfile import SettingLog
     from superparams.space import Space
 
 
@@ -75,12 +76,12 @@ class ScriptedExecutor(Executor):
         self._waiting: deque[Task] = deque()
         self._running: dict[int, tuple[Task, float]] = {}  # worker -> (task, since)
         self._base: Space[Any] | None = None
-        self._notify: Callable[[Started], None] = lambda started: None
+        self._notify: Callable[[Started], object] = lambda started: None
 
     def _now(self) -> float:
         return self.clock() if self.clock is not None else time.time()
 
-    def start(self, base: Space[Any], notify: Callable[[Started], None]) -> None:
+    def start(self, base: Space[Any], notify: Callable[[Started], SettingLog | None]) -> None:
         self.calls.append("start")
         self._base, self._notify = base, notify
 

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from superparams._location import folder_for as folder_for  # where it lived before
 from superparams._location import identity_of, location, named
+from superparams._logfile import SettingLog
 from superparams.errors import StoreConflictError, StoreError, StoreLockedError, StoreWriteError
 from superparams.store._files import (
     EXPERIMENT,
@@ -220,6 +221,7 @@ class Store:
         self._stamp: dict[str, Any] = {}  # the run's code version, on every line it writes
         self.restored = 0  # outcomes written to the record again by open(): see _restore
         self._broken: StoreWriteError | None = None  # a write failed: nothing more is written
+        self._setting_logs: dict[str, SettingLog] = {}  # of the settings running now
         # What close() wrote to results.parquet, so the run's own table is not read back.
         self.written: pl.DataFrame | None = None
 
@@ -330,6 +332,9 @@ class Store:
         Raises:
             StoreWriteError: results.parquet could not be written (the record is whole).
         """
+        logs, self._setting_logs = self._setting_logs, {}
+        for log in logs.values():  # settings that never reported: what they printed stays
+            log.close()
         try:
             if self._record is not None and self._broken is not None:
                 with contextlib.suppress(OSError):  # the same failure, again
@@ -380,8 +385,9 @@ class Store:
 
     def started(
         self, setting_id: str, attempt: int, worker: int, described: Mapping[str, Any]
-    ) -> None:
-        """Note that a setting started (not synced: a lost line only loses 'interrupted').
+    ) -> SettingLog:
+        """Note that a setting started (not synced: a lost line only loses 'interrupted');
+        its log, for the engine to write what it prints (opened at the first byte).
 
         The line carries the setting's parameters (``described``, from :func:`describe`),
         so a setting interrupted by a crash shows in the results with them.
@@ -392,24 +398,32 @@ class Store:
             record.flush()  # so `experiment status` sees it running at once
         except OSError as error:
             raise self._cannot_write(error, self.record_path) from None
+        earlier = self._setting_logs.get(setting_id)
+        if earlier is not None:  # an attempt that never reported (interrupted)
+            earlier.close()
+        log = self._setting_logs[setting_id] = SettingLog(self.log_path(setting_id), attempt)
+        return log
 
-    def append(self, outcome: Outcome, described: Mapping[str, Any]) -> None:
-        """Write an outcome; it is durable after the next :meth:`commit`.
+    def append(self, outcome: Outcome, described: Mapping[str, Any]) -> str:
+        """Write an outcome; it is durable after the next :meth:`commit`. Its log is
+        closed, with :attr:`Outcome.output` written to it first; where it is, or "" if
+        it holds nothing.
 
-        Its log is kept as a path relative to the folder, or None if it holds nothing.
+        A setting whose log could not be written (a link planted in its place) is
+        recorded failed, saying so: nothing is written through the link.
         """
-        log = outcome.log or None
-        if outcome.output is not None and log is not None:
-            self._write_log(log, outcome.output)
-        if log is not None:
-            try:
-                printed = os.stat(log).st_size > 0
-            except OSError:
-                printed = False
-            if not printed:
-                log = None
-            elif log.startswith(self._logs):
-                log = f"{LOGS}/{log[len(self._logs) :]}"
+        log = self._setting_logs.pop(outcome.id, None)
+        if log is None:  # never reported started
+            log = SettingLog(self.log_path(outcome.id), outcome.attempt)
+        if outcome.output:
+            log.write(outcome.output.encode("utf-8", "replace"))
+        kept = log.close()
+        if log.error is not None:
+            from superparams.outcome import Failure
+
+            outcome.rows = []
+            outcome.failure = Failure("raised", f"its log could not be opened: {log.error}")
+        path = f"{LOGS}/{outcome.id}.log" if kept else None
         line = {
             "event": "outcome",
             "id": outcome.id,
@@ -418,7 +432,7 @@ class Store:
             "started": outcome.started,
             "seconds": round(outcome.finished - outcome.started, 6),
             "worker": outcome.worker,
-            "log": log,
+            "log": path,
             "rows": outcome.rows,
         }
         if outcome.failure is not None:
@@ -427,16 +441,7 @@ class Store:
             line["traceback"] = outcome.failure.traceback
         self._write(line, described)
         self._unsynced += 1
-
-    def _write_log(self, path: str, text: str) -> None:
-        """Append what a setting printed on a worker that could not write it here."""
-        if not path.startswith(self._logs):
-            return  # not a log of this folder: never write elsewhere
-        fd = open_in_store(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-        try:
-            os.write(fd, text.encode("utf-8", "replace"))
-        finally:
-            os.close(fd)
+        return self.log_path(outcome.id) if kept else ""
 
     def _write(self, line: dict[str, Any], described: Mapping[str, Any]) -> BinaryIO:
         """Write one line: ``line``, the setting's ``described``, the run's code version."""

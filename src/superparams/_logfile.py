@@ -1,0 +1,181 @@
+"""A setting's log in a results folder, written by the run alone, and kept to a size.
+
+Workers never open these files. An engine whose workers share this machine copies what
+a setting prints from the worker's own file into its :class:`SettingLog` while the
+setting runs (the file system does the copying, so a large log never passes through
+Python); an engine whose workers are elsewhere hands the text back in the outcome, and
+the store writes it. Either way the file is opened by the run, never through a link.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import time
+
+# How much of its output a setting's log keeps: its first and last halves, once the
+# setting ends. SUPERPARAMS_LOG_LIMIT changes it (bytes, or 500K, 100M, 2G; 0: all).
+LOG_LIMIT = 100 * 2**20
+
+# Opened for reading and writing (cut to the limit in place), never through a link
+# planted in its place; not O_APPEND, which the kernel's copies refuse: the run is the
+# only writer.
+_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class SettingLog:
+    """One attempt's log file, opened on the first byte written to it.
+
+    Writing never raises: a setting must not fail because its log could not be written
+    mid-way. What went wrong is kept in :attr:`error`, for the store to record.
+    """
+
+    __slots__ = ("attempt", "error", "fd", "path", "size")
+
+    def __init__(self, path: str, attempt: int) -> None:
+        self.path = path
+        self.attempt = attempt
+        self.fd: int | None = None
+        self.error: OSError | None = None
+        self.size = 0  # where the file ends
+
+    def fileno(self) -> int:
+        """The file's descriptor, opening it now if it is not yet.
+
+        Raises:
+            OSError: it could not be opened (a link in its place, say).
+        """
+        if self.fd is not None:
+            return self.fd
+        if self.error is not None:
+            raise self.error
+        try:
+            fd = os.open(self.path, _FLAGS, 0o644)
+        except OSError as error:
+            self.error = error
+            raise
+        self.fd = fd
+        self.size = os.lseek(fd, 0, os.SEEK_END)
+        if self.attempt > 1 or self.size:  # a retry, or an earlier run's log
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            self.write(f"\n----- attempt {self.attempt}, {stamp} -----\n".encode())
+        return fd
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``."""
+        if not data:
+            return
+        try:
+            fd = self.fileno()
+            while data:
+                written = os.write(fd, data)
+                self.size += written
+                data = data[written:]
+        except OSError as error:
+            self.error = self.error or error
+
+    def copy(self, source: int, offset: int, count: int) -> int:
+        """Append ``count`` bytes of file ``source`` from ``offset``, copied by the kernel;
+        how many were copied (fewer if the source is shorter)."""
+        try:
+            fd = self.fileno()
+        except OSError:
+            return 0
+        done = 0
+        try:
+            while done < count:
+                copied = _copy(source, fd, offset + done, count - done)
+                if not copied:
+                    break
+                done += copied
+        except OSError as error:
+            self.error = self.error or error
+        self.size += done
+        return done
+
+    def close(self) -> bool:
+        """Cut the file to :func:`log_limit` and close it; whether this attempt wrote
+        anything to it (one that printed nothing leaves an earlier run's log as it is)."""
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return False
+        try:
+            limit = log_limit()
+            if limit and self.size > limit:
+                with contextlib.suppress(OSError):  # a log kept whole is no failure
+                    self.size = cut(fd, self.size, limit)
+        finally:
+            os.close(fd)
+        return self.size > 0
+
+
+# Whether the kernel copies between these two kinds of file: cleared at the first refusal.
+_COPY_FILE_RANGE = hasattr(os, "copy_file_range")
+
+
+def _copy(source: int, target: int, offset: int, count: int) -> int:
+    """Copy up to ``count`` bytes of ``source`` from ``offset`` to where ``target`` is."""
+    global _COPY_FILE_RANGE
+    count = min(count, 1 << 30)
+    if _COPY_FILE_RANGE:
+        try:
+            return os.copy_file_range(source, target, count, offset)
+        except OSError as error:  # another file system, an old kernel
+            if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            _COPY_FILE_RANGE = False
+    try:
+        return os.sendfile(target, source, offset, count)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise
+    data = os.pread(source, min(count, _CHUNK), offset)
+    return os.write(target, data) if data else 0
+
+
+def log_limit() -> int:
+    """How many bytes a setting's log keeps: ``SUPERPARAMS_LOG_LIMIT``, or
+    :data:`LOG_LIMIT`; 0 keeps everything."""
+    text = os.environ.get("SUPERPARAMS_LOG_LIMIT", "").strip().upper().removesuffix("B")
+    if not text:
+        return LOG_LIMIT
+    scale = 2 ** (10 * (" KMGT".find(text[-1]))) if text[-1] in "KMGT" else 1
+    try:
+        limit = int(float(text.rstrip("KMGT")) * scale)
+    except ValueError:
+        return LOG_LIMIT  # a typo in the variable must not cost a setting its log
+    return limit if limit >= 0 else LOG_LIMIT
+
+
+_CHUNK = 1 << 20
+
+
+def cut(f: int, size: int, limit: int) -> int:
+    """Keep the first and last ``limit / 2`` bytes (to whole lines) of the file open
+    for reading and writing as ``f``, with a line in between saying how much was cut,
+    rewriting it in place; its new size."""
+    half = limit // 2
+    look = min(half, 1 << 16)  # how far to look for the end of a line
+    start = os.pread(f, look, half - look)
+    head = half - look + start.rfind(b"\n") + 1 if b"\n" in start else half
+    end = os.pread(f, look, size - half)
+    tail = size - half + end.find(b"\n") + 1 if b"\n" in end else size - half
+    note = (
+        f"[... {tail - head} bytes cut: a log keeps its first and last {half} bytes "
+        "(SUPERPARAMS_LOG_LIMIT) ...]\n"
+    ).encode()
+    if tail - head <= len(note):
+        return size
+    os.pwrite(f, note, head)
+    to = head + len(note)
+    at = tail
+    while at < size:  # forwards: what is written is always behind what is read
+        data = os.pread(f, min(_CHUNK, size - at), at)
+        if not data:
+            break
+        os.pwrite(f, data, to)
+        to += len(data)
+        at += len(data)
+    os.ftruncate(f, to)
+    return to
