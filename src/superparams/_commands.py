@@ -36,17 +36,18 @@ if TYPE_CHECKING:
 
 def run(found: Found, spaces: list[Space[Any]], request: Request, prog: str) -> int:
     codes = []
-    for number, space in enumerate(spaces):
+    names = found.names or tuple(s.experiment_class.__name__ for s in spaces)
+    for number, (space, name) in enumerate(zip(spaces, names, strict=True)):
         if number and not request.get("quiet"):
             _say("")  # a blank line between the experiments of one file
-        code = _run_one(found, space, request, prog)
+        code = _run_one(found, space, request, prog, name)
         codes.append(code)
         if code == INTERRUPTED:
             break
     return INTERRUPTED if INTERRUPTED in codes else max(codes)
 
 
-def _run_one(found: Found, space: Space[Any], request: Request, prog: str) -> int:
+def _run_one(found: Found, space: Space[Any], request: Request, prog: str, name: str) -> int:
     from superparams.runner import run_all, worker_count
 
     cls = space.experiment_class
@@ -59,7 +60,8 @@ def _run_one(found: Found, space: Space[Any], request: Request, prog: str) -> in
     stored = _plan(space, store)
     earlier = len(stored.done) + len(stored.failed) + len(stored.interrupted)
     if not quiet or dry_run:
-        _say(_overview(found, space, store, stored.summary() if earlier or stored.stale else ""))
+        summary = stored.summary() if earlier or stored.stale else ""
+        _say(_overview(found, space, store, summary, name))
     if dry_run:
         _say(
             _plan_text(
@@ -314,8 +316,11 @@ def _report_end(finish: RunFinished) -> None:
 # -- what is shown before ------------------------------------------------------------------
 
 
-def _overview(found: Found, space: Space[Any], store: Store, earlier: str) -> str:
+def _overview(found: Found, space: Space[Any], store: Store, earlier: str, name: str) -> str:
     lines = _fields_overview(space)
+    cls = space.experiment_class.__name__
+    if name != cls:  # a space the file names: `Sub: 4 settings of Train`
+        lines[0] = f"{name}{lines[0][len(cls) :]} of {cls}"
     lines[0] += f"  ({_shown(found.path)})"
     lines.append(f"stored:  {earlier or 'nothing yet'}")
     lines.append(f"results: {_shown(store.results_path)}")
@@ -639,7 +644,7 @@ def _status_stored(found: Found, space: Space[Any], prog: str) -> None:
     left = [(s, label, e) for s, label, e in first.values() if s in ("failed", "interrupted")]
     if left:
         out.write(
-            f"not completed: {len(left)} (`{prog} {found.name} --sample N --seed S`, with "
+            f"not completed: {len(left)} (`{prog} {found.name} --sample N --sample-seed S`, with "
             "the N and S they were drawn with, runs them again)\n"
         )
         for status, label, error in left[:20]:

@@ -310,7 +310,7 @@ OPTIONS = (
         lambda flag, text: _int(flag, text, 1),
     ),
     _Option(
-        ("--seed",),
+        ("--sample-seed", "--sample_seed", "--seed"),  # --seed: as before, where no field is
         "seed",
         "the seed --sample draws with (default 0)",
         _SAMPLED,
@@ -377,6 +377,7 @@ class _Fields:
     names: tuple[str, ...]
     flags: frozenset[str]  # bool fields: `--flag` alone means true
     derived: frozenset[str]
+    classes: tuple[type[Experiment], ...] = ()  # whose fields these are, for dotted names
 
 
 def _is_number(token: str) -> bool:
@@ -432,8 +433,11 @@ def _read(request: Request, words: list[str], fields: _Fields | None) -> None:
         name = flag[2:] if flag.startswith("--") else ""
         if fields is not None and name:
             target = _field_named(name, fields)
+            dotted_bool = False
+            if target is None and "." in name:
+                target, dotted_bool = _dotted(flag, name, fields)
             if target is not None:
-                if value is None and target in fields.flags:
+                if value is None and (target in fields.flags or dotted_bool):
                     # `--flag` alone is true; a word after it is its value, bool or not
                     nxt = words[i] if i < len(words) else ""
                     if nxt and not _is_option(nxt):
@@ -502,6 +506,51 @@ def _field_named(name: str, fields: _Fields) -> str | None:
         return name
     underscored = name.replace("-", "_")
     return underscored if underscored in fields.names else None
+
+
+def _dotted(flag: str, name: str, fields: _Fields) -> tuple[str | None, bool]:
+    """The field a dotted flag (``--model.width``) names in a nested experiment, and
+    whether it takes true or false; None when the first name is no field at all.
+
+    Raises:
+        UsageError: the first name holds no experiment, or the nested one has no such field.
+    """
+    from superparams._values import expected, is_bool
+
+    head, _, rest = name.partition(".")
+    top = _field_named(head, fields)
+    if top is None or not rest:
+        return None, False
+    owner = next(c for c in fields.classes if top in c._sp_info().fields)
+    where, annotation = f"{owner.__name__}.{top}", owner._sp_info().annotations.get(top)
+    path = [top]
+    for part in rest.split("."):
+        nested = _nested_class(annotation)
+        if nested is None:
+            msg = (
+                f"{flag}: {where} is {expected(annotation)}, not a nested experiment; only a "
+                "nested experiment's fields are set with a dot"
+            )
+            raise UsageError(msg)
+        info = nested._sp_info()
+        found = part if part in info.fields else part.replace("-", "_")
+        if found not in info.fields:
+            names = list(info.fields)
+            msg = (
+                f"{flag}: {nested.__name__} has no field {part!r}{did_you_mean(part, names)}; "
+                f"its fields are {', '.join(names)}"
+            )
+            raise UsageError(msg)
+        path.append(found)
+        where, annotation = f"{nested.__name__}.{found}", info.annotations.get(found)
+    return ".".join(path), is_bool(annotation)
+
+
+def _nested_class(annotation: Any) -> type[Experiment] | None:
+    """The experiment class a field holds, from its annotation (``Model``), or None."""
+    if isinstance(annotation, type) and hasattr(annotation, "_sp_info"):
+        return annotation
+    return None
 
 
 def _unknown_option(
@@ -587,7 +636,7 @@ def _main(argv: list[str], prog: str, home: Path | None) -> int:
         return 0
     _check_combinations(request)
     # clean works on the whole folder of each class: it needs no space
-    spaces = [] if request.command == "clean" else [_space(c, request) for c in found.classes]
+    spaces = [] if request.command == "clean" else [_space(t, request) for t in found.targets]
     from superparams import _commands
 
     command = getattr(_commands, request.command)  # run, status, results, logs, clean
@@ -611,7 +660,7 @@ def _fields_of(found: Found) -> _Fields:
     else:
         owner = "no experiment in " + _shown(found.path)  # "... has no field 'x'"
     names.update(dict.fromkeys(sorted(derived)))
-    return _Fields(owner, tuple(names), frozenset(flags), frozenset(derived))
+    return _Fields(owner, tuple(names), frozenset(flags), frozenset(derived), found.classes)
 
 
 def _check_combinations(request: Request) -> None:
@@ -644,36 +693,47 @@ def _check_combinations(request: Request) -> None:
         raise UsageError(msg)
 
 
-def _space(cls: type[Experiment], request: Request) -> Space[Any]:
-    """The space a class spans with the request's field values."""
+def _space(target: type[Experiment] | Space[Any], request: Request) -> Space[Any]:
+    """The space a class (or a space the file defines) spans with the request's values."""
     from superparams.errors import ExperimentError, SearchSpaceError
 
+    cls = target if isinstance(target, type) else target.experiment_class
     info = cls._sp_info()
     derived = {n for n, _ in info.derived}
     values: dict[str, Any] = {}
+    nested: dict[str, dict[str, tuple[str, str | None]]] = {}
     for name, (flag, text) in request.overrides.items():
-        if name in derived:
+        head, dot, rest = name.partition(".")
+        if head in derived:
             msg = (
-                f"{flag}: {cls.__name__}.{name} is derived from the other fields; it cannot be set"
+                f"{flag}: {cls.__name__}.{head} is derived from the other fields; it cannot be set"
             )
             raise UsageError(msg)
-        if name in info.annotations:
+        if dot and head in info.annotations:
+            nested.setdefault(head, {})[rest] = (flag, text)
+        elif name in info.annotations:
             values[name] = _field_value(flag, text, info.annotations.get(name))
-    missing = [n for n in info.fields if n not in info.defaults and n not in values]
-    if missing:
-        flags = ", ".join(f"--{n}" for n in missing)
-        why = "they have no default" if len(missing) > 1 else "it has no default"
-        msg = f"{cls.__name__} needs {flags}: {why}"
-        raise UsageError(msg)
     try:
-        space: Space[Any] = cls(**values)
+        if isinstance(target, type):
+            missing = [n for n in info.fields if n not in info.defaults and n not in values]
+            if missing:
+                flags = ", ".join(f"--{n}" for n in missing)
+                why = "they have no default" if len(missing) > 1 else "it has no default"
+                msg = f"{cls.__name__} needs {flags}: {why}"
+                raise UsageError(msg)
+            space: Space[Any] = cls(**values)
+        else:
+            space = _with_values(target, values)
+        if nested:
+            space = _with_nested(space, nested)
     except (ExperimentError, SearchSpaceError) as error:  # a value the class refuses
         raise UsageError(str(error)) from None
     sample = request.get("sample")
     if sample is not None:
         space = space.sample(sample, request.get("seed", 0))
     elif request.get("seed") is not None:
-        msg = "--seed is the seed of --sample; add --sample N"
+        flag = request.given["seed"].split()[0]
+        msg = f"{flag} is the seed of --sample; add --sample N"
         raise UsageError(msg)
     try:
         if not space.enumerable:
@@ -682,13 +742,76 @@ def _space(cls: type[Experiment], request: Request) -> Space[Any]:
             drawn = [n for n in info.fields if _is_distribution(space, n)]
             msg = (
                 f"{cls.__name__} draws {', '.join(drawn) or 'a field'} from a distribution, so "
-                "its settings cannot be listed; run a sample of them: --sample N [--seed S]"
+                "its settings cannot be listed; run a sample of them: --sample N [--sample-seed S]"
             )
             raise UsageError(msg)
         len(space)
     except SearchSpaceError as error:  # linked fields of unequal lengths, say
         raise UsageError(str(error)) from None
     return space
+
+
+def _with_values(space: Space[Any], values: dict[str, Any]) -> Space[Any]:
+    """A space the file defines, with the fields given set in each of its parts."""
+    import dataclasses
+
+    from superparams.experiment import Experiment
+    from superparams.space import Union
+
+    if not values:
+        return space
+    if isinstance(space, Union):
+        return Union([_with_values(part, values) for part in space.parts])
+    if isinstance(space, Experiment):
+        return dataclasses.replace(space, **values)  # type: ignore[type-var]
+    flags = ", ".join(f"--{n}" for n in values)
+    msg = f"{flags}: {space!r} is a sample; set fields in the space it samples"
+    raise UsageError(msg)
+
+
+def _with_nested(space: Space[Any], nested: dict[str, dict[str, tuple[str, str | None]]]) -> Any:
+    """The space with dotted flags (``--model.width 512``) set in each nested experiment
+    its fields hold: in each candidate of a search, keeping what else they set."""
+    import dataclasses
+
+    from superparams.space import Union
+
+    if isinstance(space, Union):
+        return Union([_with_nested(part, nested) for part in space.parts])
+    where = type(space).__name__
+    changes = {h: _set_in(space.__dict__.get(h), f, f"{where}.{h}") for h, f in nested.items()}
+    return dataclasses.replace(space, **changes)  # type: ignore[type-var]
+
+
+def _set_in(held: Any, flags: dict[str, tuple[str, str | None]], where: str) -> Any:
+    """``held`` (a nested experiment, or a search over some) with the dotted values set."""
+    import dataclasses
+
+    from superparams.experiment import Experiment
+    from superparams.space import Grid
+
+    if isinstance(held, Grid):
+        points = [_set_in(p, flags, where) for p in held.points]
+        return type(held)(points, link=held.link, weights=held.weights)
+    if not isinstance(held, Experiment):
+        flag = next(iter(flags.values()))[0]
+        msg = f"{flag}: {where} holds {held!r}, not an experiment whose fields could be set"
+        raise UsageError(msg)
+    info = type(held)._sp_info()
+    values: dict[str, Any] = {}
+    deeper: dict[str, dict[str, tuple[str, str | None]]] = {}
+    for name, (flag, text) in flags.items():
+        head, dot, rest = name.partition(".")
+        if head in {n for n, _ in info.derived}:
+            msg = f"{flag}: {type(held).__name__}.{head} is derived from the other fields"
+            raise UsageError(msg + "; it cannot be set")
+        if dot:
+            deeper.setdefault(head, {})[rest] = (flag, text)
+        else:
+            values[name] = _field_value(flag, text, info.annotations.get(name))
+    for head, more in deeper.items():
+        values[head] = _set_in(held.__dict__.get(head), more, f"{where}.{head}")
+    return dataclasses.replace(held, **values)  # type: ignore[type-var]
 
 
 def _is_distribution(space: Any, name: str) -> bool:
@@ -699,18 +822,43 @@ def _is_distribution(space: Any, name: str) -> bool:
 
 def _field_value(flag: str, text: str | None, annotation: Any) -> Any:
     """A field's value from its text: one value, or a search over several."""
-    from superparams._values import BadValue, Unsettable, expected, parse, split
+    from superparams._values import (
+        BadRange,
+        BadValue,
+        Unsettable,
+        expected,
+        numbers,
+        parse,
+        split,
+    )
     from superparams.identity import Mismatch, conform
     from superparams.space import search
 
     if text is None:
         return True
     items = split(text)
-    values = []
+    values: list[Any] = []
     for item in items:
         try:
+            spanned = numbers(item, annotation)
+        except BadValue:
+            example = (
+                "1:5 or 1:9:2" if "int" in expected(annotation) else "0.1:0.5:0.1 or 1e-4:1:x10"
+            )
+            msg = (
+                f"{flag} expects {expected(annotation)}, or a range of them such as "
+                f"{example}, got {item!r}"
+            )
+            raise UsageError(msg) from None
+        except BadRange as error:
+            msg = f"{flag} {error}"
+            raise UsageError(msg) from None
+        try:
             # the text read by the annotation, then the check a value from Python meets
-            values.append(conform(parse(item, annotation), annotation))
+            if spanned is not None:
+                values.extend(conform(v, annotation) for v in spanned)
+            else:
+                values.append(conform(parse(item, annotation), annotation))
         except (BadValue, Mismatch) as error:
             hint = error.hint if isinstance(error, BadValue) else ""
             within = f" (in {text!r})" if len(items) > 1 else ""
@@ -732,22 +880,32 @@ def _usage(prog: str) -> str:
     )
 
 
-def _options_help(command: str) -> str:
-    lines = []
+def _options_help(command: str, taken: frozenset[str] = frozenset()) -> str:
+    """The options of a command, one line each; ``taken``: flags fields have, left out."""
+    lines, hidden = [], []
     for option in OPTIONS:
         if command not in option.commands:
             continue
-        names = ", ".join(_primary_names(option))
+        shown = _primary_names(option, taken)
+        if not shown:  # every spelling is a field's: the field has the flag
+            hidden.append(option.names[0])
+            continue
+        names = ", ".join(shown)
         if option.metavar:
             names += f" {option.metavar}"
         lines.append(f"  {names:<22} {option.help}")
+    if hidden:
+        these = ", ".join(hidden)
+        lines.append(
+            f"  ({these} set{'s' if len(hidden) == 1 else ''} a field here, not the option)"
+        )
     return "\n".join(lines)
 
 
-def _primary_names(option: _Option) -> list[str]:
-    """The spellings shown in help: the short one and the first long one."""
+def _primary_names(option: _Option, taken: frozenset[str] = frozenset()) -> list[str]:
+    """The spellings shown in help: the short one and the first long one no field takes."""
     short = [n for n in option.names if not n.startswith("--")]
-    long = [n for n in option.names if n.startswith("--")][:1]
+    long = [n for n in option.names if n.startswith("--") and n not in taken][:1]
     return short + long
 
 
@@ -812,6 +970,7 @@ def experiment_help(prog: str, found: Found, command: str = "run") -> str:
         for name in info.fields:
             flag = f"--{name} {_metavar(info.annotations.get(name))}"
             rows.append((flag, _default_text(info, name)))
+            rows += _nested_rows(name, info.annotations.get(name), {cls})
         for name, _ in info.derived:
             rows.append((f"{name}", "derived from the other fields"))
         width = max((len(r[0]) for r in rows), default=0)
@@ -824,8 +983,27 @@ def experiment_help(prog: str, found: Found, command: str = "run") -> str:
     lines.append("")
     title = "run options" if command == "run" else "options"
     lines.append(f"{title}:")
-    lines.append(_options_help(command))
+    fields = _fields_of(found)
+    taken = frozenset(
+        n for o in OPTIONS for n in o.names if n[:2] == "--" and _field_named(n[2:], fields)
+    )
+    lines.append(_options_help(command, taken))
     return "\n".join(lines) + "\n"
+
+
+def _nested_rows(prefix: str, annotation: Any, seen: set[type]) -> list[tuple[str, str]]:
+    """The dotted flags of a nested experiment's fields, for help: ``--model.width INT``."""
+    nested = _nested_class(annotation)
+    if nested is None or nested in seen:
+        return []
+    info = nested._sp_info()
+    rows = []
+    for name in info.fields:
+        dotted = f"{prefix}.{name}"
+        text = _default_text(info, name).replace("default ", f"{nested.__name__}'s default ", 1)
+        rows.append((f"--{dotted} {_metavar(info.annotations.get(name))}", text))
+        rows += _nested_rows(dotted, info.annotations.get(name), seen | {nested})
+    return rows
 
 
 def _metavar(annotation: Any) -> str:
