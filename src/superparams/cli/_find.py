@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from superparams.errors import (
     ExperimentError,
+    LoadError,
     SearchSpaceError,
-    SuperparamsError,
     UsageError,
     did_you_mean,
 )
@@ -44,12 +44,6 @@ if TYPE_CHECKING:
 _SKIP = frozenset(
     {"progress", "node_modules", "__pycache__", "site-packages", "build", "dist", "venv", "env"}
 )
-
-
-class LoadError(SuperparamsError):
-    """The user's experiment file raised while being imported; the message holds its traceback."""
-
-    exit_code = 5
 
 
 @dataclass(frozen=True)
@@ -362,7 +356,7 @@ def after_stdlib(path: list[str]) -> int:
     return position
 
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
+_OURS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # superparams/
 _IMPORTLIB = os.path.dirname(os.path.abspath(importlib.__file__))
 
 
@@ -373,7 +367,8 @@ def _user_traceback(error: BaseException) -> str:
         f
         for f in shown_tb.stack
         if not f.filename.startswith("<frozen")
-        and os.path.dirname(f.filename) not in (_HERE, _IMPORTLIB)
+        and os.path.dirname(f.filename) not in (_OURS, _IMPORTLIB)
+        and not f.filename.startswith(os.path.join(_OURS, "cli", ""))
     ]
     shown_tb.stack = traceback.StackSummary.from_list(frames)
     return "".join(shown_tb.format())

@@ -1,4 +1,4 @@
-"""The ``experiment`` command: find an experiment, turn flags into overrides, run it.
+"""The grammar of the ``experiment`` command, and the typed request of each command.
 
 ::
 
@@ -9,119 +9,29 @@
     experiment clean   EXPERIMENT [--yes]
 
 A command word is a command only when it comes first and an experiment follows it, so
-``experiment params.Hyperparams ...`` always means run. This room reads the words, finds
-the experiment (:mod:`superparams._find`), reads values by each field's annotation
-(:mod:`superparams._values`), and hands the spaces to the command
-(:mod:`superparams._commands`), which calls the same API a notebook calls. :func:`main`
-is the only place that prints an error and picks the exit code. polars and rich are
-imported by the commands that need them, never by ``experiment --help``.
+``experiment params.Hyperparams ...`` always means run. The words before the experiment's
+name are read first (:func:`split`), then, once the experiment is found and its fields are
+known, the words after it (:func:`read`). A field's flag is the field's, never an option's:
+an option spelled like a field is the field. :meth:`Words.request` turns what was read into
+the command's own request (:class:`RunRequest`, ...), checking the options that exclude
+each other. Nothing here prints.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from superparams.errors import SuperparamsError, UsageError, did_you_mean
+from superparams.cli._values import is_number
+from superparams.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
-    from superparams._find import Found
+    from superparams.cli._find import Found
     from superparams.experiment import Experiment
-    from superparams.space import Space
 
-COMMANDS = ("status", "results", "logs", "clean")
-INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C (128 + SIGINT)
-
-
-def main(
-    argv: Sequence[str] | None = None,
-    *,
-    prog: str = "experiment",
-    home: str | Path | None = None,
-    standalone: bool = True,
-) -> int:
-    """Run the ``experiment`` command; return its exit code.
-
-    0 when every setting completed, 1 when any failed, 2 for a usage error, 3 when the
-    store could not be written or read, 4 when another run holds it, 5 when the
-    experiment could not be loaded, 6 when an engine could not be reached, 130 when
-    interrupted. Each error class carries its code (see :mod:`superparams.errors`).
-
-    Args:
-        argv: the words after the command (default: ``sys.argv[1:]``).
-        prog: the command's name in help and usage lines.
-        home: a folder to look for experiments in before the working directory.
-        standalone: turn errors into a message and an exit code; False re-raises them.
-    """
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not standalone:
-        return _main(args, prog, Path(home) if home else None)
-    try:
-        return _main(args, prog, Path(home) if home else None)
-    except SuperparamsError as error:
-        _error(str(error))
-        return error.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("\ninterrupted\n")
-        return INTERRUPTED
-    except BrokenPipeError:  # `experiment results X | head`: the reader left, fine
-        _quiet_broken_pipe()
-        return 0
-    except RuntimeError as error:
-        from superparams.worker import WorkerError
-
-        if isinstance(error, WorkerError):
-            _error(str(error))
-            return error.exit_code
-        raise
-
-
-def entrypoint() -> None:
-    """Run the ``experiment`` command from a package's ``__main__.py``.
-
-    With ``experiments/__main__.py`` holding ``from superparams import entrypoint`` and
-    ``entrypoint()``, ``python -m experiments params.Hyperparams`` does what
-    ``experiment params.Hyperparams`` does, looking in that package's folder first.
-    """
-    _working_directory_after_stdlib()
-    module = sys.modules.get("__main__")
-    source = getattr(module, "__file__", None)
-    home = os.path.dirname(os.path.abspath(source)) if source else None
-    spec = getattr(module, "__spec__", None)
-    package = getattr(spec, "parent", "") if spec is not None else ""
-    prog = f"python -m {package}" if package else "experiment"
-    sys.exit(main(sys.argv[1:], prog=prog, home=home))
-
-
-def _working_directory_after_stdlib() -> None:
-    """Move the working directory that ``python -m`` put first on sys.path after the
-    standard library, where the ``experiment`` command puts it: a stray ``colorsys.py``
-    there is then never imported in place of the standard library's."""
-    if sys.path[:1] not in ([""], [os.getcwd()]):
-        return
-    from superparams._find import after_stdlib
-
-    entry = os.getcwd()
-    del sys.path[0]
-    if entry not in sys.path:
-        sys.path.insert(after_stdlib(sys.path), entry)
-
-
-def _error(message: str) -> None:
-    sys.stdout.flush()
-    sys.stderr.write(f"error: {message}\n")
-    sys.stderr.flush()
-
-
-def _quiet_broken_pipe() -> None:
-    # Point stdout at devnull so the interpreter's final flush does not complain.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+COMMAND_WORDS = ("status", "results", "logs", "clean")  # `run` is never written
 
 
 # -- options ---------------------------------------------------------------------------------
@@ -211,7 +121,7 @@ def _engine(flag: str, text: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Option:
+class Option:
     names: tuple[str, ...]
     dest: str
     help: str
@@ -222,7 +132,7 @@ class _Option:
 
 _RUN, _SAMPLED = ("run",), ("run", "status", "results", "logs")
 OPTIONS = (
-    _Option(
+    Option(
         ("-j", "--num_proc", "--num-proc", "--n_proc", "--n-proc"),  # --n_proc: as 0.1.0
         "num_proc",
         "worker processes (default 1, or one per --gpus id; -1: all cores)",
@@ -230,7 +140,7 @@ OPTIONS = (
         "N",
         _num_proc,
     ),
-    _Option(
+    Option(
         ("--gpus",),
         "gpus",
         "GPU ids for the workers (CUDA_VISIBLE_DEVICES), e.g. 0,1",
@@ -238,38 +148,38 @@ OPTIONS = (
         "IDS",
         _ids,
     ),
-    _Option(
+    Option(
         ("--rerun-failed", "--rerun_failed"),
         "rerun_failed",
         "run only the settings that failed before",
         _RUN,
     ),
-    _Option(
+    Option(
         ("--rerun-outdated", "--rerun_outdated"),
         "rerun_outdated",
         "also run the settings an earlier version of the code made",
         _RUN,
     ),
-    _Option(("--fresh",), "fresh", "run every setting again, ignoring earlier results", _RUN),
-    _Option(
+    Option(("--fresh",), "fresh", "run every setting again, ignoring earlier results", _RUN),
+    Option(
         ("--dry-run", "--dry_run"),
         "dry_run",
         "show what would run (new, done, failed); run nothing",
         _RUN,
     ),
-    _Option(
+    Option(
         ("--debug",),
         "debug",
         "run here, one by one; open pdb at the first failure",
         _RUN,
     ),
-    _Option(
+    Option(
         ("--isolate",),
         "isolate",
         "run each setting in a new worker process of its own",
         _RUN,
     ),
-    _Option(
+    Option(
         ("--timeout",),
         "timeout",
         "fail a setting running longer (90, 90s, 30m, 2h)",
@@ -277,7 +187,7 @@ OPTIONS = (
         "TIME",
         _seconds,
     ),
-    _Option(
+    Option(
         ("--retries",),
         "retries",
         "try a failed setting up to N more times",
@@ -285,7 +195,7 @@ OPTIONS = (
         "N",
         lambda flag, text: _int(flag, text, 0),
     ),
-    _Option(
+    Option(
         ("--engine",),
         "engine",
         "where settings run: local (default), inline or dask",
@@ -293,7 +203,7 @@ OPTIONS = (
         "NAME",
         _engine,
     ),
-    _Option(
+    Option(
         ("--engine-option", "--engine-options"),
         "engine_options",
         "the engine's own options, KEY=VALUE[,KEY=VALUE] (e.g. address=tcp://head:8786)",
@@ -301,7 +211,7 @@ OPTIONS = (
         "K=V",
         lambda flag, text: _key_values(flag, text),
     ),
-    _Option(
+    Option(
         ("--sample",),
         "sample",
         "only N settings, drawn at random (for distributions)",
@@ -309,7 +219,7 @@ OPTIONS = (
         "N",
         lambda flag, text: _int(flag, text, 1),
     ),
-    _Option(
+    Option(
         ("--sample-seed", "--sample_seed", "--seed"),  # --seed: as before, where no field is
         "seed",
         "the seed --sample draws with (default 0)",
@@ -317,9 +227,9 @@ OPTIONS = (
         "S",
         lambda flag, text: _int(flag, text),
     ),
-    _Option(("-q", "--quiet"), "quiet", "print only the summary at the end", _RUN),
-    _Option(("-y", "--yes"), "yes", "do not ask: resume (run), delete (clean)", ("run", "clean")),
-    _Option(
+    Option(("-q", "--quiet"), "quiet", "print only the summary at the end", _RUN),
+    Option(("-y", "--yes"), "yes", "do not ask: resume (run), delete (clean)", ("run", "clean")),
+    Option(
         ("--sort",),
         "sort",
         "sort by a column (-COLUMN or --desc: largest first)",
@@ -327,10 +237,10 @@ OPTIONS = (
         "COLUMN",
         lambda flag, text: text,
     ),
-    _Option(("--desc",), "desc", "sort largest first", ("results",)),
-    _Option(("--csv",), "csv", "write the table as CSV to stdout", ("results",)),
-    _Option(("--json",), "json", "write the table as JSON to stdout", ("results",)),
-    _Option(
+    Option(("--desc",), "desc", "sort largest first", ("results",)),
+    Option(("--csv",), "csv", "write the table as CSV to stdout", ("results",)),
+    Option(("--json",), "json", "write the table as JSON to stdout", ("results",)),
+    Option(
         ("--parquet",),
         "parquet",
         "write the table to a parquet file",
@@ -338,9 +248,9 @@ OPTIONS = (
         "PATH",
         lambda flag, text: text,
     ),
-    _Option(("--force",), "force", "let --parquet replace a file that exists", ("results",)),
-    _Option(("-f", "--follow"), "follow", "keep printing the logs of running settings", ("logs",)),
-    _Option(
+    Option(("--force",), "force", "let --parquet replace a file that exists", ("results",)),
+    Option(("-f", "--follow"), "follow", "keep printing the logs of running settings", ("logs",)),
+    Option(
         ("-n", "--lines"),
         "lines",
         "only the last N lines of each log",
@@ -352,9 +262,124 @@ OPTIONS = (
 _BY_NAME = {name: option for option in OPTIONS for name in option.names}
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Request:
-    """What the words of a command asked for."""
+    """What a command was asked for: the experiment, and the field values given.
+
+    ``overrides`` maps a field (``lr``, ``model.width``) to the flag as written and its
+    text (None for a bare boolean flag); ``given`` maps each option and field given to the
+    words that gave it, for messages.
+    """
+
+    command: ClassVar[str]
+    target: str
+    overrides: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    given: dict[str, str] = field(default_factory=dict)
+    sample: int | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRequest(Request):
+    """``experiment EXPERIMENT ...``: run the settings not completed yet."""
+
+    command: ClassVar[str] = "run"
+    num_proc: int | None = None
+    gpus: list[int | str] | None = None
+    rerun_failed: bool = False
+    rerun_outdated: bool = False
+    fresh: bool = False
+    dry_run: bool = False
+    debug: bool = False
+    isolate: bool = False
+    timeout: float | None = None
+    retries: int = 0
+    engine: str | None = None
+    engine_options: dict[str, str] | None = None
+    quiet: bool = False
+    yes: bool = False
+
+    def __post_init__(self) -> None:
+        if self.engine_options:
+            from superparams.executors import get_executor
+
+            get_executor(self.engine or "local").read_options(self.engine_options)
+        if self.debug and self.isolate:
+            msg = (
+                "--debug runs settings in this process and --isolate each in a process of "
+                "its own; pick one"
+            )
+            raise UsageError(msg)
+        if self.fresh and self.rerun_failed:
+            msg = (
+                "--fresh runs every setting again and --rerun-failed only the failed ones; pick one"
+            )
+            raise UsageError(msg)
+        if self.fresh and self.rerun_outdated:
+            msg = "--fresh runs every setting again, outdated ones included; drop --rerun-outdated"
+            raise UsageError(msg)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusRequest(Request):
+    """``experiment status EXPERIMENT``: what is done, failed, running, left."""
+
+    command: ClassVar[str] = "status"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultsRequest(Request):
+    """``experiment results EXPERIMENT``: the table, shown or exported."""
+
+    command: ClassVar[str] = "results"
+    sort: str | None = None
+    desc: bool = False
+    csv: bool = False
+    json: bool = False
+    parquet: str | None = None
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        exports = [f"--{n}" for n in ("csv", "json", "parquet") if getattr(self, n)]
+        if len(exports) > 1:
+            msg = f"{' and '.join(exports)} both write the table; pick one"
+            raise UsageError(msg)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogsRequest(Request):
+    """``experiment logs EXPERIMENT``: the logs of the settings the field values match."""
+
+    command: ClassVar[str] = "logs"
+    follow: bool = False
+    lines: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CleanRequest(Request):
+    """``experiment clean EXPERIMENT``: delete what is stored, after asking."""
+
+    command: ClassVar[str] = "clean"
+    yes: bool = False
+
+    def __post_init__(self) -> None:
+        if self.overrides:
+            flags = " ".join(flag for flag, _ in self.overrides.values())
+            msg = (
+                "clean removes every stored result of the experiment, not those of some "
+                f"settings; drop {flags}"
+            )
+            raise UsageError(msg)
+
+
+REQUESTS: dict[str, type[Request]] = {
+    r.command: r for r in (RunRequest, StatusRequest, ResultsRequest, LogsRequest, CleanRequest)
+}
+
+
+@dataclass
+class Words:
+    """What the words of a command said, as they are read."""
 
     command: str = "run"
     target: str | None = None
@@ -365,40 +390,41 @@ class Request:
     # option dest (or --field) -> the words that gave it, to name both if given twice
     given: dict[str, str] = field(default_factory=dict)
 
-    def get(self, dest: str, default: Any = None) -> Any:
-        return self.options.get(dest, default)
+    def request(self) -> Request:
+        """The command's typed request.
+
+        Raises:
+            UsageError: options that exclude each other, or one the engine does not take.
+        """
+        assert self.target is not None  # the caller has found the experiment
+        return REQUESTS[self.command](
+            target=self.target, overrides=self.overrides, given=self.given, **self.options
+        )
 
 
 @dataclass(frozen=True)
-class _Fields:
+class Fields:
     """The fields flags may set: their names, and which take true or false."""
 
-    owner: str
+    owner: str  # the class, or the file when it holds several
+    several: bool
     names: tuple[str, ...]
     flags: frozenset[str]  # bool fields: `--flag` alone means true
     derived: frozenset[str]
     classes: tuple[type[Experiment], ...] = ()  # whose fields these are, for dotted names
 
 
-def _is_number(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
-
-
 def _is_option(token: str) -> bool:
-    return token.startswith("-") and token != "-" and not _is_number(token)
+    return token.startswith("-") and token != "-" and not is_number(token)
 
 
-def _split(argv: list[str]) -> tuple[Request, list[str], list[str]]:
+def split(argv: list[str]) -> tuple[Words, list[str], list[str]]:
     """The command, and the words before and after the experiment's name."""
-    request = Request()
+    request = Words()
     words = argv
     if (
         len(argv) >= 2
-        and argv[0] in COMMANDS
+        and argv[0] in COMMAND_WORDS
         and (not _is_option(argv[1]) or argv[1] in ("-h", "--help"))
     ):
         request.command, words = argv[0], argv[1:]
@@ -413,7 +439,7 @@ def _split(argv: list[str]) -> tuple[Request, list[str], list[str]]:
     return request, words, []
 
 
-def _read(request: Request, words: list[str], fields: _Fields | None) -> None:
+def read(request: Words, words: list[str], fields: Fields | None) -> None:
     """Read options and field values into ``request``; before the name, no fields yet."""
     i = 0
     while i < len(words):
@@ -432,7 +458,7 @@ def _read(request: Request, words: list[str], fields: _Fields | None) -> None:
         value = inline if eq else None
         name = flag[2:] if flag.startswith("--") else ""
         if fields is not None and name:
-            target = _field_named(name, fields)
+            target = field_named(name, fields)
             dotted_bool = False
             if target is None and "." in name:
                 target, dotted_bool = _dotted(flag, name, fields)
@@ -446,7 +472,7 @@ def _read(request: Request, words: list[str], fields: _Fields | None) -> None:
                     value, i = _value_after(flag, words, i)
                 _override(request, target, flag, value, word if value is None else None)
                 continue
-            negated = _field_named(name[3:], fields) if name.startswith("no") else None
+            negated = field_named(name[3:], fields) if name.startswith("no") else None
             if negated is not None and negated in fields.flags and value is None:
                 _override(request, negated, flag, "false", word)
                 continue
@@ -467,7 +493,7 @@ def _read(request: Request, words: list[str], fields: _Fields | None) -> None:
             request.options[option.dest] = True
 
 
-def _override(request: Request, name: str, flag: str, value: str | None, bare: str | None) -> None:
+def _override(request: Words, name: str, flag: str, value: str | None, bare: str | None) -> None:
     """Set a field's text, once: a second value would silently replace the first.
 
     ``bare`` is the flag as written when it stands alone (``--flag``, ``--no-flag``).
@@ -485,7 +511,7 @@ def _override(request: Request, name: str, flag: str, value: str | None, bare: s
     request.overrides[name] = (flag, value)
 
 
-def _once(request: Request, dest: str, written: str) -> None:
+def _once(request: Words, dest: str, written: str) -> None:
     """Refuse an option given twice, under any of its names (-j 2 --num_proc 3)."""
     earlier = request.given.get(dest)
     if earlier is not None:
@@ -501,31 +527,31 @@ def _value_after(flag: str, words: list[str], i: int) -> tuple[str, int]:
     return words[i], i + 1
 
 
-def _field_named(name: str, fields: _Fields) -> str | None:
+def field_named(name: str, fields: Fields) -> str | None:
     if name in fields.names:
         return name
     underscored = name.replace("-", "_")
     return underscored if underscored in fields.names else None
 
 
-def _dotted(flag: str, name: str, fields: _Fields) -> tuple[str | None, bool]:
+def _dotted(flag: str, name: str, fields: Fields) -> tuple[str | None, bool]:
     """The field a dotted flag (``--model.width``) names in a nested experiment, and
     whether it takes true or false; None when the first name is no field at all.
 
     Raises:
         UsageError: the first name holds no experiment, or the nested one has no such field.
     """
-    from superparams._values import expected, is_bool
+    from superparams.cli._values import expected, is_bool
 
     head, _, rest = name.partition(".")
-    top = _field_named(head, fields)
+    top = field_named(head, fields)
     if top is None or not rest:
         return None, False
     owner = next(c for c in fields.classes if top in c._sp_info().fields)
     where, annotation = f"{owner.__name__}.{top}", owner._sp_info().annotations.get(top)
     path = [top]
     for part in rest.split("."):
-        nested = _nested_class(annotation)
+        nested = nested_class(annotation)
         if nested is None:
             msg = (
                 f"{flag}: {where} is {expected(annotation)}, not a nested experiment; only a "
@@ -546,16 +572,14 @@ def _dotted(flag: str, name: str, fields: _Fields) -> tuple[str | None, bool]:
     return ".".join(path), is_bool(annotation)
 
 
-def _nested_class(annotation: Any) -> type[Experiment] | None:
+def nested_class(annotation: Any) -> type[Experiment] | None:
     """The experiment class a field holds, from its annotation (``Model``), or None."""
     if isinstance(annotation, type) and hasattr(annotation, "_sp_info"):
         return annotation
     return None
 
 
-def _unknown_option(
-    flag: str, request: Request, fields: _Fields | None, option: _Option | None
-) -> str:
+def _unknown_option(flag: str, request: Words, fields: Fields | None, option: Option | None) -> str:
     if option is not None:
         where = "a run" if option.commands == _RUN else "/".join(option.commands)
         return f"{flag} is an option of {where}, not of {_command_name(request)}"
@@ -565,7 +589,7 @@ def _unknown_option(
             f"unknown option {flag}; field values go after the experiment's name: "
             f"experiment EXPERIMENT {flag} VALUE"
         )
-    several = fields.owner.startswith("no experiment in ")
+    several = fields.several
     its = "their" if several else "its"
     listed = f"; {its} fields are {', '.join(fields.names)}" if fields.names else "; no fields"
     hint = did_you_mean(name, fields.names)
@@ -573,79 +597,24 @@ def _unknown_option(
         options = [n for o in OPTIONS if request.command in o.commands for n in o.names]
         close = did_you_mean(flag, [n for n in options if n.startswith("--")])
         if close:
-            owner = f"any experiment in {fields.owner[17:]}" if several else fields.owner
+            owner = f"any experiment in {fields.owner}" if several else fields.owner
             return f"{flag} is not an option, nor a field of {owner}{close}{listed}"
     if several:
-        return f"{flag}: {fields.owner} has a field {name!r}{hint}{listed}"
+        return f"{flag}: no experiment in {fields.owner} has a field {name!r}{hint}{listed}"
     return f"{flag}: {fields.owner} has no field {name!r}{hint}{listed}"
 
 
-def _shown(path: Path | str) -> str:
-    from superparams._find import shown
-
-    return shown(path)
-
-
-def _command_name(request: Request) -> str:
+def _command_name(request: Words) -> str:
     return "a run" if request.command == "run" else f"`experiment {request.command}`"
 
 
 # -- from the words to spaces ------------------------------------------------------------------
 
 
-def _main(argv: list[str], prog: str, home: Path | None) -> int:
-    if not argv:
-        sys.stderr.write(_usage(prog) + f"\nTry '{prog} --help' for more.\n")
-        return UsageError.exit_code
-    if argv[0] in ("-h", "--help"):
-        sys.stdout.write(general_help(prog))
-        return 0
-    if argv[0] == "--version":
-        from superparams._version import __version__
-
-        sys.stdout.write(f"superparams {__version__}\n")
-        return 0
-    request, before, after = _split(argv)
-    _read(request, before, None)
-    if request.target is None:
-        if request.help:
-            sys.stdout.write(
-                general_help(prog)
-                if request.command == "run"
-                else _command_help(prog, request.command)
-            )
-            return 0
-        what = f"{prog} {request.command}" if request.command != "run" else prog
-        msg = f"{what} needs an experiment, e.g. {what} params.Hyperparams"
-        raise UsageError(msg)
-
-    from superparams._find import find
-
-    try:
-        found = find(request.target, home)
-    except UsageError:
-        if request.command == "run" and request.target in COMMANDS:
-            what = f"{prog} {request.target}"
-            msg = f"{what} needs an experiment, e.g. {what} params.Hyperparams"
-            raise UsageError(msg) from None
-        raise
-    fields = _fields_of(found)
-    _read(request, after, fields)
-    if request.help:
-        sys.stdout.write(experiment_help(prog, found, request.command))
-        return 0
-    _check_combinations(request)
-    # clean works on the whole folder of each class: it needs no space
-    spaces = [] if request.command == "clean" else [_space(t, request) for t in found.targets]
-    from superparams import _commands
-
-    command = getattr(_commands, request.command)  # run, status, results, logs, clean
-    result: int = command(found, spaces, request, prog)
-    return result
-
-
-def _fields_of(found: Found) -> _Fields:
-    from superparams._values import is_bool
+def fields_of(found: Found) -> Fields:
+    """The fields the experiments ``found`` names take flags for."""
+    from superparams.cli._find import shown
+    from superparams.cli._values import is_bool
 
     names: dict[str, None] = {}
     flags: set[str] = set()
@@ -655,395 +624,7 @@ def _fields_of(found: Found) -> _Fields:
         names.update(dict.fromkeys(info.fields))
         derived.update(n for n, _ in info.derived)
         flags.update(n for n in info.fields if is_bool(info.annotations.get(n)))
-    if len(found.classes) == 1:
-        owner = found.classes[0].__name__
-    else:
-        owner = "no experiment in " + _shown(found.path)  # "... has no field 'x'"
+    several = len(found.classes) > 1
+    owner = shown(found.path) if several else found.classes[0].__name__
     names.update(dict.fromkeys(sorted(derived)))
-    return _Fields(owner, tuple(names), frozenset(flags), frozenset(derived), found.classes)
-
-
-def _check_combinations(request: Request) -> None:
-    if request.get("engine_options"):
-        from superparams.executors import get_executor
-
-        get_executor(request.get("engine") or "local").read_options(request.get("engine_options"))
-    if request.get("debug") and request.get("isolate"):
-        msg = (
-            "--debug runs settings in this process and --isolate each in a process of its "
-            "own; pick one"
-        )
-        raise UsageError(msg)
-    if request.get("fresh") and request.get("rerun_failed"):
-        msg = "--fresh runs every setting again and --rerun-failed only the failed ones; pick one"
-        raise UsageError(msg)
-    if request.get("fresh") and request.get("rerun_outdated"):
-        msg = "--fresh runs every setting again, outdated ones included; drop --rerun-outdated"
-        raise UsageError(msg)
-    exports = [f"--{n}" for n in ("csv", "json", "parquet") if request.get(n)]
-    if len(exports) > 1:
-        msg = f"{' and '.join(exports)} both write the table; pick one"
-        raise UsageError(msg)
-    if request.command == "clean" and request.overrides:
-        flags = " ".join(flag for flag, _ in request.overrides.values())
-        msg = (
-            "clean removes every stored result of the experiment, not those of some "
-            f"settings; drop {flags}"
-        )
-        raise UsageError(msg)
-
-
-def _space(target: type[Experiment] | Space[Any], request: Request) -> Space[Any]:
-    """The space a class (or a space the file defines) spans with the request's values."""
-    from superparams.errors import ExperimentError, SearchSpaceError
-
-    cls = target if isinstance(target, type) else target.experiment_class
-    info = cls._sp_info()
-    derived = {n for n, _ in info.derived}
-    values: dict[str, Any] = {}
-    nested: dict[str, dict[str, tuple[str, str | None]]] = {}
-    for name, (flag, text) in request.overrides.items():
-        head, dot, rest = name.partition(".")
-        if head in derived:
-            msg = (
-                f"{flag}: {cls.__name__}.{head} is derived from the other fields; it cannot be set"
-            )
-            raise UsageError(msg)
-        if dot and head in info.annotations:
-            nested.setdefault(head, {})[rest] = (flag, text)
-        elif name in info.annotations:
-            values[name] = _field_value(flag, text, info.annotations.get(name))
-    try:
-        if isinstance(target, type):
-            missing = [n for n in info.fields if n not in info.defaults and n not in values]
-            if missing:
-                flags = ", ".join(f"--{n}" for n in missing)
-                why = "they have no default" if len(missing) > 1 else "it has no default"
-                msg = f"{cls.__name__} needs {flags}: {why}"
-                raise UsageError(msg)
-            space: Space[Any] = cls(**values)
-        else:
-            space = _with_values(target, values)
-        if nested:
-            space = _with_nested(space, nested)
-    except (ExperimentError, SearchSpaceError) as error:  # a value the class refuses
-        raise UsageError(str(error)) from None
-    sample = request.get("sample")
-    if sample is not None:
-        space = space.sample(sample, request.get("seed", 0))
-    elif request.get("seed") is not None:
-        flag = request.given["seed"].split()[0]
-        msg = f"{flag} is the seed of --sample; add --sample N"
-        raise UsageError(msg)
-    try:
-        if not space.enumerable:
-            if request.command in ("status", "results"):
-                return space  # no list of settings: they show everything stored
-            drawn = [n for n in info.fields if _is_distribution(space, n)]
-            msg = (
-                f"{cls.__name__} draws {', '.join(drawn) or 'a field'} from a distribution, so "
-                "its settings cannot be listed; run a sample of them: --sample N [--sample-seed S]"
-            )
-            raise UsageError(msg)
-        len(space)
-    except SearchSpaceError as error:  # linked fields of unequal lengths, say
-        raise UsageError(str(error)) from None
-    return space
-
-
-def _with_values(space: Space[Any], values: dict[str, Any]) -> Space[Any]:
-    """A space the file defines, with the fields given set in each of its parts."""
-    import dataclasses
-
-    from superparams.experiment import Experiment
-    from superparams.space import Union
-
-    if not values:
-        return space
-    if isinstance(space, Union):
-        return Union([_with_values(part, values) for part in space.parts])
-    if isinstance(space, Experiment):
-        return dataclasses.replace(space, **values)  # type: ignore[type-var]
-    flags = ", ".join(f"--{n}" for n in values)
-    msg = f"{flags}: {space!r} is a sample; set fields in the space it samples"
-    raise UsageError(msg)
-
-
-def _with_nested(space: Space[Any], nested: dict[str, dict[str, tuple[str, str | None]]]) -> Any:
-    """The space with dotted flags (``--model.width 512``) set in each nested experiment
-    its fields hold: in each candidate of a search, keeping what else they set."""
-    import dataclasses
-
-    from superparams.space import Union
-
-    if isinstance(space, Union):
-        return Union([_with_nested(part, nested) for part in space.parts])
-    where = type(space).__name__
-    changes = {h: _set_in(space.__dict__.get(h), f, f"{where}.{h}") for h, f in nested.items()}
-    return dataclasses.replace(space, **changes)  # type: ignore[type-var]
-
-
-def _set_in(held: Any, flags: dict[str, tuple[str, str | None]], where: str) -> Any:
-    """``held`` (a nested experiment, or a search over some) with the dotted values set."""
-    import dataclasses
-
-    from superparams.experiment import Experiment
-    from superparams.space import Grid
-
-    if isinstance(held, Grid):
-        points = [_set_in(p, flags, where) for p in held.points]
-        return type(held)(points, link=held.link, weights=held.weights)
-    if not isinstance(held, Experiment):
-        flag = next(iter(flags.values()))[0]
-        msg = f"{flag}: {where} holds {held!r}, not an experiment whose fields could be set"
-        raise UsageError(msg)
-    info = type(held)._sp_info()
-    values: dict[str, Any] = {}
-    deeper: dict[str, dict[str, tuple[str, str | None]]] = {}
-    for name, (flag, text) in flags.items():
-        head, dot, rest = name.partition(".")
-        if head in {n for n, _ in info.derived}:
-            msg = f"{flag}: {type(held).__name__}.{head} is derived from the other fields"
-            raise UsageError(msg + "; it cannot be set")
-        if dot:
-            deeper.setdefault(head, {})[rest] = (flag, text)
-        else:
-            values[name] = _field_value(flag, text, info.annotations.get(name))
-    for head, more in deeper.items():
-        values[head] = _set_in(held.__dict__.get(head), more, f"{where}.{head}")
-    return dataclasses.replace(held, **values)  # type: ignore[type-var]
-
-
-def _is_distribution(space: Any, name: str) -> bool:
-    from superparams.space import Distribution
-
-    return isinstance(space.__dict__.get(name), Distribution)
-
-
-def _field_value(flag: str, text: str | None, annotation: Any) -> Any:
-    """A field's value from its text: one value, or a search over several."""
-    from superparams._values import (
-        BadRange,
-        BadValue,
-        Unsettable,
-        expected,
-        numbers,
-        parse,
-        split,
-    )
-    from superparams.identity import Mismatch, conform
-    from superparams.space import search
-
-    if text is None:
-        return True
-    items = split(text)
-    values: list[Any] = []
-    for item in items:
-        try:
-            spanned = numbers(item, annotation)
-        except BadValue:
-            example = (
-                "1:5 or 1:9:2" if "int" in expected(annotation) else "0.1:0.5:0.1 or 1e-4:1:x10"
-            )
-            msg = (
-                f"{flag} expects {expected(annotation)}, or a range of them such as "
-                f"{example}, got {item!r}"
-            )
-            raise UsageError(msg) from None
-        except BadRange as error:
-            msg = f"{flag} {error}"
-            raise UsageError(msg) from None
-        try:
-            # the text read by the annotation, then the check a value from Python meets
-            if spanned is not None:
-                values.extend(conform(v, annotation) for v in spanned)
-            else:
-                values.append(conform(parse(item, annotation), annotation))
-        except (BadValue, Mismatch) as error:
-            hint = error.hint if isinstance(error, BadValue) else ""
-            within = f" (in {text!r})" if len(items) > 1 else ""
-            msg = f"{flag} expects {expected(annotation)}, got {item!r}{within}{hint}"
-            raise UsageError(msg) from None
-        except Unsettable as error:
-            msg = f"{flag} cannot be set from the command line: {error}"
-            raise UsageError(msg) from None
-    return values[0] if len(values) == 1 else search(*values)
-
-
-# -- help ------------------------------------------------------------------------------------
-
-
-def _usage(prog: str) -> str:
-    return (
-        f"usage: {prog} EXPERIMENT [--FIELD VALUE ...] [options]\n"
-        f"       {prog} {{status,results,logs,clean}} EXPERIMENT [...]"
-    )
-
-
-def _options_help(command: str, taken: frozenset[str] = frozenset()) -> str:
-    """The options of a command, one line each; ``taken``: flags fields have, left out."""
-    lines, hidden = [], []
-    for option in OPTIONS:
-        if command not in option.commands:
-            continue
-        shown = _primary_names(option, taken)
-        if not shown:  # every spelling is a field's: the field has the flag
-            hidden.append(option.names[0])
-            continue
-        names = ", ".join(shown)
-        if option.metavar:
-            names += f" {option.metavar}"
-        lines.append(f"  {names:<22} {option.help}")
-    if hidden:
-        these = ", ".join(hidden)
-        lines.append(
-            f"  ({these} set{'s' if len(hidden) == 1 else ''} a field here, not the option)"
-        )
-    return "\n".join(lines)
-
-
-def _primary_names(option: _Option, taken: frozenset[str] = frozenset()) -> list[str]:
-    """The spellings shown in help: the short one and the first long one no field takes."""
-    short = [n for n in option.names if not n.startswith("--")]
-    long = [n for n in option.names if n.startswith("--") and n not in taken][:1]
-    return short + long
-
-
-def general_help(prog: str) -> str:
-    """What ``experiment --help`` prints."""
-    return f"""{_usage(prog)}
-
-Run every setting of an experiment that has not completed yet, each in a worker
-process; results and logs go to progress/<file>/<Class>/ beside the experiment's file.
-
-EXPERIMENT is looked up here, then in the folders just below (such as experiments/):
-  params.Hyperparams       class Hyperparams in params.py
-  RQ1                      every experiment in RQ1.py
-  index.RQ1                class RQ1 in index.py, or every experiment in index/RQ1.py
-  path/to/file.py:Class    a class in a file anywhere (path/to/file.py: all of them)
-
-Fields: --FIELD VALUE sets a field; --FIELD a,b,c searches over a, b and c.
-'{prog} EXPERIMENT --help' lists an experiment's fields, types and defaults.
-
-commands:
-  status EXPERIMENT        how many settings completed, failed, are running, are left
-  results EXPERIMENT       the results table; --sort COLUMN, --csv, --json, --parquet PATH
-  logs EXPERIMENT          the logs of the settings matching --FIELD VALUE; -f follows
-  clean EXPERIMENT         delete the stored results and logs, after asking
-
-run options:
-{_options_help("run")}
-
-exit status: 0 every setting completed, 1 some failed, 2 usage error, 3 the store could
-not be written or read, 4 the store is in use by another run, 5 the experiment could not
-be loaded, 6 an engine could not be reached, 130 interrupted
-SUPERPARAMS_PROGRESS, if set, is the folder results go to instead of progress/.
-"""
-
-
-_COMMAND_SUMMARY = {
-    "status": "how many settings completed, failed, are running, are left",
-    "results": "the results table of the settings the experiment's fields select",
-    "logs": "the logs of the settings matching the given field values",
-    "clean": "delete every stored result and log of the experiment, after asking",
-}
-
-
-def _command_help(prog: str, command: str) -> str:
-    fields = " [--FIELD VALUE ...]" if command != "clean" else ""
-    return (
-        f"usage: {prog} {command} EXPERIMENT{fields} [options]\n\n"
-        f"{_COMMAND_SUMMARY[command][0].upper()}{_COMMAND_SUMMARY[command][1:]}.\n\n"
-        f"options:\n{_options_help(command)}\n"
-    )
-
-
-def experiment_help(prog: str, found: Found, command: str = "run") -> str:
-    """What ``experiment EXPERIMENT --help`` prints: the fields, then the options."""
-    word = f"{command} " if command != "run" else ""
-    lines = [f"usage: {prog} {word}{found.name} [--FIELD VALUE ...] [options]", ""]
-    for cls in found.classes:
-        info = cls._sp_info()
-        doc = _doc(cls)
-        lines.append(f"{cls.__name__} ({_shown(found.path)}){': ' + doc if doc else ''}")
-        rows = []
-        for name in info.fields:
-            flag = f"--{name} {_metavar(info.annotations.get(name))}"
-            rows.append((flag, _default_text(info, name)))
-            rows += _nested_rows(name, info.annotations.get(name), {cls})
-        for name, _ in info.derived:
-            rows.append((f"{name}", "derived from the other fields"))
-        width = max((len(r[0]) for r in rows), default=0)
-        width = min(max(width, 22), 40)
-        for flag, default in rows:
-            lines.append(f"  {flag:<{width}} {default}".rstrip())
-        lines.append("")
-    lines.append("--FIELD VALUE sets a value; --FIELD a,b,c searches over a, b and c;")
-    lines.append("lists go in brackets: --FIELD [1,2] (or [1,2],[3] to search).")
-    lines.append("")
-    title = "run options" if command == "run" else "options"
-    lines.append(f"{title}:")
-    fields = _fields_of(found)
-    taken = frozenset(
-        n for o in OPTIONS for n in o.names if n[:2] == "--" and _field_named(n[2:], fields)
-    )
-    lines.append(_options_help(command, taken))
-    return "\n".join(lines) + "\n"
-
-
-def _nested_rows(prefix: str, annotation: Any, seen: set[type]) -> list[tuple[str, str]]:
-    """The dotted flags of a nested experiment's fields, for help: ``--model.width INT``."""
-    nested = _nested_class(annotation)
-    if nested is None or nested in seen:
-        return []
-    info = nested._sp_info()
-    rows = []
-    for name in info.fields:
-        dotted = f"{prefix}.{name}"
-        text = _default_text(info, name).replace("default ", f"{nested.__name__}'s default ", 1)
-        rows.append((f"--{dotted} {_metavar(info.annotations.get(name))}", text))
-        rows += _nested_rows(dotted, info.annotations.get(name), seen | {nested})
-    return rows
-
-
-def _metavar(annotation: Any) -> str:
-    """How a field's value is shown in help: INT, PATH, {adam,sgd}, [BOOL]."""
-    from superparams._values import is_bool, type_name
-
-    if is_bool(annotation):
-        return "[BOOL]"  # `--flag` alone means true
-    name = type_name(annotation)
-    return name if "{" in name else name.upper()
-
-
-def _doc(cls: type) -> str:
-    doc = (cls.__doc__ or "").strip()
-    if not doc or doc.startswith(f"{cls.__name__}("):  # the signature dataclass writes
-        return ""
-    return doc.splitlines()[0]
-
-
-def _default_text(info: Any, name: str) -> str:
-    from superparams.space import Dimension, Grid, Space
-
-    if name not in info.defaults:
-        return "required"
-    default = info.defaults[name]
-    if isinstance(default, Grid) and not default.expands():
-        if len(default.points) == 1:
-            return f"default {_shown_value(default.points[0])}"
-        return "search: " + ", ".join(_shown_value(p) for p in default.points)
-    if isinstance(default, (Dimension, Space)):
-        return f"search: {default!r}"
-    return f"default {_shown_value(default)}"
-
-
-def _shown_value(value: Any) -> str:
-    """A value as it would be typed: enum members by name, paths as text."""
-    import enum
-
-    if isinstance(value, enum.Enum):
-        return value.name
-    if isinstance(value, Path):
-        return str(value)
-    return repr(value)
+    return Fields(owner, several, tuple(names), frozenset(flags), frozenset(derived), found.classes)

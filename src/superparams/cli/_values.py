@@ -1,6 +1,6 @@
 """Command-line text to parameter values, by each field's annotation.
 
-The ``experiment`` command (:mod:`superparams.cli`) owns the grammar; this room owns one
+The ``experiment`` command (:mod:`superparams.cli._parse`) owns the grammar; this room owns one
 question: what does ``--lr 0.1,0.01`` mean for a field annotated ``float``? It knows the
 annotations a dataclass field can carry (scalars, ``Literal``, ``Enum``, ``Optional``
 and unions, lists and tuples, paths) and says what it expected when text does not fit.
@@ -172,6 +172,16 @@ def _check_count(text: str, count: int) -> None:
 
 def _plain(number: Any) -> str:
     return str(number.normalize()) if number != number.to_integral() else str(int(number))
+
+
+def is_number(text: str) -> bool:
+    """Whether text reads as a number (``-1`` is a value, not an option; a column of them
+    aligns right)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def is_bool(annotation: Any) -> bool:
