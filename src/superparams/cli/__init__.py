@@ -28,10 +28,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from superparams.cli import clean, logs, results, run, status
 from superparams.cli._help import command_help, experiment_help, general_help, usage
-from superparams.cli._parse import COMMAND_WORDS, fields_of, read, split
-from superparams.cli._shared import Exit
+from superparams.cli._parse import COMMAND_WORDS, Exit, fields_of, read, split
 from superparams.errors import Interrupted, SuperparamsError, UsageError
 
 if TYPE_CHECKING:
@@ -40,13 +38,47 @@ if TYPE_CHECKING:
 
 __all__ = ["COMMANDS", "entrypoint", "main"]
 
+Command = Callable[["Found", "list[Space[Any]]", Any, str], None]
+
+
+# Each command's module is imported when it runs, so `experiment --help` loads none.
+def _run(*args: Any) -> None:
+    from superparams.cli.run import run
+
+    run(*args)
+
+
+def _status(*args: Any) -> None:
+    from superparams.cli.status import status
+
+    status(*args)
+
+
+def _results(*args: Any) -> None:
+    from superparams.cli.results import results
+
+    results(*args)
+
+
+def _logs(*args: Any) -> None:
+    from superparams.cli.logs import logs
+
+    logs(*args)
+
+
+def _clean(*args: Any) -> None:
+    from superparams.cli.clean import clean
+
+    clean(*args)
+
+
 #: The commands, by the word that names them (``run`` is never written).
-COMMANDS: dict[str, Callable[[Found, list[Space[Any]], Any, str], None]] = {
-    "run": run.run,
-    "status": status.status,
-    "results": results.results,
-    "logs": logs.logs,
-    "clean": clean.clean,
+COMMANDS: dict[str, Command] = {
+    "run": _run,
+    "status": _status,
+    "results": _results,
+    "logs": _logs,
+    "clean": _clean,
 }
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from superparams.cli._find import shown
 from superparams.cli._parse import OPTIONS, Option, field_named, fields_of, nested_class
 
 if TYPE_CHECKING:
@@ -105,7 +104,7 @@ def experiment_help(prog: str, found: Found, command: str = "run") -> str:
     for cls in found.classes:
         info = cls._sp_info()
         doc = _doc(cls)
-        lines.append(f"{cls.__name__} ({shown(found.path)}){': ' + doc if doc else ''}")
+        lines.append(f"{cls.__name__} ({_shown(found.path)}){': ' + doc if doc else ''}")
         rows = []
         for name in info.fields:
             flag = f"--{name} {_metavar(info.annotations.get(name))}"
@@ -187,3 +186,9 @@ def _shown_value(value: Any) -> str:
     if isinstance(value, Path):
         return str(value)
     return repr(value)
+
+
+def _shown(path: Path | str) -> str:
+    from superparams.cli._find import shown
+
+    return shown(path)

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from superparams.cli._values import is_number
 from superparams.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
@@ -262,6 +261,18 @@ OPTIONS = (
 _BY_NAME = {name: option for option in OPTIONS for name in option.names}
 
 
+class Exit(Exception):
+    """Ends a command with an exit code, once it has said what it had to say.
+
+    Not an error: ``main`` prints nothing for it (a run whose settings failed ends so,
+    with code 1, after its report).
+    """
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__(exit_code)
+        self.exit_code = exit_code
+
+
 @dataclass(frozen=True, kw_only=True)
 class Request:
     """What a command was asked for: the experiment, and the field values given.
@@ -412,6 +423,16 @@ class Fields:
     flags: frozenset[str]  # bool fields: `--flag` alone means true
     derived: frozenset[str]
     classes: tuple[type[Experiment], ...] = ()  # whose fields these are, for dotted names
+
+
+def is_number(text: str) -> bool:
+    """Whether text reads as a number (``-1`` is a value, not an option; a column of them
+    aligns right)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_option(token: str) -> bool:

@@ -21,18 +21,6 @@ if TYPE_CHECKING:
     from superparams.store import Plan, Store
 
 
-class Exit(Exception):
-    """Ends a command with an exit code, once it has said what it had to say.
-
-    Not an error: ``main`` prints nothing for it (a run whose settings failed ends so,
-    with code 1, after its report).
-    """
-
-    def __init__(self, exit_code: int) -> None:
-        super().__init__(exit_code)
-        self.exit_code = exit_code
-
-
 def say(text: str) -> None:
     sys.stderr.write(text + "\n")
     sys.stderr.flush()

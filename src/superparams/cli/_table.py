@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
-from superparams.cli._values import is_number
+from superparams.cli._parse import is_number
 
 
 def table(headers: list[str], rows: list[list[str]], stream: TextIO) -> None:

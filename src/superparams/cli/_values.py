@@ -174,16 +174,6 @@ def _plain(number: Any) -> str:
     return str(number.normalize()) if number != number.to_integral() else str(int(number))
 
 
-def is_number(text: str) -> bool:
-    """Whether text reads as a number (``-1`` is a value, not an option; a column of them
-    aligns right)."""
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def is_bool(annotation: Any) -> bool:
     """Whether a field takes true or false (``--flag`` alone means true)."""
     if annotation is bool or annotation == "bool":

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from superparams.cli._find import shown
-from superparams.cli._shared import Exit, say, store_of
+from superparams.cli._parse import Exit
+from superparams.cli._shared import say, store_of
 
 if TYPE_CHECKING:
     from superparams.cli._find import Found

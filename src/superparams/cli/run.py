@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from superparams.cli._find import shown
+from superparams.cli._parse import Exit
 from superparams.cli._shared import (
-    Exit,
     ask,
     check_unlocked,
     interactive,
