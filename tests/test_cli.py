@@ -6,6 +6,7 @@ The command run for real, through a subprocess and a terminal, is in ``tests/e2e
 from __future__ import annotations
 
 import enum
+import subprocess
 import sys
 import textwrap
 from pathlib import Path, PurePosixPath
@@ -16,9 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from superparams import UsageError
-from superparams._find import LoadError, find, known_names, module_name
-from superparams._values import BadValue, Unsettable, expected, parse, split, type_name
-from superparams.cli import _split, main
+from superparams.cli import COMMANDS, main
+from superparams.cli._find import find, known_names, module_name
+from superparams.cli._parse import OPTIONS, REQUESTS
+from superparams.cli._values import BadValue, Unsettable, expected, parse, split, type_name
+from superparams.errors import LoadError
 
 SEED = """
 from superparams import Experiment, search
@@ -210,24 +213,72 @@ class TestTypeNames:
 
 
 class TestGrammar:
+    """A command word is a command only when it comes first and an experiment follows."""
+
+    def test_a_command_word_leads(self, project, capsys):
+        """`experiment status params.Hyperparams` is the status command, not a run."""
+        write(project / "experiments/params.py", SEED)
+        assert main(["status", "params.Hyperparams"]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("Hyperparams (experiments/params.py): 2 settings\n")
+        assert not (project / "experiments/progress").exists()
+
     @pytest.mark.parametrize(
-        ("argv", "command", "target"),
+        "argv",
         [
-            (["params.Hyperparams", "--num_proc", "2"], "run", "params.Hyperparams"),
-            (["-j", "2", "params.Hyperparams"], "run", "params.Hyperparams"),
-            (["--timeout=5", "params.Hyperparams"], "run", "params.Hyperparams"),
-            (["status", "params.Hyperparams"], "status", "params.Hyperparams"),
-            (["results", "RQ1", "--csv"], "results", "RQ1"),
-            (["status"], "run", "status"),  # alone, it names an experiment
-            (["status", "--num_proc", "2"], "run", "status"),
-            (["params.Hyperparams", "status"], "run", "params.Hyperparams"),
-            (["logs", "--help"], "logs", None),
+            ["params.Hyperparams", "--num_proc", "2", "--dry-run"],
+            ["-j", "2", "params.Hyperparams", "--dry-run"],
+            ["--timeout=5", "params.Hyperparams", "--dry-run"],
         ],
     )
-    def test_a_command_word_only_leads(self, argv, command, target):
-        """A command word is a command only first, followed by an experiment."""
-        request, _, _ = _split(argv)
-        assert (request.command, request.target) == (command, target)
+    def test_options_go_before_or_after_the_name(self, project, capsys, argv):
+        """Run options may come before the experiment's name or after it."""
+        write(project / "experiments/params.py", SEED)
+        assert main(argv) == 0
+        assert "would run 2 settings" in capsys.readouterr().err
+
+    @pytest.mark.parametrize(
+        "argv", [["status"], ["status", "--num_proc", "2"], ["status", "--csv"]]
+    )
+    def test_a_command_word_alone_needs_an_experiment(self, project, capsys, argv):
+        """`experiment status` with no experiment says what is missing: one line, code 2."""
+        assert main(argv) == 2
+        assert capsys.readouterr().err == (
+            "error: experiment status needs an experiment, e.g. experiment status "
+            "params.Hyperparams\n"
+        )
+
+    def test_a_command_word_after_the_name_is_no_command(self, project, capsys):
+        """`experiment params.Hyperparams status` is a run given a stray word: refused."""
+        write(project / "experiments/params.py", SEED)
+        assert main(["params.Hyperparams", "status"]) == 2
+        assert capsys.readouterr().err == (
+            "error: unexpected 'status' after 'params.Hyperparams'; field values are written "
+            "--FIELD VALUE\n"
+        )
+        assert not (project / "experiments/progress").exists()
+
+    def test_a_command_words_help(self, capsys):
+        """`experiment logs --help` is the help of logs."""
+        assert main(["logs", "--help"]) == 0
+        assert capsys.readouterr().out.startswith("usage: experiment logs EXPERIMENT")
+
+
+class TestRequests:
+    """Each command has its own typed request, and every option lands in it."""
+
+    def test_every_option_is_a_field_of_its_commands_request(self):
+        """An option read for a command is a field of that command's request."""
+        import dataclasses
+
+        for option in OPTIONS:
+            for command in option.commands:
+                names = {f.name for f in dataclasses.fields(REQUESTS[command])}
+                assert option.dest in names, (option.names, command)
+
+    def test_every_command_has_a_request(self):
+        """The table of commands and the table of requests name the same commands."""
+        assert set(COMMANDS) == set(REQUESTS)
 
 
 class TestMain:
@@ -238,10 +289,23 @@ class TestMain:
         assert err.startswith("usage: experiment EXPERIMENT")
         assert "--help" in err
 
-    def test_help_loads_nothing(self, capsys):
-        """--help prints the command's help and exits 0."""
-        assert main(["--help"]) == 0
-        assert "EXPERIMENT is looked up here" in capsys.readouterr().out
+    def test_help_loads_nothing(self, tmp_path):
+        """--help loads neither polars nor rich, nor the store, the runner or any command's
+        machinery: it is text."""
+        script = (
+            "import sys\n"
+            "from superparams.cli import main\n"
+            "assert main(['--help']) == 0\n"
+            "heavy = ('polars', 'rich', 'superparams.store', 'superparams.runner',"
+            " 'superparams.executors', 'superparams.display')\n"
+            "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert "EXPERIMENT is looked up here" in done.stdout
+        assert done.stdout.splitlines()[-1] == "[]"
 
     def test_version(self, capsys):
         """--version names the package and its version."""
@@ -250,8 +314,11 @@ class TestMain:
 
     def test_a_command_without_experiment(self, project, capsys):
         """`experiment status -j 2`: the command needs an experiment; one line, code 2."""
-        assert main(["status", "--csv"]) == 2
-        assert capsys.readouterr().err.startswith("error: ")
+        assert main(["status", "-j", "2"]) == 2
+        assert capsys.readouterr().err == (
+            "error: experiment status needs an experiment, e.g. experiment status "
+            "params.Hyperparams\n"
+        )
 
     def test_the_experiments_help_lists_fields(self, project, capsys):
         """EXPERIMENT --help: each field with its type and its default or searched values."""

@@ -9,6 +9,7 @@ PUBLIC = [
     "Experiment",
     "ExperimentError",
     "IdentityError",
+    "Interrupted",
     "LoadError",
     "SearchSpaceError",
     "Space",

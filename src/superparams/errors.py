@@ -14,11 +14,12 @@ Every error is a :class:`SuperparamsError`, and also the builtin it resembles, s
      ├── UsageError (ValueError)            bad input on the command line; exit code 2
      ├── LoadError (ImportError)            the experiment's module raised on import; 5
      ├── WorkerError (RuntimeError)         a worker could not start, so nothing can run; 5
-     └── EngineError (ConnectionError)      an engine or cluster could not be reached; 6
+     ├── EngineError (ConnectionError)      an engine or cluster could not be reached; 6
+     └── Interrupted                        a run stopped by Ctrl-C, SIGTERM or SIGHUP; 130
 
 Each class carries its ``exit_code`` (1 unless it says otherwise); only the command line
 turns an error into a message and that code. The others: 0 every setting completed, 1 some
-failed, 130 interrupted.
+failed.
 """
 
 from __future__ import annotations
@@ -92,6 +93,13 @@ class EngineError(SuperparamsError, ConnectionError):
     """An engine or cluster a run needs could not be reached (raised by engines)."""
 
     exit_code = 6
+
+
+class Interrupted(SuperparamsError):
+    """A run stopped by Ctrl-C, SIGTERM or SIGHUP; what finished is recorded, and the same
+    command resumes. Its message is empty when the run's summary has said so already."""
+
+    exit_code = 130  # the shell's code for a process stopped by Ctrl-C (128 + SIGINT)
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

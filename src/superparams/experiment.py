@@ -563,7 +563,7 @@ class Experiment(Space[Any]):
     # -- what print() shows ------------------------------------------------------------
 
     def __str__(self) -> str:
-        return repr(self) if self._sp_is_setting() else _overview(self)
+        return repr(self) if self._sp_is_setting() else overview(self)
 
 
 def reserved_names() -> tuple[frozenset[str], frozenset[str]]:
@@ -918,7 +918,9 @@ def _type_name(annotation: Any) -> str:
     return str(annotation).replace("typing.", "")
 
 
-def _overview(space: Experiment) -> str:
+def overview(space: Experiment) -> str:
+    """What ``print(space)`` shows, and the ``experiment`` command before a run: the
+    class and its number of settings, then a line per field with its type and values."""
     title, rows = _overview_rows(space)
     w0 = max((len(r[0]) for r in rows), default=0)
     w1 = max((len(r[1]) for r in rows), default=0)

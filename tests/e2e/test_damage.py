@@ -451,7 +451,7 @@ class TestExitCodes:
             SuperparamsError,
             UsageError,
         )
-        from superparams._find import LoadError
+        from superparams.errors import LoadError
         from superparams.worker import WorkerError
 
         codes = {

@@ -1,12 +1,15 @@
 """Command-line text to parameter values, by each field's annotation.
 
-The ``experiment`` command (:mod:`superparams.cli`) owns the grammar; this room owns one
+The ``experiment`` command (:mod:`superparams.cli._parse`) owns the grammar; this room owns one
 question: what does ``--lr 0.1,0.01`` mean for a field annotated ``float``? It knows the
 annotations a dataclass field can carry (scalars, ``Literal``, ``Enum``, ``Optional``
 and unions, lists and tuples, paths) and says what it expected when text does not fit.
 
 Top-level commas separate searched values; brackets and quotes group, so
 ``--layers [64,64],[128]`` searches two lists and ``--name '"a,b"'`` is one string.
+In an int or float field, ``START:END[:STEP]`` is a range with both ends included
+(``1:5`` is 1 to 5, ``1:10:2`` is 1, 3, 5, 7, 9) and ``START:END:xF`` multiplies by F
+(``1e-4:1e-1:x10``, ``16:128:x2``); see :func:`numbers`.
 """
 
 from __future__ import annotations
@@ -66,6 +69,109 @@ def split(text: str) -> list[str]:
             start = i + 1
     parts.append(text[start:].strip() if parts else text)
     return parts
+
+
+class BadRange(ValueError):
+    """A range that is written right but gives no values, or too many; the message says."""
+
+
+_MOST = 1_000_000  # values one range may give
+
+
+def numbers(text: str, annotation: Any) -> list[Any] | None:
+    """The values a range stands for in an int or float field; None if ``text`` is no
+    range or the field takes no numbers.
+
+    Both ends are included when the steps land on them; the arithmetic is decimal, so
+    ``0.1:0.3:0.1`` gives 0.1, 0.2, 0.3 (never 0.30000000000000004).
+
+    Raises:
+        BadValue: the parts are not numbers of the field's type.
+        BadRange: the range gives nothing (``5:1``, a step of 0) or too much.
+
+    >>> numbers("1:5", int), numbers("1:10:3", int), numbers("1e-3:1e-1:x10", float)
+    ([1, 2, 3, 4, 5], [1, 4, 7, 10], [0.001, 0.01, 0.1])
+    """
+    import decimal
+
+    kind = _number_kind(annotation)
+    parts = text.split(":")
+    if kind is None or len(parts) not in (2, 3):
+        return None
+    start_text, end_text = parts[0].strip(), parts[1].strip()
+    step_text = parts[2].strip() if len(parts) == 3 else "1"
+    times = step_text[:1] in ("x", "X")
+    try:
+        if kind is int:
+            start, end = decimal.Decimal(int(start_text)), decimal.Decimal(int(end_text))
+            step = decimal.Decimal(int(step_text[1:] if times else step_text))
+        else:
+            start, end = decimal.Decimal(start_text), decimal.Decimal(end_text)
+            step = decimal.Decimal(step_text[1:] if times else step_text)
+    except (ValueError, decimal.InvalidOperation):
+        raise BadValue from None
+    if not all(n.is_finite() for n in (start, end, step)):
+        raise BadValue
+    written = text.strip()
+    values = _by_factor(written, start, end, step) if times else _by_step(written, start, end, step)
+    return [kind(v) for v in values]
+
+
+def _number_kind(annotation: Any) -> type | None:
+    annotation = _resolve(annotation)
+    kinds = [a for a in _union_args(annotation) if a is not type(None)]
+    if len(kinds) == 1 and kinds[0] in (int, float):
+        return kinds[0]  # type: ignore[no-any-return]
+    return None
+
+
+def _by_step(text: str, start: Any, end: Any, step: Any) -> list[Any]:
+    if step == 0:
+        msg = f"{text} has a step of 0; write e.g. {_plain(start)}:{_plain(end)}:1"
+        raise BadRange(msg)
+    if (end - start) * step < 0:
+        a, b = _plain(start), _plain(end)
+        if step > 0:
+            msg = f"{text} is empty: it counts up from {a} and {a} is past {b}; write {b}:{a}, "
+            raise BadRange(msg + f"or {a}:{b}:-1 to count down")
+        msg = f"{text} is empty: it counts down from {a} and {a} is below {b}; write {b}:{a}:"
+        raise BadRange(msg + f"{_plain(-step)}, or {a}:{b} to count up")
+    count = int((end - start) / step) + 1
+    _check_count(text, count)
+    return [start + i * step for i in range(count)]
+
+
+def _by_factor(text: str, start: Any, end: Any, factor: Any) -> list[Any]:
+    if start == 0:
+        msg = f"{text} starts at 0, which no factor moves; start above 0"
+        raise BadRange(msg)
+    if start < 0 or end <= 0 or factor <= 0:
+        msg = f"{text}: a range that multiplies needs both ends and the factor above 0"
+        raise BadRange(msg)
+    if factor == 1 or (end - start) * (factor - 1) < 0:
+        a, b = _plain(start), _plain(end)
+        if factor == 1:
+            msg = f"{text} multiplies by 1, which never reaches {b}; write e.g. {a}:{b}:x2"
+        else:
+            msg = f"{text} is empty: multiplying {a} by {_plain(factor)} never reaches {b}"
+        raise BadRange(msg)
+    values, value = [], start
+    up = factor > 1
+    while value <= end if up else value >= end:
+        values.append(value)
+        _check_count(text, len(values))
+        value *= factor
+    return values
+
+
+def _check_count(text: str, count: int) -> None:
+    if count > _MOST:
+        msg = f"{text} holds {count:,} values, more than {_MOST:,}; use a larger step, or --sample"
+        raise BadRange(msg)
+
+
+def _plain(number: Any) -> str:
+    return str(number.normalize()) if number != number.to_integral() else str(int(number))
 
 
 def is_bool(annotation: Any) -> bool:

@@ -26,7 +26,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from superparams.errors import (
     ExperimentError,
@@ -38,6 +38,7 @@ from superparams.errors import (
 
 if TYPE_CHECKING:
     from superparams.experiment import Experiment
+    from superparams.space import Space
 
 # Folders below the working directory never searched for experiments.
 _SKIP = frozenset(
@@ -47,11 +48,25 @@ _SKIP = frozenset(
 
 @dataclass(frozen=True)
 class Found:
-    """The experiments a name stands for, and the file they are in."""
+    """The experiments a name stands for, and the file they are in.
+
+    ``targets`` are what runs, in the file's order: experiment classes (each its default
+    space) and spaces defined at module level (a union, say), the latter under
+    ``names``, the names the file gives them.
+    """
 
     name: str
     path: Path
-    classes: tuple[type[Experiment], ...]
+    targets: tuple[type[Experiment] | Space[Any], ...]
+    names: tuple[str, ...] = ()
+
+    @property
+    def classes(self) -> tuple[type[Experiment], ...]:
+        """The experiment classes of the targets, each once, in order."""
+        out: dict[type[Experiment], None] = {}
+        for target in self.targets:
+            out[target if isinstance(target, type) else target.experiment_class] = None
+        return tuple(out)
 
 
 def find(name: str, home: Path | None = None) -> Found:
@@ -166,31 +181,35 @@ def _match(
 ) -> Found | None:
     """The experiments of ``path`` that ``name`` means, or None (noting why in misses)."""
     from superparams.experiment import Experiment
+    from superparams.space import Space
 
     module = load(path, first=by_path)
     if cls_name is None:
-        classes = experiments_in(module)
-        if classes:
-            return Found(name, path, tuple(classes))
+        targets = runnables_in(module)
+        if targets:
+            return Found(name, path, tuple(t for _, t in targets), tuple(n for n, _ in targets))
         misses.append(
             f"{shown(path)} has no experiment: no subclass of Experiment with a run() method"
         )
         return None
     obj = getattr(module, cls_name, None)
     if isinstance(obj, type) and issubclass(obj, Experiment) and obj is not Experiment:
-        return Found(name, path, (obj,))
-    names = [c.__name__ for c in experiments_in(module)]
+        return Found(name, path, (obj,), (cls_name,))
+    if isinstance(obj, Space):
+        return Found(name, path, (obj,), (cls_name,))
+    names = [n for n, _ in runnables_in(module)]
     listed = f"; its experiments are {', '.join(names)}" if names else "; it has no experiments"
     if obj is None:
         what = f"has no experiment {cls_name!r}{did_you_mean(cls_name, names)}"
     else:
-        what = f"has {cls_name!r}, but it is not an Experiment subclass"
+        what = f"has {cls_name!r}, but it is not an Experiment subclass nor a space of one"
     misses.append(f"{shown(path)} {what}{listed}")
     return None
 
 
 def experiments_in(module: ModuleType) -> list[type[Experiment]]:
-    """The experiments a module defines, in order: its Experiment subclasses with run()."""
+    """The experiments a module defines, in order: its Experiment subclasses with run(),
+    but not the components, the classes only other experiments' fields are typed with."""
     from superparams.experiment import Experiment
 
     found = []
@@ -205,7 +224,43 @@ def experiments_in(module: ModuleType) -> list[type[Experiment]]:
         ):
             continue
         found.append(obj)
+    parts = _components(found)
+    return [cls for cls in found if cls not in parts]
+
+
+def runnables_in(module: ModuleType) -> list[tuple[str, type[Experiment] | Space[Any]]]:
+    """What ``experiment FILE`` runs, in the order the module defines it: its experiments
+    (see :func:`experiments_in`) and the unions of settings it assigns at its top level."""
+    from superparams.space import Union
+
+    experiments = set(experiments_in(module))
+    found: list[tuple[str, type[Experiment] | Space[Any]]] = []
+    for attr, obj in vars(module).items():
+        if attr.startswith("_"):
+            continue
+        if obj in experiments or isinstance(obj, Union):
+            found.append((attr, obj))
     return found
+
+
+def _components(classes: list[type[Experiment]]) -> set[type]:
+    """The classes that are the type of a field of another of ``classes``."""
+    import typing
+
+    def mentioned(annotation: Any) -> set[type]:
+        if isinstance(annotation, type):
+            return {annotation}
+        out: set[type] = set()
+        for arg in typing.get_args(annotation):
+            out |= mentioned(arg)
+        return out
+
+    parts: set[type] = set()
+    for cls in classes:
+        for name, annotation in cls._sp_info().annotations.items():
+            if name in cls._sp_info().fields:
+                parts |= mentioned(annotation) - {cls}
+    return parts
 
 
 # -- importing a file ----------------------------------------------------------------------
@@ -301,7 +356,7 @@ def after_stdlib(path: list[str]) -> int:
     return position
 
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
+_OURS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # superparams/
 _IMPORTLIB = os.path.dirname(os.path.abspath(importlib.__file__))
 
 
@@ -312,7 +367,8 @@ def _user_traceback(error: BaseException) -> str:
         f
         for f in shown_tb.stack
         if not f.filename.startswith("<frozen")
-        and os.path.dirname(f.filename) not in (_HERE, _IMPORTLIB)
+        and os.path.dirname(f.filename) not in (_OURS, _IMPORTLIB)
+        and not f.filename.startswith(os.path.join(_OURS, "cli", ""))
     ]
     shown_tb.stack = traceback.StackSummary.from_list(frames)
     return "".join(shown_tb.format())
@@ -332,7 +388,7 @@ def shown(path: Path | str) -> str:
 
 
 def _only_class(found: Found) -> str | None:
-    return found.classes[0].__name__ if len(found.classes) == 1 else None
+    return found.names[0] if len(found.targets) == 1 and found.names else None
 
 
 def _may_define(path: Path, cls_name: str | None) -> bool:

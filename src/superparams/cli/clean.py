@@ -1,0 +1,40 @@
+"""``experiment clean EXPERIMENT``: delete what is stored for each class, after asking."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from superparams.cli._find import shown
+from superparams.cli._shared import ask, check_unlocked, interactive, say
+from superparams.errors import UsageError
+
+if TYPE_CHECKING:
+    from superparams.cli._find import Found
+    from superparams.cli._parse import CleanRequest
+    from superparams.space import Space
+
+
+def clean(found: Found, spaces: list[Space[Any]], request: CleanRequest, prog: str) -> None:
+    from superparams.store import Store
+
+    for cls in found.classes:
+        store = Store.for_class(cls)
+        if not store.folder.exists():
+            say(f"nothing stored for {cls.__name__} ({shown(store.folder)} does not exist)")
+            continue
+        check_unlocked(store)
+        count = store.count()
+        what = (
+            f"{count} stored setting{'s' if count != 1 else ''} of {cls.__name__} and "
+            f"their logs in {shown(store.folder)}"
+        )
+        if not request.yes:
+            if not interactive():
+                msg = f"clean deletes {what}; with no terminal to confirm, add --yes"
+                raise UsageError(msg)
+            answer = ask(f"Delete {what}? [y/N] ")
+            if answer not in ("y", "yes"):
+                say("nothing deleted")
+                continue
+        store.clean()
+        say(f"deleted {what}")

@@ -1,0 +1,131 @@
+"""``experiment status EXPERIMENT``: how many settings completed, failed, run, are left."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from superparams.cli._find import shown
+from superparams.cli._shared import plan_of, store_of
+
+if TYPE_CHECKING:
+    from superparams.cli._find import Found
+    from superparams.cli._parse import StatusRequest
+    from superparams.space import Space
+    from superparams.store import Store
+
+
+def status(found: Found, spaces: list[Space[Any]], request: StatusRequest, prog: str) -> None:
+    for space in spaces:
+        _status_one(found, space, request, prog)
+
+
+def _status_one(found: Found, space: Space[Any], request: StatusRequest, prog: str) -> None:
+    if not space.enumerable:
+        _status_stored(found, space, prog)
+        return
+    store = store_of(space)
+    stored = plan_of(space, store)
+    holder = store.holder()
+    known = store.statuses()
+    running = {sid for sid, s in known.items() if s.status == "running"}
+    errors = {sid: s.error for sid, s in known.items() if s.error is not None}
+    interrupted = [p for p in stored.interrupted if stored.ids[p] not in running]
+    now = [p for p in stored.interrupted if stored.ids[p] in running]
+    cls = space.experiment_class
+    out = sys.stdout
+    total = len(set(stored.ids))
+    out.write(f"{cls.__name__} ({shown(found.path)}): {total} setting{'s' if total != 1 else ''}\n")
+    counts = [
+        ("completed", len(stored.done)),
+        ("failed", len(stored.failed)),
+        ("running", len(now)),
+        ("interrupted", len(interrupted)),
+        ("new", len(stored.new)),
+    ]
+    for name, count in counts:
+        if count or name in ("completed", "failed", "new"):
+            out.write(f"  {name:<12} {count}\n")
+    if stored.stale:
+        out.write(f"  {'gone':<12} {len(stored.stale)} stored but no longer in this space\n")
+    if stored.outdated:
+        out.write(
+            f"  {'outdated':<12} {len(stored.outdated)} of the completed were made by an earlier "
+            f"version of {cls.__name__}'s code (`{prog} {found.name} --rerun-outdated` runs "
+            "them again)\n"
+        )
+    if holder is not None:
+        out.write(f"a run is in progress ({holder})\n")
+    left = stored.failed + interrupted + stored.new
+    if left:
+        out.write(f"left to run: {len(left)} (`{prog} {found.name}` runs them)\n")
+        shown_left = sorted(left)[:20]
+        for position in shown_left:
+            sid = stored.ids[position]
+            status = (
+                "failed"
+                if position in stored.failed
+                else "interrupted"
+                if position in interrupted
+                else "new"
+            )
+            error = f"  {errors[sid]}" if status == "failed" and sid in errors else ""
+            out.write(f"  {status:<12} {space[position].label}{error}\n")
+        if len(left) > len(shown_left):
+            out.write(f"  ... {len(left) - len(shown_left)} more\n")
+    else:
+        out.write("nothing left to run\n")
+    from superparams.runner import _labels
+
+    for note in store.clashes(_labels(space, stored.ids)) if store.folder.exists() else ():
+        out.write(f"{note}\n")
+    _damaged(store)
+    out.write(f"results: {shown(store.results_path)}\n")
+    out.flush()
+
+
+def _status_stored(found: Found, space: Space[Any], prog: str) -> None:
+    """The status of a space that draws settings at random: of every stored setting."""
+    from superparams.cli._spaces import is_distribution
+
+    cls = space.experiment_class
+    store = store_of(space)
+    first = {sid: (s.status, s.label, s.error) for sid, s in store.statuses().items()}
+    statuses = [s for s, _, _ in first.values()]
+    drawn = [n for n in cls._sp_info().fields if is_distribution(space, n)] or ["a field"]
+    verb = "is" if len(drawn) == 1 else "are"
+    out = sys.stdout
+    total = len(first)
+    out.write(
+        f"{cls.__name__} ({shown(found.path)}): {total} setting{'s' if total != 1 else ''} "
+        f"stored ({', '.join(drawn)} {verb} drawn from a distribution: all stored settings "
+        "are shown)\n"
+    )
+    for name in ("completed", "failed", "running", "interrupted"):
+        count = statuses.count(name)
+        if count or name in ("completed", "failed"):
+            out.write(f"  {name:<12} {count}\n")
+    if store.is_locked():
+        out.write("a run is in progress\n")
+    left = [(s, label, e) for s, label, e in first.values() if s in ("failed", "interrupted")]
+    if left:
+        out.write(
+            f"not completed: {len(left)} (`{prog} {found.name} --sample N --sample-seed S`, with "
+            "the N and S they were drawn with, runs them again)\n"
+        )
+        for status, label, error in left[:20]:
+            shown_error = f"  {error}" if status == "failed" and error else ""
+            out.write(f"  {status:<12} {label}{shown_error}\n")
+        if len(left) > 20:
+            out.write(f"  ... {len(left) - 20} more\n")
+    _damaged(store)
+    out.write(f"results: {shown(store.results_path)}\n")
+    out.flush()
+
+
+def _damaged(store: Store) -> None:
+    """Say how many lines of the record were damaged and skipped, if any."""
+    damaged = store.damaged() if store.folder.exists() else 0
+    if damaged:
+        lines = "line" if damaged == 1 else "lines"
+        sys.stdout.write(f"record: {damaged} damaged {lines} skipped\n")
