@@ -67,11 +67,11 @@ class Namespace:
             )
 
     def members(self) -> list[int]:
-        """The processes in the namespace's network, but the one that holds it."""
+        """The processes in the namespace's network, but the two that hold it open."""
         mine = os.readlink(f"/proc/{self.init}/ns/net")
         found = []
         for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and int(entry.name) != self.init:
+            if entry.name.isdigit() and int(entry.name) not in (self.init, self.holder.pid):
                 with contextlib.suppress(OSError):
                     if os.readlink(entry / "ns/net") == mine:
                         found.append(int(entry.name))
