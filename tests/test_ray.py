@@ -24,6 +24,7 @@ pytestmark = pytest.mark.slow
 
 NODES = """
 import os
+import sys
 import time
 from pathlib import Path
 from superparams import Experiment, search
@@ -40,11 +41,10 @@ class Nodes(Experiment):
         if self.n == 3 and self.how == "dies":
             os._exit(7)
         time.sleep(0.5)  # long enough for settings to overlap
-        import ray
-
+        ray = sys.modules.get("ray")  # in a Ray worker, and only there
         return {
             "pid": os.getpid(),
-            "node": ray.get_runtime_context().get_node_id(),
+            "node": ray.get_runtime_context().get_node_id() if ray else "-",
             "gpu": os.environ.get("CUDA_VISIBLE_DEVICES", "-"),
             "rank": self.rank,
             "n_proc": self.n_proc,
