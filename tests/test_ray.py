@@ -40,6 +40,9 @@ class Nodes(Experiment):
             f.write(f"{self.n}\\n")
         if self.n == 3 and self.how == "dies":
             os._exit(7)
+        if self.how == "slow":
+            time.sleep(4)
+            RUNS.with_name("finished.txt").write_text(str(self.n))
         time.sleep(0.5)  # long enough for settings to overlap
         ray = sys.modules.get("ray")  # in a Ray worker, and only there
         return {
@@ -137,6 +140,20 @@ class TestOnACluster:
         assert done.returncode == 1, done.stderr
         assert table(project)["status"][3] == "failed"
         assert runs(project) == [0, 1, 2, 3, 3, 4, 5]
+
+    def test_a_timeout_stops_the_settings_worker(self, project, ray_cluster):
+        """A setting past --timeout fails with cause timeout, and Ray stops its worker: no
+        attempt goes on in the background while the run tries it again."""
+        address = f"address={ray_cluster.address}"
+        slow = ["--n", "0", "--how", "slow", "--timeout", "1", "--retries", "5"]
+        done = experiment(project, *slow, "--engine-option", address, inside=ray_cluster.namespace)
+        assert done.returncode == 1, done.stderr
+        assert table(project)["cause"].to_list() == ["timeout"]
+        # 6 attempts, 6 s at least: long enough for a first one left running to finish
+        # (some attempts time out while Ray starts a new worker, before they begin)
+        assert set(runs(project)) == {0}
+        assert len(runs(project)) >= 2
+        assert not (project / "experiments/finished.txt").exists()
 
     def test_more_gpus_than_the_cluster_has(self, project, ray_cluster):
         """Settings that ask for a GPU of a cluster with none: one line, exit code 2."""
