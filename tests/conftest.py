@@ -249,3 +249,13 @@ def run_in_kernel(code: str, cwd: Path, kernels: Path, **env: str) -> str:
 
 #: An empty notebook file, as Jupyter saves a new one.
 NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n'
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real two-node Ray cluster in a network namespace with only loopback (see
+    tests/ray_cluster.py), shared by the Ray tests and stopped at the end."""
+    pytest.importorskip("ray")
+    from tests.ray_cluster import start_cluster
+
+    yield from start_cluster(tmp_path_factory.mktemp("ray"))

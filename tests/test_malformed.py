@@ -168,7 +168,7 @@ def _invocations() -> Iterator[tuple[str, list[str]]]:
         ["-j", ""],
         ["--retries", "-1"],
         ["--retries", "1.5"],
-        ["--engine", "ray"],
+        ["--engine", "spark"],
         ["--engine", ""],
         ["--sample", "0"],
         ["--seed", "x"],
@@ -213,7 +213,7 @@ THROUGH_THE_COMMAND = [
     "--n 'x'",
     "--typed_pair '[1,2,3]'",
     "--opt 'adamw'",
-    "--engine ray",
+    "--engine spark",
     "--nn 1",
     "--fresh --rerun-failed",
 ]

@@ -1,12 +1,14 @@
 """What every engine must do, checked on each one: the contract of the executor seam.
 
 Each test runs the same experiment on every built-in engine (``inline``: this process;
-``local``: worker processes; ``dask``: a local Dask cluster made for the run) and checks
-a promise the runner relies on. A new engine joins the list and must pass them all.
+``local``: worker processes; ``dask``: a local Dask cluster made for the run; ``ray``: a
+real two-node Ray cluster, see tests/ray_cluster.py) and checks a promise the runner
+relies on. A new engine joins the list and must pass them all.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,12 +17,38 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from tests.conftest import COMMAND, environment, experiment, wait_for, write
+from tests.conftest import COMMAND, environment, wait_for, write
 from tests.e2e.sources import WORK
 
 pytestmark = pytest.mark.slow
 
-ENGINES = ["inline", "local", "dask"]
+ENGINES = ["inline", "local", "dask", "ray"]
+
+
+class Engine(str):
+    """An engine's name, with what its command needs: a prefix and environment variables."""
+
+    prefix: tuple[str, ...] = ()
+    env: dict[str, str] = {}  # noqa: RUF012  # never changed in place
+
+    def environment(self, **settings: str) -> dict[str, str]:
+        """The command's environment, with ``settings`` for the settings' processes too
+        (a Ray cluster's workers keep their own: Ray's job configuration carries them)."""
+        env = {**environment(), **self.env, **settings}
+        if self == "ray" and settings:
+            job = {"runtime_env": {"env_vars": settings}}
+            env["RAY_JOB_CONFIG_JSON_ENV_VAR"] = json.dumps(job)
+        return env
+
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest) -> Engine:
+    made = Engine(request.param)
+    if made == "ray":  # run inside the cluster's namespace, on the cluster
+        cluster = request.getfixturevalue("ray_cluster")
+        made.prefix = tuple(cluster.namespace.prefix)
+        made.env = {**cluster.namespace.env, "RAY_ADDRESS": cluster.address}
+    return made
 
 
 @pytest.fixture
@@ -29,8 +57,16 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run(root: Path, engine: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return experiment("work.Work", "--engine", engine, "-j", "2", *args, cwd=root)
+def run(root: Path, engine: Engine, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*engine.prefix, str(COMMAND), "work.Work", "--engine", engine, "-j", "2", *args],
+        cwd=root,
+        env=engine.environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def folder(root: Path) -> Path:
@@ -46,7 +82,7 @@ def outcome_lines(root: Path) -> list[str]:
     return [line for line in record if '"event":"outcome"' in line]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", ENGINES, indirect=True)
 class TestContract:
     def test_every_outcome_arrives_once(self, project, engine):
         """Each setting's outcome is recorded exactly once, and all complete."""
@@ -104,9 +140,9 @@ class TestContract:
         """The first Ctrl-C starts nothing more and lets running settings go on; the
         second stops them, and they are left interrupted."""
         child = subprocess.Popen(
-            [str(COMMAND), "work.Work", "--engine", engine, "-j", "2"],
+            [*engine.prefix, str(COMMAND), "work.Work", "--engine", engine, "-j", "2"],
             cwd=project,
-            env=environment(NAP="60"),
+            env={**engine.environment(NAP="60"), "PYTHONUNBUFFERED": "1"},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,

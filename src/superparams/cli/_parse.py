@@ -197,7 +197,7 @@ OPTIONS = (
     Option(
         ("--engine",),
         "engine",
-        "where settings run: local (default), inline or dask",
+        "where settings run: local (default), inline, dask or ray",
         _RUN,
         "NAME",
         _engine,

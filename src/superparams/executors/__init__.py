@@ -7,7 +7,8 @@ subclass :class:`Executor` in a new module and fill in its abstract methods::
     Executor
      ├── InlineExecutor   "inline"  in the calling process: breakpoints and debuggers work
      ├── LocalExecutor    "local"   worker processes on this machine (the default)
-     └── DaskExecutor     "dask"    a Dask cluster (superparams[dask])
+     ├── DaskExecutor     "dask"    a Dask cluster (superparams[dask])
+     └── RayExecutor      "ray"     a Ray cluster (superparams[ray])
 
 An executor turns every fault of its engine (a dead worker, a timeout, an engine's own
 exception) into a failed outcome of the setting it hit (:meth:`Outcome.failed`): it
@@ -168,6 +169,7 @@ _ENGINES = {
     "inline": ("superparams.executors.inline:InlineExecutor", None, None),
     "local": ("superparams.executors.local:LocalExecutor", None, None),
     "dask": ("superparams.executors.dask:DaskExecutor", "distributed", "dask"),
+    "ray": ("superparams.executors.ray:RayExecutor", "ray", "ray"),
 }
 _GROUP = "superparams.executors"
 
