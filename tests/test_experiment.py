@@ -22,12 +22,12 @@ from superparams import (
     ExperimentError,
     SearchSpaceError,
     SuperparamsError,
+    _columns,
     derived,
     search,
-    store,
     uniform,
 )
-from superparams.store import BOOKKEEPING
+from superparams._columns import BOOKKEEPING
 
 
 class Hyperparams(Experiment):
@@ -265,8 +265,8 @@ class TestReservedNames:
         )
 
     def test_a_column_added_to_the_results_is_reserved_too(self, monkeypatch):
-        """Every bookkeeping column the store names is refused, not a copied list of them."""
-        monkeypatch.setattr(store, "BOOKKEEPING", (*store.BOOKKEEPING, "code_version"))
+        """Every bookkeeping column of the results is refused, not a copied list of them."""
+        monkeypatch.setattr(_columns, "BOOKKEEPING", (*_columns.BOOKKEEPING, "code_version"))
         with pytest.raises(ExperimentError, match=r"the results column 'code_version'"):
 
             class Train(Experiment):

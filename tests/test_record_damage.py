@@ -13,6 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from superparams._api import store_of
 from superparams.identity import setting_id
 from superparams.store import Store
 
@@ -154,7 +155,7 @@ class TestRestoredOutcomes:
         folder = workspace.folder("epochs", "Epochs")
         before = pl.read_parquet(folder / "results.parquet")
         (folder / "record.jsonl").write_bytes(b"")
-        store = Store.for_space(module.Epochs())
+        store = store_of(module.Epochs())
         with store:
             pass
         assert store.restored == 6

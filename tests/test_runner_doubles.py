@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import Events
 
 from superparams import Experiment, search
-from superparams._api import results
+from superparams._api import results, store_of
 from superparams.events import (
     Event,
     RunStarted,
@@ -31,7 +31,6 @@ from superparams.events import (
 )
 from superparams.executors.testing import FakeClock, ScriptedExecutor
 from superparams.runner import COMMIT_INTERVAL, _Run
-from superparams.store import Store
 
 TRIES: Counter[int] = Counter()  # how many times each n's run() was called
 
@@ -73,7 +72,7 @@ def execute(
     retries: int = 0,
 ) -> _Run:
     """Run ``space`` as run_all does, with ``engine`` and ``clock``; the finished run."""
-    store = Store.for_space(space, folder)
+    store = store_of(space, folder)
     with store:
         stored = store.plan(space)
         run = _Run(

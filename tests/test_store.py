@@ -18,6 +18,7 @@ from tests.e2e.sources import FAILS_WHEN_LISTED, ran
 from tests.seed import USAGE
 
 from superparams import StoreLockedError, StoreWriteError
+from superparams._api import store_of
 from superparams.events import SettingFinished
 from superparams.store import Store
 
@@ -258,7 +259,7 @@ class TestLock:
         """While a run holds the folder, another run gets StoreLockedError naming the holder."""
         space = workspace.load("flaky", FAILS_WHEN_LISTED).Flaky()
         folder = workspace.folder("flaky", "Flaky")
-        with Store.for_space(space):
+        with store_of(space):
             with pytest.raises(StoreLockedError) as caught:
                 space.run_all(display=False)
             message = str(caught.value)
@@ -296,7 +297,7 @@ class TestLock:
             "the 3 stored results are safe"
         )
         monkeypatch.undo()
-        assert not Store.for_space(space).is_locked()
+        assert not store_of(space).is_locked()
         table = space.run_all(display=False)
         assert ran(workspace.experiments) == [1, 2, 3]  # not run twice
         assert table["double"].to_list() == [2, 4, 6]
@@ -335,7 +336,7 @@ class TestCompaction:
         stop = threading.Event()
 
         def read() -> None:
-            store = Store.for_space(module.Flaky())
+            store = store_of(module.Flaky())
             while not stop.is_set():
                 table = store.table()
                 seen.append(table.height - table["id"].n_unique())

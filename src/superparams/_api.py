@@ -58,9 +58,8 @@ def plan(space: Space[Any], *, folder: Path | str | None = None) -> Plan:
     '1 completed, 1 failed, 0 interrupted, 1 new'
     """
     from superparams._code import code_hash
-    from superparams.store import Store
 
-    return Store.for_space(space, folder).plan(space, code_hash(space.experiment_class))
+    return store_of(space, folder).plan(space, code_hash(space.experiment_class))
 
 
 def results(space: Space[Any], *, folder: Path | str | None = None) -> pl.DataFrame:
@@ -84,9 +83,8 @@ def results(space: Space[Any], *, folder: Path | str | None = None) -> pl.DataFr
     >>> Square(x=search(3, 1)).results(folder=folder).select("x", "square", "status").rows()
     [(3, 9, 'completed'), (1, 1, 'completed')]
     """
-    from superparams.store import Store
 
-    table = Store.for_space(space, folder).table()
+    table = store_of(space, folder).table()
     if not space.enumerable:
         return table
     return _select(table, list(space._sp_ids()))
@@ -94,9 +92,34 @@ def results(space: Space[Any], *, folder: Path | str | None = None) -> pl.DataFr
 
 def clean(space: Space[Any], *, folder: Path | str | None = None) -> None:
     """Delete every stored result and log of the experiment ``space`` belongs to."""
+
+    store_of(space, folder).clean()
+
+
+def store_of(space: Space[Any], folder: Path | str | None = None) -> Store:
+    """The store of ``space``'s experiment: ``folder``, or where the class keeps results.
+
+    The store is told what it needs of the class: its fields, the constant default of
+    each (what an added field means for settings stored before it existed), and the
+    column types their annotations fix.
+    """
+    import contextlib
+
+    from superparams._columns import column_types
+    from superparams.identity import canonical, encode
+    from superparams.space import Dimension, Space
     from superparams.store import Store
 
-    Store.for_space(space, folder).clean()
+    experiment = space.experiment_class
+    info = experiment._sp_info()
+    defaults = {}
+    for name in info.fields:
+        default = info.defaults.get(name)
+        if name in info.defaults and not isinstance(default, (Dimension, Space)):
+            with contextlib.suppress(Exception):  # no stable encoding: no carrying over
+                plain = canonical(default, info.annotations.get(name))
+                defaults[name] = (encode(plain, name), plain)
+    return Store.for_class(experiment, folder, info.fields, defaults, column_types(experiment))
 
 
 def _select(table: pl.DataFrame, ids: list[str]) -> pl.DataFrame:
@@ -219,9 +242,8 @@ def run_all(
         subs.insert(0, display)
     from superparams import runner
     from superparams._code import code_version
-    from superparams.store import Store
 
-    store = Store.for_space(space, folder)
+    store = store_of(space, folder)
     code = code_version(space.experiment_class)  # once per run: every line carries it
     store.stamp(code)
     with store:

@@ -119,9 +119,9 @@ class _Declared:
         return any(".".join(parts[:k]) in self.varied for k in range(1, len(parts) + 1))
 
     def columns(self, present: Sequence[str]) -> Columns:
-        from superparams import store
+        from superparams._columns import BOOKKEEPING
 
-        book = ("id", "label", *store.BOOKKEEPING)
+        book = ("id", "label", *BOOKKEEPING)
         parameters: list[str] = []
         for c in self.parameters:
             if c in self.replicates:

@@ -569,13 +569,13 @@ class Experiment(Space[Any]):
 def reserved_names() -> tuple[frozenset[str], frozenset[str]]:
     """The names a field may not take: the results' own columns, and superparams' attributes.
 
-    Both are worked out when a class is made, from the store's bookkeeping columns (with
+    Both are worked out when a class is made, from the results' bookkeeping columns (with
     ``id`` and ``label``) and from the public attributes of Experiment and Space, so a
     column or a method added to either is reserved with no list to keep.
     """
-    from superparams import store
+    from superparams import _columns
 
-    columns = frozenset({*store.BOOKKEEPING, "id", "label"})
+    columns = frozenset({*_columns.BOOKKEEPING, "id", "label"})
     attributes = frozenset(
         name for base in (Experiment, Space) for name in dir(base) if not name.startswith("_")
     )

@@ -27,9 +27,9 @@ def say(text: str) -> None:
 
 
 def store_of(space: Space[Any]) -> Store:
-    from superparams.store import Store
+    from superparams._api import store_of as made
 
-    store = Store.for_space(space)
+    store = made(space)
     store.check()  # another experiment's folder: refused before anything else is said
     return store
 

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
+from superparams._columns import BOOKKEEPING
 from superparams._location import folder_for as folder_for  # where it lived before
 from superparams._location import identity_of, location, named
 from superparams._logfile import SettingLog
@@ -88,7 +89,6 @@ from superparams.store._record import (
     describe,
 )
 from superparams.store._table import (
-    BOOKKEEPING,
     Clashes,
     _clash_text,
     _concat,
@@ -96,7 +96,6 @@ from superparams.store._table import (
     _frame,
     _latest,
     _lost,
-    column_types,
 )
 
 __all__ = [
@@ -111,7 +110,6 @@ __all__ = [
     "Plan",
     "Status",
     "Store",
-    "column_types",
     "describe",
     "folder_for",
     "linked",
@@ -212,7 +210,7 @@ class Store:
         # Each field's constant default as (encoding, value): what an added field means
         # for the settings stored before it existed.
         self.defaults = dict(defaults or {})
-        # The polars type of each parameter column its annotation fixes (column_types).
+        # The polars type of each parameter column its annotation fixes (see _columns).
         self.types = dict(types or {})
         self._lock_file: TextIO | None = None
         self._record: BinaryIO | None = None
@@ -226,29 +224,13 @@ class Store:
         self.written: pl.DataFrame | None = None
 
     @classmethod
-    def for_space(cls, space: Space[Any], folder: Path | str | None = None) -> Store:
-        from superparams.identity import canonical, encode
-        from superparams.space import Dimension
-        from superparams.space import Space as SpaceType
-
-        experiment = space.experiment_class
-        info = experiment._sp_info()
-        defaults = {}
-        for name in info.fields:
-            default = info.defaults.get(name)
-            if name in info.defaults and not isinstance(default, (Dimension, SpaceType)):
-                with contextlib.suppress(Exception):  # no stable encoding: no carrying over
-                    plain = canonical(default, info.annotations.get(name))
-                    defaults[name] = (encode(plain, name), plain)
-        return cls.for_class(experiment, folder, info.fields, defaults)
-
-    @classmethod
     def for_class(
         cls,
         experiment: type[Experiment],
         folder: Path | str | None = None,
         fields: Iterable[str] = (),
         defaults: Mapping[str, tuple[str, Any]] | None = None,
+        types: Mapping[str, str] | None = None,
     ) -> Store:
         """The store of an experiment class: ``folder`` (default: :func:`folder_for`),
         for the class's identity, relative to the folder holding ``progress/`` (or to
@@ -258,7 +240,7 @@ class Store:
         else:
             home = Path(folder).resolve().parent
         identity = identity_of(experiment, home)
-        return cls(folder, fields, defaults, identity, column_types(experiment))
+        return cls(folder, fields, defaults, identity, types)
 
     # -- paths ---------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The results table: record rows made a typed polars frame, and the columns' types.
 
-The bookkeeping columns (:data:`BOOKKEEPING`) and the parameter columns an annotation
-fixes (:func:`column_types`) have their types in every table, even an empty one; other
+The bookkeeping columns and the parameter columns an annotation fixes (both in
+:mod:`superparams._columns`) have their types in every table, even an empty one; other
 columns are typed by their values. Values that disagree on a type across settings are
 stored as text, and said (:data:`Clashes`, :func:`_clash_text`). Tables read at
 different times (results.parquet, then the record past it) are joined with their types
@@ -15,30 +15,12 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from superparams._columns import BOOKKEEPING
 from superparams.store._files import LOGS
 from superparams.store._record import _SEQ, _dumps
 
 if TYPE_CHECKING:
     import polars as pl
-
-    from superparams.experiment import Experiment
-
-#: The bookkeeping columns every results table ends with, and their polars types (see
-#: :func:`_dtype`): each column here has its type in every table, even an empty one.
-BOOKKEEPING = {
-    "status": "String",
-    "attempt": "Int64",
-    "cause": "String",
-    "error": "String",
-    "traceback": "String",
-    "started": "Datetime(us, UTC)",
-    "seconds": "Float64",
-    "worker": "Int64",
-    "log": "String",
-    "code_version": "String",
-    "git_commit": "String",
-    "git_dirty": "Boolean",
-}
 
 
 def _lost(
@@ -112,9 +94,6 @@ Clashes = dict[str, dict[str, list[str]]]
 _IDENTITY = {"id": "String", "label": "String"}  # the columns every table starts with
 
 
-_SCALAR_TYPES = {bool: "Boolean", int: "Int64", float: "Float64", str: "String"}
-
-
 # What a column holds, by the Python type of its values (as read back from JSON).
 _KINDS = {int: "numbers", float: "numbers", bool: "booleans", str: "text", list: "lists"}
 
@@ -131,69 +110,8 @@ _FITS: dict[str, set[type]] = {
 }
 
 
-def column_types(cls: type[Experiment], prefix: str = "") -> dict[str, str]:
-    """The polars type of each parameter column of an experiment class, by annotation.
-
-    A nested experiment gives its fields' dotted columns (``model.width``). A field
-    whose annotation fixes no type (``Any``, a union, a class of the user's) is left
-    out: its column is typed by its values.
-    """
-    from superparams.experiment import Experiment
-
-    info = cls._sp_info()
-    out: dict[str, str] = {}
-    for name in (*info.fields, *(n for n, _ in info.derived)):
-        annotation = _unoptional(info.annotations.get(name))
-        if isinstance(annotation, type) and issubclass(annotation, Experiment):
-            out.update(column_types(annotation, f"{prefix}{name}."))
-            continue
-        dtype = _annotation_type(annotation)
-        if dtype is not None:
-            out[f"{prefix}{name}"] = dtype
-    return out
-
-
-def _unoptional(annotation: Any) -> Any:
-    """``X`` for ``X | None`` and ``Optional[X]``; any other annotation as it is."""
-    import types
-    import typing
-
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        rest = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return rest[0] if len(rest) == 1 else annotation
-    return annotation
-
-
-def _annotation_type(annotation: Any) -> str | None:
-    """The column type of a parameter annotated ``annotation``, if it fixes one."""
-    import enum
-    import typing
-    from collections.abc import Mapping, Sequence
-    from pathlib import PurePath
-
-    if isinstance(annotation, type):
-        if annotation in _SCALAR_TYPES:
-            return _SCALAR_TYPES[annotation]
-        if issubclass(annotation, (PurePath, enum.Enum, dict)):
-            return "String"  # a path's text, an enum member's name, a dict's JSON
-        return None
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is typing.Literal:
-        kinds = {_SCALAR_TYPES.get(type(a)) for a in args}
-        if kinds == {"Int64", "Float64"}:
-            return "Float64"
-        return kinds.pop() if len(kinds) == 1 else None
-    if origin in (dict, Mapping):
-        return "String"
-    homogeneous = origin is tuple and len(args) == 2 and args[1] is Ellipsis
-    if (origin in (list, Sequence) and len(args) == 1) or homogeneous:
-        inner = args[0]
-        return f"List({_SCALAR_TYPES[inner]})" if inner in _SCALAR_TYPES else None
-    return None
-
-
 def _dtype(name: str) -> pl.DataType:
-    """The polars type a type name of :data:`BOOKKEEPING` or :func:`column_types` means."""
+    """The polars type a type name of :data:`BOOKKEEPING` or of ``column_types`` means."""
     import polars as pl
 
     if name.startswith("List("):
