@@ -6,8 +6,8 @@ The rooms, in the order data flows through them::
     _api.py                    the front door: run_all, plan, results (methods of a space)
     runner.py                  schedules what is left, retries, stops; emits events
     executors/  worker.py      run settings in worker processes (or on a cluster)
-    store.py                   the one writer: outcomes, parquet results, logs, a lock
-    display.py  cli.py         what the `experiment` command shows and accepts
+    store/                     the one writer: outcomes, parquet results, logs, a lock
+    display.py  cli/           what the `experiment` command shows and accepts
     _summary.py                after the run: which column is which, mean ± std over seeds
 """
 
