@@ -265,30 +265,6 @@ class TestEngineOptions:
         assert not (project / "experiments/progress").exists()
 
 
-class TestWithoutDask:
-    def test_the_missing_extra_is_one_line(self, project):
-        """Without Dask installed, --engine dask says what to install, exit code 2."""
-        code = (
-            "import sys; sys.modules['distributed'] = None\n"
-            "from superparams.cli import main\n"
-            "sys.exit(main(['work.Work', '--engine', 'dask']))\n"
-        )
-        done = subprocess.run(
-            [sys.executable, "-c", code],
-            cwd=project,
-            env=environment(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 2
-        assert done.stderr == (
-            "error: the dask engine needs distributed, which is not installed: "
-            "pip install 'superparams[dask]'\n"
-        )
-        assert not (project / "experiments/progress").exists()
-
-
 # Each setting notes the pid of the worker running it in running/<n>; n=0 then sleeps
 # as long as the first number in naps says, the others the second (a second each if
 # there is no such file: the workers do not share the command's environment); n=4 raises.

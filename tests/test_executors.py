@@ -6,15 +6,17 @@ out, and the seam a new engine plugs into (with the in-process test double of
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import pytest
-from tests.conftest import Events
+from tests.conftest import Events, environment, write
 
 import superparams.executors.local
 from superparams import UsageError, search
 from superparams.events import SettingFailed, SettingFinished, SettingStarted
-from superparams.executors import engines, get_executor
+from superparams.executors import _ENGINES, engines, get_executor
 from superparams.executors.inline import InlineExecutor
 from superparams.executors.local import LocalExecutor
 from superparams.executors.testing import ScriptedExecutor
@@ -420,3 +422,45 @@ class TestExperimentsThatCannotTravel:
         assert space.plan().new == [0, 1]
         table = space.run_all(num_proc=1, display=False)
         assert table["status"].to_list() == ["completed", "completed"]
+
+
+# One setting that does nothing: for what happens before any setting runs.
+SMALL = """
+from superparams import Experiment, search
+
+class Small(Experiment):
+    n: int = search(1)
+
+    def run(self):
+        return {"n": self.n}
+"""
+
+
+class TestMissingExtras:
+    @pytest.mark.parametrize(
+        ("name", "needs", "extra"),
+        [(n, needs, extra) for n, (_, needs, extra) in _ENGINES.items() if extra],
+    )
+    def test_an_engine_without_its_extra_is_one_line(self, tmp_path, name, needs, extra):
+        """Without the library an engine needs, `--engine NAME` says what to install,
+        exit code 2, and writes nothing."""
+        write(tmp_path / "experiments/small.py", SMALL)
+        code = (
+            f"import sys; sys.modules[{needs!r}] = None\n"
+            "from superparams.cli import main\n"
+            f"sys.exit(main(['small.Small', '--engine', {name!r}]))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=tmp_path,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2
+        assert done.stderr == (
+            f"error: the {name} engine needs {needs}, which is not installed: "
+            f"pip install 'superparams[{extra}]'\n"
+        )
+        assert not (tmp_path / "experiments/progress").exists()

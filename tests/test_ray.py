@@ -236,25 +236,3 @@ class TestStartUp:
         )
         assert done.returncode == 0, done.stderr
         assert done.stderr.splitlines()[-1] == "False"
-
-    def test_the_missing_extra_is_one_line(self, project):
-        """Without Ray installed, --engine ray says what to install, exit code 2."""
-        code = (
-            "import sys; sys.modules['ray'] = None\n"
-            "from superparams.cli import main\n"
-            "sys.exit(main(['nodes.Nodes', '--engine', 'ray']))\n"
-        )
-        done = subprocess.run(
-            [sys.executable, "-c", code],
-            cwd=project,
-            env=environment(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 2
-        assert done.stderr == (
-            "error: the ray engine needs ray, which is not installed: "
-            "pip install 'superparams[ray]'\n"
-        )
-        assert not (project / "experiments/progress").exists()
