@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from superparams import (
@@ -388,6 +388,7 @@ class TestSummaryProperties:
         suppress_health_check=[HealthCheck.function_scoped_fixture],
     )
     @given(grid=seeded_grids())
+    @example(grid=([0], 1, {(0, 0): None}))  # every setting failed: no metric at all
     def test_agrees_with_a_naive_computation(self, grid, tmp_path_factory):
         """mean, std, sem and n agree with statistics' over the completed seeds."""
         a_values, n_seeds, cells = grid
@@ -408,6 +409,10 @@ class TestSummaryProperties:
         # one row per value of a, in the space's order; a is shown only when it varies
         assert ("a" in summary.columns) == (len(a_values) > 1)
         assert summary.height == len(a_values)
+        if all(value is None for value in cells.values()):  # no setting ever returned m
+            assert not {"m_mean", "m_n"} & set(summary.columns)
+            assert summary["left_out"].to_list() == [n_seeds] * len(a_values)
+            return
         for a, row in zip(a_values, summary.to_dicts(), strict=True):
             assert row.get("a", a) == a
             done = [cells[a, s] for s in range(n_seeds) if cells[a, s] is not None]
