@@ -173,8 +173,10 @@ class DaskExecutor(FuturesExecutor):
 
     def _gone(self, error: BaseException) -> str | None:
         reason = getattr(error, "reason", "")
+        # A client that lost its scheduler tries to reconnect ("connecting") before it
+        # gives up: a future it loses meanwhile went with the scheduler, not a worker.
         if "scheduler-connection-lost" not in str(reason) and (
-            self._client is None or self._client.status not in ("closing", "closed")
+            self._client is None or self._client.status not in ("connecting", "closing", "closed")
         ):
             return None
         return (
