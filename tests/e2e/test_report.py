@@ -216,7 +216,7 @@ class TestRowsSurviveFailures:
     @pytest.mark.parametrize(
         ("how", "cause", "options"),
         [
-            ("raise", "exception", ()),
+            ("raise", "raised", ()),
             ("hang", "timeout", ("--timeout", "3")),
             ("die", "killed", ()),
         ],
