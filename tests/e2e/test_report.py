@@ -288,6 +288,31 @@ class TestAttempts:
         assert table.select("run", "attempt").rows() == [(1, 1), (2, 2)]
         assert set(table["status"]) == {"completed"}
 
+    def test_a_resume_after_kill_adds_to_the_rows_of_the_killed_run(self, tmp_path, start):
+        """Rows reported before a kill -9 stay when the next run resumes the setting."""
+        cwd = project(tmp_path, "waits", WAITS)
+        reported, go = tmp_path / "reported", tmp_path / "go"
+        child = start(cwd, "waits.Waits", "-j", "2", REPORTED=str(reported), GO=str(go))
+        wait_for(reported.exists, "the setting to report its rows")
+        with_group_killed(child)
+        go.write_text("")
+        again = start(cwd, "waits.Waits", "-j", "2", REPORTED=str(reported), GO=str(go))
+        _, err = again.communicate(timeout=60)
+        assert again.returncode == 0, err
+        table = stored(cwd, "waits.Waits")
+        assert table.select("epoch", "status").rows() == [
+            (0, "completed"), (1, "completed"), (0, "completed"), (1, "completed")
+        ]  # fmt: skip
+
+    def test_a_rerun_of_outdated_settings_replaces_the_rows(self, tmp_path):
+        """Rerunning a setting made by earlier code starts it over: only the new rows."""
+        cwd = project(tmp_path, "train", TRAIN)
+        assert experiment("train.Train", "-j", "2", cwd=cwd).returncode == 0
+        write(cwd / "experiments/train.py", TRAIN.replace("range(3)", "range(1, 3)"))
+        done = experiment("train.Train", "-j", "2", "--rerun-outdated", cwd=cwd)
+        assert done.returncode == 0, done.stderr
+        assert stored(cwd, "train.Train").sort("n", "epoch")["epoch"].to_list() == [1, 2, 1, 2]
+
     def test_fresh_replaces_the_rows(self, tmp_path):
         """--fresh starts the setting over: the rows of earlier runs are gone."""
         cwd = project(tmp_path, "tries", TRIES)
