@@ -618,6 +618,9 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int, scrat
     def report(row: dict[str, Any]) -> str | None:
         """Send a reported row to the driver; return once it says the row is durable."""
         data = pickle.dumps(("report", row), protocol=pickle.HIGHEST_PROTOCOL)
+        # A timeout's SIGALRM waits until the ack is read: raised halfway through a
+        # message, it would leave the pipe out of step with the driver.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ALARM)
         try:
             results.send_bytes(data)
             while True:  # what else the driver sends meanwhile waits its turn
@@ -635,6 +638,8 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int, scrat
                     os._exit(0)
         except (EOFError, OSError):
             os._exit(1)  # the driver is gone: nothing can be stored any more
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     while True:
         if queue and not tasks.poll():  # between settings, the driver may have a word
@@ -674,6 +679,9 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int, scrat
                 os.close(fd)  # the mapping keeps what it needs; run()'s children get none
             continue
         queue.extend(message[1])
+
+
+_ALARM = {signal.SIGALRM} if hasattr(signal, "SIGALRM") else set()
 
 
 def _leave_to_the_driver(signum: int, frame: object) -> None:
