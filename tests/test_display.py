@@ -18,6 +18,7 @@ from superparams.events import (
     RunStopping,
     SettingFailed,
     SettingFinished,
+    SettingReported,
     SettingStarted,
 )
 from superparams.outcome import Failure
@@ -280,6 +281,30 @@ class TestLiveDisplay:
         assert lines[4].split() == ["▶", "lr=0.2", "(attempt", "2)", "2.5s"]
         log.write_text("loading data\nepoch 3/10 loss=0.21\nepoch 4/10 loss=0.19\n")
         assert "epoch 4/10 loss=0.19" in region(display)
+
+    def test_a_running_setting_shows_its_latest_reported_row(self, tmp_path):
+        """A setting that reports rows shows its latest one, in place of its output."""
+        log = tmp_path / "a.log"
+        log.write_text("loading data\n")
+        clock = Clock()
+        display = LiveDisplay(text_console()[0], clock=clock, live=False)
+        display(started(2))
+        display(begin("a", "lr=0.1", T0, str(log)))
+        display(begin("b", "lr=0.2", T0, worker=1))
+        display(SettingReported(T0 + 1, "a", {"epoch": 6, "loss": 0.4, "val_acc": 0.7}))
+        display(SettingReported(T0 + 2, "a", {"epoch": 7, "loss": 0.312, "val_acc": 0.81}))
+        clock.now = T0 + 3
+        lines = region(display).splitlines()
+        assert lines[3].endswith("3.0s  epoch 7  loss 0.312  val_acc 0.81")
+        assert "loading data" not in region(display)
+        assert lines[4].split() == ["▶", "lr=0.2", "3.0s"]
+
+    def test_a_row_reported_after_its_setting_ended_is_not_shown(self):
+        """A row that arrives for a setting no longer running draws nothing."""
+        display = LiveDisplay(text_console()[0], clock=Clock(), live=False)
+        display(started(1))
+        display(SettingReported(T0, "gone", {"epoch": 1}))
+        assert "epoch" not in region(display)
 
     def test_only_so_many_running_settings_are_listed(self):
         """With many workers the list stops at max_running and says how many more."""

@@ -265,6 +265,7 @@ def run_all(
             timeout=timeout,
             retries=retries,
             notices=[*notices, notice] if notice else notices,
+            fresh=fresh,
         )
     return _select(store.table(), stored.ids)
 

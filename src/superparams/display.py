@@ -31,6 +31,7 @@ from superparams.events import (
     RunStopping,
     SettingFailed,
     SettingFinished,
+    SettingReported,
     SettingStarted,
 )
 
@@ -67,6 +68,18 @@ def metrics(results: dict[str, object], width: int = 60) -> str:
         parts.append(f"{key}={shown}")
     text = " ".join(parts)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def row_text(row: dict[str, object]) -> str:
+    """A reported row as the live view shows it: ``epoch 7  loss 0.312  val_acc 0.81``.
+
+    >>> row_text({"epoch": 7, "loss": 0.31234, "val_acc": 0.81})
+    'epoch 7  loss 0.3123  val_acc 0.81'
+    """
+    return "  ".join(
+        f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+        for key, value in row.items()
+    )
 
 
 def short_path(path: str | Path) -> str:
@@ -215,6 +228,7 @@ class _Running:
     attempt: int
     since: float
     log: str
+    row: dict[str, object] | None = None  # the latest row it reported
 
 
 class LiveDisplay:
@@ -222,7 +236,8 @@ class LiveDisplay:
 
     It shows how many settings completed, failed, run and wait, the throughput and an
     estimate of the time left, and each running setting with its elapsed time and the
-    last line it wrote to its log. A failure is printed above the view as it happens.
+    latest row it reported, or else the last line it wrote to its log. A failure is
+    printed above the view as it happens.
 
     Args:
         console: where to draw (default: a rich console on stderr).
@@ -287,6 +302,10 @@ class LiveDisplay:
             if self.live and self._live is None and not self.ended:
                 # Drawn from the first start on, so loading rich overlaps a running setting.
                 self._start()
+        elif isinstance(event, SettingReported):
+            running = self.running.get(event.id)
+            if running is not None:
+                running.row = event.row
         elif isinstance(event, SettingFinished):
             self._ended(event)
             self.completed += 1
@@ -427,7 +446,8 @@ class LiveDisplay:
             label.append(item.label)
             if item.attempt > 1:
                 label.append(f" (attempt {item.attempt})", style="yellow")
-            table.add_row(label, duration(max(0.0, now - item.since)), last_line(item.log))
+            shown = row_text(item.row) if item.row is not None else last_line(item.log)
+            table.add_row(label, duration(max(0.0, now - item.since)), shown)
         if len(items) > self.max_running:
             table.add_row(Text(f"… and {len(items) - self.max_running} more", style="dim"), "", "")
         return table

@@ -63,6 +63,14 @@ class SettingStarted(Event):
 
 
 @dataclass(frozen=True)
+class SettingReported(Event):
+    """A running setting reported a row (``self.report``); it is stored."""
+
+    id: str
+    row: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class SettingFinished(Event):
     """A setting completed; its results are stored."""
 

@@ -426,6 +426,18 @@ class Experiment(Space[Any]):
         msg = f"{type(self).__name__} has no run(): define run(self) to say what a setting does"
         raise ExperimentError(msg)
 
+    def report(self, **values: Any) -> None:
+        """Append one row to this setting's results (a step, an epoch), from inside run().
+
+        It returns once the row is durable, so what run() writes after it (a
+        checkpoint) never runs ahead of the stored rows. Nested dicts become dotted
+        columns, as in what run() returns. Outside a run (``setting.run()`` called by
+        hand) it does nothing.
+        """
+        from superparams.worker import report_row
+
+        report_row(values)
+
     def is_valid(self) -> bool:
         """Whether a setting is worth running; override it to skip invalid combinations.
 

@@ -55,6 +55,10 @@ class Outcome:
     # machine: the store writes it to the setting's log. None: the engine copied it
     # there while the setting ran (the log that notify returned), or it printed nothing.
     output: str | None = None
+    # Rows the setting reported (``self.report``, or what a generator run() yielded),
+    # for an engine that cannot stream them while it runs: they come with the outcome.
+    # An engine that streams them (local, inline) leaves this empty.
+    reported: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def failed(cls, task: Task, cause: Cause, error: str, *, worker: int, since: float) -> Outcome:

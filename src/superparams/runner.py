@@ -29,6 +29,7 @@ from superparams.events import (
     RunStopping,
     SettingFailed,
     SettingFinished,
+    SettingReported,
     SettingStarted,
 )
 from superparams.executors import Executor, Started
@@ -69,12 +70,15 @@ def run(
     timeout: float | None = None,
     retries: int = 0,
     notices: Sequence[str] = (),
+    fresh: bool = False,
 ) -> None:
     """Run the settings of ``space`` at ``positions`` on ``executor``, recording each in
     ``store`` (open, and locked by the caller) and telling ``subscribers`` as it goes.
 
     ``stored`` is what the store held before, for the run's first and last events;
-    ``notices`` are said first.
+    ``notices`` are said first. A failed or interrupted setting keeps the rows its
+    earlier attempts reported, unless the run is ``fresh``; a completed one run again
+    (outdated, or fresh) starts over.
 
     Raises:
         StoreWriteError: the store could not be written; the run stopped there.
@@ -84,7 +88,7 @@ def run(
     work = _Run(space, store, executor, subscribers, timeout=timeout, retries=retries)
     for text in notices:
         work.emit(Notice(time.time(), text))
-    work.execute(stored, positions)
+    work.execute(stored, positions, fresh=fresh)
     if work.write_error is not None:
         raise work.write_error
     work.emit(work.finished_event(stored, positions))
@@ -98,6 +102,9 @@ class _InFlight:
     label: str
     described: dict[str, Any]  # label, parameters and encodings, made once
     first_attempt: int
+    # The rows it reported since it last started fresh, as [attempt, row] pairs: of
+    # earlier runs (failed, interrupted), earlier attempts, and the one running now.
+    reported: list[list[Any]]
 
 
 class _Run:
@@ -130,6 +137,8 @@ class _Run:
         self.clock = clock  # seconds since the epoch: event times, batching (tests fake it)
         self.began = clock()
         self.committed = -math.inf  # when the last batch was synced, by the clock
+        self.carried: dict[str, list[list[Any]]] = {}  # rows of earlier runs, by id
+        self.reports: list[Event] = []  # reported rows written, not yet synced
 
     def emit(self, event: Event) -> None:
         for subscriber in self.subscribers:
@@ -137,7 +146,7 @@ class _Run:
 
     # -- the loop ----------------------------------------------------------------------
 
-    def execute(self, stored: Plan, positions: list[int]) -> None:
+    def execute(self, stored: Plan, positions: list[int], *, fresh: bool = False) -> None:
         from superparams.experiment import Experiment
 
         experiment = self.space.experiment_class
@@ -161,11 +170,15 @@ class _Run:
         )
         if not positions:
             return
+        again = set(stored.failed + stored.interrupted)
+        if not fresh and again.intersection(positions):  # what they reported stays theirs
+            self.carried = self.store.reported_rows({stored.ids[p] for p in again})
         pending = deque(positions)
         previous = _catch_interrupts(self._interrupt)
         dropped = False
         try:
             # Inside the try: a base that cannot be pickled still ends the run cleanly.
+            self.executor.reports = self
             self.executor.start(self.space, self._started)
             while pending or self.executor.busy:
                 if self.stops and not dropped:  # not in the handler: it may interrupt a send
@@ -211,7 +224,8 @@ class _Run:
         if sid not in self.inflight:
             label = setting.label
             described = describe(label, _params(setting), setting._sp_encodings())
-            self.inflight[sid] = _InFlight(position, label, described, attempt)
+            carried = list(self.carried.get(sid, ()))
+            self.inflight[sid] = _InFlight(position, label, described, attempt, carried)
         self.executor.submit(Task(position, sid, attempt, self.timeout))
 
     def _started(self, started: Started) -> SettingLog | None:
@@ -219,7 +233,9 @@ class _Run:
         task = started.task
         info = self.inflight[task.id]
         try:
-            log = self.store.started(task.id, task.attempt, started.worker, info.described)
+            log = self.store.started(
+                task.id, task.attempt, started.worker, info.described, info.reported
+            )
         except StoreWriteError as error:  # raised in the loop, not inside the executor
             self.write_error = self.write_error or error
             return None
@@ -235,7 +251,9 @@ class _Run:
         if outcome.failure is not None and outcome.failure.cause == "interrupted":
             self.stops = max(self.stops, 2)  # Ctrl-C inside an in-process setting
             return  # stays 'started' in the record: interrupted
-        log = self.store.append(outcome, info.described)
+        if outcome.reported:  # from an engine that cannot stream them
+            info.reported += [[outcome.attempt, row] for row in outcome.reported]
+        log = self.store.append(outcome, info.described, info.reported)
         seconds = outcome.finished - outcome.started
         if outcome.failure is None:
             del self.inflight[outcome.id]
@@ -273,6 +291,30 @@ class _Run:
                 self.failed += 1
                 self.failures.append(event)
         self.unreported.append(event)
+
+    # -- rows reported while settings run (see executors.Reports) -----------------------
+
+    def add(self, task: Task, row: dict[str, Any]) -> str | None:
+        """Write a row a running setting reported; durable at the next :meth:`commit`.
+
+        What it returns goes back to the setting with the acknowledgement: None to go on.
+        A rule that stops settings early reads ``self.inflight[task.id].reported`` here
+        and returns its verdict.
+        """
+        info = self.inflight.get(task.id)
+        if info is None:  # not this run's (it cannot be): dropped, never stored
+            return None
+        self.store.report(task.id, task.attempt, [row])
+        info.reported.append([task.attempt, row])
+        self.reports.append(SettingReported(self.clock(), task.id, row))
+        return None
+
+    def commit(self) -> None:
+        """Make the rows written so far durable (one fsync for all), then say so."""
+        self.store.commit()
+        events, self.reports = self.reports, []
+        for event in events:
+            self.emit(event)
 
     def _report(self) -> None:
         """Sync what was recorded, then tell the subscribers: durable before reported."""

@@ -34,8 +34,9 @@ import sys
 import threading
 import time
 import traceback
+import types
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO, Protocol, TextIO
 
 from superparams.errors import WorkerError
@@ -89,6 +90,35 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# -- rows reported while a setting runs ------------------------------------------------
+
+# Where the setting running in this process sends each row it reports, and what comes
+# back: None to go on (a verdict to stop, for a rule that reads the rows, later). Set
+# by run_setting for the setting's time; None outside a run, where report() does nothing.
+Reporter = Callable[[dict[str, Any]], "str | None"]
+_REPORTER: Reporter | None = None
+
+
+def report_row(values: Mapping[str, Any]) -> str | None:
+    """Send one reported row (nested dicts flattened) to where the running setting's
+    rows go; what comes back (None: go on). Outside a run, nothing happens."""
+    reporter = _REPORTER
+    if reporter is None:
+        return None
+    return reporter(_flatten(values))
+
+
+def _yielded(generator: Any) -> Any:
+    """Report each dict a generator run() yields; what it returns, as run()'s result."""
+    while True:
+        try:
+            item = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        for row in rows_of(item):
+            report_row(row)
+
+
 # -- running one setting ---------------------------------------------------------------
 
 
@@ -106,7 +136,13 @@ class RunStopped(KeyboardInterrupt):
 
 
 def run_setting(
-    setting: Any, task: Task, worker: int, *, capture: str, output: int | Sink
+    setting: Any,
+    task: Task,
+    worker: int,
+    *,
+    capture: str,
+    output: int | Sink,
+    report: Reporter | None = None,
 ) -> Outcome:
     """Run one setting and return its outcome; never raises for the setting's own faults.
 
@@ -117,13 +153,22 @@ def run_setting(
         output: where what the setting prints goes, and the traceback of a failure: a
             file descriptor open for writing (the caller's to close), or, with
             ``"tee"``, a :class:`Sink`.
+        report: where each row the setting reports goes (``self.report``, a generator
+            run()'s items); without it, reported rows come back in
+            :attr:`Outcome.reported`.
     """
+    global _REPORTER
     outcome = Outcome(task.id, task.attempt, started=time.time(), worker=worker)
     log = _Log(output)
+    before = _REPORTER
+    _REPORTER = report if report is not None else _collect(outcome.reported)
     try:
         with log.capture(capture), _time_limit(task.timeout), _no_leftovers(), _restored():
             try:
-                outcome.rows = rows_of(setting.run())
+                result = setting.run()
+                if isinstance(result, types.GeneratorType):
+                    result = _yielded(result)
+                outcome.rows = rows_of(result)
             except SettingTimeout as error:
                 tb = _user_traceback(error)
                 log.write(tb)
@@ -136,8 +181,18 @@ def run_setting(
     except _Busy as error:  # another setting holds this process's output
         outcome.failure = Failure("raised", str(error))
     finally:
+        _REPORTER = before
         outcome.finished = time.time()
     return outcome
+
+
+def _collect(rows: list[dict[str, Any]]) -> Reporter:
+    """A reporter that keeps the rows, to come back with the outcome."""
+
+    def keep(row: dict[str, Any]) -> None:
+        rows.append(row)
+
+    return keep
 
 
 def output_path(scratch: str, task: Task) -> str:
@@ -145,7 +200,9 @@ def output_path(scratch: str, task: Task) -> str:
     return f"{scratch}/{task.id}-{task.attempt}.out"
 
 
-def _run_in_worker(setting: Any, task: Task, worker: int, scratch: str) -> tuple[Outcome, bool]:
+def _run_in_worker(
+    setting: Any, task: Task, worker: int, scratch: str, report: Reporter
+) -> tuple[Outcome, bool]:
     """Run a setting in a local worker, its output in a file of ``scratch``; whether it
     printed anything. An empty file is removed; otherwise the driver copies it into the
     store's log, and removes it."""
@@ -158,7 +215,7 @@ def _run_in_worker(setting: Any, task: Task, worker: int, scratch: str) -> tuple
         outcome.finished = outcome.started
         return outcome, False
     try:
-        outcome = run_setting(setting, task, worker, capture="fd", output=fd)
+        outcome = run_setting(setting, task, worker, capture="fd", output=fd, report=report)
         empty = os.fstat(fd).st_size == 0
     finally:
         os.close(fd)
@@ -557,13 +614,40 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int, scrat
     tasks, results = Connection(inbox, writable=False), Connection(outbox, readable=False)
     base: Any = None
     queue: deque[Task] = deque()
+
+    def report(row: dict[str, Any]) -> str | None:
+        """Send a reported row to the driver; return once it says the row is durable."""
+        data = pickle.dumps(("report", row), protocol=pickle.HIGHEST_PROTOCOL)
+        # A timeout's SIGALRM waits until the ack is read: raised halfway through a
+        # message, it would leave the pipe out of step with the driver.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ALARM)
+        try:
+            results.send_bytes(data)
+            while True:  # what else the driver sends meanwhile waits its turn
+                message = pickle.loads(tasks.recv_bytes())
+                kind = message[0]
+                if kind == "ack":  # ("ack", verdict): the row is durable
+                    verdict: str | None = message[1]
+                    return verdict
+                if kind == "run":
+                    queue.extend(message[1])
+                elif kind == "drop":
+                    results.send_bytes(pickle.dumps(("dropped", len(queue))))
+                    queue.clear()
+                elif kind == "stop":
+                    os._exit(0)
+        except (EOFError, OSError):
+            os._exit(1)  # the driver is gone: nothing can be stored any more
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
     while True:
         if queue and not tasks.poll():  # between settings, the driver may have a word
             task = queue.popleft()
             setting = base[task.position]
             setting.__dict__["rank"] = worker
             setting.__dict__["n_proc"] = n_proc
-            outcome, printed = _run_in_worker(setting, task, worker, scratch)
+            outcome, printed = _run_in_worker(setting, task, worker, scratch, report)
             try:
                 results.send_bytes(_pickle_outcome(outcome, printed))
             except OSError:
@@ -576,6 +660,8 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int, scrat
         kind = message[0]
         if kind == "stop":
             return
+        if kind == "ack":  # for a report that a timeout cut short
+            continue
         if kind == "drop":  # the run winds down (Ctrl-C): start none of the queued settings
             results.send_bytes(pickle.dumps(("dropped", len(queue))))
             queue.clear()
@@ -593,6 +679,9 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int, scrat
                 os.close(fd)  # the mapping keeps what it needs; run()'s children get none
             continue
         queue.extend(message[1])
+
+
+_ALARM = {signal.SIGALRM} if hasattr(signal, "SIGALRM") else set()
 
 
 def _leave_to_the_driver(signum: int, frame: object) -> None:

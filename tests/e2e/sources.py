@@ -135,6 +135,11 @@ class Work(Experiment):
             raise ValueError("n=3 is wrong")
         if self.n == 3 and self.how == "dies":
             os._exit(7)
+        if self.how == "reports":  # two rows reported; n=3 then fails
+            self.report(step=0)
+            self.report(step=1)
+            if self.n == 3:
+                raise ValueError("n=3 is wrong")
         time.sleep(float(os.environ.get("NAP", "0")) if self.n >= 2 else 0)
         return {"pid": os.getpid(), "rank": self.rank, "n_proc": self.n_proc}
 """

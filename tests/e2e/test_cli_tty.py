@@ -53,6 +53,21 @@ class Live(Experiment):
 """
 
 
+# Reports an epoch at a time, slowly enough to be watched.
+EPOCHS = """
+import time
+from superparams import Experiment, search
+
+class Epochs(Experiment):
+    n: int = search(0, 1)
+
+    def run(self):
+        for epoch in range(30):
+            self.report(epoch=epoch, loss=round(1 / (epoch + 1), 3), val_acc=0.5 + self.n / 10)
+            time.sleep(0.1)
+"""
+
+
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text))
@@ -202,6 +217,14 @@ class TestLiveView:
             line.split() for line in lines if line.strip().startswith(("0 ", "1 ", "2 ", "3 "))
         ]
         assert [row[0] for row in table] == ["0", "1", "2", "3"]
+
+    def test_a_running_setting_shows_its_latest_reported_row(self, tmp_path):
+        """A setting that reports rows shows its latest one beside it while it runs."""
+        write(tmp_path / "epochs.py", EPOCHS)
+        child = spawn("epochs.Epochs", "-j", "2", cwd=tmp_path)
+        child.expect(r"epoch [3-9]  loss 0\.\d+  val_acc 0\.[56]")
+        code, _ = finish(child)
+        assert code == 0
 
     def test_a_failure_line_appears_while_others_run(self, tmp_path):
         """A failure is printed above the view while other settings still run."""

@@ -128,6 +128,18 @@ class TestContract:
             text = (folder(project) / log).read_text()
             assert f"setting n={n} rank {rank} of " in text
 
+    def test_reported_rows_reach_the_store(self, project, engine):
+        """Rows a setting reports are stored, before what it returns; a setting that fails
+        keeps them (an engine that cannot stream them delivers them with the outcome)."""
+        done = run(project, engine, "--how", "reports")
+        assert done.returncode == 1, done.stderr
+        rows = table(project).sort("n", "step", nulls_last=True, maintain_order=True)
+        assert rows["n"].to_list() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 4, 4, 4, 5, 5, 5]
+        assert rows["step"].to_list() == [0, 1, None] * 3 + [0, 1] + [0, 1, None] * 2
+        kept = rows.filter(pl.col("n") == 3)
+        assert kept["status"].to_list() == ["failed", "failed"]
+        assert kept["error"].to_list() == ["ValueError: n=3 is wrong"] * 2
+
     def test_the_base_reaches_a_worker_at_most_once(self, project, engine):
         """The experiment's data is unpickled at most once per worker process."""
         done = run(project, engine)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from superparams.outcome import Started
 
@@ -33,15 +33,32 @@ if TYPE_CHECKING:
     from superparams.space import Space
 
 
+class Reports(Protocol):
+    """Where the rows that running settings report go: the runner, into the store.
+
+    An engine that can stream them calls :meth:`add` for each row as it arrives, on the
+    driver, then :meth:`commit` once for the rows that arrived together (one fsync for
+    all), and only then lets each setting's ``report()`` return, handing it what
+    :meth:`add` said (None: go on). An engine that cannot stream them hands them back in
+    :attr:`Outcome.reported` instead, and its ``report()`` returns at once.
+    """
+
+    def add(self, task: Task, row: dict[str, Any], /) -> str | None: ...
+
+    def commit(self) -> None: ...
+
+
 class Executor(abc.ABC):
     """Runs settings of one space; subclasses say where.
 
     The runner calls :meth:`start` once, then :meth:`submit` while :attr:`free` is
     positive and :meth:`wait` for outcomes, then :meth:`shutdown`; on Ctrl-C,
-    :meth:`drop_queued` (the first) or :meth:`cancel` (the second).
+    :meth:`drop_queued` (the first) or :meth:`cancel` (the second). Before
+    :meth:`start` it sets :attr:`reports`, where rows reported while a setting runs go.
     """
 
     name: ClassVar[str] = ""
+    reports: Reports | None = None
 
     def __init__(self, num_proc: int = 1, *, gpus: Sequence[int | str] | None = None) -> None:
         self.num_proc = num_proc
@@ -213,4 +230,4 @@ def _plugins() -> dict[str, str]:
     return {point.name: point.value for point in entry_points(group=_GROUP)}
 
 
-__all__ = ["Executor", "Started", "engines", "get_executor"]  # Started: from outcome
+__all__ = ["Executor", "Reports", "Started", "engines", "get_executor"]  # Started: from outcome

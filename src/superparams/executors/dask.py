@@ -60,7 +60,13 @@ RESUBMITS = 3
 
 
 class DaskExecutor(FuturesExecutor):
-    """Run settings on a Dask cluster: at ``address``, or a local one for the run."""
+    """Run settings on a Dask cluster: at ``address``, or a local one for the run.
+
+    Rows a setting reports (``self.report``, a generator ``run()``) cannot be streamed
+    from a Dask worker: they come back with the setting's outcome
+    (:attr:`Outcome.reported`), so ``report()`` returns at once, and a worker lost
+    mid-setting loses them.
+    """
 
     name: ClassVar[str] = "dask"
 

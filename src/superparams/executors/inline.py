@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+import types
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from superparams import worker
 from superparams.executors import Executor, Started
 from superparams.outcome import Outcome, Task
 from superparams.worker import rows_of, run_setting
@@ -57,11 +59,39 @@ class InlineExecutor(Executor):
         started = time.time()
         log = self._notify(Started(task, 0, started))
         if self.debug:
-            rows = rows_of(setting.run())  # let it raise, for the debugger
-            return [Outcome(task.id, task.attempt, rows, None, started, time.time(), 0)]
+            reported: list[dict[str, Any]] = []
+            before = worker._REPORTER
+            worker._REPORTER = self._to(task) or reported.append
+            try:
+                result = setting.run()  # let it raise, for the debugger
+                if isinstance(result, types.GeneratorType):
+                    result = worker._yielded(result)
+            finally:
+                worker._REPORTER = before
+            rows = rows_of(result)
+            outcome = Outcome(task.id, task.attempt, rows, None, started, time.time(), 0)
+            outcome.reported = reported
+            return [outcome]
         # Python's output copied to the log as it comes (the terminal keeps it too): one
         # setting at a time, in this process, so no other setting writes there meanwhile.
-        return [run_setting(setting, task, 0, capture="tee", output=log or _Nowhere())]
+        # A reported row is written through the store, and synced, before report() returns.
+        return [
+            run_setting(
+                setting, task, 0, capture="tee", output=log or _Nowhere(), report=self._to(task)
+            )
+        ]
+
+    def _to(self, task: Task) -> Callable[[dict[str, Any]], str | None] | None:
+        reports = self.reports
+        if reports is None:
+            return None  # rows come back with the outcome
+
+        def report(row: dict[str, Any]) -> str | None:
+            verdict = reports.add(task, row)
+            reports.commit()
+            return verdict
+
+        return report
 
     def cancel(self) -> None:
         self._queue.clear()

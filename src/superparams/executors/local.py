@@ -130,6 +130,9 @@ class _Worker:
         self.log: SettingLog | None = None
         self.output: int | None = None
         self.copied = 0
+        # Rows the head setting reported, kept for its outcome when the executor has no
+        # reports to write them to (driven by hand, not by the runner).
+        self.reported: list[dict[str, Any]] = []
 
     def send(self, message: tuple[Any, ...]) -> None:
         self.tasks.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
@@ -183,6 +186,7 @@ class LocalExecutor(Executor):
         self._base_file: IO[bytes] | None = None  # kept open for workers started later
         self._recent: deque[float] = deque(maxlen=16)
         self._dropped = False  # the run winds down: nothing more starts
+        self._acks: list[tuple[_Worker, str | None]] = []  # rows written, not yet synced
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -391,6 +395,8 @@ class LocalExecutor(Executor):
             if worker in self._workers:  # its pipe and its sentinel may both have said so
                 self._drain(worker, outcomes)
                 outcomes.extend(self._replace(worker))
+        if self._acks:  # one fsync for the rows that came together, then each goes on
+            self._acknowledge()
         outcomes.extend(self._enforce_timeouts())
         self._copy_all()
         return outcomes
@@ -407,6 +413,15 @@ class LocalExecutor(Executor):
         self._workers[self._workers.index(worker)] = fresh
         return fresh
 
+    def _acknowledge(self) -> None:
+        """Make the rows received durable, then tell each setting that reported one."""
+        acks, self._acks = self._acks, []
+        if self.reports is not None:
+            self.reports.commit()
+        for worker, verdict in acks:
+            with contextlib.suppress(OSError):  # it died: wait() finds out
+                worker.send(("ack", verdict))
+
     def _receive(self, worker: _Worker, outcomes: list[Outcome]) -> bool:
         """Take one message from a worker; False if its pipe says it is gone."""
         try:
@@ -416,12 +431,22 @@ class LocalExecutor(Executor):
         if isinstance(message, WorkerError):
             self.cancel()
             raise message
+        if message[0] == "report":  # ("report", row): the head setting reported a row
+            if self.reports is None:
+                worker.reported.append(message[1])
+                verdict = None
+            else:
+                verdict = self.reports.add(worker.inflight[0], message[1])
+            self._acks.append((worker, verdict))
+            return True
         if message[0] == "dropped":  # ("dropped", n): the last n queued never ran
             for _ in range(message[1]):
                 worker.inflight.pop()
             worker.dropping = False
             return True
         outcome: Outcome = message[1]
+        if worker.reported:
+            outcome.reported, worker.reported = worker.reported, []
         if message[2] or worker.output is not None:  # it printed: the rest into its log
             self._finish(worker)
         else:

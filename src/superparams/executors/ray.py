@@ -49,7 +49,13 @@ CONNECT = 10.0
 
 
 class RayExecutor(FuturesExecutor):
-    """Run settings on a Ray cluster: at ``address``, or a local Ray for the run."""
+    """Run settings on a Ray cluster: at ``address``, or a local Ray for the run.
+
+    Rows a setting reports (``self.report``, a generator ``run()``) cannot be streamed
+    from a Ray worker: they come back with the setting's outcome
+    (:attr:`Outcome.reported`), so ``report()`` returns at once, and a worker lost
+    mid-setting loses them.
+    """
 
     name: ClassVar[str] = "ray"
 

@@ -82,6 +82,7 @@ from superparams.store._record import (
     _cut_torn_tail,
     _dumps,
     _hash,
+    _open_rows,
     _read_record,
     _record_chunks,
     _rows,
@@ -366,15 +367,28 @@ class Store:
         self._stamp = fields
 
     def started(
-        self, setting_id: str, attempt: int, worker: int, described: Mapping[str, Any]
+        self,
+        setting_id: str,
+        attempt: int,
+        worker: int,
+        described: Mapping[str, Any],
+        reported: list[list[Any]] | None = None,
     ) -> SettingLog:
         """Note that a setting started (not synced: a lost line only loses 'interrupted');
         its log, for the engine to write what it prints (opened at the first byte).
 
         The line carries the setting's parameters (``described``, from :func:`describe`),
-        so a setting interrupted by a crash shows in the results with them.
+        so a setting interrupted by a crash shows in the results with them, and the rows
+        its earlier attempts reported (``[attempt, row]`` pairs), which stay its rows.
         """
-        line = {"event": "started", "id": setting_id, "attempt": attempt, "worker": worker}
+        line: dict[str, Any] = {
+            "event": "started",
+            "id": setting_id,
+            "attempt": attempt,
+            "worker": worker,
+        }
+        if reported:
+            line["reported"] = reported
         record = self._write(line, described)
         try:
             record.flush()  # so `experiment status` sees it running at once
@@ -386,10 +400,36 @@ class Store:
         log = self._setting_logs[setting_id] = SettingLog(self.log_path(setting_id), attempt)
         return log
 
-    def append(self, outcome: Outcome, described: Mapping[str, Any]) -> str:
+    def report(self, setting_id: str, attempt: int, rows: list[dict[str, Any]]) -> None:
+        """Write rows a running setting reported; durable after the next :meth:`commit`.
+
+        A line of its own (``"event": "rows"``), read with the setting's started line
+        before it: the rows show, running or interrupted, until its outcome is stored.
+        """
+        line = {"event": "rows", "id": setting_id, "attempt": attempt, "rows": rows}
+        record = self._record
+        if record is None or self._broken is not None:
+            self._write(line, {})  # raises the reason
+            return
+        try:
+            record.write(f"{_dumps(line)}\n".encode())
+        except OSError as error:
+            raise self._cannot_write(error, self.record_path) from None
+        self._unsynced += 1
+
+    def append(
+        self,
+        outcome: Outcome,
+        described: Mapping[str, Any],
+        reported: list[list[Any]] | None = None,
+    ) -> str:
         """Write an outcome; it is durable after the next :meth:`commit`. Its log is
         closed, with :attr:`Outcome.output` written to it first; where it is, or "" if
         it holds nothing.
+
+        ``reported``: the rows the setting reported since it last started fresh, as
+        ``[attempt, row]`` pairs, in order; the outcome's rows come after them, and the
+        line holds them all, so it alone says what the setting's rows are.
 
         A setting whose log could not be written (a link planted in its place) is
         recorded failed, saying so: nothing is written through the link.
@@ -417,6 +457,8 @@ class Store:
             "log": path,
             "rows": outcome.rows,
         }
+        if reported:
+            line["reported"] = reported
         if outcome.failure is not None:
             line["cause"] = outcome.failure.cause
             line["error"] = outcome.failure.error
@@ -674,16 +716,26 @@ class Store:
         """
         frames = []
         end, damaged, number = offset, 0, 0
+        pending: dict[str, Any] = {}  # settings started and not ended, across chunks
         for lines, bad, after in _record_chunks(self.record_path, offset):
             end = after
             rows = _rows(
-                lines, self.fields, self.defaults, live=live, logs=self._logs, first=number
+                lines,
+                self.fields,
+                self.defaults,
+                live=live,
+                logs=self._logs,
+                first=number,
+                pending=pending,
             )
             number += len(lines)
             damaged += bad
             if rows:
                 frames.append(_frame(rows, self.types, clashes))
             del lines, rows  # before the next chunk is read
+        rows = _open_rows(pending, self.fields, self.defaults, live=live, logs=self._logs)
+        if rows:
+            frames.append(_frame(rows, self.types, clashes))
         return frames, end, damaged
 
     def _table(self) -> tuple[pl.DataFrame, Clashes]:
@@ -733,6 +785,35 @@ class Store:
             if isinstance(start, datetime.datetime) and took is not None:
                 ended = start.replace(tzinfo=datetime.timezone.utc).timestamp() + float(took)
             out[sid] = Status(status or "", label, error, ended)
+        return out
+
+    def reported_rows(self, ids: set[str]) -> dict[str, list[list[Any]]]:
+        """The rows stored for the failed or interrupted settings among ``ids``: all of
+        them reported (a setting that fails returns none), as ``[attempt, row]`` pairs,
+        with what each row holds beside the parameters and the bookkeeping."""
+        if not self._holds_anything():
+            return {}
+        import polars as pl
+
+        table = self.table()
+        table = table.filter(
+            pl.col("id").is_in(list(ids)) & pl.col("status").is_in(["failed", "interrupted"])
+        )
+        skip = {"id", "label", *BOOKKEEPING}
+        fields = set(self.fields)
+        values = [
+            c
+            for c in table.columns
+            if c not in skip
+            and c not in self.types
+            and c not in fields
+            and c.split(".")[0] not in fields
+        ]
+        out: dict[str, list[list[Any]]] = {}
+        for row in table.select("id", "attempt", *values).iter_rows(named=True):
+            held = {k: row[k] for k in values if row[k] is not None}
+            if held:  # a setting that reported nothing has one row that holds nothing
+                out.setdefault(row["id"], []).append([row["attempt"] or 1, held])
         return out
 
     def count(self) -> int:

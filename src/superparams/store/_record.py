@@ -1,5 +1,13 @@
 """The record: ``record.jsonl``, append-only, one line when a setting starts and one
-when it ends; and its reading back into result rows.
+when it ends, and between them one for each row it reports; and its reading back into
+result rows.
+
+A setting's rows are those its attempts reported since it last started fresh, then
+those its run() returned. Each started and outcome line holds, under ``reported``, the
+rows reported before it (``[attempt, row]`` pairs); a ``rows`` line holds rows reported
+since the started line before it. So the latest outcome line alone says what the
+setting's rows are, and a setting with no outcome yet shows what its started line and
+the rows lines after it hold. Records written before rows were reported read the same.
 
 A line torn by a crash is at the end of the record; it is ignored on reading
 (:func:`_record_chunks`) and cut before appending (:func:`_cut_torn_tail`). A line that
@@ -167,6 +175,7 @@ _SHAPE: dict[str, tuple[type, ...]] = {
     "git_commit": _TEXT,
     "git_dirty": (bool, type(None)),
     "keyed": (list,),
+    "reported": (list,),
 }
 
 
@@ -193,10 +202,18 @@ def _intact(line: Any) -> bool:
     if type(line) is not dict:
         return False
     event = line.get("event")
-    if event not in ("started", "outcome"):
+    if event not in ("started", "outcome", "rows"):
         return type(event) is str
     if type(line.get("id")) is not str or type(line.get("attempt")) is not int:
         return False
+    if event == "rows":
+        rows = line.get("rows")
+        return type(rows) is list and all(type(row) is dict for row in rows)
+    for pair in line.get("reported") or ():
+        if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not int:
+            return False
+        if type(pair[1]) is not dict:
+            return False
     shape = _OUTCOME_SHAPE if event == "outcome" else _SHAPE
     for key, value in line.items():
         types = shape.get(key)
@@ -223,22 +240,33 @@ def _rows(
     live: bool,
     logs: str = "",
     first: int = 0,
+    pending: dict[str, tuple[int, dict[str, Any], list[list[Any]]]] | None = None,
 ) -> list[dict[str, Any]]:
     """Result rows from record lines: each outcome's rows, and interrupted settings.
 
     A setting that started and has no outcome after it was interrupted, or, while a run
     holds the folder (``live``), is running; its log is what it printed so far (in
-    ``logs``, the folder's logs), or None. ``first`` is the number of the first line in
-    the record (its rows' order among the rows of other chunks, see :func:`_latest`).
+    ``logs``, the folder's logs), or None; its rows are those it reported, if any.
+    ``first`` is the number of the first line in the record (its rows' order among the
+    rows of other chunks, see :func:`_latest`). With ``pending``, settings still open
+    at the end are kept there, not read as rows: a caller reading the record a chunk at
+    a time passes the same one to each chunk, then reads it with :func:`_open_rows`.
     """
     rows: list[dict[str, Any]] = []
-    open_starts: dict[str, tuple[int, dict[str, Any]]] = {}
+    open_starts = {} if pending is None else pending
     for number, line in enumerate(lines, first):
         sid = str(line.get("id"))
-        if line.get("event") == "started":
-            open_starts[sid] = (number, line)
+        event = line.get("event")
+        if event == "started":
+            open_starts[sid] = (number, line, list(line.get("reported") or ()))
             continue
-        if line.get("event") != "outcome":
+        if event == "rows":
+            start = open_starts.get(sid)
+            if start is not None:
+                attempt = line["attempt"]
+                start[2].extend([attempt, row] for row in line["rows"])
+            continue
+        if event != "outcome":
             continue
         open_starts.pop(sid, None)
         params = dict(line.get("params") or {})
@@ -269,15 +297,32 @@ def _rows(
             "git_commit": line.get("git_commit"),
             "git_dirty": line.get("git_dirty"),
         }
-        results = line.get("rows") or [{}]
-        for result in results:
+        attempt = line.get("attempt")
+        results = [*(line.get("reported") or ()), *([attempt, r] for r in line.get("rows") or ())]
+        for by, result in results or [[attempt, {}]]:
             row = dict(base)
             for key, val in result.items():
                 row[f"result.{key}" if key in base or key in book else key] = val
             row.update(book)
+            row["attempt"] = by
             row[_SEQ] = number
             rows.append(row)
-    for sid, (number, start) in open_starts.items():
+    if pending is None:
+        rows += _open_rows(open_starts, fields, defaults, live=live, logs=logs)
+    return rows
+
+
+def _open_rows(
+    open_starts: Mapping[str, tuple[int, dict[str, Any], list[list[Any]]]],
+    fields: tuple[str, ...],
+    defaults: Mapping[str, tuple[str, Any]],
+    *,
+    live: bool,
+    logs: str = "",
+) -> list[dict[str, Any]]:
+    """The rows of settings that started and have no outcome: running or interrupted."""
+    rows: list[dict[str, Any]] = []
+    for sid, (number, start, reported) in open_starts.items():
         log = f"{LOGS}/{sid}.log"
         try:
             printed = os.stat(f"{logs}{sid}.log").st_size > 0 if logs else False
@@ -293,22 +338,27 @@ def _rows(
             if rekeyed is None:
                 continue
             sid = rekeyed
-        rows.append(
-            {
-                "id": sid,
-                "label": start.get("label"),
-                **params,
-                "status": "running" if live else "interrupted",
-                "attempt": start.get("attempt"),
-                "cause": None if live else "interrupted",
-                "worker": start.get("worker"),
-                "log": log if printed else None,
-                _SEQ: number,
-                "code_version": start.get("code_version"),
-                "git_commit": start.get("git_commit"),
-                "git_dirty": start.get("git_dirty"),
-            }
-        )
+        base = {"id": sid, "label": start.get("label"), **params}
+        book = {
+            "status": "running" if live else "interrupted",
+            "attempt": start.get("attempt"),
+            "cause": None if live else "interrupted",
+            "worker": start.get("worker"),
+            "log": log if printed else None,
+            _SEQ: number,
+            "code_version": start.get("code_version"),
+            "git_commit": start.get("git_commit"),
+            "git_dirty": start.get("git_dirty"),
+        }
+        if not reported:
+            rows.append({**base, **book})
+        for by, result in reported:
+            row = dict(base)
+            for key, val in result.items():
+                row[f"result.{key}" if key in base or key in book else key] = val
+            row.update(book)
+            row["attempt"] = by
+            rows.append(row)
     return rows
 
 
