@@ -39,6 +39,7 @@ BOOKKEEPING = (
     "seconds",
     "worker",
     "log",
+    "workdir",
     "code_version",
     "git_commit",
     "git_dirty",

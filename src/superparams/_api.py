@@ -243,8 +243,20 @@ def run_all(
             timeout=timeout,
             retries=retries,
             notices=[*notices, notice] if notice else notices,
+            fresh=_fresh(stored, positions, fresh=fresh, rerun_outdated=rerun_outdated),
         )
     return _select(store.table(), stored.ids)
+
+
+def _fresh(stored: Plan, positions: list[int], *, fresh: bool, rerun_outdated: bool) -> set[str]:
+    """The ids of the settings a run starts fresh (their workdirs emptied first): every
+    one with ``fresh``, the outdated ones with ``rerun_outdated``; the others resume."""
+    if fresh:
+        return {stored.ids[p] for p in positions}
+    if rerun_outdated:
+        running = set(positions)
+        return {stored.ids[p] for p in stored.outdated if p in running}
+    return set()
 
 
 def _restored_text(store: Store) -> str:

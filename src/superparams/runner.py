@@ -15,11 +15,12 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from superparams._workdir import empty, rooted
 from superparams.errors import StoreWriteError
 from superparams.events import (
     Event,
@@ -69,12 +70,14 @@ def run(
     timeout: float | None = None,
     retries: int = 0,
     notices: Sequence[str] = (),
+    fresh: Collection[str] = (),
 ) -> None:
     """Run the settings of ``space`` at ``positions`` on ``executor``, recording each in
     ``store`` (open, and locked by the caller) and telling ``subscribers`` as it goes.
 
     ``stored`` is what the store held before, for the run's first and last events;
-    ``notices`` are said first.
+    ``notices`` are said first. The settings in ``fresh`` (ids) start fresh: each one's
+    folder of its own is emptied before its first attempt is handed to the engine.
 
     Raises:
         StoreWriteError: the store could not be written; the run stopped there.
@@ -82,6 +85,7 @@ def run(
             has been stored.
     """
     work = _Run(space, store, executor, subscribers, timeout=timeout, retries=retries)
+    work.fresh = set(fresh)
     for text in notices:
         work.emit(Notice(time.time(), text))
     work.execute(stored, positions)
@@ -130,6 +134,7 @@ class _Run:
         self.clock = clock  # seconds since the epoch: event times, batching (tests fake it)
         self.began = clock()
         self.committed = -math.inf  # when the last batch was synced, by the clock
+        self.fresh: set[str] = set()  # ids to start fresh: their workdirs are emptied first
 
     def emit(self, event: Event) -> None:
         for subscriber in self.subscribers:
@@ -166,7 +171,7 @@ class _Run:
         dropped = False
         try:
             # Inside the try: a base that cannot be pickled still ends the run cleanly.
-            self.executor.start(self.space, self._started)
+            self.executor.start(rooted(self.space, self.store.folder), self._started)
             while pending or self.executor.busy:
                 if self.stops and not dropped:  # not in the handler: it may interrupt a send
                     self.executor.drop_queued()
@@ -212,6 +217,9 @@ class _Run:
             label = setting.label
             described = describe(label, _params(setting), setting._sp_encodings())
             self.inflight[sid] = _InFlight(position, label, described, attempt)
+        if sid in self.fresh:  # before the engine has it: run() finds its workdir empty
+            self.fresh.discard(sid)
+            empty(self.store.folder, sid)
         self.executor.submit(Task(position, sid, attempt, self.timeout))
 
     def _started(self, started: Started) -> SettingLog | None:

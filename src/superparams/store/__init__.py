@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 from superparams._location import folder_for as folder_for  # where it lived before
 from superparams._location import identity_of, location, named
 from superparams._logfile import SettingLog
+from superparams._workdir import WORK
 from superparams.errors import StoreConflictError, StoreError, StoreLockedError, StoreWriteError
 from superparams.store._files import (
     EXPERIMENT,
@@ -208,6 +209,7 @@ class Store:
         # Whose results may be here (see identity_of); None: anyone's, nothing recorded.
         self.identity = dict(identity) if identity is not None else None
         self._logs = f"{self.folder / LOGS}{os.sep}"
+        self._work = f"{self.folder / WORK}{os.sep}"  # settings' own folders: see _workdir
         self.fields = tuple(fields)
         # Each field's constant default as (encoding, value): what an added field means
         # for the settings stored before it existed.
@@ -424,6 +426,7 @@ class Store:
             outcome.rows = []
             outcome.failure = Failure("raised", f"its log could not be opened: {log.error}")
         path = f"{LOGS}/{outcome.id}.log" if kept else None
+        workdir = f"{WORK}/{outcome.id}"
         line = {
             "event": "outcome",
             "id": outcome.id,
@@ -433,6 +436,7 @@ class Store:
             "seconds": round(outcome.finished - outcome.started, 6),
             "worker": outcome.worker,
             "log": path,
+            "workdir": workdir if os.path.isdir(self._work + outcome.id) else None,
             "rows": outcome.rows,
         }
         if outcome.failure is not None:
@@ -828,7 +832,7 @@ class Store:
         return holder(self.folder)
 
     def clean(self) -> None:
-        """Remove every stored result and log of this experiment."""
+        """Remove every stored result, log and setting folder of this experiment."""
         import shutil
 
         if not self.folder.exists():
