@@ -40,6 +40,7 @@ BOOKKEEPING = (
     "worker",
     "log",
     "workdir",
+    "stopped",
     "code_version",
     "git_commit",
     "git_dirty",

@@ -55,6 +55,8 @@ class Outcome:
     # machine: the store writes it to the setting's log. None: the engine copied it
     # there while the setting ran (the log that notify returned), or it printed nothing.
     output: str | None = None
+    # The stop rule that ended the setting early (superparams.stopping), or None.
+    stopped: str | None = None
 
     @classmethod
     def failed(cls, task: Task, cause: Cause, error: str, *, worker: int, since: float) -> Outcome:

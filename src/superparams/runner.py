@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from superparams._logfile import SettingLog
     from superparams.experiment import Experiment
     from superparams.space import Space
+    from superparams.stopping import Stopping
 
 Subscriber = Callable[[Event], None]
 
@@ -71,6 +72,7 @@ def run(
     retries: int = 0,
     notices: Sequence[str] = (),
     fresh: Collection[str] = (),
+    stopping: Stopping | None = None,
 ) -> None:
     """Run the settings of ``space`` at ``positions`` on ``executor``, recording each in
     ``store`` (open, and locked by the caller) and telling ``subscribers`` as it goes.
@@ -78,6 +80,7 @@ def run(
     ``stored`` is what the store held before, for the run's first and last events;
     ``notices`` are said first. The settings in ``fresh`` (ids) start fresh: each one's
     folder of its own is emptied before its first attempt is handed to the engine.
+    ``stopping`` holds the run's stop rules: see :attr:`_Run.stopping`.
 
     Raises:
         StoreWriteError: the store could not be written; the run stopped there.
@@ -86,6 +89,7 @@ def run(
     """
     work = _Run(space, store, executor, subscribers, timeout=timeout, retries=retries)
     work.fresh = set(fresh)
+    work.stopping = stopping
     for text in notices:
         work.emit(Notice(time.time(), text))
     work.execute(stored, positions)
@@ -135,6 +139,10 @@ class _Run:
         self.began = clock()
         self.committed = -math.inf  # when the last batch was synced, by the clock
         self.fresh: set[str] = set()  # ids to start fresh: their workdirs are emptied first
+        # The stop rules, if any: for each row a setting reports, the driver asks
+        # self.stopping.reported(id, row); a rule's name back means report() raises
+        # StoppedEarly in the setting (see superparams.stopping).
+        self.stopping: Stopping | None = None
 
     def emit(self, event: Event) -> None:
         for subscriber in self.subscribers:

@@ -40,6 +40,7 @@ from typing import Any, BinaryIO, Protocol, TextIO
 
 from superparams.errors import WorkerError
 from superparams.outcome import Cause, Failure, Outcome, Task
+from superparams.stopping import StoppedEarly
 
 TRACEBACK_LINES = 30  # how much of a traceback an outcome keeps; the log has all of it
 # How a local worker opens the file a setting's output goes to, in the engine's scratch
@@ -124,6 +125,8 @@ def run_setting(
         with log.capture(capture), _time_limit(task.timeout), _no_leftovers(), _restored():
             try:
                 outcome.rows = rows_of(setting.run())
+            except StoppedEarly as stop:  # a stop rule: completed, with its rows
+                outcome.stopped = stop.rule
             except SettingTimeout as error:
                 tb = _user_traceback(error)
                 log.write(tb)

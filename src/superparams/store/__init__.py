@@ -439,6 +439,8 @@ class Store:
             "workdir": workdir if os.path.isdir(self._work + outcome.id) else None,
             "rows": outcome.rows,
         }
+        if outcome.stopped is not None:
+            line["stopped"] = outcome.stopped
         if outcome.failure is not None:
             line["cause"] = outcome.failure.cause
             line["error"] = outcome.failure.error

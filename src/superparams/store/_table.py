@@ -36,6 +36,7 @@ BOOKKEEPING = {
     "worker": "Int64",
     "log": "String",
     "workdir": "String",
+    "stopped": "String",
     "code_version": "String",
     "git_commit": "String",
     "git_dirty": "Boolean",
@@ -93,7 +94,7 @@ def _lost(
             line["rows"] = [
                 {k: v for k, v in r.items() if k not in skip and v is not None} for r in settings
             ]
-            for name in ("seconds", "log", "workdir", "cause", "error", "traceback"):
+            for name in ("seconds", "log", "workdir", "stopped", "cause", "error", "traceback"):
                 line[name] = first[name]
         line["worker"] = first["worker"]
         line["label"] = first["label"]
