@@ -39,6 +39,8 @@ BOOKKEEPING = (
     "seconds",
     "worker",
     "log",
+    "workdir",
+    "stopped",
     "code_version",
     "git_commit",
     "git_dirty",

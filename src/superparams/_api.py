@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from superparams.executors import Executor
     from superparams.runner import Subscriber
     from superparams.space import Space
+    from superparams.stopping import Stopping
     from superparams.store import Plan, Store
 
 
@@ -150,6 +151,7 @@ def run_all(
     isolate: bool = False,
     display: bool | Subscriber = True,
     subscribers: Iterable[Subscriber] = (),
+    stop: Any = None,
 ) -> pl.DataFrame:
     """Run every setting of ``space`` not completed before, and return the results.
 
@@ -195,6 +197,10 @@ def run_all(
         display: False for silence, True for plain progress lines on stderr, or a
             subscriber that shows the run.
         subscribers: more callables that receive every event.
+        stop: a rule, or a list of rules, that stops a setting early as it reports its
+            rows (:mod:`superparams.stopping`: ``median(...)``, ``threshold(...)``, or a
+            function ``rule(rows, others) -> bool``); the setting is completed with its
+            rows, its ``stopped`` column names the rule.
 
     Raises:
         UsageError: ``num_proc`` is not a whole number or None; ``timeout`` is not a
@@ -214,6 +220,9 @@ def run_all(
 
     check_num_proc(num_proc)
     _check_timeout(timeout)
+    from superparams.stopping import check_rules
+
+    rules = check_rules(stop)
     _check_gpus(gpus)
     if isolate and (debug or engine not in (None, "local")):
         from superparams.errors import UsageError
@@ -255,6 +264,7 @@ def run_all(
             engine, num_proc, gpus, debug, len(positions), isolate=isolate, options=engine_options
         )
         notices = [_restored_text(store)] if store.restored else []
+        starting = _fresh(stored, positions, fresh=fresh, rerun_outdated=rerun_outdated)
         runner.run(
             space,
             store,
@@ -265,9 +275,34 @@ def run_all(
             timeout=timeout,
             retries=retries,
             notices=[*notices, notice] if notice else notices,
-            fresh=fresh,
+            fresh=starting,
+            stopping=_stopping(rules, store, starting) if rules else None,
         )
     return _select(store.table(), stored.ids)
+
+
+def _fresh(stored: Plan, positions: list[int], *, fresh: bool, rerun_outdated: bool) -> set[str]:
+    """The ids of the settings a run starts fresh (their workdirs emptied first): every
+    one with ``fresh``, the outdated ones with ``rerun_outdated``; the others resume."""
+    if fresh:
+        return {stored.ids[p] for p in positions}
+    if rerun_outdated:
+        running = set(positions)
+        return {stored.ids[p] for p in stored.outdated if p in running}
+    return set()
+
+
+def _stopping(rules: list[Any], store: Store, fresh: set[str]) -> Stopping:
+    """The run's stop rules, with every row stored before but those of the settings it
+    starts fresh: settings completed in an earlier run count among the others."""
+    from superparams.stopping import Stopping
+
+    table = store.table()
+    if fresh and not table.is_empty():
+        import polars as pl
+
+        table = table.filter(~pl.col("id").is_in(list(fresh)))
+    return Stopping.seeded(rules, table.to_dicts())
 
 
 def _restored_text(store: Store) -> str:

@@ -25,6 +25,8 @@ BOOKKEEPING = {
     "seconds": "Float64",
     "worker": "Int64",
     "log": "String",
+    "workdir": "String",
+    "stopped": "String",
     "code_version": "String",
     "git_commit": "String",
     "git_dirty": "Boolean",

@@ -10,6 +10,7 @@ folder of its own. This room reads no results and writes nothing.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -114,3 +115,22 @@ def identity_of(cls: type[Experiment], home: Path | None) -> dict[str, str | Non
 def named(identity: Mapping[str, Any]) -> str:
     file, name = identity.get("file"), identity.get("class")
     return f"{file}:{name}" if file else str(name)
+
+
+def make_folders(path: Path) -> None:
+    """Make a folder and its missing parents, none writable by group or others whatever
+    the umask. A folder that exists (or a link to one) is left as it is."""
+    missing = []
+    while not path.is_dir() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o755)
+        except FileExistsError:
+            if folder.is_dir():
+                continue
+            raise
+        mode = stat.S_IMODE(os.stat(folder).st_mode)
+        if mode & 0o022:  # a default ACL can grant what the umask would not
+            os.chmod(folder, mode & ~0o022)

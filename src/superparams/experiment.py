@@ -21,7 +21,7 @@ import types
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any, ClassVar, Literal, overload
 
 from superparams.errors import ExperimentError, SearchSpaceError, did_you_mean
@@ -550,6 +550,30 @@ class Experiment(Space[Any]):
                 found = setting_id(self._sp_encodings())
             self.__dict__["_sp_id"] = found
         return found
+
+    @property
+    def workdir(self) -> Path:
+        """This setting's own folder, ``work/<id>/`` in its results folder, made on first
+        use and kept across attempts and resumes: for checkpoints and artifacts.
+
+        A fresh start (``fresh=True``, a rerun of an outdated setting) finds it empty.
+        On a worker that does not share the results folder's file system, it is a
+        folder of the worker's machine. Outside a run, it is where a run to the class's
+        default folder keeps it.
+        """
+        from superparams import _workdir
+
+        self._sp_require_setting("a workdir")
+        return _workdir.of(self).made()
+
+    @property
+    def resumed(self) -> bool:
+        """Whether :attr:`workdir` held something when this attempt first looked at it:
+        what an earlier attempt left (a checkpoint to continue from)."""
+        from superparams import _workdir
+
+        self._sp_require_setting("a workdir")
+        return _workdir.of(self).resumed
 
     @property
     def label(self) -> str:

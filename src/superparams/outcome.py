@@ -59,6 +59,8 @@ class Outcome:
     # for an engine that cannot stream them while it runs: they come with the outcome.
     # An engine that streams them (local, inline) leaves this empty.
     reported: list[dict[str, Any]] = field(default_factory=list)
+    # The stop rule that ended the setting early (superparams.stopping), or None.
+    stopped: str | None = None
 
     @classmethod
     def failed(cls, task: Task, cause: Cause, error: str, *, worker: int, since: float) -> Outcome:

@@ -15,11 +15,12 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from superparams._workdir import empty, rooted
 from superparams.errors import StoreWriteError
 from superparams.events import (
     Event,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from superparams._logfile import SettingLog
     from superparams.experiment import Experiment
     from superparams.space import Space
+    from superparams.stopping import Stopping
 
 Subscriber = Callable[[Event], None]
 
@@ -70,15 +72,18 @@ def run(
     timeout: float | None = None,
     retries: int = 0,
     notices: Sequence[str] = (),
-    fresh: bool = False,
+    fresh: Collection[str] = (),
+    stopping: Stopping | None = None,
 ) -> None:
     """Run the settings of ``space`` at ``positions`` on ``executor``, recording each in
     ``store`` (open, and locked by the caller) and telling ``subscribers`` as it goes.
 
     ``stored`` is what the store held before, for the run's first and last events;
-    ``notices`` are said first. A failed or interrupted setting keeps the rows its
-    earlier attempts reported, unless the run is ``fresh``; a completed one run again
-    (outdated, or fresh) starts over.
+    ``notices`` are said first. The settings in ``fresh`` (ids) start fresh: each one's
+    folder of its own is emptied before its first attempt is handed to the engine, and
+    the rows its earlier attempts reported are replaced; a failed or interrupted setting
+    not in ``fresh`` keeps them. ``stopping`` holds the run's stop rules: see
+    :attr:`_Run.stopping`.
 
     Raises:
         StoreWriteError: the store could not be written; the run stopped there.
@@ -86,6 +91,8 @@ def run(
             has been stored.
     """
     work = _Run(space, store, executor, subscribers, timeout=timeout, retries=retries)
+    work.fresh = set(fresh)
+    work.stopping = stopping
     for text in notices:
         work.emit(Notice(time.time(), text))
     work.execute(stored, positions, fresh=fresh)
@@ -139,6 +146,11 @@ class _Run:
         self.committed = -math.inf  # when the last batch was synced, by the clock
         self.carried: dict[str, list[list[Any]]] = {}  # rows of earlier runs, by id
         self.reports: list[Event] = []  # reported rows written, not yet synced
+        self.fresh: set[str] = set()  # ids to start fresh: their workdirs are emptied first
+        # The stop rules, if any: for each row a setting reports, the driver asks
+        # self.stopping.reported(id, row); a rule's name back means report() raises
+        # StoppedEarly in the setting (see superparams.stopping).
+        self.stopping: Stopping | None = None
 
     def emit(self, event: Event) -> None:
         for subscriber in self.subscribers:
@@ -146,7 +158,7 @@ class _Run:
 
     # -- the loop ----------------------------------------------------------------------
 
-    def execute(self, stored: Plan, positions: list[int], *, fresh: bool = False) -> None:
+    def execute(self, stored: Plan, positions: list[int], *, fresh: Collection[str] = ()) -> None:
         from superparams.experiment import Experiment
 
         experiment = self.space.experiment_class
@@ -170,16 +182,17 @@ class _Run:
         )
         if not positions:
             return
-        again = set(stored.failed + stored.interrupted)
-        if not fresh and again.intersection(positions):  # what they reported stays theirs
-            self.carried = self.store.reported_rows({stored.ids[p] for p in again})
+        # What a failed or interrupted setting reported stays its own, unless it starts fresh.
+        again = {stored.ids[p] for p in set(stored.failed + stored.interrupted) & set(positions)}
+        if again - set(fresh):
+            self.carried = self.store.reported_rows(again - set(fresh))
         pending = deque(positions)
         previous = _catch_interrupts(self._interrupt)
         dropped = False
         try:
             # Inside the try: a base that cannot be pickled still ends the run cleanly.
             self.executor.reports = self
-            self.executor.start(self.space, self._started)
+            self.executor.start(rooted(self.space, self.store.folder), self._started)
             while pending or self.executor.busy:
                 if self.stops and not dropped:  # not in the handler: it may interrupt a send
                     self.executor.drop_queued()
@@ -226,6 +239,9 @@ class _Run:
             described = describe(label, _params(setting), setting._sp_encodings())
             carried = list(self.carried.get(sid, ()))
             self.inflight[sid] = _InFlight(position, label, described, attempt, carried)
+        if sid in self.fresh:  # before the engine has it: run() finds its workdir empty
+            self.fresh.discard(sid)
+            empty(self.store.folder, sid)
         self.executor.submit(Task(position, sid, attempt, self.timeout))
 
     def _started(self, started: Started) -> SettingLog | None:

@@ -41,6 +41,7 @@ from typing import Any, BinaryIO, Protocol, TextIO
 
 from superparams.errors import WorkerError
 from superparams.outcome import Cause, Failure, Outcome, Task
+from superparams.stopping import StoppedEarly
 
 TRACEBACK_LINES = 30  # how much of a traceback an outcome keeps; the log has all of it
 # How a local worker opens the file a setting's output goes to, in the engine's scratch
@@ -169,6 +170,8 @@ def run_setting(
                 if isinstance(result, types.GeneratorType):
                     result = _yielded(result)
                 outcome.rows = rows_of(result)
+            except StoppedEarly as stop:  # a stop rule: completed, with its rows
+                outcome.stopped = stop.rule
             except SettingTimeout as error:
                 tb = _user_traceback(error)
                 log.write(tb)

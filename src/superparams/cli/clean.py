@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 
 def clean(found: Found, spaces: list[Space[Any]], request: CleanRequest, prog: str) -> None:
+    from superparams import _workdir
+    from superparams._workdir import WORK
     from superparams.store import Store
 
     for cls in found.classes:
@@ -23,11 +25,14 @@ def clean(found: Found, spaces: list[Space[Any]], request: CleanRequest, prog: s
             say(f"nothing stored for {cls.__name__} ({shown(store.folder)} does not exist)")
             continue
         check_unlocked(store)
-        count = store.count()
-        what = (
-            f"{count} stored setting{'s' if count != 1 else ''} of {cls.__name__} and "
-            f"their logs in {shown(store.folder)}"
-        )
+        count, folders = store.count(), _workdir.count(store.folder)
+        kept = f"{count} stored setting{'s' if count != 1 else ''} of {cls.__name__}"
+        if folders:
+            plural = "s" if folders != 1 else ""
+            kept = f"{kept}, their logs and {folders} setting folder{plural} ({WORK}/)"
+        else:
+            kept = f"{kept} and their logs"
+        what = f"{kept} in {shown(store.folder)}"
         if not request.yes:
             if not interactive():
                 msg = f"clean deletes {what}; with no terminal to confirm, add --yes"

@@ -53,8 +53,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from superparams._columns import BOOKKEEPING
 from superparams._location import folder_for as folder_for  # where it lived before
-from superparams._location import identity_of, location, named
+from superparams._location import identity_of, location, make_folders, named
 from superparams._logfile import SettingLog
+from superparams._workdir import WORK
 from superparams.errors import StoreConflictError, StoreError, StoreLockedError, StoreWriteError
 from superparams.store._files import (
     EXPERIMENT,
@@ -64,7 +65,6 @@ from superparams.store._files import (
     RECORD,
     RESULTS,
     _atomic_write,
-    _make_folders,
     _opener,
     _refuse_links,
     linked,
@@ -207,6 +207,7 @@ class Store:
         # Whose results may be here (see identity_of); None: anyone's, nothing recorded.
         self.identity = dict(identity) if identity is not None else None
         self._logs = f"{self.folder / LOGS}{os.sep}"
+        self._work = f"{self.folder / WORK}{os.sep}"  # settings' own folders: see _workdir
         self.fields = tuple(fields)
         # Each field's constant default as (encoding, value): what an added field means
         # for the settings stored before it existed.
@@ -276,7 +277,7 @@ class Store:
 
     def _open(self) -> Store:
         self.check()  # before anything is written
-        _make_folders(self.folder / LOGS)
+        make_folders(self.folder / LOGS)
         lock = open(self.folder / LOCK, "a+", opener=_opener)  # noqa: SIM115  # until close()
         if not _lock(lock):
             holder = _read_holder(lock)
@@ -446,6 +447,7 @@ class Store:
             outcome.rows = []
             outcome.failure = Failure("raised", f"its log could not be opened: {log.error}")
         path = f"{LOGS}/{outcome.id}.log" if kept else None
+        workdir = f"{WORK}/{outcome.id}"
         line = {
             "event": "outcome",
             "id": outcome.id,
@@ -455,10 +457,13 @@ class Store:
             "seconds": round(outcome.finished - outcome.started, 6),
             "worker": outcome.worker,
             "log": path,
+            "workdir": workdir if os.path.isdir(self._work + outcome.id) else None,
             "rows": outcome.rows,
         }
         if reported:
             line["reported"] = reported
+        if outcome.stopped is not None:
+            line["stopped"] = outcome.stopped
         if outcome.failure is not None:
             line["cause"] = outcome.failure.cause
             line["error"] = outcome.failure.error
@@ -891,7 +896,7 @@ class Store:
         return holder(self.folder)
 
     def clean(self) -> None:
-        """Remove every stored result and log of this experiment."""
+        """Remove every stored result, log and setting folder of this experiment."""
         import shutil
 
         if not self.folder.exists():

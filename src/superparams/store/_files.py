@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -78,25 +77,6 @@ def _refuse_links(folder: Path, *, logs: bool = False) -> None:
             for entry in entries:
                 if entry.is_symlink():
                     raise StoreWriteError(linked(entry.path))
-
-
-def _make_folders(path: Path) -> None:
-    """Make a folder and its missing parents, none writable by group or others whatever
-    the umask. A folder that exists (or a link to one) is left as it is."""
-    missing = []
-    while not path.is_dir() and path != path.parent:
-        missing.append(path)
-        path = path.parent
-    for folder in reversed(missing):
-        try:
-            os.mkdir(folder, 0o755)
-        except FileExistsError:
-            if folder.is_dir():
-                continue
-            raise
-        mode = stat.S_IMODE(os.stat(folder).st_mode)
-        if mode & 0o022:  # a default ACL can grant what the umask would not
-            os.chmod(folder, mode & ~0o022)
 
 
 def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:

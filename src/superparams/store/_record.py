@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from superparams._workdir import WORK
 from superparams.identity import setting_id
 from superparams.store._files import LOGS, _opener
 
@@ -185,6 +186,8 @@ _OUTCOME_SHAPE: dict[str, tuple[type, ...]] = {
     "started": _NUMBER,
     "seconds": _NUMBER,
     "log": _TEXT,
+    "workdir": _TEXT,
+    "stopped": _TEXT,
     "rows": (list, type(None)),
     "cause": _TEXT,
     "error": _TEXT,
@@ -293,6 +296,8 @@ def _rows(
             "seconds": line.get("seconds"),
             "worker": line.get("worker"),
             "log": log,
+            "workdir": line.get("workdir"),
+            "stopped": line.get("stopped"),
             "code_version": line.get("code_version"),
             "git_commit": line.get("git_commit"),
             "git_dirty": line.get("git_dirty"),
@@ -345,6 +350,7 @@ def _open_rows(
             "cause": None if live else "interrupted",
             "worker": start.get("worker"),
             "log": log if printed else None,
+            "workdir": _workdir_of(logs, sid),
             _SEQ: number,
             "code_version": start.get("code_version"),
             "git_commit": start.get("git_commit"),
@@ -360,6 +366,15 @@ def _open_rows(
             row["attempt"] = by
             rows.append(row)
     return rows
+
+
+def _workdir_of(logs: str, sid: str) -> str | None:
+    """The folder of its own a setting that has no outcome has, if it made one (relative
+    to the results folder, whose logs are in ``logs``)."""
+    if not logs:
+        return None
+    path = f"{WORK}/{sid}"
+    return path if os.path.isdir(f"{os.path.dirname(logs.rstrip(os.sep))}/{path}") else None
 
 
 def _rekey(

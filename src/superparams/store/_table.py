@@ -74,7 +74,7 @@ def _lost(
             line["rows"] = [
                 {k: v for k, v in r.items() if k not in skip and v is not None} for r in settings
             ]
-            for name in ("seconds", "log", "cause", "error", "traceback"):
+            for name in ("seconds", "log", "workdir", "stopped", "cause", "error", "traceback"):
                 line[name] = first[name]
         line["worker"] = first["worker"]
         line["label"] = first["label"]

@@ -1,0 +1,250 @@
+"""A setting's folder of its own in the store, and resuming a setting from what it left there.
+
+Each experiment here is written into a user's project and run as a user runs it: by the
+``experiment`` command in a subprocess, or by a script killed with a real ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import polars as pl
+import pytest
+from tests.conftest import wait_for, with_group_killed
+from tests.e2e.sources import MODES
+from tests.e2e.test_cli import experiment, write
+
+pytestmark = pytest.mark.slow
+
+# What run() sees of its own folder.
+FOLDER = """
+from superparams import Experiment, search
+
+class Folder(Experiment):
+    n: int = search(1, 2)
+
+    def run(self):
+        before = sorted(p.name for p in self.workdir.iterdir())
+        (self.workdir / "checkpoint.txt").write_text(f"n={self.n}")
+        return {
+            "before": ",".join(before),
+            "name": self.workdir.name,
+            "resumed": self.resumed,
+        }
+"""
+
+# A small model trained by hand: each epoch is reported, then checkpointed in the
+# setting's workdir. The first run stops for good (the test kills it) after $STOP_AFTER.
+MODEL = """
+import json
+import os
+import time
+from pathlib import Path
+from superparams import Experiment, search
+
+class Model(Experiment):
+    epochs: int = 6
+    lr: float = search(0.5, 0.25)
+
+    def run(self):
+        checkpoint = self.workdir / "checkpoint.json"
+        start, weight = 0, 0.0
+        if self.resumed:
+            state = json.loads(checkpoint.read_text())
+            start, weight = state["epoch"] + 1, state["weight"]
+        for epoch in range(start, self.epochs):
+            weight += self.lr * (1.0 - weight)
+            self.report(epoch=epoch, weight=weight, resumed=self.resumed)
+            kept = checkpoint.with_suffix(".tmp")
+            kept.write_text(json.dumps({"epoch": epoch, "weight": weight}))
+            kept.replace(checkpoint)
+            if epoch == int(os.environ.get("STOP_AFTER", "-1")) and self.lr == 0.5:
+                Path(os.environ["STOPPED"]).write_text("")
+                time.sleep(120)
+"""
+
+# The same model, its rows returned when run() ends rather than reported as they come:
+# a setting killed midway keeps none of its rows, but still its checkpoint.
+RETURNING_MODEL = (
+    MODEL.replace(
+        "        for epoch in range(start, self.epochs):",
+        "        rows = []\n        for epoch in range(start, self.epochs):",
+    ).replace(
+        "            self.report(epoch=epoch, weight=weight, resumed=self.resumed)",
+        '            rows.append({"epoch": epoch, "weight": weight, "resumed": self.resumed})',
+    )
+    + "        return rows\n"
+)
+
+DRIVE_MODEL = """
+from model import Model
+
+Model().run_all(num_proc=2, display=False)
+"""
+
+
+def stored(cwd: Path, name: str, *fields: str) -> pl.DataFrame:
+    """The results as `experiment results --json` gives them."""
+    done = experiment("results", name, *fields, "--json", cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return pl.DataFrame(json.loads(done.stdout)) if done.stdout.strip() != "[]" else pl.DataFrame()
+
+
+def project(tmp_path: Path, module: str, source: str) -> Path:
+    write(tmp_path / f"experiments/{module}.py", source)
+    return tmp_path
+
+
+@pytest.fixture
+def start():
+    """Start the command in a session of its own, with more environment; whatever is
+    still running at the end of the test is killed."""
+    from tests.e2e.test_cli import COMMAND, environment
+
+    children: list[subprocess.Popen[str]] = []
+
+    def launch(cwd: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+        child = subprocess.Popen(
+            [str(COMMAND), *args],
+            cwd=cwd,
+            env={**environment(), **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        children.append(child)
+        return child
+
+    yield launch
+    for child in children:
+        if child.poll() is None:
+            with_group_killed(child)
+        child.communicate()
+
+
+class TestWorkdir:
+    @pytest.mark.parametrize("mode", MODES)
+    def test_each_setting_has_a_folder_of_its_own_in_the_store(self, tmp_path, mode):
+        """self.workdir is a folder under the results folder, named by the setting's id,
+        empty at first; its path is a column of the results."""
+        cwd = project(tmp_path, "folder", FOLDER)
+        assert experiment("folder.Folder", *MODES[mode], cwd=cwd).returncode == 0
+        table = stored(cwd, "folder.Folder").sort("n")
+        store = cwd / "experiments/progress/folder/Folder"
+        assert table["before"].to_list() == ["", ""]
+        assert table["name"].to_list() == table["id"].to_list()
+        assert table["resumed"].to_list() == [False, False]
+        for n, workdir in zip(table["n"], table["workdir"], strict=True):
+            assert not Path(workdir).is_absolute()
+            assert (store / workdir / "checkpoint.txt").read_text() == f"n={n}"
+
+    def test_fresh_gives_run_an_empty_workdir(self, tmp_path):
+        """--fresh runs each setting in an empty workdir, not in what the last run left."""
+        cwd = project(tmp_path, "folder", FOLDER)
+        assert experiment("folder.Folder", "-j", "2", cwd=cwd).returncode == 0
+        assert experiment("folder.Folder", "-j", "2", "--fresh", cwd=cwd).returncode == 0
+        table = stored(cwd, "folder.Folder")
+        assert table["before"].to_list() == ["", ""]
+        assert table["resumed"].to_list() == [False, False]
+
+    def test_rerun_outdated_gives_run_an_empty_workdir(self, tmp_path):
+        """--rerun-outdated runs each outdated setting in an empty workdir."""
+        cwd = project(tmp_path, "folder", FOLDER)
+        assert experiment("folder.Folder", "-j", "2", cwd=cwd).returncode == 0
+        source = cwd / "experiments/folder.py"
+        source.write_text(source.read_text().replace('f"n={self.n}"', 'f"n={self.n}!"'))
+        done = experiment("folder.Folder", "-j", "2", "--rerun-outdated", cwd=cwd)
+        assert done.returncode == 0, done.stderr
+        table = stored(cwd, "folder.Folder")
+        assert table["before"].to_list() == ["", ""]
+        assert table["resumed"].to_list() == [False, False]
+
+    def test_rerun_failed_keeps_what_the_failed_attempt_left(self, tmp_path):
+        """--rerun-failed runs a failed setting in the workdir its failed attempt left:
+        resumed, not fresh."""
+        source = FOLDER.replace(
+            "        return {",
+            "        if self.n == 2 and not self.resumed:\n"
+            '            raise ValueError("first try")\n'
+            "        return {",
+        )
+        cwd = project(tmp_path, "folder", source)
+        assert experiment("folder.Folder", "-j", "2", cwd=cwd).returncode == 1
+        done = experiment("folder.Folder", "-j", "2", "--rerun-failed", cwd=cwd)
+        assert done.returncode == 0, done.stderr
+        table = stored(cwd, "folder.Folder").sort("n")
+        assert table["before"].to_list() == ["", "checkpoint.txt"]
+        assert table["resumed"].to_list() == [False, True]
+
+    def test_clean_says_it_removes_the_workdirs(self, tmp_path):
+        """`experiment clean` names the settings' folders among what it removes, and does."""
+        cwd = project(tmp_path, "folder", FOLDER)
+        assert experiment("folder.Folder", "-j", "2", cwd=cwd).returncode == 0
+        store = cwd / "experiments/progress/folder/Folder"
+        workdirs = [store / w for w in stored(cwd, "folder.Folder")["workdir"]]
+        done = experiment("clean", "folder.Folder", "--yes", cwd=cwd)
+        assert done.returncode == 0, done.stderr
+        assert "2 setting folders" in done.stdout + done.stderr
+        assert not any(w.exists() for w in workdirs)
+
+
+class TestResumeFromACheckpoint:
+    @pytest.mark.parametrize("stop_after", [2])
+    def test_a_killed_run_continues_each_setting_from_its_checkpoint(self, workspace, stop_after):
+        """kill -9 of the run mid-setting; the next run resumes that setting from the
+        checkpoint in its workdir, and the results hold every epoch, computed as if the
+        run had never stopped."""
+        workspace.write("model", MODEL)
+        workspace.write("drive_model", DRIVE_MODEL)
+        stopped = workspace.root / "stopped"
+        child = workspace.start("drive_model", STOP_AFTER=str(stop_after), STOPPED=str(stopped))
+        wait_for(stopped.exists, "the first setting to reach its stopping epoch")
+        with_group_killed(child)
+
+        space = workspace.load("model").Model()
+        table = space.run_all(num_proc=2, display=False)
+        for lr in (0.5, 0.25):
+            rows = table.filter(pl.col("lr") == lr)
+            assert rows["epoch"].to_list() == list(range(6))
+            expected, weight = [], 0.0
+            for _ in range(6):
+                weight += lr * (1.0 - weight)
+                expected.append(weight)
+            assert rows["weight"].to_list() == pytest.approx(expected)
+            assert set(rows["status"]) == {"completed"}
+        resumed = table.filter(pl.col("lr") == 0.5)["resumed"].to_list()
+        assert resumed == [False] * (stop_after + 1) + [True] * (5 - stop_after)
+
+    def test_a_killed_setting_that_returns_its_rows_continues_from_its_checkpoint(self, workspace):
+        """kill -9 of the run mid-setting; the next run starts that setting again,
+        resumed from the checkpoint in its workdir: it returns the epochs after the
+        checkpoint, computed as if the run had never stopped."""
+        assert "self.report" not in RETURNING_MODEL
+        assert "return rows" in RETURNING_MODEL
+        workspace.write("model", RETURNING_MODEL)
+        workspace.write("drive_model", DRIVE_MODEL)
+        stopped = workspace.root / "stopped"
+        child = workspace.start("drive_model", STOP_AFTER="2", STOPPED=str(stopped))
+        wait_for(stopped.exists, "the first setting to reach its stopping epoch")
+        with_group_killed(child)
+
+        space = workspace.load("model").Model()
+        assert len(space.plan().interrupted) >= 1
+        table = space.run_all(num_proc=2, display=False)
+        assert set(table["status"]) == {"completed"}
+        for lr in (0.5, 0.25):
+            rows = table.filter(pl.col("lr") == lr)
+            expected, weight = [], 0.0
+            for _ in range(6):
+                weight += lr * (1.0 - weight)
+                expected.append(weight)
+            epochs = rows["epoch"].to_list()
+            assert epochs == list(range(epochs[0], 6))
+            assert rows["weight"].to_list() == pytest.approx(expected[epochs[0] :])
+        killed = table.filter(pl.col("lr") == 0.5)
+        assert killed["epoch"].to_list() == [3, 4, 5]
+        assert killed["resumed"].to_list() == [True] * 3
