@@ -225,9 +225,8 @@ class _Run:
             label = setting.label
             described = describe(label, _params(setting), setting._sp_encodings())
             self.inflight[sid] = _InFlight(position, label, described, attempt)
-        if sid in self.fresh:  # before the engine has it: run() finds its workdir empty
-            self.fresh.discard(sid)
-            empty(self.store.folder, sid)
+        if attempt == 1 and sid in self.fresh:  # before the engine has it: run() finds
+            empty(self.store.folder, sid)  # its workdir empty (a retry keeps it)
         self.executor.submit(Task(position, sid, attempt, self.timeout))
 
     def _started(self, started: Started) -> SettingLog | None:

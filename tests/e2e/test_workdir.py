@@ -180,6 +180,24 @@ class TestWorkdir:
         assert table["before"].to_list() == ["", "checkpoint.txt"]
         assert table["resumed"].to_list() == [False, True]
 
+    def test_a_retry_keeps_what_the_failed_attempt_left(self, tmp_path):
+        """With --retries, the next attempt finds its workdir as the failed one left it,
+        even in a --fresh run."""
+        source = FOLDER.replace(
+            "        return {",
+            "        if self.n == 2 and not self.resumed:\n"
+            '            raise ValueError("first try")\n'
+            "        return {",
+        )
+        cwd = project(tmp_path, "folder", source)
+        for extra in ((), ("--fresh",)):
+            done = experiment("folder.Folder", "-j", "2", "--retries", "1", *extra, cwd=cwd)
+            assert done.returncode == 0, done.stderr
+            table = stored(cwd, "folder.Folder").sort("n")
+            assert table["before"].to_list() == ["", "checkpoint.txt"]
+            assert table["resumed"].to_list() == [False, True]
+            assert table["attempt"].to_list() == [1, 2]
+
     def test_clean_says_it_removes_the_workdirs(self, tmp_path):
         """`experiment clean` names the settings' folders among what it removes, and does."""
         cwd = project(tmp_path, "folder", FOLDER)
