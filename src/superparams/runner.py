@@ -239,9 +239,8 @@ class _Run:
             described = describe(label, _params(setting), setting._sp_encodings())
             carried = list(self.carried.get(sid, ()))
             self.inflight[sid] = _InFlight(position, label, described, attempt, carried)
-        if sid in self.fresh:  # before the engine has it: run() finds its workdir empty
-            self.fresh.discard(sid)
-            empty(self.store.folder, sid)
+        if attempt == 1 and sid in self.fresh:  # before the engine has it: run() finds
+            empty(self.store.folder, sid)  # its workdir empty (a retry keeps it)
         self.executor.submit(Task(position, sid, attempt, self.timeout))
 
     def _started(self, started: Started) -> SettingLog | None:
@@ -313,9 +312,8 @@ class _Run:
     def add(self, task: Task, row: dict[str, Any]) -> str | None:
         """Write a row a running setting reported; durable at the next :meth:`commit`.
 
-        What it returns goes back to the setting with the acknowledgement: None to go on.
-        A rule that stops settings early reads ``self.inflight[task.id].reported`` here
-        and returns its verdict.
+        What it returns goes back to the setting with the acknowledgement: None to go on,
+        or the name of the stop rule (``run_all(stop=...)``) that ends the setting here.
         """
         info = self.inflight.get(task.id)
         if info is None:  # not this run's (it cannot be): dropped, never stored
@@ -323,7 +321,9 @@ class _Run:
         self.store.report(task.id, task.attempt, [row])
         info.reported.append([task.attempt, row])
         self.reports.append(SettingReported(self.clock(), task.id, row))
-        return None
+        if self.stopping is None:
+            return None
+        return self.stopping.reported(task.id, row)
 
     def commit(self) -> None:
         """Make the rows written so far durable (one fsync for all), then say so."""

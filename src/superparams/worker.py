@@ -100,13 +100,20 @@ Reporter = Callable[[dict[str, Any]], "str | None"]
 _REPORTER: Reporter | None = None
 
 
-def report_row(values: Mapping[str, Any]) -> str | None:
+def report_row(values: Mapping[str, Any]) -> None:
     """Send one reported row (nested dicts flattened) to where the running setting's
-    rows go; what comes back (None: go on). Outside a run, nothing happens."""
+    rows go. Outside a run, nothing happens.
+
+    Raises:
+        StoppedEarly: a stop rule of the run ended the setting at this row.
+    """
     reporter = _REPORTER
     if reporter is None:
-        return None
-    return reporter(_flatten(values))
+        return
+    verdict = reporter(_flatten(values))
+    if verdict is not None:  # a stop rule's name: the setting ends here, completed
+        raise StoppedEarly(verdict)
+    return
 
 
 def _yielded(generator: Any) -> Any:

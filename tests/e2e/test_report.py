@@ -321,3 +321,36 @@ class TestAttempts:
         assert stored(cwd, "tries.Tries")["run"].to_list() == [1, 2]
         assert experiment("tries.Tries", "-j", "2", "--fresh", cwd=cwd).returncode == 0
         assert stored(cwd, "tries.Tries")["run"].to_list() == [3]
+
+
+# Each setting reports its loss per epoch; the loss of a large lr goes up.
+DIVERGES = """
+from superparams import Experiment, search
+
+class Diverges(Experiment):
+    lr: float = search(0.1, 10.0)
+
+    def run(self):
+        for epoch in range(5):
+            self.report(epoch=epoch, loss=1.0 + epoch * (1 if self.lr > 1 else -0.1))
+"""
+
+
+class TestStopRules:
+    @pytest.mark.parametrize("num_proc", [1, 2])
+    def test_a_threshold_stops_a_setting_at_the_report_that_crosses_it(self, workspace, num_proc):
+        """run_all(stop=threshold(...)) ends a setting at the report past the bound: it is
+        completed with the rows so far, its `stopped` column names the rule, and a second
+        run does not run it again."""
+        from superparams.stopping import threshold
+
+        space = workspace.load("diverges", DIVERGES).Diverges()
+        table = space.run_all(num_proc=num_proc, display=False, stop=threshold("loss", above=2.5))
+        slow = table.filter(pl.col("lr") == 10.0)
+        assert slow["epoch"].to_list() == [0, 1, 2]
+        assert set(slow["status"]) == {"completed"}
+        assert slow["stopped"].drop_nulls().unique().len() == 1
+        fine = table.filter(pl.col("lr") == 0.1)
+        assert fine["epoch"].to_list() == [0, 1, 2, 3, 4]
+        assert fine["stopped"].null_count() == fine.height
+        assert sorted(space.plan().done) == [0, 1]  # neither runs again

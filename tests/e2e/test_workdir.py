@@ -65,18 +65,6 @@ class Model(Experiment):
                 time.sleep(120)
 """
 
-# The same model, its rows returned when run() ends rather than reported as they come:
-# a setting killed midway keeps none of its rows, but still its checkpoint.
-RETURNING_MODEL = (
-    MODEL.replace(
-        "        for epoch in range(start, self.epochs):",
-        "        rows = []\n        for epoch in range(start, self.epochs):",
-    ).replace(
-        "            self.report(epoch=epoch, weight=weight, resumed=self.resumed)",
-        '            rows.append({"epoch": epoch, "weight": weight, "resumed": self.resumed})',
-    )
-    + "        return rows\n"
-)
 
 DRIVE_MODEL = """
 from model import Model
@@ -180,6 +168,24 @@ class TestWorkdir:
         assert table["before"].to_list() == ["", "checkpoint.txt"]
         assert table["resumed"].to_list() == [False, True]
 
+    def test_a_retry_keeps_what_the_failed_attempt_left(self, tmp_path):
+        """With --retries, the next attempt finds its workdir as the failed one left it,
+        even in a --fresh run."""
+        source = FOLDER.replace(
+            "        return {",
+            "        if self.n == 2 and not self.resumed:\n"
+            '            raise ValueError("first try")\n'
+            "        return {",
+        )
+        cwd = project(tmp_path, "folder", source)
+        for extra in ((), ("--fresh",)):
+            done = experiment("folder.Folder", "-j", "2", "--retries", "1", *extra, cwd=cwd)
+            assert done.returncode == 0, done.stderr
+            table = stored(cwd, "folder.Folder").sort("n")
+            assert table["before"].to_list() == ["", "checkpoint.txt"]
+            assert table["resumed"].to_list() == [False, True]
+            assert table["attempt"].to_list() == [1, 2]
+
     def test_clean_says_it_removes_the_workdirs(self, tmp_path):
         """`experiment clean` names the settings' folders among what it removes, and does."""
         cwd = project(tmp_path, "folder", FOLDER)
@@ -218,33 +224,3 @@ class TestResumeFromACheckpoint:
             assert set(rows["status"]) == {"completed"}
         resumed = table.filter(pl.col("lr") == 0.5)["resumed"].to_list()
         assert resumed == [False] * (stop_after + 1) + [True] * (5 - stop_after)
-
-    def test_a_killed_setting_that_returns_its_rows_continues_from_its_checkpoint(self, workspace):
-        """kill -9 of the run mid-setting; the next run starts that setting again,
-        resumed from the checkpoint in its workdir: it returns the epochs after the
-        checkpoint, computed as if the run had never stopped."""
-        assert "self.report" not in RETURNING_MODEL
-        assert "return rows" in RETURNING_MODEL
-        workspace.write("model", RETURNING_MODEL)
-        workspace.write("drive_model", DRIVE_MODEL)
-        stopped = workspace.root / "stopped"
-        child = workspace.start("drive_model", STOP_AFTER="2", STOPPED=str(stopped))
-        wait_for(stopped.exists, "the first setting to reach its stopping epoch")
-        with_group_killed(child)
-
-        space = workspace.load("model").Model()
-        assert len(space.plan().interrupted) >= 1
-        table = space.run_all(num_proc=2, display=False)
-        assert set(table["status"]) == {"completed"}
-        for lr in (0.5, 0.25):
-            rows = table.filter(pl.col("lr") == lr)
-            expected, weight = [], 0.0
-            for _ in range(6):
-                weight += lr * (1.0 - weight)
-                expected.append(weight)
-            epochs = rows["epoch"].to_list()
-            assert epochs == list(range(epochs[0], 6))
-            assert rows["weight"].to_list() == pytest.approx(expected[epochs[0] :])
-        killed = table.filter(pl.col("lr") == 0.5)
-        assert killed["epoch"].to_list() == [3, 4, 5]
-        assert killed["resumed"].to_list() == [True] * 3
