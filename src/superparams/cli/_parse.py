@@ -254,7 +254,7 @@ OPTIONS = (
     Option(
         ("--over",),
         "over",
-        "summarise over these fields (e.g. seed): mean ± std per setting of the others",
+        "summarise over these fields, e.g. seed: mean ± std",
         ("results", "plot"),
         "FIELDS",
         _names,
@@ -291,7 +291,7 @@ OPTIONS = (
     Option(
         ("--out", "-o"),
         "out",
-        "the file to write: .png, .svg, .pdf or .html",
+        "the file to write: .png, .svg, .pdf, .html (report: .html)",
         ("plot", "report"),
         "FILE",
         _text,
