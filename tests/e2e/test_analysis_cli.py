@@ -354,3 +354,27 @@ def no_fetched_url(text: str) -> bool:
         r"""(?:src|href)\s*=\s*["']?\s*(https?:)|url\(\s*["']?(https?:)|@import""", text
     )
     return not loads
+
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+class TestQuickStart:
+    def test_the_readme_quick_start_ends_with_a_summary_and_a_plot(self, tmp_path):
+        """The example's run, summary and plot work as the README writes them."""
+        import shutil
+
+        shutil.copytree(EXAMPLES, tmp_path / "examples", ignore=shutil.ignore_patterns("progress"))
+        here = tmp_path / "examples"
+        run = experiment("train.Train", "--num_proc", "2", cwd=here)
+        assert run.returncode == 0, run.stderr
+        done = experiment("results", "train.Train", "--over", "seed", "--sort", "-acc", cwd=here)
+        assert done.returncode == 0, done.stderr
+        readme = (EXAMPLES.parent / "README.md").read_text()
+        assert done.stdout in readme
+        plot = experiment(
+            "plot", "train.Train", "--x", "lr", "--y", "acc", "--out", "acc.png", cwd=here
+        )
+        assert plot.returncode == 0, plot.stderr
+        assert plot.stderr == "wrote acc.png\n"
+        assert not_blank(here / "acc.png")

@@ -62,7 +62,14 @@ def _section(space: Space[Any]) -> str:
     over = list(declared.replicates)
     frame = summary(space, over)
     parts.append(_summary_table(frame, over))
-    numeric = [m for m in found.metrics if table.schema[m].is_numeric()]
+    # a metric the same in every summary row (an epoch counter's last value) draws no line
+    numeric = [
+        m
+        for m in found.metrics
+        if table.schema[m].is_numeric()
+        and f"{m}_mean" in frame.columns
+        and frame[f"{m}_mean"].n_unique() > 1
+    ]
     plots: list[str] = []
     for metric in numeric:
         for param in found.varied:
