@@ -123,6 +123,22 @@ class TestReportInChromium:
             assert page.console == []
             assert not_blank(page.screenshot())
 
+    def test_a_plot_page_loads_offline_without_errors(self, made, tmp_path):
+        """experiment plot --out X.html: in Chromium, no console error, no request, a picture."""
+        root, _ = made
+        done = experiment(
+            "plot", "train.Train", "--x", "lr", "--y", "acc", "--out", "acc.html", cwd=root
+        )
+        assert done.returncode == 0, done.stderr
+        url = (root / "acc.html").resolve().as_uri()
+        with browser(tmp_path / "profile") as chromium:
+            page = chromium.page()
+            page.open(url)
+            assert page.evaluate("document.querySelectorAll('figure.plot svg').length") == 1
+            assert page.console == []
+            assert page.requests == [url]
+            assert not_blank(page.screenshot())
+
     def test_the_browser_check_sees_a_request_and_an_error(self, tmp_path):
         """The same check does see a page that fetches and one that throws."""
         page_file = write(
