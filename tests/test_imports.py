@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ["dask", "numpy", "pandas", "polars", "pyarrow", "ray", "rich", "submitit"]
+HEAVY = ["dask", "matplotlib", "numpy", "pandas", "polars", "pyarrow", "ray", "rich", "submitit"]
 
 SCRIPT = """
 import json, sys

@@ -798,7 +798,7 @@ class TestStartUp:
         """--help, an experiment's --help and a first dry run load no polars and no rich."""
         loaded = self.loaded(*args, cwd=project)
         assert "superparams" in loaded
-        assert loaded.isdisjoint({"polars", "rich", "pandas", "numpy", "pyarrow"})
+        assert loaded.isdisjoint({"polars", "rich", "pandas", "numpy", "pyarrow", "matplotlib"})
 
     def test_a_run_without_a_terminal_loads_polars_but_not_rich(self, project):
         """A run needs polars for its results; without a terminal it draws nothing with rich."""
@@ -818,7 +818,7 @@ class TestStartUp:
         )
         assert done.returncode == 0
         modules = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
-        assert not {m for m in modules if m.split(".")[0] in ("polars", "rich")}
+        assert not {m for m in modules if m.split(".")[0] in ("polars", "rich", "matplotlib")}
 
 
 def cores() -> int:

@@ -11,7 +11,8 @@ notebook calls it. Inside::
     _help.py     the help texts
     _table.py    the one table renderer (rich in a terminal, aligned text otherwise)
     _shared.py   what the commands share: the store of a space, its plan, the results
-    run.py  status.py  results.py  logs.py  clean.py    one module per command
+    run.py  status.py  results.py  plot.py  report.py  logs.py  clean.py
+                 one module per command (plot and report need the plot extra)
 
 A command is a function ``(found, spaces, request, prog) -> None`` in :data:`COMMANDS`. It
 prints what it has to say and ends by returning (exit code 0) or by raising: an error of
@@ -60,6 +61,18 @@ def _results(*args: Any) -> None:
     results(*args)
 
 
+def _plot(*args: Any) -> None:
+    from superparams.cli.plot import plot
+
+    plot(*args)
+
+
+def _report(*args: Any) -> None:
+    from superparams.cli.report import report
+
+    report(*args)
+
+
 def _logs(*args: Any) -> None:
     from superparams.cli.logs import logs
 
@@ -77,6 +90,8 @@ COMMANDS: dict[str, Command] = {
     "run": _run,
     "status": _status,
     "results": _results,
+    "plot": _plot,
+    "report": _report,
     "logs": _logs,
     "clean": _clean,
 }

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 def usage(prog: str) -> str:
     return (
         f"usage: {prog} EXPERIMENT [--FIELD VALUE ...] [options]\n"
-        f"       {prog} {{status,results,logs,clean}} EXPERIMENT [...]"
+        f"       {prog} {{status,results,plot,report,logs,clean}} EXPERIMENT [...]"
     )
 
 
@@ -66,7 +66,9 @@ Fields: --FIELD VALUE sets a field; --FIELD a,b,c searches over a, b and c.
 
 commands:
   status EXPERIMENT        how many settings completed, failed, are running, are left
-  results EXPERIMENT       the results table; --sort COLUMN, --csv, --json, --parquet PATH
+  results EXPERIMENT       the results table; --over seed, --sort COLUMN, --csv, --json
+  plot EXPERIMENT          a metric against a field: --x lr --y acc [--out FILE]
+  report EXPERIMENT        one HTML file to share: summary, plots, failures
   logs EXPERIMENT          the logs of the settings matching --FIELD VALUE; -f follows
   clean EXPERIMENT         delete the stored results and logs, after asking
 
@@ -83,6 +85,8 @@ SUPERPARAMS_PROGRESS, if set, is the folder results go to instead of progress/.
 _COMMAND_SUMMARY = {
     "status": "how many settings completed, failed, are running, are left",
     "results": "the results table of the settings the experiment's fields select",
+    "plot": "a metric against a parameter (or epoch), with a band of ± std over seeds",
+    "report": "one self-contained HTML file: overview, summary, plots, failures",
     "logs": "the logs of the settings matching the given field values",
     "clean": "delete every stored result and log of the experiment, after asking",
 }

@@ -4,7 +4,9 @@
 
     experiment EXPERIMENT [--FIELD VALUE ...] [options]   run the settings not completed yet
     experiment status  EXPERIMENT [--FIELD VALUE ...]     what is done, failed, running, left
-    experiment results EXPERIMENT [--sort COL] [--csv | --json | --parquet PATH]
+    experiment results EXPERIMENT [--over SEED] [--where EXPR] [--sort COL] [--csv | ...]
+    experiment plot    EXPERIMENT --x PARAM --y METRIC [--hue PARAM] [--out FILE]
+    experiment report  EXPERIMENT [--out report.html]
     experiment logs    EXPERIMENT [--FIELD VALUE ...] [-f] [-n N]
     experiment clean   EXPERIMENT [--yes]
 
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from superparams.cli._find import Found
     from superparams.experiment import Experiment
 
-COMMAND_WORDS = ("status", "results", "logs", "clean")  # `run` is never written
+COMMAND_WORDS = ("status", "results", "plot", "report", "logs", "clean")  # `run` is never written
 
 
 # -- options ---------------------------------------------------------------------------------
@@ -129,7 +131,19 @@ class Option:
     read: Callable[[str, str], Any] | None = None
 
 
-_RUN, _SAMPLED = ("run",), ("run", "status", "results", "logs")
+def _names(flag: str, text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(","))
+    if not all(names):
+        msg = f"{flag} expects column names separated by commas, got {text!r}"
+        raise UsageError(msg)
+    return names
+
+
+def _text(flag: str, text: str) -> str:
+    return text
+
+
+_RUN, _SAMPLED = ("run",), ("run", "status", "results", "plot", "report", "logs")
 OPTIONS = (
     Option(
         ("-j", "--num_proc", "--num-proc", "--n_proc", "--n-proc"),  # --n_proc: as 0.1.0
@@ -237,6 +251,51 @@ OPTIONS = (
         lambda flag, text: text,
     ),
     Option(("--desc",), "desc", "sort largest first", ("results",)),
+    Option(
+        ("--over",),
+        "over",
+        "summarise over these fields, e.g. seed: mean ± std",
+        ("results", "plot"),
+        "FIELDS",
+        _names,
+    ),
+    Option(
+        ("--where",),
+        "where",
+        "keep the rows an SQL condition is true for, e.g. 'acc > 0.9'",
+        ("results",),
+        "EXPR",
+        _text,
+    ),
+    Option(
+        ("--columns",),
+        "columns",
+        "show these columns (after the parameters that vary), e.g. acc,f1",
+        ("results",),
+        "COLS",
+        _names,
+    ),
+    Option(("--last",), "last", "only the last row of each setting", ("results",)),
+    Option(
+        ("--x",), "x", "the column along the x axis: a parameter, or epoch", ("plot",), "COL", _text
+    ),
+    Option(("--y",), "y", "the metric to plot", ("plot",), "METRIC", _text),
+    Option(
+        ("--hue",),
+        "hue",
+        "one line (colour) per value of this parameter",
+        ("plot",),
+        "PARAM",
+        _text,
+    ),
+    Option(
+        ("--out", "-o"),
+        "out",
+        "the file to write: .png, .svg, .pdf, .html (report: .html)",
+        ("plot", "report"),
+        "FILE",
+        _text,
+    ),
     Option(("--csv",), "csv", "write the table as CSV to stdout", ("results",)),
     Option(("--json",), "json", "write the table as JSON to stdout", ("results",)),
     Option(
@@ -349,12 +408,74 @@ class ResultsRequest(Request):
     json: bool = False
     parquet: str | None = None
     force: bool = False
+    over: tuple[str, ...] | None = None
+    where: str | None = None
+    columns: tuple[str, ...] | None = None
+    last: bool = False
 
     def __post_init__(self) -> None:
         exports = [f"--{n}" for n in ("csv", "json", "parquet") if getattr(self, n)]
         if len(exports) > 1:
             msg = f"{' and '.join(exports)} both write the table; pick one"
             raise UsageError(msg)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlotRequest(Request):
+    """``experiment plot EXPERIMENT --x COL --y METRIC``: a metric against a column, to a file."""
+
+    command: ClassVar[str] = "plot"
+    x: str | None = None
+    y: str | None = None
+    hue: str | None = None
+    over: tuple[str, ...] | None = None
+    out: str | None = None
+
+    def __post_init__(self) -> None:
+        missing = [f"--{n}" for n in ("x", "y") if getattr(self, n) is None]
+        if missing:
+            msg = (
+                f"experiment plot needs {' and '.join(missing)}: the column along the x axis "
+                "and the metric to plot, e.g. --x lr --y acc"
+            )
+            raise UsageError(msg)
+        if self.out is not None:
+            plot_format(self.out, "--out")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportRequest(Request):
+    """``experiment report EXPERIMENT``: one HTML file to share."""
+
+    command: ClassVar[str] = "report"
+    out: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.out is not None and plot_format(self.out, "--out") != "html":
+            msg = f"--out {self.out!r}: a report is an HTML file; give a name ending in .html"
+            raise UsageError(msg)
+
+
+#: The files ``experiment plot`` writes, by extension.
+PLOT_FORMATS = ("png", "svg", "pdf", "html")
+
+
+def plot_format(path: str, flag: str) -> str:
+    """The format a file's extension names.
+
+    Raises:
+        UsageError: an extension no plot is written as.
+    """
+    suffix = path.rpartition(".")[2].lower() if "." in path.rpartition("/")[2] else ""
+    if suffix == "htm":
+        return "html"
+    if suffix not in PLOT_FORMATS:
+        msg = (
+            f"{flag} {path!r}: the extension picks the format; give a name ending in "
+            f"{', '.join('.' + f for f in PLOT_FORMATS)}"
+        )
+        raise UsageError(msg)
+    return suffix
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -384,7 +505,16 @@ class CleanRequest(Request):
 
 
 REQUESTS: dict[str, type[Request]] = {
-    r.command: r for r in (RunRequest, StatusRequest, ResultsRequest, LogsRequest, CleanRequest)
+    r.command: r
+    for r in (
+        RunRequest,
+        StatusRequest,
+        ResultsRequest,
+        PlotRequest,
+        ReportRequest,
+        LogsRequest,
+        CleanRequest,
+    )
 }
 
 

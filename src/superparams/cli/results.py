@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from superparams.cli._find import shown
 from superparams.cli._shared import columns_of, print_results, results_of, say
+from superparams.cli._table import cell, table
 from superparams.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
@@ -33,8 +34,15 @@ def _results_one(
 ) -> None:
     if request.parquet:
         _check_export(Path(request.parquet), force=bool(request.force))
+    if request.over is not None:
+        _summary_one(found, space, request, prog, several=several)
+        return
     frame = results_of(space)
     cls = space.experiment_class
+    if request.last and "id" in frame.columns:
+        frame = frame.group_by("id", maintain_order=True).last()
+    if request.where is not None:
+        frame = where(frame, request.where)
     sort = request.sort
     if sort:
         descending = bool(request.desc) or sort.startswith("-")
@@ -46,6 +54,26 @@ def _results_one(
             )
             raise UsageError(msg)
         frame = frame.sort(column, descending=descending, nulls_last=True, maintain_order=True)
+    chosen = None
+    if request.columns is not None:
+        varying = [c for c in columns_of(frame, cls) if c in _parameters(cls)]
+        chosen = _chosen(varying, request.columns, frame.columns, list(frame.columns))
+        frame = frame.select(chosen)
+    _write(frame, found, space, request, prog, several=several, columns=chosen, sort=sort)
+
+
+def _write(
+    frame: pl.DataFrame,
+    found: Found,
+    space: Space[Any],
+    request: ResultsRequest,
+    prog: str,
+    *,
+    several: bool,
+    columns: list[str] | None,
+    sort: str | None,
+) -> None:
+    cls = space.experiment_class
     if request.parquet:
         path = Path(request.parquet)
         if request.force:
@@ -71,10 +99,155 @@ def _results_one(
     if frame.is_empty():
         say(f"no results stored for {cls.__name__} yet (`{prog} {found.name}` runs it)")
         return
-    columns = columns_of(frame, cls)
-    if sort and column not in columns:
-        columns = [column, *columns]
+    if columns is None:
+        columns = columns_of(frame, cls)
+        column = sort.removeprefix("-") if sort and sort not in frame.columns else sort
+        if column and column not in columns:
+            columns = [column, *columns]
     print_results(space, frame, None, prog, found, columns)
+
+
+def _parameters(cls: type[Any]) -> set[str]:
+    info = cls._sp_info()
+    return set(info.fields) | {n for n, _ in info.derived}
+
+
+def _chosen(
+    first: list[str], names: tuple[str, ...], known: list[str], listed: list[str]
+) -> list[str]:
+    """The columns ``--columns`` names, after ``first``, each checked to exist."""
+    for name in names:
+        if name not in known:
+            msg = (
+                f"--columns: no column {name!r}{did_you_mean(name, known)}; "
+                f"columns: {', '.join(listed)}"
+            )
+            raise UsageError(msg)
+    return list(dict.fromkeys([*first, *names]))
+
+
+def where(frame: pl.DataFrame, text: str) -> pl.DataFrame:
+    """The rows of ``frame`` an SQL condition (``acc > 0.9 AND lr < 0.1``) holds for.
+
+    The text is parsed by polars' SQL parser into an expression, never run as Python.
+
+    Raises:
+        UsageError: the text is no condition, or names no column of the table.
+    """
+    import polars as pl
+
+    columns = [c for c in frame.columns if not c.startswith("_sp_")]
+    try:
+        condition = pl.sql_expr(text)
+        kept = frame.filter(condition)
+    except pl.exceptions.ColumnNotFoundError as error:
+        name = _missing_column(str(error))
+        hint = did_you_mean(name, columns) if name else ""
+        msg = (
+            f"--where {text!r}: no column {name!r}{hint}; columns: {', '.join(columns)}"
+            if name
+            else f"--where {text!r} names no column of the table; columns: {', '.join(columns)}"
+        )
+        raise UsageError(msg) from None
+    except (pl.exceptions.PolarsError, ValueError, TypeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        msg = (
+            f"--where {text!r} is not a condition on the table's columns ({first}); "
+            "write one such as 'acc > 0.9' or 'lr = 0.01 AND acc >= 0.8' (quote a column "
+            'name with a dot or a space: "model.width" > 8)'
+        )
+        raise UsageError(msg) from None
+    return kept
+
+
+def _missing_column(message: str) -> str:
+    import re
+
+    found = re.search(r'unable to find column "([^"]*)"', message) or re.search(
+        r"^([^\s:]+)", message.strip()
+    )
+    return found.group(1) if found else ""
+
+
+def _summary_one(
+    found: Found, space: Space[Any], request: ResultsRequest, prog: str, *, several: bool
+) -> None:
+    """``--over seed``: one row per setting of the other fields, mean ± std of each metric."""
+    import polars as pl
+
+    from superparams._summary import summary
+
+    frame = summary(space, list(request.over or ()))
+    metrics = [
+        c[: -len("_mean")]
+        for c in frame.columns
+        if c.endswith("_mean") and f"{c[: -len('_mean')]}_n" in frame.columns
+    ]
+    stats = {f"{m}_{s}" for m in metrics for s in ("mean", "std", "sem", "n")}
+    keys = [c for c in frame.columns if c not in stats and c != "left_out"]
+    if request.where is not None:
+        # a metric's name stands for its mean; its _std, _sem, _n are there too
+        view = frame.with_columns(pl.col(f"{m}_mean").alias(m) for m in metrics)
+        view = view.with_row_index("_sp_row")
+        rows = where(view, request.where)["_sp_row"]
+        frame = frame.with_row_index("_sp_row").filter(pl.col("_sp_row").is_in(rows.implode()))
+        frame = frame.drop("_sp_row")
+    sort = request.sort
+    if sort:
+        descending = bool(request.desc) or sort.startswith("-")
+        name = sort if sort in frame.columns or sort in metrics else sort.removeprefix("-")
+        column = f"{name}_mean" if name in metrics else name
+        if column not in frame.columns:
+            choices = [*keys, *metrics]
+            msg = (
+                f"--sort: no column {name!r}{did_you_mean(name, choices)}; "
+                f"columns: {', '.join(choices)}"
+            )
+            raise UsageError(msg)
+        frame = frame.sort(column, descending=descending, nulls_last=True, maintain_order=True)
+    shown = metrics
+    if request.columns is not None:
+        picked = _chosen([], request.columns, [*keys, *metrics], [*keys, *metrics])
+        shown = [c for c in picked if c in metrics]
+        keys = list(dict.fromkeys([*keys, *(c for c in picked if c in keys)]))
+        frame = frame.select(
+            *keys, *(f"{m}_{s}" for m in shown for s in ("mean", "std", "sem", "n")), "left_out"
+        )
+    if request.parquet or request.csv or request.json:
+        _write(frame, found, space, request, prog, several=several, columns=None, sort=None)
+        return
+    if several:
+        sys.stdout.write(f"{space.experiment_class.__name__}:\n")
+    if frame.is_empty():
+        say(f"no results stored for {space.experiment_class.__name__} yet")
+        return
+    headers = [*keys, *shown]
+    left_out = frame["left_out"].sum() > 0
+    if left_out:
+        headers.append("left_out")
+    cells = []
+    for row in frame.iter_rows(named=True):
+        line = [cell(row[k], k) for k in keys]
+        line += [mean_std(row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"]) for m in shown]
+        if left_out:
+            line.append(str(row["left_out"]))
+        cells.append(line)
+    table(headers, cells, sys.stdout)
+
+
+def mean_std(mean: float | None, std: float | None, n: int) -> str:
+    """A summary's cell: ``0.9889 ± 0.0038 (n=3)``; the std is left out when n < 2.
+
+    >>> mean_std(0.98891, 0.00382, 3)
+    '0.9889 ± 0.0038 (n=3)'
+    >>> mean_std(12.0, None, 1)
+    '12 (n=1)'
+    """
+    if mean is None or n == 0:
+        return "(n=0)"
+    if std is None or std != std:
+        return f"{mean:.4g} (n={n})"
+    return f"{mean:.4g} ± {std:.2g} (n={n})"
 
 
 def _check_export(path: Path, *, force: bool) -> None:

@@ -1,0 +1,380 @@
+"""After the run, through the real ``experiment`` command: summaries over seeds, plots.
+
+``experiment results X --over seed`` prints each metric as ``mean ± std (n=N)`` and exports
+the numbers as separate columns; ``--where`` filters by an SQL condition, never Python;
+``experiment plot`` writes PNG, SVG, PDF or a self-contained HTML page.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import statistics
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import polars as pl
+import pytest
+from tests.conftest import experiment, write
+
+pytestmark = pytest.mark.slow
+
+ACC = {
+    (0.1, 16): [0.91, 0.93, 0.92],
+    (0.1, 32): [0.90, 0.88, 0.95],
+    (0.01, 16): [0.99, 0.985, 0.992],
+    (0.01, 32): [0.97, 0.975, 0.96],
+}
+
+TRAIN = f"""
+from superparams import Experiment, search, seeds
+
+ACC = {ACC!r}
+
+class Train(Experiment):
+    lr: float = search(0.1, 0.01)
+    batch_size: int = search(16, 32)
+    opt: str = search("adam", "sgd")
+    seed: int = seeds(3)
+
+    def run(self):
+        acc = ACC[(self.lr, self.batch_size)][self.seed] - (0.001 if self.opt == "sgd" else 0)
+        return [
+            {{"epoch": e, "acc": round(acc - (2 - e) * 0.05, 6), "f1": round(acc / 2, 6)}}
+            for e in range(3)
+        ]
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A folder where train.Train has run, every setting completed."""
+    root = tmp_path_factory.mktemp("analysis")
+    write(root / "train.py", TRAIN)
+    done = experiment("train.Train", "-q", "-j", "2", cwd=root)
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def hand(lr, batch_size, opt="adam"):
+    """The mean and sample std of a setting's last-epoch acc over its three seeds."""
+    values = [a - (0.001 if opt == "sgd" else 0) for a in ACC[(lr, batch_size)]]
+    return statistics.mean(values), statistics.stdev(values)
+
+
+class TestResultsOverSeeds:
+    def test_cells_are_mean_std_and_n_as_computed_by_hand(self, project):
+        """--over seed prints one row per other setting, acc as `mean ± std (n=3)`."""
+        done = experiment("results", "train.Train", "--over", "seed", "--opt", "adam", cwd=project)
+        assert done.returncode == 0, done.stderr
+        mean, std = hand(0.01, 16)
+        assert f"{mean:.4g} ± {std:.2g} (n=3)" in done.stdout
+        lines = done.stdout.splitlines()
+        assert lines[0].split()[:3] == ["lr", "batch_size", "epoch"]
+        assert len(lines) == 2 + 4
+
+    def test_sort_by_a_metric_sorts_by_its_mean(self, project):
+        """--sort -acc puts the best mean first, not the best seed."""
+        done = experiment(
+            "results",
+            "train.Train",
+            "--over",
+            "seed",
+            "--sort",
+            "-acc",
+            "--opt",
+            "adam",
+            cwd=project,
+        )
+        assert done.returncode == 0, done.stderr
+        rows = [line.split()[:2] for line in done.stdout.splitlines()[2:]]
+        by_mean = sorted(ACC, key=lambda k: -statistics.mean(ACC[k]))
+        assert rows == [[str(lr), str(bs)] for lr, bs in by_mean]
+
+    def test_where_filters_on_the_mean_and_columns_picks_metrics(self, project):
+        """--where 'acc > 0.95' keeps the settings whose mean is above; --columns picks acc."""
+        done = experiment(
+            "results",
+            "train.Train",
+            "--over",
+            "seed",
+            "--where",
+            "acc > 0.95 AND opt = 'adam'",
+            "--columns",
+            "acc",
+            cwd=project,
+        )
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0].split() == ["lr", "batch_size", "opt", "acc"]
+        assert [line.split()[:2] for line in lines[2:]] == [["0.01", "16"], ["0.01", "32"]]
+
+    def test_csv_has_the_numbers_as_separate_columns(self, project):
+        """--csv with --over writes acc_mean, acc_std, acc_sem and acc_n, as computed by hand."""
+        done = experiment(
+            "results", "train.Train", "--over", "seed", "--csv", "--columns", "acc", cwd=project
+        )
+        assert done.returncode == 0, done.stderr
+        table = pl.read_csv(io.StringIO(done.stdout))
+        assert table.columns == [
+            "lr",
+            "batch_size",
+            "opt",
+            "acc_mean",
+            "acc_std",
+            "acc_sem",
+            "acc_n",
+            "left_out",
+        ]
+        row = table.filter(
+            (pl.col("lr") == 0.1) & (pl.col("batch_size") == 32) & (pl.col("opt") == "sgd")
+        ).row(0, named=True)
+        mean, std = hand(0.1, 32, "sgd")
+        assert row["acc_mean"] == pytest.approx(mean)
+        assert row["acc_std"] == pytest.approx(std)
+        assert row["acc_sem"] == pytest.approx(std / 3**0.5)
+        assert row["acc_n"] == 3
+
+    def test_json_with_where(self, project):
+        """--json with --over and --where holds the rows the condition keeps."""
+        done = experiment(
+            "results",
+            "train.Train",
+            "--over",
+            "seed",
+            "--json",
+            "--where",
+            "lr = 0.01",
+            cwd=project,
+        )
+        assert done.returncode == 0, done.stderr
+        rows = json.loads(done.stdout)
+        assert {r["lr"] for r in rows} == {0.01}
+        assert len(rows) == 4
+
+    def test_last_keeps_the_last_row_of_each_setting(self, project):
+        """--last shows one row per setting, its last epoch."""
+        done = experiment("results", "train.Train", "--last", "--csv", cwd=project)
+        assert done.returncode == 0, done.stderr
+        table = pl.read_csv(io.StringIO(done.stdout))
+        assert table.height == 24
+        assert set(table["epoch"]) == {2}
+
+    def test_where_on_raw_rows(self, project):
+        """--where without --over filters the stored rows."""
+        done = experiment(
+            "results", "train.Train", "--where", "epoch = 0 AND seed = 1", "--csv", cwd=project
+        )
+        assert done.returncode == 0, done.stderr
+        table = pl.read_csv(io.StringIO(done.stdout))
+        assert table.height == 8
+        assert set(table["seed"]) == {1}
+
+
+class TestResultsMistakes:
+    @pytest.mark.parametrize(
+        ("words", "message"),
+        [
+            (
+                ["--where", "acc >"],
+                "error: --where 'acc >' is not a condition on the table's columns",
+            ),
+            (["--where", "ac > 0.9"], "error: --where 'ac > 0.9': no column 'ac' (did you mean"),
+            (
+                ["--where", "__import__('os').system('touch pwned')"],
+                "error: --where \"__import__('os').system('touch pwned')\"",
+            ),
+            (["--columns", "f1,acx"], "error: --columns: no column 'acx' (did you mean 'acc'?)"),
+            (["--sort", "-accu"], "error: --sort: no column 'accu' (did you mean 'acc'?)"),
+            (["--over", "sede"], "error: Train has no parameter 'sede' to summarise over"),
+        ],
+    )
+    def test_a_bad_request_is_one_line_exit_2_and_nothing_written(self, project, words, message):
+        """A bad --where, --columns, --sort or --over: one line naming it, exit 2, no file."""
+        out = project / "summary.parquet"
+        over = [] if "--over" in words else ["--over", "seed"]
+        done = experiment(
+            "results", "train.Train", *over, *words, "--parquet", str(out), cwd=project
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(message), done.stderr
+        assert done.stderr.count("\n") == 1
+        assert "Traceback" not in done.stderr
+        assert not out.exists()
+        assert not (project / "pwned").exists()
+
+
+def png_pixels(path: Path):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return image.size, image.convert("L")
+
+
+def not_blank(path: Path) -> bool:
+    """Whether a PNG shows something: its grey levels vary and many pixels are not white."""
+    from PIL import ImageStat
+
+    _, grey = png_pixels(path)
+    stat = ImageStat.Stat(grey)
+    dark = sum(grey.histogram()[:200])
+    return stat.stddev[0] > 10 and dark > 2000
+
+
+class TestPlot:
+    def test_png_is_an_image_with_something_on_it(self, project):
+        """--out acc.png writes a PNG of publication size, not blank."""
+        done = experiment(
+            "plot",
+            "train.Train",
+            "--x",
+            "lr",
+            "--y",
+            "acc",
+            "--hue",
+            "batch_size",
+            "--out",
+            "acc.png",
+            cwd=project,
+        )
+        assert done.returncode == 0, done.stderr
+        path = project / "acc.png"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        (width, height), _ = png_pixels(path)
+        assert width >= 1000
+        assert height >= 600
+        assert not_blank(path)
+
+    def test_svg_parses_and_holds_a_band_and_lines(self, project):
+        """--out acc.svg writes SVG that parses, with the lines and the ± std band."""
+        done = experiment(
+            "plot", "train.Train", "--x", "lr", "--y", "acc", "--out", "acc.svg", cwd=project
+        )
+        assert done.returncode == 0, done.stderr
+        root = ET.parse(project / "acc.svg").getroot()
+        assert root.tag == "{http://www.w3.org/2000/svg}svg"
+        ids = [e.get("id", "") for e in root.iter()]
+        assert sum("PolyCollection" in i for i in ids) == 4  # a band per batch_size and opt
+        assert any(i.startswith("line2d") for i in ids)
+
+    def test_pdf_learning_curves(self, project):
+        """--x epoch on per-epoch rows writes learning curves as a PDF."""
+        done = experiment(
+            "plot",
+            "train.Train",
+            "--x",
+            "epoch",
+            "--y",
+            "acc",
+            "--hue",
+            "lr",
+            "--out",
+            "curves.pdf",
+            cwd=project,
+        )
+        assert done.returncode == 0, done.stderr
+        data = (project / "curves.pdf").read_bytes()
+        assert data.startswith(b"%PDF-")
+        assert b"%%EOF" in data[-32:]
+        assert len(data) > 5000
+
+    def test_categorical_x_gets_points_with_error_bars(self, project):
+        """A string parameter on x is drawn as points with error bars, one tick per value."""
+        done = experiment(
+            "plot", "train.Train", "--x", "opt", "--y", "f1", "--out", "opt.svg", cwd=project
+        )
+        assert done.returncode == 0, done.stderr
+        text = (project / "opt.svg").read_text()
+        ET.fromstring(text)
+        assert "LineCollection" in text  # the error bars
+        png = experiment(
+            "plot", "train.Train", "--x", "opt", "--y", "f1", "--out", "opt.png", cwd=project
+        )
+        assert png.returncode == 0, png.stderr
+        assert not_blank(project / "opt.png")
+
+    def test_html_is_self_contained(self, project):
+        """--out acc.html writes one page with the SVG inline and no http(s) resource."""
+        done = experiment(
+            "plot", "train.Train", "--x", "lr", "--y", "acc", "--out", "acc.html", cwd=project
+        )
+        assert done.returncode == 0, done.stderr
+        text = (project / "acc.html").read_text()
+        assert text.startswith("<!DOCTYPE html>")
+        assert "<svg" in text
+        assert no_fetched_url(text)
+
+    @pytest.mark.parametrize(
+        ("words", "message"),
+        [
+            (["--x", "lr", "--y", "acc", "--out", "a.gif"], "error: --out 'a.gif': the extension"),
+            (["--x", "lr", "--y", "accu"], "error: --y: Train has no metric 'accu'"),
+            (["--x", "lrr", "--y", "acc"], "error: --x: Train has no column 'lrr'"),
+            (["--x", "lr", "--y", "acc", "--hue", "seed"], "error: --hue: 'seed' is not a"),
+            (["--y", "acc"], "error: experiment plot needs --x"),
+        ],
+    )
+    def test_a_bad_request_is_one_line_exit_2(self, project, words, message):
+        """A wrong extension, metric, column or hue: one line naming it, exit 2, no file."""
+        before = set(project.iterdir())
+        done = experiment("plot", "train.Train", *words, cwd=project)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(message), done.stderr
+        assert done.stderr.count("\n") == 1
+        assert set(project.iterdir()) == before
+
+    @pytest.mark.parametrize("command", ["plot", "report"])
+    def test_without_the_extra_the_install_line(self, project, tmp_path, command):
+        """Without matplotlib, plot and report say the pip line of the extra, exit 2."""
+        write(tmp_path / "hide/matplotlib/__init__.py", "raise ImportError('hidden')\n")
+        words = ["--x", "lr", "--y", "acc"] if command == "plot" else []
+        done = experiment(
+            command,
+            "train.Train",
+            *words,
+            "--out",
+            str(tmp_path / "out.html"),
+            cwd=project,
+            PYTHONPATH=str(tmp_path / "hide"),
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == (
+            f"error: experiment {command} draws with matplotlib, which is not installed: "
+            "pip install 'superparams[plot]'\n"
+        )
+        assert not (tmp_path / "out.html").exists()
+
+
+def no_fetched_url(text: str) -> bool:
+    """Whether a page names no http(s) address it would load (src=, href=, url(), import)."""
+    import re
+
+    loads = re.findall(
+        r"""(?:src|href)\s*=\s*["']?\s*(https?:)|url\(\s*["']?(https?:)|@import""", text
+    )
+    return not loads
+
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+class TestQuickStart:
+    def test_the_readme_quick_start_ends_with_a_summary_and_a_plot(self, tmp_path):
+        """The example's run, summary and plot work as the README writes them."""
+        import shutil
+
+        shutil.copytree(EXAMPLES, tmp_path / "examples", ignore=shutil.ignore_patterns("progress"))
+        here = tmp_path / "examples"
+        run = experiment("train.Train", "--num_proc", "2", cwd=here)
+        assert run.returncode == 0, run.stderr
+        done = experiment("results", "train.Train", "--over", "seed", "--sort", "-acc", cwd=here)
+        assert done.returncode == 0, done.stderr
+        readme = (EXAMPLES.parent / "README.md").read_text()
+        assert done.stdout in readme
+        plot = experiment(
+            "plot", "train.Train", "--x", "lr", "--y", "acc", "--out", "acc.png", cwd=here
+        )
+        assert plot.returncode == 0, plot.stderr
+        assert plot.stderr == "wrote acc.png\n"
+        assert not_blank(here / "acc.png")
