@@ -660,6 +660,25 @@ class TestEvents:
         assert [f.id for f in finished.failures] == [ids[1]]
         assert finished.results == workspace.folder("flaky", "Flaky") / "results.parquet"
 
+    def test_results_file_is_up_to_date_when_the_run_finishes(self, workspace):
+        """The results file RunFinished names holds every outcome of the run as it arrives,
+        and its notes say which columns the settings disagree on."""
+        space = workspace.load("returns", RETURNS).Returns(kind="str-int")
+        seen = []
+
+        def check(event: object) -> None:
+            if isinstance(event, RunFinished):
+                seen.append((pl.read_parquet(event.results), event.notes))
+
+        space.run_all(num_proc=2, display=False, subscribers=[check])
+        ((table, notes),) = seen
+        assert table.sort("seed").select("seed", "status", "m").rows() == [
+            (0, "completed", "high"),
+            (1, "completed", "7"),
+        ]
+        (note,) = notes
+        assert note.startswith("column 'm' holds")
+
     def test_finished_results_in_the_event(self, workspace):
         """SettingFinished carries the setting's label and its result row."""
         space = workspace.load("flaky", FAILS_WHEN_LISTED).Flaky(n=3)

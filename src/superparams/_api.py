@@ -106,8 +106,12 @@ def _select(table: pl.DataFrame, ids: list[str]) -> pl.DataFrame:
         return table.clear()
     order = pl.DataFrame({"id": ids}).unique(subset="id", keep="first", maintain_order=True)
     order = order.with_row_index("_order")
-    picked = order.join(table, on="id", how="inner").sort("_order", maintain_order=True)
-    return picked.drop("_order")
+    # Which rows, in what order, joined on the ids alone: the table is copied once, by
+    # the gather, not joined and then sorted (two copies of every column).
+    rows = table.select("id").with_row_index("_row")
+    picked = order.join(rows, on="id", how="inner").sort("_order", "_row")["_row"]
+    del order, rows
+    return table[picked]
 
 
 def run_all(
@@ -244,6 +248,7 @@ def run_all(
             retries=retries,
             notices=[*notices, notice] if notice else notices,
         )
+    store.written = None  # what close() wrote: read back below, not held twice
     return _select(store.table(), stored.ids)
 
 
