@@ -254,6 +254,16 @@ class TestWhatRunReturns:
         space = workspace.load("returns", RETURNS).Returns(kind=kind)
         return space.run_all(num_proc=num_proc, display=False)
 
+    @pytest.mark.parametrize(
+        "kind", ["dict", "list", "none", "nested", "clash", "int-float-none", "str-int"]
+    )
+    def test_the_frame_returned_is_what_results_read(self, workspace, kind):
+        """The frame run_all returns is the one results() reads back, types and order."""
+        table = self.run(workspace, kind, num_proc=2)
+        again = workspace.load("returns").Returns(kind=kind).results()
+        assert table.schema == again.schema
+        assert table.rows() == again.rows()
+
     def test_dict(self, workspace):
         """A dict is one row whose keys are columns."""
         table = self.run(workspace, "dict")

@@ -248,8 +248,10 @@ def run_all(
             retries=retries,
             notices=[*notices, notice] if notice else notices,
         )
-    store.written = None  # what close() wrote: read back below, not held twice
-    return _select(store.table(), stored.ids)
+    # The table the run wrote to results.parquet, rather than a second copy read back.
+    table = store.written if store.written is not None else store.table()
+    store.written = None
+    return _select(table, stored.ids)
 
 
 def _restored_text(store: Store) -> str:
