@@ -254,6 +254,16 @@ class TestWhatRunReturns:
         space = workspace.load("returns", RETURNS).Returns(kind=kind)
         return space.run_all(num_proc=num_proc, display=False)
 
+    @pytest.mark.parametrize(
+        "kind", ["dict", "list", "none", "nested", "clash", "int-float-none", "str-int"]
+    )
+    def test_the_frame_returned_is_what_results_read(self, workspace, kind):
+        """The frame run_all returns is the one results() reads back, types and order."""
+        table = self.run(workspace, kind, num_proc=2)
+        again = workspace.load("returns").Returns(kind=kind).results()
+        assert table.schema == again.schema
+        assert table.rows() == again.rows()
+
     def test_dict(self, workspace):
         """A dict is one row whose keys are columns."""
         table = self.run(workspace, "dict")
@@ -659,6 +669,25 @@ class TestEvents:
         assert not finished.interrupted
         assert [f.id for f in finished.failures] == [ids[1]]
         assert finished.results == workspace.folder("flaky", "Flaky") / "results.parquet"
+
+    def test_results_file_is_up_to_date_when_the_run_finishes(self, workspace):
+        """The results file RunFinished names holds every outcome of the run as it arrives,
+        and its notes say which columns the settings disagree on."""
+        space = workspace.load("returns", RETURNS).Returns(kind="str-int")
+        seen = []
+
+        def check(event: object) -> None:
+            if isinstance(event, RunFinished):
+                seen.append((pl.read_parquet(event.results), event.notes))
+
+        space.run_all(num_proc=2, display=False, subscribers=[check])
+        ((table, notes),) = seen
+        assert table.sort("seed").select("seed", "status", "m").rows() == [
+            (0, "completed", "high"),
+            (1, "completed", "7"),
+        ]
+        (note,) = notes
+        assert note.startswith("column 'm' holds")
 
     def test_finished_results_in_the_event(self, workspace):
         """SettingFinished carries the setting's label and its result row."""

@@ -130,8 +130,12 @@ def _select(table: pl.DataFrame, ids: list[str]) -> pl.DataFrame:
         return table.clear()
     order = pl.DataFrame({"id": ids}).unique(subset="id", keep="first", maintain_order=True)
     order = order.with_row_index("_order")
-    picked = order.join(table, on="id", how="inner").sort("_order", maintain_order=True)
-    return picked.drop("_order")
+    # Which rows, in what order, joined on the ids alone: the table is copied once, by
+    # the gather, not joined and then sorted (two copies of every column).
+    rows = table.select("id").with_row_index("_row")
+    picked = order.join(rows, on="id", how="inner").sort("_order", "_row")["_row"]
+    del order, rows
+    return table[picked]
 
 
 def run_all(
@@ -278,7 +282,10 @@ def run_all(
             fresh=starting,
             stopping=_stopping(rules, store, starting) if rules else None,
         )
-    return _select(store.table(), stored.ids)
+    # The table the run wrote to results.parquet, rather than a second copy read back.
+    table = store.written if store.written is not None else store.table()
+    store.written = None
+    return _select(table, stored.ids)
 
 
 def _fresh(stored: Plan, positions: list[int], *, fresh: bool, rerun_outdated: bool) -> set[str]:

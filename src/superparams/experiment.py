@@ -100,9 +100,15 @@ class _Axis:
         found = self._encodings.get(j)
         if found is None:
             found = tuple(encode(v, n) for n, v in zip(self.names, self.values(j), strict=True))
-            if len(self._encodings) < 100_000:  # a cache, not a copy of a huge grid
+            # A cache, not a copy of a huge grid: an axis that long has each value in
+            # few settings, and 100,000 entries held ~18 MB through a run.
+            if len(self._encodings) < _ENCODINGS_CACHED:
                 self._encodings[j] = found
         return found
+
+
+# How many values of one axis keep their encodings (see _Axis.encodings).
+_ENCODINGS_CACHED = 10_000
 
 
 class _Layout:

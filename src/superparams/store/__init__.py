@@ -328,7 +328,9 @@ class Store:
                 self.commit()
                 self._record.close()
                 self._record = None
-                self.written = self.compact()
+                written = self.compact()  # None: clashes() brought it up to date
+                if written is not None:
+                    self.written = written
         except StoreError:
             raise
         except OSError as error:
@@ -688,8 +690,16 @@ class Store:
 
         One sentence per column, naming the settings by ``label(id)`` (a space's own
         labels), else by the label stored with them. Read from results.parquet alone
-        when the record holds nothing past it (as after a run).
+        when the record holds nothing past it (as after a run). The run writing the
+        folder brings results.parquet up to date first, rather than read its record
+        twice (here, and again as it closes).
         """
+        if self._record is not None and self._broken is None:
+            with contextlib.suppress(OSError, StoreError):  # close() tries again, and says
+                self._record.flush()
+                written = self.compact()
+                if written is not None:
+                    self.written = written
         stored = self._compacted(read=False)
         try:
             size = self.record_path.stat().st_size
