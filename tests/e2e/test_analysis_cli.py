@@ -368,7 +368,17 @@ class TestQuickStart:
         here = tmp_path / "examples"
         run = experiment("train.Train", "--num_proc", "2", cwd=here)
         assert run.returncode == 0, run.stderr
-        done = experiment("results", "train.Train", "--over", "seed", "--sort", "-acc", cwd=here)
+        done = experiment(
+            "results",
+            "train.Train",
+            "--over",
+            "seed",
+            "--columns",
+            "acc",
+            "--sort",
+            "-acc",
+            cwd=here,
+        )
         assert done.returncode == 0, done.stderr
         readme = (EXAMPLES.parent / "README.md").read_text()
         assert done.stdout in readme
@@ -378,3 +388,18 @@ class TestQuickStart:
         assert plot.returncode == 0, plot.stderr
         assert plot.stderr == "wrote acc.png\n"
         assert not_blank(here / "acc.png")
+        curves = experiment(  # the rows each epoch reported, as learning curves
+            "plot",
+            "train.Train",
+            "--x",
+            "epoch",
+            "--y",
+            "acc",
+            "--hue",
+            "lr",
+            "--out",
+            "c.png",
+            cwd=here,
+        )
+        assert curves.returncode == 0, curves.stderr
+        assert not_blank(here / "c.png")
