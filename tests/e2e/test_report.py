@@ -6,14 +6,12 @@ Each experiment here is written into a user's project and run as a user runs it:
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-from pathlib import Path
 
 import polars as pl
 import pytest
 from tests.conftest import wait_for, with_group_killed
+from tests.e2e.conftest import project, stored
 from tests.e2e.sources import MODES
 from tests.e2e.test_cli import experiment, write
 
@@ -136,47 +134,6 @@ class Tries(Experiment):
         if tried == 1:
             raise RuntimeError("the first try fails")
 """
-
-
-def stored(cwd: Path, name: str, *fields: str) -> pl.DataFrame:
-    """The results as `experiment results --json` gives them."""
-    done = experiment("results", name, *fields, "--json", cwd=cwd)
-    assert done.returncode == 0, done.stderr
-    return pl.DataFrame(json.loads(done.stdout)) if done.stdout.strip() != "[]" else pl.DataFrame()
-
-
-def project(tmp_path: Path, module: str, source: str) -> Path:
-    write(tmp_path / f"experiments/{module}.py", source)
-    return tmp_path
-
-
-@pytest.fixture
-def start():
-    """Start the command in a session of its own, with more environment; whatever is
-    still running at the end of the test is killed."""
-    from tests.e2e.test_cli import COMMAND, environment
-
-    children: list[subprocess.Popen[str]] = []
-
-    def launch(cwd: Path, *args: str, **env: str) -> subprocess.Popen[str]:
-        child = subprocess.Popen(
-            [str(COMMAND), *args],
-            cwd=cwd,
-            env={**environment(), **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-        children.append(child)
-        return child
-
-    yield launch
-    for child in children:
-        if child.poll() is None:
-            with_group_killed(child)
-        child.communicate()
 
 
 class TestReportedRows:
