@@ -50,6 +50,8 @@ class Counted(Experiment):
         with open(RUNS, "a") as f:
             f.write(f"{self.n}\\n")
         time.sleep(float(os.environ.get("NAP", "0")))
+        if str(self.n) == os.environ.get("FAIL"):
+            raise ValueError(f"n={self.n} fails")
         return {"square": self.n * self.n, "resumed": resumed}
 """
 
@@ -146,17 +148,18 @@ def project(tmp_path: Path) -> Path:
 SLURM_RUN = ("counted.Counted", "--engine", "slurm", "-j", "2")
 
 
-def run(root: Path, *args: str, nap: float = 0, timeout: float = 180):
+def run(root: Path, *args: str, nap: float = 0, timeout: float = 180, env=None):
     """``experiment counted.Counted --engine slurm -j 2 ARGS``, each setting ``nap`` s."""
-    return experiment(root, *SLURM_RUN, *args, nap=nap, timeout=timeout)
+    return experiment(root, *SLURM_RUN, *args, nap=nap, timeout=timeout, env=env)
 
 
-def experiment(root: Path, *args: str, nap: float = 0, timeout: float = 180):
-    """The ``experiment`` command with ``args``, in ``root``."""
+def experiment(root: Path, *args: str, nap: float = 0, timeout: float = 180, env=None):
+    """The ``experiment`` command with ``args``, in ``root`` (``env`` added to its
+    environment, which Slurm's jobs inherit)."""
     return subprocess.run(
         [str(COMMAND), *args],
         cwd=root,
-        env={**environment(), "NAP": str(nap)},
+        env={**environment(), "NAP": str(nap), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -185,7 +188,7 @@ def outcomes(root: Path) -> int:
 
 def submitted(root: Path) -> int:
     """How many job arrays Slurm ran or holds for this store (named after it)."""
-    store = hashlib.sha256(str(folder(root).resolve()).encode()).hexdigest()[:10]
+    store = _store(root)
     names = subprocess.run(
         ["sacct", "-n", "-P", "-X", "-S", "now-1hour", "-o", "JobName%200"],
         capture_output=True,
@@ -242,6 +245,26 @@ class TestDetach:
         assert runs(project) == list(range(6))
         assert outcomes(project) == 6
         assert submitted(project) == 1
+
+    def test_a_setting_that_raised_fails_in_slurms_accounting_too(self, project):
+        """A setting whose run() raised is failed in the results with its traceback, and
+        its array task is FAILED in sacct (not COMPLETED); the others are COMPLETED."""
+        done = run(project, env={"FAIL": "2"})
+        assert done.returncode == 1, done.stderr
+        table = pl.read_parquet(folder(project) / "results.parquet").sort("n")
+        assert table["status"].to_list() == ["completed"] * 2 + ["failed"] + ["completed"] * 3
+        assert table["error"][2] == "ValueError: n=2 fails"
+        assert "n=2 fails" in table["traceback"][2]
+        job = _job_name(project)
+        states = subprocess.run(
+            ["sacct", "-n", "-P", "-X", "--name", job, "-o", "JobID,State"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        ended = dict(line.split("|") for line in states)
+        assert sorted(ended.values()) == ["COMPLETED"] * 5 + ["FAILED"], ended
+        assert next(k for k, v in ended.items() if v == "FAILED").endswith("_2")
 
     def test_a_job_slurm_cancels_is_failed_with_slurms_word(self, project):
         """A job scancel ends fails its settings, with Slurm's state in the error."""
@@ -326,11 +349,13 @@ def _start_again(job: str) -> None:
 
 
 def _job_name(root: Path) -> str:
+    """The name of the one job array the store's runs submitted: the store's, the batch's."""
     manifest = next((folder(root) / "slurm" / "jobs").glob("*.json"))
-    names = subprocess.run(
-        ["squeue", "-h", "-o", "%j"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    return next(n for n in names if n.endswith(manifest.stem))
+    return f"superparams-{_store(root)}-{manifest.stem}"
+
+
+def _store(root: Path) -> str:
+    return hashlib.sha256(str(folder(root).resolve()).encode()).hexdigest()[:10]
 
 
 # sbatch, slowed where a driver may be killed: before it submits, or after it submitted

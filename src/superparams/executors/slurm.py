@@ -740,7 +740,10 @@ def _dumps(outcome: Outcome) -> bytes:
 
 
 def job(folder: Path, batch: str, index: int) -> int:
-    """Run array task ``index`` of ``batch``: its settings, each outcome to a signed file."""
+    """Run array task ``index`` of ``batch``: its settings, each outcome to a signed file.
+
+    Its exit code is 1 when one of them failed, so that Slurm, too, reads the job FAILED.
+    """
     from superparams.worker import run_task
 
     try:
@@ -759,6 +762,7 @@ def job(folder: Path, batch: str, index: int) -> int:
         return 3
     per_job, n_proc = int(manifest["per_job"]), int(manifest["n_proc"])
     tasks = manifest["tasks"]
+    failed = False
     for number in range(index * per_job, min(len(tasks), (index + 1) * per_job)):
         position, sid, attempt, timeout = tasks[number]
         path = folder / "jobs" / batch / f"{number}.out"
@@ -766,7 +770,8 @@ def job(folder: Path, batch: str, index: int) -> int:
             continue  # run before this array task was requeued
         outcome = run_task(base, Task(position, sid, attempt, timeout), index % n_proc, n_proc)
         write_signed(path, key, _dumps(outcome))
-    return 0
+        failed = failed or outcome.failure is not None
+    return 1 if failed else 0  # so Slurm's accounting says FAILED too
 
 
 if __name__ == "__main__":  # pragma: no cover - what each array task runs
