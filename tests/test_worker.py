@@ -6,32 +6,14 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from tests.e2e import sources
 
 from superparams.worker import rows_of
 
 # A field holding a large object: each unpickling of it appends a line to unpickled.txt.
-BIG = """
-import os
-from pathlib import Path
-from superparams import Experiment, search
-
-COUNT = Path(__file__).with_name("unpickled.txt")
-
-def _rebuild(payload):
-    with open(COUNT, "a") as f:
-        f.write(f"{os.getpid()}\\n")
-    return Big(payload)
-
-class Big:
-    def __init__(self, payload):
-        self.payload = payload
-
-    def __superparams_id__(self):
-        return "big-v1"
-
-    def __reduce__(self):
-        return (_rebuild, (self.payload,))
-
+BIG = (
+    sources.BIG
+    + """
 class UsesBig(Experiment):
     data: Big = Big(b"x" * 100_000)
     i: int = search(*range(8))
@@ -39,6 +21,7 @@ class UsesBig(Experiment):
     def run(self):
         return {"size": len(self.data.payload), "pid": os.getpid()}
 """
+)
 
 ARRAY = """
 import numpy as np

@@ -262,7 +262,10 @@ def run_all(
     with store:
         stored = store.plan(space, code.version)
         positions = stored.to_run(
-            fresh=fresh, only_failed=only_failed, rerun_outdated=rerun_outdated
+            fresh=fresh,
+            only_failed=only_failed,
+            rerun_outdated=rerun_outdated,
+            queued=reattaches(engine),
         )
         executor, notice = _executor(
             engine, num_proc, gpus, debug, len(positions), isolate=isolate, options=engine_options
@@ -288,11 +291,22 @@ def run_all(
     return _select(table, stored.ids)
 
 
+def reattaches(engine: str | Executor | None) -> bool:
+    """Whether ``engine`` takes back the settings the store holds queued (Slurm's)."""
+    from superparams.executors import Executor, get_executor
+
+    if isinstance(engine, Executor):
+        return engine.reattaches
+    return get_executor(engine or "local").reattaches
+
+
 def _fresh(stored: Plan, positions: list[int], *, fresh: bool, rerun_outdated: bool) -> set[str]:
     """The ids of the settings a run starts fresh (their workdirs emptied first): every
-    one with ``fresh``, the outdated ones with ``rerun_outdated``; the others resume."""
+    one with ``fresh``, the outdated ones with ``rerun_outdated``; the others resume, and
+    so do queued ones, whose jobs may be running them (collected, not started again)."""
     if fresh:
-        return {stored.ids[p] for p in positions}
+        held = set(stored.queued)
+        return {stored.ids[p] for p in positions if p not in held}
     if rerun_outdated:
         running = set(positions)
         return {stored.ids[p] for p in stored.outdated if p in running}

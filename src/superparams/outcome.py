@@ -87,8 +87,13 @@ class Started:
     results folder (a :class:`superparams._logfile.SettingLog`, or None when the run
     cannot record it): an engine whose workers share this machine appends what the
     setting prints to it while it runs; others hand it back in :attr:`Outcome.output`.
+
+    With ``job``, the setting has not begun: it waits in the queue of an engine that runs
+    it without the driver, as that job (a Slurm job id); ``""`` says the engine let go of
+    it (cancelled before it ran). The runner records it ``queued`` (:meth:`Store.queued`).
     """
 
     task: Task
     worker: int
     time: float
+    job: str | None = None

@@ -192,6 +192,7 @@ class _Run:
         try:
             # Inside the try: a base that cannot be pickled still ends the run cleanly.
             self.executor.reports = self
+            self.executor.folder = self.store.folder
             self.executor.start(rooted(self.space, self.store.folder), self._started)
             while pending or self.executor.busy:
                 if self.stops and not dropped:  # not in the handler: it may interrupt a send
@@ -248,6 +249,9 @@ class _Run:
         task = started.task
         info = self.inflight[task.id]
         try:
+            if started.job is not None:  # in the engine's queue, to run without this driver
+                self.store.queued(task.id, task.attempt, started.job, info.described)
+                return None
             log = self.store.started(
                 task.id, task.attempt, started.worker, info.described, info.reported
             )

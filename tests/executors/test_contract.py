@@ -2,8 +2,9 @@
 
 Each test runs the same experiment on every built-in engine (``inline``: this process;
 ``local``: worker processes; ``dask``: a local Dask cluster made for the run; ``ray``: a
-real two-node Ray cluster, see tests/ray_cluster.py) and checks a promise the runner
-relies on. A new engine joins the list and must pass them all.
+real two-node Ray cluster, see tests/ray_cluster.py; ``slurm``: the Slurm cluster
+``sinfo`` answers, see tests/slurm.py) and checks a promise the runner relies on. A new
+engine joins the list and must pass them all.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import polars as pl
 import pytest
 from tests.conftest import COMMAND, environment, wait_for, write
 from tests.e2e.sources import WORK
+from tests.slurm import need_slurm
 
 pytestmark = pytest.mark.slow
 
-ENGINES = ["inline", "local", "dask", "ray"]
+ENGINES = ["inline", "local", "dask", "ray", "slurm"]
 
 
 class Engine(str):
@@ -48,6 +50,8 @@ def engine(request: pytest.FixtureRequest) -> Engine:
         cluster = request.getfixturevalue("ray_cluster")
         made.prefix = tuple(cluster.namespace.prefix)
         made.env = {**cluster.namespace.env, "RAY_ADDRESS": cluster.address}
+    if made == "slurm":
+        need_slurm()
     return made
 
 
@@ -142,7 +146,9 @@ class TestContract:
 
     def test_the_base_reaches_a_worker_at_most_once(self, project, engine):
         """The experiment's data is unpickled at most once per worker process."""
-        done = run(project, engine)
+        # On Slurm each array task is a process of its own: 3 settings to a job, 2 jobs.
+        more = ["--engine-option", "per_job=3"] if engine == "slurm" else []
+        done = run(project, engine, *more)
         assert done.returncode == 0, done.stderr
         count = project / "experiments/unpickled.txt"
         loads = count.read_text().split() if count.exists() else []

@@ -211,10 +211,16 @@ OPTIONS = (
     Option(
         ("--engine",),
         "engine",
-        "where settings run: local (default), inline, dask or ray",
+        "where settings run: local (default), inline, dask, ray or slurm",
         _RUN,
         "NAME",
         _engine,
+    ),
+    Option(
+        ("--detach",),
+        "detach",
+        "return once the settings are queued (--engine slurm); a later run collects them",
+        _RUN,
     ),
     Option(
         ("--engine-option", "--engine-options"),
@@ -366,10 +372,20 @@ class RunRequest(Request):
     retries: int = 0
     engine: str | None = None
     engine_options: dict[str, str] | None = None
+    detach: bool = False
     quiet: bool = False
     yes: bool = False
 
     def __post_init__(self) -> None:
+        if self.detach:
+            from superparams._api import reattaches
+
+            if not reattaches(self.engine):
+                msg = (
+                    f"--detach leaves settings queued on a cluster, and the "
+                    f"{self.engine or 'local'} engine runs them in this run; use --engine slurm"
+                )
+                raise UsageError(msg)
         if self.engine_options:
             from superparams.executors import get_executor
 

@@ -45,15 +45,7 @@ def _results_one(
         frame = where(frame, request.where)
     sort = request.sort
     if sort:
-        descending = bool(request.desc) or sort.startswith("-")
-        column = sort.removeprefix("-") if sort not in frame.columns else sort
-        if column not in frame.columns:
-            msg = (
-                f"--sort: no column {column!r}{did_you_mean(column, frame.columns)}; "
-                f"columns: {', '.join(frame.columns)}"
-            )
-            raise UsageError(msg)
-        frame = frame.sort(column, descending=descending, nulls_last=True, maintain_order=True)
+        frame = _sorted(frame, sort, desc=bool(request.desc), choices=frame.columns)
     chosen = None
     if request.columns is not None:
         varying = [c for c in columns_of(frame, cls) if c in _parameters(cls)]
@@ -105,6 +97,28 @@ def _write(
         if column and column not in columns:
             columns = [column, *columns]
     print_results(space, frame, None, prog, found, columns)
+
+
+def _sorted(
+    frame: pl.DataFrame,
+    sort: str,
+    *,
+    desc: bool,
+    choices: list[str],
+    as_: dict[str, str] | None = None,
+) -> pl.DataFrame:
+    """``frame`` sorted by ``--sort``'s column (``-name``: largest first, as ``--desc``);
+    ``as_`` names the column that a name of ``choices`` sorts by, where it is another."""
+    as_ = as_ or {}
+    known = {*frame.columns, *as_}
+    name = sort if sort in known else sort.removeprefix("-")
+    if name not in known:
+        msg = f"--sort: no column {name!r}{did_you_mean(name, choices)}; columns: "
+        raise UsageError(msg + ", ".join(choices))
+    descending = desc or sort.startswith("-")
+    return frame.sort(
+        as_.get(name, name), descending=descending, nulls_last=True, maintain_order=True
+    )
 
 
 def _parameters(cls: type[Any]) -> set[str]:
@@ -192,19 +206,10 @@ def _summary_one(
         rows = where(view, request.where)["_sp_row"]
         frame = frame.with_row_index("_sp_row").filter(pl.col("_sp_row").is_in(rows.implode()))
         frame = frame.drop("_sp_row")
-    sort = request.sort
-    if sort:
-        descending = bool(request.desc) or sort.startswith("-")
-        name = sort if sort in frame.columns or sort in metrics else sort.removeprefix("-")
-        column = f"{name}_mean" if name in metrics else name
-        if column not in frame.columns:
-            choices = [*keys, *metrics]
-            msg = (
-                f"--sort: no column {name!r}{did_you_mean(name, choices)}; "
-                f"columns: {', '.join(choices)}"
-            )
-            raise UsageError(msg)
-        frame = frame.sort(column, descending=descending, nulls_last=True, maintain_order=True)
+    if request.sort:
+        means = {m: f"{m}_mean" for m in metrics}  # a metric sorts by its mean
+        choices = [*keys, *metrics]
+        frame = _sorted(frame, request.sort, desc=bool(request.desc), choices=choices, as_=means)
     shown = metrics
     if request.columns is not None:
         picked = _chosen([], request.columns, [*keys, *metrics], [*keys, *metrics])

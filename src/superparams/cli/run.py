@@ -54,31 +54,48 @@ def run(found: Found, spaces: list[Space[Any]], request: RunRequest, prog: str) 
 
 
 def _run_one(found: Found, space: Space[Any], request: RunRequest, prog: str, name: str) -> int:
-    from superparams._api import run_all, worker_count
+    from superparams._api import reattaches, run_all, worker_count
 
     cls = space.experiment_class
     store = store_of(space)
     quiet, dry_run = bool(request.quiet), bool(request.dry_run)
     fresh, only_failed = bool(request.fresh), bool(request.rerun_failed)
     rerun_outdated = bool(request.rerun_outdated)
+    held = reattaches(request.engine)  # an engine that collects what its queue holds
+
+    def taken() -> int:
+        return len(
+            stored.to_run(
+                fresh=fresh, only_failed=only_failed, rerun_outdated=rerun_outdated, queued=held
+            )
+        )
+
     if not dry_run:
         check_unlocked(store)
     stored = plan_of(space, store)
-    earlier = len(stored.done) + len(stored.failed) + len(stored.interrupted)
+    earlier = len(stored.done) + len(stored.failed) + len(stored.interrupted) + len(stored.queued)
     if not quiet or dry_run:
         summary = stored.summary() if earlier or stored.stale else ""
         say(_overview(found, space, store, summary, name))
     if dry_run:
         say(
             _plan_text(
-                space, stored, fresh=fresh, only_failed=only_failed, rerun_outdated=rerun_outdated
+                space,
+                stored,
+                taken(),
+                fresh=fresh,
+                only_failed=only_failed,
+                rerun_outdated=rerun_outdated,
+                queued=held,
             )
         )
         return 0
     if stored.outdated and not fresh and not rerun_outdated:
         # said even with --quiet: these results are kept, but they are not from this code
         say(f"{_outdated(len(stored.outdated), cls.__name__)}; kept as stored ({_RERUN})")
-    to_run = len(stored.to_run(fresh=fresh, only_failed=only_failed, rerun_outdated=rerun_outdated))
+    if stored.queued and not held:  # said even with --quiet: this run leaves them be
+        say(_queued_text(len(stored.queued), prog, found, cls.__name__))
+    to_run = taken()
     resuming = earlier and not fresh and not only_failed and not rerun_outdated
     asking = resuming and interactive() and not request.yes
     if not to_run and not (asking and stored.outdated):
@@ -92,9 +109,7 @@ def _run_one(found: Found, space: Space[Any], request: RunRequest, prog: str, na
                 say("nothing run")
                 return 0
             fresh, rerun_outdated = answer == "fresh", answer == "outdated"
-            to_run = len(
-                stored.to_run(fresh=fresh, only_failed=only_failed, rerun_outdated=rerun_outdated)
-            )
+            to_run = taken()
             if not to_run:
                 return _nothing_to_run(found, space, stored, prog, quiet=quiet, only_failed=False)
         elif not quiet:
@@ -131,7 +146,9 @@ def _run_one(found: Found, space: Space[Any], request: RunRequest, prog: str, na
             timeout=request.timeout,
             retries=request.retries,
             engine=request.engine or "local",
-            engine_options=request.engine_options,
+            engine_options={**(request.engine_options or {}), "detach": True}
+            if request.detach
+            else request.engine_options,
             debug=debug,
             isolate=bool(request.isolate),
             display=display,
@@ -154,9 +171,22 @@ def _run_one(found: Found, space: Space[Any], request: RunRequest, prog: str, na
     if not quiet:
         print_results(space, frame if frame is not None else results_of(space), 20, prog, found)
     _report_end(finish)
+    if request.detach and finish.remaining:
+        say(
+            f"{finish.remaining} setting{'s' if finish.remaining != 1 else ''} queued on "
+            f"Slurm: `{prog} {found.name} --engine slurm` collects them, "
+            f"`{prog} status {found.name}` shows how they stand"
+        )
     if finish.interrupted:
         return INTERRUPTED
     return 1 if finish.failed else 0
+
+
+def _queued_text(count: int, prog: str, found: Found, name: str) -> str:
+    return (
+        f"{name}: {count} setting{'s are' if count != 1 else ' is'} queued on Slurm and left "
+        f"to it (`{prog} {found.name} --engine slurm` collects them)"
+    )
 
 
 _RERUN = "--rerun-outdated runs them again"
@@ -168,6 +198,8 @@ def _nothing_to_run(
     cls = space.experiment_class
     if only_failed:
         say(f"{cls.__name__}: no failed settings to run again")
+    elif stored.queued:
+        say(f"{cls.__name__}: nothing else to run")
     else:
         say(
             f"{cls.__name__}: all {len(stored.done)} settings completed before; nothing to "
@@ -184,6 +216,7 @@ def _resume_text(stored: Plan, to_run: int) -> str:
         for k, v in (
             ("failed", stored.failed),
             ("interrupted", stored.interrupted),
+            ("queued", stored.queued),
             ("new", stored.new),
         )
         if v
@@ -293,15 +326,22 @@ def _fields_overview(space: Space[Any]) -> list[str]:
 
 
 def _plan_text(
-    space: Space[Any], stored: Plan, *, fresh: bool, only_failed: bool, rerun_outdated: bool = False
+    space: Space[Any],
+    stored: Plan,
+    runs: int,
+    *,
+    fresh: bool,
+    only_failed: bool,
+    rerun_outdated: bool = False,
+    queued: bool = False,
 ) -> str:
-    runs = len(stored.to_run(fresh=fresh, only_failed=only_failed, rerun_outdated=rerun_outdated))
     lines = [f"would run {runs} setting{'s' if runs != 1 else ''} (dry run: nothing is run)"]
     outdated = set(stored.outdated)
     groups = [
         ("new", stored.new, not only_failed),
         ("failed", stored.failed, True),
         ("interrupted", stored.interrupted, not only_failed),
+        ("queued", stored.queued, queued and not only_failed),
         ("outdated", stored.outdated, fresh or rerun_outdated),
         ("done", [p for p in stored.done if p not in outdated] if outdated else stored.done, fresh),
     ]

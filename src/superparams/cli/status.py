@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from superparams.cli._find import Found
     from superparams.cli._parse import StatusRequest
     from superparams.space import Space
-    from superparams.store import Store
+    from superparams.store import Plan, Store
 
 
 def status(found: Found, spaces: list[Space[Any]], request: StatusRequest, prog: str) -> None:
@@ -41,6 +41,7 @@ def _status_one(found: Found, space: Space[Any], request: StatusRequest, prog: s
         ("failed", len(stored.failed)),
         ("running", len(now)),
         ("interrupted", len(interrupted)),
+        ("queued", len(stored.queued)),
         ("new", len(stored.new)),
     ]
     for name, count in counts:
@@ -53,6 +54,11 @@ def _status_one(found: Found, space: Space[Any], request: StatusRequest, prog: s
             f"  {'outdated':<12} {len(stored.outdated)} of the completed were made by an earlier "
             f"version of {cls.__name__}'s code (`{prog} {found.name} --rerun-outdated` runs "
             "them again)\n"
+        )
+    if stored.queued:
+        out.write(
+            f"queued on Slurm: {len(stored.queued)}{_on_slurm(store, stored)} "
+            f"(`{prog} {found.name} --engine slurm` collects them)\n"
         )
     if holder is not None:
         out.write(f"a run is in progress ({holder})\n")
@@ -84,6 +90,21 @@ def _status_one(found: Found, space: Space[Any], request: StatusRequest, prog: s
     out.flush()
 
 
+def _on_slurm(store: Store, stored: Plan) -> str:
+    """How the queued settings stand in Slurm's queue, e.g. ``" (2 running, 4 pending)"``;
+    "" when Slurm cannot be asked."""
+    from collections import Counter
+
+    from superparams.executors.slurm import waiting
+
+    states = waiting(store.folder)
+    if not states:
+        return ""
+    queued = (stored.ids[p] for p in stored.queued)
+    counts = Counter(states.get(sid, "").lower() or "unknown" for sid in queued)
+    return " (" + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + ")"
+
+
 def _status_stored(found: Found, space: Space[Any], prog: str) -> None:
     """The status of a space that draws settings at random: of every stored setting."""
     from superparams.cli._spaces import is_distribution
@@ -101,7 +122,7 @@ def _status_stored(found: Found, space: Space[Any], prog: str) -> None:
         f"stored ({', '.join(drawn)} {verb} drawn from a distribution: all stored settings "
         "are shown)\n"
     )
-    for name in ("completed", "failed", "running", "interrupted"):
+    for name in ("completed", "failed", "running", "interrupted", "queued"):
         count = statuses.count(name)
         if count or name in ("completed", "failed"):
             out.write(f"  {name:<12} {count}\n")

@@ -8,7 +8,8 @@ subclass :class:`Executor` in a new module and fill in its abstract methods::
      ├── InlineExecutor   "inline"  in the calling process: breakpoints and debuggers work
      ├── LocalExecutor    "local"   worker processes on this machine (the default)
      ├── DaskExecutor     "dask"    a Dask cluster (superparams[dask])
-     └── RayExecutor      "ray"     a Ray cluster (superparams[ray])
+     ├── RayExecutor      "ray"     a Ray cluster (superparams[ray])
+     └── SlurmExecutor    "slurm"   Slurm job arrays (sbatch on the PATH)
 
 An executor turns every fault of its engine (a dead worker, a timeout, an engine's own
 exception) into a failed outcome of the setting it hit (:meth:`Outcome.failed`): it
@@ -28,6 +29,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from superparams.outcome import Started
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from superparams._logfile import SettingLog
     from superparams.outcome import Outcome, Task
     from superparams.space import Space
@@ -58,11 +61,17 @@ class Executor(abc.ABC):
     """
 
     name: ClassVar[str] = ""
+    #: Whether its settings outlive the driver (Slurm jobs): the store then records them
+    #: queued, and the engine's next run takes them back (see :meth:`Plan.to_run`).
+    reattaches: ClassVar[bool] = False
     reports: Reports | None = None
 
     def __init__(self, num_proc: int = 1, *, gpus: Sequence[int | str] | None = None) -> None:
         self.num_proc = num_proc
         self.gpus = list(gpus) if gpus else []
+        #: The results folder of the run, set by the runner before :meth:`start`; an
+        #: engine whose jobs need files of their own (Slurm's) keeps them under it.
+        self.folder: Path | None = None
 
     @classmethod
     def from_options(
@@ -187,6 +196,7 @@ _ENGINES = {
     "local": ("superparams.executors.local:LocalExecutor", None, None),
     "dask": ("superparams.executors.dask:DaskExecutor", "distributed", "dask"),
     "ray": ("superparams.executors.ray:RayExecutor", "ray", "ray"),
+    "slurm": ("superparams.executors.slurm:SlurmExecutor", None, None),
 }
 _GROUP = "superparams.executors"
 

@@ -136,6 +136,8 @@ class Plan:
     done: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     interrupted: list[int] = field(default_factory=list)
+    # handed to an engine that runs them without the driver (Slurm jobs), not ended yet
+    queued: list[int] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # stored ids no longer in the space
     # done positions whose stored code_version is known and not the current one
     outdated: list[int] = field(default_factory=list)
@@ -146,23 +148,36 @@ class Plan:
         return len(self.ids)
 
     def to_run(
-        self, *, fresh: bool = False, only_failed: bool = False, rerun_outdated: bool = False
+        self,
+        *,
+        fresh: bool = False,
+        only_failed: bool = False,
+        rerun_outdated: bool = False,
+        queued: bool = False,
     ) -> list[int]:
         """The positions a run takes: what is not completed (a setting standing twice in
         the space, once), or with ``fresh`` every setting, or with ``only_failed`` the
-        failed ones; ``rerun_outdated`` adds the outdated."""
+        failed ones; ``rerun_outdated`` adds the outdated.
+
+        Queued settings (in a Slurm queue, say) are left to the engine that holds them,
+        even with ``fresh``: no run starts a setting a job may be running. With
+        ``queued`` (a run of that engine, which collects them) they are taken too.
+        """
+        held = set() if queued else set(self.queued)
         if fresh:
             seen: set[str] = set()
             positions = []
             for position, sid in enumerate(self.ids):
                 if sid not in seen:
                     seen.add(sid)
-                    positions.append(position)
+                    if position not in held:
+                        positions.append(position)
             return positions
         outdated = self.outdated if rerun_outdated else []
         if only_failed:
             return sorted(self.failed + outdated)
-        return sorted(self.new + self.failed + self.interrupted + outdated)
+        taken = self.queued if queued else []
+        return sorted(self.new + self.failed + self.interrupted + outdated + taken)
 
     def summary(self) -> str:
         earlier = f" ({len(self.outdated)} by earlier code)" if self.outdated else ""
@@ -172,6 +187,8 @@ class Plan:
             f"{len(self.interrupted)} interrupted",
             f"{len(self.new)} new",
         ]
+        if self.queued:
+            parts.insert(3, f"{len(self.queued)} queued")
         if self.stale:
             parts.append(f"{len(self.stale)} stored but no longer in the space")
         return ", ".join(parts)
@@ -181,7 +198,7 @@ class Plan:
 class Status:
     """The latest stored outcome of one setting, as :meth:`Store.statuses` reads it."""
 
-    status: str  # completed, failed, running (a run holds the folder) or interrupted
+    status: str  # completed, failed, running (a run holds the folder), interrupted or queued
     label: str | None
     error: str | None  # a failure's one-line error
     ended: float | None  # when the outcome ended, in seconds since the epoch (None: it did not)
@@ -402,6 +419,18 @@ class Store:
             earlier.close()
         log = self._setting_logs[setting_id] = SettingLog(self.log_path(setting_id), attempt)
         return log
+
+    def queued(self, setting_id: str, attempt: int, job: str, described: Mapping[str, Any]) -> None:
+        """Note that a setting waits in an engine's queue as ``job`` (a Slurm job), to run
+        without this driver: it reads ``queued`` until its outcome, running there or not,
+        so no other run starts it. ``job`` ``""``: the engine let go of it before it ran;
+        it reads as it did before it was queued."""
+        line = {"event": "queued", "id": setting_id, "attempt": attempt, "job": job}
+        record = self._write(line, described)
+        try:
+            record.flush()  # a driver killed from here on still leaves it queued
+        except OSError as error:
+            raise self._cannot_write(error, self.record_path) from None
 
     def report(self, setting_id: str, attempt: int, rows: list[dict[str, Any]]) -> None:
         """Write rows a running setting reported; durable after the next :meth:`commit`.
@@ -880,7 +909,8 @@ class Store:
             if code_version is None
             else where((status == "completed") & (pl.col("code_version") != code_version)),
             failed=where(status == "failed"),
-            interrupted=where(status.is_in(["completed", "failed"]).not_()),
+            interrupted=where(status.is_in(["completed", "failed", "queued"]).not_()),
+            queued=where(status == "queued"),
             stale=stored.join(positions, on="id", how="anti")["id"].to_list(),
             ids=ids,
         )

@@ -198,17 +198,20 @@ _OUTCOME_SHAPE: dict[str, tuple[type, ...]] = {
 def _intact(line: Any) -> bool:
     """Whether a record line has the shape the store writes it in.
 
-    A started or outcome line has a text ``id``, a whole ``attempt``, and each other key
-    of the type it is written with; an outcome's rows are objects. A line of another
-    event (from a later version) is intact, and ignored.
+    A started, queued or outcome line has a text ``id``, a whole ``attempt``, and each
+    other key of the type it is written with (a queued line's ``job`` is text); an
+    outcome's rows are objects. A line of another event (from a later version) is
+    intact, and ignored.
     """
     if type(line) is not dict:
         return False
     get = line.get
     event = get("event")
-    if event not in ("started", "outcome", "rows"):
+    if event not in ("started", "outcome", "rows", "queued"):
         return type(event) is str
     if type(get("id")) is not str or type(get("attempt")) is not int:
+        return False
+    if event == "queued" and type(get("job")) is not str:
         return False
     if event == "rows":
         rows = get("rows")
@@ -261,8 +264,9 @@ def _rows(
     """Result rows from record lines: each outcome's rows, and interrupted settings.
 
     A setting that started and has no outcome after it was interrupted, or, while a run
-    holds the folder (``live``), is running; its log is what it printed so far (in
-    ``logs``, the folder's logs), or None; its rows are those it reported, if any.
+    holds the folder (``live``), is running; one queued in an engine's own queue (a
+    Slurm job) and not ended is queued, running there or not. Its log is what it printed
+    so far (in ``logs``, the folder's logs), or None; its rows are those it reported.
     ``first`` is the number of the first line in the record (its rows' order among the
     rows of other chunks, see :func:`_latest`). With ``pending``, settings still open
     at the end are kept there, not read as rows: a caller reading the record a chunk at
@@ -273,7 +277,18 @@ def _rows(
     for number, line in enumerate(lines, first):
         sid = str(line.get("id"))
         event = line.get("event")
-        if event == "started":
+        if event == "started" or event == "queued":
+            earlier = open_starts.get(sid)
+            job = earlier[1].get("job") if earlier is not None else None
+            if event == "queued" and not line["job"]:  # the engine let go of it
+                if earlier is not None and job:  # as it was before: new, or interrupted
+                    if earlier[1]["event"] == "queued":
+                        del open_starts[sid]
+                    else:
+                        open_starts[sid] = (earlier[0], {**earlier[1], "job": None}, earlier[2])
+                continue
+            if job and event == "started":  # its job began: still the job's to end
+                line = {**line, "job": job}
             open_starts[sid] = (number, line, list(line.get("reported") or ()))
             continue
         if event == "rows":
@@ -338,7 +353,8 @@ def _open_rows(
     live: bool,
     logs: str = "",
 ) -> list[dict[str, Any]]:
-    """The rows of settings that started and have no outcome: running or interrupted."""
+    """The rows of settings that started and have no outcome: running or interrupted;
+    queued, if an engine's job holds them (their line names the job)."""
     rows: list[dict[str, Any]] = []
     for sid, (number, start, reported) in open_starts.items():
         log = f"{LOGS}/{sid}.log"
@@ -357,10 +373,11 @@ def _open_rows(
                 continue
             sid = rekeyed
         base = {"id": sid, "label": start.get("label"), **params}
+        queued = bool(start.get("job"))
         book = {
-            "status": "running" if live else "interrupted",
+            "status": "queued" if queued else "running" if live else "interrupted",
             "attempt": start.get("attempt"),
-            "cause": None if live else "interrupted",
+            "cause": None if live or queued else "interrupted",
             "worker": start.get("worker"),
             "log": log if printed else None,
             "workdir": _workdir_of(logs, sid),

@@ -64,6 +64,8 @@ def _lost(
             if sid in named:
                 continue
             line: dict[str, Any] = {"event": "started", "id": sid}
+            if first["status"] == "queued":  # its engine finds its job again by name
+                line = {"event": "queued", "id": sid, "job": "restored"}
         else:
             if held.get(sid, -1) >= first["started"]:
                 continue

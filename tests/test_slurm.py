@@ -1,0 +1,484 @@
+"""The Slurm engine: job files only this user wrote, submit and leave, and a driver
+killed at any instant that loses nothing and submits nothing twice.
+
+The tests that submit jobs need a Slurm cluster (``.ci/run`` starts a single-node one);
+they skip, saying so, where none answers. The job-file checks need none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from tests.conftest import COMMAND, environment, wait_for, write
+from tests.slurm import need_slurm
+
+from superparams.executors.slurm import (
+    JobFileError,
+    job_key,
+    own_folder,
+    read_signed,
+    write_signed,
+)
+
+# Each run() notes itself in runs.txt: a setting run twice shows there twice.
+COUNTED = """
+import os
+import time
+from pathlib import Path
+from superparams import Experiment, search
+
+RUNS = Path(__file__).with_name("runs.txt")
+
+class Counted(Experiment):
+    n: int = search(*range(6))
+
+    def run(self):
+        resumed = self.resumed  # what an earlier attempt left: its checkpoint
+        (self.workdir / "checkpoint").write_text("begun")
+        with open(RUNS, "a") as f:
+            f.write(f"{self.n}\\n")
+        time.sleep(float(os.environ.get("NAP", "0")))
+        if str(self.n) == os.environ.get("FAIL"):
+            raise ValueError(f"n={self.n} fails")
+        return {"square": self.n * self.n, "resumed": resumed}
+"""
+
+
+class Pwned:
+    """A pickle that leaves a mark if it is ever unpickled."""
+
+    def __init__(self, mark: Path) -> None:
+        self.mark = mark
+
+    def __reduce__(self):
+        return (Path.touch, (self.mark,))
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> Path:
+    folder = own_folder(tmp_path / "slurm")
+    job_key(folder, make=True)
+    return folder
+
+
+class TestJobFiles:
+    def test_a_signed_file_reads_back(self, jobs):
+        """What the driver signed is read back as written."""
+        key = job_key(jobs)
+        write_signed(jobs / "f.pkl", key, b"data")
+        assert read_signed(jobs / "f.pkl", key) == b"data"
+        assert (jobs / "f.pkl").stat().st_mode & 0o777 == 0o600
+        assert (jobs / "key").stat().st_mode & 0o777 == 0o600
+        assert jobs.stat().st_mode & 0o777 == 0o700
+
+    def test_a_changed_file_is_refused(self, jobs, tmp_path):
+        """A job file whose bytes changed after signing is refused, saying why."""
+        key = job_key(jobs)
+        write_signed(jobs / "f.pkl", key, pickle.dumps({"rows": []}))
+        mark = tmp_path / "unpickled"
+        blob = (jobs / "f.pkl").read_bytes()
+        mac = blob.partition(b"\n")[0]
+        (jobs / "f.pkl").write_bytes(mac + b"\n" + pickle.dumps(Pwned(mark)))
+        with pytest.raises(JobFileError, match=r"keyed hash does not match.*not unpickled"):
+            read_signed(jobs / "f.pkl", key)
+        assert not mark.exists()
+
+    def test_a_file_others_may_write_is_refused(self, jobs):
+        """A job file of mode 644 is refused even with a good hash."""
+        key = job_key(jobs)
+        write_signed(jobs / "f.pkl", key, b"data")
+        os.chmod(jobs / "f.pkl", 0o644)
+        with pytest.raises(JobFileError, match="mode 644, where only this user's files"):
+            read_signed(jobs / "f.pkl", key)
+
+    def test_a_folder_others_may_enter_is_refused(self, tmp_path):
+        """The job folder must be the user's alone."""
+        (tmp_path / "open").mkdir(mode=0o755)
+        os.chmod(tmp_path / "open", 0o755)
+        with pytest.raises(JobFileError, match=r"is not yours alone .*mode 755"):
+            own_folder(tmp_path / "open")
+
+    def test_a_job_refuses_a_tampered_base_and_never_unpickles_it(self, jobs, tmp_path):
+        """The job program checks the base before unpickling: a forged one is refused."""
+        key = job_key(jobs)
+        mark = tmp_path / "unpickled"
+        base = "base-" + "0" * 32 + ".pkl"
+        (jobs / "jobs").mkdir(mode=0o700)
+        manifest = b'{"base": "%s", "n_proc": 1, "per_job": 1, "tasks": [[0, "a", 1, null]]}'
+        write_signed(jobs / "jobs" / "00000000aa.json", key, manifest % base.encode())
+        fd = os.open(jobs / base, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, b"0" * 64 + b"\n" + pickle.dumps(Pwned(mark)))
+        os.close(fd)
+        done = subprocess.run(
+            [sys.executable, "-m", "superparams.executors.slurm", str(jobs), "00000000aa"],
+            env={**os.environ, "SLURM_ARRAY_TASK_ID": "0"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 3, done.stderr
+        assert "refused job file" in done.stderr
+        assert "keyed hash does not match" in done.stderr
+        assert not mark.exists()
+        assert not (jobs / "jobs" / "00000000aa" / "0.out").exists()
+
+
+# -- against a real Slurm --------------------------------------------------------------
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    need_slurm()
+    write(tmp_path / "experiments/counted.py", COUNTED)
+    return tmp_path
+
+
+SLURM_RUN = ("counted.Counted", "--engine", "slurm", "-j", "2")
+
+
+def run(root: Path, *args: str, nap: float = 0, timeout: float = 180, env=None):
+    """``experiment counted.Counted --engine slurm -j 2 ARGS``, each setting ``nap`` s."""
+    return experiment(root, *SLURM_RUN, *args, nap=nap, timeout=timeout, env=env)
+
+
+def experiment(root: Path, *args: str, nap: float = 0, timeout: float = 180, env=None):
+    """The ``experiment`` command with ``args``, in ``root`` (``env`` added to its
+    environment, which Slurm's jobs inherit)."""
+    return subprocess.run(
+        [str(COMMAND), *args],
+        cwd=root,
+        env={**environment(), "NAP": str(nap), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def folder(root: Path) -> Path:
+    return root / "experiments/progress/counted/Counted"
+
+
+def statuses(root: Path) -> list[str]:
+    table = pl.read_parquet(folder(root) / "results.parquet").sort("n")
+    return table["status"].to_list()
+
+
+def runs(root: Path) -> list[int]:
+    path = root / "experiments/runs.txt"
+    return sorted(int(n) for n in path.read_text().split()) if path.exists() else []
+
+
+def outcomes(root: Path) -> int:
+    record = (folder(root) / "record.jsonl").read_text()
+    return record.count('"event":"outcome"')
+
+
+def submitted(root: Path) -> int:
+    """How many job arrays Slurm ran or holds for this store (named after it)."""
+    store = _store(root)
+    names = subprocess.run(
+        ["sacct", "-n", "-P", "-X", "-S", "now-1hour", "-o", "JobName%200"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    names += subprocess.run(
+        ["squeue", "-h", "-o", "%j"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return len({n for n in names if n.startswith(f"superparams-{store}-")})
+
+
+def queued(root: Path) -> int:
+    record = folder(root) / "record.jsonl"
+    return record.read_text().count('"event":"queued"') if record.exists() else 0
+
+
+class TestDetachNeedsAQueue:
+    def test_detach_on_a_local_engine_is_a_usage_error(self, tmp_path):
+        """--detach with an engine that runs settings in the run is refused, run nothing."""
+        write(tmp_path / "experiments/counted.py", COUNTED)
+        done = experiment(tmp_path, "counted.Counted", "--detach")
+        assert done.returncode == 2
+        assert done.stderr.strip().splitlines() == [
+            "error: --detach leaves settings queued on a cluster, and the local engine runs "
+            "them in this run; use --engine slurm"
+        ]
+        assert not (tmp_path / "experiments/runs.txt").exists()
+
+
+@pytest.mark.slow
+class TestDetach:
+    def test_detach_returns_once_queued_and_a_later_run_collects(self, project):
+        """--detach returns with the settings queued in the store; a local run leaves
+        them alone, --fresh too; a later Slurm run collects them and submits nothing more."""
+        began = time.monotonic()
+        done = run(project, "--detach", nap=3)
+        assert done.returncode == 0, done.stderr
+        assert time.monotonic() - began < 15
+        assert "6 settings queued on Slurm" in done.stdout + done.stderr
+        assert statuses(project) == ["queued"] * 6
+        shown = experiment(project, "status", "counted.Counted")
+        assert "  queued       6" in shown.stdout
+        assert re.search(r"queued on Slurm: 6 \(\d+ (pending|running)", shown.stdout), shown.stdout
+        for fresh in ([], ["--fresh"]):
+            local = experiment(project, "counted.Counted", *fresh)
+            assert local.returncode == 0, local.stderr
+            said = local.stdout + local.stderr
+            assert "Counted: 6 settings are queued on Slurm and left to it" in said
+            assert "Counted: nothing else to run" in said
+        done = run(project)
+        assert done.returncode == 0, done.stderr
+        assert statuses(project) == ["completed"] * 6
+        assert runs(project) == list(range(6))
+        assert outcomes(project) == 6
+        assert submitted(project) == 1
+
+    def test_a_setting_that_raised_fails_in_slurms_accounting_too(self, project):
+        """A setting whose run() raised is failed in the results with its traceback, and
+        its array task is FAILED in sacct (not COMPLETED); the others are COMPLETED."""
+        done = run(project, env={"FAIL": "2"})
+        assert done.returncode == 1, done.stderr
+        table = pl.read_parquet(folder(project) / "results.parquet").sort("n")
+        assert table["status"].to_list() == ["completed"] * 2 + ["failed"] + ["completed"] * 3
+        assert table["error"][2] == "ValueError: n=2 fails"
+        assert "n=2 fails" in table["traceback"][2]
+        job = _job_name(project)
+        states = subprocess.run(
+            ["sacct", "-n", "-P", "-X", "--name", job, "-o", "JobID,State"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        ended = dict(line.split("|") for line in states)
+        assert sorted(ended.values()) == ["COMPLETED"] * 5 + ["FAILED"], ended
+        assert next(k for k, v in ended.items() if v == "FAILED").endswith("_2")
+
+    def test_a_job_slurm_cancels_is_failed_with_slurms_word(self, project):
+        """A job scancel ends fails its settings, with Slurm's state in the error."""
+        done = run(project, "--detach", nap=60)
+        assert done.returncode == 0, done.stderr
+        wait_for(lambda: runs(project), "a setting to start", timeout=60)
+        subprocess.run(["scancel", "--name", _job_name(project)], check=True)
+        done = run(project)
+        assert done.returncode == 1, done.stderr
+        table = pl.read_parquet(folder(project) / "results.parquet")
+        assert set(table["status"]) == {"failed"}
+        assert all("ended CANCELLED" in e for e in table["error"])
+
+    def test_a_job_past_its_time_limit_is_failed_with_cause_timeout(self, project):
+        """A job Slurm ends at its time limit fails its settings, cause timeout."""
+        done = run(project, "--engine-option", "time=1,per_job=3", nap=600, timeout=400)
+        assert done.returncode == 1, done.stderr
+        table = pl.read_parquet(folder(project) / "results.parquet")
+        assert set(table["status"]) == {"failed"}
+        assert set(table["cause"]) == {"timeout"}
+        assert all("ended TIMEOUT" in e for e in table["error"])
+
+    def test_a_requeued_job_comes_back_and_resumes_from_its_checkpoint(self, project):
+        """Jobs Slurm stops and puts back in its queue (SIGTERM, then requeue: what
+        preemption does) run again, with ``self.resumed`` true, since their workdir
+        holds what they checkpointed; every setting completes once in the results."""
+        done = run(project, "--detach", nap=8)
+        assert done.returncode == 0, done.stderr
+        first = wait_for(lambda: runs(project)[:2] if len(runs(project)) >= 2 else None, "2 runs")
+        running = subprocess.run(
+            ["squeue", "-h", "-t", "RUNNING", "-n", _job_name(project), "-o", "%i"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert len(running) == 2, running
+        for job in running:
+            subprocess.run(["scontrol", "requeue", job], check=True)
+        for job in running:
+            _start_again(job)
+        done = run(project, timeout=400)
+        assert done.returncode == 0, done.stderr
+        table = pl.read_parquet(folder(project) / "results.parquet").sort("n")
+        assert table["status"].to_list() == ["completed"] * 6
+        assert [n for n, r in zip(table["n"], table["resumed"], strict=True) if r] == first
+        assert sorted(set(runs(project))) == list(range(6))
+        assert sorted(runs(project)) == sorted([*range(6), *first])
+        assert outcomes(project) == 6
+
+    def test_a_result_file_forged_while_detached_is_refused(self, project, tmp_path):
+        """A result file changed while the driver was away fails its setting, unread."""
+        done = run(project, "--detach")
+        assert done.returncode == 0, done.stderr
+        results = folder(project) / "slurm" / "jobs"
+        wait_for(lambda: len(list(results.glob("*/*.out"))) == 6, "the jobs", timeout=90)
+        forged = next(results.glob("*/0.out"))
+        mark = tmp_path / "unpickled"
+        mac = forged.read_bytes().partition(b"\n")[0]
+        forged.write_bytes(mac + b"\n" + pickle.dumps(Pwned(mark)))
+        done = run(project)
+        assert done.returncode == 1, done.stderr
+        table = pl.read_parquet(folder(project) / "results.parquet").sort("n")
+        assert table["status"].to_list() == ["failed"] + ["completed"] * 5
+        assert "keyed hash does not match" in table["error"][0]
+        assert not mark.exists()
+
+
+def _start_again(job: str) -> None:
+    """Let a requeued job start at once: Slurm holds one back two minutes, from when it
+    has finished completing (an earlier StartTime=now is overridden)."""
+
+    def started() -> bool:
+        state = subprocess.run(
+            ["squeue", "-h", "-j", job, "-o", "%T|%r"], capture_output=True, text=True
+        ).stdout.strip()
+        if state.startswith("PENDING"):
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=False)
+        time.sleep(0.2)
+        return state.startswith("RUNNING") or not state
+
+    wait_for(started, f"requeued job {job} to run again", timeout=60)
+
+
+def _job_name(root: Path) -> str:
+    """The name of the one job array the store's runs submitted: the store's, the batch's."""
+    manifest = next((folder(root) / "slurm" / "jobs").glob("*.json"))
+    return f"superparams-{_store(root)}-{manifest.stem}"
+
+
+def _store(root: Path) -> str:
+    return hashlib.sha256(str(folder(root).resolve()).encode()).hexdigest()[:10]
+
+
+# sbatch, slowed where a driver may be killed: before it submits, or after it submitted
+# and before it answers (so the driver has not recorded the job). It calls the real one.
+SLOW_SBATCH = {
+    "before sbatch submits": 'sleep 3; exec {sbatch} "$@"',
+    "after sbatch submits, before the store records": (
+        'out=$({sbatch} "$@"); code=$?; sleep 60; echo "$out"; exit $code'
+    ),
+}
+
+
+@pytest.mark.slow
+class TestKilledDriver:
+    @pytest.mark.parametrize(
+        "instant",
+        [
+            "before sbatch submits",
+            "after sbatch submits, before the store records",
+            "while the settings run",
+        ],
+    )
+    def test_kill_9_loses_nothing_and_submits_nothing_twice(self, project, tmp_path, instant):
+        """A driver killed by SIGKILL at any instant of a run, even while it submits,
+        is followed by a run that reattaches: each setting runs once, in one array."""
+        env = {**environment(), "NAP": "2"}
+        if instant in SLOW_SBATCH:
+            bin_ = tmp_path / "bin"
+            bin_.mkdir()
+            script = SLOW_SBATCH[instant].format(sbatch=shutil.which("sbatch"))
+            (bin_ / "sbatch").write_text(f"#!/bin/sh\n{script}\n")
+            (bin_ / "sbatch").chmod(0o755)
+            env["PATH"] = f"{bin_}{os.pathsep}{env['PATH']}"
+        child = subprocess.Popen(
+            [str(COMMAND), *SLURM_RUN],
+            cwd=project,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        jobs = folder(project) / "slurm" / "jobs"
+        try:
+            wait_for(lambda: jobs.exists() and list(jobs.glob("*.json")), "a manifest", 60)
+            if instant == "after sbatch submits, before the store records":
+                wait_for(lambda: _listed(jobs), "the job in squeue", 60)
+            elif instant == "while the settings run":
+                wait_for(lambda: runs(project), "a setting to run", 60)
+            child.send_signal(signal.SIGKILL)  # the driver alone: its sbatch goes on
+            child.wait(timeout=30)
+            if instant != "while the settings run":
+                assert queued(project) == 0  # killed before it recorded the job
+            done = run(project, timeout=240)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)  # a slowed sbatch still asleep
+        assert done.returncode == 0, done.stderr
+        assert statuses(project) == ["completed"] * 6
+        assert runs(project) == list(range(6))
+        assert outcomes(project) == 6
+        assert submitted(project) == 1
+
+
+def _listed(jobs: Path) -> bool:
+    stems = [m.stem for m in jobs.glob("*.json")]
+    names = subprocess.run(
+        ["squeue", "-h", "-o", "%j"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    return any(n.endswith(s) for n in names for s in stems)
+
+
+# -- the store's queued status (no Slurm needed) ----------------------------------------
+
+
+def _stored(workspace, lines):
+    """The statuses and plan of Counted after these (event, n, job) lines."""
+    from superparams._api import store_of
+    from superparams.store import describe
+
+    module = workspace.load("counted", COUNTED)
+    space = module.Counted()
+    store = store_of(space)
+    ids = list(space._sp_ids())
+    with store:
+        for event, n, job in lines:
+            described = describe(f"n={n}", {"n": n}, space[n]._sp_encodings())
+            if event == "queued":
+                store.queued(ids[n], 1, job, described)
+            else:
+                store.started(ids[n], 1, 0, described)
+        store.commit()
+    table = store.table().sort("n")  # read once the run let go of the folder
+    shown = dict(zip(table["n"].to_list(), table["status"].to_list(), strict=True))
+    return shown, store.plan(space)
+
+
+class TestQueuedInTheStore:
+    def test_a_queued_setting_is_queued_and_left_to_its_engine(self, workspace):
+        """A setting queued on Slurm reads queued, even when it started there, and no
+        run takes it but one on the engine that collects it."""
+        shown, plan = _stored(
+            workspace, [("queued", 0, "7_0"), ("queued", 1, "7_1"), ("started", 1, "")]
+        )
+        assert shown == {0: "queued", 1: "queued"}
+        assert plan.queued == [0, 1]
+        assert plan.interrupted == []
+        assert plan.to_run() == [2, 3, 4, 5]
+        assert plan.to_run(queued=True) == [0, 1, 2, 3, 4, 5]
+
+    def test_a_setting_let_go_of_reads_as_before_it_was_queued(self, workspace):
+        """Let go of before it ran, a setting is new again; after it started, interrupted."""
+        shown, plan = _stored(
+            workspace,
+            [
+                ("queued", 0, "7_0"),
+                ("queued", 1, "7_1"),
+                ("started", 1, ""),
+                ("queued", 0, ""),
+                ("queued", 1, ""),
+            ],
+        )
+        assert shown == {1: "interrupted"}
+        assert plan.queued == []
+        assert plan.interrupted == [1]
+        assert 0 in plan.new
