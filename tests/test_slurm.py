@@ -219,6 +219,83 @@ class TestDetachNeedsAQueue:
         assert not (tmp_path / "experiments/runs.txt").exists()
 
 
+class TestEngineOptions:
+    @pytest.mark.parametrize(
+        ("option", "said"),
+        [
+            ("per_job=0", "option per_job takes a whole number from 1, not 0"),
+            ("parallel=-2", "option parallel takes a whole number from 1, not -2"),
+            ("poll=0", "option poll takes seconds above 0, not 0.0"),
+        ],
+    )
+    def test_a_value_the_engine_cannot_use_is_refused_before_anything(self, tmp_path, option, said):
+        """An option's value out of range is one line, exit 2, and nothing is written."""
+        write(tmp_path / "experiments/counted.py", COUNTED)
+        done = experiment(tmp_path, *SLURM_RUN, "--engine-option", option)
+        assert done.returncode == 2
+        assert done.stderr == f"error: the slurm engine's {said}\n"
+        assert done.stdout == ""
+        assert not (tmp_path / "experiments/progress").exists()
+
+    def test_a_cluster_that_does_not_answer_is_one_line_and_exit_6(self, tmp_path):
+        """With no cluster to reach (no slurm.conf to find), the run stops with Slurm's
+        last word and what to check, exit 6, and makes no job files."""
+        if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
+            pytest.skip("Slurm's commands are not installed here")
+        if Path("/etc/slurm/slurm.conf").exists():
+            pytest.skip("this machine has a Slurm configuration of its own")
+        write(tmp_path / "experiments/counted.py", COUNTED)
+        env = {k: v for k, v in environment().items() if k != "SLURM_CONF"}
+        done = subprocess.run(
+            [str(COMMAND), *SLURM_RUN, "-q"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 6, done.stderr
+        [line] = [line for line in done.stderr.splitlines() if "error" in line]
+        assert line.startswith("error: Slurm's sinfo failed (exit 1): sinfo: fatal: ")
+        assert line.endswith(
+            "; check that the cluster is up and that SLURM_CONF names its slurm.conf"
+        )
+        assert done.stderr.endswith(f"{line}\n")
+        assert not (folder(tmp_path) / "slurm").exists()
+
+    @pytest.mark.parametrize(
+        ("options", "asked"),
+        [
+            ([], {"TimeLimit": "UNLIMITED", "Partition": "debug", "MinMemoryNode": "0"}),
+            (
+                ["--engine-option", "time=7,mem=50M,partition=debug,sbatch=--comment=sp"],
+                {"TimeLimit": "00:07:00", "MinMemoryNode": "50M", "Comment": "sp"},
+            ),
+        ],
+    )
+    def test_slurm_gets_what_was_asked_and_nothing_else(self, project, options, asked):
+        """With no options a job asks for no time or memory (the partition's defaults);
+        the options given reach Slurm as they were written."""
+        done = run(project, "--detach", *options, nap=30)
+        assert done.returncode == 0, done.stderr
+        try:
+            job = subprocess.run(
+                ["squeue", "-h", "-n", _job_name(project), "-o", "%F"],  # the array's id
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()[0]
+            shown = subprocess.run(
+                ["scontrol", "show", "job", job], capture_output=True, text=True, check=True
+            ).stdout
+        finally:
+            subprocess.run(["scancel", "--name", _job_name(project)], check=False)
+        fields = dict(re.findall(r"(\w+)=(\S*)", shown))
+        assert {k: fields.get(k) for k in asked} == asked
+        assert "gpu" not in fields.get("TRES", "")  # nor a GPU
+
+
 @pytest.mark.slow
 class TestDetach:
     def test_detach_returns_once_queued_and_a_later_run_collects(self, project):
@@ -256,15 +333,21 @@ class TestDetach:
         assert table["error"][2] == "ValueError: n=2 fails"
         assert "n=2 fails" in table["traceback"][2]
         job = _job_name(project)
-        states = subprocess.run(
-            ["sacct", "-n", "-P", "-X", "--name", job, "-o", "JobID,State"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-        ended = dict(line.split("|") for line in states)
-        assert sorted(ended.values()) == ["COMPLETED"] * 5 + ["FAILED"], ended
-        assert next(k for k, v in ended.items() if v == "FAILED").endswith("_2")
+
+        def ended() -> dict[str, str]:  # once accounting has caught up with all six
+            lines = subprocess.run(
+                ["sacct", "-n", "-P", "-X", "--name", job, "-o", "JobID,State"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+            states = dict(line.split("|") for line in lines)
+            done = len(states) == 6 and not {"PENDING", "RUNNING"} & set(states.values())
+            return states if done else {}
+
+        states = wait_for(ended, "sacct to record the six array tasks", timeout=60)
+        assert sorted(states.values()) == ["COMPLETED"] * 5 + ["FAILED"], states
+        assert next(k for k, v in states.items() if v == "FAILED").endswith("_2")
 
     def test_a_job_slurm_cancels_is_failed_with_slurms_word(self, project):
         """A job scancel ends fails its settings, with Slurm's state in the error."""

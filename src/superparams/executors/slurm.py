@@ -52,7 +52,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -237,17 +237,11 @@ class SlurmExecutor(Executor):
         poll: float = POLL,
     ) -> None:
         super().__init__(num_proc, gpus=gpus)
-        for key, value in (("parallel", parallel), ("per_job", per_job), ("cpus", cpus)):
-            if value is not None and (type(value) is not int or value < 1):
-                msg = f"the slurm engine's option {key} takes a whole number from 1, not {value!r}"
-                raise UsageError(msg)
+        _check({"parallel": parallel, "per_job": per_job, "cpus": cpus, "poll": poll})
         self.parallel = parallel or num_proc
         self.per_job = per_job
         self.detach = detach
         self.python = python or sys.executable
-        if not poll > 0:
-            msg = f"the slurm engine's option poll takes seconds above 0, not {poll!r}"
-            raise UsageError(msg)
         self.poll = poll
         lines = []
         flags: dict[str, object] = {
@@ -279,6 +273,12 @@ class SlurmExecutor(Executor):
         self._settled: dict[str, list[int]] = {}
         self._looked = 0.0
 
+    @classmethod
+    def read_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        read = super().read_options(options)
+        _check(read)  # while the command reads its flags: before anything is written
+        return read
+
     # -- start: the folder, the key, the base, and what earlier runs left in Slurm --------
 
     def start(self, base: Space[Any], notify: Callable[[Started], SettingLog | None]) -> None:
@@ -292,12 +292,12 @@ class SlurmExecutor(Executor):
         if self.folder is None:
             msg = "the slurm engine keeps its job files under the results folder; none was given"
             raise UsageError(msg)
+        self._slurm(["sinfo", "-h", "-o", "%P"])  # the cluster answers, or EngineError
         store = Path(self.folder)
         self._dir = own_folder(store / FOLDER)
         own_folder(self._dir / "jobs")
         self._key = job_key(self._dir, make=True)
         self._store = hashlib.sha256(str(store.resolve()).encode()).hexdigest()[:10]
-        self._slurm(["sinfo", "-h", "-o", "%P"])  # the cluster answers, or EngineError
         blob = _pickled(base)
         self._base = f"base-{hashlib.sha256(blob).hexdigest()[:32]}.pkl"
         if not (self._dir / self._base).exists():
@@ -520,10 +520,13 @@ class SlurmExecutor(Executor):
             msg = f"Slurm's {command[0]} could not be run ({error}); check the cluster"
             raise EngineError(msg) from None
         if check and done.returncode != 0:
-            text = (done.stderr or done.stdout).strip()
+            said = (done.stderr or done.stdout).strip().splitlines()
+            text = said[-1] if said else "(it said nothing)"  # its last word: the fatal one
             msg = f"Slurm's {command[0]} failed (exit {done.returncode}): {text}"
             if command[0] == "sbatch":
                 msg += "; check the engine's options (partition, account, qos, sbatch lines)"
+            elif command[0] == "sinfo":
+                msg += "; check that the cluster is up and that SLURM_CONF names its slurm.conf"
             raise EngineError(msg)
         return done.stdout
 
@@ -639,6 +642,19 @@ class SlurmExecutor(Executor):
                     )
                     os.write(fd, "".join(f"{n}\n" for n in numbers).encode())
                     os.close(fd)
+
+
+def _check(options: Mapping[str, Any]) -> None:
+    """Raise UsageError for an option whose value the engine cannot use."""
+    for key in ("parallel", "per_job", "cpus"):
+        value = options.get(key)
+        if value is not None and (type(value) is not int or value < 1):
+            msg = f"the slurm engine's option {key} takes a whole number from 1, not {value!r}"
+            raise UsageError(msg)
+    poll = options.get("poll", POLL)
+    if not (isinstance(poll, (int, float)) and poll > 0):
+        msg = f"the slurm engine's option poll takes seconds above 0, not {poll!r}"
+        raise UsageError(msg)
 
 
 def waiting(results: Path) -> dict[str, str]:
