@@ -49,10 +49,19 @@ class Counted(Experiment):
         (self.workdir / "checkpoint").write_text("begun")
         with open(RUNS, "a") as f:
             f.write(f"{self.n}\\n")
-        time.sleep(float(os.environ.get("NAP", "0")))
+        began = time.time()
+        nap = float(os.environ.get("NAP", "0"))
+        time.sleep(nap * (8 if str(self.n) == os.environ.get("LONG") else 1))
         if str(self.n) == os.environ.get("FAIL"):
             raise ValueError(f"n={self.n} fails")
-        return {"square": self.n * self.n, "resumed": resumed}
+        return {
+            "square": self.n * self.n,
+            "resumed": resumed,
+            "rank": self.rank,
+            "n_proc": self.n_proc,
+            "began": began,
+            "ended": time.time(),
+        }
 """
 
 
@@ -348,6 +357,23 @@ class TestDetach:
         states = wait_for(ended, "sacct to record the six array tasks", timeout=60)
         assert sorted(states.values()) == ["COMPLETED"] * 5 + ["FAILED"], states
         assert next(k for k, v in states.items() if v == "FAILED").endswith("_2")
+
+    def test_settings_running_at_once_never_share_a_rank(self, project):
+        """Two settings that run at the same time have two ranks, below n_proc, even when
+        a long one holds its rank while short ones come and go beside it."""
+        done = run(project, nap=1, env={"LONG": "0"})
+        assert done.returncode == 0, done.stderr
+        rows = pl.read_parquet(folder(project) / "results.parquet").sort("n").to_dicts()
+        assert {r["n_proc"] for r in rows} == {2}
+        assert {r["rank"] for r in rows} <= {0, 1}
+        long, others = rows[0], rows[1:]
+        beside = [r for r in others if r["began"] < long["ended"] and long["began"] < r["ended"]]
+        assert len(beside) >= 2, rows  # several short ones ran beside the long one
+        assert all(r["rank"] != long["rank"] for r in beside), rows
+        for a in others:
+            for b in others:
+                if a["n"] < b["n"] and a["began"] < b["ended"] and b["began"] < a["ended"]:
+                    assert a["rank"] != b["rank"], (a, b)
 
     def test_a_job_slurm_cancels_is_failed_with_slurms_word(self, project):
         """A job scancel ends fails its settings, with Slurm's state in the error."""

@@ -34,9 +34,11 @@ everywhere; an array task that Slurm ended before its settings finished (time li
 Slurm's state and reason from ``sacct`` (cause ``timeout`` for the time limit, else
 ``killed``). The run reads its settings' outcomes from the folder as they land, and asks
 Slurm (``squeue``, and ``sacct`` for jobs that left the queue) every ``poll`` seconds
-(2; give a busy cluster 30). ``rank`` is the array task's index modulo ``n_proc``, the array's
-``parallel`` limit. Ctrl-C in an attached run cancels the settings not yet running
-(first press) and then the running ones (second), as on every engine.
+(2; give a busy cluster 30). ``n_proc`` is the array's ``parallel`` limit, and
+``rank`` one below it that no other running job of the results folder holds (a lock on
+a file of ``slurm/ranks/``, held while the job's process lives). Ctrl-C in an attached
+run cancels the settings not yet running (first press) and then the running ones
+(second), as on every engine.
 """
 
 from __future__ import annotations
@@ -755,6 +757,37 @@ def _dumps(outcome: Outcome) -> bytes:
     return blob
 
 
+def _rank(folder: Path, index: int, n_proc: int) -> tuple[int, int | None]:
+    """A rank below ``n_proc`` that no other running job of ``folder`` holds, and the
+    descriptor that holds it: the first file of ``ranks/`` this process can lock (the
+    lock goes with the process, however it ends). The array index modulo ``n_proc`` if
+    every one is held (arrays of several runs at once) or the file system has no locks.
+    """
+    import fcntl
+
+    try:
+        ranks = own_folder(folder / "ranks")
+    except (OSError, JobFileError):
+        return index % n_proc, None
+    for rank in range(n_proc):
+        try:
+            fd = os.open(
+                ranks / str(rank), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+            )
+        except OSError:
+            break
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another job's
+            os.close(fd)
+            continue
+        except OSError:  # no locks on this file system
+            os.close(fd)
+            break
+        return rank, fd
+    return index % n_proc, None
+
+
 def job(folder: Path, batch: str, index: int) -> int:
     """Run array task ``index`` of ``batch``: its settings, each outcome to a signed file.
 
@@ -777,6 +810,7 @@ def job(folder: Path, batch: str, index: int) -> int:
         print(f"superparams: {error}", file=sys.stderr, flush=True)
         return 3
     per_job, n_proc = int(manifest["per_job"]), int(manifest["n_proc"])
+    rank, _held = _rank(folder, index, n_proc)  # held while this process lives
     tasks = manifest["tasks"]
     failed = False
     for number in range(index * per_job, min(len(tasks), (index + 1) * per_job)):
@@ -784,7 +818,7 @@ def job(folder: Path, batch: str, index: int) -> int:
         path = folder / "jobs" / batch / f"{number}.out"
         if path.exists():
             continue  # run before this array task was requeued
-        outcome = run_task(base, Task(position, sid, attempt, timeout), index % n_proc, n_proc)
+        outcome = run_task(base, Task(position, sid, attempt, timeout), rank, n_proc)
         write_signed(path, key, _dumps(outcome))
         failed = failed or outcome.failure is not None
     return 1 if failed else 0  # so Slurm's accounting says FAILED too
