@@ -332,6 +332,31 @@ class TestDetach:
         assert outcomes(project) == 6
         assert submitted(project) == 1
 
+    def test_run_all_in_python_collects_what_the_command_left_queued(self, project):
+        """``run_all(engine="slurm")`` from Python takes back what a detached command
+        queued: every setting completes once, and nothing is submitted again."""
+        done = run(project, "--detach", nap=2)
+        assert done.returncode == 0, done.stderr
+        script = (
+            "import sys; sys.path.insert(0, 'experiments')\n"
+            "from counted import Counted\n"
+            "frame = Counted().run_all(engine='slurm', num_proc=2, display=False)\n"
+            "print(sorted(frame['status'].to_list()))\n"
+        )
+        collected = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=project,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert collected.returncode == 0, collected.stderr
+        assert collected.stdout.strip() == str(["completed"] * 6)
+        assert runs(project) == list(range(6))
+        assert outcomes(project) == 6
+        assert submitted(project) == 1
+
     def test_a_setting_that_raised_fails_in_slurms_accounting_too(self, project):
         """A setting whose run() raised is failed in the results with its traceback, and
         its array task is FAILED in sacct (not COMPLETED); the others are COMPLETED."""
