@@ -332,6 +332,51 @@ class TestDetach:
         assert outcomes(project) == 6
         assert submitted(project) == 1
 
+    def test_run_all_in_python_collects_what_the_command_left_queued(self, project):
+        """``run_all(engine="slurm")`` from Python takes back what a detached command
+        queued: every setting completes once, and nothing is submitted again."""
+        done = run(project, "--detach", nap=2)
+        assert done.returncode == 0, done.stderr
+        script = (
+            "import sys; sys.path.insert(0, 'experiments')\n"
+            "from counted import Counted\n"
+            "frame = Counted().run_all(engine='slurm', num_proc=2, display=False)\n"
+            "print(sorted(frame['status'].to_list()))\n"
+        )
+        collected = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=project,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert collected.returncode == 0, collected.stderr
+        assert collected.stdout.strip() == str(["completed"] * 6)
+        assert runs(project) == list(range(6))
+        assert outcomes(project) == 6
+        assert submitted(project) == 1
+
+    def test_a_result_file_forged_while_detached_is_refused(self, project, tmp_path):
+        """A result file changed while the driver was away fails its setting, unread."""
+        done = run(project, "--detach")
+        assert done.returncode == 0, done.stderr
+        results = folder(project) / "slurm" / "jobs"
+        wait_for(lambda: len(list(results.glob("*/*.out"))) == 6, "the jobs", timeout=90)
+        forged = next(results.glob("*/0.out"))
+        mark = tmp_path / "unpickled"
+        mac = forged.read_bytes().partition(b"\n")[0]
+        forged.write_bytes(mac + b"\n" + pickle.dumps(Pwned(mark)))
+        done = run(project)
+        assert done.returncode == 1, done.stderr
+        table = pl.read_parquet(folder(project) / "results.parquet").sort("n")
+        assert table["status"].to_list() == ["failed"] + ["completed"] * 5
+        assert "keyed hash does not match" in table["error"][0]
+        assert not mark.exists()
+
+
+@pytest.mark.slow
+class TestStatesAndRanks:
     def test_a_setting_that_raised_fails_in_slurms_accounting_too(self, project):
         """A setting whose run() raised is failed in the results with its traceback, and
         its array task is FAILED in sacct (not COMPLETED); the others are COMPLETED."""
@@ -357,23 +402,6 @@ class TestDetach:
         states = wait_for(ended, "sacct to record the six array tasks", timeout=60)
         assert sorted(states.values()) == ["COMPLETED"] * 5 + ["FAILED"], states
         assert next(k for k, v in states.items() if v == "FAILED").endswith("_2")
-
-    def test_settings_running_at_once_never_share_a_rank(self, project):
-        """Two settings that run at the same time have two ranks, below n_proc, even when
-        a long one holds its rank while short ones come and go beside it."""
-        done = run(project, nap=1, env={"LONG": "0"})
-        assert done.returncode == 0, done.stderr
-        rows = pl.read_parquet(folder(project) / "results.parquet").sort("n").to_dicts()
-        assert {r["n_proc"] for r in rows} == {2}
-        assert {r["rank"] for r in rows} <= {0, 1}
-        long, others = rows[0], rows[1:]
-        beside = [r for r in others if r["began"] < long["ended"] and long["began"] < r["ended"]]
-        assert len(beside) >= 2, rows  # several short ones ran beside the long one
-        assert all(r["rank"] != long["rank"] for r in beside), rows
-        for a in others:
-            for b in others:
-                if a["n"] < b["n"] and a["began"] < b["ended"] and b["began"] < a["ended"]:
-                    assert a["rank"] != b["rank"], (a, b)
 
     def test_a_job_slurm_cancels_is_failed_with_slurms_word(self, project):
         """A job scancel ends fails its settings, with Slurm's state in the error."""
@@ -423,22 +451,22 @@ class TestDetach:
         assert sorted(runs(project)) == sorted([*range(6), *first])
         assert outcomes(project) == 6
 
-    def test_a_result_file_forged_while_detached_is_refused(self, project, tmp_path):
-        """A result file changed while the driver was away fails its setting, unread."""
-        done = run(project, "--detach")
+    def test_settings_running_at_once_never_share_a_rank(self, project):
+        """Two settings that run at the same time have two ranks, below n_proc, even when
+        a long one holds its rank while short ones come and go beside it."""
+        done = run(project, nap=1, env={"LONG": "0"})
         assert done.returncode == 0, done.stderr
-        results = folder(project) / "slurm" / "jobs"
-        wait_for(lambda: len(list(results.glob("*/*.out"))) == 6, "the jobs", timeout=90)
-        forged = next(results.glob("*/0.out"))
-        mark = tmp_path / "unpickled"
-        mac = forged.read_bytes().partition(b"\n")[0]
-        forged.write_bytes(mac + b"\n" + pickle.dumps(Pwned(mark)))
-        done = run(project)
-        assert done.returncode == 1, done.stderr
-        table = pl.read_parquet(folder(project) / "results.parquet").sort("n")
-        assert table["status"].to_list() == ["failed"] + ["completed"] * 5
-        assert "keyed hash does not match" in table["error"][0]
-        assert not mark.exists()
+        rows = pl.read_parquet(folder(project) / "results.parquet").sort("n").to_dicts()
+        assert {r["n_proc"] for r in rows} == {2}
+        assert {r["rank"] for r in rows} <= {0, 1}
+        long, others = rows[0], rows[1:]
+        beside = [r for r in others if r["began"] < long["ended"] and long["began"] < r["ended"]]
+        assert len(beside) >= 2, rows  # several short ones ran beside the long one
+        assert all(r["rank"] != long["rank"] for r in beside), rows
+        for a in others:
+            for b in others:
+                if a["n"] < b["n"] and a["began"] < b["ended"] and b["began"] < a["ended"]:
+                    assert a["rank"] != b["rank"], (a, b)
 
 
 def _start_again(job: str) -> None:
