@@ -87,6 +87,7 @@ from superparams.store._record import (
     _record_chunks,
     _rows,
     _start,
+    _uncollected,
     describe,
 )
 from superparams.store._table import (
@@ -739,22 +740,23 @@ class Store:
         frames = []
         end, damaged, number = offset, 0, 0
         pending: dict[str, Any] = {}  # settings started and not ended, across chunks
-        for lines, bad, after in _record_chunks(self.record_path, offset):
-            end = after
-            rows = _rows(
-                lines,
-                self.fields,
-                self.defaults,
-                live=live,
-                logs=self._logs,
-                first=number,
-                pending=pending,
-            )
-            number += len(lines)
-            damaged += bad
-            if rows:
-                frames.append(_frame(rows, self.types, clashes))
-            del lines, rows  # before the next chunk is read
+        with _uncollected():
+            for lines, bad, after in _record_chunks(self.record_path, offset):
+                end = after
+                rows = _rows(
+                    lines,
+                    self.fields,
+                    self.defaults,
+                    live=live,
+                    logs=self._logs,
+                    first=number,
+                    pending=pending,
+                )
+                number += len(lines)
+                damaged += bad
+                if rows:
+                    frames.append(_frame(rows, self.types, clashes))
+                del lines, rows  # before the next chunk is read
         rows = _open_rows(pending, self.fields, self.defaults, live=live, logs=self._logs)
         if rows:
             frames.append(_frame(rows, self.types, clashes))
