@@ -16,6 +16,7 @@ from tests.conftest import Events
 from tests.e2e.sources import EPOCHS, FAILS_WHEN_LISTED, RANDOM, clear_runs, ran
 
 import superparams._api
+from superparams import search
 from superparams.events import (
     Notice,
     RunFinished,
@@ -46,6 +47,19 @@ class Hyperparams(Experiment):
 """
 
 
+OUT_OF_ORDER = """
+import time
+from superparams import Experiment, search
+
+class Late(Experiment):
+    n: int = search(*range(6))
+
+    def run(self) -> list:
+        time.sleep(0.1 * (6 - self.n) if self.n % 2 == 0 else 0)  # the first end last
+        return [{"step": 0, "m": self.n}, {"step": 1, "m": -self.n}]
+"""
+
+
 class TestTheTable:
     def test_one_row_per_setting_with_typed_columns(self, workspace):
         """run_all returns a polars DataFrame: one row per setting, typed parameter columns."""
@@ -68,6 +82,19 @@ class TestTheTable:
         assert table["samples"].to_list() == [1600, 1600, 3200, 3200]
         assert table["score"].to_list() == [0.2, 0.02, 0.2, 0.02]
         assert table["id"].to_list() == [s.id for s in space]
+
+    def test_rows_follow_the_space_whatever_order_settings_end_in(self, workspace):
+        """Settings that end out of order, several rows each, still come back in the
+        space's order, each setting's rows in its own order; so do a part's results."""
+        module = workspace.load("late", OUT_OF_ORDER)
+        table = module.Late().run_all(num_proc=2, display=False)
+        stored = pl.read_parquet(workspace.folder("late", "Late") / "results.parquet")
+        assert stored["n"].to_list() != sorted(stored["n"])  # they did end out of order
+        assert table.select("n", "step", "m").rows() == [
+            (n, step, -n if step else n) for n in range(6) for step in (0, 1)
+        ]
+        part = module.Late(n=search(4, 1)).results()
+        assert part.select("n", "step").rows() == [(4, 0), (4, 1), (1, 0), (1, 1)]
 
     def test_bookkeeping_columns(self, workspace):
         """Every row has status, cause, error, traceback, attempt, seconds, worker and log."""

@@ -7,6 +7,7 @@ what the run left in ``experiments/progress/<module>/<Class>/``.
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import os
 import threading
@@ -17,7 +18,7 @@ import pytest
 from tests.e2e.sources import FAILS_WHEN_LISTED, ran
 from tests.seed import USAGE
 
-from superparams import StoreLockedError, StoreWriteError
+from superparams import StoreError, StoreLockedError, StoreWriteError
 from superparams._api import store_of
 from superparams.events import SettingFinished
 from superparams.store import Store
@@ -387,6 +388,24 @@ class TestLongRecords:
         small = self.compacting_peak(tmp_path / "small", 2_000)
         large = self.compacting_peak(tmp_path / "large", 10_000)
         assert large < 2 * small, (small, large)
+
+    def test_reading_a_record_leaves_the_garbage_collector_as_it_was(self, tmp_path):
+        """Reading the record pauses the garbage collector, and leaves it on or off as it
+        found it, even when the reading fails."""
+        self.compacting_peak(tmp_path / "on", 100)
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            self.compacting_peak(tmp_path / "off", 100)
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+        (tmp_path / "on" / "results.parquet").unlink()
+        (tmp_path / "on" / "record.jsonl").unlink()
+        (tmp_path / "on" / "record.jsonl").mkdir()  # opened as the reading starts: it fails
+        with pytest.raises(StoreError, match="could not read"):
+            Store(tmp_path / "on", fields=("x",)).table()
+        assert gc.isenabled()
 
 
 class TestHugeIntegers:

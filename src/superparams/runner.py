@@ -174,7 +174,7 @@ class _Run:
                 new=len(stored.new),
                 stale=len(stored.stale),
                 to_run=len(positions),
-                outdated=len(set(stored.outdated) - set(positions)) if stored.outdated else 0,
+                outdated=_left_out(stored.outdated, positions),
                 num_proc=self.executor.num_proc,
                 engine=self.executor.name,
                 overview=str(self.space) if isinstance(self.space, Experiment) else "",
@@ -183,7 +183,9 @@ class _Run:
         if not positions:
             return
         # What a failed or interrupted setting reported stays its own, unless it starts fresh.
-        again = {stored.ids[p] for p in set(stored.failed + stored.interrupted) & set(positions)}
+        again = {
+            stored.ids[p] for p in set(stored.failed + stored.interrupted).intersection(positions)
+        }
         if again - set(fresh):
             self.carried = self.store.reported_rows(again - set(fresh))
         pending = deque(positions)
@@ -364,7 +366,7 @@ class _Run:
             self._grace.start()
 
     def finished_event(self, stored: Plan, positions: list[int]) -> RunFinished:
-        skipped = len(set(stored.done) - set(positions))  # completed before, not run again
+        skipped = _left_out(stored.done, positions)  # completed before, not run again
         return RunFinished(
             self.clock(),
             completed=self.completed,
@@ -377,6 +379,15 @@ class _Run:
             failures=tuple(self.failures),
             notes=tuple(self.store.clashes(_labels(self.space, stored.ids))),
         )
+
+
+def _left_out(some: list[int], positions: list[int]) -> int:
+    """How many of ``some`` positions are not among ``positions`` (made no set of these:
+    every setting's position, for a run of them all)."""
+    if not some:
+        return 0
+    chosen = set(some)
+    return len(chosen) - len(chosen.intersection(positions))
 
 
 def _labels(space: Space[Any], ids: list[str]) -> Callable[[str], str | None]:

@@ -300,6 +300,8 @@ class LocalExecutor(Executor):
         if not self._recent or self.isolate:
             return 1
         median = sorted(self._recent)[len(self._recent) // 2]
+        if median < 0.001:
+            return self.depth * 32
         if median < 0.01:
             return self.depth * 8
         return self.depth if median < 0.5 else 1

@@ -87,6 +87,7 @@ from superparams.store._record import (
     _record_chunks,
     _rows,
     _start,
+    _uncollected,
     describe,
 )
 from superparams.store._table import (
@@ -126,6 +127,9 @@ if TYPE_CHECKING:
     from superparams.space import Space
 
 _META_KEY = "superparams"  # the key in results.parquet's metadata: record offset, fields
+# Rows of results.parquet encoded at a time: polars holds a row group's pages until it is
+# written (its default, 512², held ~15 MB more for 200,000 settings).
+_ROW_GROUP = 1 << 14
 
 
 @dataclass
@@ -628,8 +632,9 @@ class Store:
         damaged += 0 if stored is None else stored.damaged
         if stored is not None:
             frames.insert(0, _conform(pl.read_parquet(self.results_path), self.types))
-        table = _latest(_concat(frames, clashes)) if frames else _frame([], self.types)
+        table = _concat(frames, clashes) if frames else _frame([], self.types)
         del frames  # the chunks' tables: only the table written is kept
+        table = _latest(table)
         head = _hash(_start(self.record_path)[1][:end])
         info = {
             "offset": end,
@@ -639,7 +644,10 @@ class Store:
             "head": head,
         }
         meta = {_META_KEY: json.dumps(info)}
-        _atomic_write(self.results_path, lambda f: table.write_parquet(f, metadata=meta))
+        _atomic_write(
+            self.results_path,
+            lambda f: table.write_parquet(f, metadata=meta, row_group_size=_ROW_GROUP),
+        )
         with contextlib.suppress(FileNotFoundError):
             (self.folder / META).unlink()  # where earlier versions kept the offset
         return table
@@ -761,22 +769,23 @@ class Store:
         frames = []
         end, damaged, number = offset, 0, 0
         pending: dict[str, Any] = {}  # settings started and not ended, across chunks
-        for lines, bad, after in _record_chunks(self.record_path, offset):
-            end = after
-            rows = _rows(
-                lines,
-                self.fields,
-                self.defaults,
-                live=live,
-                logs=self._logs,
-                first=number,
-                pending=pending,
-            )
-            number += len(lines)
-            damaged += bad
-            if rows:
-                frames.append(_frame(rows, self.types, clashes))
-            del lines, rows  # before the next chunk is read
+        with _uncollected():
+            for lines, bad, after in _record_chunks(self.record_path, offset):
+                end = after
+                rows = _rows(
+                    lines,
+                    self.fields,
+                    self.defaults,
+                    live=live,
+                    logs=self._logs,
+                    first=number,
+                    pending=pending,
+                )
+                number += len(lines)
+                damaged += bad
+                if rows:
+                    frames.append(_frame(rows, self.types, clashes))
+                del lines, rows  # before the next chunk is read
         rows = _open_rows(pending, self.fields, self.defaults, live=live, logs=self._logs)
         if rows:
             frames.append(_frame(rows, self.types, clashes))

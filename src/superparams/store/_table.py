@@ -177,6 +177,8 @@ def _typed(name: str, values: list[Any], dtype_name: str) -> pl.Series | None:
     import polars as pl
 
     dtype = _dtype(dtype_name)
+    if values.count(None) == len(values):  # a column of nulls (most bookkeeping): no buffers
+        return pl.Series(name, dtype=dtype).clear(len(values))
     if name == "started" and name in BOOKKEEPING:  # seconds since the epoch, UTC
         seconds = pl.Series(name, values, pl.Float64, strict=False)
         micros = (seconds * 1_000_000).cast(pl.Int64)
@@ -372,6 +374,11 @@ def _latest(table: pl.DataFrame) -> pl.DataFrame:
     if _SEQ not in table.columns:
         return table  # results.parquet alone: one outcome per setting already
     if table.is_empty():
+        return table.drop(_SEQ)
+    seq = table[_SEQ]
+    # Each line is one setting's: as many lines as settings is one of each, as a run that
+    # retried nothing leaves, and nothing to drop (no copy of every column).
+    if seq.null_count() == 0 and seq.n_unique() == table["id"].n_unique():
         return table.drop(_SEQ)
     line = pl.col(_SEQ).fill_null(-1)
     return table.filter(line == line.max().over("id")).drop(_SEQ)
