@@ -164,11 +164,12 @@ def run(root: Path, *args: str, nap: float = 0, timeout: float = 180, env=None):
 
 def experiment(root: Path, *args: str, nap: float = 0, timeout: float = 180, env=None):
     """The ``experiment`` command with ``args``, in ``root`` (``env`` added to its
-    environment, which Slurm's jobs inherit)."""
+    environment, which Slurm's jobs inherit; a name set to None is left out)."""
+    env = {**environment(), "NAP": str(nap), **(env or {})}
     return subprocess.run(
         [str(COMMAND), *args],
         cwd=root,
-        env={**environment(), "NAP": str(nap), **(env or {})},
+        env={name: value for name, value in env.items() if value is not None},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -254,16 +255,7 @@ class TestEngineOptions:
         if Path("/etc/slurm/slurm.conf").exists():
             pytest.skip("this machine has a Slurm configuration of its own")
         write(tmp_path / "experiments/counted.py", COUNTED)
-        env = {k: v for k, v in environment().items() if k != "SLURM_CONF"}
-        done = subprocess.run(
-            [str(COMMAND), *SLURM_RUN, "-q"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
-        )
+        done = run(tmp_path, "-q", env={"SLURM_CONF": None})
         assert done.returncode == 6, done.stderr
         [line] = [line for line in done.stderr.splitlines() if "error" in line]
         assert line.startswith("error: Slurm's sinfo failed (exit 1): sinfo: fatal: ")
