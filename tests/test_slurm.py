@@ -349,6 +349,34 @@ class TestDetach:
         assert outcomes(project) == 6
         assert submitted(project) == 1
 
+    def test_clean_cancels_the_jobs_of_queued_settings(self, project):
+        """Cleaning a store whose settings wait on Slurm says so, cancels their jobs, and
+        leaves nothing running into the deleted folder."""
+        done = run(project, "--detach", nap=60)
+        assert done.returncode == 0, done.stderr
+        name = _job_name(project)
+        asked = experiment(project, "clean", "counted.Counted")
+        assert asked.returncode == 2
+        assert asked.stderr.startswith("error: clean deletes 6 stored settings of Counted")
+        assert asked.stderr.endswith(
+            ", cancelling the Slurm jobs of its 6 queued settings; with no terminal to "
+            "confirm, add --yes\n"
+        )
+        cleaned = experiment(project, "clean", "counted.Counted", "--yes")
+        assert cleaned.returncode == 0, cleaned.stderr
+        assert "cancelled the Slurm jobs of 6 queued settings" in cleaned.stdout + cleaned.stderr
+        assert not folder(project).exists()
+
+        def gone() -> bool:
+            listed = subprocess.run(
+                ["squeue", "-h", "-n", name, "-o", "%i"], capture_output=True, text=True
+            )
+            return listed.returncode == 0 and not listed.stdout.strip()
+
+        wait_for(gone, "the jobs to leave Slurm's queue", timeout=60)
+        time.sleep(1)
+        assert not folder(project).exists()  # no job ran on into it
+
     def test_a_result_file_forged_while_detached_is_refused(self, project, tmp_path):
         """A result file changed while the driver was away fails its setting, unread."""
         done = run(project, "--detach")

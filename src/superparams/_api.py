@@ -92,9 +92,23 @@ def results(space: Space[Any], *, folder: Path | str | None = None) -> pl.DataFr
 
 
 def clean(space: Space[Any], *, folder: Path | str | None = None) -> None:
-    """Delete every stored result and log of the experiment ``space`` belongs to."""
+    """Delete every stored result and log of the experiment ``space`` belongs to; its
+    settings queued on Slurm are cancelled first (:func:`cancel_queued`)."""
+    store = store_of(space, folder)
+    cancel_queued(store)
+    store.clean()
 
-    store_of(space, folder).clean()
+
+def cancel_queued(store: Store) -> int:
+    """Cancel the cluster jobs (Slurm's) that hold settings of ``store`` queued, so none
+    runs into a folder about to be deleted; how many settings had not finished there."""
+    if not store.folder.exists() or not any(
+        s.status == "queued" for s in store.statuses().values()
+    ):
+        return 0
+    from superparams.executors.slurm import cancel_left
+
+    return cancel_left(store.folder)
 
 
 def store_of(space: Space[Any], folder: Path | str | None = None) -> Store:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 def clean(found: Found, spaces: list[Space[Any]], request: CleanRequest, prog: str) -> None:
     from superparams import _workdir
+    from superparams._api import cancel_queued
     from superparams._workdir import WORK
     from superparams.store import Store
 
@@ -33,13 +34,22 @@ def clean(found: Found, spaces: list[Space[Any]], request: CleanRequest, prog: s
         else:
             kept = f"{kept} and their logs"
         what = f"{kept} in {shown(store.folder)}"
+        queued = sum(s.status == "queued" for s in store.statuses().values())
+        asked = what
+        if queued:
+            asked += f", cancelling the Slurm jobs of its {queued} queued setting"
+            asked += "s" if queued != 1 else ""
         if not request.yes:
             if not interactive():
-                msg = f"clean deletes {what}; with no terminal to confirm, add --yes"
+                msg = f"clean deletes {asked}; with no terminal to confirm, add --yes"
                 raise UsageError(msg)
-            answer = ask(f"Delete {what}? [y/N] ")
+            answer = ask(f"Delete {asked}? [y/N] ")
             if answer not in ("y", "yes"):
                 say("nothing deleted")
                 continue
+        cancelled = cancel_queued(store)
         store.clean()
+        if cancelled:
+            plural = "s" if cancelled != 1 else ""
+            say(f"cancelled the Slurm jobs of {cancelled} queued setting{plural}")
         say(f"deleted {what}")

@@ -104,10 +104,16 @@ class JobFileError(EngineError):
 # -- files only this user wrote ----------------------------------------------------------
 
 
-def own_folder(path: Path) -> Path:
-    """``path``, made if need be with mode 0700; refused unless it is this user's alone."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = os.lstat(path)
+def own_folder(path: Path, *, make: bool = True) -> Path:
+    """``path``, made if need be (and ``make``) with mode 0700; refused unless it is this
+    user's alone."""
+    if make:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        msg = f"job folder {str(path)!r} is gone (its results were cleaned); nothing to run"
+        raise JobFileError(msg) from None
     if not os.path.isdir(path) or os.path.islink(path):
         msg = f"{str(path)!r} is not a folder; remove it and run again"
         raise JobFileError(msg)
@@ -659,20 +665,45 @@ def _check(options: Mapping[str, Any]) -> None:
         raise UsageError(msg)
 
 
+def _left(results: Path) -> tuple[SlurmExecutor, dict[str, tuple[_Batch, int]]] | None:
+    """What earlier runs left Slurm of ``results`` (a results folder), as
+    :meth:`SlurmExecutor._find_earlier` finds it, changing nothing; None when it has no
+    job files or Slurm cannot be asked."""
+    engine = SlurmExecutor()
+    folder = results / FOLDER
+    if not (folder / KEY).exists() or shutil.which("squeue") is None:
+        return None
+    try:
+        engine._dir = own_folder(folder)
+        engine._key = job_key(folder)
+        return engine, engine._find_earlier(wait=False)
+    except EngineError:
+        return None
+
+
+def cancel_left(results: Path) -> int:
+    """Cancel the Slurm jobs that earlier runs left holding settings of ``results`` (a
+    results folder about to be cleaned); how many settings had not finished in them."""
+    found = _left(results)
+    if found is None:
+        return 0
+    engine, earlier = found
+    jobs = sorted({batch.job for batch, _ in earlier.values() if batch.job})
+    if jobs:
+        engine._slurm(["scancel", *jobs], check=False)
+    jobs_folder = results / FOLDER / "jobs"
+    return sum(not (jobs_folder / b.name / f"{n}.out").exists() for b, n in earlier.values())
+
+
 def waiting(results: Path) -> dict[str, str]:
     """What Slurm says of the settings earlier runs left it in ``results`` (a results
     folder), by id: ``PENDING``, ``RUNNING``, ``FINISHED`` (to collect) or how the job
     ended. Reads only; {} when Slurm cannot be asked."""
-    engine = SlurmExecutor()
+    found = _left(results)
+    if found is None:
+        return {}
     folder = results / FOLDER
-    if not (folder / KEY).exists() or shutil.which("squeue") is None:
-        return {}
-    try:
-        engine._dir = own_folder(folder)
-        engine._key = job_key(folder)
-        earlier = engine._find_earlier(wait=False)
-    except EngineError:
-        return {}
+    earlier = found[1]
     out = {}
     for sid, (batch, number) in earlier.items():
         if (folder / "jobs" / batch.name / f"{number}.out").exists():
@@ -796,7 +827,7 @@ def job(folder: Path, batch: str, index: int) -> int:
     from superparams.worker import run_task
 
     try:
-        own_folder(folder)
+        own_folder(folder, make=False)  # a job never makes a folder its results left
         key = job_key(folder)
         if not _BATCH_NAME.fullmatch(batch):
             msg = f"no batch named {batch!r}"
