@@ -377,6 +377,28 @@ class TestDetach:
         time.sleep(1)
         assert not folder(project).exists()  # no job ran on into it
 
+    def test_more_settings_than_an_array_may_hold_go_out_as_several(self, project, tmp_path):
+        """A cluster whose arrays hold fewer tasks than the run has settings (its
+        MaxArraySize) gets several arrays, one after another, so that -j still bounds
+        how many run at once; each setting runs once."""
+        bin_ = tmp_path / "bin"
+        bin_.mkdir()
+        scontrol = shutil.which("scontrol")
+        (bin_ / "scontrol").write_text(  # this cluster's arrays: at most 4 tasks
+            '#!/bin/sh\nif [ "$*" = "show config" ]; then echo "MaxArraySize = 4"; '
+            f'else exec {scontrol} "$@"; fi\n'
+        )
+        (bin_ / "scontrol").chmod(0o755)
+        done = run(project, nap=1, env={"PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"})
+        assert done.returncode == 0, done.stderr
+        rows = pl.read_parquet(folder(project) / "results.parquet").sort("n").to_dicts()
+        assert [r["status"] for r in rows] == ["completed"] * 6
+        assert runs(project) == list(range(6))
+        assert submitted(project) == 2
+        for row in rows:  # never more than -j 2 at once
+            at_once = [r for r in rows if r["began"] <= row["began"] < r["ended"]]
+            assert len(at_once) <= 2, rows
+
     def test_a_result_file_forged_while_detached_is_refused(self, project, tmp_path):
         """A result file changed while the driver was away fails its setting, unread."""
         done = run(project, "--detach")

@@ -2,7 +2,8 @@
 
 ``SlurmExecutor(...)`` (``engine="slurm"``, ``--engine slurm``) hands the settings of a
 run to Slurm as one job array (``sbatch --array=0-N%P``: at most ``parallel`` run at
-once, ``-j`` by default), ``per_job`` settings to an array task (1 by default; give
+once, ``-j`` by default; past the cluster's MaxArraySize, as several arrays, each
+waiting for the one before it), ``per_job`` settings to an array task (1 by default; give
 cheap settings several per job so each job's start-up, a Python process and the base
 unpickled, is paid once for them). Slurm's options are the engine's: ``partition``,
 ``time``, ``cpus`` and ``gpus_per_setting`` per setting, ``mem``, ``account``, ``qos``,
@@ -74,6 +75,8 @@ POLL = 2.0  # seconds between looks at Slurm's queue
 # A manifest with no job of its name is taken as never submitted once it is this old (an
 # sbatch still under way when its driver was killed has finished by then).
 SUBMITTING = 30.0
+# Slurm's default MaxArraySize: an array's indices run from 0 to one below it.
+ARRAY_SIZE = 1001
 # How long a job Slurm no longer lists may wait for sacct to say how it ended.
 ACCOUNTING = 60.0
 # Slurm states in which an array task may still run its settings.
@@ -280,6 +283,8 @@ class SlurmExecutor(Executor):
         # its folder at shutdown, so that a later run does not take them again.
         self._settled: dict[str, list[int]] = {}
         self._looked = 0.0
+        self._array_size = ARRAY_SIZE  # the cluster's MaxArraySize, read at start
+        self._last = ""  # the job id of the array sent last, which the next one waits for
 
     @classmethod
     def read_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -301,6 +306,7 @@ class SlurmExecutor(Executor):
             msg = "the slurm engine keeps its job files under the results folder; none was given"
             raise UsageError(msg)
         self._slurm(["sinfo", "-h", "-o", "%P"])  # the cluster answers, or EngineError
+        self._array_size = _max_array_size(self._slurm(["scontrol", "show", "config"], check=False))
         store = Path(self.folder)
         self._dir = own_folder(store / FOLDER)
         own_folder(self._dir / "jobs")
@@ -381,9 +387,18 @@ class SlurmExecutor(Executor):
         self._notify(Started(task, 0, time.time(), job=self._job_ref(batch, number)))
 
     def _flush(self) -> None:
-        """Send the gathered settings to Slurm as one job array."""
-        assert self._dir is not None
+        """Send the gathered settings to Slurm as job arrays: one, or as many as the
+        cluster's MaxArraySize asks for, each starting once the one before it ended (so
+        that ``parallel`` bounds them all)."""
         tasks, self._pending = self._pending, []
+        size = self._array_size * self.per_job
+        self._last = ""  # a retry's array, sent later, does not wait for the others
+        for first in range(0, len(tasks), size):
+            self._submit(tasks[first : first + size])
+
+    def _submit(self, tasks: list[Task]) -> None:
+        """Send ``tasks`` to Slurm as one job array."""
+        assert self._dir is not None
         name = f"{time.time_ns():x}{os.urandom(3).hex()}"
         batch = _Batch(name, tasks, self.per_job, self._job_name(name))
         manifest = {
@@ -398,7 +413,7 @@ class SlurmExecutor(Executor):
         write_signed(self._dir / "jobs" / f"{name}.json", self._key, json.dumps(manifest).encode())
         arrays = -(-len(tasks) // self.per_job)
         out = self._slurm(["sbatch", "--parsable"], script=self._script(name, arrays))
-        batch.job = out.strip().split(";")[0]
+        batch.job = self._last = out.strip().split(";")[0]
         now = time.time()
         for number, task in enumerate(tasks):
             self._held[(name, number)] = _Held(task, batch, number, now)
@@ -413,6 +428,7 @@ class SlurmExecutor(Executor):
             f"#SBATCH --array=0-{arrays - 1}%{min(arrays, self.parallel)}",
             f"#SBATCH --output={folder}/%a.txt",
             "#SBATCH --open-mode=append",
+            *([f"#SBATCH --dependency=afterany:{self._last}"] if self._last else []),
             *(f"#SBATCH {line}" for line in self.sbatch_lines),
             f"exec {_quote(self.python)} -m superparams.executors.slurm {_quote(str(self._dir))} "
             f"{batch}",
@@ -712,6 +728,13 @@ def waiting(results: Path) -> dict[str, str]:
             state = batch.states.get(number // batch.per_job, ("PENDING", ""))[0]
             out[sid] = state
     return out
+
+
+def _max_array_size(config: str) -> int:
+    """How many tasks an array may hold, from ``scontrol show config``'s MaxArraySize
+    (indices run below it); Slurm's default when it does not say."""
+    found = re.search(r"^MaxArraySize\s*=\s*(\d+)", config, re.MULTILINE)
+    return max(1, int(found.group(1))) if found else ARRAY_SIZE
 
 
 def _settled(folder: Path) -> set[int]:
