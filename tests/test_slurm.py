@@ -399,6 +399,26 @@ class TestDetach:
             at_once = [r for r in rows if r["began"] <= row["began"] < r["ended"]]
             assert len(at_once) <= 2, rows
 
+    def test_with_no_count_all_settings_may_run_at_once(self, project):
+        """Without -j, a Slurm run does not limit itself to one job at a time (what a
+        local run's default would mean): its array may run all six settings at once."""
+        done = experiment(project, "counted.Counted", "--engine", "slurm", "--detach", nap=30)
+        assert done.returncode == 0, done.stderr
+        try:
+            shown = subprocess.run(
+                ["squeue", "-h", "-n", _job_name(project), "-o", "%F|%r|%T"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            array = shown.split("|")[0]
+            job = subprocess.run(
+                ["scontrol", "show", "job", array], capture_output=True, text=True, check=True
+            ).stdout
+        finally:
+            subprocess.run(["scancel", "--name", _job_name(project)], check=False)
+        assert re.search(r"ArrayTaskId=\S*%6\b", job) or "ArrayTaskThrottle=6" in job, job
+
     def test_a_result_file_forged_while_detached_is_refused(self, project, tmp_path):
         """A result file changed while the driver was away fails its setting, unread."""
         done = run(project, "--detach")

@@ -204,10 +204,11 @@ def run_all(
     4
 
     Args:
-        num_proc: worker processes (default 1, or one per GPU given); 1 runs in this
-            process (breakpoints work). None or -1 is one per core, -2 all cores but
-            one, and so on; a count below 1 runs as 1 does, with a :class:`Notice`.
-            Never more workers start than there are settings to run.
+        num_proc: worker processes (default 1, or one per GPU given; on Slurm, up to
+            256 jobs at once); 1 runs in this process (breakpoints work). None or -1 is
+            one per core, -2 all cores but one, and so on; a count below 1 runs as 1
+            does, with a :class:`Notice`. Never more workers start than there are
+            settings to run.
         gpus: device ids handed to workers round-robin through ``CUDA_VISIBLE_DEVICES``;
             with gpus, settings always run in worker processes.
         only_failed: run only the settings stored as failed.
@@ -468,6 +469,8 @@ def _executor(
         return engine, ""
     if num_proc is DEFAULT_NUM_PROC and gpus:
         num_proc = len(gpus)  # one worker per GPU
+    elif num_proc is DEFAULT_NUM_PROC:
+        num_proc = get_executor(engine or "local").default_num_proc or num_proc
     asked, workers, notice = worker_count(num_proc, to_run)
     if isolate:
         from superparams.executors.local import LocalExecutor

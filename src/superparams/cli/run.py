@@ -118,7 +118,10 @@ def _run_one(found: Found, space: Space[Any], request: RunRequest, prog: str, na
     gpus = request.gpus
     asked = request.num_proc
     if asked is None:
-        asked = len(gpus) if gpus else 1
+        from superparams.executors import get_executor
+
+        default = get_executor(request.engine or "local").default_num_proc
+        asked = len(gpus) if gpus else default or 1
     _, num_proc, notice = worker_count(asked, to_run, flag="-j", equals=" ")
     if notice:
         say(notice)

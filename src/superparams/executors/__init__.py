@@ -64,6 +64,10 @@ class Executor(abc.ABC):
     #: Whether its settings outlive the driver (Slurm jobs): the store then records them
     #: queued, and the engine's next run takes them back (see :meth:`Plan.to_run`).
     reattaches: ClassVar[bool] = False
+    #: How many settings run at once when the user gives no count (``-j``, ``num_proc``);
+    #: None: the run's own default (1, or one per GPU). A cluster's queue (Slurm) has its
+    #: own: the machine the run starts on says nothing of it.
+    default_num_proc: ClassVar[int | None] = None
     reports: Reports | None = None
 
     def __init__(self, num_proc: int = 1, *, gpus: Sequence[int | str] | None = None) -> None:

@@ -39,6 +39,7 @@ without a nanny cannot be restarted, and finishes it in the background.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -89,6 +90,10 @@ class DaskExecutor(FuturesExecutor):
     def _open(self, base: Space[Any]) -> int:
         import dask
         import distributed
+
+        # A scheduler lost mid-run makes the client's sender log its closed connection,
+        # a traceback at INFO; the run says why it stops in one line (see _gone).
+        logging.getLogger("distributed.batched").addFilter(_no_info_tracebacks)
 
         address = self.address or dask.config.get("scheduler-address", None)
         if address:
@@ -215,6 +220,7 @@ class DaskExecutor(FuturesExecutor):
         finally:
             if cluster is not None:
                 cluster.close()
+            logging.getLogger("distributed.batched").removeFilter(_no_info_tracebacks)
 
 
 def _restart(client: Any, workers: list[str]) -> None:
@@ -223,11 +229,14 @@ def _restart(client: Any, workers: list[str]) -> None:
         client.restart_workers(workers, raise_for_error=False)
 
 
+def _no_info_tracebacks(record: logging.LogRecord) -> bool:
+    """A logging filter: drop the records below WARNING that carry a traceback."""
+    return not (record.exc_info and record.levelno < logging.WARNING)
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Keep Dask's loggers silent (errors too) for a while."""
-    import logging
-
     loggers = [logging.getLogger(name) for name in ("distributed", "distributed.client")]
     for logger in loggers:
         logger.disabled = True

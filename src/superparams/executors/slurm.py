@@ -227,6 +227,7 @@ class SlurmExecutor(Executor):
 
     name: ClassVar[str] = "slurm"
     reattaches: ClassVar[bool] = True
+    default_num_proc: ClassVar[int | None] = 256  # as many at once as submitit's default
 
     def __init__(
         self,
