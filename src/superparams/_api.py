@@ -99,12 +99,18 @@ def clean(space: Space[Any], *, folder: Path | str | None = None) -> None:
     store.clean()
 
 
-def cancel_queued(store: Store) -> int:
+def queued_count(store: Store) -> int:
+    """How many settings ``store`` holds queued on a cluster's queue (Slurm's)."""
+    if not store.folder.exists():
+        return 0
+    return sum(s.status == "queued" for s in store.statuses().values())
+
+
+def cancel_queued(store: Store, queued: int | None = None) -> int:
     """Cancel the cluster jobs (Slurm's) that hold settings of ``store`` queued, so none
-    runs into a folder about to be deleted; how many settings had not finished there."""
-    if not store.folder.exists() or not any(
-        s.status == "queued" for s in store.statuses().values()
-    ):
+    runs into a folder about to be deleted; how many settings had not finished there.
+    ``queued``: what :func:`queued_count` said, if the caller asked already."""
+    if not (queued_count(store) if queued is None else queued):
         return 0
     from superparams.executors.slurm import cancel_left
 

@@ -9,13 +9,12 @@ only inside its functions, so ``import superparams`` stays light.
 from __future__ import annotations
 
 import html
-import types
-import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from superparams._columns import _unoptional
 from superparams.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
@@ -158,14 +157,6 @@ def _parameter_columns(
     return out
 
 
-def _unoptional(annotation: Any) -> Any:
-    """``X`` for ``X | None``; any other annotation as it is."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        rest = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return rest[0] if len(rest) == 1 else annotation
-    return annotation
-
-
 def _experiments(space: Space[Any]) -> Iterator[Experiment]:
     """The experiment instances a space is made of: itself, a union's parts, a sample's source."""
     from superparams.experiment import Experiment
@@ -261,6 +252,22 @@ def summary(
         frame = frame if per_setting.height else frame.clear()
     shown = [k for k in keys if declared.is_varied(k) or table[k].n_unique() > 1]
     return frame.select(*shown, *(c for c in frame.columns if c not in keys))
+
+
+#: What :func:`summary` gives each metric, as ``<metric>_<statistic>`` columns.
+STATISTICS = ("mean", "std", "sem", "n")
+
+
+def parts(frame: pl.DataFrame) -> tuple[list[str], list[str]]:
+    """The metrics of a :func:`summary` frame, and its key columns (the parameters it
+    groups by): what the commands that show a summary lay out."""
+    metrics = [
+        c[: -len("_mean")]
+        for c in frame.columns
+        if c.endswith("_mean") and f"{c[: -len('_mean')]}_n" in frame.columns
+    ]
+    stats = {f"{m}_{s}" for m in metrics for s in STATISTICS}
+    return metrics, [c for c in frame.columns if c not in stats and c != "left_out"]
 
 
 def best(

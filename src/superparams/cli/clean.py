@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def clean(found: Found, spaces: list[Space[Any]], request: CleanRequest, prog: str) -> None:
     from superparams import _workdir
-    from superparams._api import cancel_queued
+    from superparams._api import cancel_queued, queued_count
     from superparams._workdir import WORK
     from superparams.store import Store
 
@@ -34,7 +34,7 @@ def clean(found: Found, spaces: list[Space[Any]], request: CleanRequest, prog: s
         else:
             kept = f"{kept} and their logs"
         what = f"{kept} in {shown(store.folder)}"
-        queued = sum(s.status == "queued" for s in store.statuses().values())
+        queued = queued_count(store)
         asked = what
         if queued:
             asked += f", cancelling the Slurm jobs of its {queued} queued setting"
@@ -47,7 +47,7 @@ def clean(found: Found, spaces: list[Space[Any]], request: CleanRequest, prog: s
             if answer not in ("y", "yes"):
                 say("nothing deleted")
                 continue
-        cancelled = cancel_queued(store)
+        cancelled = cancel_queued(store, queued)
         store.clean()
         if cancelled:
             plural = "s" if cancelled != 1 else ""

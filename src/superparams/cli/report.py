@@ -117,15 +117,10 @@ def _overview(space: Space[Any], table: pl.DataFrame, folder: Path) -> str:
 
 
 def _summary_table(frame: pl.DataFrame, over: list[str]) -> str:
+    from superparams._summary import parts
     from superparams.cli.results import mean_std
 
-    metrics = [
-        c[: -len("_mean")]
-        for c in frame.columns
-        if c.endswith("_mean") and f"{c[: -len('_mean')]}_n" in frame.columns
-    ]
-    stats = {f"{m}_{s}" for m in metrics for s in ("mean", "std", "sem", "n")}
-    keys = [c for c in frame.columns if c not in stats and c != "left_out"]
+    metrics, keys = parts(frame)
     head = "".join(f'<th data-kind="text">{_e(k)}</th>' for k in keys)
     head += "".join(f'<th data-kind="number">{_e(m)}</th>' for m in metrics)
     head += '<th data-kind="number">left_out</th>'

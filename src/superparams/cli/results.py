@@ -189,16 +189,10 @@ def _summary_one(
     """``--over seed``: one row per setting of the other fields, mean ± std of each metric."""
     import polars as pl
 
-    from superparams._summary import summary
+    from superparams._summary import STATISTICS, parts, summary
 
     frame = summary(space, list(request.over or ()))
-    metrics = [
-        c[: -len("_mean")]
-        for c in frame.columns
-        if c.endswith("_mean") and f"{c[: -len('_mean')]}_n" in frame.columns
-    ]
-    stats = {f"{m}_{s}" for m in metrics for s in ("mean", "std", "sem", "n")}
-    keys = [c for c in frame.columns if c not in stats and c != "left_out"]
+    metrics, keys = parts(frame)
     if request.where is not None:
         # a metric's name stands for its mean; its _std, _sem, _n are there too
         view = frame.with_columns(pl.col(f"{m}_mean").alias(m) for m in metrics)
@@ -215,9 +209,7 @@ def _summary_one(
         picked = _chosen([], request.columns, [*keys, *metrics], [*keys, *metrics])
         shown = [c for c in picked if c in metrics]
         keys = list(dict.fromkeys([*keys, *(c for c in picked if c in keys)]))
-        frame = frame.select(
-            *keys, *(f"{m}_{s}" for m in shown for s in ("mean", "std", "sem", "n")), "left_out"
-        )
+        frame = frame.select(*keys, *(f"{m}_{s}" for m in shown for s in STATISTICS), "left_out")
     if request.parquet or request.csv or request.json:
         _write(frame, found, space, request, prog, several=several, columns=None, sort=None)
         return
