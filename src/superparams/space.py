@@ -663,11 +663,13 @@ class Sample(Space[E]):
 
     def __str__(self) -> str:
         if self.seeds == 1:
-            return f"{self.n} settings sampled (seed {self.seed}) from\n{self.source}"
-        return (
-            f"{self.n} configurations sampled (seed {self.seed}), each on {self.seeds} seeds, "
-            f"from\n{self.source}"
-        )
+            drawn = f"{self.n} setting{'s' * (self.n != 1)} sampled (seed {self.seed})"
+        else:
+            drawn = (
+                f"{self.n} configuration{'s' * (self.n != 1)} sampled (seed {self.seed}), "
+                f"each on {self.seeds} seeds"
+            )
+        return f"{drawn}, from\n{self.source}" if self.seeds > 1 else f"{drawn} from\n{self.source}"
 
 
 def _replicates(space: Space[Any]) -> list[dict[str, Any]]:
