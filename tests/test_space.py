@@ -19,6 +19,7 @@ from superparams import (
     loguniform,
     randint,
     search,
+    seeds,
     uniform,
     value,
 )
@@ -439,6 +440,82 @@ class TestSample:
         space = spec.space()
         ids = {s.id for s in space}
         assert {s.id for s in space.sample(len(space) // 2, seed=0)} <= ids
+
+
+class Seeded(Experiment):
+    lr: float = loguniform(1e-4, 1e-1)
+    width: int = search(16, 32, 64)
+    seed: int = seeds(3)
+
+
+class SeededGrid(Experiment):
+    width: int = search(16, 32, 64, 128)
+    depth: int = search(1, 2)
+    seed: int = seeds(2, start=5)
+
+
+class TestSampleOverSeeds:
+    """Sampling a space that declares seeds draws configurations, each on every seed."""
+
+    def test_six_configurations_on_three_seeds_are_eighteen_settings(self):
+        """sample(6) over seeds(3) runs 6 configurations, each on seeds 0, 1 and 2."""
+        sample = list(Seeded().sample(6, seed=0))
+        assert len(sample) == 18
+        configurations = [(s.lr, s.width) for s in sample]
+        assert len(set(configurations)) == 6
+        for k in range(6):  # a configuration's seeds stand side by side
+            block = sample[3 * k : 3 * k + 3]
+            assert [s.seed for s in block] == [0, 1, 2]
+            assert len({(s.lr, s.width) for s in block}) == 1
+
+    def test_a_finite_space_gives_distinct_configurations(self):
+        """All 8 configurations of a seeded grid, sampled, are its 16 settings once each."""
+        space = SeededGrid()
+        drawn = [s.id for s in space.sample(8, seed=3)]
+        assert sorted(drawn) == sorted(s.id for s in space)
+        assert [s.seed for s in space.sample(1, seed=3)] == [5, 6]
+
+    @given(st.integers(0, 6), st.integers(0, 6), st.integers(0, 2**32))
+    def test_a_larger_sample_keeps_the_configurations_drawn_before(self, m, n, seed):
+        """Growing n adds configurations after the ones drawn before, in both kinds of space."""
+        small, large = sorted((m, n))
+        for space in (Seeded(), SeededGrid()):
+            before = [s.id for s in space.sample(small, seed=seed)]
+            assert [s.id for s in space.sample(large, seed=seed)][: len(before)] == before
+
+    def test_labels_name_the_seed(self):
+        """Each setting's label names its seed beside what varies, as in the whole grid."""
+        labels = [s.label for s in SeededGrid().sample(1, seed=0)]
+        assert labels[0].endswith(",seed=5")
+        assert labels[1].endswith(",seed=6")
+        whole = {s.id: s.label for s in SeededGrid()}
+        assert [whole[s.id] for s in SeededGrid().sample(1, seed=0)] == labels
+
+    def test_a_pinned_seed_samples_settings_as_before(self):
+        """With the seed pinned there is no replicate: n settings, as in any space."""
+        assert len(Seeded(seed=4).sample(5)) == 5
+
+    def test_a_union_samples_configurations_of_its_parts(self):
+        """A union whose parts declare the same seeds runs each configuration on all of them."""
+        space = SeededGrid(depth=1) | SeededGrid(depth=2, width=search(256, 512))
+        assert [s.seed for s in space.sample(2, seed=0)] == [5, 6, 5, 6]
+
+    def test_parts_with_different_seeds_are_refused(self):
+        """A union whose parts declare different seeds cannot be sampled by configuration."""
+        space = SeededGrid(depth=1) | SeededGrid(depth=2, seed=seeds(3))
+        with pytest.raises(SearchSpaceError, match="parts declare different seeds"):
+            space.sample(2)
+
+    def test_more_configurations_than_the_space_is_an_error(self):
+        """The error counts configurations, not settings."""
+        with pytest.raises(
+            SearchSpaceError, match=r"cannot sample 9 distinct configurations from a space of 8"
+        ):
+            SeededGrid().sample(9)
+
+    def test_the_overview_says_how_it_samples(self):
+        """print() of the sample says it holds configurations, each on every seed."""
+        assert "6 configurations sampled (seed 0), each on 3 seeds" in str(Seeded().sample(6))
 
 
 class TestDistributions:

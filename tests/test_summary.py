@@ -518,6 +518,11 @@ class TestInNotebooks:
         html = (Seeded(lr=0.1) | Seeded(lr=0.01))._repr_html_()
         assert html.count("<table") == 2
 
+    def test_a_sample_over_seeds_says_it_draws_configurations(self):
+        """A sample of a seeded space says it holds configurations, each on every seed."""
+        html = Seeded().sample(1, seed=0)._repr_html_()
+        assert "<p>1 configuration sampled (seed 0), each on 3 seeds, from</p>" in html
+
     def test_a_summary_is_a_frame_that_renders(self):
         """A summary is a polars frame, whose own HTML puts the metrics before left_out."""
         html = ran(Seeded()).summary()._repr_html_()

@@ -360,7 +360,7 @@ def space_html(space: Space[Any]) -> str:
     if isinstance(space, Union):
         return "".join(space_html(part) for part in space.parts)
     if isinstance(space, Sample):
-        caption = f"{space.n} settings sampled (seed {space.seed}) from"
+        caption = str(space).partition("\n")[0]  # what it draws, and how
         return f"<div><p>{html.escape(caption)}</p>{space_html(space.source)}</div>"
     if not isinstance(space, Experiment):
         return f"<pre>{html.escape(str(space))}</pre>"

@@ -586,7 +586,10 @@ class Experiment(Space[Any]):
         """A readable name from the fields that vary, e.g. ``"batch_size=16"``."""
         self._sp_require_setting("a label")
         where = self.__dict__.get("_sp_where")
-        if where is not None:
+        shown: tuple[str, ...] | None = self.__dict__.get("_sp_varied")
+        if shown is not None:  # a sample by configuration names the seed too
+            names = shown
+        elif where is not None:
             names = where[0].varied
         else:  # made by hand: the fields that differ from the class's plain defaults
             info = type(self)._sp_info()

@@ -584,17 +584,42 @@ class Union(Space[E]):
 
 
 class Sample(Space[E]):
-    """``n`` settings drawn from a space, reproducible by their seed."""
+    """``n`` settings drawn from a space, reproducible by their seed.
+
+    A space that declares seeds (:func:`seeds`) is sampled by configuration: ``n``
+    configurations are drawn from its other fields, and each runs on every declared seed,
+    its settings side by side. That is the protocol of a paper's table: N random
+    configurations, each averaged over the same seeds.
+    """
 
     def __init__(self, source: Space[E], n: int, seed: int) -> None:
         self.source, self.n, self.seed = source, n, seed
         self._indices: list[int] | None = None
-        if source.enumerable and n > len(source):
-            msg = (
-                f"cannot sample {n} distinct settings from a space of {len(source)}; "
-                f"ask for at most {len(source)}, or run the whole space"
-            )
-            raise SearchSpaceError(msg)
+        replicates = _replicates(source)
+        #: One space per combination of the declared seeds, each with those pinned: the
+        #: same configurations in the same order, so position c is configuration c in all.
+        self._spaces: tuple[Space[E], ...] = tuple(
+            _pinned(source, values) for values in replicates
+        ) or (source,)
+        self.seeds = len(self._spaces)
+        self._seeded = frozenset(replicates[0]) if replicates else frozenset()
+        if source.enumerable:
+            sizes = {len(space) for space in self._spaces}
+            if len(sizes) > 1:
+                msg = (
+                    f"cannot sample {source!r} by configuration: its is_valid() keeps "
+                    f"different settings for different seeds ({sorted(sizes)} of them); "
+                    "make is_valid() independent of the seed"
+                )
+                raise SearchSpaceError(msg)
+            size = sizes.pop()
+            if n > size:
+                what = "settings" if self.seeds == 1 else "configurations"
+                msg = (
+                    f"cannot sample {n} distinct {what} from a space of {size}; "
+                    f"ask for at most {size}, or run the whole space"
+                )
+                raise SearchSpaceError(msg)
 
     @property
     def experiment_class(self) -> type[E]:
@@ -608,24 +633,88 @@ class Sample(Space[E]):
         return False  # the source filters
 
     def _raw_size(self) -> int:
-        return self.n
+        return self.n * self.seeds
 
     def _raw_get(self, i: int) -> E:
-        if self.source.enumerable:
+        configuration, replicate = divmod(i, self.seeds)
+        space = self._spaces[replicate]
+        if space.enumerable:
             if self._indices is None:
-                self._indices = _distinct(len(self.source), self.n, self.seed)
-            return self.source[self._indices[i]]
-        # Each draw has its own generator, so any one is computed without the others.
-        return self.source._draw(random.Random(f"superparams:{self.seed}:{i}"))
+                self._indices = _distinct(len(space), self.n, self.seed)
+            setting = space[self._indices[configuration]]
+        else:
+            # Each draw has its own generator, so any one is computed without the others,
+            # and a configuration's draw is the same whichever seed is pinned.
+            setting = space._draw(random.Random(f"superparams:{self.seed}:{configuration}"))
+        if self.seeds > 1:  # its label names the seed, which its pinned space holds fixed
+            where = setting.__dict__.get("_sp_where")
+            varied = set(where[0].varied) if where is not None else set()
+            seeded = self._seeded
+            setting.__dict__["_sp_varied"] = tuple(
+                name for name in _field_names(setting) if name in varied or name in seeded
+            )
+        return setting
 
     def _raw_draw(self, rng: random.Random) -> E:
-        return self._raw_get(rng.randrange(self.n))
+        return self._raw_get(rng.randrange(self._raw_size()))
 
     def __repr__(self) -> str:
         return f"{self.source!r}.sample({self.n}, seed={self.seed})"
 
     def __str__(self) -> str:
-        return f"{self.n} settings sampled (seed {self.seed}) from\n{self.source}"
+        if self.seeds == 1:
+            drawn = f"{self.n} setting{'s' * (self.n != 1)} sampled (seed {self.seed})"
+        else:
+            drawn = (
+                f"{self.n} configuration{'s' * (self.n != 1)} sampled (seed {self.seed}), "
+                f"each on {self.seeds} seeds"
+            )
+        return f"{drawn}, from\n{self.source}" if self.seeds > 1 else f"{drawn} from\n{self.source}"
+
+
+def _replicates(space: Space[Any]) -> list[dict[str, Any]]:
+    """Each combination of the seeds a space declares (:func:`seeds`), in product order;
+    none for a space that declares none (or pins them).
+
+    A union's parts must declare the same seeds: a configuration of one part runs on them.
+    """
+    import itertools
+
+    if isinstance(space, Union):
+        found = [_replicates(part) for part in space.parts]
+        if any(f != found[0] for f in found):
+            msg = (
+                f"cannot sample {space!r} by configuration: its parts declare different "
+                "seeds; declare the same seeds(...) in each part"
+            )
+            raise SearchSpaceError(msg)
+        return found[0]
+    fields = getattr(space, "__dataclass_fields__", None)
+    if fields is None:
+        return []  # a sample of a sample draws its settings as they are
+    axes = {
+        name: held.points
+        for name in fields
+        if isinstance(held := space.__dict__.get(name), Grid)
+        and held.replicate
+        and held.link is None
+    }
+    return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+def _field_names(setting: Any) -> list[str]:
+    import dataclasses
+
+    return [f.name for f in dataclasses.fields(setting)]
+
+
+def _pinned(space: Space[E], values: dict[str, Any]) -> Space[E]:
+    """``space`` with the given fields set, in each part of a union."""
+    import dataclasses
+
+    if isinstance(space, Union):
+        return Union([_pinned(part, values) for part in space.parts])
+    return dataclasses.replace(space, **values)  # type: ignore[type-var]
 
 
 def _carry_validity_error(setting: Any) -> None:

@@ -354,3 +354,50 @@ class TestOptionsNeverShadowFields:
         """`experiment --help` lists --sample-seed among the run options."""
         done = experiment("--help", cwd=tmp_path)
         assert "--sample-seed S" in done.stdout
+
+
+SEEDED = """
+from superparams import Experiment, loguniform, search, seeds
+
+
+class Seeded(Experiment):
+    lr: float = loguniform(1e-4, 1e-1)
+    width: int = search(16, 32, 64)
+    seed: int = seeds(3)
+
+    def run(self) -> dict:
+        return {"acc": self.width * self.lr + self.seed / 100}
+"""
+
+
+class TestSampleOverSeeds:
+    """--sample over a space with seeds(...) runs each drawn configuration on every seed."""
+
+    def test_samples_times_seeds_and_their_summary(self, tmp_path):
+        """--sample 4 over seeds(3) runs 12 settings; --over seed gives n=3 on 4 rows; a
+        larger sample later runs only the new configurations."""
+        write(tmp_path / "seeded.py", SEEDED)
+        done = experiment("seeded.Seeded", "--sample", "4", "-q", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        table = results(tmp_path / "progress/seeded/Seeded")
+        assert table.height == 12
+        assert sorted(table["seed"].to_list()) == [0] * 4 + [1] * 4 + [2] * 4
+        assert table.select("lr", "width").unique().height == 4
+        over = experiment(
+            "results",
+            "seeded.Seeded",
+            "--sample",
+            "4",
+            "--over",
+            "seed",
+            "--columns",
+            "acc",
+            cwd=tmp_path,
+        )
+        assert over.returncode == 0, over.stderr
+        lines = [line for line in over.stdout.splitlines() if "(n=" in line]
+        assert len(lines) == 4
+        assert all("(n=3)" in line for line in lines)
+        more = experiment("seeded.Seeded", "--sample", "5", "--dry-run", cwd=tmp_path)
+        assert more.returncode == 0, more.stderr
+        assert "would run 3 settings" in more.stderr
