@@ -1,10 +1,10 @@
 """The code examples of the README and of docs/, read from their pages and run as written.
 
-``blocks(page)`` reads a page's fenced blocks. Code (``python``, ``bash``) runs unless the
-comment just before its fence says why not: ``<!-- needs: cluster -->`` for a block that
-needs a cluster host, ``<!-- not run: REASON -->`` for one the tests cannot run as it
-stands (a synopsis, an install). Blocks with no language (a folder's layout) and
-directives (``{toctree}``) are not code.
+``blocks(page)`` reads a page's fenced blocks. Code (``python``, ``bash`` and their
+aliases) runs unless the comment just before its fence says why not: ``<!-- needs:
+cluster -->`` for a block that needs a cluster host, ``<!-- not run: REASON -->`` for
+one the tests cannot run as it stands (a synopsis, an install). Blocks with no language
+(a folder's layout) and directives (``{toctree}``) are not code.
 
 ``python tests/docs_examples.py PAGE``, from an empty folder, runs the page's examples in
 order, in one namespace, as a user would in that folder:
@@ -34,7 +34,9 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
-CODE = ("python", "bash")
+# A block in one of these languages is code: it runs, or says why not.
+LANGUAGES = {"python": "python", "py": "python", "pycon": "python"}
+LANGUAGES |= dict.fromkeys(("bash", "sh", "shell", "console"), "bash")
 FENCE = re.compile(r"^```(\S*)[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 MARK = re.compile(r"<!--\s*(needs|not run):\s*(.*?)\s*-->\s*\Z", re.DOTALL)
 FILE = re.compile(r"\A# ([\w./-]+\.py)\n")
@@ -60,8 +62,8 @@ def blocks(page: Path) -> list[Block]:
     source = page.read_text()
     found = []
     for match in FENCE.finditer(source):
-        language = match.group(1)
-        if language not in CODE:
+        language = LANGUAGES.get(match.group(1))
+        if language is None:
             continue
         mark = MARK.search(source, 0, match.start())
         skip = None
