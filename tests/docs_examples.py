@@ -38,7 +38,7 @@ from pathlib import Path
 LANGUAGES = {"python": "python", "py": "python", "pycon": "python"}
 LANGUAGES |= dict.fromkeys(("bash", "sh", "shell", "console"), "bash")
 FENCE = re.compile(r"^```(\S*)[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
-MARK = re.compile(r"<!--\s*(needs|not run):\s*(.*?)\s*-->\s*\Z", re.DOTALL)
+MARK = re.compile(r"<!--\s*(needs|not run):\s*((?:(?!-->).)*?)\s*-->\s*\Z", re.DOTALL)
 FILE = re.compile(r"\A# ([\w./-]+\.py)\n")
 
 

@@ -52,6 +52,7 @@ class TestExamples:
         for block in examples():
             if block.skip and block.skip.startswith("not run: "):
                 assert len(block.skip.split()) >= 5, f"{block.name}: {block.skip!r} says too little"
+                assert "\n" not in block.skip, f"{block.name}: {block.skip!r} is not one comment"
             elif block.skip:
                 assert block.skip == "needs a cluster host", f"{block.name}: {block.skip!r}"
 
