@@ -209,12 +209,12 @@ class TestOverrides:
 
 
 class TestReservedNames:
-    def test_the_readme_lists_every_reserved_name(self):
-        """Each name a field may not take stands in the README's table of reserved names."""
+    def test_the_guide_lists_every_reserved_name(self):
+        """Each name a field may not take stands in the guide's table of reserved names."""
         from superparams.experiment import reserved_names
 
-        readme = (Path(__file__).parents[1] / "README.md").read_text()
-        table = readme.split("Some names are taken", 1)[1].split("\n\n", 2)[1]
+        guide = (Path(__file__).parents[1] / "docs" / "guide.md").read_text()
+        table = guide.split("Some names are taken", 1)[1].split("\n\n", 2)[1]
         listed = set(re.findall(r"`(\w+)`", table))
         columns, attributes = reserved_names()
         assert columns - listed == set()

@@ -1,4 +1,4 @@
-"""The results table's columns and their types, as the README's table states them.
+"""The results table's columns and their types, as the documentation's table states them.
 
 A user opens results.parquet in polars, pandas or DuckDB, or calls ``results()``; each
 column has one type whatever the settings did: failed or not, still running, interrupted
@@ -18,7 +18,7 @@ from tests.conftest import wait_for, with_group_killed
 
 from superparams import search
 
-README = Path(__file__).parents[1] / "README.md"
+TABLE = Path(__file__).parents[1] / "docs" / "analysis.md"  # its table of columns
 
 # n=1 prints nothing; n=2 prints, waits while experiments/wait exists, and fails while
 # experiments/fail exists.
@@ -80,9 +80,9 @@ PARAMETERS = {
 
 
 def bookkeeping() -> dict[str, pl.DataType]:
-    """The bookkeeping columns' types, as the README's table of columns gives them."""
+    """The bookkeeping columns' types, as the documentation's table of columns gives them."""
     types = {}
-    for line in README.read_text().splitlines():
+    for line in TABLE.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 3 and re.fullmatch(r"`[a-z_]+`(, `[a-z_]+`)*", cells[0]):
             dtype = eval(cells[1].strip("`"), vars(pl))  # e.g. Datetime("us", "UTC")
@@ -100,9 +100,9 @@ def parquet(workspace) -> pl.DataFrame:
     return pl.read_parquet(workspace.folder("typed", "Typed") / "results.parquet")
 
 
-class TestTheReadmeTable:
+class TestTheDocumentedTable:
     def test_lists_every_bookkeeping_column(self):
-        """The README's table gives a type for each bookkeeping column the store writes."""
+        """The documentation's table gives a type for each bookkeeping column the store writes."""
         from superparams.store import BOOKKEEPING
 
         assert list(bookkeeping()) == list(BOOKKEEPING)
@@ -110,7 +110,7 @@ class TestTheReadmeTable:
 
 class TestColumnTypes:
     def test_a_run_with_a_failure(self, workspace):
-        """After a run in which a setting failed, every column has the README's type."""
+        """After a run in which a setting failed, every column has the documentation's type."""
         workspace.write("typed", TYPED)
         (workspace.experiments / "fail").write_text("")
         table = workspace.load("typed").Typed().run_all(num_proc=2, display=False)
@@ -126,7 +126,7 @@ class TestColumnTypes:
         assert dict(table.schema) == expected(score=pl.Float64)
 
     def test_the_columns_end_with_the_bookkeeping(self, workspace):
-        """Parameters first, then results, then the bookkeeping columns in the README's order."""
+        """Parameters first, then results, then the bookkeeping columns in the documented order."""
         workspace.load("typed", TYPED).Typed().run_all(display=False)
         assert parquet(workspace).columns == list(expected(score=pl.Float64))
 

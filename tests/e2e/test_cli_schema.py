@@ -69,8 +69,8 @@ class TestAMetricOfMixedTypes:
 
 
 class TestTheParquetAfterTheCommand:
-    def test_polars_pandas_and_duckdb_read_the_readme_types(self, tmp_path):
-        """After `experiment`, results.parquet has the README's types in all three readers."""
+    def test_polars_pandas_and_duckdb_read_the_documented_types(self, tmp_path):
+        """After `experiment`, results.parquet has the documented types in all three readers."""
         duckdb = pytest.importorskip("duckdb")
         pd = pytest.importorskip("pandas")
         write(tmp_path / "mixed.py", MIXED.replace('"one"', "2"))

@@ -441,7 +441,7 @@ class TestExitCodes:
         assert project.ran() == []  # nothing ran
 
     def test_the_codes_are_the_error_classes(self):
-        """Each code lives on its error class; the README's table lists them all."""
+        """Each code lives on its error class; the running page's table lists them all."""
         from superparams import (
             EngineError,
             StoreConflictError,
@@ -467,6 +467,6 @@ class TestExitCodes:
         }
         assert {cls: cls.exit_code for cls in codes} == codes
         assert issubclass(StoreWriteError, OSError)
-        readme = (Path(__file__).parents[2] / "README.md").read_text()
+        running = (Path(__file__).parents[2] / "docs" / "running.md").read_text()
         for code in (0, 1, 2, 3, 4, 5, 6, 130):
-            assert f"| {code} |" in readme
+            assert f"| {code} |" in running
