@@ -256,10 +256,14 @@ class TestSummary:
             "acc_std",
             "acc_sem",
             "acc_n",
+            "acc_ci_low",
+            "acc_ci_high",
             "loss_mean",
             "loss_std",
             "loss_sem",
             "loss_n",
+            "loss_ci_low",
+            "loss_ci_high",
             "left_out",
         ]
         first, second = summary.to_dicts()
@@ -270,6 +274,10 @@ class TestSummary:
         assert first["acc_std"] == pytest.approx(std)
         assert first["acc_sem"] == pytest.approx(std / math.sqrt(3))
         assert first["acc_n"] == 3
+        # the 95% t-interval: t(0.975, 2 degrees of freedom) = 4.302653 (the t table)
+        half = 4.302652729749464 * std / math.sqrt(3)
+        assert first["acc_ci_low"] == pytest.approx(0.93 - half)
+        assert first["acc_ci_high"] == pytest.approx(0.93 + half)
         assert first["loss_mean"] == pytest.approx(0.07)
         assert first["left_out"] == 0
         # lr=0.01: 0.80, 0.84, and seed 2 failed: it does not count, and is told
@@ -438,7 +446,7 @@ class TestBest:
         space = ran(Seeded())
         best = space.best("acc")
         assert best.height == 1
-        assert best.columns == space.summary().columns
+        assert best.columns == [*space.summary().columns, "acc_verdict", "acc_ties"]
         assert best["lr"].to_list() == [0.1]
 
     def test_min_for_losses(self):
@@ -552,3 +560,87 @@ class TestInNotebooks:
         )
         out = run_in_kernel(code, tmp_path, tmp_path / "kernels")
         assert out.split("\n")[:2] == ["Train True", "DataFrame True"]
+
+
+# acc over 3 seeds: 0.1 and 0.01 cannot be told apart; 0.001 is far behind both.
+CLOSE = {
+    (0.1, 0): 0.900,
+    (0.1, 1): 0.920,
+    (0.1, 2): 0.910,
+    (0.01, 0): 0.905,
+    (0.01, 1): 0.915,
+    (0.01, 2): 0.912,
+    (0.001, 0): 0.500,
+    (0.001, 1): 0.520,
+    (0.001, 2): 0.510,
+}
+
+
+class Close(Experiment):
+    lr: float = search(0.1, 0.01, 0.001)
+    seed: int = seeds(3)
+
+    def run(self) -> dict:
+        return {"acc": CLOSE[self.lr, self.seed]}
+
+
+class TestHonestWinners:
+    """best() says whether its winner is real: clear, a tie, or too few seeds to tell."""
+
+    def test_a_tie_over_three_seeds(self):
+        """The two best learning rates are a tie by a paired t-test, Holm-corrected."""
+        from scipy import stats
+
+        winner = ran(Close()).best("acc")
+        assert winner["lr"].to_list() == [0.01]
+        assert winner["acc_verdict"].to_list() == ["tie"]
+        assert winner["acc_ties"].to_list() == [["lr=0.1"]]
+        # by hand: the winner against each other row over seeds 0, 1, 2, then Holm: the
+        # smaller p-value times 2, the larger times 1 (never below the first)
+        runner_up = stats.ttest_rel([0.905, 0.915, 0.912], [0.900, 0.920, 0.910]).pvalue
+        last = stats.ttest_rel([0.905, 0.915, 0.912], [0.500, 0.520, 0.510]).pvalue
+        assert 2 * last < 0.05  # the last is told apart
+        assert max(2 * last, runner_up) > 0.05  # the runner-up is not
+
+    def test_a_clear_winner(self):
+        """Without its close rival the winner is clear, and no row ties with it."""
+        winner = ran(Close(lr=search(0.1, 0.001))).best("acc")
+        assert winner["lr"].to_list() == [0.1]
+        assert winner["acc_verdict"].to_list() == ["clear"]
+        assert winner["acc_ties"].to_list() == [[]]
+
+    def test_the_smallest_is_best_with_mode_min(self):
+        """mode='min' judges the lowest mean the same way."""
+        winner = ran(Close()).best("acc", "min")
+        assert winner["lr"].to_list() == [0.001]
+        assert winner["acc_verdict"].to_list() == ["clear"]
+
+    def test_one_seed_is_too_few(self):
+        """With one row per setting (no seeds to pair) it says so rather than guessing."""
+        winner = ran(Close()).best("acc", over=[])
+        assert winner["acc_verdict"].to_list() == ["too few seeds"]
+
+    def test_seeds_that_are_not_shared_are_too_few(self):
+        """A rival that completed only one of the winner's seeds cannot be compared."""
+
+        class Sparse(Experiment):
+            lr: float = search(0.1, 0.01)
+            seed: int = seeds(3)
+
+            def run(self) -> dict:
+                if self.lr == 0.01 and self.seed > 0:
+                    raise ValueError("diverged")
+                return {"acc": CLOSE[self.lr, self.seed]}
+
+        winner = ran(Sparse()).best("acc")
+        assert winner["acc_verdict"].to_list() == ["too few seeds"]
+
+    def test_the_interval_level_is_an_option(self):
+        """level=0.9 gives a narrower interval; a level outside (0, 1) is refused."""
+        space = ran(Close())
+        wide, narrow = space.summary(), space.summary(level=0.9)
+        assert (
+            narrow["acc_ci_high"] - narrow["acc_ci_low"] < wide["acc_ci_high"] - wide["acc_ci_low"]
+        ).all()
+        with pytest.raises(UsageError, match=r"level=95 is not a confidence level between 0 and 1"):
+            space.summary(level=95)

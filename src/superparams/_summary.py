@@ -198,8 +198,10 @@ def summary(
     *,
     rows: str | pl.Expr = "last",
     folder: Path | str | None = None,
+    level: float = 0.95,
 ) -> pl.DataFrame:
-    """Each metric's mean, std, sem and n over replicates, one row per other setting.
+    """Each metric's mean, std, sem, n and t-interval over replicates, one row per other
+    setting.
 
     See :meth:`superparams.Space.summary`.
 
@@ -215,9 +217,35 @@ def summary(
     >>> _ = Train().run_all(folder=folder, display=False)
     >>> Train().summary(folder=folder).select("lr", "acc_mean", "acc_n").rows()
     [(0.1, 0.91, 3), (0.01, 1.0, 3)]
+    >>> [round(x, 4) for x in Train().summary(folder=folder).row(0, named=True).values()][-3:]
+    [0.8852, 0.9348, 0]
     """
+    return _summarised(space, over, rows=rows, folder=folder, level=level).frame
+
+
+@dataclass(frozen=True)
+class _Summarised:
+    """A summary, and what it was made from: one value per setting and metric."""
+
+    frame: pl.DataFrame
+    per_setting: pl.DataFrame
+    shown: list[str]  # the columns a summary row shows and is known by (the ones that vary)
+    over: list[str]  # the columns summarised over, kept per setting for pairing
+
+
+def _summarised(
+    space: Space[Any],
+    over: str | Sequence[str] | None,
+    *,
+    rows: str | pl.Expr,
+    folder: Path | str | None,
+    level: float,
+) -> _Summarised:
     import polars as pl
 
+    from superparams._stats import t_quantile
+
+    _check_level(level)
     declared = _Declared(space)
     names = _over(declared, over)
     reduce = _reducer(rows)
@@ -228,11 +256,12 @@ def summary(
         for c in (*found.parameters, *found.replicates)
         if c not in names and c not in declared.derived and c in table.columns
     ]
+    kept = [c for c in names if c in table.columns]
     metrics = [c for c in found.metrics if _numeric(table.schema[c])]
     done = pl.col("status") == "completed"
     keep = done if isinstance(rows, str) else done & rows
     per_setting = table.group_by("id", maintain_order=True).agg(
-        *(pl.col(k).first() for k in keys),
+        *(pl.col(k).first() for k in (*keys, *kept)),
         *(reduce(pl.col(m).cast(pl.Float64).filter(keep)) for m in metrics),
         done.any().alias("_sp_done"),
     )
@@ -250,12 +279,42 @@ def summary(
     else:
         frame = per_setting.select(stats)
         frame = frame if per_setting.height else frame.clear()
+    # The t-interval of each mean: the quantile depends only on n, so it is computed once
+    # per distinct n (fewer than two values give no interval).
+    counts = {n for m in metrics for n in frame[f"{m}_n"].to_list() if n is not None}
+    quantile = {n: t_quantile(0.5 + level / 2, n - 1) for n in counts if n >= 2}
+    frame = frame.with_columns(expression for m in metrics for expression in _interval(m, quantile))
+    ordered = [
+        c
+        for m in metrics
+        for c in (f"{m}_mean", f"{m}_std", f"{m}_sem", f"{m}_n", f"{m}_ci_low", f"{m}_ci_high")
+    ]
     shown = [k for k in keys if declared.is_varied(k) or table[k].n_unique() > 1]
-    return frame.select(*shown, *(c for c in frame.columns if c not in keys))
+    return _Summarised(frame.select(*shown, *ordered, "left_out"), per_setting, shown, kept)
+
+
+def _interval(metric: str, quantile: dict[int, float]) -> list[pl.Expr]:
+    """The low and high ends of each row's t-interval of ``metric``'s mean."""
+    import polars as pl
+
+    half = pl.col(f"{metric}_n").replace_strict(
+        quantile, default=None, return_dtype=pl.Float64
+    ) * pl.col(f"{metric}_sem")
+    mean = pl.col(f"{metric}_mean")
+    return [(mean - half).alias(f"{metric}_ci_low"), (mean + half).alias(f"{metric}_ci_high")]
+
+
+def _check_level(level: object) -> None:
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        msg = f"level={level!r} is not a confidence level between 0 and 1; e.g. level=0.95"
+        raise UsageError(msg)
 
 
 #: What :func:`summary` gives each metric, as ``<metric>_<statistic>`` columns.
-STATISTICS = ("mean", "std", "sem", "n")
+STATISTICS = ("mean", "std", "sem", "n", "ci_low", "ci_high")
+
+#: What :func:`best` says of its winner, in ``<metric>_verdict``.
+VERDICTS = ("clear", "tie", "too few seeds")
 
 
 def parts(frame: pl.DataFrame) -> tuple[list[str], list[str]]:
@@ -278,8 +337,10 @@ def best(
     over: str | Sequence[str] | None = None,
     rows: str | pl.Expr = "last",
     folder: Path | str | None = None,
+    level: float = 0.95,
 ) -> pl.DataFrame:
-    """The row of the summary with the best mean of ``metric``; see :meth:`Space.best`."""
+    """The row of the summary with the best mean of ``metric``, and whether it is a real
+    winner; see :meth:`Space.best`."""
     import polars as pl
 
     if mode not in ("max", "min"):
@@ -287,7 +348,8 @@ def best(
         raise UsageError(msg)
     if over is None:
         over = _Declared(space).replicates
-    table = summary(space, over, rows=rows, folder=folder)
+    made = _summarised(space, over, rows=rows, folder=folder, level=level)
+    table = made.frame
     mean = f"{metric}_mean"
     if mean not in table.columns:
         if table.is_empty():
@@ -300,7 +362,62 @@ def best(
         )
         raise UsageError(msg)
     ranked = table.filter(pl.col(mean).is_not_null() & pl.col(mean).is_not_nan())
-    return ranked.sort(mean, descending=mode == "max", maintain_order=True).head(1)
+    ranked = ranked.sort(mean, descending=mode == "max", maintain_order=True)
+    verdict, ties = _verdict(made, ranked, metric, alpha=1 - level)
+    return ranked.head(1).with_columns(
+        pl.lit(verdict).alias(f"{metric}_verdict"),
+        pl.Series(f"{metric}_ties", [ties], dtype=pl.List(pl.String)),
+    )
+
+
+def _verdict(
+    made: _Summarised, ranked: pl.DataFrame, metric: str, *, alpha: float
+) -> tuple[str, list[str]]:
+    """Whether the first of ``ranked`` is a clear winner on ``metric``, and the labels of
+    the rows no test could tell from it.
+
+    Each other row is compared with the winner by a paired t-test over the values of the
+    summarised columns (the seeds) that both completed; the p-values are corrected with
+    Holm's method across the comparisons. A row that shares fewer than two seeds with the
+    winner cannot be compared: the verdict is then ``too few seeds``, unless a tie was
+    found anyway.
+    """
+    from superparams._stats import MIN_PAIRS, holm, paired_p
+
+    if ranked.is_empty():
+        return "too few seeds", []
+    # A summary row is known by the keys it shows: the others are the same on every row.
+    values: dict[tuple[Any, ...], dict[tuple[Any, ...], float]] = {}
+    for row in made.per_setting.iter_rows(named=True):
+        value = row[metric]
+        if value is None or value != value:
+            continue
+        key = tuple(row[k] for k in made.shown)
+        values.setdefault(key, {})[tuple(row[o] for o in made.over)] = value
+    rows = list(ranked.iter_rows(named=True))
+
+    def key_of(row: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(row[k] for k in made.shown)
+
+    winner = values.get(key_of(rows[0]), {})
+    if len(winner) < MIN_PAIRS:
+        return "too few seeds", []
+    labels, pvalues = [], []
+    for row in rows[1:]:
+        other = values.get(key_of(row), {})
+        shared = sorted(set(winner) & set(other), key=repr)
+        labels.append(",".join(f"{k}={row[k]}" for k in made.shown) or "defaults")
+        if len(shared) < MIN_PAIRS:
+            pvalues.append(float("nan"))
+            continue
+        pvalues.append(paired_p([winner[s] for s in shared], [other[s] for s in shared]))
+    adjusted = holm(pvalues)
+    ties = [label for label, p in zip(labels, adjusted, strict=True) if p > alpha]
+    if ties:
+        return "tie", ties
+    if any(p != p for p in adjusted):  # a comparison that could not be made
+        return "too few seeds", []
+    return "clear", []
 
 
 def _over(declared: _Declared, over: str | Sequence[str] | None) -> list[str]:

@@ -455,25 +455,29 @@ class Space(Generic[E]):
         *,
         rows: str | pl.Expr = "last",
         folder: Path | str | None = None,
+        level: float = 0.95,
     ) -> pl.DataFrame:
-        """Each metric's mean, std, sem and n over the seeds, one row per other setting.
+        """Each metric's mean, std, sem, n and interval over the seeds, one row per other
+        setting.
 
         ``over`` names the fields to summarise over (by default those declared with
         :func:`seeds`; ``[]`` for one row per setting). The columns are the parameters
-        that vary, then ``<metric>_mean``, ``_std`` (ddof=1), ``_sem`` and ``_n`` for
-        each numeric metric, then ``left_out``: how many stored settings of the row did
-        not complete (failed, interrupted or running), which count in no statistic. A
-        setting with several rows counts by its last (``rows="first"``, ``"max"``,
-        ``"min"``, ``"mean"`` reduce each metric over them instead, and a polars
-        expression keeps the rows it is true for, then takes the last).
+        that vary, then ``<metric>_mean``, ``_std`` (ddof=1), ``_sem``, ``_n``,
+        ``_ci_low`` and ``_ci_high`` (the t-interval of the mean at ``level``; null with
+        fewer than two values) for each numeric metric, then ``left_out``: how many
+        stored settings of the row did not complete (failed, interrupted or running),
+        which count in no statistic. A setting with several rows counts by its last
+        (``rows="first"``, ``"max"``, ``"min"``, ``"mean"`` reduce each metric over them
+        instead, and a polars expression keeps the rows it is true for, then takes the
+        last).
 
         Raises:
-            UsageError: when there is nothing to summarise over, or ``over`` or ``rows``
-                names something the space does not have.
+            UsageError: when there is nothing to summarise over, ``over`` or ``rows``
+                names something the space does not have, or ``level`` is not in (0, 1).
         """
         from superparams._summary import summary
 
-        return summary(self, over, rows=rows, folder=folder)
+        return summary(self, over, rows=rows, folder=folder, level=level)
 
     def best(
         self,
@@ -483,18 +487,25 @@ class Space(Generic[E]):
         over: str | Sequence[str] | None = None,
         rows: str | pl.Expr = "last",
         folder: Path | str | None = None,
+        level: float = 0.95,
     ) -> pl.DataFrame:
         """The row of :meth:`summary` with the highest mean ``metric`` (``mode="min"``: lowest).
 
         The winner on the mean over seeds, not on one lucky seed; without seeds, the best
-        setting. No row when no setting completed.
+        setting. No row when no setting completed. Two more columns say whether the
+        winner is real: ``<metric>_verdict`` is ``"clear"`` when a paired t-test over the
+        seeds it shares with each other row (Holm-corrected across them, at ``level``)
+        tells it from all of them, ``"tie"`` when some cannot be told from it, and
+        ``"too few seeds"`` when the winner, or a row it is compared with, shares fewer
+        than two completed seeds; ``<metric>_ties`` lists the labels of the rows in a tie.
 
         Raises:
-            UsageError: for a metric the summary does not hold, or a mode not max or min.
+            UsageError: for a metric the summary does not hold, a mode not max or min, or a
+                ``level`` not in (0, 1).
         """
         from superparams._summary import best
 
-        return best(self, metric, mode, over=over, rows=rows, folder=folder)
+        return best(self, metric, mode, over=over, rows=rows, folder=folder, level=level)
 
     def _repr_html_(self) -> str:
         """What a notebook shows: the overview print() gives, as a table."""

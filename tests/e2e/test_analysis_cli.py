@@ -87,7 +87,9 @@ class TestResultsOverSeeds:
             cwd=project,
         )
         assert done.returncode == 0, done.stderr
-        rows = [line.split()[:2] for line in done.stdout.splitlines()[2:]]
+        *lines, judged = done.stdout.splitlines()[2:]
+        rows = [line.split()[:2] for line in lines]
+        assert judged.startswith("best acc: lr=0.01,batch_size=16, ")  # its verdict follows
         by_mean = sorted(ACC, key=lambda k: -statistics.mean(ACC[k]))
         assert rows == [[str(lr), str(bs)] for lr, bs in by_mean]
 
@@ -124,6 +126,8 @@ class TestResultsOverSeeds:
             "acc_std",
             "acc_sem",
             "acc_n",
+            "acc_ci_low",
+            "acc_ci_high",
             "left_out",
         ]
         row = table.filter(
@@ -403,3 +407,54 @@ class TestQuickStart:
         )
         assert curves.returncode == 0, curves.stderr
         assert not_blank(here / "c.png")
+
+
+CLOSE = """
+from superparams import Experiment, search, seeds
+
+ACC = {
+    (0.1, 0): 0.900, (0.1, 1): 0.920, (0.1, 2): 0.910,
+    (0.01, 0): 0.905, (0.01, 1): 0.915, (0.01, 2): 0.912,
+    (0.001, 0): 0.500, (0.001, 1): 0.520, (0.001, 2): 0.510,
+}
+
+class Close(Experiment):
+    lr: float = search(0.1, 0.01, 0.001)
+    seed: int = seeds(3)
+
+    def run(self):
+        return {"acc": ACC[self.lr, self.seed]}
+"""
+
+
+class TestHonestWinners:
+    """results --over seed, sorted by a metric, says whether its first row is a real winner."""
+
+    def test_a_tie_and_a_clear_winner(self, tmp_path):
+        """The two best rates are a tie over three seeds; without the runner-up the winner
+        is clear; sorted the other way the worst rate is a clear winner for a minimum."""
+        write(tmp_path / "close.py", CLOSE)
+        assert experiment("close.Close", "-q", cwd=tmp_path).returncode == 0
+
+        def judged(*args: str) -> str:
+            done = experiment("results", "close.Close", "--over", "seed", *args, cwd=tmp_path)
+            assert done.returncode == 0, done.stderr
+            return done.stdout.splitlines()[-1]
+
+        how = "(paired t-tests over the shared seeds, Holm-corrected, 95%)"
+        assert judged("--sort", "-acc") == f"best acc: lr=0.01, a tie with lr=0.1 {how}"
+        assert judged("--sort", "-acc", "--lr", "0.1,0.001") == (
+            f"best acc: lr=0.1, ahead of every other row {how}"
+        )
+        assert judged("--sort", "acc") == f"best acc: lr=0.001, ahead of every other row {how}"
+
+    def test_exports_carry_the_interval(self, tmp_path):
+        """--json holds each mean's 95% t-interval beside it, as summary() gives it."""
+        write(tmp_path / "close.py", CLOSE)
+        assert experiment("close.Close", "-q", cwd=tmp_path).returncode == 0
+        done = experiment("results", "close.Close", "--over", "seed", "--json", cwd=tmp_path)
+        rows = json.loads(done.stdout)
+        first = next(r for r in rows if r["lr"] == 0.1)
+        half = 4.302652729749464 * 0.01 / 3**0.5  # t(0.975, 2) * sd / sqrt(n)
+        assert first["acc_ci_low"] == pytest.approx(0.91 - half)
+        assert first["acc_ci_high"] == pytest.approx(0.91 + half)

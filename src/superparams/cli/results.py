@@ -230,6 +230,31 @@ def _summary_one(
             line.append(str(row["left_out"]))
         cells.append(line)
     table(headers, cells, sys.stdout)
+    ranked_by = (request.sort or "").removeprefix("-")
+    if ranked_by in metrics and request.where is None and frame.height > 1:
+        descending = bool(request.desc) or (request.sort or "").startswith("-")
+        sys.stdout.write(_judged(space, request, ranked_by, descending=descending) + "\n")
+
+
+def _judged(space: Space[Any], request: ResultsRequest, metric: str, *, descending: bool) -> str:
+    """What the first row of a summary sorted by ``metric`` is: a clear winner, a tie, or
+    a claim the seeds cannot back."""
+    from superparams._summary import best, parts
+
+    winner = best(space, metric, "max" if descending else "min", over=list(request.over or ()))
+    _, keys = parts(winner.drop(f"{metric}_verdict", f"{metric}_ties"))
+    row = winner.row(0, named=True)
+    label = ",".join(f"{k}={cell(row[k], k)}" for k in keys) or "defaults"
+    verdict, ties = row[f"{metric}_verdict"], row[f"{metric}_ties"]
+    how = "paired t-tests over the shared seeds, Holm-corrected, 95%"
+    if verdict == "clear":
+        return f"best {metric}: {label}, ahead of every other row ({how})"
+    if verdict == "tie":
+        return f"best {metric}: {label}, a tie with {'; '.join(ties)} ({how})"
+    return (
+        f"best {metric}: {label} on the mean, but too few shared seeds to tell it from the "
+        "others (a comparison needs 2)"
+    )
 
 
 def mean_std(mean: float | None, std: float | None, n: int) -> str:
