@@ -6,13 +6,22 @@ import math
 import statistics
 from typing import Any
 
+import polars as pl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from superparams import Experiment, search
-from superparams.errors import UsageError
-from superparams.stopping import StoppedEarly, Stopping, check_rules, median, threshold
+from superparams.errors import ExperimentError, UsageError
+from superparams.stopping import (
+    StoppedEarly,
+    Stopping,
+    check_rules,
+    halving,
+    median,
+    parse,
+    threshold,
+)
 
 # One report: which setting, then its row (epoch and loss, either may be missing).
 values = st.one_of(
@@ -179,3 +188,143 @@ class TestAStoppedSetting:
         with pytest.raises(UsageError, match="stop=3 is not a rule"):
             Stopper().run_all(folder=tmp_path, stop=3, display=False)
         assert list(tmp_path.iterdir()) == []
+
+
+def naive_halving(done: list[tuple[str, dict]], eta: int) -> bool:
+    """Whether the last report stops its setting under halving(loss, step=epoch, eta),
+    from every report so far: at a rung (1, eta, eta**2, ...), the setting goes on only
+    if it is among the best max(1, n // eta) of the n settings' latest values there."""
+    _, row = done[-1]
+    k, value = row.get("epoch"), number(row.get("loss"))
+    if value is None or k is None or k not in {eta**j for j in range(6)}:
+        return False
+    if math.isnan(value):
+        return True
+    latest = {s: number(r.get("loss")) for s, r in done if r.get("epoch") == k and "loss" in r}
+    reached = sorted(v for v in latest.values() if v is not None and not math.isnan(v))
+    return value > reached[max(1, len(reached) // eta) - 1]
+
+
+class TestHalving:
+    @given(reports, st.sampled_from([2, 3]))
+    def test_agrees_with_a_naive_computation(self, reported, eta):
+        """After each report, halving stops exactly when the naive computation says so."""
+        stopping = Stopping([halving("loss", step="epoch", eta=eta)])
+        for n in range(1, len(reported) + 1):
+            sid, row = reported[n - 1]
+            said = stopping.reported(sid, row)
+            assert (said == "halving(loss)") == naive_halving(reported[:n], eta)
+
+    def test_a_bad_eta_or_first_rung_is_a_usage_error(self):
+        """eta must be above 1, the first rung above 0, the mode min or max."""
+        with pytest.raises(UsageError, match=r"halving\(eta=1\): eta is how many"):
+            halving("loss", step="epoch", eta=1)
+        with pytest.raises(UsageError, match=r"halving\(min_step=0\)"):
+            halving("loss", step="epoch", min_step=0)
+        with pytest.raises(UsageError, match=r"halving\(mode='best'\)"):
+            halving("loss", step="epoch", mode="best")  # type: ignore[arg-type]
+
+
+class Halved(Experiment):
+    """Losses q**epoch, q = |1 - lr|: 0.9, 2.0, 0.7 and 0.97, in the order they run."""
+
+    lr: float = search(0.1, 3.0, 0.3, 0.03)
+    stop = halving("val_loss", step="epoch", eta=2)
+
+    def run(self) -> None:
+        for epoch in range(1, 9):
+            self.report(epoch=epoch, val_loss=abs(1 - self.lr) ** epoch)
+
+
+class TestRulesOfTheClass:
+    def test_a_class_rule_halves_at_each_rung(self, tmp_path):
+        """Run one at a time, the first setting passes every rung; 2.0 is worse than 0.9
+        at epoch 1 (best 1 of 2); 0.7 is the best of 3; 0.97 is not in the best 2 of 4."""
+        table = Halved().run_all(folder=tmp_path, display=False)
+        counts = table.group_by("lr", maintain_order=True).agg(
+            pl.len().alias("rows"), pl.col("stopped").last()
+        )
+        assert counts.rows() == [
+            (0.1, 8, None),
+            (3.0, 1, "halving(val_loss)"),
+            (0.3, 8, None),
+            (0.03, 1, "halving(val_loss)"),
+        ]
+
+    def test_rules_given_to_run_all_replace_the_classs(self, tmp_path):
+        """stop=[] runs every setting to its end; another rule is used instead."""
+        table = Halved().run_all(folder=tmp_path / "none", stop=[], display=False)
+        assert table.height == 32
+        assert table["stopped"].null_count() == 32
+        other = Halved().run_all(
+            folder=tmp_path / "other", stop=threshold("val_loss", above=1.5), display=False
+        )
+        assert other.filter(pl.col("lr") == 3.0)["stopped"].to_list() == ["threshold(val_loss)"]
+        assert other.height == 8 + 1 + 8 + 8
+
+    def test_stop_is_reserved_for_the_rules(self):
+        """A field named stop would hide the class's rules: it is refused."""
+        with pytest.raises(ExperimentError, match=r"stop"):
+            type("Clash", (Experiment,), {"__annotations__": {"stop": int}, "stop": 1})
+
+
+class TestParse:
+    @pytest.mark.parametrize(
+        ("text", "rule"),
+        [
+            ("median(loss, step=epoch, warmup=2)", median("loss", step="epoch", warmup=2)),
+            (
+                "median('val loss', step='epoch', mode=max)",
+                median("val loss", step="epoch", mode="max"),
+            ),
+            ("threshold(loss, above=10)", threshold("loss", above=10)),
+            (
+                "halving(acc, step=step, mode=max, eta=4)",
+                halving("acc", step="step", mode="max", eta=4),
+            ),
+        ],
+    )
+    def test_a_rule_from_its_text(self, text, rule):
+        """--stop's text makes the rule the same call would make in Python."""
+        assert repr(parse(text)) == repr(rule)
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            (
+                "median(loss",
+                "--stop 'median(loss' is not a rule; write one of median, threshold, halving "
+                "as a call, e.g. median(loss, step=epoch, warmup=2)",
+            ),
+            (
+                "medain(loss, step=epoch)",
+                "--stop 'medain(loss, step=epoch)': no rule 'medain' (did you mean 'median'?); "
+                "the rules are median, threshold, halving",
+            ),
+            (
+                "median(loss, stepp=epoch)",
+                "--stop 'median(loss, stepp=epoch)': median() has no option 'stepp' (did you "
+                "mean 'step'?); its options are step, mode, warmup, min_others",
+            ),
+            (
+                "median(loss)",
+                "--stop 'median(loss)': missing a required argument: 'step'; "
+                "e.g. median(loss, step=epoch, warmup=2)",
+            ),
+            (
+                "threshold(loss, above=__import__('os').getcwd())",
+                "--stop \"threshold(loss, above=__import__('os').getcwd())\": "
+                "\"__import__('os').getcwd()\" is not a value; a value is a number, a quoted "
+                "text or a column's name",
+            ),
+            (
+                "threshold(loss)",
+                "threshold('loss') needs a bound: above=..., below=..., or both",
+            ),
+        ],
+    )
+    def test_text_that_is_not_a_rule(self, text, message):
+        """Text that does not parse to a rule is a usage error saying what to write."""
+        with pytest.raises(UsageError) as error:
+            parse(text)
+        assert str(error.value) == message

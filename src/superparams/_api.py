@@ -237,9 +237,10 @@ def run_all(
             subscriber that shows the run.
         subscribers: more callables that receive every event.
         stop: a rule, or a list of rules, that stops a setting early as it reports its
-            rows (:mod:`superparams.stopping`: ``median(...)``, ``threshold(...)``, or a
-            function ``rule(rows, others) -> bool``); the setting is completed with its
-            rows, its ``stopped`` column names the rule.
+            rows (:mod:`superparams.stopping`: ``median(...)``, ``threshold(...)``,
+            ``halving(...)``, or a function ``rule(rows, others) -> bool``); the setting
+            is completed with its rows, its ``stopped`` column names the rule. By default
+            the class's own ``stop`` rules; ``stop=[]`` for none.
 
     Raises:
         UsageError: ``num_proc`` is not a whole number or None; ``timeout`` is not a
@@ -261,7 +262,7 @@ def run_all(
     _check_timeout(timeout)
     from superparams.stopping import check_rules
 
-    rules = check_rules(stop)
+    rules = check_rules(stop if stop is not None else space.experiment_class.stop)
     _check_gpus(gpus)
     if isolate and (debug or engine not in (None, "local")):
         from superparams.errors import UsageError

@@ -33,8 +33,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     from typing_extensions import Self, dataclass_transform
 
-# ``run`` and ``is_valid`` are hooks, meant to be overridden by methods, never by fields.
-_HOOKS = frozenset({"run", "is_valid"})
+# ``run`` and ``is_valid`` are hooks, meant to be overridden by methods, never by fields;
+# ``stop`` is the class's stop rules, a class attribute to set, never a field.
+_HOOKS = frozenset({"run", "is_valid", "stop"})
 _MUTABLE = (list, dict, set, bytearray)
 _SCALARS = frozenset({int, float, str, bool})
 
@@ -296,6 +297,9 @@ class Experiment(Space[Any]):
     rank: ClassVar[int] = 0
     #: How many workers the run has; 1 outside a parallel run.
     n_proc: ClassVar[int] = 1
+    #: The class's stop rules (:mod:`superparams.stopping`): a rule or a list of them,
+    #: used by every run that is given none, ``stop = median("loss", step="epoch")``.
+    stop: ClassVar[Any] = None
 
     # -- the class ---------------------------------------------------------------------
 

@@ -5,8 +5,15 @@
 * :func:`median` stops a setting whose metric at step k is worse than the median of the
   other settings' at step k, once k is past a warm-up;
 * :func:`threshold` stops a setting whose metric is past a bound (or NaN);
+* :func:`halving` is successive halving across settings (as ASHA does it): at rungs
+  of the step column, a setting goes on only if it is in the best 1/eta of those that
+  reached the rung;
 * any function ``rule(rows, others) -> bool`` is a rule of your own: ``rows`` are this
   setting's rows so far, the newest last, ``others`` every other setting's rows by id.
+
+A class declares its own rules as the class attribute ``stop`` (the same values), which
+``run_all`` and the command use unless given others; on the command line ``--stop`` takes
+a rule as text, ``--stop 'median(loss, step=epoch, warmup=2)'`` (:func:`parse`).
 
 A rule is checked at each ``self.report(...)``; when it says stop, ``report()`` raises
 :class:`StoppedEarly` (which ``run()`` need not catch: it is no ``Exception``), the
@@ -39,8 +46,10 @@ __all__ = [
     "Stopping",
     "check_rules",
     "decide",
+    "halving",
     "median",
     "name_of",
+    "parse",
     "threshold",
 ]
 
@@ -240,6 +249,155 @@ def threshold(
     return _Threshold(metric, above, below, step, after)
 
 
+class _Halving:
+    def __init__(self, metric: str, step: str, mode: Mode, eta: float, min_step: float) -> None:
+        self.metric, self.step, self.mode = metric, step, mode
+        self.eta, self.min_step = eta, min_step
+        self.__name__ = f"halving({metric})"
+
+    def rung(self, k: float) -> bool:
+        """Whether step ``k`` is a rung: min_step times a whole power of eta."""
+        rung = self.min_step
+        while rung < k and not math.isclose(rung, k):
+            rung *= self.eta
+        return math.isclose(rung, k)
+
+    def __call__(self, setting_id: str, history: History) -> bool:
+        rows = history._rows.get(setting_id)
+        if not rows:
+            return False
+        last = rows[-1]
+        k, value = _number(last.get(self.step)), _number(last.get(self.metric))
+        if value is None or k is None or not self.rung(k):
+            return False
+        if math.isnan(value):
+            return True
+        found = history.at(self.step, self.metric, last[self.step])
+        numbers = (_number(v) for v in found.values())
+        reached = sorted(
+            (v for v in numbers if v is not None and not math.isnan(v)),
+            reverse=self.mode == "max",
+        )
+        # The best 1/eta of the settings at this rung go on (at least one: the first to
+        # reach a rung always does, as in ASHA's asynchronous promotion).
+        kept = max(1, int(len(reached) // self.eta))
+        cut = reached[kept - 1]
+        return bool(value > cut if self.mode == "min" else value < cut)
+
+    def __repr__(self) -> str:
+        return (
+            f"halving({self.metric!r}, step={self.step!r}, mode={self.mode!r}, "
+            f"eta={self.eta!r}, min_step={self.min_step!r})"
+        )
+
+
+def halving(
+    metric: str, *, step: str, mode: Mode = "min", eta: float = 3, min_step: float = 1
+) -> Rule:
+    """Successive halving across settings, as ASHA does it: at the rungs of ``step``
+    (``min_step``, ``min_step * eta``, ``min_step * eta**2``, ...), a setting goes on only
+    if its ``metric`` is among the best 1/eta of the values that every setting reported at
+    that rung so far (``mode="min"``: the smallest, as for a loss; ``"max"``: the largest).
+
+    Asynchronous: a setting is judged against those that reached the rung before it, so
+    none waits for the others; the first to reach a rung always goes on. With ``eta=3``,
+    about a third of the settings pass each rung. A NaN at a rung stops the setting.
+
+    >>> rule = halving("loss", step="epoch", eta=2)
+    >>> stopping = Stopping([rule])
+    >>> [stopping.reported(s, {"epoch": 1, "loss": v}) for s, v in [("a", 0.5), ("b", 0.4)]]
+    [None, None]
+    >>> stopping.reported("c", {"epoch": 1, "loss": 0.9})  # not in the best half of 3
+    'halving(loss)'
+    """
+    from superparams.errors import UsageError
+
+    if mode not in ("min", "max"):
+        msg = f"halving(mode={mode!r}): mode is 'min' (a loss) or 'max' (an accuracy)"
+        raise UsageError(msg)
+    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not eta > 1:
+        msg = f"halving(eta={eta!r}): eta is how many settings share one place, a number > 1"
+        raise UsageError(msg)
+    if isinstance(min_step, bool) or not isinstance(min_step, (int, float)) or not min_step > 0:
+        msg = f"halving(min_step={min_step!r}): the first rung is a step above 0, e.g. 1"
+        raise UsageError(msg)
+    return _Halving(metric, step, mode, eta, min_step)
+
+
+#: The rules ``--stop`` knows by name.
+_BUILTINS: dict[str, Any] = {"median": median, "threshold": threshold, "halving": halving}
+
+
+def parse(text: str) -> Rule:
+    """A rule from its text, as ``--stop`` takes it: ``median(loss, step=epoch)``.
+
+    The text is a call of ``median``, ``threshold`` or ``halving``: the metric first, then
+    the keywords each takes; a bare word is a column's name (``step=epoch``), numbers and
+    quoted strings are themselves. Nothing in it is run.
+
+    Raises:
+        UsageError: for text that is not such a call, naming what to write.
+
+    >>> parse("threshold(loss, above=10)")
+    threshold('loss', above=10, below=None, step=None, after=0)
+    """
+    import ast
+
+    from superparams.errors import UsageError, did_you_mean
+
+    names = ", ".join(_BUILTINS)
+    example = "median(loss, step=epoch, warmup=2)"
+    try:
+        call = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        call = None
+    if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
+        msg = f"--stop {text!r} is not a rule; write one of {names} as a call, e.g. {example}"
+        raise UsageError(msg)
+    name = call.func.id
+    if name not in _BUILTINS:
+        hint = did_you_mean(name, list(_BUILTINS))
+        msg = f"--stop {text!r}: no rule {name!r}{hint}; the rules are {names}"
+        raise UsageError(msg)
+    try:
+        args = [_word(a) for a in call.args]
+        kwargs = {k.arg: _word(k.value) for k in call.keywords if k.arg is not None}
+    except ValueError as error:
+        msg = f"--stop {text!r}: {error}; a value is a number, a quoted text or a column's name"
+        raise UsageError(msg) from None
+    import inspect
+
+    signature = inspect.signature(_BUILTINS[name])
+    options = [p for p in signature.parameters if p != "metric"]
+    for key in kwargs:
+        if key not in options:
+            msg = (
+                f"--stop {text!r}: {name}() has no option {key!r}{did_you_mean(key, options)}; "
+                f"its options are {', '.join(options)}"
+            )
+            raise UsageError(msg)
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as error:
+        msg = f"--stop {text!r}: {error}; e.g. {example}"
+        raise UsageError(msg) from None
+    rule: Rule = _BUILTINS[name](*args, **kwargs)
+    return rule
+
+
+def _word(node: Any) -> Any:
+    """A value of a rule's text: a literal, or a bare name standing for a column's name."""
+    import ast
+
+    if isinstance(node, ast.Name):
+        return {"None": None, "True": True, "False": False}.get(node.id, node.id)
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        msg = f"{ast.unparse(node)!r} is not a value"
+        raise ValueError(msg) from None
+
+
 def name_of(rule: Any) -> str:
     """What the ``stopped`` column says of a rule: ``median(loss)``, a function's name."""
     return str(getattr(rule, "__name__", None) or type(rule).__name__)
@@ -264,7 +422,7 @@ def check_rules(stop: Any) -> list[Any]:
 
 
 def _is_builtin(rule: Any) -> bool:
-    return isinstance(rule, (_Median, _Threshold))
+    return isinstance(rule, (_Median, _Threshold, _Halving))
 
 
 class Stopping:
