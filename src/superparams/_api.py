@@ -524,4 +524,8 @@ def optimize(
     """
     from superparams._search import optimize as search
 
-    return search(space, metric, mode, budget=budget, sampler=sampler, seed=seed, **run)
+    check_num_proc(run.get("num_proc", DEFAULT_NUM_PROC))
+    width, _, _ = worker_count(run.get("num_proc", DEFAULT_NUM_PROC), to_run=budget)
+    return search(
+        space, metric, mode, budget=budget, sampler=sampler, seed=seed, width=width, **run
+    )

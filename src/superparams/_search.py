@@ -58,11 +58,12 @@ def optimize(
     budget: int,
     sampler: str | optuna.samplers.BaseSampler = "tpe",
     seed: int | None = None,
+    width: int = 1,
     dry_run: bool = False,
     **run: Any,
 ) -> pl.DataFrame:
-    """Search ``space`` for the best mean of ``metric`` over its seeds; see
-    :meth:`superparams.Space.optimize`."""
+    """Search ``space`` for the best mean of ``metric`` over its seeds, ``width``
+    configurations at a time; see :func:`superparams._api.optimize`."""
     metrics = [metric] if isinstance(metric, str) else list(metric)
     modes = [mode] * len(metrics) if isinstance(mode, str) else list(mode)
     _check(space, metrics, modes, budget)
@@ -93,7 +94,6 @@ def optimize(
     # The budget counts distinct configurations: a sampler that proposes one again (a
     # small discrete space) is told its stored outcome, and it costs nothing.
     seen = {searched.key(c.values) for c in history}
-    width = max(1, _workers(run))
     size = searched.size()
     repeats = 0
     while len(seen) < min(budget, size) and repeats < _MAX_REPEATS:
@@ -400,15 +400,6 @@ def _run_and_tell(
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:  # failed, or cut short by an interruption: the run raised before this
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
-
-
-def _workers(run: Mapping[str, Any]) -> int:
-    num_proc = run.get("num_proc")
-    if isinstance(num_proc, int) and num_proc > 0:
-        return num_proc
-    from superparams._api import cores
-
-    return cores() if num_proc is not None else 1
 
 
 # -- what it says ----------------------------------------------------------------------
