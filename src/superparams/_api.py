@@ -14,7 +14,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import polars as pl
@@ -489,3 +489,43 @@ def _executor(
         return InlineExecutor(debug=debug), notice
     made = get_executor(engine or "local").from_options(workers, gpus, **(options or {}))
     return made, notice
+
+
+def optimize(
+    space: Space[Any],
+    metric: str | Sequence[str],
+    mode: Literal["max", "min"] | Sequence[Literal["max", "min"]] = "max",
+    *,
+    budget: int,
+    sampler: Any = "tpe",
+    seed: int | None = None,
+    **run: Any,
+) -> pl.DataFrame:
+    """Search ``space`` adaptively for the best mean of ``metric`` over its seeds.
+
+    A sampler of Optuna's (``"tpe"``, ``"cmaes"``, ``"random"``, ``"gp"``, or a sampler
+    object) proposes configurations of the fields the space varies; each runs as settings
+    of the space on every seed it declares, stored like any other, and the sampler is told
+    its mean over the seeds once they all ended (a failed seed fails it, a stop rule
+    prunes it). ``budget`` counts configurations, stored ones included: a rerun rebuilds
+    the search from the store and goes on to the budget, completing first a configuration
+    whose seeds were cut short. Up to ``num_proc`` configurations run at a time. Several
+    metrics (with a mode each) make a multi-objective search. ``run`` takes
+    :func:`run_all`'s keywords (``num_proc``, ``folder``, ``engine``, ``stop``, ...).
+
+    Returns the search's configurations in the order proposed: their values, ``state``
+    (``complete``, ``fail``, ``pruned``), each metric's ``<metric>_mean`` and ``seeds``.
+
+    Raises:
+        UsageError: a budget below 1, a mode not max or min, an unknown sampler or one
+            whose package is missing, no Optuna (``pip install 'superparams[search]'``).
+        SearchSpaceError: a space that varies no field, or one a sampler cannot propose
+            (linked fields, nested experiments, a union).
+    """
+    from superparams._search import optimize as search
+
+    check_num_proc(run.get("num_proc", DEFAULT_NUM_PROC))
+    width, _, _ = worker_count(run.get("num_proc", DEFAULT_NUM_PROC), to_run=budget)
+    return search(
+        space, metric, mode, budget=budget, sampler=sampler, seed=seed, width=width, **run
+    )

@@ -444,6 +444,7 @@ class Space(Generic[E]):
     # -- running and results: the front door, typed and documented in superparams._api --
 
     run_all = _api.run_all
+    optimize = _api.optimize
     plan = _api.plan
     results = _api.results
 

@@ -1,0 +1,498 @@
+"""Adaptive search: a sampler proposes configurations, each runs on every declared seed.
+
+This room turns a space into an Optuna search space, asks Optuna's sampler (TPE, CMA-ES,
+random, or any sampler object) for configurations, runs each as settings of the space on
+every seed the space declares (:func:`~superparams.seeds`), and tells the sampler the
+configuration's mean over its seeds once they have all ended. Up to ``num_proc``
+configurations are proposed at a time.
+
+The store is the search's only state. A proposal is an ordinary setting of the typed
+space (its values checked by the one checker, its id made of its values) stored in the
+same table as any other, so a rerun rebuilds the study from the stored outcomes, in the
+order they were recorded, completes a configuration whose seeds were cut short before it
+proposes anything new, and goes on to the budget. Nothing stored runs again. A rebuilt
+study starts its sampler afresh from a seed made of the given seed and the history's
+size, so two resumes of the same history propose the same next configuration; a search
+that starts with an empty store asks exactly as Optuna's own ask-and-tell loop does.
+
+It imports Optuna only when called (the ``search`` extra), and runs nothing itself: the
+settings run through the space's own ``run_all``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from superparams.errors import SearchSpaceError, UsageError, did_you_mean
+
+if TYPE_CHECKING:
+    import optuna
+    import polars as pl
+
+    from superparams.space import Space
+
+Mode = Literal["max", "min"]
+
+#: The samplers known by name, and what each needs.
+SAMPLERS = ("tpe", "cmaes", "random", "gp")
+
+
+@dataclass
+class _Configuration:
+    """One proposal: its values of the searched fields, and how its seeds went."""
+
+    values: dict[str, Any]
+    state: str = "pending"  # complete, fail, pruned, or pending (seeds still to run)
+    means: list[float] = field(default_factory=list)
+    seeds: int = 0  # how many of its seeds completed
+
+
+def optimize(
+    space: Space[Any],
+    metric: str | Sequence[str],
+    mode: Mode | Sequence[Mode] = "max",
+    *,
+    budget: int,
+    sampler: str | optuna.samplers.BaseSampler = "tpe",
+    seed: int | None = None,
+    width: int = 1,
+    dry_run: bool = False,
+    **run: Any,
+) -> pl.DataFrame:
+    """Search ``space`` for the best mean of ``metric`` over its seeds, ``width``
+    configurations at a time; see :func:`superparams._api.optimize`."""
+    metrics = [metric] if isinstance(metric, str) else list(metric)
+    modes = [mode] * len(metrics) if isinstance(mode, str) else list(mode)
+    _check(space, metrics, modes, budget)
+    optuna = _optuna()
+    searched = _searched(space)
+    folder = run.get("folder")
+    history = _history(space, searched, metrics, folder)
+    # A resumed search's sampler starts from a seed of its own, made from the seed and the
+    # size of the history: the same history gives the same next proposal, and the
+    # random stream does not replay the one that made the history (a TPE sampler started
+    # again from the same seed proposes the very configurations it proposed before).
+    if seed is not None and history:
+        seed = (seed * 1_000_003 + len(history)) % 2**32
+    chosen = _sampler(optuna, sampler, seed, len(metrics))
+    study = optuna.create_study(
+        sampler=chosen,
+        directions=["maximize" if m == "max" else "minimize" for m in modes],
+    )
+    for configuration in history:
+        _add(optuna, study, searched, configuration)
+    pending = [c for c in history if c.state == "pending"]
+    if dry_run:
+        return _progress(history, metrics)
+    if pending:  # cut short by a kill or an interruption: complete them first
+        _run_and_tell(space, searched, pending, metrics, run, told=None)
+        for configuration in pending:
+            _add(optuna, study, searched, configuration)
+    # The budget counts distinct configurations: a sampler that proposes one again (a
+    # small discrete space) is told its stored outcome, and it costs nothing.
+    seen = {searched.key(c.values) for c in history}
+    size = searched.size()
+    repeats = 0
+    while len(seen) < min(budget, size) and repeats < _MAX_REPEATS:
+        trials = [study.ask(searched.distributions) for _ in range(min(width, budget - len(seen)))]
+        proposed = [_Configuration(searched.values(t.params)) for t in trials]
+        _run_and_tell(space, searched, proposed, metrics, run, told=(study, trials))
+        for configuration in proposed:
+            key = searched.key(configuration.values)
+            repeats = repeats + 1 if key in seen else 0
+            if key not in seen:
+                seen.add(key)
+                history.append(configuration)
+    return _progress(history, metrics)
+
+
+#: How many proposals in a row may repeat stored configurations before a search ends:
+#: a sampler that has nothing new left to propose.
+_MAX_REPEATS = 200
+
+
+# -- the search space ------------------------------------------------------------------
+
+
+@dataclass
+class _Searched:
+    """The fields a search varies, as Optuna distributions, and the way back to values."""
+
+    distributions: dict[str, Any]
+    choices: dict[str, tuple[Any, ...]]  # fields whose values Optuna sees by index
+
+    def values(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields' values for Optuna's parameters."""
+        return {
+            name: self.choices[name][value] if name in self.choices else value
+            for name, value in params.items()
+        }
+
+    def key(self, values: Mapping[str, Any]) -> tuple[str, ...]:
+        """What a configuration is known by: its values' canonical encodings."""
+        from superparams.identity import encode
+
+        return tuple(encode(values[name]) for name in self.distributions)
+
+    def size(self) -> float:
+        """How many configurations there are: infinite with a continuous field."""
+        size = 1.0
+        for distribution in self.distributions.values():
+            if hasattr(distribution, "choices"):
+                size *= len(distribution.choices)
+            elif distribution.step is not None and not distribution.log:
+                size *= (distribution.high - distribution.low) // distribution.step + 1
+            else:
+                return math.inf
+        return size
+
+    def params(self, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Optuna's parameters for stored values; None when a value is outside the space."""
+        params: dict[str, Any] = {}
+        for name, distribution in self.distributions.items():
+            value = values.get(name)
+            if name in self.choices:
+                found = [i for i, c in enumerate(self.choices[name]) if _same(c, value)]
+                if not found:
+                    return None
+                value = found[0]
+            else:
+                try:
+                    inside = distribution._contains(distribution.to_internal_repr(value))
+                except (ValueError, TypeError):  # not one of its choices, or not a number
+                    inside = False
+                if not inside:
+                    return None
+            params[name] = value
+        return params
+
+
+def _same(choice: Any, stored: Any) -> bool:
+    """Whether a stored value (as the table holds it: a tuple comes back a list) is the
+    choice: the same canonical encoding, the one a setting's id is made of."""
+    from superparams.identity import encode
+
+    try:
+        return encode(choice) == encode(stored)
+    except Exception:  # a value with no encoding is no stored value
+        return False
+
+
+def _searched(space: Space[Any]) -> _Searched:
+    """The search space of ``space``: each field it varies, as an Optuna distribution."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    from superparams.space import Derived, Dimension, Grid, Space, _RandInt, _Uniform
+
+    fields = getattr(space, "__dataclass_fields__", None)
+    if fields is None:
+        msg = (
+            f"optimize() searches one experiment's space, not {space!r}; search each part, "
+            "or declare the choice as a field: opt: str = search('sgd', 'adam')"
+        )
+        raise SearchSpaceError(msg)
+    distributions: dict[str, Any] = {}
+    choices: dict[str, tuple[Any, ...]] = {}
+    name_of = type(space).__name__
+    for name in fields:
+        held = space.__dict__.get(name)
+        if not isinstance(held, Dimension) or isinstance(held, Derived):
+            continue
+        if isinstance(held, Grid):
+            if held.replicate:
+                continue  # the seeds: every configuration runs on all of them
+            if held.link is not None or any(isinstance(p, Space) for p in held.points):
+                what = "is linked" if held.link is not None else "holds nested experiments"
+                msg = (
+                    f"{name_of}.{name} {what}, which an adaptive search cannot propose yet; "
+                    f"pin it (--{name} VALUE) or search it with a grid"
+                )
+                raise SearchSpaceError(msg)
+            if len(held.points) == 1:
+                continue
+            if all(type(p) in (bool, int, float, str) for p in held.points):
+                distributions[name] = CategoricalDistribution(held.points)
+            else:  # Optuna holds plain values only: it sees these by their index
+                choices[name] = held.points
+                distributions[name] = CategoricalDistribution(range(len(held.points)))
+        elif isinstance(held, _Uniform):
+            distributions[name] = FloatDistribution(held.low, held.high, log=held.log)
+        elif isinstance(held, _RandInt):
+            distributions[name] = IntDistribution(held.low, held.high)
+    if not distributions:
+        msg = (
+            f"{name_of} searches no field, so there is nothing to propose; give a field "
+            "search(...) values or a distribution such as loguniform(1e-4, 1e-1)"
+        )
+        raise SearchSpaceError(msg)
+    return _Searched(distributions, choices)
+
+
+# -- what is stored --------------------------------------------------------------------
+
+
+def _history(
+    space: Space[Any], searched: _Searched, metrics: list[str], folder: Any
+) -> list[_Configuration]:
+    """The configurations of this search stored so far, in the order first recorded.
+
+    A configuration is the stored settings that share the searched fields' values and
+    hold the space's constant values; its state comes from their latest outcomes.
+    """
+    import polars as pl
+
+    table = space.results(folder=folder)
+    if table.is_empty():
+        return []
+    _check_metrics(space, table, metrics)
+    constants = _constants(space, searched, table.columns)
+    for name, value in constants.items():
+        table = table.filter(pl.col(name) == value) if value is not None else table
+    names = list(searched.distributions)
+    missing = [m for m in metrics if m not in table.columns]
+    if missing or any(n not in table.columns for n in names):
+        return []
+    last = table.group_by("id", maintain_order=True).agg(
+        *(pl.col(n).last() for n in names),
+        pl.col("status").last(),
+        pl.col("stopped").last() if "stopped" in table.columns else pl.lit(None).alias("stopped"),
+        pl.col("started").min() if "started" in table.columns else pl.lit(0).alias("started"),
+        *(pl.col(m).drop_nulls().last().alias(m) for m in metrics),
+    )
+    seeds = _seed_count(space)
+    found: dict[tuple[Any, ...], tuple[Any, list[dict[str, Any]]]] = {}
+    for row in last.iter_rows(named=True):
+        key = tuple(repr(row[n]) for n in names)
+        first, rows = found.setdefault(key, (row["started"], []))
+        rows.append(row)
+        if row["started"] is not None and (first is None or row["started"] < first):
+            found[key] = (row["started"], rows)
+    ordered = sorted(found.values(), key=lambda item: (item[0] is None, item[0]))
+    history = []
+    for _, rows in ordered:
+        values = {n: rows[0][n] for n in names}
+        if searched.params(values) is None:
+            continue  # a setting of another search space of the same class
+        history.append(_judged(_Configuration(values), rows, metrics, seeds))
+    return history
+
+
+def _constants(space: Space[Any], searched: _Searched, columns: list[str]) -> dict[str, Any]:
+    """The space's constant fields that are stored as plain columns."""
+    from superparams.space import Dimension
+
+    out = {}
+    for name in getattr(space, "__dataclass_fields__", {}):
+        held = space.__dict__.get(name)
+        if name in searched.distributions or isinstance(held, Dimension) or name not in columns:
+            continue
+        if held is None or type(held) in (bool, int, float, str):
+            out[name] = held
+    return out
+
+
+def _seed_count(space: Space[Any]) -> int:
+    from superparams.space import _replicates
+
+    return max(1, len(_replicates(space)))
+
+
+def _judged(
+    configuration: _Configuration, rows: list[dict[str, Any]], metrics: list[str], seeds: int
+) -> _Configuration:
+    """A configuration's state from its settings' latest outcomes (one row each)."""
+    statuses = [r["status"] for r in rows]
+    if len(rows) < seeds or any(s not in ("completed", "failed") for s in statuses):
+        configuration.state = "pending"
+        return configuration
+    configuration.seeds = statuses.count("completed")
+    if any(r["stopped"] is not None for r in rows):
+        configuration.state = "pruned"
+    elif "failed" in statuses:
+        configuration.state = "fail"
+    else:
+        means = []
+        for metric in metrics:
+            values = [r[metric] for r in rows]
+            numbers = [float(v) for v in values if isinstance(v, (int, float))]
+            if len(numbers) < len(values) or any(math.isnan(v) for v in numbers):
+                configuration.state = "fail"  # a seed without the metric, or NaN
+                return configuration
+            means.append(math.fsum(numbers) / len(numbers))
+        configuration.state, configuration.means = "complete", means
+    return configuration
+
+
+def _add(optuna: Any, study: Any, searched: _Searched, configuration: _Configuration) -> None:
+    """Put a stored configuration that has ended into the study, as it ended."""
+    if configuration.state == "pending":
+        return
+    states = {
+        "complete": optuna.trial.TrialState.COMPLETE,
+        "fail": optuna.trial.TrialState.FAIL,
+        "pruned": optuna.trial.TrialState.PRUNED,
+    }
+    study.add_trial(
+        optuna.trial.create_trial(
+            params=searched.params(configuration.values),
+            distributions=searched.distributions,
+            values=configuration.means if configuration.state == "complete" else None,
+            state=states[configuration.state],
+        )
+    )
+
+
+# -- running proposals -----------------------------------------------------------------
+
+
+def _run_and_tell(
+    space: Space[Any],
+    searched: _Searched,
+    configurations: list[_Configuration],
+    metrics: list[str],
+    run: dict[str, Any],
+    told: tuple[Any, list[Any]] | None,
+) -> None:
+    """Run each configuration on every seed, judge it, and tell the sampler (``told``:
+    the study and the trials asked for them, in order; None for stored ones)."""
+    import polars as pl
+
+    from superparams.space import Union, _pinned
+
+    spaces = [_pinned(space, c.values) for c in configurations]
+    joined: Space[Any] = spaces[0] if len(spaces) == 1 else Union(spaces)
+    table = joined.run_all(**run)
+    if (table["status"] == "completed").any():
+        _check_metrics(space, table, metrics)
+    seeds = _seed_count(space)
+    for configuration, part in zip(configurations, spaces, strict=True):
+        ids = list(part._sp_ids())
+        rows = (
+            table.filter(pl.col("id").is_in(ids))
+            .group_by("id", maintain_order=True)
+            .agg(
+                pl.col("status").last(),
+                pl.col("stopped").last(),
+                *(pl.col(m).drop_nulls().last().alias(m) for m in metrics if m in table.columns),
+            )
+            .to_dicts()
+        )
+        for row in rows:
+            for m in metrics:
+                row.setdefault(m, None)
+        _judged(configuration, rows, metrics, seeds)
+    if told is None:
+        return
+    study, trials = told
+    import optuna
+
+    for configuration, trial in zip(configurations, trials, strict=True):
+        if configuration.state == "complete":
+            study.tell(trial, configuration.means)
+        elif configuration.state == "pruned":
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:  # failed, or cut short by an interruption: the run raised before this
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+# -- what it says ----------------------------------------------------------------------
+
+
+def _progress(history: list[_Configuration], metrics: list[str]) -> pl.DataFrame:
+    """The search's configurations in the order proposed: values, state, means over seeds."""
+    import polars as pl
+
+    rows = []
+    for number, configuration in enumerate(history):
+        row: dict[str, Any] = {"number": number, **configuration.values}
+        row["state"] = configuration.state
+        for k, metric in enumerate(metrics):
+            row[f"{metric}_mean"] = configuration.means[k] if configuration.means else None
+        row["seeds"] = configuration.seeds
+        rows.append(row)
+    return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
+
+
+# -- checks ----------------------------------------------------------------------------
+
+
+def _check(space: Space[Any], metrics: list[str], modes: list[Any], budget: object) -> None:
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        msg = f"budget={budget!r} is not a number of configurations; give a whole number >= 1"
+        raise UsageError(msg)
+    if not metrics or not all(isinstance(m, str) and m for m in metrics):
+        msg = f"optimize() needs the name of a metric run() reports, got {metrics!r}"
+        raise UsageError(msg)
+    if len(modes) != len(metrics) or any(m not in ("max", "min") for m in modes):
+        msg = (
+            f"mode={modes!r} does not give 'max' or 'min' for each of {', '.join(metrics)}; "
+            "e.g. mode='max', or mode=['max', 'min'] for two metrics"
+        )
+        raise UsageError(msg)
+
+
+def _check_metrics(space: Space[Any], table: pl.DataFrame, metrics: list[str]) -> None:
+    """Refuse a metric that no stored setting reports, naming those they do."""
+    from superparams._summary import columns
+
+    known = columns(space, table).metrics
+    for metric in metrics:
+        if metric not in known:
+            name = space.experiment_class.__name__
+            msg = (
+                f"{name} has no metric {metric!r} to optimise{did_you_mean(metric, known)}; "
+                f"its run() reports {', '.join(known) or 'no numbers'}"
+            )
+            raise UsageError(msg)
+
+
+def _optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:  # pragma: no cover - the extra is installed where tests run
+        msg = "an adaptive search needs Optuna: pip install 'superparams[search]'"
+        raise UsageError(msg) from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def _sampler(optuna: Any, sampler: object, seed: int | None, objectives: int) -> Any:
+    """The sampler asked for: a name of :data:`SAMPLERS`, or a sampler object as it is."""
+    if isinstance(sampler, optuna.samplers.BaseSampler):
+        return sampler
+    if not isinstance(sampler, str) or sampler not in SAMPLERS:
+        msg = (
+            f"sampler={sampler!r} is not a sampler{did_you_mean(str(sampler), SAMPLERS)}; "
+            f"give one of {', '.join(SAMPLERS)}, or an Optuna sampler object"
+        )
+        raise UsageError(msg)
+    if sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if sampler == "cmaes":
+        if objectives > 1:
+            msg = "sampler='cmaes' optimises one metric; give 'tpe' for several"
+            raise UsageError(msg)
+        _needs("cmaes", "cmaes")
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    _needs("torch", "gp")
+    return optuna.samplers.GPSampler(seed=seed)
+
+
+def _needs(module: str, sampler: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        msg = (
+            f"sampler={sampler!r} needs the package {module!r}, which is not installed: "
+            f"pip install {module}"
+        )
+        raise UsageError(msg)
