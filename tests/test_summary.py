@@ -644,3 +644,27 @@ class TestHonestWinners:
         ).all()
         with pytest.raises(UsageError, match=r"level=95 is not a confidence level between 0 and 1"):
             space.summary(level=95)
+
+
+class Tradeoff(Experiment):
+    """acc rises with width, and so does latency; width 96 is dominated by width 64."""
+
+    width: int = search(16, 32, 64, 96, 128)
+    seed: int = seeds(2)
+
+    def run(self) -> dict:
+        acc = {16: 0.80, 32: 0.85, 64: 0.90, 96: 0.88, 128: 0.92}[self.width]
+        latency = {16: 1.0, 32: 2.0, 64: 4.0, 96: 5.0, 128: 8.0}[self.width]
+        return {"acc": acc + self.seed / 1000, "latency": latency}
+
+
+class TestParetoFront:
+    def test_several_metrics_give_the_front_of_their_means(self):
+        """best over acc (max) and latency (min) keeps every width no other beats on both."""
+        front = ran(Tradeoff()).best(["acc", "latency"], mode=["max", "min"])
+        assert front["width"].to_list() == [128, 64, 32, 16]
+
+    def test_a_mode_for_each_metric(self):
+        """Two metrics need two modes, each max or min."""
+        with pytest.raises(UsageError, match=r"one mode for each of acc, latency"):
+            ran(Tradeoff()).best(["acc", "latency"], mode=["max"])

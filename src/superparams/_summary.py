@@ -331,8 +331,8 @@ def parts(frame: pl.DataFrame) -> tuple[list[str], list[str]]:
 
 def best(
     space: Space[Any],
-    metric: str,
-    mode: Literal["max", "min"] = "max",
+    metric: str | Sequence[str],
+    mode: Literal["max", "min"] | Sequence[Literal["max", "min"]] = "max",
     *,
     over: str | Sequence[str] | None = None,
     rows: str | pl.Expr = "last",
@@ -340,27 +340,37 @@ def best(
     level: float = 0.95,
 ) -> pl.DataFrame:
     """The row of the summary with the best mean of ``metric``, and whether it is a real
-    winner; see :meth:`Space.best`."""
+    winner; for several metrics, the rows on the Pareto front of their means. See
+    :meth:`Space.best`."""
     import polars as pl
 
-    if mode not in ("max", "min"):
-        msg = f"mode={mode!r} is not 'max' or 'min'; give mode='min' for a loss"
+    metrics = [metric] if isinstance(metric, str) else list(metric)
+    modes = [mode] * len(metrics) if isinstance(mode, str) else list(mode)
+    if len(modes) != len(metrics) or any(m not in ("max", "min") for m in modes):
+        shown = mode if isinstance(mode, str) else list(mode)
+        msg = f"mode={shown!r} is not 'max' or 'min'; give mode='min' for a loss"
+        if len(metrics) > 1:
+            msg += f", and one mode for each of {', '.join(metrics)}"
         raise UsageError(msg)
     if over is None:
         over = _Declared(space).replicates
     made = _summarised(space, over, rows=rows, folder=folder, level=level)
     table = made.frame
+    for name in metrics:
+        if f"{name}_mean" not in table.columns:
+            if table.is_empty():
+                return table
+            known = [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
+            owner = space.experiment_class.__name__
+            msg = (
+                f"{owner} has no metric {name!r} to rank by{did_you_mean(name, known)}; "
+                f"its metrics are {', '.join(known) or 'none (no numbers were returned)'}"
+            )
+            raise UsageError(msg)
+    if len(metrics) > 1:
+        return _pareto(table, metrics, modes)
+    metric, mode = metrics[0], modes[0]
     mean = f"{metric}_mean"
-    if mean not in table.columns:
-        if table.is_empty():
-            return table
-        metrics = [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
-        name = space.experiment_class.__name__
-        msg = (
-            f"{name} has no metric {metric!r} to rank by{did_you_mean(metric, metrics)}; "
-            f"its metrics are {', '.join(metrics) or 'none (no numbers were returned)'}"
-        )
-        raise UsageError(msg)
     ranked = table.filter(pl.col(mean).is_not_null() & pl.col(mean).is_not_nan())
     ranked = ranked.sort(mean, descending=mode == "max", maintain_order=True)
     verdict, ties = _verdict(made, ranked, metric, alpha=1 - level)
@@ -368,6 +378,26 @@ def best(
         pl.lit(verdict).alias(f"{metric}_verdict"),
         pl.Series(f"{metric}_ties", [ties], dtype=pl.List(pl.String)),
     )
+
+
+def _pareto(table: pl.DataFrame, metrics: list[str], modes: Sequence[str]) -> pl.DataFrame:
+    """The rows no other row beats on every metric's mean (and on one strictly), sorted by
+    the first metric."""
+    import polars as pl
+
+    means = [f"{m}_mean" for m in metrics]
+    kept = table.filter(*(pl.col(c).is_not_null() & pl.col(c).is_not_nan() for c in means))
+    # Each mean as a number to maximise, so that one comparison serves every mode.
+    points = [
+        tuple(v if mode == "max" else -v for v, mode in zip(row, modes, strict=True))
+        for row in kept.select(means).iter_rows()
+    ]
+    front = [
+        i
+        for i, p in enumerate(points)
+        if not any(all(a >= b for a, b in zip(q, p, strict=True)) and q != p for q in points)
+    ]
+    return kept[front].sort(means[0], descending=modes[0] == "max", maintain_order=True)
 
 
 def _verdict(

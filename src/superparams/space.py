@@ -482,8 +482,8 @@ class Space(Generic[E]):
 
     def best(
         self,
-        metric: str,
-        mode: Literal["max", "min"] = "max",
+        metric: str | Sequence[str],
+        mode: Literal["max", "min"] | Sequence[Literal["max", "min"]] = "max",
         *,
         over: str | Sequence[str] | None = None,
         rows: str | pl.Expr = "last",
@@ -499,6 +499,9 @@ class Space(Generic[E]):
         tells it from all of them, ``"tie"`` when some cannot be told from it, and
         ``"too few seeds"`` when the winner, or a row it is compared with, shares fewer
         than two completed seeds; ``<metric>_ties`` lists the labels of the rows in a tie.
+        For several metrics (``best(["acc", "latency"], mode=["max", "min"])``), the rows
+        on the Pareto front of their means: those no other row matches or beats on every
+        metric, sorted by the first.
 
         Raises:
             UsageError: for a metric the summary does not hold, a mode not max or min, or a
