@@ -44,19 +44,21 @@ from pathlib import Path
 from superparams import Experiment, search
 
 class Train(Experiment):
-    n: int = search(0, 1)
+    k: int = search(0, 1)
 
     def run(self):
         checkpoint = self.workdir / "checkpoint.pkl"
-        state = {"n": self.n}
+        state = {"k": self.k}
         if self.resumed and checkpoint.exists():
             state = pickle.loads(checkpoint.read_bytes())
         go = Path(__file__).with_name("go")
-        while self.n == 1 and os.environ.get("WAIT") and not go.exists():
+        while self.k == 1 and os.environ.get("WAIT") and not go.exists():
             time.sleep(0.05)
-        print(f"n={self.n}")
+        print(f"k={self.k}")
+        if self.k == 0 and os.environ.get("FAIL"):
+            raise ValueError("k=0 fails")
         checkpoint.write_bytes(pickle.dumps(state))
-        return {"double": 2 * self.n}
+        return {"double": 2 * self.k}
 """
 
 
@@ -147,9 +149,9 @@ COMMANDS = [
     ["train.Train"],
     ["status", "train.Train"],
     ["results", "train.Train"],
-    ["logs", "train.Train", "--n", "0"],
+    ["logs", "train.Train", "--k", "0"],
     ["clean", "train.Train", "--yes"],
-    ["plot", "train.Train", "--x", "n", "--y", "double", "--out", "plot.png"],
+    ["plot", "train.Train", "--x", "k", "--y", "double", "--out", "plot.png"],
     ["report", "train.Train", "--out", "report.html"],
 ]
 
@@ -164,7 +166,8 @@ class Planted:
         self.pwned = project.parent / "pwned"
         forged = {"event": "outcome", "id": ids[0], "status": "completed", "attempt": 1}
         forged.update({"started": 0.0, "seconds": 1.0, "worker": 0, "log": None})
-        forged.update({"workdir": None, "rows": [{"double": 999}], "params": {"n": 0}})
+        forged.update({"workdir": None, "rows": [{"double": 999}], "params": {"k": 0}})
+        forged.update({"label": "k=0", "enc": {"k": "0"}})
         as_user(user, f"mkdir -p {self.store}/work/{ids[1]}")
         as_user(
             user,
@@ -218,7 +221,7 @@ class TestAFolderAnotherUserMade:
         store = project / "experiments/progress/train/Train"
         os.chmod(store, 0o777)
         before = snapshot(project)
-        done = experiment("train.Train", "--n", "0,1,2", cwd=project)
+        done = experiment("train.Train", "--k", "0,1,2", cwd=project)
         refused(done, store, "can be changed by other users (mode 777, not sticky)")
         assert snapshot(project) == before
 
@@ -242,7 +245,7 @@ class TestAFolderAnotherUserMade:
         that setting fails saying so, and the checkpoint planted there is not loaded."""
         project = shared / "mine"
         write(project / "experiments/train.py", TRAIN)
-        assert experiment("train.Train", "--n", "0", cwd=project).returncode == 0
+        assert experiment("train.Train", "--k", "0", cwd=project).returncode == 0
         ids = setting_ids(project)
         work = project / "experiments/progress/train/Train/work"
         pwned = shared / "pwned"
@@ -252,7 +255,7 @@ class TestAFolderAnotherUserMade:
         done = experiment("train.Train", cwd=project)
         assert done.returncode == 1, done.stdout + done.stderr
         assert not pwned.exists(), f"the planted pickle ran as uid {pwned.read_text()}"
-        rows = pl.read_parquet(work.parent / "results.parquet").sort("n")
+        rows = pl.read_parquet(work.parent / "results.parquet").sort("k")
         assert rows["status"].to_list() == ["completed", "failed"]
         assert rows["error"][1].startswith(
             f"StoreError: {str(work / ids[1])!r} is owned by {intruder}"
@@ -286,7 +289,7 @@ class TestAllowedFolders:
     def test_a_link_to_a_folder_holding_this_experiment(self, tmp_path):
         """A results folder moved to a scratch disk and linked back is used."""
         write(tmp_path / "experiments/train.py", TRAIN)
-        assert experiment("train.Train", "--n", "0", cwd=tmp_path).returncode == 0
+        assert experiment("train.Train", "--k", "0", cwd=tmp_path).returncode == 0
         store = tmp_path / "experiments/progress/train/Train"
         store.rename(tmp_path / "scratch")
         store.symlink_to(tmp_path / "scratch")
@@ -376,7 +379,7 @@ class TestFilesThatAreNotFiles:
             planted.mkdir()
         commands = [["status", "train.Train"], ["train.Train", "--fresh", "--yes"]]
         if name.startswith("logs"):
-            commands = [["logs", "train.Train", "--n", "0"]]
+            commands = [["logs", "train.Train", "--k", "0"]]
         for args in commands:
             try:
                 done = experiment(*args, cwd=tmp_path, timeout=20)
@@ -385,6 +388,29 @@ class TestFilesThatAreNotFiles:
             assert done.returncode == 3, done.stdout + done.stderr
             what = "a FIFO" if kind == "fifo" else "a folder"
             assert one_line(done).startswith(f"error: {str(planted)!r} is {what}, not a file")
+
+    @pytest.mark.parametrize("kind", ["fifo", "link"])
+    def test_the_report_reads_no_failed_log_that_is_not_a_file(self, tmp_path, kind):
+        """The report shows the end of each failed setting's log: a FIFO or a link in a
+        log's place is left out, never waited on, never read through."""
+        write(tmp_path / "experiments/train.py", TRAIN)
+        assert experiment("train.Train", cwd=tmp_path, FAIL="1").returncode == 1
+        log = tmp_path / "experiments/progress/train/Train/logs" / f"{setting_ids(tmp_path)[0]}.log"
+        log.unlink()
+        secret = tmp_path / "secret"
+        secret.write_text("a secret of yours\n")
+        if kind == "fifo":
+            os.mkfifo(log)
+        else:
+            log.symlink_to(secret)
+        try:
+            done = experiment("report", "train.Train", "--out", "r.html", cwd=tmp_path, timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"`experiment report` hung on a {kind} in a failed setting's log's place")
+        assert done.returncode == 0, done.stderr
+        report = (tmp_path / "r.html").read_text()
+        assert "k=0 fails" in report
+        assert "a secret of yours" not in report
 
 
 class TestLogsSwappedDuringARun:
@@ -421,7 +447,7 @@ class TestLogsSwappedDuringARun:
         assert driver.returncode == 0, stderr
         assert list(victim.iterdir()) == []
         logs = sorted(p.read_text() for p in (store / "logs.old").iterdir())
-        assert logs == ["n=0\n", "n=1\n"]
+        assert logs == ["k=0\n", "k=1\n"]
 
 
 class TestAPrivateFolderForRemoteWorkers:
