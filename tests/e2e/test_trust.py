@@ -11,7 +11,6 @@ swapped for a link during a run is never written through.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -28,7 +27,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 from tests.conftest import environment, wait_for, write
-from tests.e2e.test_cli import COMMAND
 from tests.e2e.test_files import experiment, one_line
 
 pytestmark = pytest.mark.slow
@@ -414,7 +412,7 @@ class TestFilesThatAreNotFiles:
 
 
 class TestLogsSwappedDuringARun:
-    def test_logs_swapped_for_a_link_is_not_written_through(self, intruder, shared):
+    def test_logs_swapped_for_a_link_is_not_written_through(self, intruder, shared, start):
         """logs/ renamed and replaced by a link (here by another user, let in) while the
         run goes on: the run keeps writing into the folder it opened; nothing reaches
         the link's target."""
@@ -423,27 +421,14 @@ class TestLogsSwappedDuringARun:
         store = project / "experiments/progress/train/Train"
         victim = shared / "victim"
         as_user(intruder, f"mkdir -m 777 {victim}")
-        driver = subprocess.Popen(
-            [str(COMMAND), "train.Train", "--num_proc", "1"],
-            cwd=project,
-            env={**environment(), "WAIT": "1"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            record = store / "record.jsonl"
-            starts = lambda: record.exists() and record.read_bytes().count(b'"event":"started"')  # noqa: E731
-            wait_for(lambda: starts() == 2, "the second setting to start")
-            os.chmod(store, 0o777)  # a folder that others came to be let into
-            as_user(intruder, f"cd {store}; mv logs logs.old; ln -s {victim} logs")
-            (project / "experiments/go").touch()
-            _, stderr = driver.communicate(timeout=60)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                driver.kill()
-            driver.communicate()
+        driver = start(project, "train.Train", "--num_proc", "1", WAIT="1")
+        record = store / "record.jsonl"
+        starts = lambda: record.exists() and record.read_bytes().count(b'"event":"started"')  # noqa: E731
+        wait_for(lambda: starts() == 2, "the second setting to start")
+        os.chmod(store, 0o777)  # a folder that others came to be let into
+        as_user(intruder, f"cd {store}; mv logs logs.old; ln -s {victim} logs")
+        (project / "experiments/go").touch()
+        _, stderr = driver.communicate(timeout=60)
         assert driver.returncode == 0, stderr
         assert list(victim.iterdir()) == []
         logs = sorted(p.read_text() for p in (store / "logs.old").iterdir())
