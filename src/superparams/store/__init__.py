@@ -9,10 +9,13 @@ A folder ``progress/<module>/<Class>/`` holds::
     lock              held (flock) by the run writing here; it dies with the process
     experiment.json   whose results these are: the defining file (or notebook) and class
 
-No file inside the folder is opened through a symbolic link (:func:`open_in_store`):
-a planted link is :class:`StoreWriteError`. The folder itself, or ``progress/``, may be
-one. A process forked from the run closes its copies of the lock and the record, so it
-never holds the folder.
+No file inside the folder is opened through a symbolic link, nor unless it is a regular
+file (:func:`open_in_store`): a planted link or FIFO is :class:`StoreWriteError`. A
+setting's log is opened in the ``logs/`` the run holds open. The folder itself, or
+``progress/``, may be a link to a folder of the user's. A folder another user could
+change (up to the progress root: see :meth:`Store.trust`) is refused before anything is
+read or written. A process forked from the run closes its copies of the lock and the
+record, so it never holds the folder.
 
 Durability: an outcome line is written and fsynced before the runner reports it done
 (:meth:`Store.commit`), and nothing already written is ever rewritten. A line torn by a

@@ -1,9 +1,10 @@
 """The files of a results folder: their names, and opening them never through a link.
 
-Every file inside the folder is opened as itself (:func:`open_in_store`): a planted
-symbolic link is :class:`StoreWriteError`. The folder itself, or ``progress/``, may be
-one. A file that is replaced (results.parquet, experiment.json) is written whole or not
-at all (:func:`_atomic_write`).
+Every file inside the folder is opened as itself, and only if it is a regular file, never
+waiting (:func:`open_in_store`): a planted symbolic link or FIFO is
+:class:`StoreWriteError`. The folder itself, or ``progress/``, may be one. A file that
+is replaced (results.parquet, experiment.json) is written whole or not at all
+(:func:`_atomic_write`).
 """
 
 from __future__ import annotations
