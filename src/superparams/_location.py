@@ -5,17 +5,21 @@ defined in a Jupyter notebook beside the notebook, under its name. The folder re
 class's identity (:func:`identity_of`): its file relative to the folder holding
 ``progress/``, and its qualified name. A class that no file or notebook defines has no
 folder of its own. This room reads no results and writes nothing.
+
+A folder is used only when no other user can change it (:func:`trust`): each folder from
+the results folder up to the progress root is yours or root's, and writable by no one
+else unless it is sticky; one that is not stops everything before a byte is written.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from superparams.errors import UsageError
+from superparams.errors import StoreError, UsageError
 
 if TYPE_CHECKING:
     from superparams.experiment import Experiment
@@ -134,3 +138,88 @@ def make_folders(path: Path) -> None:
         mode = stat.S_IMODE(os.stat(folder).st_mode)
         if mode & 0o022:  # a default ACL can grant what the umask would not
             os.chmod(folder, mode & ~0o022)
+
+
+def trust(
+    folder: Path, root: Path | None = None, holds: Callable[[Path], bool] | None = None
+) -> None:
+    """Refuse ``folder`` when another user could change it, or anything up to ``root``.
+
+    Each folder that exists from ``root`` (the progress root, or ``folder`` itself) down
+    to ``folder`` must be owned by you or root, and writable by no one else unless it is
+    sticky (a shared scratch disk, mode 1777). A link among them is followed only to a
+    folder of yours that passes the same check, the link itself yours or root's; a link
+    that is ``folder`` itself must also lead to an empty folder or one that ``holds``
+    (this experiment's identity). A folder that does not exist yet passes: it is made
+    writable by you alone (:func:`make_folders`).
+
+    Raises:
+        StoreError: naming the folder, who owns it or what it allows, and what to do.
+    """
+    chain = [folder]
+    if root is not None and folder != root and folder.is_relative_to(root):
+        path = folder
+        while path != root:
+            path = path.parent
+            chain.append(path)
+    for path in reversed(chain):
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            continue  # made by the run, writable by you alone
+        except OSError:
+            continue  # not a folder to check (a file in its place): its use says so
+        if stat.S_ISLNK(info.st_mode):
+            _trust_owner(path, info, link=True)
+            try:
+                target = os.stat(path)
+            except OSError:
+                continue  # a dangling link: making the folder fails, and says so
+            if target.st_uid != os.geteuid():
+                _refuse(path, f"is a link to a folder owned by {_user(target.st_uid)}, not you")
+            _trust_mode(path, target)
+            if path == folder and holds is not None and not _empty_or(path, holds):
+                _refuse(path, "is a link to a folder that holds something else")
+        elif stat.S_ISDIR(info.st_mode):
+            _trust_owner(path, info)
+            _trust_mode(path, info)
+
+
+def _trust_owner(path: Path, info: os.stat_result, *, link: bool = False) -> None:
+    if info.st_uid not in (os.geteuid(), 0):
+        what = "is a link made by" if link else "is owned by"
+        _refuse(path, f"{what} {_user(info.st_uid)}, not you")
+
+
+def _trust_mode(path: Path, info: os.stat_result) -> None:
+    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+        mode = stat.S_IMODE(info.st_mode)
+        _refuse(path, f"can be changed by other users (mode {mode:o}, not sticky)")
+
+
+def _empty_or(path: Path, holds: Callable[[Path], bool]) -> bool:
+    try:
+        with os.scandir(path) as entries:
+            if not any(True for _ in entries):
+                return True
+    except OSError:
+        return False
+    return holds(path)
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _refuse(path: Path, why: str) -> None:
+    msg = (
+        f"{os.fspath(path)!r} {why}; superparams never uses a results folder another user "
+        "could change: remove or move it (or use a folder of your own: folder=, "
+        "SUPERPARAMS_PROGRESS), then run again"
+    )
+    raise StoreError(msg)

@@ -4,7 +4,9 @@ Workers never open these files. An engine whose workers share this machine copie
 a setting prints from the worker's own file into its :class:`SettingLog` while the
 setting runs (the file system does the copying, so a large log never passes through
 Python); an engine whose workers are elsewhere hands the text back in the outcome, and
-the store writes it. Either way the file is opened by the run, never through a link.
+the store writes it. Either way the file is opened by the run, never through a link:
+by its name in the ``logs/`` folder the run holds open, so a ``logs/`` swapped for a link
+during the run is never written through.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ LOG_LIMIT = 100 * 2**20
 # Opened for reading and writing (cut to the limit in place), never through a link
 # planted in its place; not O_APPEND, which the kernel's copies refuse: the run is the
 # only writer.
-_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+_FLAGS = os.O_RDWR | os.O_CREAT
 
 
 class SettingLog:
@@ -31,11 +33,12 @@ class SettingLog:
     mid-way. What went wrong is kept in :attr:`error`, for the store to record.
     """
 
-    __slots__ = ("attempt", "error", "fd", "path", "size")
+    __slots__ = ("attempt", "error", "fd", "folder", "path", "size")
 
-    def __init__(self, path: str, attempt: int) -> None:
+    def __init__(self, path: str, attempt: int, folder: int | None = None) -> None:
         self.path = path
         self.attempt = attempt
+        self.folder = folder  # a descriptor of the folder holding it: opened in there
         self.fd: int | None = None
         self.error: OSError | None = None
         self.size = 0  # where the file ends
@@ -50,8 +53,11 @@ class SettingLog:
             return self.fd
         if self.error is not None:
             raise self.error
+        from superparams.store._files import open_in_store
+
+        path = self.path if self.folder is None else os.path.basename(self.path)
         try:
-            fd = os.open(self.path, _FLAGS, 0o644)
+            fd = open_in_store(path, _FLAGS, 0o644, dir_fd=self.folder, shown=self.path)
         except OSError as error:
             self.error = error
             raise

@@ -87,9 +87,10 @@ class Workdir:
                 "setting's folder is never used through one: remove it, then run again"
             )
             raise StoreWriteError(msg)
-        if not path.is_dir():
-            from superparams._location import make_folders
+        from superparams._location import make_folders, trust
 
+        trust(path, path.parent.parent)  # work/<id>, work/ and the results folder
+        if not path.is_dir():
             make_folders(path)
         return path
 
@@ -109,16 +110,53 @@ def of(setting: Experiment) -> Workdir:
 
 @functools.lru_cache(maxsize=8)
 def local_root(root: str) -> Path:
-    """``root`` if its results folder is on this machine, else a folder of this machine's
-    temporary folder named after it (a worker elsewhere, with no shared file system)."""
+    """``root`` if its results folder is on this machine, else a folder named after it in
+    this user's private folder of this machine's temporary folder (a worker elsewhere,
+    with no shared file system).
+
+    Raises:
+        StoreError: that private folder is not this user's alone.
+    """
     path = Path(root)
     if path.parent.is_dir():
         return path
     import hashlib
-    import tempfile
 
     name = hashlib.sha256(root.encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / "superparams-work" / name
+    return private() / name
+
+
+def private() -> Path:
+    """``superparams-work-<uid>`` in the temporary folder: made by this user, mode 0700,
+    and refused if another user made it or could enter it (the name can be guessed).
+
+    Raises:
+        StoreError: it is not a folder of this user's alone.
+    """
+    import stat
+    import tempfile
+
+    from superparams.errors import StoreError
+
+    uid = os.geteuid()
+    path = Path(tempfile.gettempdir()) / f"superparams-work-{uid}"
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    found = os.lstat(path)
+    if (
+        not stat.S_ISDIR(found.st_mode)
+        or found.st_uid != uid
+        or stat.S_IMODE(found.st_mode) & 0o077
+    ):
+        kind = "a folder" if stat.S_ISDIR(found.st_mode) else "not a folder"
+        msg = (
+            f"{os.fspath(path)!r} is {kind} of uid {found.st_uid}, mode "
+            f"{stat.S_IMODE(found.st_mode):o}, not a folder of yours alone (mode 700); "
+            "superparams keeps settings' folders there on a machine without the results "
+            "folder: remove it, then run again"
+        )
+        raise StoreError(msg)
+    return path
 
 
 def empty(folder: Path, setting_id: str) -> None:

@@ -120,8 +120,10 @@ def last_line(path: str | Path, size: int = 4096) -> str:
     Only the end of the file is read. A progress bar that redraws itself with carriage
     returns shows its latest state; colour codes are dropped.
     """
+    from superparams.store import open_in_store
+
     try:
-        with open(path, "rb") as f:
+        with os.fdopen(open_in_store(path, os.O_RDONLY), "rb") as f:
             f.seek(0, os.SEEK_END)
             end = f.tell()
             f.seek(max(0, end - size))

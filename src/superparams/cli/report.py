@@ -9,6 +9,7 @@ anywhere, so it opens offline and can be mailed. Needs the ``plot`` extra (matpl
 from __future__ import annotations
 
 import html
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -170,9 +171,12 @@ def _failures(failed: pl.DataFrame, store: Any) -> str:
 
 
 def _tail(path: Path, lines: int) -> str:
+    from superparams.store import open_in_store
+
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        with os.fdopen(open_in_store(path, os.O_RDONLY), "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError:  # gone, or not a regular file of the folder (a link, a FIFO)
         return ""
     return "\n".join(text.splitlines()[-lines:])
 

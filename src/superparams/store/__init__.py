@@ -9,10 +9,13 @@ A folder ``progress/<module>/<Class>/`` holds::
     lock              held (flock) by the run writing here; it dies with the process
     experiment.json   whose results these are: the defining file (or notebook) and class
 
-No file inside the folder is opened through a symbolic link (:func:`open_in_store`):
-a planted link is :class:`StoreWriteError`. The folder itself, or ``progress/``, may be
-one. A process forked from the run closes its copies of the lock and the record, so it
-never holds the folder.
+No file inside the folder is opened through a symbolic link, nor unless it is a regular
+file (:func:`open_in_store`): a planted link or FIFO is :class:`StoreWriteError`. A
+setting's log is opened in the ``logs/`` the run holds open. The folder itself, or
+``progress/``, may be a link to a folder of the user's. A folder another user could
+change (up to the progress root: see :meth:`Store.trust`) is refused before anything is
+read or written. A process forked from the run closes its copies of the lock and the
+record, so it never holds the folder.
 
 Durability: an outcome line is written and fsynced before the runner reports it done
 (:meth:`Store.commit`), and nothing already written is ever rewritten. A line torn by a
@@ -53,7 +56,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from superparams._columns import BOOKKEEPING
 from superparams._location import folder_for as folder_for  # where it lived before
-from superparams._location import identity_of, location, make_folders, named
+from superparams._location import identity_of, location, make_folders, named, trust
 from superparams._logfile import SettingLog
 from superparams._workdir import WORK
 from superparams.errors import StoreConflictError, StoreError, StoreLockedError, StoreWriteError
@@ -222,9 +225,12 @@ class Store:
         defaults: Mapping[str, tuple[str, Any]] | None = None,
         identity: Mapping[str, Any] | None = None,
         types: Mapping[str, str] | None = None,
+        root: Path | str | None = None,
     ) -> None:
         # Absolute from the start: run() may change the working directory.
         self.folder = Path(folder).absolute()
+        # The progress root: the folders from it down to this one are checked (see trust).
+        self.root = Path(root).absolute() if root is not None else self.folder
         # Whose results may be here (see identity_of); None: anyone's, nothing recorded.
         self.identity = dict(identity) if identity is not None else None
         self._logs = f"{self.folder / LOGS}{os.sep}"
@@ -236,6 +242,7 @@ class Store:
         # The polars type of each parameter column its annotation fixes (see _columns).
         self.types = dict(types or {})
         self._lock_file: TextIO | None = None
+        self._logs_fd: int | None = None  # logs/, held open while the run writes there
         self._record: BinaryIO | None = None
         self._unsynced = 0
         self._synced_at = 0.0
@@ -245,6 +252,7 @@ class Store:
         self._setting_logs: dict[str, SettingLog] = {}  # of the settings running now
         # What close() wrote to results.parquet, so the run's own table is not read back.
         self.written: pl.DataFrame | None = None
+        self.trust()  # before anything is read from it
 
     @classmethod
     def for_class(
@@ -258,12 +266,14 @@ class Store:
         """The store of an experiment class: ``folder`` (default: :func:`folder_for`),
         for the class's identity, relative to the folder holding ``progress/`` (or to
         ``folder``'s parent)."""
+        root = None
         if folder is None:
             folder, home = location(experiment)
+            root = folder.parent.parent  # progress/ (or SUPERPARAMS_PROGRESS), above <stem>
         else:
             home = Path(folder).resolve().parent
         identity = identity_of(experiment, home)
-        return cls(folder, fields, defaults, identity, types)
+        return cls(folder, fields, defaults, identity, types, root)
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -296,8 +306,39 @@ class Store:
         except OSError as error:
             raise self._cannot_write(error, self.folder) from None
 
+    def trust(self) -> None:
+        """Refuse the folder if another user could change it (see :func:`trust`).
+
+        Raises:
+            StoreError: naming the folder and why.
+        """
+        trust(self.folder, self.root, self._holds_ours)
+        for name in (LOGS, WORK):
+            trust(self.folder / name)
+
+    def _holds_ours(self, folder: Path) -> bool:
+        """Whether ``folder`` records this experiment as its own."""
+        try:
+            with open(folder / EXPERIMENT, "rb", opener=_opener) as f:
+                recorded = json.loads(f.read())
+        except (OSError, ValueError, StoreError):
+            return False
+        return isinstance(recorded, dict) and self._is_ours(recorded)
+
+    def _is_ours(self, recorded: Mapping[str, Any]) -> bool:
+        ours = self.identity
+        return ours is None or (
+            recorded.get("class") == ours.get("class")
+            and (
+                None in (recorded.get("file"), ours.get("file"))  # a class with no file, given
+                or recorded.get("file") == ours.get("file")  # folder=, is known by its name
+                or recorded.get("path") == ours.get("path")
+            )
+        )
+
     def _open(self) -> Store:
-        self.check()  # before anything is written
+        self.trust()  # again, just before anything is written
+        self.check()
         make_folders(self.folder / LOGS)
         lock = open(self.folder / LOCK, "a+", opener=_opener)  # noqa: SIM115  # until close()
         if not _lock(lock):
@@ -321,6 +362,8 @@ class Store:
         self._lock_file = lock
         _HELD.add(self)
         try:
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            self._logs_fd = os.open(self.folder / LOGS, flags)  # checked, held from now on
             _cut_torn_tail(self.record_path)
             self.compact()
             self._record = open(self.record_path, "ab", opener=_opener)  # noqa: SIM115
@@ -357,6 +400,9 @@ class Store:
         except OSError as error:
             raise self._cannot_write(error, self.results_path) from None
         finally:  # even if writing results.parquet failed: the record has everything
+            if self._logs_fd is not None:
+                os.close(self._logs_fd)
+                self._logs_fd = None
             if self._lock_file is not None:
                 self._lock_file.close()  # releases the flock
                 self._lock_file = None
@@ -374,6 +420,10 @@ class Store:
                 with contextlib.suppress(OSError):
                     file.close()  # flushed before the fork: nothing is written twice
         self._record = self._lock_file = None
+        if self._logs_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._logs_fd)
+            self._logs_fd = None
 
     def __enter__(self) -> Store:
         return self.open()
@@ -421,7 +471,9 @@ class Store:
         earlier = self._setting_logs.get(setting_id)
         if earlier is not None:  # an attempt that never reported (interrupted)
             earlier.close()
-        log = self._setting_logs[setting_id] = SettingLog(self.log_path(setting_id), attempt)
+        log = self._setting_logs[setting_id] = SettingLog(
+            self.log_path(setting_id), attempt, self._logs_fd
+        )
         return log
 
     def queued(self, setting_id: str, attempt: int, job: str, described: Mapping[str, Any]) -> None:
@@ -472,7 +524,7 @@ class Store:
         """
         log = self._setting_logs.pop(outcome.id, None)
         if log is None:  # never reported started
-            log = SettingLog(self.log_path(outcome.id), outcome.attempt)
+            log = SettingLog(self.log_path(outcome.id), outcome.attempt, self._logs_fd)
         if outcome.output:
             log.write(outcome.output.encode("utf-8", "replace"))
         kept = log.close()
@@ -693,11 +745,7 @@ class Store:
         if not isinstance(recorded, dict) or self.identity is None:
             return None
         ours = self.identity
-        if recorded.get("class") == ours.get("class") and (
-            None in (recorded.get("file"), ours.get("file"))  # a class with no file, given
-            or recorded.get("file") == ours.get("file")  # folder=, is known by its name
-            or recorded.get("path") == ours.get("path")
-        ):
+        if self._is_ours(recorded):
             return recorded
         msg = (
             f"{self.folder} holds the results of {named(recorded)!r}, not of "
@@ -717,6 +765,8 @@ class Store:
         self.check()
         try:
             return self._table()[0]
+        except StoreError:
+            raise
         except OSError as error:
             where = error.filename if isinstance(error.filename, str) else self.folder
             msg = f"could not read {where}: {error.strerror or error}; nothing was changed"
@@ -945,20 +995,45 @@ class Store:
         return holder(self.folder)
 
     def clean(self) -> None:
-        """Remove every stored result, log and setting folder of this experiment."""
+        """Remove every stored result, log and setting folder of this experiment.
+
+        A results folder that is a link (checked like any, see :meth:`trust`) is emptied
+        and kept, so the next run stores where it leads again; a link found inside is
+        removed, never followed.
+        """
         import shutil
 
         if not self.folder.exists():
             return
-        with self:  # holding the lock: never clean under a running run
+        with self:  # holding the lock, checked: never clean under a running run
             for name in (RECORD, RESULTS, META):
                 with contextlib.suppress(FileNotFoundError):
                     (self.folder / name).unlink()
-            shutil.rmtree(self.folder / LOGS, ignore_errors=True)
+            _remove(self.folder / LOGS)
             if self._record is not None:
                 self._record.close()
                 self._record = None
-        shutil.rmtree(self.folder, ignore_errors=True)
+            if self.folder.is_symlink():
+                with os.scandir(self.folder) as entries:
+                    for entry in entries:
+                        if entry.name != LOCK:
+                            _remove(Path(entry.path))
+        if self.folder.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                (self.folder / LOCK).unlink()
+        else:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, a link (never what it leads to) or a folder and what it holds."""
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)  # never follows a link inside
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 # The stores this process holds for writing: a process forked from it lets go of them.

@@ -1,9 +1,10 @@
 """The files of a results folder: their names, and opening them never through a link.
 
-Every file inside the folder is opened as itself (:func:`open_in_store`): a planted
-symbolic link is :class:`StoreWriteError`. The folder itself, or ``progress/``, may be
-one. A file that is replaced (results.parquet, experiment.json) is written whole or not
-at all (:func:`_atomic_write`).
+Every file inside the folder is opened as itself, and only if it is a regular file, never
+waiting (:func:`open_in_store`): a planted symbolic link or FIFO is
+:class:`StoreWriteError`. The folder itself, or ``progress/``, may be one. A file that
+is replaced (results.parquet, experiment.json) is written whole or not at all
+(:func:`_atomic_write`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -35,19 +37,50 @@ LOCK = "lock"
 EXPERIMENT = "experiment.json"  # whose results these are: {"file": ..., "class": ...}
 
 
-def open_in_store(path: str | os.PathLike[str], flags: int, mode: int = 0o644) -> int:
-    """A descriptor of a file inside a results folder, opened as itself, never through a
-    symbolic link (the folder itself may be one).
+def open_in_store(
+    path: str | os.PathLike[str],
+    flags: int,
+    mode: int = 0o644,
+    *,
+    dir_fd: int | None = None,
+    shown: str | None = None,
+) -> int:
+    """A descriptor of a regular file inside a results folder, opened as itself, never
+    through a symbolic link (the folder itself may be one), and never waiting: a FIFO or
+    a device in a file's place is refused, not opened for good. ``dir_fd``: ``path`` is
+    a name in that folder; ``shown``: the path messages name (default ``path``).
 
     Raises:
-        StoreWriteError: ``path`` is a symbolic link.
+        StoreWriteError: ``path`` is a symbolic link, or not a regular file.
     """
+    flags |= os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     try:
-        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        fd = os.open(path, flags, mode, dir_fd=dir_fd)
     except OSError as error:
-        if error.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
-            raise StoreWriteError(linked(path)) from None
-        raise
+        if error.errno not in (errno.ELOOP, errno.EMLINK, errno.EISDIR, errno.ENXIO):
+            raise
+        try:
+            found = os.lstat(path, dir_fd=dir_fd).st_mode
+        except OSError:
+            raise error from None
+        if stat.S_ISLNK(found):
+            raise StoreWriteError(linked(shown or path)) from None
+        raise StoreWriteError(_not_a_file(shown or path, found)) from None
+    found = os.fstat(fd).st_mode
+    if not stat.S_ISREG(found):
+        os.close(fd)
+        raise StoreWriteError(_not_a_file(shown or path, found))
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _not_a_file(path: str | os.PathLike[str], mode: int) -> str:
+    """What a user reads about something else in a file's place (a FIFO, a folder)."""
+    kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device"
+    return (
+        f"{os.fspath(path)!r} is {kind}, not a file; superparams opens only regular files "
+        "in a results folder: remove it, then run again"
+    )
 
 
 def linked(path: str | os.PathLike[str]) -> str:
