@@ -227,6 +227,23 @@ class TestPlainDisplay:
         assert lines[1].startswith("[1/1] done   lr=1.0")
 
 
+    def test_a_reported_row_is_said_at_most_once_a_minute_and_at_the_end(self):
+        """A long setting's latest row is a progress line every 60 s (not one per row),
+        and its done line shows the row it reported last."""
+        out = io.StringIO()
+        display = PlainDisplay(out, header=False)
+        display(started(1))
+        display(begin("a", "lr=0.1", T0))
+        for step, at in enumerate((10, 50, 61, 90, 125)):
+            display(SettingReported(T0 + at, "a", {"epoch": step, "loss": 1 / (step + 1)}))
+        display(finish("a", "lr=0.1", T0 + 130))
+        assert out.getvalue().splitlines() == [
+            "[0/1] running lr=0.1: epoch 2  loss 0.3333",
+            "[0/1] running lr=0.1: epoch 4  loss 0.2",
+            "[1/1] done   lr=0.1 (2.0s) epoch=4 loss=0.2",
+        ]
+
+
 class TestLiveDisplay:
     def test_before_anything_finishes(self):
         """At the start: nothing done, everything waiting, no pace and no ETA yet."""

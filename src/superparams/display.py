@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from superparams.events import (
     Event,
@@ -144,10 +144,16 @@ def last_line(path: str | Path, size: int = 4096) -> str:
 class PlainDisplay:
     """Plain lines, one per finished or failed setting, then a summary.
 
+    A setting that reports its rows (``self.report``) shows its latest row when it ends,
+    and while it runs, at most once every ``every`` seconds, a line with the row it
+    reported last: a log read later (nohup, CI, a cluster's job log) shows the progress
+    of a long setting.
+
     Args:
         quiet: only notices, the lines about stopping, and the summary.
         header: a first line saying what the run will do.
         summary: a last line saying how it went (off when the caller reports the end).
+        every: seconds between two progress lines of one running setting.
     """
 
     def __init__(
@@ -157,14 +163,19 @@ class PlainDisplay:
         quiet: bool = False,
         header: bool = True,
         summary: bool = True,
+        every: float = 60.0,
     ) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.header = header
         self.summary = summary
+        self.every = every
         self.done = 0
         self.total = 0
         self.started = time.time()
+        self.labels: dict[str, str] = {}  # the running settings' labels, by id
+        self.latest: dict[str, dict[str, Any]] = {}  # the row each running one reported last
+        self.said: dict[str, float] = {}  # when a progress line last said each
 
     def _line(self, text: str) -> None:
         self.stream.write(text + "\n")
@@ -184,14 +195,27 @@ class PlainDisplay:
                         f"{outdated(event.outdated, event.experiment)}; kept as stored "
                         "(run_all(rerun_outdated=True) runs them again)"
                     )
+        elif isinstance(event, SettingStarted):
+            self.labels[event.id] = event.label
+            self.said[event.id] = event.time
+        elif isinstance(event, SettingReported):
+            self.latest[event.id] = event.row
+            since = self.said.get(event.id)
+            if not self.quiet and since is not None and event.time - since >= self.every:
+                self.said[event.id] = event.time
+                label = self.labels.get(event.id, event.id)
+                self._line(f"[{self.done}/{self.total}] running {label}: {row_text(event.row)}")
         elif isinstance(event, SettingFinished):
             self.done += 1
+            latest = self._forget(event.id)
             if not self.quiet:
+                shown = event.results or latest
                 self._line(
                     f"[{self.done}/{self.total}] done   {event.label} "
-                    f"({duration(event.seconds)}) {metrics(event.results)}".rstrip()
+                    f"({duration(event.seconds)}) {metrics(shown)}".rstrip()
                 )
         elif isinstance(event, SettingFailed):
+            self._forget(event.id)
             if not event.will_retry:
                 self.done += 1
             if not self.quiet:
@@ -206,6 +230,13 @@ class PlainDisplay:
             self._line(f"{summary(event)}; results: {short_path(event.results)}")
             for note in event.notes:
                 self._line(note)
+
+
+    def _forget(self, setting_id: str) -> dict[str, Any]:
+        """A setting that ended: its latest reported row, and nothing kept of it."""
+        self.labels.pop(setting_id, None)
+        self.said.pop(setting_id, None)
+        return self.latest.pop(setting_id, {})
 
 
 def _stopping(event: RunStopping) -> str:

@@ -911,6 +911,29 @@ class TestProgressLines:
         (line,) = [line for line in done.stderr.splitlines() if line.startswith("[1/1]")]
         assert line.endswith(") epoch=2 val_acc=0.85"), line
 
+    def test_a_setting_that_reports_its_rows_shows_its_latest(self, tmp_path):
+        """Without a terminal (nohup, CI, a cluster's log), the line of a setting that
+        reported its rows with self.report() shows the latest, as the live view does."""
+        write(tmp_path / "reported.py", REPORTED)
+        done = experiment("reported.Reported", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        lines = [line for line in done.stderr.splitlines() if line.startswith("[")]
+        assert lines[0].endswith(") epoch=2 loss=0.03333"), lines
+        assert lines[1].endswith(") epoch=2 loss=0.003333"), lines
+
+
+REPORTED = """
+from superparams import Experiment, search
+
+
+class Reported(Experiment):
+    lr: float = search(0.1, 0.01)
+
+    def run(self):
+        for epoch in range(3):
+            self.report(epoch=epoch, loss=self.lr / (epoch + 1))
+"""
+
 
 class TestRerunCounts:
     SUMMARY = re.compile(r"finished in \S+: (.*)$")
