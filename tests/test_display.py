@@ -226,7 +226,6 @@ class TestPlainDisplay:
         assert lines[0].startswith("[0/1] FAILED lr=1.0: ValueError: lr too large, retrying")
         assert lines[1].startswith("[1/1] done   lr=1.0")
 
-
     def test_a_reported_row_is_said_at_most_once_a_minute_and_at_the_end(self):
         """A long setting's latest row is a progress line every 60 s (not one per row),
         and its done line shows the row it reported last."""

@@ -507,3 +507,49 @@ sys.exit(done.returncode)
         shown = experiment("logs", "train.Train", "--n", "1", cwd=project)
         assert shown.returncode == 0, shown.stderr
         assert shown.stdout == "n=1 runs\n"
+
+
+class TestTheFolderStaysOutOfGit:
+    def test_git_add_leaves_the_results_folder_out(self, tmp_path):
+        """A results folder carries its own .gitignore: in a project under git, `git add .`
+        after a run adds the experiment's file and nothing of its results, logs or work."""
+        git = shutil.which("git")
+        if git is None:
+            pytest.skip("git is not installed")
+        write(tmp_path / "experiments/train.py", TRAIN)
+        subprocess.run([git, "init", "-q"], cwd=tmp_path, check=True)
+        done = subprocess.run(
+            [str(COMMAND), "train.Train"],
+            cwd=tmp_path,
+            env=environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        subprocess.run([git, "add", "."], cwd=tmp_path, check=True)
+        added = subprocess.run(
+            [git, "diff", "--cached", "--name-only"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert added == ["experiments/train.py"]
+
+    def test_a_folder_from_before_gains_it_at_its_next_run(self, tmp_path):
+        """A results folder made before has no .gitignore; the next run that writes there
+        (here n=2, new) writes it."""
+        write(tmp_path / "experiments/train.py", TRAIN)
+
+        def run(*args: str) -> int:
+            command = [str(COMMAND), "train.Train", *args]
+            done = subprocess.run(command, cwd=tmp_path, env=environment(), capture_output=True)
+            return done.returncode
+
+        assert run() == 0
+        ignore = tmp_path / "experiments/progress/train/Train/.gitignore"
+        assert ignore.read_text().splitlines()[-1] == "*"
+        ignore.unlink()
+        assert run("--n", "0,1,2") == 0
+        assert ignore.is_file()

@@ -8,6 +8,7 @@ A folder ``progress/<module>/<Class>/`` holds::
     logs/<id>.log     each setting's stdout and stderr, and its traceback on failure
     lock              held (flock) by the run writing here; it dies with the process
     experiment.json   whose results these are: the defining file (or notebook) and class
+    .gitignore        ``*``: ``git add .`` in a project leaves the whole folder out
 
 No file inside the folder is opened through a symbolic link, nor unless it is a regular
 file (:func:`open_in_store`): a planted link or FIFO is :class:`StoreWriteError`. A
@@ -62,6 +63,8 @@ from superparams._workdir import WORK
 from superparams.errors import StoreConflictError, StoreError, StoreLockedError, StoreWriteError
 from superparams.store._files import (
     EXPERIMENT,
+    GITIGNORE,
+    GITIGNORE_TEXT,
     LOCK,
     LOGS,
     META,
@@ -354,6 +357,9 @@ class Store:
                 path = self.folder / EXPERIMENT
                 text = json.dumps(self.identity, indent=1) + "\n"
                 _atomic_write(path, lambda tmp: tmp.write(text.encode()))
+            if not (self.folder / GITIGNORE).exists():  # a folder from before has none yet
+                ignore = GITIGNORE_TEXT.encode()
+                _atomic_write(self.folder / GITIGNORE, lambda tmp: tmp.write(ignore))
             _refuse_links(self.folder, logs=True)  # holding the lock: no run writes now
         except BaseException:
             lock.close()

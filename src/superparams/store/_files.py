@@ -37,6 +37,12 @@ LOCK = "lock"
 EXPERIMENT = "experiment.json"  # whose results these are: {"file": ..., "class": ...}
 
 
+GITIGNORE = ".gitignore"  # so that `git add .` leaves results, logs and checkpoints out
+
+#: What the results folder's .gitignore says: everything in the folder, itself included.
+GITIGNORE_TEXT = "# Written by superparams: results, logs and checkpoints stay out of git.\n*\n"
+
+
 def open_in_store(
     path: str | os.PathLike[str],
     flags: int,
