@@ -14,6 +14,7 @@ from tests.strategies import Spec, specs
 
 from superparams import (
     Experiment,
+    ExperimentError,
     SearchSpaceError,
     choice,
     loguniform,
@@ -87,6 +88,24 @@ class TestSearch:
         assert len(space) == 1
         assert space.tags == [1, 2, 3]
         assert space[0].tags == [1, 2, 3]
+
+    def test_a_value_given_twice_is_refused(self):
+        """search(0.1, 0.1) would be one setting counted twice; 1 and 1.0 in a float field
+        are one value; a nested candidate that repeats a setting of another is the same."""
+        with pytest.raises(ExperimentError, match=r"Hyperparams\.lr: search\(\) holds 0\.1 twice"):
+            Hyperparams(lr=search(0.1, 0.1))
+        with pytest.raises(ExperimentError, match=r"holds 1\.0 twice"):
+            Hyperparams(lr=search(1, 1.0))
+        with pytest.raises(ExperimentError, match=r"holds Inner\(k=1, mode='fast'\) twice"):
+            Outer(inner=search(Inner(k=1), Inner()))
+        assert len(Hyperparams(lr=search(0.1, 0.2))) == 4
+
+    def test_a_choice_says_it_is_one_with_its_weights(self):
+        """repr() of choice() names choice and its weights, as written."""
+        assert repr(choice("sgd", "adam", weights=[0.2, 0.8])) == (
+            "choice('sgd', 'adam', weights=[0.2, 0.8])"
+        )
+        assert repr(search(1, 2)) == "search(1, 2)"
 
     def test_value_is_a_constant(self):
         """value(x) declares a constant field holding x."""

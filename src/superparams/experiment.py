@@ -19,7 +19,7 @@ import random
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, ClassVar, Literal, overload
@@ -664,8 +664,10 @@ def _checked(owner: str, name: str, value: Any, annotation: Any, made: str | Non
         return value
     if isinstance(value, Grid):
         if type(annotation) is type and annotation in _SCALARS and _all_of(annotation, value):
+            _check_distinct(owner, name, value, value.points)
             return value  # a long search of ints or floats, checked at C speed
         points = [_conformed(owner, name, p, annotation, value) for p in value.points]
+        _check_distinct(owner, name, value, points)
         if all(a is b for a, b in zip(points, value.points, strict=True)):
             return value
         return _regrid(value, points, value.link)
@@ -674,6 +676,43 @@ def _checked(owner: str, name: str, value: Any, annotation: Any, made: str | Non
         return conform(value, annotation)
     except Mismatch as error:
         raise ExperimentError(_mismatch(owner, name, annotation, where, error)) from None
+
+
+def _check_distinct(owner: str, name: str, grid: Grid, points: Sequence[Any]) -> None:
+    """Refuse a search that lists one setting twice: two settings with one id, counted
+    twice and run once. Linked values may repeat (their partners tell them apart).
+
+    Raises:
+        ExperimentError: naming the value given twice.
+    """
+    if grid.link is not None or len(points) < 2:
+        return
+    if all(type(p) in _SCALARS for p in points):
+        if len(set(points)) == len(points):  # the common case, at C speed
+            return
+        keys: list[Any] = [encode(p, name) for p in points]
+    else:
+        keys = []
+        for point in points:  # a nested experiment stands for each of its settings
+            keys.extend(point._sp_ids() if isinstance(point, Space) else [encode(point, name)])
+    seen: set[Any] = set()
+    for key, point in zip(keys, _expanded(points), strict=True):
+        if key in seen:
+            msg = (
+                f"{owner}.{name}: {grid.maker}() holds {_short(point, 60)} twice, which is "
+                "one setting counted twice; give each value once"
+            )
+            raise ExperimentError(msg)
+        seen.add(key)
+
+
+def _expanded(points: Sequence[Any]) -> Iterator[Any]:
+    """Each point, a nested experiment's space as each of its settings."""
+    for point in points:
+        if isinstance(point, Space):
+            yield from point
+        else:
+            yield point
 
 
 def _all_of(kind: type, grid: Grid) -> bool:

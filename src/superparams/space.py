@@ -145,7 +145,8 @@ class Grid(Dimension):
             shown.append(f"… {len(self.points):,} values")
         inner = ", ".join(shown)
         link = f", link={self.link!r}" if self.link else ""
-        return f"search({inner}{link})"
+        weights = f", weights={list(self.weights)!r}" if self.weights is not None else ""
+        return f"{self.maker}({inner}{link}{weights})"
 
 
 class Distribution(Dimension):

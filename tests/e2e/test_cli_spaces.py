@@ -401,3 +401,55 @@ class TestSampleOverSeeds:
         more = experiment("seeded.Seeded", "--sample", "5", "--dry-run", cwd=tmp_path)
         assert more.returncode == 0, more.stderr
         assert "would run 3 settings" in more.stderr
+
+
+WEIGHTED = """
+from superparams import Experiment, choice, search
+
+
+class Model(Experiment):
+    width: int = 64
+
+
+class Train(Experiment):
+    opt: str = choice("sgd", "adam", weights=[0.2, 0.8])
+    lr: float = search(0.1, 0.01)
+    model: Model = search(Model(), Model(width=search(128, 256)))
+
+    def run(self) -> dict:
+        return {"x": self.lr}
+"""
+
+
+class TestOneSettingOnce:
+    """A search from the command line never counts one setting twice."""
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (
+                ("--lr", "0.1,0.1"),
+                "Train.lr: search() holds 0.1 twice, which is one setting counted twice; "
+                "give each value once",
+            ),
+            (
+                ("--model.width", "512"),
+                "Train.model: search() holds Model(width=512) twice, which is one setting "
+                "counted twice; give each value once",
+            ),
+        ],
+    )
+    def test_a_value_given_twice(self, tmp_path, args, message):
+        """--lr 0.1,0.1, or a dotted flag that makes two nested candidates the same, is a
+        usage error, and nothing is written."""
+        write(tmp_path / "weighted.py", WEIGHTED)
+        done = experiment("weighted.Train", *args, cwd=tmp_path)
+        assert done.returncode == 2
+        assert done.stderr == f"error: {message}\n"
+        assert not (tmp_path / "progress").exists()
+
+    def test_help_shows_a_choices_weights(self, tmp_path):
+        """--help says a field is a weighted choice, with its weights."""
+        write(tmp_path / "weighted.py", WEIGHTED)
+        done = experiment("weighted.Train", "--help", cwd=tmp_path)
+        assert "choice: 'sgd', 'adam'; weights 0.2, 0.8" in done.stdout

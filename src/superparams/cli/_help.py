@@ -175,9 +175,12 @@ def _default_text(info: Any, name: str) -> str:
     if isinstance(default, Grid) and not default.expands():
         if len(default.points) == 1:
             return f"default {_shown_value(default.points[0])}"
-        return "search: " + ", ".join(_shown_value(p) for p in default.points)
+        text = f"{default.maker}: " + ", ".join(_shown_value(p) for p in default.points)
+        if default.weights is not None:
+            text += "; weights " + ", ".join(f"{w:g}" for w in default.weights)
+        return text
     if isinstance(default, (Dimension, Space)):
-        return f"search: {default!r}"
+        return repr(default)
     return f"default {_shown_value(default)}"
 
 
