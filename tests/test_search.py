@@ -74,6 +74,10 @@ class TestProposals:
         assert history["seeds"].to_list() == [3] * 5
         table = Noisy().results(folder=tmp_path)
         assert table.height == 15
+        first = table.row(0, named=True)
+        assert first["label"] == (
+            f"x1={first['x1']},x2={first['x2']},kind={first['kind']},seed=0"
+        )  # labels name what the search varies, not only the seed
         per = table.group_by("x1", "x2", "kind", maintain_order=True).agg(
             pl.col("seed").sort(), pl.col("f").mean()
         )

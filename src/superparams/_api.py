@@ -526,6 +526,15 @@ def optimize(
 
     check_num_proc(run.get("num_proc", DEFAULT_NUM_PROC))
     width, _, _ = worker_count(run.get("num_proc", DEFAULT_NUM_PROC), to_run=budget)
+    store = store_of(space, run.get("folder"))
     return search(
-        space, metric, mode, budget=budget, sampler=sampler, seed=seed, width=width, **run
+        space,
+        metric,
+        mode,
+        budget=budget,
+        sampler=sampler,
+        seed=seed,
+        width=width,
+        store=store,
+        **run,
     )

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from superparams.space import Space
+    from superparams.store import Store
 
 Mode = Literal["max", "min"]
 
@@ -60,6 +61,7 @@ def optimize(
     seed: int | None = None,
     width: int = 1,
     dry_run: bool = False,
+    store: Store | None = None,
     **run: Any,
 ) -> pl.DataFrame:
     """Search ``space`` for the best mean of ``metric`` over its seeds, ``width``
@@ -75,9 +77,8 @@ def optimize(
     # size of the history: the same history gives the same next proposal, and the
     # random stream does not replay the one that made the history (a TPE sampler started
     # again from the same seed proposes the very configurations it proposed before).
-    if seed is not None and history:
-        seed = (seed * 1_000_003 + len(history)) % 2**32
-    chosen = _sampler(optuna, sampler, seed, len(metrics))
+    resumed = (seed * 1_000_003 + len(history)) % 2**32 if seed is not None and history else seed
+    chosen = _sampler(optuna, sampler, resumed, len(metrics))
     study = optuna.create_study(
         sampler=chosen,
         directions=["maximize" if m == "max" else "minimize" for m in modes],
@@ -87,6 +88,16 @@ def optimize(
     pending = [c for c in history if c.state == "pending"]
     if dry_run:
         return _progress(history, metrics)
+    if store is not None:
+        store.keep_search(
+            {
+                "metrics": metrics,
+                "modes": modes,
+                "budget": budget,
+                "sampler": sampler if isinstance(sampler, str) else type(sampler).__name__,
+                "seed": seed,
+            }
+        )
     if pending:  # cut short by a kill or an interruption: complete them first
         _run_and_tell(space, searched, pending, metrics, run, told=None)
         for configuration in pending:
@@ -403,6 +414,47 @@ def _run_and_tell(
 
 
 # -- what it says ----------------------------------------------------------------------
+
+
+def standing(space: Space[Any], store: Store) -> list[str]:
+    """What ``experiment status`` says of the adaptive search recorded in ``store``: how
+    much of its budget is used and the best configuration so far; nothing without one."""
+    recorded = store.search()
+    if recorded is None:
+        return []
+    try:
+        metrics = [str(m) for m in recorded["metrics"]]
+        modes = [str(m) for m in recorded["modes"]]
+        budget = int(recorded["budget"])
+        searched = _searched(space)
+        history = _history(space, searched, metrics, store.folder)
+    except (KeyError, TypeError, ValueError, ImportError, SearchSpaceError, UsageError):
+        return []  # a search of another space, or Optuna gone: nothing to say of it
+    goal = ", ".join(
+        f"{'maximise' if mode == 'max' else 'minimise'} {metric}"
+        for metric, mode in zip(metrics, modes, strict=True)
+    )
+    pending = sum(c.state == "pending" for c in history)
+    lines = [
+        f"search: {len(history)} of {budget} configurations ({goal}; "
+        f"sampler {recorded.get('sampler')}, seed {recorded.get('seed')})"
+        + (f", {pending} with seeds still to run" if pending else "")
+    ]
+    complete = [c for c in history if c.state == "complete"]
+    if complete:
+        sign = 1 if modes[0] == "max" else -1
+        top = max(complete, key=lambda c: sign * c.means[0])
+        values = ",".join(
+            f"{k}={v!r}"
+            if isinstance(v, str)
+            else f"{k}={v:.4g}"
+            if isinstance(v, float)
+            else f"{k}={v}"
+            for k, v in top.values.items()
+        )
+        seeds = f" over {top.seeds} seeds" if top.seeds > 1 else ""
+        lines.append(f"  best so far: {metrics[0]} {top.means[0]:.4g}{seeds} ({values})")
+    return lines
 
 
 def _progress(history: list[_Configuration], metrics: list[str]) -> pl.DataFrame:

@@ -151,7 +151,10 @@ class _Layout:
         self.size = 1
         for axis in self.axes:
             self.size *= axis.size
-        self.varied = tuple(n for a in self.axes for n in a.names)
+        # A space pinned to run a part of another (a sample's seed, a search's proposal)
+        # labels its settings by what varies in that other space.
+        shown = space.__dict__.get("_sp_shown")
+        self.varied = shown if shown is not None else tuple(n for a in self.axes for n in a.names)
         slot = {name: k for k, name in enumerate(sorted(info.fields))}
         for axis in self.axes:
             axis.slots = tuple(slot[n] for n in axis.names)
@@ -590,10 +593,7 @@ class Experiment(Space[Any]):
         """A readable name from the fields that vary, e.g. ``"batch_size=16"``."""
         self._sp_require_setting("a label")
         where = self.__dict__.get("_sp_where")
-        shown: tuple[str, ...] | None = self.__dict__.get("_sp_varied")
-        if shown is not None:  # a sample by configuration names the seed too
-            names = shown
-        elif where is not None:
+        if where is not None:
             names = where[0].varied
         else:  # made by hand: the fields that differ from the class's plain defaults
             info = type(self)._sp_info()

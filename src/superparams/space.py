@@ -618,7 +618,6 @@ class Sample(Space[E]):
             _pinned(source, values) for values in replicates
         ) or (source,)
         self.seeds = len(self._spaces)
-        self._seeded = frozenset(replicates[0]) if replicates else frozenset()
         if source.enumerable:
             sizes = {len(space) for space in self._spaces}
             if len(sizes) > 1:
@@ -662,13 +661,6 @@ class Sample(Space[E]):
             # Each draw has its own generator, so any one is computed without the others,
             # and a configuration's draw is the same whichever seed is pinned.
             setting = space._draw(random.Random(f"superparams:{self.seed}:{configuration}"))
-        if self.seeds > 1:  # its label names the seed, which its pinned space holds fixed
-            where = setting.__dict__.get("_sp_where")
-            varied = set(where[0].varied) if where is not None else set()
-            seeded = self._seeded
-            setting.__dict__["_sp_varied"] = tuple(
-                name for name in _field_names(setting) if name in varied or name in seeded
-            )
         return setting
 
     def _raw_draw(self, rng: random.Random) -> E:
@@ -718,19 +710,20 @@ def _replicates(space: Space[Any]) -> list[dict[str, Any]]:
     return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
 
 
-def _field_names(setting: Any) -> list[str]:
-    import dataclasses
-
-    return [f.name for f in dataclasses.fields(setting)]
-
-
 def _pinned(space: Space[E], values: dict[str, Any]) -> Space[E]:
-    """``space`` with the given fields set, in each part of a union."""
+    """``space`` with the given fields set, in each part of a union. Its settings' labels
+    still name what varies in ``space`` (a pinned seed or a proposed value included), so
+    labels follow the space being run, not the one pinned to run a part of it."""
     import dataclasses
 
     if isinstance(space, Union):
         return Union([_pinned(part, values) for part in space.parts])
-    return dataclasses.replace(space, **values)  # type: ignore[type-var]
+    layout = getattr(space, "_sp_layout", None)
+    shown = layout().varied if layout is not None else None
+    pinned = dataclasses.replace(space, **values)  # type: ignore[type-var]
+    if shown is not None:
+        pinned.__dict__["_sp_shown"] = shown
+    return pinned
 
 
 def _carry_validity_error(setting: Any) -> None:

@@ -85,6 +85,7 @@ def _status_one(found: Found, space: Space[Any], request: StatusRequest, prog: s
 
     for note in store.clashes(_labels(space, stored.ids)) if store.folder.exists() else ():
         out.write(f"{note}\n")
+    _searching(space, store)
     _damaged(store)
     out.write(f"results: {shown(store.results_path)}\n")
     out.flush()
@@ -139,9 +140,19 @@ def _status_stored(found: Found, space: Space[Any], prog: str) -> None:
             out.write(f"  {status:<12} {label}{shown_error}\n")
         if len(left) > 20:
             out.write(f"  ... {len(left) - 20} more\n")
+    _searching(space, store)
     _damaged(store)
     out.write(f"results: {shown(store.results_path)}\n")
     out.flush()
+
+
+def _searching(space: Space[Any], store: Store) -> None:
+    """Say how far an adaptive search recorded in the store has come, if one is."""
+    if store.folder.exists():
+        from superparams._search import standing
+
+        for line in standing(space, store):
+            sys.stdout.write(f"{line}\n")
 
 
 def _damaged(store: Store) -> None:

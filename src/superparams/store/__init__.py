@@ -9,6 +9,8 @@ A folder ``progress/<module>/<Class>/`` holds::
     lock              held (flock) by the run writing here; it dies with the process
     experiment.json   whose results these are: the defining file (or notebook) and class
     .gitignore        ``*``: ``git add .`` in a project leaves the whole folder out
+    search.json       the adaptive search that runs here, if one does: what it optimises,
+                      its budget and sampler (its state is the record itself)
 
 No file inside the folder is opened through a symbolic link, nor unless it is a regular
 file (:func:`open_in_store`): a planted link or FIFO is :class:`StoreWriteError`. A
@@ -70,6 +72,7 @@ from superparams.store._files import (
     META,
     RECORD,
     RESULTS,
+    SEARCH,
     _atomic_write,
     _opener,
     _refuse_links,
@@ -760,6 +763,33 @@ class Store:
             f"the same experiment, moved, delete {self.folder / EXPERIMENT})"
         )
         raise StoreConflictError(msg)
+
+    def keep_search(self, search: Mapping[str, Any]) -> None:
+        """Record the adaptive search that runs here (what it optimises, its budget and
+        sampler), for ``status`` and ``--dry-run`` to say how far it is; whole or not at
+        all. Its state is the record: this only names it.
+
+        Raises:
+            StoreWriteError: the folder could not be written.
+        """
+        self.trust()
+        make_folders(self.folder)
+        text = json.dumps(dict(search), indent=1) + "\n"
+        try:
+            _atomic_write(self.folder / SEARCH, lambda tmp: tmp.write(text.encode()))
+        except OSError as error:
+            raise self._cannot_write(error, self.folder / SEARCH) from None
+
+    def search(self) -> dict[str, Any] | None:
+        """The adaptive search recorded here (:meth:`keep_search`), if any."""
+        try:
+            with open(self.folder / SEARCH, "rb", opener=_opener) as f:
+                found = json.loads(f.read())
+        except StoreWriteError:
+            raise
+        except (OSError, ValueError):
+            return None
+        return found if isinstance(found, dict) else None
 
     def table(self) -> pl.DataFrame:
         """Every stored setting's latest outcome, including a run in progress.

@@ -37,6 +37,9 @@ LOCK = "lock"
 EXPERIMENT = "experiment.json"  # whose results these are: {"file": ..., "class": ...}
 
 
+SEARCH = "search.json"  # the adaptive search that runs here: metrics, modes, budget, sampler
+
+
 GITIGNORE = ".gitignore"  # so that `git add .` leaves results, logs and checkpoints out
 
 #: What the results folder's .gitignore says: everything in the folder, itself included.
