@@ -221,6 +221,9 @@ class TestAFolderAnotherUserMade:
         before = snapshot(project)
         done = experiment("train.Train", "--k", "0,1,2", cwd=project)
         refused(done, store, "can be changed by other users (mode 777, not sticky)")
+        assert done.stderr.endswith(
+            f"`chmod go-w {store}` if it is for you alone, then run again\n"
+        )
         assert snapshot(project) == before
 
     def test_the_python_api_refuses_it_too(self, intruder, shared):
