@@ -14,6 +14,7 @@ else unless it is sticky; one that is not stops everything before a byte is writ
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -194,7 +195,10 @@ def _trust_owner(path: Path, info: os.stat_result, *, link: bool = False) -> Non
 def _trust_mode(path: Path, info: os.stat_result) -> None:
     if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
         mode = stat.S_IMODE(info.st_mode)
-        _refuse(path, f"can be changed by other users (mode {mode:o}, not sticky)")
+        fix = None
+        if info.st_uid == os.geteuid():
+            fix = f"`chmod go-w {shlex.quote(os.fspath(path))}` if it is for you alone"
+        _refuse(path, f"can be changed by other users (mode {mode:o}, not sticky)", fix)
 
 
 def _empty_or(path: Path, holds: Callable[[Path], bool]) -> bool:
@@ -216,10 +220,10 @@ def _user(uid: int) -> str:
         return f"uid {uid}"
 
 
-def _refuse(path: Path, why: str) -> None:
+def _refuse(path: Path, why: str, fix: str | None = None) -> None:
+    fix = fix or ("remove or move it (or use a folder of your own: folder=, SUPERPARAMS_PROGRESS)")
     msg = (
         f"{os.fspath(path)!r} {why}; superparams never uses a results folder another user "
-        "could change: remove or move it (or use a folder of your own: folder=, "
-        "SUPERPARAMS_PROGRESS), then run again"
+        f"could change: {fix}, then run again"
     )
     raise StoreError(msg)

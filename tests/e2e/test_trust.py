@@ -221,6 +221,9 @@ class TestAFolderAnotherUserMade:
         before = snapshot(project)
         done = experiment("train.Train", "--k", "0,1,2", cwd=project)
         refused(done, store, "can be changed by other users (mode 777, not sticky)")
+        assert done.stderr.endswith(
+            f"`chmod go-w {store}` if it is for you alone, then run again\n"
+        )
         assert snapshot(project) == before
 
     def test_the_python_api_refuses_it_too(self, intruder, shared):
@@ -366,6 +369,7 @@ class TestFilesThatAreNotFiles:
     @pytest.mark.parametrize("name", ["record.jsonl", "experiment.json", "lock", "logs/{}.log"])
     @pytest.mark.parametrize("kind", ["fifo", "folder"])
     def test_a_fifo_or_a_folder(self, tmp_path, name, kind):
+        """run, status and logs stop at once with one line naming it, exit code 3."""
         write(tmp_path / "experiments/train.py", TRAIN)
         assert experiment("train.Train", cwd=tmp_path).returncode == 0
         store = tmp_path / "experiments/progress/train/Train"
@@ -386,6 +390,25 @@ class TestFilesThatAreNotFiles:
             assert done.returncode == 3, done.stdout + done.stderr
             what = "a FIFO" if kind == "fifo" else "a folder"
             assert one_line(done).startswith(f"error: {str(planted)!r} is {what}, not a file")
+
+    def test_a_fifo_another_user_planted(self, intruder, shared):
+        """A FIFO another user left in place of the record, while the folder was open to
+        them (it is not now), stops run and status at once, with one line."""
+        project = shared / "mine"
+        write(project / "experiments/train.py", TRAIN)
+        assert experiment("train.Train", cwd=project).returncode == 0
+        store = project / "experiments/progress/train/Train"
+        os.chmod(store, 0o777)
+        as_user(intruder, f"cd {store}; rm record.jsonl; mkfifo -m 666 record.jsonl")
+        os.chmod(store, 0o755)
+        for args in (["train.Train"], ["status", "train.Train"]):
+            try:
+                done = experiment(*args, cwd=project, timeout=20)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"`experiment {' '.join(args)}` hung on another user's FIFO")
+            assert done.returncode == 3, done.stdout + done.stderr
+            record = store / "record.jsonl"
+            assert one_line(done).startswith(f"error: {str(record)!r} is a FIFO, not a file")
 
     @pytest.mark.parametrize("kind", ["fifo", "link"])
     def test_the_report_reads_no_failed_log_that_is_not_a_file(self, tmp_path, kind):
