@@ -84,7 +84,7 @@ class Started:
 
     The engine tells the runner through the ``notify`` callback of
     :meth:`~superparams.executors.Executor.start`, which returns the setting's log in the
-    results folder (a :class:`superparams._logfile.SettingLog`, or None when the run
+    results folder (a :class:`superparams.store._logfile.SettingLog`, or None when the run
     cannot record it): an engine whose workers share this machine appends what the
     setting prints to it while it runs; others hand it back in :attr:`Outcome.output`.
 

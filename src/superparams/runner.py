@@ -39,10 +39,10 @@ from superparams.store import Plan, Store, describe
 from superparams.worker import RunStopped
 
 if TYPE_CHECKING:
-    from superparams._logfile import SettingLog
     from superparams.experiment import Experiment
     from superparams.space import Space
     from superparams.stopping import Stopping
+    from superparams.store._logfile import SettingLog
 
 Subscriber = Callable[[Event], None]
 

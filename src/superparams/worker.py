@@ -246,7 +246,7 @@ def run_task(base: Any, task: Task, rank: int, n_proc: int) -> Outcome:
     """
     import tempfile
 
-    from superparams._logfile import cut, log_limit
+    from superparams._logsize import cut, log_limit
 
     setting = base[task.position]
     setting.__dict__["rank"] = rank
@@ -300,7 +300,7 @@ class _Busy(Exception):
 
 class Sink(Protocol):
     """Where a setting's output may go besides a file descriptor: a setting's log in the
-    results folder, written by the driver (see :class:`superparams._logfile.SettingLog`)."""
+    results folder, written by the driver (see :class:`superparams.store._logfile.SettingLog`)."""
 
     def write(self, data: bytes, /) -> None: ...
 

@@ -31,9 +31,9 @@ from superparams.outcome import Started
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from superparams._logfile import SettingLog
     from superparams.outcome import Outcome, Task
     from superparams.space import Space
+    from superparams.store._logfile import SettingLog
 
 
 class Reports(Protocol):

@@ -26,8 +26,8 @@ from superparams.executors import Executor
 from superparams.outcome import Cause, Outcome, Started, Task
 
 if TYPE_CHECKING:
-    from superparams._logfile import SettingLog
     from superparams.space import Space
+    from superparams.store._logfile import SettingLog
 
 
 class FuturesExecutor(Executor):

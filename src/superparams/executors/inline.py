@@ -14,8 +14,8 @@ from superparams.outcome import Outcome, Task
 from superparams.worker import rows_of, run_setting
 
 if TYPE_CHECKING:
-    from superparams._logfile import SettingLog
     from superparams.space import Space
+    from superparams.store._logfile import SettingLog
 
 
 class InlineExecutor(Executor):

@@ -29,7 +29,7 @@ The driver copies new bytes from the running settings' files into their logs eve
 when a setting ends, its worker dies (with a line saying how) or the run is cancelled;
 so ``experiment logs -f`` and the live view follow a running setting, and a killed one
 keeps what it printed. A log is the store's: the executor writes it through the
-:class:`~superparams._logfile.SettingLog` that ``notify`` returns.
+:class:`~superparams.store._logfile.SettingLog` that ``notify`` returns.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ from superparams.outcome import Cause, Outcome, Task
 from superparams.worker import output_path, write_base
 
 if TYPE_CHECKING:
-    from superparams._logfile import SettingLog
     from superparams.space import Space
+    from superparams.store._logfile import SettingLog
 
 # A setting past its timeout gets this long to unwind from the SIGALRM raised inside it
 # before its worker is killed.

@@ -65,8 +65,8 @@ from superparams.executors import Executor
 from superparams.outcome import Cause, Failure, Outcome, Started, Task
 
 if TYPE_CHECKING:
-    from superparams._logfile import SettingLog
     from superparams.space import Space
+    from superparams.store._logfile import SettingLog
 
 FOLDER = "slurm"  # under the results folder
 KEY = "key"

@@ -24,8 +24,8 @@ from superparams.outcome import Failure, Outcome, Task
 from superparams.worker import rows_of
 
 if TYPE_CHECKING:
-    from superparams._logfile import SettingLog
     from superparams.space import Space
+    from superparams.store._logfile import SettingLog
 
 
 class FakeClock:

@@ -60,7 +60,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 from superparams._columns import BOOKKEEPING
 from superparams._location import folder_for as folder_for  # where it lived before
 from superparams._location import identity_of, location, make_folders, named, trust
-from superparams._logfile import SettingLog
 from superparams._workdir import WORK
 from superparams.errors import StoreConflictError, StoreError, StoreLockedError, StoreWriteError
 from superparams.store._files import (
@@ -87,6 +86,7 @@ from superparams.store._lock import (
     holder,
     is_held,
 )
+from superparams.store._logfile import SettingLog
 from superparams.store._record import (
     _cut_torn_tail,
     _dumps,
