@@ -201,7 +201,8 @@ def summary(
 ) -> pl.DataFrame:
     """Each metric's mean, std, sem and n over replicates, one row per other setting.
 
-    See :meth:`superparams.Space.summary`.
+    See :meth:`superparams.Space.summary`. A statistic's name (``acc_mean``, ``left_out``)
+    that a parameter column already has gets an underscore after it (``left_out_``).
 
     >>> import tempfile
     >>> from superparams import Experiment, search, seeds
@@ -216,12 +217,75 @@ def summary(
     >>> Train().summary(folder=folder).select("lr", "acc_mean", "acc_n").rows()
     [(0.1, 0.91, 3), (0.01, 1.0, 3)]
     """
+    return summarise(space, over, rows=rows, folder=folder).public()
+
+
+#: What :func:`summary` gives each metric, as ``<metric>_<statistic>`` columns.
+STATISTICS = ("mean", "std", "sem", "n")
+#: The column of :class:`Summarised` counting the settings of a row that did not complete.
+LEFT_OUT = "_sp_left_out"
+
+
+@dataclass(frozen=True)
+class Summarised:
+    """A summary as the commands lay it out, under names no parameter can take.
+
+    The key columns (the parameters it groups by) keep their names; a metric's statistics
+    are :meth:`column` ``(metric, statistic)`` and the count of settings left out is
+    :data:`LEFT_OUT`, both starting with ``_sp_``, which no field may, so a field called
+    ``mean``, ``n`` or ``left_out`` collides with nothing.
+    """
+
+    frame: pl.DataFrame
+    keys: tuple[str, ...]
+    metrics: tuple[str, ...]
+
+    def column(self, metric: str, statistic: str) -> str:
+        """The column holding ``statistic`` (one of :data:`STATISTICS`) of ``metric``."""
+        return _stat(self.metrics.index(metric), statistic)
+
+    def with_frame(self, frame: pl.DataFrame) -> Summarised:
+        """The same summary over other rows (filtered, sorted) or fewer columns."""
+        return Summarised(frame, tuple(k for k in self.keys if k in frame.columns), self.metrics)
+
+    def public(self) -> pl.DataFrame:
+        """The frame :func:`summary` gives: ``<metric>_<statistic>`` and ``left_out``."""
+        taken = set(self.keys)
+        names: dict[str, str] = {}
+        wanted = [(self.column(m, s), f"{m}_{s}") for m in self.metrics for s in STATISTICS]
+        for column, name in [*wanted, (LEFT_OUT, "left_out")]:
+            if column not in self.frame.columns:
+                continue
+            while name in taken:
+                name += "_"
+            taken.add(name)
+            names[column] = name
+        return self.frame.rename(names)
+
+
+def _stat(index: int, statistic: str) -> str:
+    return f"_sp_{index}_{statistic}"
+
+
+def summarise(
+    space: Space[Any],
+    over: str | Sequence[str] | None = None,
+    *,
+    rows: str | pl.Expr = "last",
+    folder: Path | str | None = None,
+    table: pl.DataFrame | None = None,
+) -> Summarised:
+    """The summary :func:`summary` gives, with its parts named apart (see :class:`Summarised`).
+
+    ``table`` is the space's results, when the caller has read them already.
+    """
     import polars as pl
 
     declared = _Declared(space)
     names = _over(declared, over)
     reduce = _reducer(rows)
-    table: pl.DataFrame = space.results(folder=folder)
+    if table is None:
+        table = space.results(folder=folder)
     found = declared.columns(table.columns)
     keys = [
         c
@@ -229,45 +293,33 @@ def summary(
         if c not in names and c not in declared.derived and c in table.columns
     ]
     metrics = [c for c in found.metrics if _numeric(table.schema[c])]
+    # metrics by position: a metric may be called anything, a key never starts with _sp_
+    at = {m: f"_sp_{i}" for i, m in enumerate(metrics)}
     done = pl.col("status") == "completed"
     keep = done if isinstance(rows, str) else done & rows
     per_setting = table.group_by("id", maintain_order=True).agg(
         *(pl.col(k).first() for k in keys),
-        *(reduce(pl.col(m).cast(pl.Float64).filter(keep)) for m in metrics),
+        *(reduce(pl.col(m).cast(pl.Float64).filter(keep)).alias(at[m]) for m in metrics),
         done.any().alias("_sp_done"),
     )
     stats: list[pl.Expr] = []
-    for m in metrics:
+    for i, m in enumerate(metrics):
+        value = pl.col(at[m])
         stats += [
-            pl.col(m).mean().alias(f"{m}_mean"),
-            pl.col(m).std(ddof=1).alias(f"{m}_std"),
-            (pl.col(m).std(ddof=1) / pl.col(m).count().sqrt()).alias(f"{m}_sem"),
-            pl.col(m).count().cast(pl.Int64).alias(f"{m}_n"),
+            value.mean().alias(_stat(i, "mean")),
+            value.std(ddof=1).alias(_stat(i, "std")),
+            (value.std(ddof=1) / value.count().sqrt()).alias(_stat(i, "sem")),
+            value.count().cast(pl.Int64).alias(_stat(i, "n")),
         ]
-    stats.append((~pl.col("_sp_done")).sum().cast(pl.Int64).alias("left_out"))
+    stats.append((~pl.col("_sp_done")).sum().cast(pl.Int64).alias(LEFT_OUT))
     if keys:
         frame = per_setting.group_by(keys, maintain_order=True).agg(stats)
     else:
         frame = per_setting.select(stats)
         frame = frame if per_setting.height else frame.clear()
     shown = [k for k in keys if declared.is_varied(k) or table[k].n_unique() > 1]
-    return frame.select(*shown, *(c for c in frame.columns if c not in keys))
-
-
-#: What :func:`summary` gives each metric, as ``<metric>_<statistic>`` columns.
-STATISTICS = ("mean", "std", "sem", "n")
-
-
-def parts(frame: pl.DataFrame) -> tuple[list[str], list[str]]:
-    """The metrics of a :func:`summary` frame, and its key columns (the parameters it
-    groups by): what the commands that show a summary lay out."""
-    metrics = [
-        c[: -len("_mean")]
-        for c in frame.columns
-        if c.endswith("_mean") and f"{c[: -len('_mean')]}_n" in frame.columns
-    ]
-    stats = {f"{m}_{s}" for m in metrics for s in STATISTICS}
-    return metrics, [c for c in frame.columns if c not in stats and c != "left_out"]
+    frame = frame.select(*shown, *(c for c in frame.columns if c not in keys))
+    return Summarised(frame, tuple(shown), tuple(metrics))
 
 
 def best(
@@ -287,20 +339,22 @@ def best(
         raise UsageError(msg)
     if over is None:
         over = _Declared(space).replicates
-    table = summary(space, over, rows=rows, folder=folder)
-    mean = f"{metric}_mean"
-    if mean not in table.columns:
+    summarised = summarise(space, over, rows=rows, folder=folder)
+    table = summarised.frame
+    if metric not in summarised.metrics:
         if table.is_empty():
-            return table
-        metrics = [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
+            return summarised.public()
+        metrics = summarised.metrics
         name = space.experiment_class.__name__
         msg = (
             f"{name} has no metric {metric!r} to rank by{did_you_mean(metric, metrics)}; "
             f"its metrics are {', '.join(metrics) or 'none (no numbers were returned)'}"
         )
         raise UsageError(msg)
+    mean = summarised.column(metric, "mean")
     ranked = table.filter(pl.col(mean).is_not_null() & pl.col(mean).is_not_nan())
-    return ranked.sort(mean, descending=mode == "max", maintain_order=True).head(1)
+    top = ranked.sort(mean, descending=mode == "max", maintain_order=True).head(1)
+    return summarised.with_frame(top).public()
 
 
 def _over(declared: _Declared, over: str | Sequence[str] | None) -> list[str]:
