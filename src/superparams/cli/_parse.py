@@ -21,6 +21,7 @@ each other. Nothing here prints.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,16 +39,25 @@ COMMAND_WORDS = ("status", "results", "plot", "report", "logs", "clean")  # `run
 # -- options ---------------------------------------------------------------------------------
 
 
-def _int(flag: str, text: str, low: int | None = None) -> int:
+def _int(flag: str, text: str, low: int | None = None, high: int | None = None) -> int:
     try:
         number = int(text)
     except ValueError:
         number = None
-    if number is None or (low is not None and number < low):
-        at_least = f" of at least {low}" if low is not None else ""
-        msg = f"{flag} expects a whole number{at_least}, got {text!r}"
+    if number is None or (low is not None and number < low) or (high is not None and number > high):
+        if high is not None:
+            bounds = f" from {low} to {high}"
+        else:
+            bounds = f" of at least {low}" if low is not None else ""
+        msg = f"{flag} expects a whole number{bounds}, got {text!r}"
         raise UsageError(msg)
     return number
+
+
+def _retries(flag: str, text: str) -> int:
+    from superparams._api import MAX_RETRIES
+
+    return _int(flag, text, 0, MAX_RETRIES)
 
 
 def _num_proc(flag: str, text: str) -> int:
@@ -71,6 +81,14 @@ def _seconds(flag: str, text: str) -> float:
     if math.isinf(seconds):
         msg = (
             f"{flag} expects a finite duration such as 90, 30m or 2h, got {text!r}; "
+            f"leave {flag} out for no limit"
+        )
+        raise UsageError(msg)
+    from superparams._api import MAX_TIMEOUT
+
+    if seconds > MAX_TIMEOUT:
+        msg = (
+            f"{flag} expects a duration of at most a year ({MAX_TIMEOUT // 86400}d), got {text!r}; "
             f"leave {flag} out for no limit"
         )
         raise UsageError(msg)
@@ -210,7 +228,7 @@ OPTIONS = (
         "try a failed setting up to N more times",
         _RUN,
         "N",
-        lambda flag, text: _int(flag, text, 0),
+        _retries,
     ),
     Option(
         ("--engine",),
@@ -837,12 +855,25 @@ def _unknown_option(flag: str, request: Words, fields: Fields | None, option: Op
             f"experiment EXPERIMENT {flag} VALUE"
         )
     if not did_you_mean(name, fields.names):
-        options = [n for o in OPTIONS if request.command in o.commands for n in o.names]
-        close = did_you_mean(flag, [n for n in options if n.startswith("--")])
+        close = _close_option(flag, request.command)
         if close:
             owner = f"any experiment in {fields.owner}" if fields.several else fields.owner
             return f"{flag} is not an option, nor a field of {owner}{close}{_listed(fields)}"
     return _no_field(flag, name, fields)
+
+
+def _close_option(flag: str, command: str) -> str:
+    """A "did you mean" naming the option of ``command`` closest to ``flag``, under the
+    spelling help and the README use (``--dry-run``, never ``--dry_run``)."""
+    spelled = {
+        n: next(m for m in o.names if m.startswith("--"))
+        for o in OPTIONS
+        if command in o.commands
+        for n in o.names
+        if n.startswith("--")
+    }
+    close = difflib.get_close_matches(flag, list(spelled), n=1)
+    return f" (did you mean {spelled[close[0]]!r}?)" if close else ""
 
 
 def _listed(fields: Fields) -> str:
