@@ -428,8 +428,10 @@ def _check_retries(retries: object) -> None:
     """Refuse retries that are not a whole number from 0 to :data:`MAX_RETRIES`."""
     from superparams.errors import UsageError
 
-    whole = isinstance(retries, int) and not isinstance(retries, bool)
-    if not (whole and 0 <= retries <= MAX_RETRIES):  # type: ignore[operator]
+    count = -1
+    if not isinstance(retries, (bool, float, str)) and hasattr(retries, "__index__"):
+        count = retries.__index__()  # an int, or a numpy integer
+    if not 0 <= count <= MAX_RETRIES:
         msg = (
             f"retries expects a whole number from 0 to {MAX_RETRIES} (the times a failed "
             f"setting is tried again), got {retries!r}"

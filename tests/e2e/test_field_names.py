@@ -282,3 +282,26 @@ class TestValuesAreText:
         drawing = out.read_text()
         assert "<!-- cost $5 and $6 -->" in drawing
         assert "Oblique" not in drawing  # mathtext sets the letters of 'and' in italics
+
+
+HELPED = """
+from superparams import Experiment, search
+
+class Helped(Experiment):
+    help: int = search(1, 2)
+
+    def run(self):
+        return {"twice": 2 * self.help}
+"""
+
+
+class TestAFieldNamedHelp:
+    """--help always helps; a field called help is set with --set help=..."""
+
+    def test_set_runs_and_help_lists_it(self, tmp_path):
+        """`--set help=2` runs one setting; `--help` lists the field as --set help=INT."""
+        write(tmp_path / "helped.py", HELPED)
+        ok("helped.Helped", "--set", "help=2", "-q", cwd=tmp_path)
+        table = json.loads(ok("results", "helped.Helped", "--json", cwd=tmp_path))
+        assert [(r["help"], r["twice"]) for r in table] == [(2, 4)]
+        assert "  --set help=INT" in ok("helped.Helped", "--help", cwd=tmp_path)

@@ -13,8 +13,8 @@ from superparams.cli._parse import (
     Option,
     field_named,
     fields_of,
+    flag_reaches,
     nested_class,
-    option_named,
     option_wins,
 )
 
@@ -138,7 +138,7 @@ def experiment_help(prog: str, found: Found, command: str = "run") -> str:
         for name in info.fields:
             metavar = _metavar(info.annotations.get(name))
             flag = f"--{name} {metavar}"
-            if option_wins(option_named(f"--{name}"), f"--{name}", command):
+            if not flag_reaches(name, command):
                 flag = f"--set {name}={metavar}"  # the command's option has --NAME
             rows.append((flag, _default_text(info, name)))
             rows += _nested_rows(name, info.annotations.get(name), {cls})

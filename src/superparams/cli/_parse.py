@@ -372,6 +372,13 @@ def option_wins(option: Option | None, flag: str, command: str) -> bool:
     )
 
 
+def flag_reaches(name: str, command: str) -> bool:
+    """Whether ``--NAME`` sets the field ``name`` in ``command`` (else ``--set`` does):
+    not where the command's own option wins, nor for ``--help``, which always helps."""
+    flag = f"--{name}"
+    return flag != "--help" and not option_wins(option_named(flag), flag, command)
+
+
 def option_named(flag: str) -> Option | None:
     """The option a flag spells: one of its names, or a run option's after ``--run-``."""
     option = _BY_NAME.get(flag)
