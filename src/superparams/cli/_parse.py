@@ -13,8 +13,10 @@
 A command word is a command only when it comes first and an experiment follows it, so
 ``experiment params.Hyperparams ...`` always means run. The words before the experiment's
 name are read first (:func:`split`), then, once the experiment is found and its fields are
-known, the words after it (:func:`read`). A field's flag is the field's, never an option's:
-an option spelled like a field is the field. :meth:`Words.request` turns what was read into
+known, the words after it (:func:`read`). Where a field and an option share a flag, in a
+run the field keeps it (the option is ``--run-NAME``), and in every other command the
+command's option wins (:func:`option_wins`); ``--set NAME=VALUES`` sets any field in every
+command. :meth:`Words.request` turns what was read into
 the command's own request (:class:`RunRequest`, ...), checking the options that exclude
 each other. Nothing here prints.
 """
