@@ -131,6 +131,14 @@ def store_of(space: Space[Any], folder: Path | str | None = None) -> Store:
     from superparams.space import Dimension, Space
     from superparams.store import Store
 
+    if folder is not None and not str(folder).strip():
+        from superparams.errors import UsageError
+
+        msg = (
+            f"folder={str(folder)!r} names no folder (it would be the working directory); "
+            "give a path, or leave folder out for progress/<module>/<Class>"
+        )
+        raise UsageError(msg)
     experiment = space.experiment_class
     info = experiment._sp_info()
     defaults = {}
@@ -244,7 +252,8 @@ def run_all(
 
     Raises:
         UsageError: ``num_proc`` is not a whole number or None; ``timeout`` is not a
-            positive, finite number; a GPU id is neither an index from 0 nor a GPU
+            positive number up to a year; ``retries`` not a whole number from 0 to 1000;
+            ``folder`` is empty; a GPU id is neither an index from 0 nor a GPU
             UUID; no such engine; no ``folder`` for a class that no file or notebook
             defines.
         StoreConflictError: the folder holds another experiment's results.
@@ -260,6 +269,7 @@ def run_all(
 
     check_num_proc(num_proc)
     _check_timeout(timeout)
+    _check_retries(retries)
     from superparams.stopping import check_rules
 
     rules = check_rules(stop if stop is not None else space.experiment_class.stop)
@@ -386,8 +396,16 @@ def check_num_proc(num_proc: object, flag: str = "num_proc") -> None:
     raise UsageError(msg)
 
 
+#: The longest timeout a setting may have, in seconds: a year. A longer one would not
+#: fit the timer that enforces it, and means no limit; None says so.
+MAX_TIMEOUT = 365 * 86400
+#: The most retries a run takes: each one runs a failed setting again.
+MAX_RETRIES = 1000
+
+
 def _check_timeout(timeout: object) -> None:
-    """Refuse a timeout that is not a positive, finite number of seconds (inf, nan, 0)."""
+    """Refuse a timeout that is not a positive number of seconds up to :data:`MAX_TIMEOUT`
+    (inf, nan, 0, 1e300)."""
     from superparams.errors import UsageError
 
     if timeout is None:
@@ -397,6 +415,27 @@ def _check_timeout(timeout: object) -> None:
         msg = (
             "timeout expects a positive, finite number of seconds (None for no limit), "
             f"got {timeout!r}"
+        )
+        raise UsageError(msg)
+    if number > MAX_TIMEOUT:
+        msg = (
+            f"timeout expects at most a year ({MAX_TIMEOUT} seconds), got {timeout!r}; "
+            "give None for no limit"
+        )
+        raise UsageError(msg)
+
+
+def _check_retries(retries: object) -> None:
+    """Refuse retries that are not a whole number from 0 to :data:`MAX_RETRIES`."""
+    from superparams.errors import UsageError
+
+    count = -1
+    if not isinstance(retries, (bool, float, str)) and hasattr(retries, "__index__"):
+        count = retries.__index__()  # an int, or a numpy integer
+    if not 0 <= count <= MAX_RETRIES:
+        msg = (
+            f"retries expects a whole number from 0 to {MAX_RETRIES} (the times a failed "
+            f"setting is tried again), got {retries!r}"
         )
         raise UsageError(msg)
 

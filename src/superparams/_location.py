@@ -50,10 +50,23 @@ def location(cls: type[Experiment]) -> tuple[Path, Path]:
     source = source_of(cls)
     if source is None:
         name = cls.__name__
+        fix = (
+            f"pass folder= to run_all(), results() and plan(), e.g. "
+            f"{name}().run_all(folder='progress/{name}')"
+        )
+        if _in_kernel(cls):
+            found = _notebooks_defining(cls, Path.cwd())
+            which = f"{len(found)} notebooks there define it" if found else "none there does"
+            msg = (
+                f"{name} is defined in a Jupyter kernel that was not told its notebook "
+                f"(run by nbconvert or papermill, say), and it looked for the notebook in its "
+                f"working directory {str(Path.cwd())!r}: {which}; start the kernel in the "
+                f"notebook's folder, or {fix}"
+            )
+            raise UsageError(msg)
         msg = (
             f"{name} is defined in {cls.__module__!r}, which no file or notebook names, so "
-            "it has no results folder of its own; pass folder= to run_all(), results() and "
-            f"plan(), e.g. {name}().run_all(folder='progress/{name}')"
+            f"it has no results folder of its own; {fix}"
         )
         raise UsageError(msg)
     base = source.parent / "progress"
@@ -70,7 +83,9 @@ def source_of(cls: type[Experiment]) -> Path | None:
     A class whose ``run`` was compiled from a string (``python -c``, stdin, a REPL,
     ``exec``) has none, whatever its module. In a Jupyter kernel, the notebook is the
     path ipykernel gives the user's namespace (``__session__``, from Jupyter's
-    ``JPY_SESSION_NAME``), or VS Code's ``__vsc_ipynb_file__``.
+    ``JPY_SESSION_NAME``), or VS Code's ``__vsc_ipynb_file__``. A kernel told neither
+    (``jupyter nbconvert --execute``, papermill) starts in the notebook's folder: the
+    notebook is the one there whose code defines the class (see :func:`_found_notebook`).
     """
     import sys
 
@@ -97,7 +112,82 @@ def source_of(cls: type[Experiment]) -> Path | None:
             path = Path(path.name)
         if path.suffix == ".ipynb" or path.is_file():
             return path.resolve()
+    if _in_kernel(cls):
+        return _found_notebook(cls, Path.cwd())
     return None
+
+
+def _in_kernel(cls: type[Experiment]) -> bool:
+    """Whether the class was defined by a cell a Jupyter kernel ran."""
+    import sys
+
+    return cls.__module__ == "__main__" and "ipykernel" in sys.modules
+
+
+def _found_notebook(cls: type[Experiment], folder: Path) -> Path | None:
+    """The notebook in ``folder`` whose code defines the class, or None.
+
+    Several may (an executed copy beside its notebook, papermill's output): then the
+    one that the command which started the kernel names first, as nbconvert and papermill
+    name the notebook they run before the one they write.
+    """
+    found = _notebooks_defining(cls, folder)
+    if len(found) <= 1:
+        return found[0] if found else None
+    words = _parent_words()
+    for before, word in zip(["", *words], words, strict=False):
+        if word.startswith("-") or before in ("--output", "-o", "--output-dir"):
+            continue  # nbconvert's --output names the copy it writes
+        path = (folder / word).resolve()
+        if path in found:
+            return path
+    return None
+
+
+def _notebooks_defining(cls: type[Experiment], folder: Path) -> list[Path]:
+    """The notebooks in ``folder`` with a code cell holding the class's statement and the
+    source of each function it defines (``run``), as the kernel compiled them."""
+    import inspect
+    import json
+    import re
+
+    pieces = []
+    for value in vars(cls).values():
+        if hasattr(value, "__code__"):
+            try:
+                pieces.append(inspect.getsource(value).strip())
+            except (OSError, TypeError):
+                continue
+    statement = re.compile(rf"^\s*class\s+{re.escape(cls.__name__)}\b", re.MULTILINE)
+    found = []
+    try:
+        notebooks = sorted(p for p in folder.iterdir() if p.suffix == ".ipynb" and p.is_file())
+    except OSError:
+        return []
+    for path in notebooks:
+        try:
+            cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+        except (OSError, ValueError, AttributeError):
+            continue
+        for cell in cells if isinstance(cells, list) else []:
+            if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+                continue
+            text = cell.get("source", "")
+            text = "".join(text) if isinstance(text, list) else str(text)
+            if statement.search(text) and all(piece in text for piece in pieces):
+                found.append(path.resolve())
+                break
+    return found
+
+
+def _parent_words() -> list[str]:
+    """The words of the command that started this process, where the system says them."""
+    try:
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return []
+    return [w.decode(errors="replace") for w in raw.split(b"\0") if w]
 
 
 def identity_of(cls: type[Experiment], home: Path | None) -> dict[str, str | None]:

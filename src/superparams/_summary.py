@@ -203,7 +203,8 @@ def summary(
     """Each metric's mean, std, sem, n and t-interval over replicates, one row per other
     setting.
 
-    See :meth:`superparams.Space.summary`.
+    See :meth:`superparams.Space.summary`. A statistic's name (``acc_mean``, ``left_out``)
+    that a parameter column already has gets an underscore after it (``left_out_``).
 
     >>> import tempfile
     >>> from superparams import Experiment, search, seeds
@@ -220,27 +221,77 @@ def summary(
     >>> [round(x, 4) for x in Train().summary(folder=folder).row(0, named=True).values()][-3:]
     [0.8852, 0.9348, 0]
     """
-    return _summarised(space, over, rows=rows, folder=folder, level=level).frame
+    return summarise(space, over, rows=rows, folder=folder, level=level).public()
+
+
+#: What :func:`summary` gives each metric, as ``<metric>_<statistic>`` columns: the mean,
+#: the sample std, the standard error, the count, and the ends of the mean's t-interval.
+STATISTICS = ("mean", "std", "sem", "n", "ci_low", "ci_high")
+#: The column of :class:`Summarised` counting the settings of a row that did not complete.
+LEFT_OUT = "_sp_left_out"
+#: What :func:`best` says of its winner, in ``<metric>_verdict``.
+VERDICTS = ("clear", "tie", "too few seeds")
 
 
 @dataclass(frozen=True)
-class _Summarised:
-    """A summary, and what it was made from: one value per setting and metric."""
+class Summarised:
+    """A summary as the commands lay it out, under names no parameter can take.
+
+    The key columns (the parameters it groups by) keep their names; a metric's statistics
+    are :meth:`column` ``(metric, statistic)`` and the count of settings left out is
+    :data:`LEFT_OUT`, both starting with ``_sp_``, which no field may, so a field called
+    ``mean``, ``n`` or ``left_out`` collides with nothing. ``per_setting`` keeps one value
+    per setting and metric (metric ``i`` as ``_sp_<i>``), with the values of ``over``,
+    for comparing two rows seed by seed.
+    """
 
     frame: pl.DataFrame
-    per_setting: pl.DataFrame
-    shown: list[str]  # the columns a summary row shows and is known by (the ones that vary)
-    over: list[str]  # the columns summarised over, kept per setting for pairing
+    keys: tuple[str, ...]
+    metrics: tuple[str, ...]
+    per_setting: pl.DataFrame | None = None
+    over: tuple[str, ...] = ()
+
+    def column(self, metric: str, statistic: str) -> str:
+        """The column holding ``statistic`` (one of :data:`STATISTICS`) of ``metric``."""
+        return _stat(self.metrics.index(metric), statistic)
+
+    def with_frame(self, frame: pl.DataFrame) -> Summarised:
+        """The same summary over other rows (filtered, sorted) or fewer columns."""
+        keys = tuple(k for k in self.keys if k in frame.columns)
+        return Summarised(frame, keys, self.metrics, self.per_setting, self.over)
+
+    def public(self) -> pl.DataFrame:
+        """The frame :func:`summary` gives: ``<metric>_<statistic>`` and ``left_out``."""
+        taken = set(self.keys)
+        names: dict[str, str] = {}
+        wanted = [(self.column(m, s), f"{m}_{s}") for m in self.metrics for s in STATISTICS]
+        for column, name in [*wanted, (LEFT_OUT, "left_out")]:
+            if column not in self.frame.columns:
+                continue
+            while name in taken:
+                name += "_"
+            taken.add(name)
+            names[column] = name
+        return self.frame.rename(names)
 
 
-def _summarised(
+def _stat(index: int, statistic: str) -> str:
+    return f"_sp_{index}_{statistic}"
+
+
+def summarise(
     space: Space[Any],
-    over: str | Sequence[str] | None,
+    over: str | Sequence[str] | None = None,
     *,
-    rows: str | pl.Expr,
-    folder: Path | str | None,
-    level: float,
-) -> _Summarised:
+    rows: str | pl.Expr = "last",
+    folder: Path | str | None = None,
+    table: pl.DataFrame | None = None,
+    level: float = 0.95,
+) -> Summarised:
+    """The summary :func:`summary` gives, with its parts named apart (see :class:`Summarised`).
+
+    ``table`` is the space's results, when the caller has read them already.
+    """
     import polars as pl
 
     from superparams._stats import t_quantile
@@ -249,7 +300,8 @@ def _summarised(
     declared = _Declared(space)
     names = _over(declared, over)
     reduce = _reducer(rows)
-    table: pl.DataFrame = space.results(folder=folder)
+    if table is None:
+        table = space.results(folder=folder)
     found = declared.columns(table.columns)
     keys = [
         c
@@ -258,75 +310,59 @@ def _summarised(
     ]
     kept = [c for c in names if c in table.columns]
     metrics = [c for c in found.metrics if _numeric(table.schema[c])]
+    # metrics by position: a metric may be called anything, a key never starts with _sp_
+    at = {m: f"_sp_{i}" for i, m in enumerate(metrics)}
     done = pl.col("status") == "completed"
     keep = done if isinstance(rows, str) else done & rows
     per_setting = table.group_by("id", maintain_order=True).agg(
         *(pl.col(k).first() for k in (*keys, *kept)),
-        *(reduce(pl.col(m).cast(pl.Float64).filter(keep)) for m in metrics),
+        *(reduce(pl.col(m).cast(pl.Float64).filter(keep)).alias(at[m]) for m in metrics),
         done.any().alias("_sp_done"),
     )
     stats: list[pl.Expr] = []
-    for m in metrics:
+    for i, m in enumerate(metrics):
+        value = pl.col(at[m])
         stats += [
-            pl.col(m).mean().alias(f"{m}_mean"),
-            pl.col(m).std(ddof=1).alias(f"{m}_std"),
-            (pl.col(m).std(ddof=1) / pl.col(m).count().sqrt()).alias(f"{m}_sem"),
-            pl.col(m).count().cast(pl.Int64).alias(f"{m}_n"),
+            value.mean().alias(_stat(i, "mean")),
+            value.std(ddof=1).alias(_stat(i, "std")),
+            (value.std(ddof=1) / value.count().sqrt()).alias(_stat(i, "sem")),
+            value.count().cast(pl.Int64).alias(_stat(i, "n")),
         ]
-    stats.append((~pl.col("_sp_done")).sum().cast(pl.Int64).alias("left_out"))
+    stats.append((~pl.col("_sp_done")).sum().cast(pl.Int64).alias(LEFT_OUT))
     if keys:
         frame = per_setting.group_by(keys, maintain_order=True).agg(stats)
     else:
         frame = per_setting.select(stats)
         frame = frame if per_setting.height else frame.clear()
-    # The t-interval of each mean: the quantile depends only on n, so it is computed once
+    # The t-interval of each mean: its quantile depends only on n, so it is computed once
     # per distinct n (fewer than two values give no interval).
-    counts = {n for m in metrics for n in frame[f"{m}_n"].to_list() if n is not None}
+    counts = {n for i in range(len(metrics)) for n in frame[_stat(i, "n")].to_list() if n}
     quantile = {n: t_quantile(0.5 + level / 2, n - 1) for n in counts if n >= 2}
-    frame = frame.with_columns(expression for m in metrics for expression in _interval(m, quantile))
-    ordered = [
-        c
-        for m in metrics
-        for c in (f"{m}_mean", f"{m}_std", f"{m}_sem", f"{m}_n", f"{m}_ci_low", f"{m}_ci_high")
-    ]
+    frame = frame.with_columns(e for i in range(len(metrics)) for e in _interval(i, quantile))
     shown = [k for k in keys if declared.is_varied(k) or table[k].n_unique() > 1]
-    return _Summarised(frame.select(*shown, *ordered, "left_out"), per_setting, shown, kept)
+    ordered = [_stat(i, s) for i in range(len(metrics)) for s in STATISTICS]
+    frame = frame.select(*shown, *ordered, LEFT_OUT)
+    return Summarised(frame, tuple(shown), tuple(metrics), per_setting, tuple(kept))
 
 
-def _interval(metric: str, quantile: dict[int, float]) -> list[pl.Expr]:
-    """The low and high ends of each row's t-interval of ``metric``'s mean."""
+def _interval(index: int, quantile: dict[int, float]) -> list[pl.Expr]:
+    """The low and high ends of each row's t-interval of metric ``index``'s mean."""
     import polars as pl
 
-    half = pl.col(f"{metric}_n").replace_strict(
+    half = pl.col(_stat(index, "n")).replace_strict(
         quantile, default=None, return_dtype=pl.Float64
-    ) * pl.col(f"{metric}_sem")
-    mean = pl.col(f"{metric}_mean")
-    return [(mean - half).alias(f"{metric}_ci_low"), (mean + half).alias(f"{metric}_ci_high")]
+    ) * pl.col(_stat(index, "sem"))
+    mean = pl.col(_stat(index, "mean"))
+    return [
+        (mean - half).alias(_stat(index, "ci_low")),
+        (mean + half).alias(_stat(index, "ci_high")),
+    ]
 
 
 def _check_level(level: object) -> None:
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
         msg = f"level={level!r} is not a confidence level between 0 and 1; e.g. level=0.95"
         raise UsageError(msg)
-
-
-#: What :func:`summary` gives each metric, as ``<metric>_<statistic>`` columns.
-STATISTICS = ("mean", "std", "sem", "n", "ci_low", "ci_high")
-
-#: What :func:`best` says of its winner, in ``<metric>_verdict``.
-VERDICTS = ("clear", "tie", "too few seeds")
-
-
-def parts(frame: pl.DataFrame) -> tuple[list[str], list[str]]:
-    """The metrics of a :func:`summary` frame, and its key columns (the parameters it
-    groups by): what the commands that show a summary lay out."""
-    metrics = [
-        c[: -len("_mean")]
-        for c in frame.columns
-        if c.endswith("_mean") and f"{c[: -len('_mean')]}_n" in frame.columns
-    ]
-    stats = {f"{m}_{s}" for m in metrics for s in STATISTICS}
-    return metrics, [c for c in frame.columns if c not in stats and c != "left_out"]
 
 
 def best(
@@ -347,61 +383,60 @@ def best(
     metrics = [metric] if isinstance(metric, str) else list(metric)
     modes = [mode] * len(metrics) if isinstance(mode, str) else list(mode)
     if len(modes) != len(metrics) or any(m not in ("max", "min") for m in modes):
-        shown = mode if isinstance(mode, str) else list(mode)
-        msg = f"mode={shown!r} is not 'max' or 'min'; give mode='min' for a loss"
+        given = mode if isinstance(mode, str) else list(mode)
+        msg = f"mode={given!r} is not 'max' or 'min'; give mode='min' for a loss"
         if len(metrics) > 1:
             msg += f", and one mode for each of {', '.join(metrics)}"
         raise UsageError(msg)
     if over is None:
         over = _Declared(space).replicates
-    made = _summarised(space, over, rows=rows, folder=folder, level=level)
-    table = made.frame
+    summarised = summarise(space, over, rows=rows, folder=folder, level=level)
+    table = summarised.frame
     for name in metrics:
-        if f"{name}_mean" not in table.columns:
+        if name not in summarised.metrics:
             if table.is_empty():
-                return table
-            known = [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
+                return summarised.public()
+            known = summarised.metrics
             owner = space.experiment_class.__name__
             msg = (
                 f"{owner} has no metric {name!r} to rank by{did_you_mean(name, known)}; "
                 f"its metrics are {', '.join(known) or 'none (no numbers were returned)'}"
             )
             raise UsageError(msg)
+    means = [summarised.column(m, "mean") for m in metrics]
+    ranked = table.filter(*(pl.col(c).is_not_null() & pl.col(c).is_not_nan() for c in means))
     if len(metrics) > 1:
-        return _pareto(table, metrics, modes)
-    metric, mode = metrics[0], modes[0]
-    mean = f"{metric}_mean"
-    ranked = table.filter(pl.col(mean).is_not_null() & pl.col(mean).is_not_nan())
-    ranked = ranked.sort(mean, descending=mode == "max", maintain_order=True)
-    verdict, ties = _verdict(made, ranked, metric, alpha=1 - level)
-    return ranked.head(1).with_columns(
-        pl.lit(verdict).alias(f"{metric}_verdict"),
-        pl.Series(f"{metric}_ties", [ties], dtype=pl.List(pl.String)),
+        return summarised.with_frame(_pareto(ranked, means, modes)).public()
+    ranked = ranked.sort(means[0], descending=modes[0] == "max", maintain_order=True)
+    verdict, ties = judge(summarised, ranked, metrics[0], alpha=1 - level)
+    return (
+        summarised.with_frame(ranked.head(1))
+        .public()
+        .with_columns(
+            pl.lit(verdict).alias(f"{metrics[0]}_verdict"),
+            pl.Series(f"{metrics[0]}_ties", [ties], dtype=pl.List(pl.String)),
+        )
     )
 
 
-def _pareto(table: pl.DataFrame, metrics: list[str], modes: Sequence[str]) -> pl.DataFrame:
-    """The rows no other row beats on every metric's mean (and on one strictly), sorted by
-    the first metric."""
-    import polars as pl
-
-    means = [f"{m}_mean" for m in metrics]
-    kept = table.filter(*(pl.col(c).is_not_null() & pl.col(c).is_not_nan() for c in means))
+def _pareto(table: pl.DataFrame, means: list[str], modes: Sequence[str]) -> pl.DataFrame:
+    """The rows no other row matches or beats on every mean (and beats on one), sorted by
+    the first."""
     # Each mean as a number to maximise, so that one comparison serves every mode.
     points = [
         tuple(v if mode == "max" else -v for v, mode in zip(row, modes, strict=True))
-        for row in kept.select(means).iter_rows()
+        for row in table.select(means).iter_rows()
     ]
     front = [
         i
         for i, p in enumerate(points)
         if not any(all(a >= b for a, b in zip(q, p, strict=True)) and q != p for q in points)
     ]
-    return kept[front].sort(means[0], descending=modes[0] == "max", maintain_order=True)
+    return table[front].sort(means[0], descending=modes[0] == "max", maintain_order=True)
 
 
-def _verdict(
-    made: _Summarised, ranked: pl.DataFrame, metric: str, *, alpha: float
+def judge(
+    summarised: Summarised, ranked: pl.DataFrame, metric: str, *, alpha: float
 ) -> tuple[str, list[str]]:
     """Whether the first of ``ranked`` is a clear winner on ``metric``, and the labels of
     the rows no test could tell from it.
@@ -414,29 +449,26 @@ def _verdict(
     """
     from superparams._stats import MIN_PAIRS, holm, paired_p
 
-    if ranked.is_empty():
+    if ranked.is_empty() or summarised.per_setting is None:
         return "too few seeds", []
+    column = f"_sp_{summarised.metrics.index(metric)}"
+    keys, over = summarised.keys, summarised.over
     # A summary row is known by the keys it shows: the others are the same on every row.
     values: dict[tuple[Any, ...], dict[tuple[Any, ...], float]] = {}
-    for row in made.per_setting.iter_rows(named=True):
-        value = row[metric]
+    for row in summarised.per_setting.iter_rows(named=True):
+        value = row[column]
         if value is None or value != value:
             continue
-        key = tuple(row[k] for k in made.shown)
-        values.setdefault(key, {})[tuple(row[o] for o in made.over)] = value
+        values.setdefault(tuple(row[k] for k in keys), {})[tuple(row[o] for o in over)] = value
     rows = list(ranked.iter_rows(named=True))
-
-    def key_of(row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(row[k] for k in made.shown)
-
-    winner = values.get(key_of(rows[0]), {})
+    winner = values.get(tuple(rows[0][k] for k in keys), {})
     if len(winner) < MIN_PAIRS:
         return "too few seeds", []
     labels, pvalues = [], []
     for row in rows[1:]:
-        other = values.get(key_of(row), {})
+        other = values.get(tuple(row[k] for k in keys), {})
         shared = sorted(set(winner) & set(other), key=repr)
-        labels.append(",".join(f"{k}={row[k]}" for k in made.shown) or "defaults")
+        labels.append(",".join(f"{k}={row[k]}" for k in keys) or "defaults")
         if len(shared) < MIN_PAIRS:
             pvalues.append(float("nan"))
             continue

@@ -285,3 +285,108 @@ class TestNoFileNoDefaultFolder:
         done = python("make.py", cwd=tmp_path)
         assert done.stdout.splitlines() == [nameless("'generated'")] * 3 + ["[10, 20]"], done.stderr
         assert sorted(os.listdir(tmp_path)) == ["make.py", "out"]
+
+
+# A notebook as Jupyter saves it: a cell defining the class, a cell running it.
+HEADLESS_CLASS = """\
+from superparams import Experiment, search
+
+class Train(Experiment):
+    lr: float = search(0.1, 0.01)
+
+    def run(self):
+        return {"acc": 1 - self.lr}
+"""
+HEADLESS_RUN = """\
+table = Train().run_all(display=False)
+print(sorted(table["acc"].to_list()))
+"""
+
+
+def notebook_of(*cells: str) -> str:
+    code = [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": f"c{i}",
+            "metadata": {},
+            "outputs": [],
+            "source": source,
+        }
+        for i, source in enumerate(cells)
+    ]
+    return json.dumps({"cells": code, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
+def nbconvert(notebook: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`jupyter nbconvert --to notebook --execute NOTEBOOK`, as a user runs it headless."""
+    pytest.importorskip("nbconvert")
+    return subprocess.run(
+        [
+            str(Path(sys.executable).with_name("jupyter")),
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            str(notebook),
+        ],
+        cwd=cwd,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+class TestAHeadlessNotebook:
+    """A notebook run with no path given to its kernel stores beside it, as in Jupyter."""
+
+    def test_nbconvert_execute_stores_beside_the_notebook(self, tmp_path):
+        """`jupyter nbconvert --execute nb/explore.ipynb` runs Train into
+        nb/progress/explore/Train, the folder Jupyter would have used."""
+        notebook = write(tmp_path / "nb/explore.ipynb", notebook_of(HEADLESS_CLASS, HEADLESS_RUN))
+        done = nbconvert(Path("nb/explore.ipynb"), tmp_path)
+        assert done.returncode == 0, done.stderr
+        store = notebook.parent / "progress/explore/Train"
+        recorded = json.loads((store / "experiment.json").read_text())
+        assert recorded == {"file": "explore.ipynb", "class": "Train", "path": str(notebook)}
+        executed = json.loads((notebook.parent / "explore.nbconvert.ipynb").read_text())
+        printed = "".join(executed["cells"][1]["outputs"][0]["text"])
+        assert printed == "[0.9, 0.99]\n"
+
+    def test_a_second_run_beside_its_executed_copy(self, tmp_path):
+        """The copy nbconvert wrote defines Train too; the next run still picks the notebook
+        it was asked to run, and finds its results there."""
+        notebook = write(tmp_path / "explore.ipynb", notebook_of(HEADLESS_CLASS, HEADLESS_RUN))
+        for _ in range(2):
+            done = nbconvert(notebook, tmp_path)
+            assert done.returncode == 0, done.stderr
+        assert sorted(p.name for p in (tmp_path / "progress").iterdir()) == ["explore"]
+        record = (tmp_path / "progress/explore/Train/record.jsonl").read_text()
+        assert record.count('"completed"') == 2  # the second run found both done
+
+    def test_a_kernel_in_another_folder_is_told_the_fix(self, tmp_path):
+        """A real kernel with no notebook path, started where no notebook defines the class:
+        one line says where it looked and what to do, and nothing is written."""
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        write(tmp_path / "explore.ipynb", notebook_of(HEADLESS_CLASS, HEADLESS_RUN))
+        code = HEADLESS_CLASS + textwrap.dedent(
+            """
+            from superparams import UsageError
+            try:
+                Train().run_all(display=False)
+            except UsageError as error:
+                print(error)
+            """
+        )
+        output = run_in_kernel(code, elsewhere, tmp_path / "kernels")
+        assert output == (
+            "Train is defined in a Jupyter kernel that was not told its notebook (run by "
+            "nbconvert or papermill, say), and it looked for the notebook in its working "
+            f"directory {str(elsewhere)!r}: none there does; start the kernel in the notebook's "
+            "folder, or pass folder= to run_all(), results() and plan(), e.g. "
+            "Train().run_all(folder='progress/Train')\n"
+        )
+        assert sorted(os.listdir(elsewhere)) == []

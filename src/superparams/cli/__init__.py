@@ -23,6 +23,7 @@ commands that need them, never by ``experiment --help``.
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -213,11 +214,19 @@ def _main(argv: list[str], prog: str, home: Path | None) -> None:
 
     try:
         found = find(words.target, home)
-    except UsageError:
+    except UsageError as error:
         if words.command == "run" and words.target in COMMAND_WORDS:
             what = f"{prog} {words.target}"
             msg = f"{what} needs an experiment, e.g. {what} params.Hyperparams"
             raise UsageError(msg) from None
+        close = difflib.get_close_matches(words.target, COMMAND_WORDS, n=1)
+        if words.command == "run" and not before and close:  # `experiment stauts X`
+            rest = " ".join(after[:1]) or "EXPERIMENT"
+            msg = (
+                f"{words.target!r} is no command, nor an experiment here (did you mean "
+                f"{close[0]!r}? {prog} {close[0]} {rest}); commands: {', '.join(COMMAND_WORDS)}"
+            )
+            raise UsageError(msg) from error
         raise
     read(words, after, fields_of(found))
     if words.help:

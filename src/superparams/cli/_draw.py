@@ -109,17 +109,17 @@ def lines(
             raise UsageError(msg)
         varied = [hue, *(v for v in varied if v != hue)]
     done = table.filter(pl.col("status") == "completed")
+    # the statistics' columns start with _sp_, which no field's name may: none collides
     if x in found.parameters:
-        from superparams._summary import summary
+        from superparams._summary import summarise
 
-        frame = summary(space, list(over))
+        summarised = summarise(space, list(over), table=table)
+        frame = summarised.frame
         keys = [k for k in varied if k in frame.columns]
         frame = frame.select(
             *keys,
             pl.col(x),
-            pl.col(f"{y}_mean").alias("mean"),
-            pl.col(f"{y}_std").alias("std"),
-            pl.col(f"{y}_n").alias("n"),
+            *(pl.col(summarised.column(y, s)).alias(f"_sp_{s}") for s in ("mean", "std", "n")),
         )
     else:
         keys = varied
@@ -127,9 +127,9 @@ def lines(
             done.filter(pl.col(x).is_not_null())
             .group_by([*keys, x], maintain_order=True)
             .agg(
-                pl.col(y).cast(pl.Float64).mean().alias("mean"),
-                pl.col(y).cast(pl.Float64).std(ddof=1).alias("std"),
-                pl.col(y).count().cast(pl.Int64).alias("n"),
+                pl.col(y).cast(pl.Float64).mean().alias("_sp_mean"),
+                pl.col(y).cast(pl.Float64).std(ddof=1).alias("_sp_std"),
+                pl.col(y).count().cast(pl.Int64).alias("_sp_n"),
             )
         )
     categorical = not _is_numeric(table.schema[x])
@@ -144,9 +144,9 @@ def lines(
             Line(
                 label,
                 [_shown(v) if categorical else v for v in part[x].to_list()],
-                part["mean"].to_list(),
-                part["std"].to_list(),
-                part["n"].to_list(),
+                part["_sp_mean"].to_list(),
+                part["_sp_std"].to_list(),
+                part["_sp_n"].to_list(),
             )
         )
     return Lines(name, x, y, tuple(over), tuple(series), categorical, ", ".join(keys))
@@ -162,8 +162,21 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+#: Values and names are text: ``$5 and $6`` is drawn as written, never as mathtext (a
+#: Text takes this when it is made, a tick label when the figure is drawn: both are
+#: done under it), and a user's matplotlibrc asking for LaTeX does not apply either.
+PLAIN_TEXT: dict[Any, Any] = {"text.parse_math": False, "text.usetex": False}
+
+
 def figure(lines: Lines) -> Figure:
     """The plot: a line with a band of ± std per series, or points with error bars."""
+    from matplotlib import rc_context
+
+    with rc_context(PLAIN_TEXT):
+        return _figure(lines)
+
+
+def _figure(lines: Lines) -> Figure:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
@@ -206,8 +219,11 @@ def figure(lines: Lines) -> Figure:
 
 def svg(fig: Figure) -> str:
     """The figure as an ``<svg>`` element to put inside an HTML page (no XML prologue)."""
+    from matplotlib import rc_context
+
     out = io.StringIO()
-    fig.savefig(out, format="svg", metadata={"Date": None})
+    with rc_context(PLAIN_TEXT):
+        fig.savefig(out, format="svg", metadata={"Date": None})
     text = out.getvalue()
     return text[text.index("<svg") :]
 
@@ -220,7 +236,7 @@ def save(fig: Figure, path: str, fmt: str, title: str) -> None:
         with open(path, "w", encoding="utf-8") as f:
             f.write(_page(title, svg(fig)))
         return
-    with rc_context({"pdf.fonttype": 42, "svg.fonttype": "path"}):
+    with rc_context({"pdf.fonttype": 42, "svg.fonttype": "path", **PLAIN_TEXT}):
         if fmt == "png":
             fig.savefig(path, format="png", dpi=200)
         else:

@@ -6,7 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from superparams.cli._parse import OPTIONS, Option, field_named, fields_of, nested_class
+from superparams.cli._parse import (
+    OPTIONS,
+    RUN_PREFIX,
+    Fields,
+    Option,
+    field_named,
+    fields_of,
+    flag_reaches,
+    nested_class,
+    option_wins,
+)
 
 if TYPE_CHECKING:
     from superparams.cli._find import Found
@@ -19,13 +29,14 @@ def usage(prog: str) -> str:
     )
 
 
-def _options_help(command: str, taken: frozenset[str] = frozenset()) -> str:
-    """The options of a command, one line each; ``taken``: flags fields have, left out."""
+def _options_help(command: str, fields: Fields | None = None) -> str:
+    """The options of a command, one line each, each under a spelling that reaches it
+    where ``fields``' flags take some (see :func:`option_wins`)."""
     lines, hidden = [], []
     for option in OPTIONS:
         if command not in option.commands:
             continue
-        shown = _primary_names(option, taken)
+        shown = _reaching(option, command, fields)
         if not shown:  # every spelling is a field's: the field has the flag
             hidden.append(option.names[0])
             continue
@@ -41,11 +52,23 @@ def _options_help(command: str, taken: frozenset[str] = frozenset()) -> str:
     return "\n".join(lines)
 
 
-def _primary_names(option: Option, taken: frozenset[str] = frozenset()) -> list[str]:
-    """The spellings shown in help: the short one and the first long one no field takes."""
+def _reaching(option: Option, command: str, fields: Fields | None) -> list[str]:
+    """The spellings shown in help: the short one and the first long one that reaches the
+    option, or in a run ``--run-NAME`` when the fields take every long one."""
+
+    def free(flag: str) -> bool:
+        return (
+            fields is None
+            or option_wins(option, flag, command)
+            or field_named(flag[2:], fields) is None
+        )
+
     short = [n for n in option.names if not n.startswith("--")]
-    long = [n for n in option.names if n.startswith("--") and n not in taken][:1]
-    return short + long
+    longs = [n for n in option.names if n.startswith("--")]
+    reach = [n for n in longs if free(n)][:1]
+    if longs and not reach and command == "run":
+        reach = [f for f in (RUN_PREFIX + n[2:] for n in longs) if free(f)][:1]
+    return short + reach
 
 
 def general_help(prog: str) -> str:
@@ -62,6 +85,8 @@ EXPERIMENT is looked up here, then in the folders just below (such as experiment
   path/to/file.py:Class    a class in a file anywhere (path/to/file.py: all of them)
 
 Fields: --FIELD VALUE sets a field; --FIELD a,b,c searches over a, b and c.
+--set FIELD=VALUE sets any field, also one whose flag a command's option has; a
+run option that a field's flag hides is --run-OPTION (--run-timeout 1h).
 '{prog} EXPERIMENT --help' lists an experiment's fields, types and defaults.
 
 commands:
@@ -111,7 +136,10 @@ def experiment_help(prog: str, found: Found, command: str = "run") -> str:
         lines.append(f"{cls.__name__} ({_shown(found.path)}){': ' + doc if doc else ''}")
         rows = []
         for name in info.fields:
-            flag = f"--{name} {_metavar(info.annotations.get(name))}"
+            metavar = _metavar(info.annotations.get(name))
+            flag = f"--{name} {metavar}"
+            if not flag_reaches(name, command):
+                flag = f"--set {name}={metavar}"  # the command's option has --NAME
             rows.append((flag, _default_text(info, name)))
             rows += _nested_rows(name, info.annotations.get(name), {cls})
         for name, _ in info.derived:
@@ -122,15 +150,12 @@ def experiment_help(prog: str, found: Found, command: str = "run") -> str:
             lines.append(f"  {flag:<{width}} {default}".rstrip())
         lines.append("")
     lines.append("--FIELD VALUE sets a value; --FIELD a,b,c searches over a, b and c;")
-    lines.append("lists go in brackets: --FIELD [1,2] (or [1,2],[3] to search).")
+    lines.append("lists go in brackets: --FIELD [1,2] (or [1,2],[3] to search);")
+    lines.append("--set FIELD=VALUE sets any field, whatever its name.")
     lines.append("")
     title = "run options" if command == "run" else "options"
     lines.append(f"{title}:")
-    fields = fields_of(found)
-    taken = frozenset(
-        n for o in OPTIONS for n in o.names if n[:2] == "--" and field_named(n[2:], fields)
-    )
-    lines.append(_options_help(command, taken))
+    lines.append(_options_help(command, fields_of(found)))
     return "\n".join(lines) + "\n"
 
 

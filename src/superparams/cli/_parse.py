@@ -13,14 +13,17 @@
 A command word is a command only when it comes first and an experiment follows it, so
 ``experiment params.Hyperparams ...`` always means run. The words before the experiment's
 name are read first (:func:`split`), then, once the experiment is found and its fields are
-known, the words after it (:func:`read`). A field's flag is the field's, never an option's:
-an option spelled like a field is the field. :meth:`Words.request` turns what was read into
+known, the words after it (:func:`read`). Where a field and an option share a flag, in a
+run the field keeps it (the option is ``--run-NAME``), and in every other command the
+command's option wins (:func:`option_wins`); ``--set NAME=VALUES`` sets any field in every
+command. :meth:`Words.request` turns what was read into
 the command's own request (:class:`RunRequest`, ...), checking the options that exclude
 each other. Nothing here prints.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,16 +41,25 @@ COMMAND_WORDS = ("status", "results", "plot", "report", "logs", "clean")  # `run
 # -- options ---------------------------------------------------------------------------------
 
 
-def _int(flag: str, text: str, low: int | None = None) -> int:
+def _int(flag: str, text: str, low: int | None = None, high: int | None = None) -> int:
     try:
         number = int(text)
     except ValueError:
         number = None
-    if number is None or (low is not None and number < low):
-        at_least = f" of at least {low}" if low is not None else ""
-        msg = f"{flag} expects a whole number{at_least}, got {text!r}"
+    if number is None or (low is not None and number < low) or (high is not None and number > high):
+        if high is not None:
+            bounds = f" from {low} to {high}"
+        else:
+            bounds = f" of at least {low}" if low is not None else ""
+        msg = f"{flag} expects a whole number{bounds}, got {text!r}"
         raise UsageError(msg)
     return number
+
+
+def _retries(flag: str, text: str) -> int:
+    from superparams._api import MAX_RETRIES
+
+    return _int(flag, text, 0, MAX_RETRIES)
 
 
 def _num_proc(flag: str, text: str) -> int:
@@ -71,6 +83,14 @@ def _seconds(flag: str, text: str) -> float:
     if math.isinf(seconds):
         msg = (
             f"{flag} expects a finite duration such as 90, 30m or 2h, got {text!r}; "
+            f"leave {flag} out for no limit"
+        )
+        raise UsageError(msg)
+    from superparams._api import MAX_TIMEOUT
+
+    if seconds > MAX_TIMEOUT:
+        msg = (
+            f"{flag} expects a duration of at most a year ({MAX_TIMEOUT // 86400}d), got {text!r}; "
             f"leave {flag} out for no limit"
         )
         raise UsageError(msg)
@@ -129,6 +149,8 @@ class Option:
     commands: tuple[str, ...]
     metavar: str = ""  # "" for a flag that takes no value
     read: Callable[[str, str], Any] | None = None
+    # spellings kept from before that a field of the same name takes in every command
+    yields: tuple[str, ...] = ()
 
 
 def _names(flag: str, text: str) -> tuple[str, ...]:
@@ -144,6 +166,8 @@ def _text(flag: str, text: str) -> str:
 
 
 _RUN, _SAMPLED = ("run",), ("run", "status", "results", "plot", "report", "logs")
+#: Spelled before a run option's name, it reaches the option that a field's flag hides.
+RUN_PREFIX = "--run-"
 OPTIONS = (
     Option(
         ("-j", "--num_proc", "--num-proc", "--n_proc", "--n-proc"),  # --n_proc: as 0.1.0
@@ -206,7 +230,7 @@ OPTIONS = (
         "try a failed setting up to N more times",
         _RUN,
         "N",
-        lambda flag, text: _int(flag, text, 0),
+        _retries,
     ),
     Option(
         ("--engine",),
@@ -239,12 +263,13 @@ OPTIONS = (
         lambda flag, text: _int(flag, text, 1),
     ),
     Option(
-        ("--sample-seed", "--sample_seed", "--seed"),  # --seed: as before, where no field is
+        ("--sample-seed", "--sample_seed", "--seed"),
         "seed",
         "the seed --sample draws with (default 0)",
         _SAMPLED,
         "S",
         lambda flag, text: _int(flag, text),
+        yields=("--seed",),  # as before: where no field is named seed
     ),
     Option(("-q", "--quiet"), "quiet", "print only the summary at the end", _RUN),
     Option(("-y", "--yes"), "yes", "do not ask: resume (run), delete (clean)", ("run", "clean")),
@@ -322,8 +347,48 @@ OPTIONS = (
         "N",
         lambda flag, text: _int(flag, text, 0),
     ),
+    Option(
+        ("--set",),
+        "overrides",  # it adds to the field values, as a field's flag does
+        "set a field whatever its name, VALUES read as --NAME reads them",
+        _SAMPLED,
+        "NAME=VALUES",
+        _text,
+    ),
 )
 _BY_NAME = {name: option for option in OPTIONS for name in option.names}
+
+
+def option_wins(option: Option | None, flag: str, command: str) -> bool:
+    """Whether ``flag`` is ``option`` in ``command`` even where a field has that name.
+
+    Outside a run a command's own option wins over a field's flag (``--set NAME=VALUES``
+    reaches the field); in a run the field keeps its flag (``--run-NAME`` reaches the
+    option). A spelling kept from before (``--seed``) yields to a field everywhere.
+    """
+    return (
+        option is not None
+        and command != "run"
+        and command in option.commands
+        and flag not in option.yields
+    )
+
+
+def flag_reaches(name: str, command: str) -> bool:
+    """Whether ``--NAME`` sets the field ``name`` in ``command`` (else ``--set`` does):
+    not where the command's own option wins, nor for ``--help``, which always helps."""
+    flag = f"--{name}"
+    return flag != "--help" and not option_wins(option_named(flag), flag, command)
+
+
+def option_named(flag: str) -> Option | None:
+    """The option a flag spells: one of its names, or a run option's after ``--run-``."""
+    option = _BY_NAME.get(flag)
+    if option is None and flag.startswith((RUN_PREFIX, "--run_")):
+        option = _BY_NAME.get("--" + flag[len(RUN_PREFIX) :])
+        if option is not None and "run" not in option.commands:
+            return None
+    return option
 
 
 class Exit(Exception):
@@ -601,7 +666,7 @@ def split(argv: list[str]) -> tuple[Words, list[str], list[str]]:
         if not _is_option(word):
             request.target = word
             return request, words[:i], words[i + 1 :]
-        option = _BY_NAME.get(word)
+        option = option_named(word)
         i += 2 if option is not None and option.metavar and "=" not in word else 1
     return request, words, []
 
@@ -624,7 +689,8 @@ def read(request: Words, words: list[str], fields: Fields | None) -> None:
             flag, inline, eq = flag[:2], flag[2:], "="
         value = inline if eq else None
         name = flag[2:] if flag.startswith("--") else ""
-        if fields is not None and name:
+        option = option_named(flag)
+        if fields is not None and name and not option_wins(option, flag, request.command):
             target = field_named(name, fields)
             dotted_bool = False
             if target is None and "." in name:
@@ -643,12 +709,14 @@ def read(request: Words, words: list[str], fields: Fields | None) -> None:
             if negated is not None and negated in fields.flags and value is None:
                 _override(request, negated, flag, "false", word)
                 continue
-        option = _BY_NAME.get(flag)
         if option is None or request.command not in option.commands:
             raise UsageError(_unknown_option(flag, request, fields, option))
         if option.metavar:
             if value is None:
                 value, i = _value_after(flag, words, i)
+            if option.dest == "overrides":
+                _set(request, flag, value, fields)
+                continue
             assert option.read is not None
             _once(request, option.dest, f"{flag} {value}")
             request.options[option.dest] = option.read(flag, value)
@@ -660,19 +728,58 @@ def read(request: Words, words: list[str], fields: Fields | None) -> None:
             request.options[option.dest] = True
 
 
-def _override(request: Words, name: str, flag: str, value: str | None, bare: str | None) -> None:
+def _set(request: Words, flag: str, text: str, fields: Fields | None) -> None:
+    """``--set NAME=VALUES``: the field NAME, whatever its name, read as ``--NAME VALUES``.
+
+    Raises:
+        UsageError: no ``=``, before the experiment's name, or no such field.
+    """
+    name, eq, value = text.partition("=")
+    name = name.strip()
+    if not eq or not name:
+        msg = (
+            f"{flag} expects NAME=VALUES, a field and its value (or values separated by "
+            f"commas), e.g. {flag} lr=0.1,0.01; got {text!r}"
+        )
+        raise UsageError(msg)
+    if fields is None:
+        msg = (
+            f"{flag} {text} sets a field; it goes after the experiment's name: "
+            f"experiment EXPERIMENT {flag} {text}"
+        )
+        raise UsageError(msg)
+    written = f"{flag} {name}"
+    target = field_named(name, fields)
+    if target is None and "." in name:
+        target, _ = _dotted(written, name, fields)
+    if target is None:
+        raise UsageError(_no_field(written, name, fields))
+    _override(request, target, written, value, None, f"{flag} {text}")
+
+
+def _override(
+    request: Words,
+    name: str,
+    flag: str,
+    value: str | None,
+    bare: str | None,
+    written: str | None = None,
+) -> None:
     """Set a field's text, once: a second value would silently replace the first.
 
-    ``bare`` is the flag as written when it stands alone (``--flag``, ``--no-flag``).
+    ``bare`` is the flag as written when it stands alone (``--flag``, ``--no-flag``);
+    ``written`` the words that gave the value, when not ``flag value`` (``--set x=1``).
     """
-    written = bare or f"{flag} {value}"
+    written = bare or written or f"{flag} {value}"
     key = f"--{name}"
     earlier = request.given.get(key)
     if earlier is not None:
         msg = f"--{name} is given twice ({earlier}, then {written}); give it once"
-        before = request.overrides[name][1]
+        before, spelled = request.overrides[name][1], request.overrides[name][0]
         if bare is None and " " in earlier:  # both with a value: a search holds both
-            msg += f", or search over both: --{name} {before},{value}"
+            sep = "=" if spelled.startswith("--set ") else " "
+            both = f"{spelled}{sep}{before},{value}"
+            msg += f", or search over both: {both}"
         raise UsageError(msg)
     request.given[key] = written
     request.overrides[name] = (flag, value)
@@ -756,19 +863,40 @@ def _unknown_option(flag: str, request: Words, fields: Fields | None, option: Op
             f"unknown option {flag}; field values go after the experiment's name: "
             f"experiment EXPERIMENT {flag} VALUE"
         )
-    several = fields.several
-    its = "their" if several else "its"
-    listed = f"; {its} fields are {', '.join(fields.names)}" if fields.names else "; no fields"
-    hint = did_you_mean(name, fields.names)
-    if not hint:
-        options = [n for o in OPTIONS if request.command in o.commands for n in o.names]
-        close = did_you_mean(flag, [n for n in options if n.startswith("--")])
+    if not did_you_mean(name, fields.names):
+        close = _close_option(flag, request.command)
         if close:
-            owner = f"any experiment in {fields.owner}" if several else fields.owner
-            return f"{flag} is not an option, nor a field of {owner}{close}{listed}"
-    if several:
-        return f"{flag}: no experiment in {fields.owner} has a field {name!r}{hint}{listed}"
-    return f"{flag}: {fields.owner} has no field {name!r}{hint}{listed}"
+            owner = f"any experiment in {fields.owner}" if fields.several else fields.owner
+            return f"{flag} is not an option, nor a field of {owner}{close}{_listed(fields)}"
+    return _no_field(flag, name, fields)
+
+
+def _close_option(flag: str, command: str) -> str:
+    """A "did you mean" naming the option of ``command`` closest to ``flag``, under the
+    spelling help and the README use (``--dry-run``, never ``--dry_run``)."""
+    spelled = {
+        n: next(m for m in o.names if m.startswith("--"))
+        for o in OPTIONS
+        if command in o.commands
+        for n in o.names
+        if n.startswith("--")
+    }
+    close = difflib.get_close_matches(flag, list(spelled), n=1)
+    return f" (did you mean {spelled[close[0]]!r}?)" if close else ""
+
+
+def _listed(fields: Fields) -> str:
+    its = "their" if fields.several else "its"
+    return f"; {its} fields are {', '.join(fields.names)}" if fields.names else "; no fields"
+
+
+def _no_field(flag: str, name: str, fields: Fields) -> str:
+    hint = did_you_mean(name, fields.names)
+    if fields.several:
+        return (
+            f"{flag}: no experiment in {fields.owner} has a field {name!r}{hint}{_listed(fields)}"
+        )
+    return f"{flag}: {fields.owner} has no field {name!r}{hint}{_listed(fields)}"
 
 
 def _command_name(request: Words) -> str:

@@ -54,7 +54,11 @@ def space_of(target: type[Experiment] | Space[Any], request: Request) -> Space[A
         raise UsageError(str(error)) from None
     sample = request.sample
     if sample is not None:
-        space = space.sample(sample, request.seed if request.seed is not None else 0)
+        try:
+            space = space.sample(sample, request.seed if request.seed is not None else 0)
+        except SearchSpaceError as error:  # more than the space holds: the words are wrong
+            msg = f"--sample {sample}: {error}"
+            raise UsageError(msg) from None
     elif request.seed is not None:
         flag = request.given["seed"].split()[0]
         msg = f"{flag} is the seed of --sample; add --sample N"

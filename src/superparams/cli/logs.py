@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from superparams.cli._find import shown
-from superparams.cli._parse import Exit
 from superparams.cli._shared import say, store_of
+from superparams.errors import UsageError
 
 if TYPE_CHECKING:
     from superparams.cli._find import Found
@@ -38,8 +38,8 @@ def logs(found: Found, spaces: list[Space[Any]], request: LogsRequest, prog: str
                 matches.append(_Log(sid, space[position].label, path, store, status, ended))
     if not matches:
         what = f"the {total} matching setting{'s' if total != 1 else ''}"
-        say(f"no logs yet: none of {what} of {found.name} has run")
-        raise Exit(1)
+        msg = f"no logs yet: none of {what} of {found.name} has run"
+        raise UsageError(msg)
     if request.follow:
         running = [m for m in matches if m.running()]
         if running:

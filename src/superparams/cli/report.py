@@ -21,6 +21,7 @@ from superparams.errors import UsageError
 if TYPE_CHECKING:
     import polars as pl
 
+    from superparams._summary import Summarised
     from superparams.cli._find import Found
     from superparams.cli._parse import ReportRequest
     from superparams.space import Space
@@ -48,7 +49,7 @@ def report(found: Found, spaces: list[Space[Any]], request: ReportRequest, prog:
 def _section(space: Space[Any]) -> str:
     import polars as pl
 
-    from superparams._summary import _Declared, summary
+    from superparams._summary import _Declared, summarise
     from superparams.cli._draw import figure, lines, svg
 
     cls = space.experiment_class
@@ -61,15 +62,15 @@ def _section(space: Space[Any]) -> str:
         parts.append("<p>No results stored yet.</p></section>")
         return "".join(parts)
     over = list(declared.replicates)
-    frame = summary(space, over)
-    parts.append(_summary_table(frame, over))
+    summarised = summarise(space, over, table=table)
+    parts.append(_summary_table(summarised, over))
     # a metric the same in every summary row (an epoch counter's last value) draws no line
     numeric = [
         m
         for m in found.metrics
         if table.schema[m].is_numeric()
-        and f"{m}_mean" in frame.columns
-        and frame[f"{m}_mean"].n_unique() > 1
+        and m in summarised.metrics
+        and summarised.frame[summarised.column(m, "mean")].n_unique() > 1
     ]
     plots: list[str] = []
     for metric in numeric:
@@ -117,23 +118,23 @@ def _overview(space: Space[Any], table: pl.DataFrame, folder: Path) -> str:
     return "".join(lines)
 
 
-def _summary_table(frame: pl.DataFrame, over: list[str]) -> str:
-    from superparams._summary import parts
+def _summary_table(summarised: Summarised, over: list[str]) -> str:
+    from superparams._summary import LEFT_OUT
     from superparams.cli.results import mean_std
 
-    metrics, keys = parts(frame)
+    keys, metrics, column = summarised.keys, summarised.metrics, summarised.column
     head = "".join(f'<th data-kind="text">{_e(k)}</th>' for k in keys)
     head += "".join(f'<th data-kind="number">{_e(m)}</th>' for m in metrics)
     head += '<th data-kind="number">left_out</th>'
     body = []
-    for row in frame.iter_rows(named=True):
+    for row in summarised.frame.iter_rows(named=True):
         cells = [f'<td data-value="{_e(row[k])}">{_e(_cell(row[k]))}</td>' for k in keys]
         for m in metrics:
-            mean = row[f"{m}_mean"]
-            text = mean_std(mean, row[f"{m}_std"], row[f"{m}_n"])
+            mean = row[column(m, "mean")]
+            text = mean_std(mean, row[column(m, "std")], row[column(m, "n")])
             value = "" if mean is None else repr(float(mean))
             cells.append(f'<td data-value="{value}">{_e(text)}</td>')
-        cells.append(f'<td data-value="{row["left_out"]}">{row["left_out"]}</td>')
+        cells.append(f'<td data-value="{row[LEFT_OUT]}">{row[LEFT_OUT]}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     said = f"mean ± std over {', '.join(over)}" if over else "one row per setting"
     return (

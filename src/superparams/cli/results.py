@@ -15,6 +15,7 @@ from superparams.errors import UsageError, did_you_mean
 if TYPE_CHECKING:
     import polars as pl
 
+    from superparams._summary import Summarised
     from superparams.cli._find import Found
     from superparams.cli._parse import ResultsRequest
     from superparams.space import Space
@@ -189,19 +190,24 @@ def _summary_one(
     """``--over seed``: one row per setting of the other fields, mean ± std of each metric."""
     import polars as pl
 
-    from superparams._summary import STATISTICS, parts, summary
+    from superparams._summary import LEFT_OUT, STATISTICS, summarise
 
-    frame = summary(space, list(request.over or ()))
-    metrics, keys = parts(frame)
+    summarised = summarise(space, list(request.over or ()))
+    frame, keys, metrics = summarised.frame, list(summarised.keys), list(summarised.metrics)
+    column = summarised.column
     if request.where is not None:
-        # a metric's name stands for its mean; its _std, _sem, _n are there too
-        view = frame.with_columns(pl.col(f"{m}_mean").alias(m) for m in metrics)
+        # a metric's name stands for its mean; <metric>_std, _sem, _n are there too
+        named = {m: column(m, "mean") for m in metrics}
+        for m in metrics:
+            named.update({f"{m}_{s}": column(m, s) for s in STATISTICS if f"{m}_{s}" not in keys})
+        named.setdefault("left_out", LEFT_OUT)
+        view = frame.with_columns(pl.col(c).alias(n) for n, c in named.items() if n not in keys)
         view = view.with_row_index("_sp_row")
         rows = where(view, request.where)["_sp_row"]
         frame = frame.with_row_index("_sp_row").filter(pl.col("_sp_row").is_in(rows.implode()))
         frame = frame.drop("_sp_row")
     if request.sort:
-        means = {m: f"{m}_mean" for m in metrics}  # a metric sorts by its mean
+        means = {m: column(m, "mean") for m in metrics}  # a metric sorts by its mean
         choices = [*keys, *metrics]
         frame = _sorted(frame, request.sort, desc=bool(request.desc), choices=choices, as_=means)
     shown = metrics
@@ -209,9 +215,10 @@ def _summary_one(
         picked = _chosen([], request.columns, [*keys, *metrics], [*keys, *metrics])
         shown = [c for c in picked if c in metrics]
         keys = list(dict.fromkeys([*keys, *(c for c in picked if c in keys)]))
-        frame = frame.select(*keys, *(f"{m}_{s}" for m in shown for s in STATISTICS), "left_out")
+        frame = frame.select(*keys, *(column(m, s) for m in shown for s in STATISTICS), LEFT_OUT)
     if request.parquet or request.csv or request.json:
-        _write(frame, found, space, request, prog, several=several, columns=None, sort=None)
+        public = summarised.with_frame(frame).public()
+        _write(public, found, space, request, prog, several=several, columns=None, sort=None)
         return
     if several:
         sys.stdout.write(f"{space.experiment_class.__name__}:\n")
@@ -219,33 +226,39 @@ def _summary_one(
         say(f"no results stored for {space.experiment_class.__name__} yet")
         return
     headers = [*keys, *shown]
-    left_out = frame["left_out"].sum() > 0
+    left_out = frame[LEFT_OUT].sum() > 0
     if left_out:
         headers.append("left_out")
     cells = []
     for row in frame.iter_rows(named=True):
         line = [cell(row[k], k) for k in keys]
-        line += [mean_std(row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"]) for m in shown]
+        line += [
+            mean_std(row[column(m, "mean")], row[column(m, "std")], row[column(m, "n")])
+            for m in shown
+        ]
         if left_out:
-            line.append(str(row["left_out"]))
+            line.append(str(row[LEFT_OUT]))
         cells.append(line)
     table(headers, cells, sys.stdout)
     ranked_by = (request.sort or "").removeprefix("-")
     if ranked_by in metrics and request.where is None and frame.height > 1:
         descending = bool(request.desc) or (request.sort or "").startswith("-")
-        sys.stdout.write(_judged(space, request, ranked_by, descending=descending) + "\n")
+        sys.stdout.write(_judged(summarised, ranked_by, descending=descending) + "\n")
 
 
-def _judged(space: Space[Any], request: ResultsRequest, metric: str, *, descending: bool) -> str:
+def _judged(summarised: Summarised, metric: str, *, descending: bool) -> str:
     """What the first row of a summary sorted by ``metric`` is: a clear winner, a tie, or
     a claim the seeds cannot back."""
-    from superparams._summary import best, parts
+    import polars as pl
 
-    winner = best(space, metric, "max" if descending else "min", over=list(request.over or ()))
-    _, keys = parts(winner.drop(f"{metric}_verdict", f"{metric}_ties"))
-    row = winner.row(0, named=True)
-    label = ",".join(f"{k}={cell(row[k], k)}" for k in keys) or "defaults"
-    verdict, ties = row[f"{metric}_verdict"], row[f"{metric}_ties"]
+    from superparams._summary import judge
+
+    mean = summarised.column(metric, "mean")
+    ranked = summarised.frame.filter(pl.col(mean).is_not_null() & pl.col(mean).is_not_nan())
+    ranked = ranked.sort(mean, descending=descending, maintain_order=True)
+    verdict, ties = judge(summarised, ranked, metric, alpha=0.05)
+    row = ranked.row(0, named=True)
+    label = ",".join(f"{k}={cell(row[k], k)}" for k in summarised.keys) or "defaults"
     how = "paired t-tests over the shared seeds, Holm-corrected, 95%"
     if verdict == "clear":
         return f"best {metric}: {label}, ahead of every other row ({how})"
