@@ -124,6 +124,8 @@ class TestFieldsNamedLikeStatistics:
             "acc_std",
             "acc_sem",
             "acc_n",
+            "acc_ci_low",
+            "acc_ci_high",
             "left_out_",
         ]
         first = table[0]
