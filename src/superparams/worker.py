@@ -98,6 +98,9 @@ def _plain(value: Any) -> Any:
 # by run_setting for the setting's time; None outside a run, where report() does nothing.
 Reporter = Callable[[dict[str, Any]], "str | None"]
 _REPORTER: Reporter | None = None
+# One row at a time: a setting's threads may report at once, and a worker's exchange with
+# the driver (the row, then the driver's word that it is durable) must not interleave.
+_REPORTING = threading.Lock()
 
 
 def report_row(values: Mapping[str, Any]) -> None:
@@ -110,7 +113,9 @@ def report_row(values: Mapping[str, Any]) -> None:
     reporter = _REPORTER
     if reporter is None:
         return
-    verdict = reporter(_flatten(values))
+    row = _flatten(values)
+    with _REPORTING:
+        verdict = reporter(row)
     if verdict is not None:  # a stop rule's name: the setting ends here, completed
         raise StoppedEarly(verdict)
     return
@@ -171,7 +176,13 @@ def run_setting(
     before = _REPORTER
     _REPORTER = report if report is not None else _collect(outcome.reported)
     try:
-        with log.capture(capture), _time_limit(task.timeout), _no_leftovers(), _restored():
+        with (
+            _streams(),
+            log.capture(capture),
+            _time_limit(task.timeout),
+            _no_leftovers(),
+            _restored(),
+        ):
             try:
                 result = setting.run()
                 if isinstance(result, types.GeneratorType):
@@ -465,6 +476,40 @@ def _restored() -> Iterator[None]:
             if _getrlimit(resource_id) != limit:
                 with contextlib.suppress(OSError, ValueError):  # a hard limit only goes down
                     _setrlimit(resource_id, limit)
+
+
+@contextlib.contextmanager
+def _streams() -> Iterator[None]:
+    """Give ``sys.stdout`` and ``sys.stderr`` back as they were, open, once a setting ends.
+
+    A setting that closes them (or replaces them and leaves its own) would otherwise fail
+    the next setting of its process at its first ``print``. Outside the capture of file
+    descriptors 1 and 2, so a stream made again writes where the process's own did.
+    """
+    saved = sys.stdout, sys.stderr
+    try:
+        yield
+    finally:
+        for name, fd, stream in (("stdout", 1, saved[0]), ("stderr", 2, saved[1])):
+            if getattr(sys, name) is not stream or _closed(stream):
+                setattr(sys, name, _reopened(stream, fd) if _closed(stream) else stream)
+
+
+def _closed(stream: TextIO | None) -> bool:
+    return stream is not None and bool(getattr(stream, "closed", False))
+
+
+def _reopened(stream: TextIO, fd: int) -> TextIO:
+    """A text stream like the closed ``stream``, on file descriptor ``fd`` (left open when
+    the stream is closed again)."""
+    return open(
+        fd,
+        "w",
+        buffering=1 if getattr(stream, "line_buffering", False) else -1,
+        encoding=getattr(stream, "encoding", None) or "utf-8",
+        errors=getattr(stream, "errors", None) or "strict",
+        closefd=False,
+    )
 
 
 def _environ() -> dict[Any, Any]:

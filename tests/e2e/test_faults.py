@@ -474,3 +474,78 @@ class TestIsolatedSettings:
         rows = table(tmp_path, "pids", "Pids")
         assert rows["pid"].n_unique() == 5
         assert set(rows["rank"]) <= {0, 1}
+
+
+# Setting 0 closes Python's stdout and stderr (as a library that "cleans up" might), then
+# completes; setting 1 runs next in the same worker and prints.
+CLOSES = """
+import sys
+from superparams import Experiment, search
+
+class Closes(Experiment):
+    n: int = search(0, 1)
+
+    def run(self):
+        if self.n == 0:
+            sys.stdout.close()
+            sys.stderr.close()
+            return {"n": self.n}
+        print(f"n={self.n} prints")
+        print("and warns", file=sys.stderr)
+        return {"n": self.n}
+"""
+
+
+class TestClosedStreams:
+    @pytest.mark.parametrize("mode", ["in-process", "one worker"])
+    def test_the_next_setting_gets_them_back(self, tmp_path, mode):
+        """A setting that closes sys.stdout and sys.stderr does not fail the next setting
+        of its process, which prints into its own log as usual."""
+        write(tmp_path / "experiments/closes.py", CLOSES)
+        how = ("--engine", "local", "-j", "1") if mode == "one worker" else MODES[mode]
+        done = experiment("closes.Closes", *how, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        rows = table(tmp_path, "closes", "Closes").sort("n")
+        assert rows["status"].to_list() == ["completed", "completed"], rows["error"].to_list()
+        if mode == "one worker":
+            assert rows["worker"].n_unique() == 1  # both ran in one process, in order
+        log = tmp_path / "experiments/progress/closes/Closes" / rows["log"][1]
+        assert log.read_text() == "n=1 prints\nand warns\n"
+
+
+# Eight threads of one setting report rows at once, each many times.
+THREADS = """
+import threading
+from superparams import Experiment, search
+
+class Threads(Experiment):
+    n: int = search(0, 1)
+
+    def run(self):
+        def work(t):
+            for step in range(50):
+                self.report(thread=t, step=step)
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return {"thread": -1, "step": -1}
+"""
+
+
+class TestReportFromThreads:
+    @pytest.mark.parametrize("mode", MODES)
+    def test_every_row_of_every_thread_is_stored(self, tmp_path, mode):
+        """self.report() called from several threads at once stores each row once, and
+        the setting completes."""
+        write(tmp_path / "experiments/threads.py", THREADS)
+        done = experiment("threads.Threads", *MODES[mode], cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        rows = table(tmp_path, "threads", "Threads")
+        assert set(rows["status"]) == {"completed"}, rows["error"].to_list()
+        for n in (0, 1):
+            mine = rows.filter(pl.col("n") == n)
+            pairs = sorted(zip(mine["thread"], mine["step"], strict=True))
+            assert pairs == [(-1, -1)] + [(t, s) for t in range(8) for s in range(50)]
