@@ -386,7 +386,7 @@ class TestWorkersThatCannotStart:
             space.run_all(num_proc=2, display=False)
         plan = space.plan()
         assert plan.done == plan.failed == []
-        space.run_all(num_proc=1, display=False)  # the folder is not left locked
+        space.run_all(engine="inline", display=False)  # the folder is not left locked
         assert space.plan().done == [0, 1]
 
 
@@ -413,14 +413,17 @@ class Unshippable(Experiment):
 class TestExperimentsThatCannotTravel:
     def test_fails_before_any_setting_and_leaves_nothing(self, workspace):
         """An experiment holding what cannot be pickled fails before any setting runs in
-        workers, leaves no half-written file, and still runs with num_proc=1."""
+        workers (one worker by default), leaves no half-written file, and still runs
+        with engine="inline", which the error names."""
         space = workspace.load("unshippable", UNSHIPPABLE).Unshippable()
         with pytest.raises(TypeError, match="pickle"):
             space.run_all(num_proc=2, display=False)
         folder = workspace.folder("unshippable", "Unshippable")
         assert not (folder / ".run").exists()
         assert space.plan().new == [0, 1]
-        table = space.run_all(num_proc=1, display=False)
+        with pytest.raises(TypeError, match="run in this process with engine='inline'"):
+            space.run_all(display=False)
+        table = space.run_all(engine="inline", display=False)
         assert table["status"].to_list() == ["completed", "completed"]
 
 

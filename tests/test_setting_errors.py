@@ -96,10 +96,10 @@ class TestAnIsValidThatRaises:
             module.Checked()[2].run()
         assert module.Checked()[1].run() == {"doubled": 4}
 
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_run_all_fails_that_setting_only(self, module, num_proc):
+    @pytest.mark.parametrize("options", [{"engine": "inline"}, {"num_proc": 1}, {"num_proc": 2}])
+    def test_run_all_fails_that_setting_only(self, module, options):
         """run_all returns a failed row for n=3 with the traceback of is_valid."""
-        frame = module.Checked().run_all(num_proc=num_proc, display=False)
+        frame = module.Checked().run_all(display=False, **options)
         assert frame["n"].to_list() == [1, 2, 3]
         assert frame["status"].to_list() == ["completed", "completed", "failed"]
         failed = frame.row(2, named=True)

@@ -445,7 +445,7 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
 def _restored() -> Iterator[None]:
     """Undo what a setting changed in its process, so the next one starts the same.
 
-    Workers run many settings one after another, and so does ``num_proc=1``: the working
+    Workers run many settings one after another, and so does the inline engine: the working
     directory, the environment, ``sys.path``, the umask, signal handlers and resource
     limits a setting leaves behind would otherwise be the next setting's.
     """

@@ -444,7 +444,7 @@ class TestNothingLeaksBetweenSettings:
 
         module = importlib.import_module("messy")
         try:
-            frame = module.Messy().run_all(folder="out", display=False)
+            frame = module.Messy().run_all(folder="out", engine="inline", display=False)
         finally:
             import sys
 

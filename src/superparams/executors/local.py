@@ -201,8 +201,8 @@ class LocalExecutor(Executor):
             msg = (
                 f"{name} cannot be sent to worker processes: {type(error).__name__}: {error}. "
                 "A field holds something that cannot be pickled (an open file, a lock, a "
-                "connection, a generator): build it inside run() instead, or run with "
-                "num_proc=1"
+                "connection, a generator): build it inside run() instead, or run in this "
+                "process with engine='inline'"
             )
             raise ExperimentError(msg) from error
         # The driver's path, entry for entry: '' (a REPL's, a notebook's) is the
