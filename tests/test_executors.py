@@ -85,11 +85,11 @@ class TestDeadWorkers:
         if cause == "killed":
             assert f"[superparams] {failed['error']}" in log
 
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_sys_exit_fails_one_setting(self, workspace, num_proc):
+    @pytest.mark.parametrize(("num_proc", "engine"), [(1, "inline"), (2, None)])
+    def test_sys_exit_fails_one_setting(self, workspace, num_proc, engine):
         """sys.exit() in run() fails that setting and the run goes on, in this process too."""
         space = workspace.load("deaths", DEATHS).Deaths(how="sys.exit", pause=0.0)
-        table = space.run_all(num_proc=num_proc, display=False)
+        table = space.run_all(num_proc=num_proc, engine=engine, display=False)
         assert table["status"].to_list() == ["completed", "failed"] + ["completed"] * 6
         failed = table.row(1, named=True)
         assert (failed["cause"], failed["error"]) == ("raised", "SystemExit: bad arguments")
@@ -142,12 +142,12 @@ class Slow(Experiment):
 
 
 class TestTimeout:
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_a_slow_setting_times_out(self, workspace, num_proc):
+    @pytest.mark.parametrize(("num_proc", "engine"), [(1, "inline"), (2, None)])
+    def test_a_slow_setting_times_out(self, workspace, num_proc, engine):
         """A setting past its timeout fails with cause 'timeout'; the others complete."""
         space = workspace.load("slow", SLOW).Slow()
         began = time.monotonic()
-        table = space.run_all(num_proc=num_proc, display=False, timeout=0.3)
+        table = space.run_all(num_proc=num_proc, engine=engine, display=False, timeout=0.3)
         assert time.monotonic() - began < 10
         assert table["status"].to_list() == ["completed", "failed", "completed"]
         failed = table.row(1, named=True)
@@ -191,12 +191,14 @@ class Flaky(Experiment):
 
 
 class TestRetries:
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_a_retry_completes(self, workspace, num_proc):
+    @pytest.mark.parametrize(("num_proc", "engine"), [(1, "inline"), (2, None)])
+    def test_a_retry_completes(self, workspace, num_proc, engine):
         """With retries=1 a setting that fails once completes on its second attempt."""
         space = workspace.load("flaky", FAILS_FIRST_TRIES).Flaky()
         events = Events()
-        table = space.run_all(num_proc=num_proc, display=False, retries=1, subscribers=[events])
+        table = space.run_all(
+            num_proc=num_proc, engine=engine, display=False, retries=1, subscribers=[events]
+        )
         assert table["status"].to_list() == ["completed", "completed"]
         assert table["attempt"].to_list() == [1, 2]
         assert table["count"].to_list() == [1, 2]

@@ -682,14 +682,14 @@ def outcome_lines(record: Path) -> list[tuple[str, int]]:
 
 
 class TestEvents:
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_a_run_in_events(self, workspace, num_proc):
+    @pytest.mark.parametrize(("num_proc", "engine"), [(1, "inline"), (2, None)])
+    def test_a_run_in_events(self, workspace, num_proc, engine):
         """Subscribers see the run start, each setting start and end, and the run finish."""
         workspace.load("flaky", FAILS_WHEN_LISTED)
         (workspace.experiments / "fail.txt").write_text("2")
         space = workspace.load("flaky").Flaky()
         events = Events()
-        space.run_all(num_proc=num_proc, display=False, subscribers=[events])
+        space.run_all(num_proc=num_proc, engine=engine, display=False, subscribers=[events])
         assert isinstance(events.events[0], RunStarted)
         assert isinstance(events.events[-1], RunFinished)
         started = events.of(RunStarted)[0]
@@ -740,17 +740,17 @@ class TestEvents:
         assert finished.label == space[0].label
         assert finished.results == {"double": 6, "name": "run-3"}
 
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_several_rows_report_the_last(self, workspace, num_proc):
+    @pytest.mark.parametrize(("num_proc", "engine"), [(1, "inline"), (2, None)])
+    def test_several_rows_report_the_last(self, workspace, num_proc, engine):
         """A setting that returned one row per epoch is reported with its last row."""
         space = workspace.load("epochs", EPOCHS).Epochs()
         events = Events()
-        space.run_all(num_proc=num_proc, display=False, subscribers=[events])
+        space.run_all(num_proc=num_proc, engine=engine, display=False, subscribers=[events])
         (finished,) = events.of(SettingFinished)
         assert finished.results == {"epoch": 2, "val_acc": 0.85}
 
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_reported_only_once_durable(self, workspace, num_proc):
+    @pytest.mark.parametrize(("num_proc", "engine"), [(1, "inline"), (2, None)])
+    def test_reported_only_once_durable(self, workspace, num_proc, engine):
         """A setting is reported finished or failed only once its outcome is in the record."""
         workspace.load("flaky", FAILS_WHEN_LISTED)
         (workspace.experiments / "fail.txt").write_text("2")
@@ -763,7 +763,7 @@ class TestEvents:
                 assert (event.id, event.attempt) in outcome_lines(record)
                 checked.append(event.id)
 
-        space.run_all(num_proc=num_proc, display=False, subscribers=[check])
+        space.run_all(num_proc=num_proc, engine=engine, display=False, subscribers=[check])
         assert len(checked) == 8
 
     def test_display_may_be_a_subscriber(self, workspace):
