@@ -20,6 +20,9 @@ than write into the first one's log.
 This module is also the worker process's program (``python -m superparams.worker``),
 started by :class:`superparams.executors.local.LocalExecutor`; it talks to the driver
 over two pipes, so the user's script is never imported a second time as ``__main__``.
+On Linux it first splits in two: a keeper, which runs no setting and kills whatever is
+left below it when the worker or the driver dies, and the worker proper (see
+:func:`_keeper`).
 """
 
 from __future__ import annotations
@@ -661,6 +664,7 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int, scrat
     # file of the result pipe as this worker's death.
     os.set_inheritable(inbox, False)
     os.set_inheritable(outbox, False)
+    parent = _keeper(parent)
     _die_with_parent(parent)
     global _OWN_PROCESS
     if sys.platform.startswith("linux") and _libc() is not None:
@@ -807,6 +811,77 @@ def read_base(fd: int) -> Any:
     view = memoryview(mapped)
     buffers = [view[start + at : start + at + n] for at, n in spans]
     return pickle.loads(data, buffers=buffers)
+
+
+def _keeper(driver: int) -> int:
+    """Split this worker in two (Linux): a keeper that runs no setting, and the process
+    that runs them, its child; return the pid of the latter's parent (the keeper, or the
+    driver where there is none).
+
+    The keeper is a child subreaper, so whatever a setting starts (a setsid daemon
+    included) stays its descendant whatever dies in between. When the worker dies (a
+    segfault, the OOM killer) or the driver does (even by kill -9: the kernel tells the
+    keeper), the keeper kills every process left below it, then exits as the worker did
+    (the same signal or code), which is what the driver sees.
+    """
+    if not sys.platform.startswith("linux") or _libc() is None:
+        return driver
+    keeper = os.getpid()
+    _subreaper(True)
+    worker = os.fork()
+    if worker == 0:
+        return keeper
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the pipes and the base are the worker's
+
+    class _DriverGone(Exception):
+        pass
+
+    def gone(signum: int, frame: object) -> None:
+        raise _DriverGone
+
+    signal.signal(_DRIVER_GONE, gone)
+    libc = _libc()
+    libc.prctl(1, _DRIVER_GONE)  # PR_SET_PDEATHSIG: this signal when the driver dies
+    status = None
+    try:
+        if os.getppid() != driver:  # it died before prctl took effect
+            raise _DriverGone
+        while status is None:
+            pid, code = os.waitpid(-1, 0)  # the worker, or an orphan come here to die
+            if pid == worker:
+                status = code
+    except (_DriverGone, ChildProcessError):
+        pass
+    _kill_below()
+    if status is not None and os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        with contextlib.suppress(Exception):
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # the worker dumped its own
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL has no handler to reset
+            signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    os._exit(os.waitstatus_to_exitcode(status) if status is not None else 1)
+
+
+# What the kernel sends a keeper (see _keeper) when the driver dies.
+_DRIVER_GONE = signal.SIGUSR2
+
+
+def _kill_below() -> None:
+    """Kill every process below this subreaper, and reap them; their own children come
+    here as they die, and are killed the same way."""
+    for _ in range(1000):  # a setting that keeps forking cannot keep us here
+        left = _children()
+        if not left:
+            return
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in left:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
 
 
 def _die_with_parent(parent: int) -> None:
