@@ -837,7 +837,8 @@ def _keeper(driver: int) -> int:
         pass
 
     def gone(signum: int, frame: object) -> None:
-        raise _DriverGone
+        if os.getppid() != driver:  # not a setting's signal to its process group
+            raise _DriverGone
 
     signal.signal(_DRIVER_GONE, gone)
     libc = _libc()
