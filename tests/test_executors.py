@@ -356,11 +356,15 @@ class TestTheSeam:
         assert set(table["pid"].drop_nulls()) == {os.getpid()}
 
     def test_debug_lets_the_exception_through(self, workspace):
-        """debug=True runs in this process and lets the first exception reach the caller."""
+        """debug=True runs in this process and lets the first exception reach the caller;
+        the setting it came from is left interrupted (its process lives on), not failed."""
         space = workspace.load("seam", SEAM).Seam()
         with pytest.raises(KeyError, match="three"):
             space.run_all(num_proc=2, debug=True, display=False)
-        assert space.plan().done == [0, 1, 2]
+        plan = space.plan()
+        assert plan.done == [0, 1, 2]
+        assert plan.interrupted == [3]
+        assert plan.failed == plan.died == []
 
 
 BROKEN = """

@@ -187,7 +187,8 @@ class Plan:
         if only_failed:
             return sorted(self.failed + outdated)
         taken = self.queued if queued else []
-        failed = [p for p in self.failed if p not in set(self.died)] if self.died else self.failed
+        died = set(self.died)  # a resume leaves them out: they would end it again
+        failed = [p for p in self.failed if p not in died] if died else self.failed
         return sorted(self.new + failed + self.interrupted + outdated + taken)
 
     def summary(self) -> str:
