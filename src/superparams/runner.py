@@ -279,7 +279,7 @@ class _Run:
         shown = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
         text = (
             f"{shown} {'was' if one else 'were'} running in-process when the run's process "
-            f"died (a segfault, os._exit, the out-of-memory killer): recorded as failed "
+            f"died (a segfault, os._exit, a kill): recorded as failed "
             f"(killed); --rerun-failed runs {'it' if one else 'them'} again"
         )
         self.emit(Notice(self.clock(), text))

@@ -379,7 +379,7 @@ class TestCrashInOneProcess:
         )
         assert space.plan().failed == [1]
         code, _, stderr = run()  # the record says it once: the setting is failed now
-        assert "was running in-process" not in stderr
+        assert "recorded as failed" not in stderr
         if where == "command":
             assert "a resume leaves it out (--rerun-failed runs it again)" in stderr
         again = experiment("crashes.Crashes", "--how", how, "--rerun-failed", cwd=crashes.root)

@@ -206,11 +206,11 @@ def _nothing_to_run(
         say(f"{cls.__name__}: nothing else to run")
     elif stored.died:
         n = len(stored.died)
+        it = "it" if n == 1 else "them"
         say(
             f"{cls.__name__}: nothing else to run; {n} failed setting{'s' if n != 1 else ''} "
-            "ended the process running it in-process, and a resume leaves "
-            f"{'them' if n != 1 else 'it'} out (--rerun-failed runs {'them' if n != 1 else 'it'} "
-            "again)"
+            f"{'was' if n == 1 else 'were'} running in-process when the run's process died, "
+            f"and a resume leaves {it} out (--rerun-failed runs {it} again)"
         )
     else:
         say(
