@@ -1,4 +1,5 @@
-"""Real crashes of real runs: ``kill -9`` of the whole run, of the driver alone, Ctrl-C.
+"""Real crashes of real runs: ``kill -9`` of the whole run, of the driver alone, Ctrl-C,
+a segfault, the out-of-memory killer.
 
 A script runs an experiment with ``num_proc=2`` in its own session; the test kills it at
 some instant, looks at what it left, and runs the experiment again in this process.
@@ -6,14 +7,18 @@ some instant, looks at what it left, and runs the experiment again in this proce
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import experiment, wait_for, with_group_killed, workers_of
+from tests.conftest import COMMAND, environment, experiment, wait_for, with_group_killed, workers_of
 
 from superparams.events import SettingStarted
 
@@ -287,8 +292,8 @@ class TestCtrlCInOneProcess:
         assert space.plan().interrupted == [2]
 
 
-# Setting 1 ends the process it runs in: a segmentation fault, or the SIGKILL that the
-# out-of-memory killer sends.
+# Setting 1 ends the process it runs in: a segmentation fault, the SIGKILL that the
+# out-of-memory killer sends, or (how="oom", in a memory cgroup) the killer itself.
 CRASHES = """
 import ctypes
 import os
@@ -303,6 +308,10 @@ class Crashes(Experiment):
         if self.n == 1:
             if self.how == "segfault":
                 ctypes.string_at(0)
+            if self.how == "oom":  # memory it writes to, until the kernel says no more
+                held = []
+                while True:
+                    held.append(b"x" * (32 << 20))
             os.kill(os.getpid(), signal.SIGKILL)
         return {"double": 2 * self.n}
 """
@@ -385,3 +394,82 @@ class TestCrashInOneProcess:
         again = experiment("crashes.Crashes", "--how", how, "--rerun-failed", cwd=crashes.root)
         assert "running 1 setting on 1 worker process" in again.stderr  # it is run again
         assert space.results().sort("n")["error"][1].startswith("worker process killed by")
+
+
+@pytest.fixture
+def memory_cgroup() -> Iterator[Path]:
+    """A memory cgroup of 300 MB without swap, below this process's own (root only;
+    CI runs as root); processes started in it meet the real out-of-memory killer."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("a memory cgroup needs root, and CI runs as root")
+        pytest.skip("making a memory cgroup needs root (CI runs .ci/run as root)")
+    own = next(
+        line.split(":", 2)[2]
+        for line in Path("/proc/self/cgroup").read_text().splitlines()
+        if line.split(":")[1] == "memory"
+    )
+    group = Path(f"/sys/fs/cgroup/memory{own}") / f"superparams-oom-{os.getpid()}"
+    group.mkdir()
+    try:
+        (group / "memory.limit_in_bytes").write_text(str(300 << 20))
+        with contextlib.suppress(OSError):  # no swap accounting: no swap to limit
+            (group / "memory.memsw.limit_in_bytes").write_text(str(300 << 20))
+        yield group
+    finally:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                group.rmdir()
+                break
+            except OSError:  # its last processes are still dying
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+
+def in_group(group: Path, *command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` to its end inside the cgroup ``group``."""
+
+    def enter() -> None:
+        (group / "cgroup.procs").write_text(str(os.getpid()))
+
+    return subprocess.run(
+        command,
+        cwd=cwd,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=enter,  # it only writes a file: safe in the child of a fork
+    )
+
+
+class TestOutOfMemory:
+    """The real out-of-memory killer, in a memory cgroup, fails one setting, not the run."""
+
+    def test_run_all_with_no_num_proc_survives_it(self, crashes, memory_cgroup):
+        """run_all() with no num_proc loses only the worker the kernel killed: that
+        setting fails, saying what killed it, and the others complete."""
+        script = str(crashes.experiments / "crash_drive.py")
+        done = in_group(memory_cgroup, sys.executable, script, "oom", cwd=crashes.root)
+        assert done.returncode == 0, done.stderr
+        statuses, error = done.stdout.splitlines()
+        assert statuses == str([("completed", None), ("failed", "killed"), ("completed", None)])
+        assert error.startswith("worker process killed by SIGKILL (the kernel's out-of-memory")
+
+    def test_in_process_the_next_run_records_it_failed(self, crashes, memory_cgroup):
+        """--engine inline dies with the setting the kernel killed it for; the next run
+        records that setting failed (killed) and runs the others."""
+        command = (str(COMMAND), "crashes.Crashes", "--how", "oom", "--engine", "inline")
+        done = in_group(memory_cgroup, *command, cwd=crashes.root)
+        assert done.returncode == -signal.SIGKILL, done.stderr
+        again = in_group(memory_cgroup, *command, cwd=crashes.root)  # bounded, always
+        assert "n=1 was running in-process when the run's process died" in again.stderr
+        table = crashes.load("crashes").Crashes(how="oom").results().sort("n")
+        assert table.select("n", "status", "cause").rows() == [
+            (0, "completed", None),
+            (1, "failed", "killed"),
+            (2, "completed", None),
+        ]
