@@ -88,17 +88,18 @@ class Events:
 
 
 def workers_of(driver: int) -> list[int]:
-    """The pids of live superparams worker processes started by ``driver``."""
+    """The pids of live superparams worker processes started by ``driver``: its children
+    (on Linux each is the keeper of the process that runs its settings)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
         except OSError:
             continue
-        if b"superparams.worker" in argv and str(driver).encode() in argv and state != "Z":
+        if b"superparams.worker" in argv and ppid == str(driver) and state != "Z":
             found.append(int(entry.name))
     return found
 

@@ -500,14 +500,15 @@ class TestARealRun:
         space.run_all(display=display)
         assert "last: defaults  epoch=2 val_acc=0.85" in region(display)
 
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_never_more_running_than_workers(self, workspace, num_proc):
+    @pytest.mark.parametrize(("num_proc", "engine"), [(1, "inline"), (2, None)])
+    def test_never_more_running_than_workers(self, workspace, num_proc, engine):
         """The live view never counts more settings running than there are workers."""
         space = workspace.load("quick", QUICK).Quick()
         display = LiveDisplay(text_console()[0], live=False, summary=False)
         seen: list[int] = []
         space.run_all(
             num_proc=num_proc,
+            engine=engine,
             display=display,
             subscribers=[lambda e: seen.append(len(display.running))],
         )

@@ -85,11 +85,11 @@ class TestDeadWorkers:
         if cause == "killed":
             assert f"[superparams] {failed['error']}" in log
 
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_sys_exit_fails_one_setting(self, workspace, num_proc):
+    @pytest.mark.parametrize(("num_proc", "engine"), [(1, "inline"), (2, None)])
+    def test_sys_exit_fails_one_setting(self, workspace, num_proc, engine):
         """sys.exit() in run() fails that setting and the run goes on, in this process too."""
         space = workspace.load("deaths", DEATHS).Deaths(how="sys.exit", pause=0.0)
-        table = space.run_all(num_proc=num_proc, display=False)
+        table = space.run_all(num_proc=num_proc, engine=engine, display=False)
         assert table["status"].to_list() == ["completed", "failed"] + ["completed"] * 6
         failed = table.row(1, named=True)
         assert (failed["cause"], failed["error"]) == ("raised", "SystemExit: bad arguments")
@@ -142,12 +142,12 @@ class Slow(Experiment):
 
 
 class TestTimeout:
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_a_slow_setting_times_out(self, workspace, num_proc):
+    @pytest.mark.parametrize(("num_proc", "engine"), [(1, "inline"), (2, None)])
+    def test_a_slow_setting_times_out(self, workspace, num_proc, engine):
         """A setting past its timeout fails with cause 'timeout'; the others complete."""
         space = workspace.load("slow", SLOW).Slow()
         began = time.monotonic()
-        table = space.run_all(num_proc=num_proc, display=False, timeout=0.3)
+        table = space.run_all(num_proc=num_proc, engine=engine, display=False, timeout=0.3)
         assert time.monotonic() - began < 10
         assert table["status"].to_list() == ["completed", "failed", "completed"]
         failed = table.row(1, named=True)
@@ -191,12 +191,14 @@ class Flaky(Experiment):
 
 
 class TestRetries:
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_a_retry_completes(self, workspace, num_proc):
+    @pytest.mark.parametrize(("num_proc", "engine"), [(1, "inline"), (2, None)])
+    def test_a_retry_completes(self, workspace, num_proc, engine):
         """With retries=1 a setting that fails once completes on its second attempt."""
         space = workspace.load("flaky", FAILS_FIRST_TRIES).Flaky()
         events = Events()
-        table = space.run_all(num_proc=num_proc, display=False, retries=1, subscribers=[events])
+        table = space.run_all(
+            num_proc=num_proc, engine=engine, display=False, retries=1, subscribers=[events]
+        )
         assert table["status"].to_list() == ["completed", "completed"]
         assert table["attempt"].to_list() == [1, 2]
         assert table["count"].to_list() == [1, 2]
@@ -354,11 +356,15 @@ class TestTheSeam:
         assert set(table["pid"].drop_nulls()) == {os.getpid()}
 
     def test_debug_lets_the_exception_through(self, workspace):
-        """debug=True runs in this process and lets the first exception reach the caller."""
+        """debug=True runs in this process and lets the first exception reach the caller;
+        the setting it came from is left interrupted (its process lives on), not failed."""
         space = workspace.load("seam", SEAM).Seam()
         with pytest.raises(KeyError, match="three"):
             space.run_all(num_proc=2, debug=True, display=False)
-        assert space.plan().done == [0, 1, 2]
+        plan = space.plan()
+        assert plan.done == [0, 1, 2]
+        assert plan.interrupted == [3]
+        assert plan.failed == plan.died == []
 
 
 BROKEN = """
@@ -386,7 +392,7 @@ class TestWorkersThatCannotStart:
             space.run_all(num_proc=2, display=False)
         plan = space.plan()
         assert plan.done == plan.failed == []
-        space.run_all(num_proc=1, display=False)  # the folder is not left locked
+        space.run_all(engine="inline", display=False)  # the folder is not left locked
         assert space.plan().done == [0, 1]
 
 
@@ -413,14 +419,17 @@ class Unshippable(Experiment):
 class TestExperimentsThatCannotTravel:
     def test_fails_before_any_setting_and_leaves_nothing(self, workspace):
         """An experiment holding what cannot be pickled fails before any setting runs in
-        workers, leaves no half-written file, and still runs with num_proc=1."""
+        workers (one worker by default), leaves no half-written file, and still runs
+        with engine="inline", which the error names."""
         space = workspace.load("unshippable", UNSHIPPABLE).Unshippable()
         with pytest.raises(TypeError, match="pickle"):
             space.run_all(num_proc=2, display=False)
         folder = workspace.folder("unshippable", "Unshippable")
         assert not (folder / ".run").exists()
         assert space.plan().new == [0, 1]
-        table = space.run_all(num_proc=1, display=False)
+        with pytest.raises(TypeError, match="run in this process with engine='inline'"):
+            space.run_all(display=False)
+        table = space.run_all(engine="inline", display=False)
         assert table["status"].to_list() == ["completed", "completed"]
 
 

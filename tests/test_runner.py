@@ -1,7 +1,8 @@
 """The runner as a user meets it: ``space.run_all()``, ``results()``, ``plan()``, resume.
 
 Each test writes an experiment module into a fresh project folder, imports it, and runs
-it in this process (``num_proc=1``) or in real worker processes (``num_proc=2``).
+it in one worker process (the default), in this process (``engine="inline"``) or in
+several real worker processes (``num_proc=2``).
 """
 
 from __future__ import annotations
@@ -106,10 +107,23 @@ class TestTheTable:
         assert table["cause"].null_count() == 4
         assert all(s >= 0 for s in table["seconds"])
 
-    def test_one_process_runs_in_this_process(self, workspace):
-        """num_proc=1 runs each setting in the calling process, so breakpoints work."""
+    @pytest.mark.parametrize("options", [{}, {"num_proc": 1}])
+    def test_one_process_is_one_worker(self, workspace, options):
+        """No num_proc, or num_proc=1, runs the settings one by one in one worker process,
+        never in the calling one (a setting that crashes must not end the run)."""
         space = workspace.load("params", PARAMS).Hyperparams()
-        table = space.run_all(num_proc=1, display=False)
+        table = space.run_all(display=False, **options)
+        (pid,) = set(table["pid"])
+        assert pid != os.getpid()
+        assert set(table["seen_rank"]) == {0}
+        assert set(table["seen_n_proc"]) == {1}
+
+    @pytest.mark.parametrize("options", [{"engine": "inline"}, {"debug": True}])
+    def test_inline_runs_in_this_process(self, workspace, options):
+        """engine="inline" and debug=True run each setting in the calling process, so
+        breakpoints work."""
+        space = workspace.load("params", PARAMS).Hyperparams()
+        table = space.run_all(display=False, **options)
         assert set(table["pid"]) == {os.getpid()}
         assert set(table["seen_rank"]) == {0}
         assert set(table["seen_n_proc"]) == {1}
@@ -193,7 +207,8 @@ class TestNumProc:
         space = workspace.load("params", PARAMS).Hyperparams()
         events = Events()
         table = space.run_all(num_proc=num_proc, display=False, subscribers=[events])
-        assert set(table["pid"]) == {os.getpid()}
+        (pid,) = set(table["pid"])  # one worker process
+        assert pid != os.getpid()
         assert set(table["seen_n_proc"]) == {1}
         (notice,) = events.of(Notice)
         if num_proc == 0:
@@ -505,7 +520,7 @@ class TestCtrlCInProcess:
         space = workspace.load("stops", INTERRUPTIBLE).Stops()
         events = Events()
         with pytest.raises(KeyboardInterrupt):
-            space.run_all(display=False, subscribers=[events])
+            space.run_all(engine="inline", display=False, subscribers=[events])
         table = space.results()
         assert table.select("n", "status").rows() == [(0, "completed"), (1, "interrupted")]
         assert table["id"].to_list() == [space[0].id, space[1].id]
@@ -522,7 +537,7 @@ class TestCtrlCInProcess:
         """A KeyboardInterrupt that run() raises itself, with no Ctrl-C pressed, fails that
         setting like any exception; the run goes on."""
         space = workspace.load("raises", RAISES_INTERRUPT).Raises()
-        table = space.run_all(display=False)
+        table = space.run_all(engine="inline", display=False)
         assert table["status"].to_list() == ["completed", "failed", "completed", "completed"]
         assert table["error"][1] == "KeyboardInterrupt: the setting's own"
 
@@ -667,14 +682,14 @@ def outcome_lines(record: Path) -> list[tuple[str, int]]:
 
 
 class TestEvents:
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_a_run_in_events(self, workspace, num_proc):
+    @pytest.mark.parametrize(("num_proc", "engine"), [(1, "inline"), (2, None)])
+    def test_a_run_in_events(self, workspace, num_proc, engine):
         """Subscribers see the run start, each setting start and end, and the run finish."""
         workspace.load("flaky", FAILS_WHEN_LISTED)
         (workspace.experiments / "fail.txt").write_text("2")
         space = workspace.load("flaky").Flaky()
         events = Events()
-        space.run_all(num_proc=num_proc, display=False, subscribers=[events])
+        space.run_all(num_proc=num_proc, engine=engine, display=False, subscribers=[events])
         assert isinstance(events.events[0], RunStarted)
         assert isinstance(events.events[-1], RunFinished)
         started = events.of(RunStarted)[0]
@@ -725,17 +740,17 @@ class TestEvents:
         assert finished.label == space[0].label
         assert finished.results == {"double": 6, "name": "run-3"}
 
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_several_rows_report_the_last(self, workspace, num_proc):
+    @pytest.mark.parametrize(("num_proc", "engine"), [(1, "inline"), (2, None)])
+    def test_several_rows_report_the_last(self, workspace, num_proc, engine):
         """A setting that returned one row per epoch is reported with its last row."""
         space = workspace.load("epochs", EPOCHS).Epochs()
         events = Events()
-        space.run_all(num_proc=num_proc, display=False, subscribers=[events])
+        space.run_all(num_proc=num_proc, engine=engine, display=False, subscribers=[events])
         (finished,) = events.of(SettingFinished)
         assert finished.results == {"epoch": 2, "val_acc": 0.85}
 
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_reported_only_once_durable(self, workspace, num_proc):
+    @pytest.mark.parametrize(("num_proc", "engine"), [(1, "inline"), (2, None)])
+    def test_reported_only_once_durable(self, workspace, num_proc, engine):
         """A setting is reported finished or failed only once its outcome is in the record."""
         workspace.load("flaky", FAILS_WHEN_LISTED)
         (workspace.experiments / "fail.txt").write_text("2")
@@ -748,7 +763,7 @@ class TestEvents:
                 assert (event.id, event.attempt) in outcome_lines(record)
                 checked.append(event.id)
 
-        space.run_all(num_proc=num_proc, display=False, subscribers=[check])
+        space.run_all(num_proc=num_proc, engine=engine, display=False, subscribers=[check])
         assert len(checked) == 8
 
     def test_display_may_be_a_subscriber(self, workspace):

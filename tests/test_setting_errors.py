@@ -66,10 +66,10 @@ class TestADerivedFieldThatRaises:
         with pytest.raises(ZeroDivisionError):
             setting.run()
 
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_run_all_fails_that_setting_only(self, module, num_proc):
+    @pytest.mark.parametrize(("num_proc", "engine"), [(1, "inline"), (2, None)])
+    def test_run_all_fails_that_setting_only(self, module, num_proc, engine):
         """run_all returns a failed row with the traceback; the others complete."""
-        frame = module.Ratios().run_all(num_proc=num_proc, display=False)
+        frame = module.Ratios().run_all(num_proc=num_proc, engine=engine, display=False)
         assert frame["status"].to_list() == ["failed", "completed", "completed", "completed"]
         failed = frame.row(0, named=True)
         assert (failed["cause"], failed["error"]) == (
@@ -96,10 +96,10 @@ class TestAnIsValidThatRaises:
             module.Checked()[2].run()
         assert module.Checked()[1].run() == {"doubled": 4}
 
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_run_all_fails_that_setting_only(self, module, num_proc):
+    @pytest.mark.parametrize("options", [{"engine": "inline"}, {"num_proc": 1}, {"num_proc": 2}])
+    def test_run_all_fails_that_setting_only(self, module, options):
         """run_all returns a failed row for n=3 with the traceback of is_valid."""
-        frame = module.Checked().run_all(num_proc=num_proc, display=False)
+        frame = module.Checked().run_all(display=False, **options)
         assert frame["n"].to_list() == [1, 2, 3]
         assert frame["status"].to_list() == ["completed", "completed", "failed"]
         failed = frame.row(2, named=True)

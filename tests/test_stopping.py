@@ -171,16 +171,16 @@ class Stopper(Experiment):
 
 
 class TestAStoppedSetting:
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_is_completed_names_its_rule_and_is_not_run_again(self, tmp_path, num_proc):
+    @pytest.mark.parametrize(("num_proc", "engine"), [(1, "inline"), (2, None)])
+    def test_is_completed_names_its_rule_and_is_not_run_again(self, tmp_path, num_proc, engine):
         """A setting ended by a stop rule is stored completed, its stopped column names
         the rule, and a second run does not run it again."""
-        table = Stopper().run_all(folder=tmp_path, num_proc=num_proc, display=False)
+        table = Stopper().run_all(folder=tmp_path, num_proc=num_proc, engine=engine, display=False)
         assert table["status"].to_list() == ["completed", "completed"]
         assert table["stopped"].to_list() == [None, "median(loss)"]
         assert table["cause"].to_list() == [None, None]
         assert Stopper().plan(folder=tmp_path).to_run() == []
-        again = Stopper().run_all(folder=tmp_path, num_proc=num_proc, display=False)
+        again = Stopper().run_all(folder=tmp_path, num_proc=num_proc, engine=engine, display=False)
         assert again["stopped"].to_list() == [None, "median(loss)"]
 
     def test_run_all_refuses_what_is_not_a_rule(self, tmp_path):

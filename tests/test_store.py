@@ -175,18 +175,18 @@ class TestLogs:
     def test_in_process_logs_hold_python_output(self, workspace, capfd):
         """In this process, a setting's print() goes to its log and still to the terminal."""
         space = workspace.load("noisy", NOISY).Noisy(n=1)
-        table = space.run_all(display=False)
+        table = space.run_all(engine="inline", display=False)
         log = workspace.folder("noisy", "Noisy") / table["log"][0]
         assert log.read_text().splitlines() == ["out 1", "err 1"]
         out, err = capfd.readouterr()
         assert out == "out 1\n"
         assert err == "err 1\n"
 
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_a_failure_keeps_its_traceback(self, workspace, num_proc):
+    @pytest.mark.parametrize(("num_proc", "engine"), [(1, "inline"), (2, None)])
+    def test_a_failure_keeps_its_traceback(self, workspace, num_proc, engine):
         """A failed setting's log ends with the traceback of its exception."""
         space = workspace.load("noisy", NOISY).Noisy(n=4)
-        table = space.run_all(num_proc=num_proc, display=False)
+        table = space.run_all(num_proc=num_proc, engine=engine, display=False)
         assert table["status"].to_list() == ["failed"]
         text = (workspace.folder("noisy", "Noisy") / table["log"][0]).read_text()
         assert "out 4" in text

@@ -55,9 +55,10 @@ class TestBaseShippedOnce:
         assert set(loads) >= set(map(str, table["pid"]))  # every worker that ran loaded it
 
     def test_never_in_process(self, workspace):
-        """In this process the large field is used as it is, never copied through pickle."""
+        """In this process (engine="inline") the large field is used as it is, never
+        copied through pickle."""
         space = workspace.load("big", BIG).UsesBig()
-        space.run_all(num_proc=1, display=False)
+        space.run_all(engine="inline", display=False)
         assert unpickled(workspace) == []
 
     def test_an_array_reaches_workers(self, workspace):

@@ -219,7 +219,7 @@ def run_all(
 
     Args:
         num_proc: worker processes (default 1, or one per GPU given; on Slurm, up to
-            256 jobs at once); 1 runs in this process (breakpoints work). None or -1 is
+            256 jobs at once). None or -1 is
             one per core, -2 all cores but one, and so on; a count below 1 runs as 1
             does, with a :class:`Notice`. Never more workers start than there are
             settings to run.
@@ -236,9 +236,13 @@ def run_all(
             experiment's file or notebook, see :func:`superparams._location.folder_for`);
             needed for a class that no file defines (``python -c``, a REPL, stdin).
         engine: an executor name (``"local"``, ``"inline"``, ``"dask"``) or instance.
+            ``"inline"`` runs settings in this process (breakpoints work), where a
+            setting that ends the process (a segfault) ends the run: the next run
+            records it failed, and leaves it out unless ``only_failed``.
         engine_options: the named engine's own keywords, e.g. ``{"address":
             "tcp://head:8786"}`` for Dask (text is read by the keyword's type).
-        debug: run in this process and let the first exception through.
+        debug: run in this process, as ``engine="inline"`` does, and let the first
+            exception through.
         isolate: run each setting in a new worker process of its own, for code that
             leaves its process in a state the next setting should not inherit.
         display: False for silence, True for plain progress lines on stderr, or a
@@ -517,12 +521,12 @@ def _executor(
         num_proc = len(gpus)  # one worker per GPU
     elif num_proc is DEFAULT_NUM_PROC:
         num_proc = get_executor(engine or "local").default_num_proc or num_proc
-    asked, workers, notice = worker_count(num_proc, to_run)
+    _, workers, notice = worker_count(num_proc, to_run)
     if isolate:
         from superparams.executors.local import LocalExecutor
 
         return LocalExecutor(workers, gpus=gpus, isolate=True), notice
-    if debug or (engine is None and asked == 1 and not gpus):
+    if debug:  # in this process, with the debugger; engine="inline" alone is made below
         from superparams.executors.inline import InlineExecutor
 
         return InlineExecutor(debug=debug), notice

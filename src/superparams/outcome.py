@@ -16,6 +16,11 @@ from typing import Any, Literal
 
 Cause = Literal["raised", "killed", "timeout", "unpicklable", "interrupted"]
 
+#: The error of a setting that was running in the run's own process (engine inline,
+#: debug) when that process died: a segfault, ``os._exit``, the out-of-memory killer. Its
+#: cause is ``killed``; a resume leaves it out, ``--rerun-failed`` runs it again.
+DIED_IN_PROCESS = "the run's process died while this setting ran in it (in-process, engine inline)"
+
 
 @dataclass(frozen=True)
 class Task:

@@ -34,7 +34,7 @@ from superparams.events import (
     SettingStarted,
 )
 from superparams.executors import Executor, Started
-from superparams.outcome import Outcome, Task
+from superparams.outcome import DIED_IN_PROCESS, Outcome, Task
 from superparams.store import Plan, Store, describe
 from superparams.worker import RunStopped
 
@@ -95,6 +95,7 @@ def run(
     work.stopping = stopping
     for text in notices:
         work.emit(Notice(time.time(), text))
+    work.record_died(stored)
     work.execute(stored, positions, fresh=fresh)
     if work.write_error is not None:
         raise work.write_error
@@ -147,6 +148,8 @@ class _Run:
         self.carried: dict[str, list[list[Any]]] = {}  # rows of earlier runs, by id
         self.reports: list[Event] = []  # reported rows written, not yet synced
         self.fresh: set[str] = set()  # ids to start fresh: their workdirs are emptied first
+        # Settings started in this process (engine inline) with no outcome yet: id -> attempt.
+        self.open_in_process: dict[str, int] = {}
         # The stop rules, if any: for each row a setting reports, the driver asks
         # self.stopping.reported(id, row); a rule's name back means report() raises
         # StoppedEarly in the setting (see superparams.stopping).
@@ -230,9 +233,56 @@ class _Run:
                 self._grace.cancel()
             _restore_interrupts(previous)
             self.executor.shutdown()
+            self._left_interrupted()
             self._report()
         self.remaining = len(pending) + len(self.inflight)
         self.interrupted = self.stops > 0
+
+    def _left_interrupted(self) -> None:
+        """The settings started in this process that end with no outcome while the run
+        lives on (stopped, or an exception let through for the debugger) stay
+        interrupted: the record says so, or the next run would take their process for
+        dead (see :meth:`record_died`)."""
+        for sid, attempt in self.open_in_process.items():
+            try:
+                self.store.interrupted(sid, attempt)
+            except StoreWriteError as error:
+                self.write_error = self.write_error or error
+                break
+        self.open_in_process.clear()
+
+    def record_died(self, stored: Plan) -> None:
+        """Record as failed the settings an earlier run left running in its own process
+        when that process died (``stored.unrecorded``), and say so: a resume leaves them
+        out, as they would end this run too."""
+        if not stored.unrecorded:
+            return
+        labels = []
+        for position in stored.unrecorded:
+            setting: Experiment = self.space[position]
+            sid = stored.ids[position]
+            described = describe(setting.label, _params(setting), setting._sp_encodings())
+            now = self.clock()
+            outcome = Outcome.failed(
+                Task(position, sid, 1), "killed", DIED_IN_PROCESS, worker=0, since=now
+            )
+            reported = self.store.reported_rows({sid}).get(sid)
+            log = self.store.append(outcome, described, reported)
+            labels.append(setting.label)
+            assert outcome.failure is not None
+            self.failed += 1  # this run records it: its summary and exit code count it
+            self.failures.append(
+                SettingFailed(now, sid, setting.label, 1, 0, 0.0, outcome.failure, log)
+            )
+        self.store.commit()
+        one = len(labels) == 1
+        shown = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
+        text = (
+            f"{shown} {'was' if one else 'were'} running in-process when the run's process "
+            f"died (a segfault, os._exit, a kill): recorded as failed "
+            f"(killed); --rerun-failed runs {'it' if one else 'them'} again"
+        )
+        self.emit(Notice(self.clock(), text))
 
     def _submit(self, position: int, sid: str, attempt: int) -> None:
         setting: Experiment = self.space[position]
@@ -254,9 +304,17 @@ class _Run:
             if started.job is not None:  # in the engine's queue, to run without this driver
                 self.store.queued(task.id, task.attempt, started.job, info.described)
                 return None
+            in_process = self.executor.in_process
             log = self.store.started(
-                task.id, task.attempt, started.worker, info.described, info.reported
+                task.id,
+                task.attempt,
+                started.worker,
+                info.described,
+                info.reported,
+                in_process=in_process,
             )
+            if in_process:
+                self.open_in_process[task.id] = task.attempt
         except StoreWriteError as error:  # raised in the loop, not inside the executor
             self.write_error = self.write_error or error
             return None
@@ -269,6 +327,8 @@ class _Run:
 
     def _record(self, outcome: Outcome) -> None:
         info = self.inflight[outcome.id]
+        if outcome.failure is None or outcome.failure.cause != "interrupted":
+            self.open_in_process.pop(outcome.id, None)
         if outcome.failure is not None and outcome.failure.cause == "interrupted":
             self.stops = max(self.stops, 2)  # Ctrl-C inside an in-process setting
             return  # stays 'started' in the record: interrupted

@@ -20,6 +20,9 @@ than write into the first one's log.
 This module is also the worker process's program (``python -m superparams.worker``),
 started by :class:`superparams.executors.local.LocalExecutor`; it talks to the driver
 over two pipes, so the user's script is never imported a second time as ``__main__``.
+On Linux it first splits in two: a keeper, which runs no setting and kills whatever is
+left below it when the worker or the driver dies, and the worker proper (see
+:func:`_keeper`).
 """
 
 from __future__ import annotations
@@ -98,6 +101,9 @@ def _plain(value: Any) -> Any:
 # by run_setting for the setting's time; None outside a run, where report() does nothing.
 Reporter = Callable[[dict[str, Any]], "str | None"]
 _REPORTER: Reporter | None = None
+# One row at a time: a setting's threads may report at once, and a worker's exchange with
+# the driver (the row, then the driver's word that it is durable) must not interleave.
+_REPORTING = threading.Lock()
 
 
 def report_row(values: Mapping[str, Any]) -> None:
@@ -110,7 +116,9 @@ def report_row(values: Mapping[str, Any]) -> None:
     reporter = _REPORTER
     if reporter is None:
         return
-    verdict = reporter(_flatten(values))
+    row = _flatten(values)
+    with _REPORTING:
+        verdict = reporter(row)
     if verdict is not None:  # a stop rule's name: the setting ends here, completed
         raise StoppedEarly(verdict)
     return
@@ -171,7 +179,13 @@ def run_setting(
     before = _REPORTER
     _REPORTER = report if report is not None else _collect(outcome.reported)
     try:
-        with log.capture(capture), _time_limit(task.timeout), _no_leftovers(), _restored():
+        with (
+            _streams(),
+            log.capture(capture),
+            _time_limit(task.timeout),
+            _no_leftovers(),
+            _restored(),
+        ):
             try:
                 result = setting.run()
                 if isinstance(result, types.GeneratorType):
@@ -434,7 +448,7 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
 def _restored() -> Iterator[None]:
     """Undo what a setting changed in its process, so the next one starts the same.
 
-    Workers run many settings one after another, and so does ``num_proc=1``: the working
+    Workers run many settings one after another, and so does the inline engine: the working
     directory, the environment, ``sys.path``, the umask, signal handlers and resource
     limits a setting leaves behind would otherwise be the next setting's.
     """
@@ -465,6 +479,40 @@ def _restored() -> Iterator[None]:
             if _getrlimit(resource_id) != limit:
                 with contextlib.suppress(OSError, ValueError):  # a hard limit only goes down
                     _setrlimit(resource_id, limit)
+
+
+@contextlib.contextmanager
+def _streams() -> Iterator[None]:
+    """Give ``sys.stdout`` and ``sys.stderr`` back as they were, open, once a setting ends.
+
+    A setting that closes them (or replaces them and leaves its own) would otherwise fail
+    the next setting of its process at its first ``print``. Outside the capture of file
+    descriptors 1 and 2, so a stream made again writes where the process's own did.
+    """
+    saved = sys.stdout, sys.stderr
+    try:
+        yield
+    finally:
+        for name, fd, stream in (("stdout", 1, saved[0]), ("stderr", 2, saved[1])):
+            if getattr(sys, name) is not stream or _closed(stream):
+                setattr(sys, name, _reopened(stream, fd) if _closed(stream) else stream)
+
+
+def _closed(stream: TextIO | None) -> bool:
+    return stream is not None and bool(getattr(stream, "closed", False))
+
+
+def _reopened(stream: TextIO, fd: int) -> TextIO:
+    """A text stream like the closed ``stream``, on file descriptor ``fd`` (left open when
+    the stream is closed again)."""
+    return open(
+        fd,
+        "w",
+        buffering=1 if getattr(stream, "line_buffering", False) else -1,
+        encoding=getattr(stream, "encoding", None) or "utf-8",
+        errors=getattr(stream, "errors", None) or "strict",
+        closefd=False,
+    )
 
 
 def _environ() -> dict[Any, Any]:
@@ -616,6 +664,7 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int, scrat
     # file of the result pipe as this worker's death.
     os.set_inheritable(inbox, False)
     os.set_inheritable(outbox, False)
+    parent = _keeper(parent)
     _die_with_parent(parent)
     global _OWN_PROCESS
     if sys.platform.startswith("linux") and _libc() is not None:
@@ -762,6 +811,78 @@ def read_base(fd: int) -> Any:
     view = memoryview(mapped)
     buffers = [view[start + at : start + at + n] for at, n in spans]
     return pickle.loads(data, buffers=buffers)
+
+
+def _keeper(driver: int) -> int:
+    """Split this worker in two (Linux): a keeper that runs no setting, and the process
+    that runs them, its child; return the pid of the latter's parent (the keeper, or the
+    driver where there is none).
+
+    The keeper is a child subreaper, so whatever a setting starts (a setsid daemon
+    included) stays its descendant whatever dies in between. When the worker dies (a
+    segfault, the OOM killer) or the driver does (even by kill -9: the kernel tells the
+    keeper), the keeper kills every process left below it, then exits as the worker did
+    (the same signal or code), which is what the driver sees.
+    """
+    if not sys.platform.startswith("linux") or _libc() is None:
+        return driver
+    keeper = os.getpid()
+    _subreaper(True)
+    worker = os.fork()
+    if worker == 0:
+        return keeper
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the pipes and the base are the worker's
+
+    class _DriverGone(Exception):
+        pass
+
+    def gone(signum: int, frame: object) -> None:
+        if os.getppid() != driver:  # not a setting's signal to its process group
+            raise _DriverGone
+
+    signal.signal(_DRIVER_GONE, gone)
+    libc = _libc()
+    libc.prctl(1, _DRIVER_GONE)  # PR_SET_PDEATHSIG: this signal when the driver dies
+    status = None
+    try:
+        if os.getppid() != driver:  # it died before prctl took effect
+            raise _DriverGone
+        while status is None:
+            pid, code = os.waitpid(-1, 0)  # the worker, or an orphan come here to die
+            if pid == worker:
+                status = code
+    except (_DriverGone, ChildProcessError):
+        pass
+    _kill_below()
+    if status is not None and os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        with contextlib.suppress(Exception):
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # the worker dumped its own
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL has no handler to reset
+            signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    os._exit(os.waitstatus_to_exitcode(status) if status is not None else 1)
+
+
+# What the kernel sends a keeper (see _keeper) when the driver dies.
+_DRIVER_GONE = signal.SIGUSR2
+
+
+def _kill_below() -> None:
+    """Kill every process below this subreaper, and reap them; their own children come
+    here as they die, and are killed the same way."""
+    for _ in range(1000):  # a setting that keeps forking cannot keep us here
+        left = _children()
+        if not left:
+            return
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in left:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
 
 
 def _die_with_parent(parent: int) -> None:

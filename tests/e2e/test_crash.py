@@ -1,4 +1,5 @@
-"""Real crashes of real runs: ``kill -9`` of the whole run, of the driver alone, Ctrl-C.
+"""Real crashes of real runs: ``kill -9`` of the whole run, of the driver alone, Ctrl-C,
+a segfault, the out-of-memory killer.
 
 A script runs an experiment with ``num_proc=2`` in its own session; the test kills it at
 some instant, looks at what it left, and runs the experiment again in this process.
@@ -6,14 +7,18 @@ some instant, looks at what it left, and runs the experiment again in this proce
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import wait_for, with_group_killed, workers_of
+from tests.conftest import COMMAND, environment, experiment, wait_for, with_group_killed, workers_of
 
 from superparams.events import SettingStarted
 
@@ -57,7 +62,10 @@ from many import Many, reporter
 
 space = Many(n=search(*range(int(sys.argv[1])))) if len(sys.argv) > 1 else Many()
 num_proc = int(sys.argv[2]) if len(sys.argv) > 2 else 2
-space.run_all(num_proc=num_proc, display=False, subscribers=[reporter("events.jsonl")])
+engine = sys.argv[3] if len(sys.argv) > 3 else None
+space.run_all(
+    num_proc=num_proc, engine=engine, display=False, subscribers=[reporter("events.jsonl")]
+)
 print("run finished")
 """
 
@@ -97,11 +105,16 @@ class Started:
             self.ids.append(event.id)
 
 
+def written(workspace, **sources: str):
+    """The workspace with ``experiments/<name>.py`` written for each source."""
+    for name, source in sources.items():
+        workspace.write(name, source)
+    return workspace
+
+
 @pytest.fixture
 def many(workspace):
-    workspace.write("many", MANY)
-    workspace.write("drive", DRIVE)
-    return workspace
+    return written(workspace, many=MANY, drive=DRIVE)
 
 
 class TestKill9:
@@ -243,11 +256,11 @@ class TestCtrlC:
 
 
 class TestCtrlCInOneProcess:
-    """With num_proc=1 the setting runs in the script's own process, Ctrl-C and all."""
+    """With engine="inline" the setting runs in the script's own process, Ctrl-C and all."""
 
     def test_once_lets_the_running_setting_finish(self, many):
         """The first Ctrl-C lets the running setting finish and store, and runs no more."""
-        child = many.start("drive", "4", "1", SLOW="1.5")
+        child = many.start("drive", "4", "1", "inline", SLOW="1.5")
         wait_for(lambda: "n=2" in labels(many, "SettingStarted"), "a slow setting to start")
         os.killpg(child.pid, signal.SIGINT)
         _, stderr = child.communicate(timeout=30)
@@ -259,7 +272,7 @@ class TestCtrlCInOneProcess:
 
     def test_twice_interrupts_the_running_setting(self, many):
         """A second Ctrl-C interrupts the running setting, which is left interrupted."""
-        child = many.start("drive", "4", "1", SLOW="60")
+        child = many.start("drive", "4", "1", "inline", SLOW="60")
         wait_for(lambda: "n=2" in labels(many, "SettingStarted"), "a slow setting to start")
         began = time.monotonic()
         os.killpg(child.pid, signal.SIGINT)
@@ -277,3 +290,186 @@ class TestCtrlCInOneProcess:
             (2, "interrupted"),
         ]
         assert space.plan().interrupted == [2]
+
+
+# Setting 1 ends the process it runs in: a segmentation fault, the SIGKILL that the
+# out-of-memory killer sends, or (how="oom", in a memory cgroup) the killer itself.
+CRASHES = """
+import ctypes
+import os
+import signal
+from superparams import Experiment, search
+
+class Crashes(Experiment):
+    n: int = search(0, 1, 2)
+    how: str = "segfault"
+
+    def run(self):
+        if self.n == 1:
+            if self.how == "segfault":
+                ctypes.string_at(0)
+            if self.how == "oom":  # memory it writes to, until the kernel says no more
+                held = []
+                while True:
+                    held.append(b"x" * (32 << 20))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return {"double": 2 * self.n}
+"""
+
+# Runs Crashes from Python as a user's script does: run_all(), with the engine named on
+# the command line, if any; then prints each setting's status and cause.
+CRASH_DRIVE = """
+import sys
+from crashes import Crashes
+
+options = {"engine": sys.argv[2]} if len(sys.argv) > 2 else {}
+table = Crashes(how=sys.argv[1]).run_all(display=True, **options).sort("n")
+print(list(zip(table["status"], table["cause"])))
+print(table["error"][1])
+"""
+
+DEATHS = {"segfault": signal.SIGSEGV, "kill": signal.SIGKILL}
+
+
+@pytest.fixture
+def crashes(workspace):
+    return written(workspace, crashes=CRASHES, crash_drive=CRASH_DRIVE)
+
+
+class TestCrashInOneProcess:
+    """A setting that ends its process (a segfault, os._exit, the OOM killer's SIGKILL)
+    fails that setting, not the run; only an in-process run (engine inline) dies with it,
+    and the next run records the setting failed and runs the others."""
+
+    @pytest.mark.parametrize("how", DEATHS)
+    def test_run_all_with_no_num_proc_survives_it(self, crashes, how):
+        """run_all() with no num_proc runs settings in a worker process: the dead setting
+        fails, with the signal as its cause, and the others complete."""
+        child = crashes.start("crash_drive", how)
+        stdout, stderr = child.communicate(timeout=60)
+        assert child.returncode == 0, stderr
+        statuses, error = stdout.splitlines()
+        assert statuses == str([("completed", None), ("failed", "killed"), ("completed", None)])
+        assert error.startswith(f"worker process killed by {DEATHS[how].name}")
+
+    @pytest.mark.parametrize("how", DEATHS)
+    @pytest.mark.parametrize("where", ["python", "command"])
+    def test_the_next_run_records_it_failed_and_runs_the_others(self, crashes, how, where):
+        """engine="inline" (--engine inline) dies with the setting; the next run records
+        that setting failed (cause killed, as it ran in-process), says so and that
+        --rerun-failed runs it again, and runs the others; a third run has nothing to do."""
+
+        def run() -> tuple[int, str, str]:
+            if where == "python":
+                child = crashes.start("crash_drive", how, "inline")
+                stdout, stderr = child.communicate(timeout=60)
+                return child.returncode, stdout, stderr
+            done = experiment(
+                "crashes.Crashes", "--how", how, "--engine", "inline", cwd=crashes.root
+            )
+            return done.returncode, done.stdout, done.stderr
+
+        code, _, stderr = run()
+        assert code == -DEATHS[how], stderr  # the process died with the setting
+        code, _, stderr = run()
+        assert code == (0 if where == "python" else 1), stderr
+        said = " ".join(stderr.split())
+        assert "n=1 was running in-process when the run's process died" in said, stderr
+        assert "recorded as failed (killed); --rerun-failed runs it again" in said, stderr
+        space = crashes.load("crashes").Crashes(how=how)
+        table = space.results().sort("n")
+        assert table.select("n", "status", "cause").rows() == [
+            (0, "completed", None),
+            (1, "failed", "killed"),
+            (2, "completed", None),
+        ]
+        assert table["error"][1] == (
+            "the run's process died while this setting ran in it (in-process, engine inline)"
+        )
+        assert space.plan().failed == [1]
+        code, _, stderr = run()  # the record says it once: the setting is failed now
+        assert "recorded as failed" not in stderr
+        if where == "command":
+            assert "a resume leaves it out (--rerun-failed runs it again)" in stderr
+        again = experiment("crashes.Crashes", "--how", how, "--rerun-failed", cwd=crashes.root)
+        assert "running 1 setting on 1 worker process" in again.stderr  # it is run again
+        assert space.results().sort("n")["error"][1].startswith("worker process killed by")
+
+
+@pytest.fixture
+def memory_cgroup() -> Iterator[Path]:
+    """A memory cgroup of 300 MB without swap, below this process's own (root only;
+    CI runs as root); processes started in it meet the real out-of-memory killer."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("a memory cgroup needs root, and CI runs as root")
+        pytest.skip("making a memory cgroup needs root (CI runs .ci/run as root)")
+    own = next(
+        line.split(":", 2)[2]
+        for line in Path("/proc/self/cgroup").read_text().splitlines()
+        if line.split(":")[1] == "memory"
+    )
+    group = Path(f"/sys/fs/cgroup/memory{own}") / f"superparams-oom-{os.getpid()}"
+    group.mkdir()
+    try:
+        (group / "memory.limit_in_bytes").write_text(str(300 << 20))
+        with contextlib.suppress(OSError):  # no swap accounting: no swap to limit
+            (group / "memory.memsw.limit_in_bytes").write_text(str(300 << 20))
+        yield group
+    finally:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                group.rmdir()
+                break
+            except OSError:  # its last processes are still dying
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+
+def in_group(group: Path, *command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` to its end inside the cgroup ``group``."""
+
+    def enter() -> None:
+        (group / "cgroup.procs").write_text(str(os.getpid()))
+
+    return subprocess.run(
+        command,
+        cwd=cwd,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=enter,  # it only writes a file: safe in the child of a fork
+    )
+
+
+class TestOutOfMemory:
+    """The real out-of-memory killer, in a memory cgroup, fails one setting, not the run."""
+
+    def test_run_all_with_no_num_proc_survives_it(self, crashes, memory_cgroup):
+        """run_all() with no num_proc loses only the worker the kernel killed: that
+        setting fails, saying what killed it, and the others complete."""
+        script = str(crashes.experiments / "crash_drive.py")
+        done = in_group(memory_cgroup, sys.executable, script, "oom", cwd=crashes.root)
+        assert done.returncode == 0, done.stderr
+        statuses, error = done.stdout.splitlines()
+        assert statuses == str([("completed", None), ("failed", "killed"), ("completed", None)])
+        assert error.startswith("worker process killed by SIGKILL (the kernel's out-of-memory")
+
+    def test_in_process_the_next_run_records_it_failed(self, crashes, memory_cgroup):
+        """--engine inline dies with the setting the kernel killed it for; the next run
+        records that setting failed (killed) and runs the others."""
+        command = (str(COMMAND), "crashes.Crashes", "--how", "oom", "--engine", "inline")
+        done = in_group(memory_cgroup, *command, cwd=crashes.root)
+        assert done.returncode == -signal.SIGKILL, done.stderr
+        again = in_group(memory_cgroup, *command, cwd=crashes.root)  # bounded, always
+        assert "n=1 was running in-process when the run's process died" in again.stderr
+        table = crashes.load("crashes").Crashes(how="oom").results().sort("n")
+        assert table.select("n", "status", "cause").rows() == [
+            (0, "completed", None),
+            (1, "failed", "killed"),
+            (2, "completed", None),
+        ]

@@ -76,8 +76,11 @@ from superparams import Experiment, search
 
 PIDS = Path(__file__).with_name("pids")
 
+import signal
+
 class Leaves(Experiment):
     how: str = search("popen", "daemon")
+    then: str = "return"  # or "crash": its process dies; "sleep": it waits to be killed
 
     def run(self):
         PIDS.mkdir(exist_ok=True)
@@ -94,6 +97,13 @@ class Leaves(Experiment):
                 os._exit(0)
             os.close(write)
             (PIDS / "daemon").write_text(os.read(read, 32).decode())
+        if self.then == "crash":
+            os._exit(3)
+        if self.then == "sleep":
+            time.sleep(60)
+        if self.then == "hang":  # deaf to its timeout: its worker is killed
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+            time.sleep(60)
         return {"started": self.how}
 """
 
@@ -194,7 +204,70 @@ class TestDeadWorkerWithChildren:
         assert set(table(project, "fds", "Fds")["fds"]) == {"[0, 1, 2, 3]"}
 
 
+def start(root: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    """The command (``args``: the experiment first) in its own session, as a scheduler
+    starts a job."""
+    return subprocess.Popen(
+        [str(COMMAND), *args],
+        cwd=root,
+        env={**environment(), "PYTHONUNBUFFERED": "1", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def gone(root: Path, names: set[str]) -> None:
+    """Wait until the processes named in experiments/pids are gone."""
+    pids = {p.name: int(p.read_text()) for p in (root / "experiments/pids").iterdir()}
+    assert set(pids) == names
+    for name, pid in pids.items():
+        wait_for(lambda pid=pid: not alive(pid), f"the {name} to be gone", timeout=5)
+
+
 class TestNothingLeftRunning:
+    def test_nor_after_its_worker_dies(self, project):
+        """A worker that dies after its setting started a subprocess and a setsid daemon
+        takes both with it; the run goes on."""
+        try:
+            done = experiment("leaves.Leaves", "--then", "crash", "-j", "1", cwd=project)
+            assert done.returncode == 1, done.stderr
+            assert "worker process exited with code 3" in done.stderr
+            gone(project, {"popen", "daemon"})
+        finally:
+            kill_all(project)
+
+    def test_nor_after_its_worker_is_killed_for_time(self, project):
+        """A setting killed with its worker for running past its timeout takes the setsid
+        daemon it started with it."""
+        try:
+            done = experiment(
+                "leaves.Leaves", "--how", "daemon", "--then", "hang", "--timeout", "1", cwd=project
+            )
+            assert done.returncode == 1, done.stderr
+            assert "timed out after 1 s; worker killed" in done.stderr
+            gone(project, {"daemon"})
+        finally:
+            kill_all(project)
+
+    def test_nor_after_a_kill_9_of_the_run(self, project):
+        """kill -9 of the driver alone (not its process group) ends the subprocess and the
+        setsid daemon its running settings started."""
+        child = start(project, "leaves.Leaves", "--then", "sleep", "-j", "2")
+        pids = project / "experiments/pids"
+        try:
+            wait_for(lambda: pids.exists() and len(list(pids.iterdir())) == 2, "both to start")
+            time.sleep(0.2)  # both settings are asleep
+            os.kill(child.pid, signal.SIGKILL)
+            child.communicate(timeout=30)
+            gone(project, {"popen", "daemon"})
+        finally:
+            kill_all(project)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+
     @pytest.mark.parametrize("mode", MODES)
     def test_processes_started_by_a_setting_end_with_it(self, project, mode):
         """A subprocess left running and a double-forked daemon are both gone when their
@@ -202,10 +275,7 @@ class TestNothingLeftRunning:
         try:
             done = experiment("leaves.Leaves", *MODES[mode], cwd=project)
             assert done.returncode == 0, done.stderr
-            pids = {p.name: int(p.read_text()) for p in (project / "experiments/pids").iterdir()}
-            assert set(pids) == {"popen", "daemon"}
-            for name, pid in pids.items():
-                wait_for(lambda pid=pid: not alive(pid), f"the {name} to be gone", timeout=5)
+            gone(project, {"popen", "daemon"})
         finally:
             kill_all(project)
 
@@ -225,20 +295,6 @@ class Sleeps(Experiment):
 """
 
 
-def start(root: Path, *args: str, **env: str) -> subprocess.Popen[str]:
-    """The command in its own session, as a scheduler starts a job."""
-    return subprocess.Popen(
-        [str(COMMAND), "sleeps.Sleeps", *args],
-        cwd=root,
-        env={**environment(), "PYTHONUNBUFFERED": "1", **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-
-
 def started(root: Path) -> int:
     """How many settings have started, by their log files."""
     logs = root / "experiments/progress/sleeps/Sleeps/logs"
@@ -255,7 +311,7 @@ class TestSchedulerSignals:
         printed, the exit code is 130, and nothing is left behind; sent to the whole
         process group, as Slurm and docker do."""
         write(tmp_path / "experiments/sleeps.py", SLEEPS)
-        child = start(tmp_path, *MODES[mode])
+        child = start(tmp_path, "sleeps.Sleeps", *MODES[mode])
         running = 2 if mode == "workers" else 1
         wait_for(lambda: started(tmp_path) >= 1 + running, "the slow settings to start")
         os.killpg(child.pid, signum)
@@ -273,7 +329,7 @@ class TestSchedulerSignals:
     def test_second_signal_stops_running_settings(self, tmp_path, mode):
         """A second SIGTERM stops the running settings at once; they are interrupted."""
         write(tmp_path / "experiments/sleeps.py", SLEEPS)
-        child = start(tmp_path, *MODES[mode], NAP="60")
+        child = start(tmp_path, "sleeps.Sleeps", *MODES[mode], NAP="60")
         running = 2 if mode == "workers" else 1
         wait_for(lambda: started(tmp_path) >= 1 + running, "the slow settings to start")
         began = time.monotonic()
@@ -291,7 +347,7 @@ class TestSchedulerSignals:
         """After the first SIGTERM, settings still running when the grace period ends are
         stopped and left interrupted (Slurm kills the job soon after its SIGTERM)."""
         write(tmp_path / "experiments/sleeps.py", SLEEPS)
-        child = start(tmp_path, *MODES[mode], NAP="60", SUPERPARAMS_STOP_GRACE="2")
+        child = start(tmp_path, "sleeps.Sleeps", *MODES[mode], NAP="60", SUPERPARAMS_STOP_GRACE="2")
         running = 2 if mode == "workers" else 1
         wait_for(lambda: started(tmp_path) >= 1 + running, "the slow settings to start")
         began = time.monotonic()
@@ -444,7 +500,7 @@ class TestNothingLeaksBetweenSettings:
 
         module = importlib.import_module("messy")
         try:
-            frame = module.Messy().run_all(folder="out", display=False)
+            frame = module.Messy().run_all(folder="out", engine="inline", display=False)
         finally:
             import sys
 
@@ -474,3 +530,78 @@ class TestIsolatedSettings:
         rows = table(tmp_path, "pids", "Pids")
         assert rows["pid"].n_unique() == 5
         assert set(rows["rank"]) <= {0, 1}
+
+
+# Setting 0 closes Python's stdout and stderr (as a library that "cleans up" might), then
+# completes; setting 1 runs next in the same worker and prints.
+CLOSES = """
+import sys
+from superparams import Experiment, search
+
+class Closes(Experiment):
+    n: int = search(0, 1)
+
+    def run(self):
+        if self.n == 0:
+            sys.stdout.close()
+            sys.stderr.close()
+            return {"n": self.n}
+        print(f"n={self.n} prints")
+        print("and warns", file=sys.stderr)
+        return {"n": self.n}
+"""
+
+
+class TestClosedStreams:
+    @pytest.mark.parametrize("mode", ["in-process", "one worker"])
+    def test_the_next_setting_gets_them_back(self, tmp_path, mode):
+        """A setting that closes sys.stdout and sys.stderr does not fail the next setting
+        of its process, which prints into its own log as usual."""
+        write(tmp_path / "experiments/closes.py", CLOSES)
+        how = ("--engine", "local", "-j", "1") if mode == "one worker" else MODES[mode]
+        done = experiment("closes.Closes", *how, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        rows = table(tmp_path, "closes", "Closes").sort("n")
+        assert rows["status"].to_list() == ["completed", "completed"], rows["error"].to_list()
+        if mode == "one worker":
+            assert rows["worker"].n_unique() == 1  # both ran in one process, in order
+        log = tmp_path / "experiments/progress/closes/Closes" / rows["log"][1]
+        assert log.read_text() == "n=1 prints\nand warns\n"
+
+
+# Eight threads of one setting report rows at once, each many times.
+THREADS = """
+import threading
+from superparams import Experiment, search
+
+class Threads(Experiment):
+    n: int = search(0, 1)
+
+    def run(self):
+        def work(t):
+            for step in range(50):
+                self.report(thread=t, step=step)
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return {"thread": -1, "step": -1}
+"""
+
+
+class TestReportFromThreads:
+    @pytest.mark.parametrize("mode", MODES)
+    def test_every_row_of_every_thread_is_stored(self, tmp_path, mode):
+        """self.report() called from several threads at once stores each row once, and
+        the setting completes."""
+        write(tmp_path / "experiments/threads.py", THREADS)
+        done = experiment("threads.Threads", *MODES[mode], cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        rows = table(tmp_path, "threads", "Threads")
+        assert set(rows["status"]) == {"completed"}, rows["error"].to_list()
+        for n in (0, 1):
+            mine = rows.filter(pl.col("n") == n)
+            pairs = sorted(zip(mine["thread"], mine["step"], strict=True))
+            assert pairs == [(-1, -1)] + [(t, s) for t in range(8) for s in range(50)]

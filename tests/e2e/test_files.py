@@ -136,7 +136,8 @@ class TestForkedChildrenDoNotHoldTheLock:
     def test_a_child_that_outlives_a_killed_run(self, tmp_path):
         """A run whose setting (in the command's own process) forked a child that left
         its session, killed with SIGKILL, leaves the folder free for the next run, while
-        that child still lives."""
+        that child still lives: that run records the setting failed (its process died
+        with it) and runs the other, and --rerun-failed runs it again."""
         write(tmp_path / "experiments/forks.py", FORKS)
         pids = tmp_path / "experiments/pids"
         driver = subprocess.Popen(
@@ -155,8 +156,15 @@ class TestForkedChildrenDoNotHoldTheLock:
             driver.wait(10)
             os.kill(child, 0)  # still there
             again = experiment("forks.Forks", "--engine", "inline", cwd=tmp_path)
-            assert again.returncode == 0, again.stderr
+            assert again.returncode == 1, again.stderr  # n=0 is recorded failed
             assert "another run is writing" not in again.stderr
+            rows = pl.read_parquet(folder(tmp_path, "forks", "Forks") / "results.parquet")
+            assert rows.sort("n").select("n", "status", "cause").rows() == [
+                (0, "failed", "killed"),
+                (1, "completed", None),
+            ]
+            again = experiment("forks.Forks", "--engine", "inline", "--rerun-failed", cwd=tmp_path)
+            assert again.returncode == 0, again.stderr
             rows = pl.read_parquet(folder(tmp_path, "forks", "Forks") / "results.parquet")
             assert sorted(rows["status"]) == ["completed", "completed"]
         finally:

@@ -113,7 +113,8 @@ import sys
 from sudden import Sudden
 
 os.environ["DRIVER"] = str(os.getpid())  # its process group: it leads a session
-Sudden().run_all(num_proc=int(sys.argv[1]), display=False)
+engine = sys.argv[2] if len(sys.argv) > 2 else None
+Sudden().run_all(num_proc=int(sys.argv[1]), engine=engine, display=False)
 """
 
 # Which try this is, from a counter file beside the experiment: the first try fails
@@ -190,16 +191,18 @@ class TestRowsSurviveFailures:
         assert set(table["status"]) == {"failed"}
         assert set(table["cause"]) == {cause}
 
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_a_row_is_stored_before_report_returns(self, workspace, num_proc):
-        """kill -9 of the whole run the instant report() returns keeps that row."""
+    @pytest.mark.parametrize(("num_proc", "engine"), [(1, "inline"), (2, "local")])
+    def test_a_row_is_stored_before_report_returns(self, workspace, num_proc, engine):
+        """kill -9 of the whole run the instant report() returns keeps that row; the
+        setting is interrupted, or failed (killed) where it ran in the dead process."""
         workspace.write("sudden", SUDDEN)
         workspace.write("drive_sudden", DRIVE_SUDDEN)
-        child = workspace.start("drive_sudden", str(num_proc))
+        child = workspace.start("drive_sudden", str(num_proc), engine)
         child.communicate(timeout=60)
         assert child.returncode == -signal.SIGKILL
         table = workspace.load("sudden").Sudden().results()
-        assert table.select("epoch", "loss", "status").rows() == [(0, 0.25, "interrupted")]
+        status = "failed" if engine == "inline" else "interrupted"
+        assert table.select("epoch", "loss", "status").rows() == [(0, 0.25, status)]
 
 
 class TestWhileRunning:
@@ -294,15 +297,19 @@ class Diverges(Experiment):
 
 
 class TestStopRules:
-    @pytest.mark.parametrize("num_proc", [1, 2])
-    def test_a_threshold_stops_a_setting_at_the_report_that_crosses_it(self, workspace, num_proc):
+    @pytest.mark.parametrize(("num_proc", "engine"), [(1, "inline"), (2, None)])
+    def test_a_threshold_stops_a_setting_at_the_report_that_crosses_it(
+        self, workspace, num_proc, engine
+    ):
         """run_all(stop=threshold(...)) ends a setting at the report past the bound: it is
         completed with the rows so far, its `stopped` column names the rule, and a second
         run does not run it again."""
         from superparams.stopping import threshold
 
         space = workspace.load("diverges", DIVERGES).Diverges()
-        table = space.run_all(num_proc=num_proc, display=False, stop=threshold("loss", above=2.5))
+        table = space.run_all(
+            num_proc=num_proc, engine=engine, display=False, stop=threshold("loss", above=2.5)
+        )
         slow = table.filter(pl.col("lr") == 10.0)
         assert slow["epoch"].to_list() == [0, 1, 2]
         assert set(slow["status"]) == {"completed"}

@@ -130,8 +130,9 @@ def _run_one(found: Found, space: Space[Any], request: RunRequest, prog: str, na
         say("--debug runs settings one by one in this process; -j is ignored")
     if not quiet:
         engine = request.engine or "local"
-        where = "in this process" if debug else f"on {num_proc} worker process"
-        where += "es" if not debug and num_proc > 1 else ""
+        here = debug or engine == "inline"
+        where = "in this process" if here else f"on {num_proc} worker process"
+        where += "es" if not here and num_proc > 1 else ""
         if engine not in ("local", "inline") and not debug:
             where = f"on the {engine} engine"
         say(f"running {to_run} setting{'s' if to_run != 1 else ''} {where}")
@@ -203,6 +204,14 @@ def _nothing_to_run(
         say(f"{cls.__name__}: no failed settings to run again")
     elif stored.queued:
         say(f"{cls.__name__}: nothing else to run")
+    elif stored.died:
+        n = len(stored.died)
+        it = "it" if n == 1 else "them"
+        say(
+            f"{cls.__name__}: nothing else to run; {n} failed setting{'s' if n != 1 else ''} "
+            f"{'was' if n == 1 else 'were'} running in-process when the run's process died, "
+            f"and a resume leaves {it} out (--rerun-failed runs {it} again)"
+        )
     else:
         say(
             f"{cls.__name__}: all {len(stored.done)} settings completed before; nothing to "
@@ -214,10 +223,11 @@ def _nothing_to_run(
 
 
 def _resume_text(stored: Plan, to_run: int) -> str:
+    died = set(stored.died)  # left out: --rerun-failed runs them
     parts = [
         f"{len(v)} {k}"
         for k, v in (
-            ("failed", stored.failed),
+            ("failed", [p for p in stored.failed if p not in died]),
             ("interrupted", stored.interrupted),
             ("queued", stored.queued),
             ("new", stored.new),
@@ -340,9 +350,11 @@ def _plan_text(
 ) -> str:
     lines = [f"would run {runs} setting{'s' if runs != 1 else ''} (dry run: nothing is run)"]
     outdated = set(stored.outdated)
+    died = set(stored.died)  # its process died with it: run only when asked
     groups = [
         ("new", stored.new, not only_failed),
-        ("failed", stored.failed, True),
+        ("failed", [p for p in stored.failed if p not in died], True),
+        ("failed", stored.died, only_failed or fresh),
         ("interrupted", stored.interrupted, not only_failed),
         ("queued", stored.queued, queued and not only_failed),
         ("outdated", stored.outdated, fresh or rerun_outdated),

@@ -68,6 +68,9 @@ class Executor(abc.ABC):
     #: None: the run's own default (1, or one per GPU). A cluster's queue (Slurm) has its
     #: own: the machine the run starts on says nothing of it.
     default_num_proc: ClassVar[int | None] = None
+    #: Whether settings run in the driver's own process (the inline engine): one that
+    #: ends the process ends the run, and the next run records it failed.
+    in_process: ClassVar[bool] = False
     reports: Reports | None = None
 
     def __init__(self, num_proc: int = 1, *, gpus: Sequence[int | str] | None = None) -> None:

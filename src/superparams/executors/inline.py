@@ -1,4 +1,8 @@
-"""Settings run one by one in the calling process: what ``num_proc=1`` and ``--debug`` use."""
+"""Settings run one by one in the calling process: ``--engine inline`` and ``--debug``.
+
+The one engine where a setting that ends its process (a segfault, ``os._exit``, the
+out-of-memory killer) ends the run: the store then holds its start with no outcome,
+marked in-process, and the next run records it failed (see :meth:`Store.started`)."""
 
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ class InlineExecutor(Executor):
     """
 
     name: ClassVar[str] = "inline"
+    in_process: ClassVar[bool] = True
 
     def __init__(self, num_proc: int = 1, *, gpus: Any = None, debug: bool = False) -> None:
         super().__init__(1, gpus=gpus)

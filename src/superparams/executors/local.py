@@ -50,7 +50,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 from superparams.errors import ExperimentError, WorkerError
 from superparams.executors import Executor, Started
 from superparams.outcome import Cause, Outcome, Task
-from superparams.worker import output_path, write_base
+from superparams.worker import _children, _subreaper, output_path, write_base
 
 if TYPE_CHECKING:
     from superparams.space import Space
@@ -187,6 +187,9 @@ class LocalExecutor(Executor):
         self._recent: deque[float] = deque(maxlen=16)
         self._dropped = False  # the run winds down: nothing more starts
         self._acks: list[tuple[_Worker, str | None]] = []  # rows written, not yet synced
+        # This process's own children before the run, and whether it was a subreaper.
+        self._own: set[int] | None = None
+        self._was_subreaper = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -201,8 +204,8 @@ class LocalExecutor(Executor):
             msg = (
                 f"{name} cannot be sent to worker processes: {type(error).__name__}: {error}. "
                 "A field holds something that cannot be pickled (an open file, a lock, a "
-                "connection, a generator): build it inside run() instead, or run with "
-                "num_proc=1"
+                "connection, a generator): build it inside run() instead, or run in this "
+                "process with engine='inline'"
             )
             raise ExperimentError(msg) from error
         # The driver's path, entry for entry: '' (a REPL's, a notebook's) is the
@@ -212,6 +215,9 @@ class LocalExecutor(Executor):
         # Workers write what settings print here, never into the results folder; only
         # this user may enter it (0700), and it goes with the executor.
         self._scratch, self._scratch_lock = _make_scratch()
+        if sys.platform.startswith("linux"):  # the subreaper of last resort (see _end_orphans)
+            self._own = _children()
+            self._was_subreaper = _subreaper(True)
         self._workers = [self._spawn(slot) for slot in range(self.num_proc)]
 
     def _spawn(self, slot: int) -> _Worker:
@@ -222,6 +228,33 @@ class LocalExecutor(Executor):
         worker = _Worker(slot, self.num_proc, env, self._base_file.fileno(), self._scratch)
         worker.send(self._base_message)
         return worker
+
+    def _end_orphans(self) -> None:
+        """Kill what settings started and a killed worker left behind.
+
+        A worker's keeper ends what its settings start, unless it is itself killed (a
+        timeout, a second Ctrl-C: its whole process group at once); then what escaped
+        its group (a setsid daemon) comes here, to this process, a subreaper for the run.
+        Killed: the children this process did not have before the run, that are not its
+        workers and not in its own session (no setting's process is: every worker starts
+        a session of its own), and in turn their children, which come here as they die.
+        """
+        if self._own is None:
+            return
+        session = os.getsid(0)
+        for _ in range(1000):  # a process that keeps forking cannot keep us here
+            workers = {w.process.pid for w in (*self._workers, *self._retired)}
+            left = []
+            for pid in _children() - self._own - workers:
+                with contextlib.suppress(OSError):
+                    if os.getsid(pid) != session:
+                        os.kill(pid, signal.SIGKILL)
+                        left.append(pid)
+            if not left:
+                return
+            for pid in left:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
 
     def _close_base(self) -> None:
         """Let go of the base, and of the scratch folder with what is left in it."""
@@ -236,6 +269,11 @@ class LocalExecutor(Executor):
         if self._scratch_lock is not None:
             os.close(self._scratch_lock)
             self._scratch_lock = None
+        if self._own is not None:  # the run is over: orphans go where they went before
+            self._end_orphans()
+            if not self._was_subreaper:
+                _subreaper(False)
+            self._own = None
 
     def shutdown(self) -> None:
         for worker in self._workers:
@@ -495,6 +533,7 @@ class LocalExecutor(Executor):
         code = worker.process.wait()
         worker.kill()  # what it started, in its group
         worker.close()
+        self._end_orphans()  # and what left its group
         lost = list(worker.inflight)
         outcomes = []
         if lost:

@@ -62,6 +62,7 @@ from superparams._location import folder_for as folder_for  # where it lived bef
 from superparams._location import identity_of, location, make_folders, named, trust
 from superparams._workdir import WORK
 from superparams.errors import StoreConflictError, StoreError, StoreLockedError, StoreWriteError
+from superparams.outcome import DIED_IN_PROCESS
 from superparams.store._files import (
     EXPERIMENT,
     GITIGNORE,
@@ -155,6 +156,11 @@ class Plan:
     # done positions whose stored code_version is known and not the current one
     outdated: list[int] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)  # id of every position
+    # Failed positions that were running in a run's own process when it died (engine
+    # inline): a resume leaves them out, as they would end it again; only_failed and
+    # fresh run them. `unrecorded`: those the record holds no outcome of yet.
+    died: list[int] = field(default_factory=list)
+    unrecorded: list[int] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -190,7 +196,9 @@ class Plan:
         if only_failed:
             return sorted(self.failed + outdated)
         taken = self.queued if queued else []
-        return sorted(self.new + self.failed + self.interrupted + outdated + taken)
+        died = set(self.died)  # a resume leaves them out: they would end it again
+        failed = [p for p in self.failed if p not in died] if died else self.failed
+        return sorted(self.new + failed + self.interrupted + outdated + taken)
 
     def summary(self) -> str:
         earlier = f" ({len(self.outdated)} by earlier code)" if self.outdated else ""
@@ -456,6 +464,8 @@ class Store:
         worker: int,
         described: Mapping[str, Any],
         reported: list[list[Any]] | None = None,
+        *,
+        in_process: bool = False,
     ) -> SettingLog:
         """Note that a setting started (not synced: a lost line only loses 'interrupted');
         its log, for the engine to write what it prints (opened at the first byte).
@@ -463,6 +473,9 @@ class Store:
         The line carries the setting's parameters (``described``, from :func:`describe`),
         so a setting interrupted by a crash shows in the results with them, and the rows
         its earlier attempts reported (``[attempt, row]`` pairs), which stay its rows.
+        ``in_process``: it runs in this process (engine inline), so if it ends with no
+        outcome and no :meth:`interrupted` line, the process died with it, and it reads
+        as failed (:data:`~superparams.outcome.DIED_IN_PROCESS`), not interrupted.
         """
         line: dict[str, Any] = {
             "event": "started",
@@ -472,6 +485,8 @@ class Store:
         }
         if reported:
             line["reported"] = reported
+        if in_process:
+            line["in_process"] = True
         record = self._write(line, described)
         try:
             record.flush()  # so `experiment status` sees it running at once
@@ -484,6 +499,13 @@ class Store:
             self.log_path(setting_id), attempt, self._logs_fd
         )
         return log
+
+    def interrupted(self, setting_id: str, attempt: int) -> None:
+        """Note that a setting started in this process ends with no outcome while the
+        run lives on (Ctrl-C, an exception let through for the debugger): it stays
+        interrupted, to run again, rather than failed as one whose process died."""
+        self._write({"event": "interrupted", "id": setting_id, "attempt": attempt}, {})
+        self._unsynced += 1
 
     def queued(self, setting_id: str, attempt: int, job: str, described: Mapping[str, Any]) -> None:
         """Note that a setting waits in an engine's queue as ``job`` (a Slurm job), to run
@@ -983,7 +1005,7 @@ class Store:
             code_version = code_version()
         import polars as pl
 
-        stored = table.select("id", "status", "code_version").unique(
+        stored = table.select("id", "status", "code_version", "error", "seconds").unique(
             subset="id", keep="first", maintain_order=True
         )
         positions = (
@@ -993,6 +1015,7 @@ class Store:
         )
         joined = positions.join(stored, on="id", how="left", maintain_order="left")
         status = pl.col("status")
+        died = (status == "failed") & (pl.col("error") == DIED_IN_PROCESS)
 
         def where(condition: pl.Expr) -> list[int]:
             return joined.filter(condition)["position"].to_list()
@@ -1008,6 +1031,8 @@ class Store:
             queued=where(status == "queued"),
             stale=stored.join(positions, on="id", how="anti")["id"].to_list(),
             ids=ids,
+            died=where(died),
+            unrecorded=where(died & pl.col("seconds").is_null()),  # no outcome line yet
         )
 
     def _holds_anything(self) -> bool:

@@ -28,6 +28,7 @@ from typing import Any
 
 from superparams._workdir import WORK
 from superparams.identity import setting_id
+from superparams.outcome import DIED_IN_PROCESS
 from superparams.store._files import LOGS, _opener
 
 _HEAD = 4096  # bytes of the record's start whose hash results.parquet keeps
@@ -316,6 +317,11 @@ def _rows(
                 line = {**line, "job": job}
             open_starts[sid] = (number, line, list(line.get("reported") or ()))
             continue
+        if event == "interrupted":  # left interrupted by a run that lived on
+            start = open_starts.get(sid)
+            if start is not None and start[1].get("in_process"):
+                open_starts[sid] = (start[0], {**start[1], "in_process": False}, start[2])
+            continue
         if event == "rows":
             start = open_starts.get(sid)
             if start is not None:
@@ -379,7 +385,8 @@ def _open_rows(
     logs: str = "",
 ) -> list[dict[str, Any]]:
     """The rows of settings that started and have no outcome: running or interrupted;
-    queued, if an engine's job holds them (their line names the job)."""
+    queued, if an engine's job holds them (their line names the job); failed (killed),
+    if it ran in the run's own process and that process died (:data:`DIED_IN_PROCESS`)."""
     rows: list[dict[str, Any]] = []
     for sid, (number, start, reported) in open_starts.items():
         log = f"{LOGS}/{sid}.log"
@@ -399,10 +406,13 @@ def _open_rows(
             sid = rekeyed
         base = {"id": sid, "label": start.get("label"), **params}
         queued = bool(start.get("job"))
+        died = not live and not queued and bool(start.get("in_process"))
+        status = "queued" if queued else "running" if live else "interrupted"
         book = {
-            "status": "queued" if queued else "running" if live else "interrupted",
+            "status": "failed" if died else status,
             "attempt": start.get("attempt"),
-            "cause": None if live or queued else "interrupted",
+            "cause": "killed" if died else None if live or queued else "interrupted",
+            "error": DIED_IN_PROCESS if died else None,
             "worker": start.get("worker"),
             "log": log if printed else None,
             "workdir": _workdir_of(logs, sid),

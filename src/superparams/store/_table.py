@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from superparams._columns import BOOKKEEPING
+from superparams.outcome import DIED_IN_PROCESS
 from superparams.store._files import LOGS
 from superparams.store._record import _SEQ, _dumps
 
@@ -64,6 +65,8 @@ def _lost(
             if sid in named:
                 continue
             line: dict[str, Any] = {"event": "started", "id": sid}
+            if first["error"] == DIED_IN_PROCESS:  # its process died with it
+                line["in_process"] = True
             if first["status"] == "queued":  # its engine finds its job again by name
                 line = {"event": "queued", "id": sid, "job": "restored"}
         else:
