@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import polars as pl
 
+    from superparams._search import Told
     from superparams.executors import Executor
     from superparams.runner import Subscriber
     from superparams.space import Space
@@ -542,6 +543,7 @@ def optimize(
     budget: int,
     sampler: Any = "tpe",
     seed: int | None = None,
+    told: Callable[[Told], None] | None = None,
     **run: Any,
 ) -> pl.DataFrame:
     """Search ``space`` adaptively for the best mean of ``metric`` over its seeds.
@@ -554,7 +556,8 @@ def optimize(
     the search from the store and goes on to the budget, completing first a configuration
     whose seeds were cut short. Up to ``num_proc`` configurations run at a time. Several
     metrics (with a mode each) make a multi-objective search. ``run`` takes
-    :func:`run_all`'s keywords (``num_proc``, ``folder``, ``engine``, ``stop``, ...).
+    :func:`run_all`'s keywords (``num_proc``, ``folder``, ``engine``, ``stop``, ...);
+    ``told`` is called with each configuration once its seeds have all ended.
 
     Returns the search's configurations in the order proposed: their values, ``state``
     (``complete``, ``fail``, ``pruned``), each metric's ``<metric>_mean`` and ``seeds``.
@@ -579,5 +582,6 @@ def optimize(
         seed=seed,
         width=width,
         store=store,
+        told=told,
         **run,
     )

@@ -22,7 +22,7 @@ settings run through the space's own ``run_all``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,6 +39,16 @@ Mode = Literal["max", "min"]
 
 #: The samplers known by name, and what each needs.
 SAMPLERS = ("tpe", "cmaes", "random", "gp")
+
+
+@dataclass(frozen=True)
+class Told:
+    """A configuration whose seeds have all ended, as a search tells whoever listens:
+    the ``number``-th of ``budget``."""
+
+    number: int
+    budget: int
+    configuration: _Configuration
 
 
 @dataclass
@@ -62,17 +72,15 @@ def optimize(
     width: int = 1,
     dry_run: bool = False,
     store: Store | None = None,
+    told: Callable[[Told], None] | None = None,
     **run: Any,
 ) -> pl.DataFrame:
     """Search ``space`` for the best mean of ``metric`` over its seeds, ``width``
-    configurations at a time; see :func:`superparams._api.optimize`."""
+    configurations at a time; see :func:`superparams._api.optimize`. ``told`` hears of
+    each configuration once its seeds have ended."""
     metrics = [metric] if isinstance(metric, str) else list(metric)
     modes = [mode] * len(metrics) if isinstance(mode, str) else list(mode)
-    _check(space, metrics, modes, budget)
-    optuna = _optuna()
-    searched = _searched(space)
-    folder = run.get("folder")
-    history = _history(space, searched, metrics, folder)
+    optuna, searched, history = _ready(space, metrics, modes, budget, sampler, run.get("folder"))
     # A resumed search's sampler starts from a seed of its own, made from the seed and the
     # size of the history: the same history gives the same next proposal, and the
     # random stream does not replay the one that made the history (a TPE sampler started
@@ -102,6 +110,8 @@ def optimize(
         _run_and_tell(space, searched, pending, metrics, run, told=None)
         for configuration in pending:
             _add(optuna, study, searched, configuration)
+            if told is not None:
+                told(Told(history.index(configuration) + 1, budget, configuration))
     # The budget counts distinct configurations: a sampler that proposes one again (a
     # small discrete space) is told its stored outcome, and it costs nothing.
     seen = {searched.key(c.values) for c in history}
@@ -117,12 +127,49 @@ def optimize(
             if key not in seen:
                 seen.add(key)
                 history.append(configuration)
+                if told is not None:
+                    told(Told(len(history), budget, configuration))
     return _progress(history, metrics)
 
 
 #: How many proposals in a row may repeat stored configurations before a search ends:
 #: a sampler that has nothing new left to propose.
 _MAX_REPEATS = 200
+
+
+def check(
+    space: Space[Any],
+    metric: str | Sequence[str],
+    mode: Mode | Sequence[Mode],
+    budget: object,
+    sampler: object,
+    folder: Any = None,
+) -> None:
+    """Everything :func:`optimize` refuses before it runs anything: the budget, the modes,
+    the sampler and its package, the space, and a metric the stored settings lack.
+
+    Raises:
+        UsageError, SearchSpaceError: as :func:`superparams._api.optimize` says.
+    """
+    metrics = [metric] if isinstance(metric, str) else list(metric)
+    modes = [mode] * len(metrics) if isinstance(mode, str) else list(mode)
+    _ready(space, metrics, modes, budget, sampler, folder)
+
+
+def _ready(
+    space: Space[Any],
+    metrics: list[str],
+    modes: list[Any],
+    budget: object,
+    sampler: object,
+    folder: Any,
+) -> tuple[Any, _Searched, list[_Configuration]]:
+    """Optuna, the search space and the stored history, once every argument is checked."""
+    _check(space, metrics, modes, budget)
+    optuna = _optuna()
+    _sampler(optuna, sampler, 0, len(metrics))  # its name, and its package, are there
+    searched = _searched(space)
+    return optuna, searched, _history(space, searched, metrics, folder)
 
 
 # -- the search space ------------------------------------------------------------------
@@ -310,9 +357,9 @@ def _constants(space: Space[Any], searched: _Searched, columns: list[str]) -> di
 
 
 def _seed_count(space: Space[Any]) -> int:
-    from superparams.space import _replicates
+    from superparams.space import replicate_values
 
-    return max(1, len(_replicates(space)))
+    return max(1, len(replicate_values(space)))
 
 
 def _judged(
@@ -375,9 +422,9 @@ def _run_and_tell(
     the study and the trials asked for them, in order; None for stored ones)."""
     import polars as pl
 
-    from superparams.space import Union, _pinned
+    from superparams.space import Union, pinned
 
-    spaces = [_pinned(space, c.values) for c in configurations]
+    spaces = [pinned(space, c.values) for c in configurations]
     joined: Space[Any] = spaces[0] if len(spaces) == 1 else Union(spaces)
     table = joined.run_all(**run)
     if (table["status"] == "completed").any():
@@ -416,45 +463,62 @@ def _run_and_tell(
 # -- what it says ----------------------------------------------------------------------
 
 
-def standing(space: Space[Any], store: Store) -> list[str]:
-    """What ``experiment status`` says of the adaptive search recorded in ``store``: how
-    much of its budget is used and the best configuration so far; nothing without one."""
-    recorded = store.search()
-    if recorded is None:
-        return []
+def standing(
+    space: Space[Any],
+    store: Store,
+    metrics: Sequence[str] | None = None,
+    modes: Sequence[str] | None = None,
+    budget: int | None = None,
+) -> list[str]:
+    """What ``experiment status`` and ``--dry-run`` say of an adaptive search: how much of
+    its budget is used and the best configuration so far. The search is the one given, or
+    the one recorded in ``store``; nothing without either."""
+    recorded = store.search() or {}
     try:
-        metrics = [str(m) for m in recorded["metrics"]]
-        modes = [str(m) for m in recorded["modes"]]
-        budget = int(recorded["budget"])
+        metrics = [str(m) for m in (metrics or recorded["metrics"])]
+        modes = [str(m) for m in (modes or recorded["modes"])]
+        budget = int(budget or recorded["budget"])
         searched = _searched(space)
         history = _history(space, searched, metrics, store.folder)
     except (KeyError, TypeError, ValueError, ImportError, SearchSpaceError, UsageError):
-        return []  # a search of another space, or Optuna gone: nothing to say of it
+        return []  # no search, one of another space, or Optuna gone: nothing to say
     goal = ", ".join(
         f"{'maximise' if mode == 'max' else 'minimise'} {metric}"
         for metric, mode in zip(metrics, modes, strict=True)
     )
     pending = sum(c.state == "pending" for c in history)
+    how = f"; sampler {recorded['sampler']}, seed {recorded.get('seed')}" if recorded else ""
     lines = [
-        f"search: {len(history)} of {budget} configurations ({goal}; "
-        f"sampler {recorded.get('sampler')}, seed {recorded.get('seed')})"
+        f"search: {len(history)} of {budget} configurations ({goal}{how})"
         + (f", {pending} with seeds still to run" if pending else "")
     ]
     complete = [c for c in history if c.state == "complete"]
     if complete:
         sign = 1 if modes[0] == "max" else -1
         top = max(complete, key=lambda c: sign * c.means[0])
-        values = ",".join(
-            f"{k}={v!r}"
-            if isinstance(v, str)
-            else f"{k}={v:.4g}"
-            if isinstance(v, float)
-            else f"{k}={v}"
-            for k, v in top.values.items()
-        )
-        seeds = f" over {top.seeds} seeds" if top.seeds > 1 else ""
-        lines.append(f"  best so far: {metrics[0]} {top.means[0]:.4g}{seeds} ({values})")
+        lines.append(f"  best so far: {described(top, metrics[0])}")
     return lines
+
+
+def described(configuration: _Configuration, metric: str) -> str:
+    """A configuration's first metric over its seeds, then its values: ``loss 0.1071
+    over 2 seeds (x=0.6805,kind='a')``."""
+    values = ",".join(
+        f"{k}={v!r}"
+        if isinstance(v, str)
+        else f"{k}={v:.4g}"
+        if isinstance(v, float)
+        else f"{k}={v}"
+        for k, v in configuration.values.items()
+    )
+    if configuration.state != "complete":
+        return f"{configuration.state} ({values})"
+    seeds = f" over {configuration.seeds} seeds" if configuration.seeds > 1 else ""
+    return f"{metric} {configuration.means[0]:.4g}{seeds} ({values})"
+
+
+def _brief(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else repr(value)
 
 
 def _progress(history: list[_Configuration], metrics: list[str]) -> pl.DataFrame:

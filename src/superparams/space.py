@@ -611,11 +611,11 @@ class Sample(Space[E]):
     def __init__(self, source: Space[E], n: int, seed: int) -> None:
         self.source, self.n, self.seed = source, n, seed
         self._indices: list[int] | None = None
-        replicates = _replicates(source)
+        replicates = replicate_values(source)
         #: One space per combination of the declared seeds, each with those pinned: the
         #: same configurations in the same order, so position c is configuration c in all.
         self._spaces: tuple[Space[E], ...] = tuple(
-            _pinned(source, values) for values in replicates
+            pinned(source, values) for values in replicates
         ) or (source,)
         self.seeds = len(self._spaces)
         if source.enumerable:
@@ -680,7 +680,7 @@ class Sample(Space[E]):
         return f"{drawn}, from\n{self.source}" if self.seeds > 1 else f"{drawn} from\n{self.source}"
 
 
-def _replicates(space: Space[Any]) -> list[dict[str, Any]]:
+def replicate_values(space: Space[Any]) -> list[dict[str, Any]]:
     """Each combination of the seeds a space declares (:func:`seeds`), in product order;
     none for a space that declares none (or pins them).
 
@@ -689,7 +689,7 @@ def _replicates(space: Space[Any]) -> list[dict[str, Any]]:
     import itertools
 
     if isinstance(space, Union):
-        found = [_replicates(part) for part in space.parts]
+        found = [replicate_values(part) for part in space.parts]
         if any(f != found[0] for f in found):
             msg = (
                 f"cannot sample {space!r} by configuration: its parts declare different "
@@ -710,14 +710,14 @@ def _replicates(space: Space[Any]) -> list[dict[str, Any]]:
     return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
 
 
-def _pinned(space: Space[E], values: dict[str, Any]) -> Space[E]:
+def pinned(space: Space[E], values: dict[str, Any]) -> Space[E]:
     """``space`` with the given fields set, in each part of a union. Its settings' labels
     still name what varies in ``space`` (a pinned seed or a proposed value included), so
     labels follow the space being run, not the one pinned to run a part of it."""
     import dataclasses
 
     if isinstance(space, Union):
-        return Union([_pinned(part, values) for part in space.parts])
+        return Union([pinned(part, values) for part in space.parts])
     layout = getattr(space, "_sp_layout", None)
     shown = layout().varied if layout is not None else None
     pinned = dataclasses.replace(space, **values)  # type: ignore[type-var]

@@ -1,5 +1,7 @@
-"""The adaptive search from the outside: its standing in `experiment status`, and a search
-killed with kill -9 that a rerun takes to exactly its budget."""
+"""The adaptive search through the real command: what it says as it goes, its standing in
+`experiment status` and `--dry-run`, a search killed with kill -9 that a rerun takes to
+exactly its budget, the same search on Dask, pruning with --stop and a class's own rules,
+and bad input."""
 
 from __future__ import annotations
 
@@ -7,13 +9,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import polars as pl
 import pytest
-from tests.conftest import environment, experiment, wait_for, write
+from tests.conftest import COMMAND, environment, experiment, wait_for, write
 
 pytestmark = pytest.mark.slow
 
@@ -34,15 +35,21 @@ class Quad(Experiment):
 """
 
 
-def search(root: Path, budget: int, **env: str) -> subprocess.Popen[str]:
-    """A search of Quad from Python, in a process of its own."""
-    code = (
-        "import sys; sys.path.insert(0, 'experiments')\n"
-        "from quad import Quad\n"
-        f"Quad().optimize('loss', mode='min', budget={budget}, seed=0, display=False)\n"
-    )
+def search(root: Path, budget: int, *more: str, **env: str) -> subprocess.Popen[str]:
+    """``experiment quad.Quad --optimize loss --min --budget N``, in a session of its own."""
     return subprocess.Popen(
-        [sys.executable, "-c", code],
+        [
+            str(COMMAND),
+            "quad.Quad",
+            "--optimize",
+            "loss",
+            "--min",
+            "--budget",
+            str(budget),
+            "--sample-seed",
+            "0",
+            *more,
+        ],
         cwd=root,
         env=environment(**env),
         stdout=subprocess.PIPE,
@@ -92,3 +99,166 @@ class TestKilled:
         assert set(completed.values()) == {1}
         table = pl.read_parquet(record.with_name("results.parquet"))
         assert table.select("x", "kind").unique().height == 8
+
+
+class TestTheCommand:
+    def test_a_line_per_configuration_then_the_best(self, tmp_path):
+        """The command says what it searches, a line for each configuration with its mean
+        over the seeds, then the best; --dry-run then says what more it would propose."""
+        write(tmp_path / "experiments/quad.py", QUAD)
+        child = search(tmp_path, 4, "-j", "2")
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+        lines = err.splitlines()
+        assert lines[0] == (
+            "Quad: searching 4 configurations (minimise loss; sampler tpe, seed 0), 2 at a "
+            "time, each on 2 seeds; results in experiments/progress/quad/Quad"
+        )
+        assert [line.split("]")[0] for line in lines[1:5]] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+        assert all(" over 2 seeds (x=" in line for line in lines[1:5])
+        assert lines[5] == "search: 4 of 4 configurations (minimise loss; sampler tpe, seed 0)"
+        dry = experiment(
+            "quad.Quad", "--optimize", "loss", "--min", "--budget", "6", "--dry-run", cwd=tmp_path
+        )
+        assert dry.returncode == 0, dry.stderr
+        assert dry.stderr.splitlines()[-1] == (
+            "would propose 2 more configurations (1 at a time, each on 2 seeds)"
+        )
+
+    def test_on_dask(self, tmp_path):
+        """The same search on the Dask engine (a local cluster of its own) reaches its
+        budget, each configuration on both seeds."""
+        pytest.importorskip("distributed")
+        write(tmp_path / "experiments/quad.py", QUAD)
+        child = search(tmp_path, 3, "--engine", "dask", "-j", "2")
+        _, err = child.communicate(timeout=300)
+        assert child.returncode == 0, err
+        table = pl.read_parquet(tmp_path / "experiments/progress/quad/Quad/results.parquet")
+        assert table.height == 6
+        assert table.select("x", "kind").unique().height == 3
+
+
+REPORTS = """
+from superparams import Experiment, search
+from superparams.stopping import threshold
+
+
+class Curve(Experiment):
+    lr: float = search(0.5, 2.0)
+    stop = threshold("loss", above=100)
+
+    def run(self):
+        for epoch in range(1, 6):
+            self.report(epoch=epoch, loss=self.lr ** (2 * epoch))
+"""
+
+
+class TestStopFromTheCommandLine:
+    def test_a_class_rule_and_a_stop_given_on_the_command_line(self, tmp_path):
+        """The class's own rule stops lr=2.0 when its loss passes 100 (epoch 4); --stop
+        in its place stops it at epoch 2 instead; the stopped column names the rule."""
+        write(tmp_path / "experiments/curve.py", REPORTS)
+        done = experiment("curve.Curve", "-q", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        stored = tmp_path / "experiments/progress/curve/Curve/results.parquet"
+        table = pl.read_parquet(stored).filter(pl.col("lr") == 2.0)
+        assert table["epoch"].to_list() == [1, 2, 3, 4]
+        assert table["stopped"].to_list()[-1] == "threshold(loss)"
+        again = experiment(
+            "curve.Curve", "-q", "--fresh", "--stop", "threshold(loss, above=10)", cwd=tmp_path
+        )
+        assert again.returncode == 0, again.stderr
+        table = pl.read_parquet(stored).filter(pl.col("lr") == 2.0)
+        assert table["epoch"].to_list() == [1, 2]
+        assert pl.read_parquet(stored).filter(pl.col("lr") == 0.5).height == 5
+
+    def test_several_stop_rules(self, tmp_path):
+        """--stop given twice: either rule stops a setting."""
+        write(tmp_path / "experiments/curve.py", REPORTS)
+        done = experiment(
+            "curve.Curve",
+            "-q",
+            "--stop",
+            "threshold(loss, above=1000)",
+            "--stop",
+            "threshold(loss, below=0.01)",
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        table = pl.read_parquet(tmp_path / "experiments/progress/curve/Curve/results.parquet")
+        assert table.group_by("lr").agg(pl.len()).sort("lr").rows() == [(0.5, 4), (2.0, 5)]
+
+
+class TestBadInput:
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (
+                ("--optimize", "loss", "--budget", "0"),
+                "--budget expects a whole number of at least 1, got '0'",
+            ),
+            (
+                ("--optimize", "loss"),
+                "--optimize needs --budget N: how many configurations to try in all, e.g. "
+                "--budget 40",
+            ),
+            (("--budget", "4"), "--budget go with --optimize METRIC, which is not given"),
+            (
+                ("--optimize", "loss", "--budget", "4", "--sampler", "tpee"),
+                "--sampler: no sampler 'tpee' (did you mean 'tpe'?); samplers: tpe, cmaes, "
+                "random, gp",
+            ),
+            (
+                ("--stop", "median(loss"),
+                "--stop 'median(loss' is not a rule; write one of median, threshold, halving "
+                "as a call, e.g. median(loss, step=epoch, warmup=2)",
+            ),
+            (
+                ("--optimize", "loss", "--budget", "4", "--sample", "3"),
+                "--sample does not go with --optimize: a search proposes its own settings and "
+                "resumes from what is stored",
+            ),
+        ],
+    )
+    def test_is_one_line_exit_2_and_nothing_written(self, tmp_path, args, message):
+        """Bad search and stop options: one line, exit 2, nothing written."""
+        write(tmp_path / "experiments/quad.py", QUAD)
+        done = experiment("quad.Quad", *args, cwd=tmp_path)
+        assert (done.returncode, done.stderr) == (2, f"error: {message}\n")
+        assert not (tmp_path / "experiments/progress").exists()
+
+    def test_a_sampler_whose_package_is_missing(self, tmp_path):
+        """--sampler gp without torch says what to install, and writes nothing."""
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            pytest.skip("torch is installed here")
+        write(tmp_path / "experiments/quad.py", QUAD)
+        done = experiment(
+            "quad.Quad", "--optimize", "loss", "--budget", "2", "--sampler", "gp", cwd=tmp_path
+        )
+        assert (done.returncode, done.stderr) == (
+            2,
+            "error: sampler='gp' needs the package 'torch', which is not installed: "
+            "pip install torch\n",
+        )
+        assert not (tmp_path / "experiments/progress").exists()
+
+    def test_an_unknown_metric(self, tmp_path):
+        """A metric the stored settings do not report: one line naming those they do,
+        exit 2, and the store unchanged."""
+        write(tmp_path / "experiments/quad.py", QUAD)
+        first = search(tmp_path, 2)
+        _, err = first.communicate(timeout=120)
+        assert first.returncode == 0, err
+        record = tmp_path / "experiments/progress/quad/Quad/record.jsonl"
+        before = record.read_bytes()
+        done = experiment("quad.Quad", "--optimize", "los", "--budget", "3", cwd=tmp_path)
+        assert (done.returncode, done.stderr) == (
+            2,
+            "error: Quad has no metric 'los' to optimise (did you mean 'loss'?); its run() "
+            "reports loss\n",
+        )
+        assert record.read_bytes() == before

@@ -151,6 +151,8 @@ class Option:
     read: Callable[[str, str], Any] | None = None
     # spellings kept from before that a field of the same name takes in every command
     yields: tuple[str, ...] = ()
+    # given several times, its values add up (a list grows, a dict takes more keys)
+    repeats: bool = False
 
 
 def _names(flag: str, text: str) -> tuple[str, ...]:
@@ -162,6 +164,36 @@ def _names(flag: str, text: str) -> tuple[str, ...]:
 
 
 def _text(flag: str, text: str) -> str:
+    return text
+
+
+def _rule(flag: str, text: str) -> list[Any]:
+    from superparams.stopping import parse
+
+    return [parse(text)]
+
+
+def _objectives(flag: str, text: str) -> list[tuple[str, str | None]]:
+    """``--optimize acc`` or ``acc:max,latency:min``: each metric, with its direction."""
+    out: list[tuple[str, str | None]] = []
+    for item in text.split(","):
+        name, colon, mode = item.strip().partition(":")
+        if not name or (colon and mode not in ("max", "min")):
+            msg = (
+                f"{flag} expects the metrics to optimise, each METRIC or METRIC:max or "
+                f"METRIC:min, separated by commas, got {item.strip()!r}"
+            )
+            raise UsageError(msg)
+        out.append((name, mode or None))
+    return out
+
+
+def _sampler(flag: str, text: str) -> str:
+    from superparams._search import SAMPLERS
+
+    if text not in SAMPLERS:
+        msg = f"{flag}: no sampler {text!r}{did_you_mean(text, SAMPLERS)}; samplers: "
+        raise UsageError(msg + ", ".join(SAMPLERS))
     return text
 
 
@@ -270,6 +302,43 @@ OPTIONS = (
         "S",
         lambda flag, text: _int(flag, text),
         yields=("--seed",),  # as before: where no field is named seed
+    ),
+    Option(
+        ("--stop",),
+        "stop",
+        "a stop rule, in place of the class's: median(loss, step=epoch), threshold(loss, "
+        "above=10), halving(loss, step=epoch, eta=3); several --stop for several rules",
+        _RUN,
+        "RULE",
+        _rule,
+        repeats=True,
+    ),
+    Option(
+        ("--optimize",),
+        "optimize",
+        "search adaptively for the best mean of METRIC over the seeds (or METRIC:max,"
+        "OTHER:min for several)",
+        _RUN,
+        "METRIC",
+        _objectives,
+    ),
+    Option(("--max",), "max", "with --optimize: the largest mean is best (the default)", _RUN),
+    Option(("--min",), "min", "with --optimize: the smallest mean is best", _RUN),
+    Option(
+        ("--budget",),
+        "budget",
+        "with --optimize: how many configurations to try in all, stored ones included",
+        _RUN,
+        "N",
+        lambda flag, text: _int(flag, text, 1),
+    ),
+    Option(
+        ("--sampler",),
+        "sampler",
+        "with --optimize: tpe (default), cmaes, random or gp; seeded by --sample-seed",
+        _RUN,
+        "NAME",
+        _sampler,
     ),
     Option(("-q", "--quiet"), "quiet", "print only the summary at the end", _RUN),
     Option(("-y", "--yes"), "yes", "do not ask: resume (run), delete (clean)", ("run", "clean")),
@@ -440,8 +509,22 @@ class RunRequest(Request):
     detach: bool = False
     quiet: bool = False
     yes: bool = False
+    stop: list[Any] | None = None
+    optimize: list[tuple[str, str | None]] | None = None
+    max: bool = False
+    min: bool = False
+    budget: int | None = None
+    sampler: str | None = None
+
+    @property
+    def objectives(self) -> tuple[list[str], list[str]]:
+        """The metrics ``--optimize`` names, and the direction of each."""
+        default = "min" if self.min else "max"
+        pairs = self.optimize or []
+        return [m for m, _ in pairs], [mode or default for _, mode in pairs]
 
     def __post_init__(self) -> None:
+        self._check_search()
         if self.detach:
             from superparams._api import reattaches
 
@@ -469,6 +552,33 @@ class RunRequest(Request):
         if self.fresh and self.rerun_outdated:
             msg = "--fresh runs every setting again, outdated ones included; drop --rerun-outdated"
             raise UsageError(msg)
+
+    def _check_search(self) -> None:
+        """The options of an adaptive search go together, and with nothing that plans a
+        list of settings."""
+        if self.optimize is None:
+            given = [f"--{n}" for n in ("budget", "sampler", "max", "min") if getattr(self, n)]
+            if given:
+                msg = f"{' and '.join(given)} go with --optimize METRIC, which is not given"
+                raise UsageError(msg)
+            return
+        if self.budget is None:
+            msg = (
+                "--optimize needs --budget N: how many configurations to try in all, e.g. "
+                "--budget 40"
+            )
+            raise UsageError(msg)
+        if self.max and self.min:
+            msg = "--max and --min ask for opposite directions; pick one"
+            raise UsageError(msg)
+        for flag in ("sample", "detach", "fresh", "rerun_failed", "rerun_outdated", "isolate"):
+            if getattr(self, flag):
+                spelled = "--" + flag.replace("_", "-")
+                msg = (
+                    f"{spelled} does not go with --optimize: a search proposes its own "
+                    "settings and resumes from what is stored"
+                )
+                raise UsageError(msg)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -718,8 +828,13 @@ def read(request: Words, words: list[str], fields: Fields | None) -> None:
                 _set(request, flag, value, fields)
                 continue
             assert option.read is not None
-            _once(request, option.dest, f"{flag} {value}")
-            request.options[option.dest] = option.read(flag, value)
+            read = option.read(flag, value)
+            if option.repeats and option.dest in request.options:
+                earlier = request.options[option.dest]
+                read = [*earlier, *read] if isinstance(read, list) else {**earlier, **read}
+            else:
+                _once(request, option.dest, f"{flag} {value}")
+            request.options[option.dest] = read
         elif eq:
             msg = f"{flag} takes no value, got {word!r}"
             raise UsageError(msg)

@@ -59,7 +59,7 @@ def space_of(target: type[Experiment] | Space[Any], request: Request) -> Space[A
         except SearchSpaceError as error:  # more than the space holds: the words are wrong
             msg = f"--sample {sample}: {error}"
             raise UsageError(msg) from None
-    elif request.seed is not None:
+    elif request.seed is not None and not getattr(request, "optimize", None):
         flag = request.given["seed"].split()[0]
         msg = f"{flag} is the seed of --sample; add --sample N"
         raise UsageError(msg)
@@ -67,6 +67,8 @@ def space_of(target: type[Experiment] | Space[Any], request: Request) -> Space[A
         if not space.enumerable:
             if request.command in ("status", "results"):
                 return space  # no list of settings: they show everything stored
+            if getattr(request, "optimize", None):
+                return space  # a search proposes its settings itself
             drawn = [n for n in info.fields if is_distribution(space, n)]
             msg = (
                 f"{cls.__name__} draws {', '.join(drawn) or 'a field'} from a distribution, so "

@@ -40,10 +40,16 @@ INTERRUPTED = Interrupted.exit_code
 def run(found: Found, spaces: list[Space[Any]], request: RunRequest, prog: str) -> None:
     codes = []
     names = found.names or tuple(s.experiment_class.__name__ for s in spaces)
+    if request.optimize is not None:
+        from superparams.cli.search import search
+
+        one = search
+    else:
+        one = _run_one
     for number, (space, name) in enumerate(zip(spaces, names, strict=True)):
         if number and not request.quiet:
             say("")  # a blank line between the experiments of one file
-        code = _run_one(found, space, request, prog, name)
+        code = one(found, space, request, prog, name)
         codes.append(code)
         if code == INTERRUPTED:
             break
@@ -157,6 +163,7 @@ def _run_one(found: Found, space: Space[Any], request: RunRequest, prog: str, na
             isolate=bool(request.isolate),
             display=display,
             subscribers=[_collect(ended)],
+            stop=request.stop,
         )
     except KeyboardInterrupt:
         pass
