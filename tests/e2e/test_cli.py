@@ -653,6 +653,36 @@ class TestExitCodes:
         assert table.height == 1
 
 
+class TestNoneOfThoseAskedFor:
+    def test_results_of_values_that_never_ran_say_what_is_stored(self, tmp_path):
+        """results for a value outside what ran says none of the stored settings is among
+        those asked for, not that nothing is stored; a folder with none says so."""
+        write(tmp_path / "raises.py", RAISES)
+        fresh = experiment("results", "raises.Raises", cwd=tmp_path)
+        assert fresh.stderr == (
+            "no results stored for Raises yet (`experiment raises.Raises` runs it)\n"
+        )
+        assert experiment("raises.Raises", "-q", cwd=tmp_path).returncode == 0
+        done = experiment("results", "raises.Raises", "--k", "7", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == (
+            "none of the 3 settings stored for Raises is among those asked for; "
+            "`experiment results raises.Raises` without field values shows them all\n"
+        )
+
+
+RAISES = """
+from superparams import Experiment, search
+
+
+class Raises(Experiment):
+    k: int = search(1, 2, 3)
+
+    def run(self) -> dict:
+        return {"sq": self.k**2}
+"""
+
+
 class TestAfterTheRun:
     @pytest.fixture
     def ran(self, tmp_path):

@@ -78,6 +78,21 @@ def results_of(space: Space[Any]) -> pl.DataFrame:
     return results(space)
 
 
+def none_stored(space: Space[Any], prog: str, found: Found) -> str:
+    """What to say when a read finds no results: that none are stored yet, or, when the
+    folder holds some, that none is of the settings asked for (a value outside what ran)."""
+    name = space.experiment_class.__name__
+    stored = store_of(space)
+    count = stored.count() if stored.folder.exists() else 0
+    if not count:
+        return f"no results stored for {name} yet (`{prog} {found.name}` runs it)"
+    settings = "setting" if count == 1 else "settings"
+    return (
+        f"none of the {count} {settings} stored for {name} is among those asked for; "
+        f"`{prog} results {found.name}` without field values shows them all"
+    )
+
+
 def columns_of(frame: pl.DataFrame, cls: type[Experiment]) -> list[str]:
     """The columns worth a look: parameters that vary, results, and status if mixed."""
     from superparams.store import BOOKKEEPING

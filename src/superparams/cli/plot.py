@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from superparams.cli._find import shown
 from superparams.cli._parse import plot_format
-from superparams.cli._shared import results_of, say
+from superparams.cli._shared import none_stored, results_of, say
 from superparams.errors import UsageError
 
 if TYPE_CHECKING:
@@ -38,9 +38,7 @@ def plot(found: Found, spaces: list[Space[Any]], request: PlotRequest, prog: str
     space = spaces[0]
     table = results_of(space)
     if table.is_empty():
-        name = space.experiment_class.__name__
-        msg = f"no results stored for {name} yet: `{prog} {found.name}` runs it"
-        raise UsageError(msg)
+        raise UsageError(none_stored(space, prog, found))
     drawn = lines(space, request.x, request.y, request.hue, request.over, table)
     if not any(m is not None for s in drawn.series for m in s.mean):
         msg = f"no completed setting of {drawn.title} has a value of {request.y!r} to plot"

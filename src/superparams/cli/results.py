@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from superparams.cli._find import shown
-from superparams.cli._shared import columns_of, print_results, results_of, say
+from superparams.cli._shared import columns_of, none_stored, print_results, results_of, say
 from superparams.cli._table import cell, table
 from superparams.errors import UsageError, did_you_mean
 
@@ -90,7 +90,7 @@ def _write(
     if several:
         sys.stdout.write(f"{cls.__name__}:\n")
     if frame.is_empty():
-        say(f"no results stored for {cls.__name__} yet (`{prog} {found.name}` runs it)")
+        say(none_stored(space, prog, found))
         return
     if columns is None:
         columns = columns_of(frame, cls)
@@ -223,7 +223,7 @@ def _summary_one(
     if several:
         sys.stdout.write(f"{space.experiment_class.__name__}:\n")
     if frame.is_empty():
-        say(f"no results stored for {space.experiment_class.__name__} yet")
+        say(none_stored(space, prog, found))
         return
     headers = [*keys, *shown]
     left_out = frame[LEFT_OUT].sum() > 0
