@@ -35,7 +35,7 @@ from superparams.events import (
 )
 from superparams.executors import Executor, Started
 from superparams.outcome import DIED_IN_PROCESS, Outcome, Task
-from superparams.store import Plan, Store, describe
+from superparams.store import Plan, Store, describe, renamed
 from superparams.worker import RunStopped
 
 if TYPE_CHECKING:
@@ -154,6 +154,9 @@ class _Run:
         # self.stopping.reported(id, row); a rule's name back means report() raises
         # StoppedEarly in the setting (see superparams.stopping).
         self.stopping: Stopping | None = None
+        # Keys run() returned that name a column superparams fills, and the column each
+        # is stored in instead (see superparams.store.renamed): the summary says so.
+        self.renamed: dict[str, str] = {}
 
     def emit(self, event: Event) -> None:
         for subscriber in self.subscribers:
@@ -334,6 +337,9 @@ class _Run:
             return  # stays 'started' in the record: interrupted
         if outcome.reported:  # from an engine that cannot stream them
             info.reported += [[outcome.attempt, row] for row in outcome.reported]
+        params = info.described["params"]
+        for row in (*outcome.rows, *outcome.reported):
+            self.renamed.update(renamed(row, params))
         log = self.store.append(outcome, info.described, info.reported)
         seconds = outcome.finished - outcome.started
         if outcome.failure is None:
@@ -385,6 +391,7 @@ class _Run:
         if info is None:  # not this run's (it cannot be): dropped, never stored
             return None
         self.store.report(task.id, task.attempt, [row])
+        self.renamed.update(renamed(row, info.described["params"]))
         info.reported.append([task.attempt, row])
         self.reports.append(SettingReported(self.clock(), task.id, row))
         if self.stopping is None:
@@ -437,7 +444,14 @@ class _Run:
             interrupted=self.interrupted,
             results=self.store.results_path,
             failures=tuple(self.failures),
-            notes=tuple(self.store.clashes(_labels(self.space, stored.ids))),
+            notes=(
+                *self.store.clashes(_labels(self.space, stored.ids)),
+                *(
+                    f"run() returned {key!r}, the name of a column superparams fills; it is "
+                    f"stored as {kept!r}"
+                    for key, kept in self.renamed.items()
+                ),
+            ),
         )
 
 

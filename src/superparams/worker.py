@@ -75,15 +75,54 @@ def rows_of(result: Any) -> list[dict[str, Any]]:
     return [{"result": _plain(result)}]
 
 
-def _flatten(row: Mapping[Any, Any], prefix: str = "") -> dict[str, Any]:
+def _flatten(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A row with nested dicts flattened to dotted names.
+
+    Raises:
+        ValueError: two keys make one column (``a.b`` beside ``a`` holding ``b``).
+    """
     out: dict[str, Any] = {}
+    if not _flatten_into(row, "", out):
+        raise ValueError(_same_column(row))
+    return out
+
+
+def _flatten_into(row: Mapping[Any, Any], prefix: str, out: dict[str, Any]) -> bool:
+    """Add ``row``'s values to ``out``; False if a column comes twice."""
     for key, value in row.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            out.update(_flatten(value, f"{name}."))
+            if not _flatten_into(value, f"{name}.", out):
+                return False
+        elif name in out:
+            return False
         else:
             out[name] = _plain(value)
-    return out
+    return True
+
+
+def _same_column(row: Mapping[Any, Any]) -> str:
+    """What a user reads about two keys of ``row`` that make one column, naming both
+    as subscripts (``['a.b']`` and ``['a']['b']``)."""
+    seen: dict[str, str] = {}
+
+    def walk(row: Mapping[Any, Any], prefix: str, path: str) -> str:
+        for key, value in row.items():
+            name, here = f"{prefix}{key}", f"{path}[{key!r}]"
+            if isinstance(value, Mapping):
+                found = walk(value, f"{name}.", here)
+                if found:
+                    return found
+            elif name in seen:
+                return (
+                    f"run() returned both {seen[name]} and {here}, which make the same "
+                    f"column {name!r}; rename one of them"
+                )
+            else:
+                seen[name] = here
+        return ""
+
+    return walk(row, "", "")
 
 
 def _plain(value: Any) -> Any:
@@ -676,7 +715,9 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int, scrat
 
     def report(row: dict[str, Any]) -> str | None:
         """Send a reported row to the driver; return once it says the row is durable."""
-        data = pickle.dumps(("report", row), protocol=pickle.HIGHEST_PROTOCOL)
+        # The row pickled apart, as an outcome's rows are (see _pickle_outcome).
+        row_data = pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(("report", row_data), protocol=pickle.HIGHEST_PROTOCOL)
         # A timeout's SIGALRM waits until the ack is read: raised halfway through a
         # message, it would leave the pipe out of step with the driver.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ALARM)
@@ -748,16 +789,23 @@ def _leave_to_the_driver(signum: int, frame: object) -> None:
 
 
 def _pickle_outcome(outcome: Outcome, printed: bool) -> bytes:
-    """The message that hands an outcome back: ("outcome", outcome, whether it printed)."""
+    """The message that hands an outcome back: ("outcome", outcome without its rows,
+    whether it printed, its rows pickled apart).
+
+    Apart, so that rows the driver cannot load (a class only workers define, a
+    ``__reduce__`` that raises) fail their setting alone: the driver still reads which
+    setting it was (see :meth:`LocalExecutor._receive`).
+    """
     try:
-        return pickle.dumps(("outcome", outcome, printed), protocol=pickle.HIGHEST_PROTOCOL)
+        rows = pickle.dumps(outcome.rows, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as error:  # any pickling failure is the setting's
-        outcome.rows = []
         outcome.failure = Failure(
             "unpicklable",
             f"run() returned results that cannot be sent back: {_error_line(error)}",
         )
-        return pickle.dumps(("outcome", outcome, printed), protocol=pickle.HIGHEST_PROTOCOL)
+        rows = pickle.dumps([], protocol=pickle.HIGHEST_PROTOCOL)
+    outcome.rows = []
+    return pickle.dumps(("outcome", outcome, printed, rows), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 # -- the base, pickled once ------------------------------------------------------------

@@ -49,8 +49,8 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from superparams.errors import ExperimentError, WorkerError
 from superparams.executors import Executor, Started
-from superparams.outcome import Cause, Outcome, Task
-from superparams.worker import _children, _subreaper, output_path, write_base
+from superparams.outcome import Cause, Failure, Outcome, Task
+from superparams.worker import _children, _error_line, _subreaper, output_path, write_base
 
 if TYPE_CHECKING:
     from superparams.space import Space
@@ -133,6 +133,8 @@ class _Worker:
         # Rows the head setting reported, kept for its outcome when the executor has no
         # reports to write them to (driven by hand, not by the runner).
         self.reported: list[dict[str, Any]] = []
+        # Why something the head setting sent could not be loaded here, which fails it.
+        self.unreadable: str | None = None
 
     def send(self, message: tuple[Any, ...]) -> None:
         self.tasks.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
@@ -471,12 +473,15 @@ class LocalExecutor(Executor):
         if isinstance(message, WorkerError):
             self.cancel()
             raise message
-        if message[0] == "report":  # ("report", row): the head setting reported a row
-            if self.reports is None:
-                worker.reported.append(message[1])
-                verdict = None
+        if message[0] == "report":  # ("report", row pickled): the head setting reported
+            row, why = _read_back(message[1])
+            verdict = None
+            if why is not None:  # not stored: the setting fails when it ends
+                worker.unreadable = worker.unreadable or f"a row it reported {why}"
+            elif self.reports is None:
+                worker.reported.append(row)
             else:
-                verdict = self.reports.add(worker.inflight[0], message[1])
+                verdict = self.reports.add(worker.inflight[0], row)
             self._acks.append((worker, verdict))
             return True
         if message[0] == "dropped":  # ("dropped", n): the last n queued never ran
@@ -484,7 +489,14 @@ class LocalExecutor(Executor):
                 worker.inflight.pop()
             worker.dropping = False
             return True
-        outcome: Outcome = message[1]
+        outcome: Outcome = message[1]  # ("outcome", outcome, printed, rows pickled)
+        rows, why = _read_back(message[3])
+        if why is not None:
+            worker.unreadable = worker.unreadable or f"run() returned results that {why}"
+        if worker.unreadable is not None:
+            outcome.failure = Failure("unpicklable", worker.unreadable)
+            rows, worker.unreadable = [], None
+        outcome.rows = rows
         if worker.reported:
             outcome.reported, worker.reported = worker.reported, []
         if message[2] or worker.output is not None:  # it printed: the rest into its log
@@ -554,6 +566,15 @@ class LocalExecutor(Executor):
             fresh.unsent.extend(lost)
         self._flush()
         return outcomes
+
+
+def _read_back(data: bytes) -> tuple[Any, str | None]:
+    """What a worker pickled, loaded; or None and why it could not be (a class only
+    workers define, a ``__reduce__`` that raises): a setting's failure, never the run's."""
+    try:
+        return pickle.loads(data), None
+    except (Exception, SystemExit) as error:
+        return None, f"could not be read back: {_error_line(error)}"
 
 
 def _death(code: int) -> str:

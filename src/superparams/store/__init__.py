@@ -99,6 +99,7 @@ from superparams.store._record import (
     _start,
     _uncollected,
     describe,
+    renamed,
 )
 from superparams.store._table import (
     Clashes,
@@ -126,6 +127,7 @@ __all__ = [
     "folder_for",
     "linked",
     "open_in_store",
+    "renamed",
 ]
 
 if TYPE_CHECKING:

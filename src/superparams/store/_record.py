@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from superparams._columns import BOOKKEEPING
 from superparams._workdir import WORK
 from superparams.identity import setting_id
 from superparams.outcome import DIED_IN_PROCESS
@@ -366,7 +367,9 @@ def _rows(
         for by, result in results or [[attempt, {}]]:
             row = dict(base)
             for key, val in result.items():
-                row[f"result.{key}" if key in base or key in book else key] = val
+                if key in _TAKEN or key in base:
+                    key = _kept_as(key, result, base)
+                row[key] = val
             row.update(book)
             row["attempt"] = by
             row[_SEQ] = number
@@ -426,11 +429,36 @@ def _open_rows(
         for by, result in reported:
             row = dict(base)
             for key, val in result.items():
-                row[f"result.{key}" if key in base or key in book else key] = val
+                if key in _TAKEN or key in base:
+                    key = _kept_as(key, result, base)
+                row[key] = val
             row.update(book)
             row["attempt"] = by
             rows.append(row)
     return rows
+
+
+def _kept_as(key: str, result: Mapping[str, Any], base: Mapping[str, Any]) -> str:
+    """The column a value run() returned under ``key`` is stored in, when ``key`` names
+    one superparams fills (a bookkeeping column, ``id``, ``label``, a parameter):
+    ``key_``, with another ``_`` while that is a name in the row too.
+
+    >>> _kept_as("status", {"status": "ok", "status_": 1}, {"id": "ab"})
+    'status__'
+    """
+    name = f"{key}_"
+    while name in result or name in base or name in _TAKEN:
+        name += "_"
+    return name
+
+
+def renamed(row: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, str]:
+    """The keys of a row run() returned (or reported) that name a column superparams
+    fills, each with the column it is stored in (see :func:`_kept_as`); for the run to
+    say so. ``params`` holds the setting's parameters."""
+    clashing = [key for key in row if key in _TAKEN or key in params]
+    base = {**params, "id": None, "label": None}
+    return {key: _kept_as(key, row, base) for key in clashing}
 
 
 def _workdir_of(logs: str, sid: str) -> str | None:
@@ -468,3 +496,8 @@ def _rekey(
 # each came from, so the latest outcome is the last one recorded (attempts restart at 1
 # in every run: a rerun is not a retry).
 _SEQ = "__record_line"
+
+
+# The columns a row of the record fills besides the parameters: a value run() returned
+# under one of these names is kept under another (see _kept_as).
+_TAKEN = frozenset({"id", "label", *BOOKKEEPING, _SEQ})
