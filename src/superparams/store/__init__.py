@@ -76,6 +76,7 @@ from superparams.store._files import (
     _atomic_write,
     _opener,
     _refuse_links,
+    _remove_leftovers,
     linked,
     open_in_store,
 )
@@ -383,6 +384,7 @@ class Store:
         try:
             flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
             self._logs_fd = os.open(self.folder / LOGS, flags)  # checked, held from now on
+            _remove_leftovers(self.folder)
             _cut_torn_tail(self.record_path)
             self.compact()
             self._record = open(self.record_path, "ab", opener=_opener)  # noqa: SIM115
