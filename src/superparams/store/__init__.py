@@ -30,7 +30,9 @@ Damage: a line that is not one the store writes (not JSON, NUL bytes, the wrong 
 is skipped and counted (:meth:`Store.damaged`). ``results.parquet`` keeps a hash of the
 record's first 4 KiB beside its offset; a record shorter than the offset or starting
 otherwise (cut short, emptied, an older copy) is read from its start, and the next run
-appends to it every stored outcome it lost (:meth:`Store._restore`). A write that fails
+appends to it every stored outcome it lost (:meth:`Store._restore`). A start that differs
+in a line or two only (a flipped bit) is damage in place: those lines count as damaged,
+the table's values win, and the next run appends their settings' outcomes again. A write that fails
 (no space left, read-only) raises :class:`StoreWriteError`, and nothing more is written.
 
 One folder, one experiment: the first run records in ``experiment.json`` the file that
@@ -93,6 +95,8 @@ from superparams.store._record import (
     _cut_torn_tail,
     _dumps,
     _hash,
+    _head_damage,
+    _head_lines,
     _open_rows,
     _read_record,
     _record_chunks,
@@ -694,8 +698,16 @@ class Store:
                 return None  # not one of ours: results are rebuilt from the record
         size, start = _start(self.record_path)
         head = meta.get("head")
-        if size < offset or (head is not None and head != _hash(start[:offset])):
+        if size < offset:
             return _Compacted(0, table, clashes, 0, intact=False)
+        if head is not None and head != _hash(start[:offset]):
+            # A line or two damaged in place (a flipped bit) lose to the table, which was
+            # made from them whole; a start otherwise changed is another record.
+            found = _head_damage(meta.get("lines"), start[:offset])
+            if found is None:
+                return _Compacted(0, table, clashes, 0, intact=False)
+            count, mend = found
+            return _Compacted(offset, table, clashes, damaged + count, mend=mend)
         return _Compacted(offset, table, clashes, damaged)
 
     def compact(self) -> pl.DataFrame | None:
@@ -711,6 +723,8 @@ class Store:
         if stored is not None and not stored.intact:
             self._restore()  # the record holds again every outcome the table holds
             stored = None  # and the table is made anew from the record alone
+        elif stored is not None and stored.mend:
+            self._restore(stored.mend)  # after their damaged lines: those win no more
         offset = 0 if stored is None else stored.offset
         clashes = {} if stored is None else stored.clashes
         frames, end, damaged = self._frames(offset, clashes, live=False)
@@ -722,13 +736,14 @@ class Store:
         table = _concat(frames, clashes) if frames else _frame([], self.types)
         del frames  # the chunks' tables: only the table written is kept
         table = _latest(table)
-        head = _hash(_start(self.record_path)[1][:end])
+        start = _start(self.record_path)[1][:end]
         info = {
             "offset": end,
             "fields": list(self.fields),
             "clashes": clashes,
             "damaged": damaged,
-            "head": head,
+            "head": _hash(start),
+            "lines": _head_lines(start),
         }
         meta = {_META_KEY: json.dumps(info)}
         _atomic_write(
@@ -739,8 +754,9 @@ class Store:
             (self.folder / META).unlink()  # where earlier versions kept the offset
         return table
 
-    def _restore(self) -> None:
-        """Append to the record every outcome results.parquet holds and it lost.
+    def _restore(self, mend: list[str] | None = None) -> None:
+        """Append to the record every outcome results.parquet holds and it lost; with
+        ``mend``, those of these settings, whose lines in it are damaged.
 
         Called holding the lock, when the record no longer holds what the table was made
         from (see :meth:`_compacted`); the lines are synced before the table is rebuilt.
@@ -748,9 +764,14 @@ class Store:
         stored = self._compacted()
         if stored is None or stored.table is None:
             return
-        lines, _, _ = _read_record(self.record_path, 0)
-        rows = _rows(lines, self.fields, self.defaults, live=False)
-        lost = _lost(stored.table, rows, self.fields, self.types)
+        if mend is None:
+            lines, _, _ = _read_record(self.record_path, 0)
+            rows = _rows(lines, self.fields, self.defaults, live=False)
+            lost = _lost(stored.table, rows, self.fields, self.types)
+            self.restored += len(lost)
+        else:
+            table = stored.table.filter(stored.table["id"].is_in(mend))
+            lost = _lost(table, [], self.fields, self.types)
         if not lost:
             return
         text = "".join(f"{_dumps(line)}\n" for line in lost).encode()
@@ -758,7 +779,6 @@ class Store:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        self.restored += len(lost)
 
     # -- readers ---------------------------------------------------------------------------
 
@@ -1133,6 +1153,9 @@ class _Compacted:
     clashes: Clashes
     damaged: int  # damaged lines of the record before the offset
     intact: bool = True  # the record still holds what the table was made from
+    # Settings whose lines in the record's start are damaged (the table holds them
+    # whole): the next run writes their outcomes to the record again.
+    mend: list[str] = field(default_factory=list)
 
 
 # -- the record ------------------------------------------------------------------------

@@ -50,6 +50,45 @@ def _hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
+def _head_lines(head: bytes) -> list[list[str]]:
+    """Each line of the record's start (the last one maybe cut short) as ``[hash, id]``:
+    what results.parquet keeps beside the start's hash, to tell a damaged line there
+    from a record replaced by another (see :func:`_head_damage`)."""
+    import re
+
+    found = re.compile(rb'"id"\s*:\s*"([0-9A-Za-z]*)"').search
+    out = []
+    for piece in head.split(b"\n"):
+        named = found(piece)
+        out.append([_hash(piece)[:8], named.group(1).decode() if named else ""])
+    return out
+
+
+def _head_damage(kept: Any, head: bytes) -> tuple[int, list[str]] | None:
+    """How many lines of the record's start ``head`` are damaged, and the ids of the
+    settings whose lines they were, when the start differs from the one results.parquet
+    was made from (``kept``, from :func:`_head_lines`) in one or two neighbouring lines
+    (a flipped bit, a newline flipped away or into one); None when it differs more: the
+    record was replaced.
+    """
+    if not isinstance(kept, list) or not all(
+        isinstance(k, list) and len(k) == 2 and all(isinstance(v, str) for v in k) for k in kept
+    ):
+        return None
+    now = [h for h, _ in _head_lines(head)]
+    before = [h for h, _ in kept]
+    same = min(len(now), len(before))
+    first = next((i for i in range(same) if now[i] != before[i]), same)
+    last = 0  # lines alike at the end
+    while last < same - first and now[-1 - last] == before[-1 - last]:
+        last += 1
+    damaged = len(now) - first - last
+    lost = kept[first : len(before) - last]
+    if not 1 <= damaged <= 2 or len(lost) > 2:
+        return None
+    return damaged, [sid for _, sid in lost if sid]
+
+
 def describe(label: str, params: Mapping[str, Any], enc: Mapping[str, str]) -> dict[str, Any]:
     """A setting's label, parameters and encodings, as every record line of it holds them.
 
