@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,7 +99,12 @@ def run(
     work.execute(stored, positions, fresh=fresh)
     if work.write_error is not None:
         raise work.write_error
-    work.emit(work.finished_event(stored, positions))
+    try:
+        finished = work.finished_event(stored, positions)
+    except KeyboardInterrupt:  # a signal while results.parquet was brought up to date
+        work.interrupted = True
+        finished = work.finished_event(stored, positions, compacted=False)
+    work.emit(finished)
     if work.interrupted:
         raise KeyboardInterrupt
 
@@ -432,8 +437,20 @@ class _Run:
             self._grace.daemon = True
             self._grace.start()
 
-    def finished_event(self, stored: Plan, positions: list[int]) -> RunFinished:
+    def finished_event(
+        self, stored: Plan, positions: list[int], *, compacted: bool = True
+    ) -> RunFinished:
+        """How the run ended. It brings results.parquet up to date first, for the notes
+        on what the table holds; ``compacted`` False, after a signal stopped that, says
+        so instead (the record holds every result)."""
         skipped = _left_out(stored.done, positions)  # completed before, not run again
+        if compacted:
+            clashes = self.store.clashes(_labels(self.space, stored.ids))
+        else:
+            clashes = [
+                f"stopped while writing {self.store.results_path.name}: every result is in "
+                f"{self.store.record_path.name}, and the next command brings it up to date"
+            ]
         return RunFinished(
             self.clock(),
             completed=self.completed,
@@ -445,7 +462,7 @@ class _Run:
             results=self.store.results_path,
             failures=tuple(self.failures),
             notes=(
-                *self.store.clashes(_labels(self.space, stored.ids)),
+                *clashes,
                 *(
                     f"run() returned {key!r}, the name of a column superparams fills; it is "
                     f"stored as {kept!r}"
@@ -515,6 +532,27 @@ def _column_value(value: Any) -> Any:
         return value.name
     text = repr(value)
     return text if len(text) <= 200 else text[:199] + "…"
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt, as Ctrl-C does, for the whole of a
+    run: while the store is opened and brought up to date, planned, and closed, so a
+    scheduler's signal there ends the run as Ctrl-C would, with what is stored said
+    (the loop that runs settings handles them itself, gracefully: see :func:`run`).
+    Outside the main thread, where no handler can be set, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        _restore_interrupts(previous)
 
 
 def _catch_interrupts(handler: Callable[[int], None]) -> dict[int, Any]:

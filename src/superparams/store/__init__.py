@@ -270,6 +270,7 @@ class Store:
         self._stamp: dict[str, Any] = {}  # the run's code version, on every line it writes
         self.restored = 0  # outcomes written to the record again by open(): see _restore
         self._broken: StoreWriteError | None = None  # a write failed: nothing more is written
+        self._stopped = False  # a signal stopped bringing results.parquet up to date
         self._setting_logs: dict[str, SettingLog] = {}  # of the settings running now
         # What close() wrote to results.parquet, so the run's own table is not read back.
         self.written: pl.DataFrame | None = None
@@ -358,6 +359,7 @@ class Store:
         )
 
     def _open(self) -> Store:
+        self._stopped = False
         self.trust()  # again, just before anything is written
         self.check()
         make_folders(self.folder / LOGS)
@@ -388,7 +390,6 @@ class Store:
         try:
             flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
             self._logs_fd = os.open(self.folder / LOGS, flags)  # checked, held from now on
-            _remove_leftovers(self.folder)
             _cut_torn_tail(self.record_path)
             self.compact()
             self._record = open(self.record_path, "ab", opener=_opener)  # noqa: SIM115
@@ -417,7 +418,8 @@ class Store:
                 self.commit()
                 self._record.close()
                 self._record = None
-                written = self.compact()  # None: clashes() brought it up to date
+                # None: clashes() brought it up to date, or a signal stopped it there
+                written = None if self._stopped else self.compact()
                 if written is not None:
                     self.written = written
         except StoreError:
@@ -790,6 +792,7 @@ class Store:
             StoreWriteError: a file of the folder is a symbolic link.
         """
         _refuse_links(self.folder)
+        _remove_leftovers(self.folder)  # of a writer killed while it wrote (kill -9)
         try:
             with open(self.folder / EXPERIMENT, "rb", opener=_opener) as f:
                 recorded = json.loads(f.read())
@@ -866,7 +869,11 @@ class Store:
         if self._record is not None and self._broken is None:
             with contextlib.suppress(OSError, StoreError):  # close() tries again, and says
                 self._record.flush()
-                written = self.compact()
+                try:
+                    written = self.compact()
+                except KeyboardInterrupt:  # a signal: close() does not start it again
+                    self._stopped = True
+                    raise
                 if written is not None:
                     self.written = written
         stored = self._compacted(read=False)

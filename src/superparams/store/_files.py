@@ -187,7 +187,7 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
 def _remove_leftovers(folder: Path) -> None:
     """Remove the temporary files of :func:`_atomic_write` that a process killed while
     writing (``kill -9``, a power cut) left in ``folder``: those of a process that is
-    gone. Called holding the folder's lock, so no other run is writing one."""
+    gone (a live one may be writing its own). What cannot be removed stays."""
     import re
 
     pattern = re.compile(rf"\.(?:{re.escape(RESULTS)}|{re.escape(EXPERIMENT)})\.(\d+)\.tmp")
@@ -196,8 +196,7 @@ def _remove_leftovers(folder: Path) -> None:
             found = pattern.fullmatch(entry.name)
             if found is None or not entry.is_file(follow_symlinks=False):
                 continue
-            pid = int(found.group(1))
-            if pid != os.getpid() and _alive(pid):
+            if _alive(int(found.group(1))):
                 continue
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
