@@ -735,7 +735,7 @@ class TestSignalsAtTheEdgesOfARun:
 
     def test_kill_9_while_results_are_written(self, tmp_path):
         """A run killed as it writes results.parquet leaves its temporary file, which the
-        next command removes; nothing stored is lost."""
+        next run removes; nothing stored is lost."""
         folder = big_store(tmp_path)
         child = big_run(tmp_path, STORED + 1)
         assert signal_when(child, lambda: writing(folder), signal.SIGKILL)
@@ -744,4 +744,8 @@ class TestSignalsAtTheEdgesOfARun:
         status = command("status", "big.Big", cwd=tmp_path, BIG_N=str(STORED + 1))
         assert status.returncode == 0, status.stderr
         assert f"completed    {STORED}" in status.stdout, status.stdout
+        again = big_run(tmp_path, STORED + 1)
+        _, err = again.communicate(timeout=120)
+        assert again.returncode == 0, err
+        assert f"1 completed, 0 failed, {STORED} done before" in err, err
         assert temporary(folder) == []

@@ -390,6 +390,7 @@ class Store:
         try:
             flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
             self._logs_fd = os.open(self.folder / LOGS, flags)  # checked, held from now on
+            _remove_leftovers(self.folder)  # of a run killed while it wrote (kill -9)
             _cut_torn_tail(self.record_path)
             self.compact()
             self._record = open(self.record_path, "ab", opener=_opener)  # noqa: SIM115
@@ -792,7 +793,6 @@ class Store:
             StoreWriteError: a file of the folder is a symbolic link.
         """
         _refuse_links(self.folder)
-        _remove_leftovers(self.folder)  # of a writer killed while it wrote (kill -9)
         try:
             with open(self.folder / EXPERIMENT, "rb", opener=_opener) as f:
                 recorded = json.loads(f.read())

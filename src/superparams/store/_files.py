@@ -186,28 +186,17 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
 
 def _remove_leftovers(folder: Path) -> None:
     """Remove the temporary files of :func:`_atomic_write` that a process killed while
-    writing (``kill -9``, a power cut) left in ``folder``: those of a process that is
-    gone (a live one may be writing its own). What cannot be removed stays."""
+    writing (``kill -9``, a power cut) left in ``folder``.
+
+    Called holding the folder's lock, under which alone the store writes one: each found
+    then is a dead writer's, whatever its process id now names (on this machine or on
+    another sharing the folder). What cannot be removed stays.
+    """
     import re
 
-    pattern = re.compile(rf"\.(?:{re.escape(RESULTS)}|{re.escape(EXPERIMENT)})\.(\d+)\.tmp")
+    pattern = re.compile(rf"\.(?:{re.escape(RESULTS)}|{re.escape(EXPERIMENT)})\.\d+\.tmp")
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
-            found = pattern.fullmatch(entry.name)
-            if found is None or not entry.is_file(follow_symlinks=False):
-                continue
-            if _alive(int(found.group(1))):
-                continue
-            with contextlib.suppress(OSError):
-                os.unlink(entry.path)
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process of this id runs on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's: it runs
-        return True
-    return True
+            if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
