@@ -178,3 +178,36 @@ class TestResultsThatCannotBeReadBack:
         again = experiment("unreadable.Unreadable", "-j", workers, cwd=tmp_path)
         assert again.returncode == 1, again.stderr
         assert "3 failed" in again.stderr
+
+
+KEYS = """
+from superparams import Experiment, search
+
+
+class Keys(Experiment):
+    n: int = search(1, 2)
+
+    def run(self):
+        if self.n == 2:
+            return {"a.b": 1, "a": {"b": 2}}
+        return {"status": "mine", "n": 10, "result": {"status": 3}}
+"""
+
+
+class TestReturnedKeys:
+    def test_the_summary_says_where_each_went(self, tmp_path):
+        """A returned key that names a column superparams fills is stored as key_, and
+        the run's summary says so; 'a.b' beside a nested 'a' fails its setting."""
+        write(tmp_path / "keys.py", KEYS)
+        done = experiment("keys.Keys", cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        for key in ("status", "n"):
+            said = f"run() returned {key!r}, the name of a column superparams fills;"
+            assert f"{said} it is stored as '{key}_'" in done.stderr, done.stderr
+        assert "failed: n=2: ValueError: run() returned both ['a.b'] and ['a']['b']" in (
+            done.stderr
+        )
+        rows = pl.read_parquet(tmp_path / "progress/keys/Keys/results.parquet").sort("n")
+        first = rows.row(0, named=True)
+        assert (first["status_"], first["n_"], first["result.status"]) == ("mine", 10, 3)
+        assert (first["status"], first["n"]) == ("completed", 1)
