@@ -24,7 +24,8 @@ Durability: an outcome line is written and fsynced before the runner reports it 
 (:meth:`Store.commit`), and nothing already written is ever rewritten. A line torn by a
 crash is at the end of the record; it is ignored on reading and cut before appending.
 ``results.parquet`` is written to a temporary file and renamed, at the start and end of
-each run, so readers never see half a file.
+each run, so readers never see half a file; one left by a run killed while it wrote is
+removed by the next run that opens the folder.
 
 Damage: a line that is not one the store writes (not JSON, NUL bytes, the wrong shape)
 is skipped and counted (:meth:`Store.damaged`). ``results.parquet`` keeps a hash of the
