@@ -36,7 +36,7 @@ from superparams.events import (
 from superparams.executors import Executor, Started
 from superparams.outcome import DIED_IN_PROCESS, Outcome, Task
 from superparams.store import Plan, Store, describe, renamed
-from superparams.worker import RunStopped
+from superparams.worker import RunStopped, unreadable
 
 if TYPE_CHECKING:
     from superparams.experiment import Experiment
@@ -340,6 +340,9 @@ class _Run:
         if outcome.failure is not None and outcome.failure.cause == "interrupted":
             self.stops = max(self.stops, 2)  # Ctrl-C inside an in-process setting
             return  # stays 'started' in the record: interrupted
+        failure = unreadable(outcome)  # rows an engine's worker sent and none could load
+        if failure is not None:
+            outcome.rows, outcome.reported, outcome.failure = [], [], failure
         if outcome.reported:  # from an engine that cannot stream them
             info.reported += [[outcome.attempt, row] for row in outcome.reported]
         params = info.described["params"]

@@ -314,7 +314,53 @@ def run_task(base: Any, task: Task, rank: int, n_proc: int) -> Outcome:
                 with contextlib.suppress(OSError):
                     size = cut(fd, size, limit)
             outcome.output = os.pread(fd, size, 0).decode("utf-8", "replace")
+    outcome.rows, outcome.reported = _Carried(outcome.rows), _Carried(outcome.reported)
     return outcome
+
+
+class _Carried(list):  # type: ignore[type-arg]
+    """Rows on their way to the driver, pickled apart from their outcome: loaded there by
+    whatever unpickles the outcome (an engine's client, Slurm's driver), rows that cannot
+    be (a class only workers define, a ``__reduce__`` that raises) become
+    :class:`Unreadable`, which fails their setting alone (see :func:`unreadable`)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        try:  # classes of the experiment's module travel by value, as the base did
+            import cloudpickle
+
+            data: bytes = cloudpickle.dumps(list(self))
+        except ImportError:
+            data = pickle.dumps(list(self), protocol=pickle.HIGHEST_PROTOCOL)
+        return (read_back, (data,))
+
+
+class Unreadable(list):  # type: ignore[type-arg]
+    """Rows that could not be loaded where their outcome was: none, and why."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__()
+        self.why = why
+
+
+def read_back(data: bytes) -> Any:
+    """What a worker pickled apart (rows, a row), loaded; or :class:`Unreadable`, saying
+    why it could not be: a setting's failure, never the run's."""
+    try:
+        return pickle.loads(data)
+    except (Exception, SystemExit) as error:
+        return Unreadable(f"could not be read back: {_error_line(error)}")
+
+
+def unreadable(outcome: Outcome) -> Failure | None:
+    """The failure of an outcome whose rows (returned or reported) could not be loaded
+    where it was received, if they could not."""
+    for rows, what in (
+        (outcome.rows, "run() returned results that"),
+        (outcome.reported, "a row it reported"),
+    ):
+        if isinstance(rows, Unreadable):
+            return Failure("unpicklable", f"{what} {rows.why}")
+    return None
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))

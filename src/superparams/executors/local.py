@@ -49,8 +49,8 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from superparams.errors import ExperimentError, WorkerError
 from superparams.executors import Executor, Started
-from superparams.outcome import Cause, Failure, Outcome, Task
-from superparams.worker import _children, _error_line, _subreaper, output_path, write_base
+from superparams.outcome import Cause, Outcome, Task
+from superparams.worker import Unreadable, _children, _subreaper, output_path, read_back, write_base
 
 if TYPE_CHECKING:
     from superparams.space import Space
@@ -133,8 +133,8 @@ class _Worker:
         # Rows the head setting reported, kept for its outcome when the executor has no
         # reports to write them to (driven by hand, not by the runner).
         self.reported: list[dict[str, Any]] = []
-        # Why something the head setting sent could not be loaded here, which fails it.
-        self.unreadable: str | None = None
+        # A row the head setting reported that could not be loaded here, which fails it.
+        self.unreadable: Unreadable | None = None
 
     def send(self, message: tuple[Any, ...]) -> None:
         self.tasks.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
@@ -474,10 +474,10 @@ class LocalExecutor(Executor):
             self.cancel()
             raise message
         if message[0] == "report":  # ("report", row pickled): the head setting reported
-            row, why = _read_back(message[1])
+            row = read_back(message[1])
             verdict = None
-            if why is not None:  # not stored: the setting fails when it ends
-                worker.unreadable = worker.unreadable or f"a row it reported {why}"
+            if isinstance(row, Unreadable):  # not stored: the setting fails when it ends
+                worker.unreadable = worker.unreadable or row
             elif self.reports is None:
                 worker.reported.append(row)
             else:
@@ -490,15 +490,11 @@ class LocalExecutor(Executor):
             worker.dropping = False
             return True
         outcome: Outcome = message[1]  # ("outcome", outcome, printed, rows pickled)
-        rows, why = _read_back(message[3])
-        if why is not None:
-            worker.unreadable = worker.unreadable or f"run() returned results that {why}"
-        if worker.unreadable is not None:
-            outcome.failure = Failure("unpicklable", worker.unreadable)
-            rows, worker.unreadable = [], None
-        outcome.rows = rows
+        outcome.rows = read_back(message[3])  # Unreadable fails it (see worker.unreadable)
         if worker.reported:
             outcome.reported, worker.reported = worker.reported, []
+        if worker.unreadable is not None:
+            outcome.reported, worker.unreadable = worker.unreadable, None
         if message[2] or worker.output is not None:  # it printed: the rest into its log
             self._finish(worker)
         else:
@@ -566,15 +562,6 @@ class LocalExecutor(Executor):
             fresh.unsent.extend(lost)
         self._flush()
         return outcomes
-
-
-def _read_back(data: bytes) -> tuple[Any, str | None]:
-    """What a worker pickled, loaded; or None and why it could not be (a class only
-    workers define, a ``__reduce__`` that raises): a setting's failure, never the run's."""
-    try:
-        return pickle.loads(data), None
-    except (Exception, SystemExit) as error:
-        return None, f"could not be read back: {_error_line(error)}"
 
 
 def _death(code: int) -> str:

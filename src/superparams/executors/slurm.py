@@ -512,10 +512,10 @@ class SlurmExecutor(Executor):
             return Outcome.failed(held.task, "killed", str(error), worker=0, since=held.since)
         try:
             outcome: Outcome = pickle.loads(data)
-        except (Exception, SystemExit) as error:  # a result only the node could load
+        except (Exception, SystemExit) as error:  # rows come apart (worker._Carried)
             from superparams.worker import _error_line
 
-            why = f"run() returned results that could not be read back: {_error_line(error)}"
+            why = f"its outcome could not be read back: {_error_line(error)}"
             return Outcome.failed(held.task, "unpicklable", why, worker=0, since=held.since)
         outcome.id, outcome.attempt = held.task.id, held.task.attempt
         return outcome
