@@ -115,10 +115,10 @@ def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         started.stop(at_once=True)
 
 
-def run(root: Path, *args: str, address: str | None = None, **env: str):
+def run(root: Path, *args: str, address: str | None = None, name: str = "work.Work", **env: str):
     extra = {"DASK_SCHEDULER_ADDRESS": address} if address else {}
     return subprocess.run(
-        [str(COMMAND), "work.Work", "--engine", "dask", *args],
+        [str(COMMAND), name, "--engine", "dask", *args],
         cwd=root,
         env={**environment(), **extra, **env},
         capture_output=True,
@@ -201,6 +201,33 @@ class Traced(Experiment):
         HERE.rename(HERE.with_suffix(".moved"))
         raise ValueError("this line fails")  # on a worker
 """
+
+
+class TestResultsThatCannotBeReadBack:
+    def test_each_fails_alone(self, tmp_path, cluster):
+        """Results that pickle on a Dask worker and cannot be loaded by the command fail
+        their setting, cause 'unpicklable', as on the local engine; the others complete."""
+        from tests.e2e.test_setting_errors import UNREADABLE
+
+        write(tmp_path / "experiments/unreadable.py", UNREADABLE)
+        done = run(tmp_path, address=cluster, name="unreadable.Unreadable")
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+        folder = tmp_path / "experiments/progress/unreadable/Unreadable"
+        rows = pl.read_parquet(folder / "results.parquet")
+        got = {r["how"]: (r["status"], r["cause"], r["error"]) for r in rows.iter_rows(named=True)}
+        assert got["fine"] == got["after"] == ("completed", None, None)
+        assert got["raises"] == (
+            "failed",
+            "unpicklable",
+            "run() returned results that could not be read back: "
+            "RuntimeError: this result cannot be loaded",
+        )
+        assert got["reported"] == (
+            "failed",
+            "unpicklable",
+            "a row it reported could not be read back: RuntimeError: this result cannot be loaded",
+        )
 
 
 class TestTracebacks:

@@ -281,6 +281,11 @@ class Returns(Experiment):
             return {"train": {"loss": 0.1, "acc": {"top1": 0.9}}, "eval": {"loss": 0.2}}
         if self.kind == "clash":
             return {"seed": 99, "status": "mine"}
+        if self.kind == "kept":  # names the store fills, and one the renaming would take
+            row = {"status": "mine", "__record_line": 7, "error": "no", "error_": "taken"}
+            return {**row, "result": {"status": 3}, "id": "x"}
+        if self.kind == "twice":
+            return {"a.b": 1, "a": {"b": 2}} if self.seed else {"a": {"b": 2}}
         if self.kind == "int-float-none":
             return {"m": [3, 2.5][self.seed]} if self.seed < 2 else {"m": None}
         if self.kind == "str-int":
@@ -354,12 +359,53 @@ class TestWhatRunReturns:
         assert table["train.acc.top1"].to_list() == [0.9, 0.9]
 
     def test_names_of_parameters_and_bookkeeping_are_kept_apart(self, workspace):
-        """A result named like a parameter or a bookkeeping column gets a result. prefix."""
+        """A result named like a parameter or a bookkeeping column is stored as name_."""
         table = self.run(workspace, "clash")
         assert table["seed"].to_list() == [0, 1]
-        assert table["result.seed"].to_list() == [99, 99]
+        assert table["seed_"].to_list() == [99, 99]
         assert table["status"].to_list() == ["completed", "completed"]
-        assert table["result.status"].to_list() == ["mine", "mine"]
+        assert table["status_"].to_list() == ["mine", "mine"]
+
+    @pytest.mark.parametrize("num_proc", [1, 2])
+    def test_no_returned_key_is_lost(self, workspace, num_proc):
+        """Every key run() returned is kept, as the run says: one that names a column the
+        store fills (the record's own line number too) as name_, or name__ if name_ is
+        returned as well; none overwrites another."""
+        from tests.conftest import Events
+
+        from superparams.events import RunFinished
+
+        events = Events()
+        space = workspace.load("returns", RETURNS).Returns(kind="kept")
+        table = space.run_all(num_proc=num_proc, display=False, subscribers=[events])
+        row = table.row(0, named=True)
+        assert row["status"] == "completed"
+        assert row["error"] is None
+        assert (row["status_"], row["__record_line_"], row["id_"]) == ("mine", 7, "x")
+        assert (row["error_"], row["error__"]) == ("taken", "no")
+        assert row["result.status"] == 3
+        assert row["id"] != "x"
+        assert space.results().row(0, named=True) == row
+        notes = events.of(RunFinished)[0].notes
+        for key, kept in [("status", "status_"), ("__record_line", "__record_line_")]:
+            said = f"run() returned {key!r}, the name of a column superparams fills; it is"
+            assert f"{said} stored as {kept!r}" in notes
+        assert (
+            "run() returned 'error', the name of a column superparams fills; it is "
+            "stored as 'error__'" in notes
+        )
+
+    def test_a_dotted_key_beside_a_nested_one_fails_the_setting(self, workspace):
+        """'a.b' beside a nested 'a' holding 'b' fails that setting, naming both keys."""
+        table = self.run(workspace, "twice", num_proc=2)
+        assert table["status"].to_list() == ["completed", "failed"]
+        assert table["a.b"].to_list() == [2, None]
+        failed = table.row(1, named=True)
+        assert failed["cause"] == "raised"
+        assert failed["error"] == (
+            "ValueError: run() returned both ['a.b'] and ['a']['b'], which make the same "
+            "column 'a.b'; rename one of them"
+        )
 
     def test_int_in_one_float_in_another(self, workspace):
         """An int in one setting and a float in another make one float column."""

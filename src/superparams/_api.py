@@ -307,39 +307,47 @@ def run_all(
     from superparams import runner
     from superparams._code import code_version
 
-    store = store_of(space, folder)
-    code = code_version(space.experiment_class)  # once per run: every line carries it
-    store.stamp(code)
-    with store:
-        stored = store.plan(space, code.version)
-        positions = stored.to_run(
-            fresh=fresh,
-            only_failed=only_failed,
-            rerun_outdated=rerun_outdated,
-            queued=reattaches(engine),
-        )
-        executor, notice = _executor(
-            engine, num_proc, gpus, debug, len(positions), isolate=isolate, options=engine_options
-        )
-        notices = [_restored_text(store)] if store.restored else []
-        starting = _fresh(stored, positions, fresh=fresh, rerun_outdated=rerun_outdated)
-        runner.run(
-            space,
-            store,
-            executor,
-            subs,
-            stored=stored,
-            positions=positions,
-            timeout=timeout,
-            retries=retries,
-            notices=[*notices, notice] if notice else notices,
-            fresh=starting,
-            stopping=_stopping(rules, store, starting) if rules else None,
-        )
-    # The table the run wrote to results.parquet, rather than a second copy read back.
-    table = store.written if store.written is not None else store.table()
-    store.written = None
-    return _select(table, stored.ids)
+    # From here a scheduler's SIGTERM or SIGHUP stops the run as Ctrl-C does.
+    with runner.stop_signals():
+        store = store_of(space, folder)
+        code = code_version(space.experiment_class)  # once per run: every line carries it
+        store.stamp(code)
+        with store:
+            stored = store.plan(space, code.version)
+            positions = stored.to_run(
+                fresh=fresh,
+                only_failed=only_failed,
+                rerun_outdated=rerun_outdated,
+                queued=reattaches(engine),
+            )
+            executor, notice = _executor(
+                engine,
+                num_proc,
+                gpus,
+                debug,
+                len(positions),
+                isolate=isolate,
+                options=engine_options,
+            )
+            notices = [_restored_text(store)] if store.restored else []
+            starting = _fresh(stored, positions, fresh=fresh, rerun_outdated=rerun_outdated)
+            runner.run(
+                space,
+                store,
+                executor,
+                subs,
+                stored=stored,
+                positions=positions,
+                timeout=timeout,
+                retries=retries,
+                notices=[*notices, notice] if notice else notices,
+                fresh=starting,
+                stopping=_stopping(rules, store, starting) if rules else None,
+            )
+        # The table the run wrote to results.parquet, rather than a second copy read back.
+        table = store.written if store.written is not None else store.table()
+        store.written = None
+        return _select(table, stored.ids)
 
 
 def reattaches(engine: str | Executor | None) -> bool:

@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,8 +35,8 @@ from superparams.events import (
 )
 from superparams.executors import Executor, Started
 from superparams.outcome import DIED_IN_PROCESS, Outcome, Task
-from superparams.store import Plan, Store, describe
-from superparams.worker import RunStopped
+from superparams.store import Plan, Store, describe, renamed
+from superparams.worker import RunStopped, unreadable
 
 if TYPE_CHECKING:
     from superparams.experiment import Experiment
@@ -99,7 +99,12 @@ def run(
     work.execute(stored, positions, fresh=fresh)
     if work.write_error is not None:
         raise work.write_error
-    work.emit(work.finished_event(stored, positions))
+    try:
+        finished = work.finished_event(stored, positions)
+    except KeyboardInterrupt:  # a signal while results.parquet was brought up to date
+        work.interrupted = True
+        finished = work.finished_event(stored, positions, compacted=False)
+    work.emit(finished)
     if work.interrupted:
         raise KeyboardInterrupt
 
@@ -154,6 +159,9 @@ class _Run:
         # self.stopping.reported(id, row); a rule's name back means report() raises
         # StoppedEarly in the setting (see superparams.stopping).
         self.stopping: Stopping | None = None
+        # Keys run() returned that name a column superparams fills, and the column each
+        # is stored in instead (see superparams.store.renamed): the summary says so.
+        self.renamed: dict[str, str] = {}
 
     def emit(self, event: Event) -> None:
         for subscriber in self.subscribers:
@@ -332,8 +340,14 @@ class _Run:
         if outcome.failure is not None and outcome.failure.cause == "interrupted":
             self.stops = max(self.stops, 2)  # Ctrl-C inside an in-process setting
             return  # stays 'started' in the record: interrupted
+        failure = unreadable(outcome)  # rows an engine's worker sent and none could load
+        if failure is not None:
+            outcome.rows, outcome.reported, outcome.failure = [], [], failure
         if outcome.reported:  # from an engine that cannot stream them
             info.reported += [[outcome.attempt, row] for row in outcome.reported]
+        params = info.described["params"]
+        for row in (*outcome.rows, *outcome.reported):
+            self.renamed.update(renamed(row, params))
         log = self.store.append(outcome, info.described, info.reported)
         seconds = outcome.finished - outcome.started
         if outcome.failure is None:
@@ -385,6 +399,7 @@ class _Run:
         if info is None:  # not this run's (it cannot be): dropped, never stored
             return None
         self.store.report(task.id, task.attempt, [row])
+        self.renamed.update(renamed(row, info.described["params"]))
         info.reported.append([task.attempt, row])
         self.reports.append(SettingReported(self.clock(), task.id, row))
         if self.stopping is None:
@@ -425,8 +440,20 @@ class _Run:
             self._grace.daemon = True
             self._grace.start()
 
-    def finished_event(self, stored: Plan, positions: list[int]) -> RunFinished:
+    def finished_event(
+        self, stored: Plan, positions: list[int], *, compacted: bool = True
+    ) -> RunFinished:
+        """How the run ended. It brings results.parquet up to date first, for the notes
+        on what the table holds; ``compacted`` False, after a signal stopped that, says
+        so instead (the record holds every result)."""
         skipped = _left_out(stored.done, positions)  # completed before, not run again
+        if compacted:
+            clashes = self.store.clashes(_labels(self.space, stored.ids))
+        else:
+            clashes = [
+                f"stopped while writing {self.store.results_path.name}: every result is in "
+                f"{self.store.record_path.name}, and the next command brings it up to date"
+            ]
         return RunFinished(
             self.clock(),
             completed=self.completed,
@@ -437,7 +464,14 @@ class _Run:
             interrupted=self.interrupted,
             results=self.store.results_path,
             failures=tuple(self.failures),
-            notes=tuple(self.store.clashes(_labels(self.space, stored.ids))),
+            notes=(
+                *clashes,
+                *(
+                    f"run() returned {key!r}, the name of a column superparams fills; it is "
+                    f"stored as {kept!r}"
+                    for key, kept in self.renamed.items()
+                ),
+            ),
         )
 
 
@@ -501,6 +535,27 @@ def _column_value(value: Any) -> Any:
         return value.name
     text = repr(value)
     return text if len(text) <= 200 else text[:199] + "…"
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt, as Ctrl-C does, for the whole of a
+    run: while the store is opened and brought up to date, planned, and closed, so a
+    scheduler's signal there ends the run as Ctrl-C would, with what is stored said
+    (the loop that runs settings handles them itself, gracefully: see :func:`run`).
+    Outside the main thread, where no handler can be set, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        _restore_interrupts(previous)
 
 
 def _catch_interrupts(handler: Callable[[int], None]) -> dict[int, Any]:

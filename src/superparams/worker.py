@@ -75,15 +75,54 @@ def rows_of(result: Any) -> list[dict[str, Any]]:
     return [{"result": _plain(result)}]
 
 
-def _flatten(row: Mapping[Any, Any], prefix: str = "") -> dict[str, Any]:
+def _flatten(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A row with nested dicts flattened to dotted names.
+
+    Raises:
+        ValueError: two keys make one column (``a.b`` beside ``a`` holding ``b``).
+    """
     out: dict[str, Any] = {}
+    if not _flatten_into(row, "", out):
+        raise ValueError(_same_column(row))
+    return out
+
+
+def _flatten_into(row: Mapping[Any, Any], prefix: str, out: dict[str, Any]) -> bool:
+    """Add ``row``'s values to ``out``; False if a column comes twice."""
     for key, value in row.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            out.update(_flatten(value, f"{name}."))
+            if not _flatten_into(value, f"{name}.", out):
+                return False
+        elif name in out:
+            return False
         else:
             out[name] = _plain(value)
-    return out
+    return True
+
+
+def _same_column(row: Mapping[Any, Any]) -> str:
+    """What a user reads about two keys of ``row`` that make one column, naming both
+    as subscripts (``['a.b']`` and ``['a']['b']``)."""
+    seen: dict[str, str] = {}
+
+    def walk(row: Mapping[Any, Any], prefix: str, path: str) -> str:
+        for key, value in row.items():
+            name, here = f"{prefix}{key}", f"{path}[{key!r}]"
+            if isinstance(value, Mapping):
+                found = walk(value, f"{name}.", here)
+                if found:
+                    return found
+            elif name in seen:
+                return (
+                    f"run() returned both {seen[name]} and {here}, which make the same "
+                    f"column {name!r}; rename one of them"
+                )
+            else:
+                seen[name] = here
+        return ""
+
+    return walk(row, "", "")
 
 
 def _plain(value: Any) -> Any:
@@ -275,7 +314,53 @@ def run_task(base: Any, task: Task, rank: int, n_proc: int) -> Outcome:
                 with contextlib.suppress(OSError):
                     size = cut(fd, size, limit)
             outcome.output = os.pread(fd, size, 0).decode("utf-8", "replace")
+    outcome.rows, outcome.reported = _Carried(outcome.rows), _Carried(outcome.reported)
     return outcome
+
+
+class _Carried(list):  # type: ignore[type-arg]
+    """Rows on their way to the driver, pickled apart from their outcome: loaded there by
+    whatever unpickles the outcome (an engine's client, Slurm's driver), rows that cannot
+    be (a class only workers define, a ``__reduce__`` that raises) become
+    :class:`Unreadable`, which fails their setting alone (see :func:`unreadable`)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        try:  # classes of the experiment's module travel by value, as the base did
+            import cloudpickle
+
+            data: bytes = cloudpickle.dumps(list(self))
+        except ImportError:
+            data = pickle.dumps(list(self), protocol=pickle.HIGHEST_PROTOCOL)
+        return (read_back, (data,))
+
+
+class Unreadable(list):  # type: ignore[type-arg]
+    """Rows that could not be loaded where their outcome was: none, and why."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__()
+        self.why = why
+
+
+def read_back(data: bytes) -> Any:
+    """What a worker pickled apart (rows, a row), loaded; or :class:`Unreadable`, saying
+    why it could not be: a setting's failure, never the run's."""
+    try:
+        return pickle.loads(data)
+    except (Exception, SystemExit) as error:
+        return Unreadable(f"could not be read back: {_error_line(error)}")
+
+
+def unreadable(outcome: Outcome) -> Failure | None:
+    """The failure of an outcome whose rows (returned or reported) could not be loaded
+    where it was received, if they could not."""
+    for rows, what in (
+        (outcome.rows, "run() returned results that"),
+        (outcome.reported, "a row it reported"),
+    ):
+        if isinstance(rows, Unreadable):
+            return Failure("unpicklable", f"{what} {rows.why}")
+    return None
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
@@ -676,7 +761,9 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int, scrat
 
     def report(row: dict[str, Any]) -> str | None:
         """Send a reported row to the driver; return once it says the row is durable."""
-        data = pickle.dumps(("report", row), protocol=pickle.HIGHEST_PROTOCOL)
+        # The row pickled apart, as an outcome's rows are (see _pickle_outcome).
+        row_data = pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(("report", row_data), protocol=pickle.HIGHEST_PROTOCOL)
         # A timeout's SIGALRM waits until the ack is read: raised halfway through a
         # message, it would leave the pipe out of step with the driver.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ALARM)
@@ -748,16 +835,23 @@ def _leave_to_the_driver(signum: int, frame: object) -> None:
 
 
 def _pickle_outcome(outcome: Outcome, printed: bool) -> bytes:
-    """The message that hands an outcome back: ("outcome", outcome, whether it printed)."""
+    """The message that hands an outcome back: ("outcome", outcome without its rows,
+    whether it printed, its rows pickled apart).
+
+    Apart, so that rows the driver cannot load (a class only workers define, a
+    ``__reduce__`` that raises) fail their setting alone: the driver still reads which
+    setting it was (see :meth:`LocalExecutor._receive`).
+    """
     try:
-        return pickle.dumps(("outcome", outcome, printed), protocol=pickle.HIGHEST_PROTOCOL)
+        rows = pickle.dumps(outcome.rows, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as error:  # any pickling failure is the setting's
-        outcome.rows = []
         outcome.failure = Failure(
             "unpicklable",
             f"run() returned results that cannot be sent back: {_error_line(error)}",
         )
-        return pickle.dumps(("outcome", outcome, printed), protocol=pickle.HIGHEST_PROTOCOL)
+        rows = pickle.dumps([], protocol=pickle.HIGHEST_PROTOCOL)
+    outcome.rows = []
+    return pickle.dumps(("outcome", outcome, printed, rows), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 # -- the base, pickled once ------------------------------------------------------------

@@ -230,6 +230,30 @@ class TestDamagedLines:
             f.write(b"\0" * 64 + b"\n")
         assert "record: 3 damaged lines skipped" in project.status(*WIDE)
 
+    def test_a_flipped_bit_in_the_records_start(self, project):
+        """A bit flipped in a value of the record's first 4 KiB (y=10 read as 11) loses to
+        the stored value, in every command, after the next run and with results.parquet
+        gone; status counts the damaged line."""
+        project.run()
+        project.ran()
+        data = bytearray(project.record.read_bytes())
+        at = data.index(b'"y":10')
+        assert at < 4096
+        data[at + 5] ^= 1  # "0" -> "1"
+        project.record.write_bytes(bytes(data))
+        everything = {x: ("completed", x * 10) for x in (1, 2, 3)}
+        assert project.stored() == everything
+        status = project.status()
+        assert "record: 1 damaged line skipped" in status
+        assert "nothing left to run" in status
+        project.run(*WIDE)
+        assert project.ran() == [4, 5]
+        wide = {x: ("completed", x * 10) for x in range(1, 6)}
+        assert project.stored(*WIDE) == wide
+        assert "record: 1 damaged line skipped" in project.status(*WIDE)
+        (project.store / "results.parquet").unlink()  # the record alone
+        assert project.stored(*WIDE) == wide
+
     def test_an_intact_record_says_nothing(self, project):
         project.run()
         assert "damaged" not in project.status()
@@ -237,9 +261,12 @@ class TestDamagedLines:
 
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A real 1 MB tmpfs (root only; CI runs as root)."""
+    """A real 1 MB tmpfs (root only; CI runs as root, and there it must not skip)."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs .ci/run as root)")
+        why = "mounting a tmpfs needs root (CI runs .ci/run as root)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but not root: {why}")
+        pytest.skip(why)
     where = tmp_path / "disk"
     where.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)], check=True)
@@ -309,6 +336,79 @@ class TestAFullDisk:
         project.run(*WIDE)
         assert project.stored(*WIDE) == {x: ("completed", x * 10) for x in range(1, 6)}
         assert not {1, 2, 3} & set(project.ran())
+
+
+def fill(disk: Path) -> None:
+    """Fill a file system to its last byte, as another program would."""
+    with contextlib.suppress(OSError), (disk / "filler").open("wb") as f:
+        while True:
+            f.write(b"\0" * 65536)
+            f.flush()
+    with contextlib.suppress(OSError), (disk / "filler-last").open("wb") as f:
+        while True:  # what a block-sized write could not take
+            f.write(b"\0")
+            f.flush()
+
+
+class TestRerunsOnAFullDisk:
+    """A run again while the disk is still full ends as the first did: one line, exit
+    code 3, nothing left behind, nothing stored lost."""
+
+    @pytest.mark.parametrize("stop", ["the record", "results.parquet"])
+    def test_every_run_ends_in_one_line(self, tmpfs, stop):
+        """The record fills the disk, or another program does after a run: every run
+        after it, with the disk still full, says what could not be written, exit 3."""
+        project = Project(tmpfs / "project")
+        many, again = WIDE, ("--fresh",)  # --fresh: every run has something to write
+        if stop == "the record":
+            many = ("--x", ",".join(str(x) for x in range(1, 41)), "--pad", "60000")
+            again = ()
+        else:
+            project.run()
+            fill(tmpfs)
+        for _ in range(3):
+            done = experiment("grid.py:Grid", "-q", *many, *again, cwd=project.root)
+            assert done.returncode == 3, done.stdout + done.stderr
+            line = one_error_line(done)
+            assert "No space left on device" in line, line
+            assert "are safe" in line, line
+            assert leftovers(project.store) == []
+        stored = project.stored(*many)
+        assert stored
+        assert all(y == x * 10 for x, (status, y) in stored.items() if status == "completed")
+
+    @pytest.mark.parametrize(
+        "raised",
+        [
+            "polars.exceptions.PanicException",
+            "polars.exceptions.ComputeError",
+            "RuntimeError",
+        ],
+    )
+    def test_whatever_the_writer_raises(self, tmpfs, raised):
+        """A parquet writer that fails on a full disk with an error of its own (a
+        panic, an error whose text names no errno) is a store error saying no space is
+        left, with no temporary file left behind."""
+        from superparams.store import Store
+
+        store = Store(tmpfs / "store", ("x",))
+        with store:
+            pass
+        fill(tmpfs)
+        module, _, name = raised.rpartition(".")
+        kind = getattr(__import__(module, fromlist=[name]), name) if module else RuntimeError
+
+        def write(f: object) -> None:
+            raise kind("parquet: failed to write whole buffer")
+
+        from superparams.errors import StoreWriteError
+        from superparams.store._files import _atomic_write
+
+        with pytest.raises(OSError, match="No space left on device") as caught:
+            _atomic_write(store.results_path, write)
+        assert not isinstance(caught.value, StoreWriteError)
+        assert caught.value.filename == str(store.results_path)
+        assert leftovers(store.folder) == []
 
 
 class TestAReadOnlyFolder:

@@ -12,10 +12,12 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 import pytest
+from tests.conftest import experiment as command
 from tests.conftest import wait_for
 from tests.e2e.sources import MODES
 from tests.e2e.test_cli import COMMAND, environment, experiment, write
@@ -605,3 +607,145 @@ class TestReportFromThreads:
             mine = rows.filter(pl.col("n") == n)
             pairs = sorted(zip(mine["thread"], mine["step"], strict=True))
             assert pairs == [(-1, -1)] + [(t, s) for t in range(8) for s in range(50)]
+
+
+# A large store, so that bringing results.parquet up to date takes long enough to be
+# caught at it: each stored setting has a row of two values, one of them 64 hex digits.
+BIG = """
+import os
+from superparams import Experiment, search
+
+class Big(Experiment):
+    x: int = search(*range(int(os.environ["BIG_N"])))
+
+    def run(self):
+        return {"y": self.x * 10, "note": "new"}
+"""
+
+STORED = 80_000  # settings in the large store
+
+
+def big_store(root: Path) -> Path:
+    """A project whose Big experiment has STORED completed settings in its record (as the
+    store writes them), and no results.parquet yet; its results folder."""
+    import hashlib
+    import json
+
+    from superparams.identity import setting_id
+
+    write(root / "experiments/big.py", BIG)
+    folder = root / "experiments/progress/big/Big"
+    (folder / "logs").mkdir(parents=True)
+    with open(folder / "record.jsonl", "w") as f:
+        for x in range(STORED):
+            about = {"label": f"x={x}", "params": {"x": x}, "enc": {"x": str(x)}}
+            row = {"y": x * 10, "note": hashlib.sha256(str(x).encode()).hexdigest()}
+            line = {
+                "event": "outcome",
+                "id": setting_id({"x": str(x)}),
+                "status": "completed",
+                "attempt": 1,
+                "started": 1.7e9 + x,
+                "seconds": 0.5,
+                "worker": 0,
+                "log": None,
+                "rows": [row],
+                **about,
+            }
+            f.write(json.dumps(line, separators=(",", ":")) + "\n")
+    return folder
+
+
+def temporary(folder: Path) -> list[str]:
+    """The temporary files in a results folder (results.parquet being written)."""
+    return [name for name in os.listdir(folder) if name.endswith(".tmp")]
+
+
+def writing(folder: Path) -> bool:
+    """Whether results.parquet is being written (its temporary file is there)."""
+    return any(name.startswith(".results.parquet.") for name in temporary(folder))
+
+
+def big_run(root: Path, total: int) -> subprocess.Popen[str]:
+    """The command run on the Big experiment with ``total`` settings, in its own session."""
+    return start(root, "big.Big", "-q", BIG_N=str(total))
+
+
+def signal_when(child: subprocess.Popen[str], ready: Callable[[], bool], signum: int) -> bool:
+    """Send ``signum`` to the child's group the moment ``ready()`` holds, polling; False
+    if the child ended before it did (the instant was missed)."""
+    while child.poll() is None:
+        if ready():
+            os.killpg(child.pid, signum)
+            return True
+        time.sleep(0.001)
+    return False
+
+
+class TestSignalsAtTheEdgesOfARun:
+    """A signal while the store is opened (brought up to date, planned) or while results
+    are written at the end stops the run as Ctrl-C does: exit code 130, a summary that
+    counts what is stored, no traceback, no temporary file; and one left by `kill -9`
+    there is removed by the next command."""
+
+    @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+    def test_at_start_up(self, tmp_path, signum):
+        """Signalled as it brings results.parquet up to date at the start: nothing ran,
+        and it says what is stored (every one of the settings)."""
+        folder = big_store(tmp_path)
+        child = big_run(tmp_path, STORED + 1)
+
+        def opened() -> bool:  # it holds the folder: bringing results.parquet up to date
+            lock = folder / "lock"
+            return lock.exists() and f"pid {child.pid} " in lock.read_text()
+
+        assert signal_when(child, opened, signum)
+        _, err = child.communicate(timeout=60)
+        assert child.returncode == 130, err
+        assert "Traceback" not in err, err
+        assert f"interrupted before any setting ran; stored: {STORED} completed" in err, err
+        assert temporary(folder) == []
+        assert not list((folder / "logs").iterdir())  # no setting started
+
+    @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+    def test_while_results_are_written_at_the_end(self, tmp_path, signum):
+        """Signalled as it writes results.parquet at the end: the run's summary, with the
+        setting it ran stored, and exit code 130."""
+        folder = big_store(tmp_path)
+        first = big_run(tmp_path, STORED + 1)  # makes results.parquet
+        _, err = first.communicate(timeout=120)
+        assert first.returncode == 0, err
+        for total in range(STORED + 2, STORED + 6):  # another setting each, till caught
+            child = big_run(tmp_path, total)
+            if signal_when(child, lambda: writing(folder), signum):
+                break
+            child.communicate()
+        else:
+            pytest.fail("results.parquet was never caught being written")
+        _, err = child.communicate(timeout=60)
+        assert child.returncode == 130, err
+        assert "Traceback" not in err, err
+        assert f"1 completed, 0 failed, {total - 1} done before" in err, err
+        assert temporary(folder) == []
+        done = command(
+            "results", "big.Big", "--x", str(total - 1), "--json", cwd=tmp_path, BIG_N=str(total)
+        )
+        assert done.returncode == 0, done.stderr
+        assert '"status":"completed"' in done.stdout, done.stdout
+
+    def test_kill_9_while_results_are_written(self, tmp_path):
+        """A run killed as it writes results.parquet leaves its temporary file, which the
+        next run removes; nothing stored is lost."""
+        folder = big_store(tmp_path)
+        child = big_run(tmp_path, STORED + 1)
+        assert signal_when(child, lambda: writing(folder), signal.SIGKILL)
+        child.communicate(timeout=60)
+        assert writing(folder)  # what kill -9 leaves
+        status = command("status", "big.Big", cwd=tmp_path, BIG_N=str(STORED + 1))
+        assert status.returncode == 0, status.stderr
+        assert f"completed    {STORED}" in status.stdout, status.stdout
+        again = big_run(tmp_path, STORED + 1)
+        _, err = again.communicate(timeout=120)
+        assert again.returncode == 0, err
+        assert f"1 completed, 0 failed, {STORED} done before" in err, err
+        assert temporary(folder) == []

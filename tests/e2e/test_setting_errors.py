@@ -101,3 +101,113 @@ class TestARaisingSettingFailsAlone:
         assert again.returncode == 1, again.stderr
         assert "1 failed" in again.stderr
         assert table(project, "Ratios").height == 4
+
+
+# Results that pickle in the worker and cannot be loaded in the driver: an object whose
+# __reduce__ names a function that raises, and an object of a class that only worker
+# processes define (the module defines it when it is imported by a worker).
+UNREADABLE = """
+import sys
+
+from superparams import Experiment, search
+
+
+def refuse(text):
+    raise RuntimeError(text)
+
+
+class Poison:
+    def __reduce__(self):
+        return (refuse, ("this result cannot be loaded",))
+
+
+if sys.argv[0].endswith("worker.py"):
+
+    class WorkerOnly:
+        pass
+
+
+class Unreadable(Experiment):
+    how: str = search("fine", "raises", "worker-only", "reported", "after")
+
+    def run(self):
+        if self.how == "raises":
+            return {"value": Poison()}
+        if self.how == "worker-only":
+            return {"value": WorkerOnly()}
+        if self.how == "reported":
+            self.report(step=0)
+            self.report(step=1, value=Poison())
+            return {"done": 1}
+        return {"value": 1}
+"""
+
+
+class TestResultsThatCannotBeReadBack:
+    """A result that pickles in the worker but cannot be loaded in the driver fails its
+    setting, with cause 'unpicklable'; the run goes on."""
+
+    @pytest.mark.parametrize("workers", ["1", "2"])
+    def test_each_fails_alone(self, tmp_path, workers):
+        """The three unreadable settings are failed rows saying their results could not
+        be read back; the others complete; exit code 1, no traceback."""
+        write(tmp_path / "unreadable.py", UNREADABLE)
+        done = experiment("unreadable.Unreadable", "-j", workers, cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        rows = pl.read_parquet(tmp_path / "progress/unreadable/Unreadable/results.parquet")
+        outcome = {
+            row["how"]: (row["status"], row["cause"], row["error"])
+            for row in rows.iter_rows(named=True)
+        }
+        assert outcome["fine"] == ("completed", None, None)
+        assert outcome["after"] == ("completed", None, None)
+        for how in ("raises", "worker-only"):
+            status, cause, error = outcome[how]
+            assert (status, cause) == ("failed", "unpicklable"), how
+            assert error.startswith("run() returned results that could not be read back: ")
+        assert outcome["raises"][2].endswith("RuntimeError: this result cannot be loaded")
+        assert "WorkerOnly" in outcome["worker-only"][2]
+        status, cause, error = outcome["reported"]
+        assert (status, cause) == ("failed", "unpicklable")
+        assert error == (
+            "a row it reported could not be read back: RuntimeError: this result cannot be loaded"
+        )
+        reported = rows.filter(pl.col("how") == "reported")
+        assert reported["step"].to_list() == [0]  # the row before it is kept
+        again = experiment("unreadable.Unreadable", "-j", workers, cwd=tmp_path)
+        assert again.returncode == 1, again.stderr
+        assert "3 failed" in again.stderr
+
+
+KEYS = """
+from superparams import Experiment, search
+
+
+class Keys(Experiment):
+    n: int = search(1, 2)
+
+    def run(self):
+        if self.n == 2:
+            return {"a.b": 1, "a": {"b": 2}}
+        return {"status": "mine", "n": 10, "result": {"status": 3}}
+"""
+
+
+class TestReturnedKeys:
+    def test_the_summary_says_where_each_went(self, tmp_path):
+        """A returned key that names a column superparams fills is stored as key_, and
+        the run's summary says so; 'a.b' beside a nested 'a' fails its setting."""
+        write(tmp_path / "keys.py", KEYS)
+        done = experiment("keys.Keys", cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        for key in ("status", "n"):
+            said = f"run() returned {key!r}, the name of a column superparams fills;"
+            assert f"{said} it is stored as '{key}_'" in done.stderr, done.stderr
+        assert "failed: n=2: ValueError: run() returned both ['a.b'] and ['a']['b']" in (
+            done.stderr
+        )
+        rows = pl.read_parquet(tmp_path / "progress/keys/Keys/results.parquet").sort("n")
+        first = rows.row(0, named=True)
+        assert (first["status_"], first["n_"], first["result.status"]) == ("mine", 10, 3)
+        assert (first["status"], first["n"]) == ("completed", 1)

@@ -38,6 +38,8 @@ INTERRUPTED = Interrupted.exit_code
 
 
 def run(found: Found, spaces: list[Space[Any]], request: RunRequest, prog: str) -> None:
+    from superparams.runner import stop_signals
+
     codes = []
     names = found.names or tuple(s.experiment_class.__name__ for s in spaces)
     if request.optimize is not None:
@@ -49,7 +51,8 @@ def run(found: Found, spaces: list[Space[Any]], request: RunRequest, prog: str) 
     for number, (space, name) in enumerate(zip(spaces, names, strict=True)):
         if number and not request.quiet:
             say("")  # a blank line between the experiments of one file
-        code = one(found, space, request, prog, name)
+        with stop_signals():  # SIGTERM or SIGHUP while it reads the store: as Ctrl-C
+            code = one(found, space, request, prog, name)
         codes.append(code)
         if code == INTERRUPTED:
             break
@@ -78,7 +81,11 @@ def _run_one(found: Found, space: Space[Any], request: RunRequest, prog: str, na
 
     if not dry_run:
         check_unlocked(store)
-    stored = plan_of(space, store)
+    try:
+        stored = plan_of(space, store)
+    except KeyboardInterrupt:
+        say("interrupted while reading what is stored, before any setting ran; nothing changed")
+        return INTERRUPTED
     earlier = len(stored.done) + len(stored.failed) + len(stored.interrupted) + len(stored.queued)
     if not quiet or dry_run:
         summary = stored.summary() if earlier or stored.stale else ""
@@ -176,8 +183,8 @@ def _run_one(found: Found, space: Space[Any], request: RunRequest, prog: str, na
         if callable(close):
             close()
     finish = ended[-1] if ended else None
-    if finish is None:  # stopped before the run began
-        say("interrupted before any setting ran")
+    if finish is None:  # stopped before the run began: what was stored stays as it was
+        say(f"interrupted before any setting ran; stored: {stored.summary()}")
         return INTERRUPTED
     if not quiet:
         print_results(space, frame if frame is not None else results_of(space), 20, prog, found)

@@ -50,7 +50,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 from superparams.errors import ExperimentError, WorkerError
 from superparams.executors import Executor, Started
 from superparams.outcome import Cause, Outcome, Task
-from superparams.worker import _children, _subreaper, output_path, write_base
+from superparams.worker import Unreadable, _children, _subreaper, output_path, read_back, write_base
 
 if TYPE_CHECKING:
     from superparams.space import Space
@@ -133,6 +133,8 @@ class _Worker:
         # Rows the head setting reported, kept for its outcome when the executor has no
         # reports to write them to (driven by hand, not by the runner).
         self.reported: list[dict[str, Any]] = []
+        # A row the head setting reported that could not be loaded here, which fails it.
+        self.unreadable: Unreadable | None = None
 
     def send(self, message: tuple[Any, ...]) -> None:
         self.tasks.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
@@ -471,12 +473,15 @@ class LocalExecutor(Executor):
         if isinstance(message, WorkerError):
             self.cancel()
             raise message
-        if message[0] == "report":  # ("report", row): the head setting reported a row
-            if self.reports is None:
-                worker.reported.append(message[1])
-                verdict = None
+        if message[0] == "report":  # ("report", row pickled): the head setting reported
+            row = read_back(message[1])
+            verdict = None
+            if isinstance(row, Unreadable):  # not stored: the setting fails when it ends
+                worker.unreadable = worker.unreadable or row
+            elif self.reports is None:
+                worker.reported.append(row)
             else:
-                verdict = self.reports.add(worker.inflight[0], message[1])
+                verdict = self.reports.add(worker.inflight[0], row)
             self._acks.append((worker, verdict))
             return True
         if message[0] == "dropped":  # ("dropped", n): the last n queued never ran
@@ -484,9 +489,12 @@ class LocalExecutor(Executor):
                 worker.inflight.pop()
             worker.dropping = False
             return True
-        outcome: Outcome = message[1]
+        outcome: Outcome = message[1]  # ("outcome", outcome, printed, rows pickled)
+        outcome.rows = read_back(message[3])  # Unreadable fails it (see worker.unreadable)
         if worker.reported:
             outcome.reported, worker.reported = worker.reported, []
+        if worker.unreadable is not None:
+            outcome.reported, worker.unreadable = worker.unreadable, None
         if message[2] or worker.output is not None:  # it printed: the rest into its log
             self._finish(worker)
         else:

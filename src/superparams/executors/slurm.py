@@ -507,9 +507,16 @@ class SlurmExecutor(Executor):
             held.running = True
             self._notify(Started(held.task, index % self.parallel, time.time()))
         try:
-            outcome: Outcome = pickle.loads(read_signed(path, self._key))
+            data = read_signed(path, self._key)
         except JobFileError as error:
             return Outcome.failed(held.task, "killed", str(error), worker=0, since=held.since)
+        try:
+            outcome: Outcome = pickle.loads(data)
+        except (Exception, SystemExit) as error:  # rows come apart (worker._Carried)
+            from superparams.worker import _error_line
+
+            why = f"its outcome could not be read back: {_error_line(error)}"
+            return Outcome.failed(held.task, "unpicklable", why, worker=0, since=held.since)
         outcome.id, outcome.attempt = held.task.id, held.task.attempt
         return outcome
 

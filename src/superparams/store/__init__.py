@@ -24,13 +24,16 @@ Durability: an outcome line is written and fsynced before the runner reports it 
 (:meth:`Store.commit`), and nothing already written is ever rewritten. A line torn by a
 crash is at the end of the record; it is ignored on reading and cut before appending.
 ``results.parquet`` is written to a temporary file and renamed, at the start and end of
-each run, so readers never see half a file.
+each run, so readers never see half a file; one left by a run killed while it wrote is
+removed by the next run that opens the folder.
 
 Damage: a line that is not one the store writes (not JSON, NUL bytes, the wrong shape)
 is skipped and counted (:meth:`Store.damaged`). ``results.parquet`` keeps a hash of the
 record's first 4 KiB beside its offset; a record shorter than the offset or starting
 otherwise (cut short, emptied, an older copy) is read from its start, and the next run
-appends to it every stored outcome it lost (:meth:`Store._restore`). A write that fails
+appends to it every stored outcome it lost (:meth:`Store._restore`). A start that differs
+in a line or two only (a flipped bit) is damage in place: those lines count as damaged,
+the table's values win, and the next run appends their settings' outcomes again. A write that fails
 (no space left, read-only) raises :class:`StoreWriteError`, and nothing more is written.
 
 One folder, one experiment: the first run records in ``experiment.json`` the file that
@@ -76,6 +79,7 @@ from superparams.store._files import (
     _atomic_write,
     _opener,
     _refuse_links,
+    _remove_leftovers,
     linked,
     open_in_store,
 )
@@ -92,6 +96,8 @@ from superparams.store._record import (
     _cut_torn_tail,
     _dumps,
     _hash,
+    _head_damage,
+    _head_lines,
     _open_rows,
     _read_record,
     _record_chunks,
@@ -99,6 +105,7 @@ from superparams.store._record import (
     _start,
     _uncollected,
     describe,
+    renamed,
 )
 from superparams.store._table import (
     Clashes,
@@ -126,6 +133,7 @@ __all__ = [
     "folder_for",
     "linked",
     "open_in_store",
+    "renamed",
 ]
 
 if TYPE_CHECKING:
@@ -263,6 +271,7 @@ class Store:
         self._stamp: dict[str, Any] = {}  # the run's code version, on every line it writes
         self.restored = 0  # outcomes written to the record again by open(): see _restore
         self._broken: StoreWriteError | None = None  # a write failed: nothing more is written
+        self._stopped = False  # a signal stopped bringing results.parquet up to date
         self._setting_logs: dict[str, SettingLog] = {}  # of the settings running now
         # What close() wrote to results.parquet, so the run's own table is not read back.
         self.written: pl.DataFrame | None = None
@@ -351,6 +360,7 @@ class Store:
         )
 
     def _open(self) -> Store:
+        self._stopped = False
         self.trust()  # again, just before anything is written
         self.check()
         make_folders(self.folder / LOGS)
@@ -381,6 +391,7 @@ class Store:
         try:
             flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
             self._logs_fd = os.open(self.folder / LOGS, flags)  # checked, held from now on
+            _remove_leftovers(self.folder)  # of a run killed while it wrote (kill -9)
             _cut_torn_tail(self.record_path)
             self.compact()
             self._record = open(self.record_path, "ab", opener=_opener)  # noqa: SIM115
@@ -409,7 +420,8 @@ class Store:
                 self.commit()
                 self._record.close()
                 self._record = None
-                written = self.compact()  # None: clashes() brought it up to date
+                # None: clashes() brought it up to date, or a signal stopped it there
+                written = None if self._stopped else self.compact()
                 if written is not None:
                     self.written = written
         except StoreError:
@@ -690,8 +702,16 @@ class Store:
                 return None  # not one of ours: results are rebuilt from the record
         size, start = _start(self.record_path)
         head = meta.get("head")
-        if size < offset or (head is not None and head != _hash(start[:offset])):
+        if size < offset:
             return _Compacted(0, table, clashes, 0, intact=False)
+        if head is not None and head != _hash(start[:offset]):
+            # A line or two damaged in place (a flipped bit) lose to the table, which was
+            # made from them whole; a start otherwise changed is another record.
+            found = _head_damage(meta.get("lines"), start[:offset])
+            if found is None:
+                return _Compacted(0, table, clashes, 0, intact=False)
+            count, mend = found
+            return _Compacted(offset, table, clashes, damaged + count, mend=mend)
         return _Compacted(offset, table, clashes, damaged)
 
     def compact(self) -> pl.DataFrame | None:
@@ -707,6 +727,8 @@ class Store:
         if stored is not None and not stored.intact:
             self._restore()  # the record holds again every outcome the table holds
             stored = None  # and the table is made anew from the record alone
+        elif stored is not None and stored.mend:
+            self._restore(stored.mend)  # after their damaged lines: those win no more
         offset = 0 if stored is None else stored.offset
         clashes = {} if stored is None else stored.clashes
         frames, end, damaged = self._frames(offset, clashes, live=False)
@@ -718,13 +740,14 @@ class Store:
         table = _concat(frames, clashes) if frames else _frame([], self.types)
         del frames  # the chunks' tables: only the table written is kept
         table = _latest(table)
-        head = _hash(_start(self.record_path)[1][:end])
+        start = _start(self.record_path)[1][:end]
         info = {
             "offset": end,
             "fields": list(self.fields),
             "clashes": clashes,
             "damaged": damaged,
-            "head": head,
+            "head": _hash(start),
+            "lines": _head_lines(start),
         }
         meta = {_META_KEY: json.dumps(info)}
         _atomic_write(
@@ -735,8 +758,9 @@ class Store:
             (self.folder / META).unlink()  # where earlier versions kept the offset
         return table
 
-    def _restore(self) -> None:
-        """Append to the record every outcome results.parquet holds and it lost.
+    def _restore(self, mend: list[str] | None = None) -> None:
+        """Append to the record every outcome results.parquet holds and it lost; with
+        ``mend``, those of these settings, whose lines in it are damaged.
 
         Called holding the lock, when the record no longer holds what the table was made
         from (see :meth:`_compacted`); the lines are synced before the table is rebuilt.
@@ -744,9 +768,14 @@ class Store:
         stored = self._compacted()
         if stored is None or stored.table is None:
             return
-        lines, _, _ = _read_record(self.record_path, 0)
-        rows = _rows(lines, self.fields, self.defaults, live=False)
-        lost = _lost(stored.table, rows, self.fields, self.types)
+        if mend is None:
+            lines, _, _ = _read_record(self.record_path, 0)
+            rows = _rows(lines, self.fields, self.defaults, live=False)
+            lost = _lost(stored.table, rows, self.fields, self.types)
+            self.restored += len(lost)
+        else:
+            table = stored.table.filter(stored.table["id"].is_in(mend))
+            lost = _lost(table, [], self.fields, self.types)
         if not lost:
             return
         text = "".join(f"{_dumps(line)}\n" for line in lost).encode()
@@ -754,7 +783,6 @@ class Store:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        self.restored += len(lost)
 
     # -- readers ---------------------------------------------------------------------------
 
@@ -842,7 +870,11 @@ class Store:
         if self._record is not None and self._broken is None:
             with contextlib.suppress(OSError, StoreError):  # close() tries again, and says
                 self._record.flush()
-                written = self.compact()
+                try:
+                    written = self.compact()
+                except KeyboardInterrupt:  # a signal: close() does not start it again
+                    self._stopped = True
+                    raise
                 if written is not None:
                     self.written = written
         stored = self._compacted(read=False)
@@ -1129,6 +1161,9 @@ class _Compacted:
     clashes: Clashes
     damaged: int  # damaged lines of the record before the offset
     intact: bool = True  # the record still holds what the table was made from
+    # Settings whose lines in the record's start are damaged (the table holds them
+    # whole): the next run writes their outcomes to the record again.
+    mend: list[str] = field(default_factory=list)
 
 
 # -- the record ------------------------------------------------------------------------

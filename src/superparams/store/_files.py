@@ -121,6 +121,31 @@ def _refuse_links(folder: Path, *, logs: bool = False) -> None:
                     raise StoreWriteError(linked(entry.path))
 
 
+def _write_error(error: BaseException, path: Path) -> OSError:
+    """``error``, raised while writing ``path``, as the OSError it stands for.
+
+    A library may wrap the system's error in its own (polars: "... (os error 28)"),
+    or panic; its errno is found in the text, or, failing that, a folder with no space
+    left is ENOSPC. Anything else keeps the library's own words.
+    """
+    import re
+
+    code = error.errno if isinstance(error, OSError) else None
+    text = str(error)
+    found = re.search(r"\(os error (\d+)\)|\[Errno (\d+)\]|code: (\d+)", text)
+    if code is None and found is not None:
+        code = int(next(g for g in found.groups() if g))
+    if code is None:
+        with contextlib.suppress(OSError):
+            if os.statvfs(path.parent).f_bavail == 0:
+                code = errno.ENOSPC
+    if code is not None:
+        return OSError(code, os.strerror(code), str(path))
+    lines = text.strip().splitlines()
+    why = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    return OSError(errno.EIO, why, str(path))
+
+
 def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Replace ``path``, whole or not at all, by what ``write`` writes into the binary file
     it is given: a temporary file, synced, then renamed.
@@ -129,11 +154,10 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     followed), writable by its owner only.
 
     Raises:
-        OSError: for ``path``, if it could not be written (a polars error that is one,
-            such as no space left, too); the temporary file is removed.
+        OSError: for ``path``, if it could not be written, whatever the writer raised
+            (a library's own error, or its panic, on a full disk: see
+            :func:`_write_error`); the temporary file is removed.
     """
-    import re
-
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     try:
@@ -147,22 +171,32 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except Exception as error:
+    except BaseException as error:  # a panic of the writing library is no Exception
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        code = error.errno if isinstance(error, OSError) else None
-        found = re.search(r"\(os error (\d+)\)", str(error))
-        if code is None and found is not None:
-            code = int(found.group(1))
-        if code is None:
+        if isinstance(error, (KeyboardInterrupt, SystemExit, StoreWriteError)):
             raise
-        raise OSError(code, os.strerror(code), str(path)) from error
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        raise _write_error(error, path) from error
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Remove the temporary files of :func:`_atomic_write` that a process killed while
+    writing (``kill -9``, a power cut) left in ``folder``.
+
+    Called holding the folder's lock, under which alone the store writes one: each found
+    then is a dead writer's, whatever its process id now names (on this machine or on
+    another sharing the folder). What cannot be removed stays.
+    """
+    import re
+
+    pattern = re.compile(rf"\.(?:{re.escape(RESULTS)}|{re.escape(EXPERIMENT)})\.\d+\.tmp")
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from superparams._columns import BOOKKEEPING
 from superparams._workdir import WORK
 from superparams.identity import setting_id
 from superparams.outcome import DIED_IN_PROCESS
@@ -47,6 +48,45 @@ def _hash(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _head_lines(head: bytes) -> list[list[str]]:
+    """Each line of the record's start (the last one maybe cut short) as ``[hash, id]``:
+    what results.parquet keeps beside the start's hash, to tell a damaged line there
+    from a record replaced by another (see :func:`_head_damage`)."""
+    import re
+
+    found = re.compile(rb'"id"\s*:\s*"([0-9A-Za-z]*)"').search
+    out = []
+    for piece in head.split(b"\n"):
+        named = found(piece)
+        out.append([_hash(piece)[:8], named.group(1).decode() if named else ""])
+    return out
+
+
+def _head_damage(kept: Any, head: bytes) -> tuple[int, list[str]] | None:
+    """How many lines of the record's start ``head`` are damaged, and the ids of the
+    settings whose lines they were, when the start differs from the one results.parquet
+    was made from (``kept``, from :func:`_head_lines`) in one or two neighbouring lines
+    (a flipped bit, a newline flipped away or into one); None when it differs more: the
+    record was replaced.
+    """
+    if not isinstance(kept, list) or not all(
+        isinstance(k, list) and len(k) == 2 and all(isinstance(v, str) for v in k) for k in kept
+    ):
+        return None
+    now = [h for h, _ in _head_lines(head)]
+    before = [h for h, _ in kept]
+    same = min(len(now), len(before))
+    first = next((i for i in range(same) if now[i] != before[i]), same)
+    last = 0  # lines alike at the end
+    while last < same - first and now[-1 - last] == before[-1 - last]:
+        last += 1
+    damaged = len(now) - first - last
+    lost = kept[first : len(before) - last]
+    if not 1 <= damaged <= 2 or len(lost) > 2:
+        return None
+    return damaged, [sid for _, sid in lost if sid]
 
 
 def describe(label: str, params: Mapping[str, Any], enc: Mapping[str, str]) -> dict[str, Any]:
@@ -366,7 +406,9 @@ def _rows(
         for by, result in results or [[attempt, {}]]:
             row = dict(base)
             for key, val in result.items():
-                row[f"result.{key}" if key in base or key in book else key] = val
+                if key in _TAKEN or key in base:
+                    key = _kept_as(key, result, base)
+                row[key] = val
             row.update(book)
             row["attempt"] = by
             row[_SEQ] = number
@@ -426,11 +468,36 @@ def _open_rows(
         for by, result in reported:
             row = dict(base)
             for key, val in result.items():
-                row[f"result.{key}" if key in base or key in book else key] = val
+                if key in _TAKEN or key in base:
+                    key = _kept_as(key, result, base)
+                row[key] = val
             row.update(book)
             row["attempt"] = by
             rows.append(row)
     return rows
+
+
+def _kept_as(key: str, result: Mapping[str, Any], base: Mapping[str, Any]) -> str:
+    """The column a value run() returned under ``key`` is stored in, when ``key`` names
+    one superparams fills (a bookkeeping column, ``id``, ``label``, a parameter):
+    ``key_``, with another ``_`` while that is a name in the row too.
+
+    >>> _kept_as("status", {"status": "ok", "status_": 1}, {"id": "ab"})
+    'status__'
+    """
+    name = f"{key}_"
+    while name in result or name in base or name in _TAKEN:
+        name += "_"
+    return name
+
+
+def renamed(row: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, str]:
+    """The keys of a row run() returned (or reported) that name a column superparams
+    fills, each with the column it is stored in (see :func:`_kept_as`); for the run to
+    say so. ``params`` holds the setting's parameters."""
+    clashing = [key for key in row if key in _TAKEN or key in params]
+    base = {**params, "id": None, "label": None}
+    return {key: _kept_as(key, row, base) for key in clashing}
 
 
 def _workdir_of(logs: str, sid: str) -> str | None:
@@ -468,3 +535,8 @@ def _rekey(
 # each came from, so the latest outcome is the last one recorded (attempts restart at 1
 # in every run: a rerun is not a retry).
 _SEQ = "__record_line"
+
+
+# The columns a row of the record fills besides the parameters: a value run() returned
+# under one of these names is kept under another (see _kept_as).
+_TAKEN = frozenset({"id", "label", *BOOKKEEPING, _SEQ})
