@@ -720,10 +720,10 @@ def pinned(space: Space[E], values: dict[str, Any]) -> Space[E]:
         return Union([pinned(part, values) for part in space.parts])
     layout = getattr(space, "_sp_layout", None)
     shown = layout().varied if layout is not None else None
-    pinned = dataclasses.replace(space, **values)  # type: ignore[type-var]
+    made = dataclasses.replace(space, **values)  # type: ignore[type-var]
     if shown is not None:
-        pinned.__dict__["_sp_shown"] = shown
-    return pinned
+        made.__dict__["_sp_shown"] = shown
+    return made
 
 
 def _carry_validity_error(setting: Any) -> None:
