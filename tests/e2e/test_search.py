@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 from collections import Counter
@@ -262,3 +263,53 @@ class TestBadInput:
             "reports loss\n",
         )
         assert record.read_bytes() == before
+
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+class TestTheExample:
+    def test_the_search_is_at_least_as_good_as_the_grid(self, tmp_path):
+        """examples/experiments/tuned.py: a search of 30 configurations on 3 seeds finds a
+        best mean accuracy at least as good as the 30-point grid's, within its std."""
+        pytest.importorskip("sklearn")
+        shutil.copytree(EXAMPLES, tmp_path / "examples")
+        root = tmp_path / "examples"
+        grid = experiment(
+            "tuned.Digits",
+            "--C",
+            "0.1,1,10,100,1000",
+            "--gamma",
+            "1e-4,3e-4,1e-3,3e-3,0.01,0.03",
+            "-j",
+            "2",
+            "-q",
+            cwd=root,
+            timeout=600,
+        )
+        assert grid.returncode == 0, grid.stderr
+        summary = json.loads(
+            experiment("results", "tuned.Digits", "--over", "seed", "--json", cwd=root).stdout
+        )
+        top = max(summary, key=lambda r: r["acc_mean"])
+        search = experiment(
+            "tuned.Digits",
+            "--optimize",
+            "acc",
+            "--budget",
+            "30",
+            "--sample-seed",
+            "0",
+            "-j",
+            "2",
+            "-q",
+            cwd=root,
+            timeout=600,
+            SUPERPARAMS_PROGRESS=str(tmp_path / "search"),
+        )
+        assert search.returncode == 0, search.stderr
+        stored = pl.read_parquet(tmp_path / "search/tuned/Digits/results.parquet")
+        means = stored.group_by("C", "gamma").agg(pl.col("acc").mean(), pl.len())
+        assert means.height == 30
+        assert set(means["len"].to_list()) == {3}
+        assert means["acc"].max() >= top["acc_mean"] - top["acc_std"]
