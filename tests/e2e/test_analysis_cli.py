@@ -458,3 +458,50 @@ class TestHonestWinners:
         half = 4.302652729749464 * 0.01 / 3**0.5  # t(0.975, 2) * sd / sqrt(n)
         assert first["acc_ci_low"] == pytest.approx(0.91 - half)
         assert first["acc_ci_high"] == pytest.approx(0.91 + half)
+
+
+class TestPaperTables:
+    """results --over seed --format latex|markdown: a table to paste into a paper."""
+
+    def test_markdown_and_latex(self, tmp_path):
+        """One row per setting, mean ± std rounded at the std's first digit, the best mean
+        of the metric in bold; LaTeX escapes what it must; no --over is a usage error."""
+        write(tmp_path / "close.py", CLOSE)
+        assert experiment("close.Close", "-q", cwd=tmp_path).returncode == 0
+        md = experiment(
+            "results", "close.Close", "--over", "seed", "--format", "markdown", cwd=tmp_path
+        )
+        assert md.returncode == 0, md.stderr
+        assert md.stdout.splitlines() == [
+            "| lr | acc |",
+            "| --- | --- |",
+            "| 0.1 | 0.910 ± 0.010 |",
+            "| 0.01 | **0.911 ± 0.005** |",
+            "| 0.001 | 0.510 ± 0.010 |",
+        ]
+        tex = experiment(
+            "results",
+            "close.Close",
+            "--over",
+            "seed",
+            "--format",
+            "latex",
+            "--sort",
+            "acc",
+            cwd=tmp_path,
+        )
+        assert tex.returncode == 0, tex.stderr
+        lines = tex.stdout.splitlines()
+        assert lines[:4] == [
+            "\\begin{tabular}{lr}",
+            "\\toprule",
+            "lr & acc \\\\",
+            "\\midrule",
+        ]
+        assert lines[4] == "0.001 & \\textbf{0.510 $\\pm$ 0.010} \\\\"  # --sort acc: lowest
+        bad = experiment("results", "close.Close", "--format", "latex", cwd=tmp_path)
+        assert (bad.returncode, bad.stderr) == (
+            2,
+            "error: --format latex writes a summary over seeds, one row per setting; add "
+            "--over seed (or the fields to summarise over)\n",
+        )

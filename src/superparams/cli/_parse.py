@@ -167,6 +167,15 @@ def _text(flag: str, text: str) -> str:
     return text
 
 
+def _choice(flag: str, text: str, choices: tuple[str, ...]) -> str:
+    if text not in choices:
+        msg = (
+            f"{flag} expects one of {', '.join(choices)}, got {text!r}{did_you_mean(text, choices)}"
+        )
+        raise UsageError(msg)
+    return text
+
+
 def _rule(flag: str, text: str) -> list[Any]:
     from superparams.stopping import parse
 
@@ -399,6 +408,14 @@ OPTIONS = (
     Option(("--csv",), "csv", "write the table as CSV to stdout", ("results",)),
     Option(("--json",), "json", "write the table as JSON to stdout", ("results",)),
     Option(
+        ("--format",),
+        "format",
+        "with --over: a table for a paper, latex or markdown (mean ± std, the best in bold)",
+        ("results",),
+        "FORMAT",
+        lambda flag, text: _choice(flag, text, ("latex", "markdown")),
+    ),
+    Option(
         ("--parquet",),
         "parquet",
         "write the table to a parquet file",
@@ -597,6 +614,7 @@ class ResultsRequest(Request):
     desc: bool = False
     csv: bool = False
     json: bool = False
+    format: str | None = None
     parquet: str | None = None
     force: bool = False
     over: tuple[str, ...] | None = None
@@ -605,7 +623,13 @@ class ResultsRequest(Request):
     last: bool = False
 
     def __post_init__(self) -> None:
-        exports = [f"--{n}" for n in ("csv", "json", "parquet") if getattr(self, n)]
+        exports = [f"--{n}" for n in ("csv", "json", "parquet", "format") if getattr(self, n)]
+        if self.format is not None and self.over is None:
+            msg = (
+                f"--format {self.format} writes a summary over seeds, one row per setting; "
+                "add --over seed (or the fields to summarise over)"
+            )
+            raise UsageError(msg)
         if len(exports) > 1:
             msg = f"{' and '.join(exports)} both write the table; pick one"
             raise UsageError(msg)

@@ -220,6 +220,19 @@ def _summary_one(
         public = summarised.with_frame(frame).public()
         _write(public, found, space, request, prog, several=several, columns=None, sort=None)
         return
+    if request.format is not None:
+        from superparams.cli._paper import Row, paper_table
+
+        sort = request.sort or ""
+        lowest = {sort} if sort and not request.desc and not sort.startswith("-") else set()
+        lines: list[Row] = []
+        for row in frame.iter_rows(named=True):
+            stats = [
+                (row[column(m, "mean")], row[column(m, "std")], row[column(m, "n")]) for m in shown
+            ]
+            lines.append(([cell(row[k], k) for k in keys], stats))
+        sys.stdout.write(paper_table(request.format, keys, shown, lines, lowest=lowest))
+        return
     if several:
         sys.stdout.write(f"{space.experiment_class.__name__}:\n")
     if frame.is_empty():
