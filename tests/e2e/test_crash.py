@@ -17,8 +17,6 @@ from tests.conftest import wait_for, with_group_killed, workers_of
 
 from superparams.events import SettingStarted
 
-pytestmark = pytest.mark.slow
-
 # Settings sleep $PAUSE seconds (0 when run from the tests' own process); `slow` ones
 # sleep $SLOW. The reporter notes every event, unbuffered, as the run emits it.
 MANY = """
