@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
 
+import cloudpickle
 import pytest
 
 from superparams import Experiment, search
@@ -47,6 +49,18 @@ class TestWhereTheFolderIs:
         base = Rooted(Saver(), str(tmp_path / "work"))
         assert base[1].run()["at"] == str(tmp_path / "work" / Saver()[1].id)
         assert (tmp_path / "work" / Saver()[1].id / "state").read_text() == "2"
+
+
+class TestShipping:
+    def test_the_space_an_engine_runs_pickles_as_the_space_and_the_root(self, tmp_path):
+        """What a worker unpickles is the same space with the same root, on every
+        Python the package supports (on 3.10 a pickle once carried the space's own state
+        in place of the pair, and every worker died on its first setting)."""
+        base = Rooted(Saver(), str(tmp_path / "work"))
+        shipped = pickle.loads(cloudpickle.dumps(base))
+        assert shipped.root == base.root
+        assert len(shipped) == 2
+        assert shipped[1].run()["at"] == str(tmp_path / "work" / Saver()[1].id)
 
 
 class TestLinks:

@@ -76,7 +76,8 @@ def _annotation_type(annotation: Any) -> str | None:
     from collections.abc import Mapping, Sequence
     from pathlib import PurePath
 
-    if isinstance(annotation, type):
+    # list[int] is no class, though Python 3.10's isinstance says it is a type.
+    if isinstance(annotation, type) and typing.get_origin(annotation) is None:
         if annotation in _SCALAR_TYPES:
             return _SCALAR_TYPES[annotation]
         if issubclass(annotation, (PurePath, enum.Enum, dict)):

@@ -54,6 +54,11 @@ class Rooted:
     def __len__(self) -> int:
         return len(self.space)
 
+    def __reduce__(self) -> tuple[type[Rooted], tuple[Space[Any], str]]:
+        # Said outright: before 3.11, pickle asks for __getstate__, which __getattr__
+        # would answer with the space's own, and the copy would lose `space` and `root`.
+        return Rooted, (self.space, self.root)
+
     def __getattr__(self, name: str) -> Any:
         if name in ("space", "root"):  # not set yet: while unpickling
             raise AttributeError(name)

@@ -1001,7 +1001,8 @@ def _brief(value: Any, width: int = 32) -> str:
 def _type_name(annotation: Any) -> str:
     if isinstance(annotation, str):
         return annotation
-    if isinstance(annotation, type):
+    # list[int] is no class, though Python 3.10's isinstance says it is a type.
+    if isinstance(annotation, type) and typing.get_origin(annotation) is None:
         return annotation.__name__
     return str(annotation).replace("typing.", "")
 

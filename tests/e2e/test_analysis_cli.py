@@ -17,8 +17,6 @@ import polars as pl
 import pytest
 from tests.conftest import experiment, write
 
-pytestmark = pytest.mark.slow
-
 ACC = {
     (0.1, 16): [0.91, 0.93, 0.92],
     (0.1, 32): [0.90, 0.88, 0.95],

@@ -26,8 +26,6 @@ from tests.seed import USAGE
 
 from superparams import ExperimentError
 
-pytestmark = pytest.mark.slow
-
 COMMAND = Path(sys.executable).with_name("experiment")
 
 SEED = USAGE  # the original README's example, as written there

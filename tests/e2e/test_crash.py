@@ -22,8 +22,6 @@ from tests.conftest import COMMAND, environment, experiment, wait_for, with_grou
 
 from superparams.events import SettingStarted
 
-pytestmark = pytest.mark.slow
-
 # Settings sleep $PAUSE seconds (0 when run from the tests' own process); `slow` ones
 # sleep $SLOW. The reporter notes every event, unbuffered, as the run emits it.
 MANY = """

@@ -21,8 +21,6 @@ import pytest
 from tests.conftest import wait_for
 from tests.e2e.test_cli import COMMAND, environment, write
 
-pytestmark = pytest.mark.slow
-
 # Each setting prints a line, notes its process, then waits for a file named go-<n>;
 # then prints another line.
 WAITS = """

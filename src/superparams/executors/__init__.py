@@ -176,7 +176,10 @@ def _read(engine: str, key: str, value: Any, annotation: Any) -> Any:
 
     if not isinstance(value, str):
         return value
-    kinds = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else ()
+    # int | None; Optional[int] too, which is what Python 3.10's get_type_hints makes
+    # of an `int | None = None` keyword.
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    kinds = typing.get_args(annotation) if union else ()
     kind = next((k for k in (bool, int, float) if annotation is k or k in kinds), None)
     if kind is None:
         return value
