@@ -16,7 +16,8 @@ def stored(cwd: Path, name: str, *fields: str) -> pl.DataFrame:
     """The results as `experiment results --json` gives them."""
     done = experiment("results", name, *fields, "--json", cwd=cwd)
     assert done.returncode == 0, done.stderr
-    return pl.DataFrame(json.loads(done.stdout)) if done.stdout.strip() != "[]" else pl.DataFrame()
+    rows = json.loads(done.stdout)["rows"]
+    return pl.DataFrame(rows) if rows else pl.DataFrame()
 
 
 def project(tmp_path: Path, module: str, source: str) -> Path:

@@ -150,7 +150,7 @@ class TestResultsOverSeeds:
             cwd=project,
         )
         assert done.returncode == 0, done.stderr
-        rows = json.loads(done.stdout)
+        rows = json.loads(done.stdout)["rows"]
         assert {r["lr"] for r in rows} == {0.01}
         assert len(rows) == 4
 
@@ -451,7 +451,7 @@ class TestHonestWinners:
         write(tmp_path / "close.py", CLOSE)
         assert experiment("close.Close", "-q", cwd=tmp_path).returncode == 0
         done = experiment("results", "close.Close", "--over", "seed", "--json", cwd=tmp_path)
-        rows = json.loads(done.stdout)
+        rows = json.loads(done.stdout)["rows"]
         first = next(r for r in rows if r["lr"] == 0.1)
         half = 4.302652729749464 * 0.01 / 3**0.5  # t(0.975, 2) * sd / sqrt(n)
         assert first["acc_ci_low"] == pytest.approx(0.91 - half)

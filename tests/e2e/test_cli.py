@@ -726,7 +726,7 @@ class TestAfterTheRun:
             )
         )
         assert sorted(r["double"] for r in as_csv) == ["", "2", "6"]
-        as_json = json.loads(experiment("results", "flaky.Flaky", "--json", cwd=ran).stdout)
+        as_json = json.loads(experiment("results", "flaky.Flaky", "--json", cwd=ran).stdout)["rows"]
         assert sorted(r["n"] for r in as_json) == [1, 2, 3]
         assert {r["status"] for r in as_json} == {"completed", "failed"}
         written = experiment("results", "flaky.Flaky", "--parquet", "out.parquet", cwd=ran)
@@ -1049,3 +1049,55 @@ class TestRandomSearchAfterTheRun:
         assert len(list(csv.DictReader(io.StringIO(part.stdout)))) == 3
         status = experiment("status", "rs.Random", *sample, cwd=sampled)
         assert status.stdout.splitlines()[0] == "Random (rs.py): 3 settings"
+
+
+class TestJson:
+    """--json on every command that reports: one object with a schema, nothing else."""
+
+    def test_status_plan_clean_and_results(self, tmp_path):
+        """status, run --dry-run, clean --dry-run and results each write one JSON object
+        naming its schema; clean --dry-run deletes nothing; a bad --json is one line on
+        stderr with stdout empty."""
+        write(tmp_path / "raises.py", RAISES)
+        assert experiment("raises.Raises", "-q", cwd=tmp_path).returncode == 0
+
+        def one(*args: str) -> dict:
+            done = experiment(*args, "--json", cwd=tmp_path)
+            assert done.returncode == 0, done.stderr
+            return json.loads(done.stdout)
+
+        status = one("status", "raises.Raises", "--k", "1,2,3,4")
+        assert status["schema"] == "superparams.status/1"
+        (facts,) = status["experiments"]
+        assert facts["counts"]["completed"] == 3
+        assert facts["counts"]["new"] == 1
+        assert facts["left"] == [{"label": "k=4", "status": "new", "error": None}]
+        plan = one("raises.Raises", "--k", "1,2,3,4", "--dry-run")
+        assert (plan["schema"], plan["would_run"], plan["stored"]["completed"]) == (
+            "superparams.plan/1",
+            1,
+            3,
+        )
+        clean = one("clean", "raises.Raises", "--dry-run")
+        assert (clean["schema"], clean["settings"]) == ("superparams.clean/1", 3)
+        results = one("results", "raises.Raises")
+        assert results["schema"] == "superparams.results/1"
+        assert [r["sq"] for r in results["rows"]] == [1, 4, 9]
+        assert (tmp_path / "progress/raises/Raises/results.parquet").exists()  # kept
+        bad = experiment("raises.Raises", "--json", cwd=tmp_path)
+        assert (bad.returncode, bad.stdout) == (2, "")
+        assert bad.stderr == (
+            "error: --json says what a run would do: add --dry-run (a run itself writes no JSON)\n"
+        )
+
+    def test_clean_dry_run_says_what_would_go(self, tmp_path):
+        """clean --dry-run in words: what clean would delete, and that nothing was."""
+        write(tmp_path / "raises.py", RAISES)
+        assert experiment("raises.Raises", "-q", cwd=tmp_path).returncode == 0
+        done = experiment("clean", "raises.Raises", "--dry-run", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == (
+            "would delete 3 stored settings of Raises and their logs in "
+            "progress/raises/Raises; nothing deleted\n"
+        )
+        assert experiment("results", "raises.Raises", cwd=tmp_path).stdout.count("\n") == 5

@@ -121,7 +121,7 @@ class TestFixingRunMakesResultsOutdated:
         assert "running 3 settings" in rerun.stderr
         shown = experiment("results", "params.SVCGrid", "--json", cwd=project / "experiments")
         assert shown.returncode == 0, shown.stderr
-        rows = json.loads(shown.stdout)
+        rows = json.loads(shown.stdout)["rows"]
         assert [(r["c"], r["score"]) for r in rows] == [(1, 2), (2, 2), (3, 2)]
         versions = {r["code_version"] for r in rows}
         assert len(versions) == 1

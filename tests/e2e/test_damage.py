@@ -73,7 +73,7 @@ class Project:
         """Each stored setting's status and y, read by `experiment results --json`."""
         done = self.command("results", "grid.py:Grid", "--json", *args)
         assert done.returncode == 0, done.stderr
-        rows = json.loads(done.stdout)
+        rows = json.loads(done.stdout)["rows"]
         return {row["x"]: (row["status"], row["y"]) for row in rows}
 
     def status(self, *args: str) -> str:

@@ -184,7 +184,9 @@ class TestACommandsOptionsWin:
             cwd=project,
         )
         assert out.exists()
-        table = json.loads(ok("results", "names.Options", "--set", "y=3", "--json", cwd=project))
+        table = json.loads(ok("results", "names.Options", "--set", "y=3", "--json", cwd=project))[
+            "rows"
+        ]
         assert {r["y"] for r in table} == {3}
         assert len(table) == 4
 
@@ -192,7 +194,7 @@ class TestACommandsOptionsWin:
         """`--set x=1:2` reads a range as --x would in a run."""
         table = json.loads(
             ok("results", "names.Options", "--set", "x=1:2", "--set", "y=4", "--json", cwd=project)
-        )
+        )["rows"]
         assert sorted({r["x"] for r in table}) == [1, 2]
         assert {r["y"] for r in table} == {4}
 
@@ -249,14 +251,16 @@ class TestARunKeepsTheFieldsFlags:
         ok("names.Hidden", "--timeout", "7", "--retries", "2", "-q", cwd=project)
         table = json.loads(
             ok("results", "names.Hidden", "--timeout", "7", "--retries", "2", "--json", cwd=project)
-        )
+        )["rows"]
         assert [(r["timeout_seen"], r["retries_seen"]) for r in table] == [(7.0, 2)]
 
     def test_run_timeout_is_the_option(self, project):
         """`--run-timeout 1` fails a setting that sleeps for 30 s, as --timeout would."""
         done = experiment("names.Hidden", "--nap", "30", "--run-timeout", "1", cwd=project)
         assert done.returncode == 1, done.stderr
-        table = json.loads(ok("results", "names.Hidden", "--nap", "30", "--json", cwd=project))
+        table = json.loads(ok("results", "names.Hidden", "--nap", "30", "--json", cwd=project))[
+            "rows"
+        ]
         assert [r["status"] for r in table] == ["failed"]
         assert "1" in table[0]["error"]
 
@@ -304,6 +308,6 @@ class TestAFieldNamedHelp:
         """`--set help=2` runs one setting; `--help` lists the field as --set help=INT."""
         write(tmp_path / "helped.py", HELPED)
         ok("helped.Helped", "--set", "help=2", "-q", cwd=tmp_path)
-        table = json.loads(ok("results", "helped.Helped", "--json", cwd=tmp_path))
+        table = json.loads(ok("results", "helped.Helped", "--json", cwd=tmp_path))["rows"]
         assert [(r["help"], r["twice"]) for r in table] == [(2, 4)]
         assert "  --set help=INT" in ok("helped.Helped", "--help", cwd=tmp_path)

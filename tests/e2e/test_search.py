@@ -290,7 +290,7 @@ class TestTheExample:
         assert grid.returncode == 0, grid.stderr
         summary = json.loads(
             experiment("results", "tuned.Digits", "--over", "seed", "--json", cwd=root).stdout
-        )
+        )["rows"]
         top = max(summary, key=lambda r: r["acc_mean"])
         search = experiment(
             "tuned.Digits",

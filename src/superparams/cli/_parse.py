@@ -242,8 +242,8 @@ OPTIONS = (
     Option(
         ("--dry-run", "--dry_run"),
         "dry_run",
-        "show what would run (new, done, failed); run nothing",
-        _RUN,
+        "show what would run (new, done, failed), or what clean would delete; do nothing",
+        ("run", "clean"),
     ),
     Option(
         ("--debug",),
@@ -406,7 +406,13 @@ OPTIONS = (
         _text,
     ),
     Option(("--csv",), "csv", "write the table as CSV to stdout", ("results",)),
-    Option(("--json",), "json", "write the table as JSON to stdout", ("results",)),
+    Option(
+        ("--json",),
+        "json",
+        "write one JSON object to stdout: the table (results), the counts (status), the "
+        "plan (run --dry-run), what would go (clean --dry-run)",
+        ("results", "status", "run", "clean"),
+    ),
     Option(
         ("--format",),
         "format",
@@ -526,6 +532,7 @@ class RunRequest(Request):
     detach: bool = False
     quiet: bool = False
     yes: bool = False
+    json: bool = False
     stop: list[Any] | None = None
     optimize: list[tuple[str, str | None]] | None = None
     max: bool = False
@@ -541,6 +548,9 @@ class RunRequest(Request):
         return [m for m, _ in pairs], [mode or default for _, mode in pairs]
 
     def __post_init__(self) -> None:
+        if self.json and not self.dry_run:
+            msg = "--json says what a run would do: add --dry-run (a run itself writes no JSON)"
+            raise UsageError(msg)
         self._check_search()
         if self.detach:
             from superparams._api import reattaches
@@ -603,6 +613,7 @@ class StatusRequest(Request):
     """``experiment status EXPERIMENT``: what is done, failed, running, left."""
 
     command: ClassVar[str] = "status"
+    json: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -708,8 +719,13 @@ class CleanRequest(Request):
 
     command: ClassVar[str] = "clean"
     yes: bool = False
+    dry_run: bool = False
+    json: bool = False
 
     def __post_init__(self) -> None:
+        if self.json and not self.dry_run:
+            msg = "--json says what clean would delete: add --dry-run, which deletes nothing"
+            raise UsageError(msg)
         if self.overrides:
             flags = " ".join(flag for flag, _ in self.overrides.values())
             msg = (

@@ -78,6 +78,20 @@ def results_of(space: Space[Any]) -> pl.DataFrame:
     return results(space)
 
 
+def write_json(schema: str, body: dict[str, Any], rows: str | None = None) -> None:
+    """One JSON object on stdout: ``{"schema": "superparams.<schema>/1", ...body}``, with
+    ``rows`` (a JSON array already written, as polars writes one) under ``"rows"``.
+
+    Later versions add keys without changing the schema's number.
+    """
+    import json
+
+    text = json.dumps({"schema": f"superparams.{schema}/1", **body}, default=str)
+    if rows is not None:
+        text = f'{text[:-1]}, "rows": {rows}}}'
+    sys.stdout.write(text + "\n")
+
+
 def none_stored(space: Space[Any], prog: str, found: Found) -> str:
     """What to say when a read finds no results: that none are stored yet, or, when the
     folder holds some, that none is of the settings asked for (a value outside what ran)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from superparams.cli._find import shown
-from superparams.cli._shared import ask, check_unlocked, interactive, say
+from superparams.cli._shared import ask, check_unlocked, interactive, say, write_json
 from superparams.errors import UsageError
 
 if TYPE_CHECKING:
@@ -23,9 +23,17 @@ def clean(found: Found, spaces: list[Space[Any]], request: CleanRequest, prog: s
     for cls in found.classes:
         store = Store.for_class(cls)
         if not store.folder.exists():
-            say(f"nothing stored for {cls.__name__} ({shown(store.folder)} does not exist)")
+            if request.json:
+                write_json(
+                    "clean",
+                    {"experiment": cls.__name__, "folder": str(store.folder), "settings": 0}
+                    | {"setting_folders": 0, "queued": 0},
+                )
+            else:
+                say(f"nothing stored for {cls.__name__} ({shown(store.folder)} does not exist)")
             continue
-        check_unlocked(store)
+        if not request.dry_run:
+            check_unlocked(store)
         count, folders = store.count(), _workdir.count(store.folder)
         kept = f"{count} stored setting{'s' if count != 1 else ''} of {cls.__name__}"
         if folders:
@@ -35,6 +43,15 @@ def clean(found: Found, spaces: list[Space[Any]], request: CleanRequest, prog: s
             kept = f"{kept} and their logs"
         what = f"{kept} in {shown(store.folder)}"
         queued = queued_count(store)
+        if request.dry_run:  # say what would go, delete nothing
+            if request.json:
+                body: dict[str, Any] = {"experiment": cls.__name__, "folder": str(store.folder)}
+                body |= {"settings": count, "setting_folders": folders, "queued": queued}
+                write_json("clean", body)
+            else:
+                cancel = f", cancelling the Slurm jobs of {queued} queued" if queued else ""
+                say(f"would delete {what}{cancel}; nothing deleted")
+            continue
         asked = what
         if queued:
             asked += f", cancelling the Slurm jobs of its {queued} queued setting"

@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from superparams.cli._find import shown
-from superparams.cli._shared import columns_of, none_stored, print_results, results_of, say
+from superparams.cli._shared import (
+    columns_of,
+    none_stored,
+    print_results,
+    results_of,
+    say,
+    write_json,
+)
 from superparams.cli._table import cell, table
 from superparams.errors import UsageError, did_you_mean
 
@@ -85,7 +92,9 @@ def _write(
         sys.stdout.write(_flat(frame).write_csv())
         return
     if request.json:
-        sys.stdout.write(frame.write_json() + "\n")
+        over = list(request.over) if request.over is not None else None
+        body = {"experiment": cls.__name__, "over": over}
+        write_json("results", body, frame.write_json())
         return
     if several:
         sys.stdout.write(f"{cls.__name__}:\n")

@@ -22,6 +22,7 @@ from superparams.cli._shared import (
     results_of,
     say,
     store_of,
+    write_json,
 )
 from superparams.errors import Interrupted, SuperparamsError
 
@@ -86,6 +87,26 @@ def _run_one(found: Found, space: Space[Any], request: RunRequest, prog: str, na
     except KeyboardInterrupt:
         say("interrupted while reading what is stored, before any setting ran; nothing changed")
         return INTERRUPTED
+    if request.json:  # --dry-run --json: the plan as one object, and nothing else
+        write_json(
+            "plan",
+            {
+                "experiment": cls.__name__,
+                "folder": str(store.folder),
+                "settings": len(set(stored.ids)),
+                "stored": {
+                    "completed": len(stored.done),
+                    "failed": len(stored.failed),
+                    "interrupted": len(stored.interrupted),
+                    "queued": len(stored.queued),
+                    "gone": len(stored.stale),
+                    "outdated": len(stored.outdated),
+                },
+                "new": len(stored.new),
+                "would_run": taken(),
+            },
+        )
+        return 0
     earlier = len(stored.done) + len(stored.failed) + len(stored.interrupted) + len(stored.queued)
     if not quiet or dry_run:
         summary = stored.summary() if earlier or stored.stale else ""

@@ -16,8 +16,63 @@ if TYPE_CHECKING:
 
 
 def status(found: Found, spaces: list[Space[Any]], request: StatusRequest, prog: str) -> None:
+    if request.json:
+        from superparams.cli._shared import write_json
+
+        write_json("status", {"experiments": [_facts(space) for space in spaces]})
+        return
     for space in spaces:
         _status_one(found, space, request, prog)
+
+
+def _facts(space: Space[Any]) -> dict[str, Any]:
+    """What ``status`` says of one space, as the values of ``--json``."""
+    from superparams._search import standing
+
+    cls = space.experiment_class
+    store = store_of(space)
+    exists = store.folder.exists()
+    known = store.statuses() if exists else {}
+    facts: dict[str, Any] = {"experiment": cls.__name__, "folder": str(store.folder)}
+    if space.enumerable:
+        stored = plan_of(space, store)
+        running = {sid for sid, s in known.items() if s.status == "running"}
+        interrupted = [p for p in stored.interrupted if stored.ids[p] not in running]
+        counts = {
+            "completed": len(stored.done),
+            "failed": len(stored.failed),
+            "running": len(stored.interrupted) - len(interrupted),
+            "interrupted": len(interrupted),
+            "queued": len(stored.queued),
+            "new": len(stored.new),
+        }
+        facts["settings"] = len(set(stored.ids))
+        facts["gone"] = len(stored.stale)
+        facts["outdated"] = len(stored.outdated)
+        left = [
+            (space[p].label, stored.ids[p])
+            for p in sorted(stored.failed + interrupted + stored.new)
+        ]
+    else:  # every stored setting
+        statuses = [s.status for s in known.values()]
+        names = ("completed", "failed", "running", "interrupted", "queued")
+        counts = {name: statuses.count(name) for name in names}
+        facts["settings"] = len(known)
+        left = [(s.label, sid) for sid, s in known.items() if s.status in ("failed", "interrupted")]
+    facts["counts"] = counts
+    facts["left"] = [
+        {
+            "label": label,
+            "status": known[sid].status if sid in known else "new",
+            "error": known[sid].error if sid in known else None,
+        }
+        for label, sid in left
+    ]
+    facts["in_progress"] = store.is_locked() if exists else False
+    facts["damaged_lines"] = store.damaged() if exists else 0
+    facts["search"] = standing(space, store) if exists else []
+    facts["results"] = str(store.results_path)
+    return facts
 
 
 def _status_one(found: Found, space: Space[Any], request: StatusRequest, prog: str) -> None:
