@@ -14,7 +14,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, SupportsIndex
 
 if TYPE_CHECKING:
     import polars as pl
@@ -443,7 +443,7 @@ def _check_retries(retries: object) -> None:
     from superparams.errors import UsageError
 
     count = -1
-    if not isinstance(retries, (bool, float, str)) and hasattr(retries, "__index__"):
+    if not isinstance(retries, (bool, float, str)) and isinstance(retries, SupportsIndex):
         count = retries.__index__()  # an int, or a numpy integer
     if not 0 <= count <= MAX_RETRIES:
         msg = (

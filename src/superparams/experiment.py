@@ -556,7 +556,7 @@ class Experiment(Space[Any]):
         """The setting's id: 16 hex digits computed from its parameter values alone."""
         found: str | None = self.__dict__.get("_sp_id")
         if found is None:
-            where = self.__dict__.get("_sp_where")
+            where: tuple[_Layout, int | None] | None = self.__dict__.get("_sp_where")
             if where is not None and where[1] is not None:
                 found = where[0].setting_id(where[1])
             else:

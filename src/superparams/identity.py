@@ -41,7 +41,7 @@ import json
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import PurePath
 from typing import Any
 
@@ -108,11 +108,11 @@ def _plain(value: Any, where: str) -> Any:  # one return per kind of value
     custom = getattr(value, "__superparams_id__", None)
     if callable(custom):
         return {"$custom": [_qualname(type(value)), str(custom())]}
-    own = getattr(value, "_sp_encodings", None)
+    own: Callable[[], Mapping[str, str]] | None = getattr(value, "_sp_encodings", None)
     if callable(own) and not isinstance(value, type):  # a nested experiment: its own fields
         fields = {k: json.loads(v) for k, v in own().items()}
         return {"$experiment": [_qualname(type(value)), fields]}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if not isinstance(value, type) and dataclasses.is_dataclass(value):
         fields = {
             f.name: _plain(getattr(value, f.name), f"{where}.{f.name}")
             for f in dataclasses.fields(value)

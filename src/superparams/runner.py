@@ -15,10 +15,10 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from superparams._workdir import empty, rooted
 from superparams.errors import StoreWriteError
@@ -513,6 +513,20 @@ def _params(setting: Experiment) -> dict[str, Any]:
     return out
 
 
+class _Array(Protocol):
+    """What an array (numpy's, torch's, jax's) shows of itself in a column."""
+
+    @property
+    def shape(self) -> Iterable[int]: ...
+
+    @property
+    def dtype(self) -> object: ...
+
+
+def _is_array(value: object) -> TypeGuard[_Array]:
+    return hasattr(value, "shape") and hasattr(value, "dtype")
+
+
 def _column_value(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
@@ -520,7 +534,7 @@ def _column_value(value: Any) -> Any:
         v is None or isinstance(v, (bool, int, float, str)) for v in value
     ):
         return list(value)
-    if hasattr(value, "shape") and hasattr(value, "dtype"):
+    if _is_array(value):
         return f"array{tuple(value.shape)} {value.dtype}"
     if isinstance(value, Path):
         return str(value)

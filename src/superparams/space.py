@@ -152,7 +152,9 @@ class Grid(Dimension):
 class Distribution(Dimension):
     """A continuous or very large range that is sampled, never enumerated."""
 
-    enumerable = False  # a constant where the base has a property
+    @property
+    def enumerable(self) -> bool:
+        return False
 
     def size(self) -> int:
         msg = f"{self!r} has no finite list of values; draw from it with space.sample(n, seed=...)"
@@ -198,10 +200,12 @@ class _RandInt(Distribution):
 class Derived(Dimension):
     """A field computed from the other fields of each setting, made by :func:`derived`."""
 
-    enumerable = True  # a constant where the base has a property
-
     def __init__(self, compute: Callable[[Any], Any]) -> None:
         self.compute = compute
+
+    @property
+    def enumerable(self) -> bool:
+        return True
 
     def size(self) -> int:
         return 1

@@ -39,7 +39,7 @@ import time
 import traceback
 import types
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, BinaryIO, Protocol, TextIO
 
 from superparams.errors import WorkerError
@@ -64,9 +64,11 @@ def rows_of(result: Any) -> list[dict[str, Any]]:
         return []
     if isinstance(result, Mapping):
         return [_flatten(result)]
+    to_dicts: Callable[[], Iterable[Mapping[Any, Any]]] | None
     to_dicts = getattr(result, "to_dicts", None)  # a polars DataFrame
     if callable(to_dicts):
         return [_flatten(r) for r in to_dicts()]
+    to_dict: Callable[[str], Iterable[Mapping[Any, Any]]] | None
     to_dict = getattr(result, "to_dict", None)  # a pandas DataFrame
     if callable(to_dict) and hasattr(result, "columns"):
         return [_flatten(r) for r in to_dict("records")]

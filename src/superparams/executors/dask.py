@@ -43,13 +43,15 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from superparams.executors._futures import FuturesExecutor
 from superparams.outcome import Outcome, Task
 from superparams.worker import run_task
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, MutableMapping
+
     from superparams.space import Space
 
 
@@ -88,7 +90,7 @@ class DaskExecutor(FuturesExecutor):
         self._tries: dict[str, int] = {}  # task id -> times handed over again
 
     def _open(self, base: Space[Any]) -> int:
-        import dask
+        import dask.config
         import distributed
 
         # A scheduler lost mid-run makes the client's sender log its closed connection,
@@ -116,7 +118,9 @@ class DaskExecutor(FuturesExecutor):
                     n_workers=self.num_proc,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    # Unannotated, so inferred from its default ":8787"; None (no
+                    # dashboard) is documented and handled.
+                    dashboard_address=None,  # pyright: ignore[reportArgumentType]
                 )
             self._client = distributed.Client(self._cluster, set_as_default=False)
         self._client.wait_for_workers(1, timeout=60)
@@ -294,7 +298,10 @@ def _pickled(base: Space[Any]) -> bytes:
     class Pickler(cloudpickle.Pickler):  # type: ignore[misc]
         def __init__(self, file: Any) -> None:
             # Read by the C pickler when it is made, so set first.
-            self.dispatch_table = ChainMap({types.CodeType: code}, super().dispatch_table)
+            ours: dict[type, Callable[[Any], Any]] = {types.CodeType: code}
+            # ChainMap writes only to its first map: the pickler's own table is only read.
+            theirs = cast("MutableMapping[type, Callable[[Any], Any]]", super().dispatch_table)
+            self.dispatch_table = ChainMap(ours, theirs)
             super().__init__(file)
 
     module = sys.modules.get(base.experiment_class.__module__)

@@ -427,7 +427,7 @@ class LocalExecutor(Executor):
         if any(w.log is not None for w in self._workers):  # copy what they print in time
             timeout = min(timeout, COPY_INTERVAL)
         for ready in wait([*by_conn, *sentinels], timeout=self._until_deadline(timeout)):
-            if ready in sentinels:
+            if isinstance(ready, int):  # a pidfd: the pipes are Connections
                 dead.append(sentinels[ready])
             elif not self._receive(by_conn[ready], outcomes):
                 dead.append(by_conn[ready])

@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from superparams.executors._futures import FuturesExecutor
@@ -119,7 +119,7 @@ class RayExecutor(FuturesExecutor):
         )
         return n_proc
 
-    def _fits(self, resources: dict[str, float]) -> int:
+    def _fits(self, resources: Mapping[str, float]) -> int:
         """How many settings the cluster runs at once, each asking what it asks."""
         from superparams.errors import UsageError
 

@@ -463,8 +463,7 @@ class SlurmExecutor(Executor):
     def _collect(self, *, slurm: bool) -> list[Outcome]:
         assert self._dir is not None
         outcomes = []
-        if slurm:
-            states = self._states({h.batch.job for h in self._held.values()})
+        states = self._states({h.batch.job for h in self._held.values()}) if slurm else {}
         for key, held in list(self._held.items()):
             result = self._dir / "jobs" / held.batch.name / f"{held.number}.out"
             index = held.number // held.batch.per_job

@@ -74,7 +74,7 @@ def _lost(
                 continue
             line = {"event": "outcome", "id": sid, "status": first["status"]}
         line["attempt"] = first["attempt"] or 1
-        if line["event"] == "outcome":
+        if first["started"] is not None:  # an outcome
             line["started"] = first["started"] / 1_000_000
             line["rows"] = [
                 {k: v for k, v in r.items() if k not in skip and v is not None} for r in settings
