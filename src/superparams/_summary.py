@@ -240,7 +240,9 @@ def _summarised(
     rows: str | pl.Expr,
     folder: Path | str | None,
     level: float,
+    table: pl.DataFrame | None = None,
 ) -> _Summarised:
+    """The summary of ``table`` (default: the space's stored results)."""
     import polars as pl
 
     from superparams._stats import t_quantile
@@ -249,7 +251,8 @@ def _summarised(
     declared = _Declared(space)
     names = _over(declared, over)
     reduce = _reducer(rows)
-    table: pl.DataFrame = space.results(folder=folder)
+    if table is None:
+        table = space.results(folder=folder)
     found = declared.columns(table.columns)
     keys = [
         c

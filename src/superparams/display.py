@@ -231,7 +231,6 @@ class PlainDisplay:
             for note in event.notes:
                 self._line(note)
 
-
     def _forget(self, setting_id: str) -> dict[str, Any]:
         """A setting that ended: its latest reported row, and nothing kept of it."""
         self.labels.pop(setting_id, None)

@@ -36,12 +36,9 @@ def report(found: Found, spaces: list[Space[Any]], request: ReportRequest, prog:
     if not out.parent.is_dir():
         msg = f"--out {str(out)!r}: the folder {str(out.parent)!r} does not exist; make it first"
         raise UsageError(msg)
-    from superparams.cli._draw import require_matplotlib
+    from superparams.cli.view import report_page
 
-    require_matplotlib("report")
-    sections = [_section(space) for space in spaces]
-    title = f"{found.name}: report"
-    out.write_text(_page(title, found.name, "".join(sections)), encoding="utf-8")
+    out.write_text(report_page(found, spaces), encoding="utf-8")
     say(f"wrote {shown(out)}")
 
 

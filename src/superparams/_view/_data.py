@@ -1,0 +1,184 @@
+"""What the page shows of one experiment, as data: its rows by column, which columns are
+which, and the summary over the declared replicates.
+
+Made from a results table by polars (:func:`payload`), so the page (served live, or
+written as a report) only draws: the means, stds and intervals are those of
+:func:`superparams._summary.summary`. It reads the store through the reader that takes
+no lock (:func:`superparams.store._read.reader`) and writes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from superparams.space import Space
+    from superparams.store import Store
+
+#: Names that always count a row's step, whatever their values.
+STEP_NAMES = ("epoch", "step", "iteration", "iter")
+#: The bookkeeping columns the page shows (``started`` as seconds since the epoch).
+SHOWN_BOOKKEEPING = (
+    "status",
+    "attempt",
+    "cause",
+    "error",
+    "traceback",
+    "started",
+    "seconds",
+    "log",
+    "stopped",
+    "code_version",
+    "git_commit",
+    "git_dirty",
+)
+
+
+def read(space: Space[Any]) -> tuple[Store, pl.DataFrame]:
+    """The lock-free reader of ``space``'s store, and the space's rows in it."""
+    from superparams._api import _select
+    from superparams._api import store_of as made
+    from superparams.store._read import reader
+
+    store = reader(made(space))
+    store.check()
+    table = store.table()
+    if space.enumerable:
+        table = _select(table, list(space._sp_ids()))
+    return store, table
+
+
+def payload(space: Space[Any], table: pl.DataFrame, *, current_code: str | None) -> dict[str, Any]:
+    """The page's data of one experiment: its name, columns by kind, rows, summary."""
+    from superparams._summary import _Declared, _numeric
+
+    declared = _Declared(space)
+    found = declared.columns(table.columns)
+    candidates = [m for m in found.metrics if _numeric(table.schema[m])]
+    steps = _steps(table, candidates)
+    metrics = [m for m in candidates if m not in steps]
+    parameters = [c for c in found.parameters if c in table.columns]
+    replicates = [c for c in found.replicates if c in table.columns]
+    varied = [c for c in found.varied if c in table.columns]
+    other = [m for m in found.metrics if m not in candidates]
+    keep = [
+        "id",
+        "label",
+        *parameters,
+        *replicates,
+        *steps,
+        *metrics,
+        *other,
+        *(c for c in SHOWN_BOOKKEEPING if c in table.columns),
+    ]
+    summary = _summary(space, table, replicates, metrics) if table.height and metrics else {}
+    return {
+        "name": space.experiment_class.__name__,
+        "overview": _overview(space),
+        "parameters": parameters,
+        "varied": varied,
+        "replicates": replicates,
+        "steps": steps,
+        "metrics": metrics,
+        "current_code": current_code,
+        "rows": columnar(table.select(keep)) if table.height else {c: [] for c in keep},
+        "summary": summary,
+        "count": table["id"].n_unique() if table.height else 0,
+        "types": {c: "number" if _numeric(table.schema[c]) else "text" for c in keep},
+    }
+
+
+def _overview(space: Space[Any]) -> dict[str, Any] | None:
+    """The space's fields: its size, and each field's name, type, values and size."""
+    from superparams.experiment import Experiment, _overview_rows
+
+    if not isinstance(space, Experiment):
+        return None
+    title, rows = _overview_rows(space)
+    return {"title": title, "rows": [list(row) for row in rows]}
+
+
+def _summary(
+    space: Space[Any], table: pl.DataFrame, over: list[str], metrics: list[str]
+) -> dict[str, list[Any]]:
+    """The summary over ``over`` of each metric, from each setting's last row holding it
+    (a metric reported per step is summarised at its last step, not at the row run()
+    returned)."""
+    import polars as pl
+
+    from superparams._summary import _summarised
+
+    frame: pl.DataFrame | None = None
+    for metric in metrics:
+        made = _summarised(
+            space, over, rows=pl.col(metric).is_not_null(), folder=None, level=0.95, table=table
+        ).frame
+        own = [c for c in made.columns if c.startswith(f"{metric}_")]
+        if frame is None:
+            numeric = list(table.columns)  # steps are summarised too: their stats are left out
+            keys = [c for c in made.columns if c != "left_out" and not _of_metric(c, numeric)]
+            frame = made.select(*keys, *own, "left_out")
+        else:
+            frame = frame.with_columns(made.select(own))
+    return columnar(frame) if frame is not None else {}
+
+
+def _of_metric(column: str, metrics: list[str]) -> bool:
+    from superparams._summary import STATISTICS
+
+    return any(column == f"{m}_{s}" for m in metrics for s in STATISTICS)
+
+
+def _steps(table: pl.DataFrame, candidates: list[str]) -> list[str]:
+    """The columns that count a setting's rows: named so, or whole numbers that increase
+    within every setting that has two or more of them. They are x axes, never metrics."""
+    import polars as pl
+
+    named = [c for c in candidates if c.lower() in STEP_NAMES]
+    rest = [c for c in candidates if c not in named and table.schema[c].is_integer()]
+    if not rest or not table.height:
+        return named
+    multi = table.filter(pl.len().over("id") > 1)
+    if multi.is_empty():
+        return named
+    per = multi.group_by("id").agg(
+        expression
+        for c in rest
+        for expression in (
+            (pl.col(c).drop_nulls().diff().drop_nulls() > 0).all().alias(c),
+            pl.col(c).drop_nulls().len().alias(f"{c}\0n"),
+        )
+    )
+    steps = []
+    for c in rest:
+        counted = per.filter(pl.col(f"{c}\0n") >= 2)
+        if counted.height and counted[c].all():
+            steps.append(c)
+    return named + steps
+
+
+def columnar(frame: pl.DataFrame) -> dict[str, list[Any]]:
+    """Each column of ``frame`` as a JSON-ready list: times as seconds since the epoch,
+    NaN and infinities as null (JSON has neither), anything else not JSON as text."""
+    import polars as pl
+
+    exprs = []
+    for name, dtype in frame.schema.items():
+        column = pl.col(name)
+        if dtype.is_temporal():
+            exprs.append(column.dt.epoch("ms").cast(pl.Float64) / 1000)
+        elif dtype.is_float():
+            exprs.append(pl.when(column.is_finite()).then(column).otherwise(None))
+        elif dtype.is_numeric() or dtype in (pl.Boolean, pl.String, pl.Null):
+            exprs.append(column)
+        else:
+            exprs.append(column.map_elements(_text, return_dtype=pl.String))
+    return {name: series.to_list() for name, series in frame.select(exprs).to_dict().items()}
+
+
+def _text(value: Any) -> str:
+    import json
+
+    return json.dumps(value, default=str)
