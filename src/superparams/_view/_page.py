@@ -76,6 +76,7 @@ def page(title: str, config: dict[str, Any], *, data: Any = None, plotly: str | 
     parts = [
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        "<link rel='icon' href='data:,'>",  # no request for /favicon.ico (it has no token)
         f"<title>{html.escape(title)}</title>",
         f"<style>{_own('page.css')}</style></head><body>",
         _own("page.html"),

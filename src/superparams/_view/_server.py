@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from superparams.store import Store
 
 #: How often the record is read for new lines, in seconds.
-POLL = 0.5
+POLL = 0.4
 #: The end of a log the page shows, in bytes.
 LOG_TAIL = 256 * 1024
 
@@ -266,14 +266,17 @@ def serve(spaces: list[Space[Any]], title: str, say: Any) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # before the address is said: a request then waits, never is refused
     port = sock.getsockname()[1]
     config = uvicorn.Config(application, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     live.thread.start()
-    say(f"view of {title}: http://127.0.0.1:{port}/?token={token}")
-    say("(Ctrl-C to stop)")
     try:
+        say(f"view of {title}: http://127.0.0.1:{port}/?token={token}")
+        say("(Ctrl-C to stop)")
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn raises the Ctrl-C it caught again, once stopped
+        pass
     finally:
         live.stop.set()
         sock.close()

@@ -485,7 +485,7 @@
     render();
     document.body.dataset.ready = "1";
     window.spPainted = performance.now();
-    if (config.live) setTimeout(poll, 1000);
+    if (config.live) setTimeout(poll, 500);
   }
   function poll() {
     fetch(api("api/changes?since=" + version)).then(function (r) { return r.json(); }).then(function (d) {
@@ -496,7 +496,7 @@
         document.body.dataset.version = String(version);
       }
     }).catch(function () { $("sp-made").textContent = "live: the server is gone (stopped?)"; })
-      .then(function () { setTimeout(poll, 1000); });
+      .then(function () { setTimeout(poll, 500); });
   }
   if (config.live) {
     fetch(api("api/data")).then(function (r) { return r.json(); }).then(start);
