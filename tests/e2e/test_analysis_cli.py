@@ -7,10 +7,9 @@ the numbers as separate columns; ``--where`` filters by an SQL condition, never 
 
 from __future__ import annotations
 
-import os
-
 import io
 import json
+import os
 import statistics
 import xml.etree.ElementTree as ET
 from pathlib import Path

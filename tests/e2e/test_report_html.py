@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from tests.conftest import experiment, write
+from tests.conftest import experiment, wait_for, write
 from tests.e2e.browser import browser
 from tests.e2e.test_analysis_cli import no_fetched_url
 
@@ -62,16 +62,16 @@ class TestReportFile:
         data = page_data(text)
         [train] = data["experiments"]
         assert train["overview"]["title"] == "Train: 12 settings"
-        assert len(set(train["rows"]["id"])) == 12
-        assert sorted(train["rows"]["status"]).count("failed") == 1
+        assert len(set(train["settings"]["id"])) == 12
+        assert train["settings"]["status"].count("failed") == 1
         assert train["metrics"] == ["acc", "loss"]
         assert len(train["summary"]["acc_mean"]) == 6
         assert any(
             "FloatingPointError: the loss is nan at step 2" in (t or "")
-            for t in train["rows"]["traceback"]
+            for t in train["settings"]["traceback"]
         )
         assert any("step 2: loss nan" in log for log in data["logs"]["0"].values())
-        assert "code_version" in train["rows"]
+        assert "code_version" in train["settings"]
 
     def test_names_no_address_to_load(self, made):
         """Nothing in the page points at http(s): no script, style, image or font from a
@@ -136,6 +136,7 @@ class TestReportInChromium:
             assert page.console == []
             assert fetched(page) == [url]
             assert page.evaluate("document.body.dataset.ready") == "1"
+            wait_for(lambda: page.evaluate("document.body.dataset.charts"), "the charts")
             rows = page.evaluate("document.querySelectorAll('#sp-summary tbody tr').length")
             assert rows == 6  # lr x opt, over the seeds
             assert page.evaluate("document.querySelectorAll('#sp-table tbody tr').length") == 12

@@ -96,11 +96,7 @@ def view(tmp_path):
 def fetched_elsewhere(page, origin: str) -> list[str]:
     """The requests the page made to anywhere but its own origin (images Plotly makes in
     memory, data: and blob:, load nothing)."""
-    return [
-        url
-        for url in page.requests
-        if not url.startswith((f"{origin}/", "data:", "blob:"))
-    ]
+    return [url for url in page.requests if not url.startswith((f"{origin}/", "data:", "blob:"))]
 
 
 def not_blank(png: bytes) -> bool:
@@ -225,8 +221,10 @@ class TestPage:
             traceback = page.evaluate("document.getElementById('sp-traceback').textContent")
             assert "FloatingPointError: the loss is nan at step 2" in traceback
             wait_for(
-                lambda: "step 1: loss 3.2"
-                in page.evaluate("document.getElementById('sp-log').textContent"),
+                lambda: (
+                    "step 1: loss 3.2"
+                    in page.evaluate("document.getElementById('sp-log').textContent")
+                ),
                 "the failed setting's log",
             )
             versions = page.evaluate("document.getElementById('sp-code').textContent")
@@ -254,10 +252,10 @@ class TestPage:
                 "(() => { const s = document.getElementById('sp-metric'); s.value = 'acc';"
                 " s.dispatchEvent(new Event('change')); })()"
             )
-            title = "document.querySelector('#sp-against .gtitle').textContent"
-            assert page.evaluate(title) == "acc against lr (± std)"
-            heat = page.evaluate("document.querySelector('#sp-heatmap .gtitle').textContent")
-            assert heat == "acc by lr and opt"
+            title = "document.querySelector('#sp-against .gtitle')?.textContent"
+            wait_for(lambda: page.evaluate(title) == "acc against lr (± std)", "acc's chart")
+            heat = "document.querySelector('#sp-heatmap .gtitle')?.textContent"
+            wait_for(lambda: page.evaluate(heat) == "acc by lr and opt", "acc's heatmap")
             assert page.console == []
 
     def test_the_learning_curves_are_drawn(self, tmp_path, view):
@@ -267,6 +265,7 @@ class TestPage:
             page = chromium.page()
             page.open(view.url)
             wait_for(lambda: page.evaluate("document.body.dataset.ready") == "1", "the page")
+            wait_for(lambda: page.evaluate("document.body.dataset.charts"), "the charts")
             title = page.evaluate("document.querySelector('#sp-curves .gtitle').textContent")
             assert title == "loss per epoch (mean ± std over seed)"
             lines = page.evaluate("document.querySelectorAll('#sp-curves path.js-fill').length")
@@ -306,8 +305,10 @@ class TestLive:
                 assert run.wait(60) == 0, (tmp_path / "run.err").read_text()
                 ended = time.monotonic()
                 wait_for(
-                    lambda: page.evaluate("document.getElementById('sp-counts').textContent")
-                    == "8 settings: 8 completed",
+                    lambda: (
+                        page.evaluate("document.getElementById('sp-counts').textContent")
+                        == "8 settings: 8 completed"
+                    ),
                     "every setting on the page",
                     timeout=2,
                 )

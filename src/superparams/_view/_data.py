@@ -74,6 +74,7 @@ def payload(space: Space[Any], table: pl.DataFrame, *, current_code: str | None)
         *(c for c in SHOWN_BOOKKEEPING if c in table.columns),
     ]
     summary = _summary(space, table, replicates, metrics) if table.height and metrics else {}
+    settings, series = split(table, keep, [*steps, *metrics], steps)
     return {
         "name": space.experiment_class.__name__,
         "overview": _overview(space),
@@ -82,12 +83,52 @@ def payload(space: Space[Any], table: pl.DataFrame, *, current_code: str | None)
         "replicates": replicates,
         "steps": steps,
         "metrics": metrics,
+        "columns": keep,
         "current_code": current_code,
-        "rows": columnar(table.select(keep)) if table.height else {c: [] for c in keep},
+        "settings": settings,
+        "series": series,
         "summary": summary,
-        "count": table["id"].n_unique() if table.height else 0,
         "types": {c: "number" if _numeric(table.schema[c]) else "text" for c in keep},
     }
+
+
+#: Significant digits of the values of the rows per step (the curves): what a chart
+#: can show, and half the bytes of a float's 17.
+SERIES_DIGITS = 7
+
+
+def split(
+    table: pl.DataFrame, keep: list[str], valued: list[str], steps: list[str]
+) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """The page's two tables: one row per setting (its last row's bookkeeping, and each
+    step and metric's last value), and the rows per step of the settings that have
+    several (``setting``: the position of its setting in the first)."""
+    import polars as pl
+
+    if not table.height:
+        return {c: [] for c in keep}, {"setting": [], **{c: [] for c in valued}}
+    settings = table.group_by("id", maintain_order=True).agg(
+        *(pl.col(c).last() for c in keep if c != "id" and c not in valued),
+        *(pl.col(c).drop_nulls().last() for c in valued),
+    )
+    settings = settings.select(keep)
+    ids = settings["id"].to_list()
+    series = table.filter(pl.len().over("id") > 1)
+    if steps:
+        series = series.filter(pl.any_horizontal(pl.col(s).is_not_null() for s in steps))
+    else:
+        series = series.clear()
+    position = pl.col("id").replace_strict(ids, range(len(ids)), return_dtype=pl.Int64)
+    series = series.select(
+        position.alias("setting"),
+        *(
+            pl.col(c).cast(pl.Float64).round_sig_figs(SERIES_DIGITS)
+            if table.schema[c].is_float()
+            else pl.col(c)
+            for c in valued
+        ),
+    )
+    return columnar(settings), columnar(series)
 
 
 def _overview(space: Space[Any]) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ and name in the document as text (``textContent``), never as markup.
 from __future__ import annotations
 
 import json
+from html import escape
 from importlib import resources
 from typing import Any
 
@@ -36,8 +37,7 @@ def require(command: str) -> None:
     if missing:
         verb = "is" if len(missing) == 1 else "are"
         msg = (
-            f"experiment {command} needs {', '.join(missing)}, which {verb} not installed: "
-            f"{EXTRA}"
+            f"experiment {command} needs {', '.join(missing)}, which {verb} not installed: {EXTRA}"
         )
         raise UsageError(msg)
 
@@ -63,21 +63,20 @@ def page(title: str, config: dict[str, Any], *, data: Any = None, plotly: str | 
     """The page's HTML. With ``data``, the data is in the page; with ``plotly`` (the
     bundle's text), Plotly is too: the page then needs nothing but itself. Without, the
     page loads Plotly from the address ``config["plotly"]`` names, beside it."""
-    import html
 
     if plotly is None:
-        library = f'<script src="{html.escape(config["plotly"])}"></script>'
+        library = ""  # the page loads it from config["plotly"], once its table is painted
     else:
-        # The bundle holds no "</script" (checked): inlined as it is.
+        # As text the page runs once its table is painted; it holds no "</script".
         if "</script" in plotly.lower():
             msg = "the Plotly bundle holds '</script' and cannot be inlined"
             raise RuntimeError(msg)
-        library = f"<script>{plotly}</script>"
+        library = f"<script id='sp-plotly' type='text/plain'>{plotly}</script>"
     parts = [
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         "<link rel='icon' href='data:,'>",  # no request for /favicon.ico (it has no token)
-        f"<title>{html.escape(title)}</title>",
+        f"<title>{escape(title)}</title>",
         f"<style>{_own('page.css')}</style></head><body>",
         _own("page.html"),
         f"<script id='sp-config' type='application/json'>{_json(config)}</script>",

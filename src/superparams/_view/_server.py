@@ -96,17 +96,18 @@ class _Followed:
         settings touched since (all of them if the folder was read afresh)."""
         import polars as pl
 
-        from superparams._view._data import columnar
+        from superparams._view._data import split
 
-        meta = {k: v for k, v in self.payload.items() if k != "rows"}
+        meta = {k: v for k, v in self.payload.items() if k not in ("settings", "series")}
         if self.reloaded > since:
-            return {**meta, "reload": True, "rows": self.payload["rows"]}
+            return {**self.payload, "reload": True}
         ids = [sid for sid, at in self.touched.items() if at > since]
-        keep = list(self.payload["rows"])
-        part = self.table.filter(pl.col("id").is_in(ids)).select(
-            [c for c in keep if c in self.table.columns]
+        part = self.table.filter(pl.col("id").is_in(ids))
+        payload = self.payload
+        settings, series = split(
+            part, payload["columns"], [*payload["steps"], *payload["metrics"]], payload["steps"]
         )
-        return {**meta, "reload": False, "ids": ids, "rows": columnar(part)}
+        return {**meta, "reload": False, "ids": ids, "settings": settings, "series": series}
 
 
 def _current_code(space: Space[Any]) -> str | None:

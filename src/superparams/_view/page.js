@@ -9,7 +9,7 @@
   var MAX_ROWS = 500, MAX_BANDS = 300, MAX_HUES = 10;
   var PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
                  "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
-  var experiments = [], logs = {}, current = 0, version = 0;
+  var experiments = [], logs = {}, current = 0, version = 0, charting = 0;
   var state = { sort: null, up: true, filters: {}, metric: null, step: null, colour: null,
                 x: null, y: null, selected: null };
 
@@ -29,35 +29,49 @@
   function api(path) { return path + (path.indexOf("?") < 0 ? "?" : "&") + "token=" + encodeURIComponent(token); }
 
   // -- the data ------------------------------------------------------------------------
+  // exp.settings: one row per setting, by column; exp.series: the rows per step of the
+  // settings that have several, by column, "setting" the position of theirs.
   function index(exp) {
-    // Each setting's rows (indices into the columns), in the order first seen.
-    var ids = exp.rows.id || [], by = new Map(), order = [];
-    for (var i = 0; i < ids.length; i++) {
-      var list = by.get(ids[i]);
-      if (!list) { list = []; by.set(ids[i], list); order.push(ids[i]); }
-      list.push(i);
+    var ids = exp.settings.id || [], pos = new Map(), curves = new Map();
+    for (var i = 0; i < ids.length; i++) pos.set(ids[i], i);
+    var sids = exp.series.sid;
+    if (!sids) {
+      var at = exp.series.setting || [];
+      sids = exp.series.sid = at.map(function (k) { return ids[k]; });
     }
-    exp.by = by; exp.order = order;
+    for (var j = 0; j < sids.length; j++) {
+      var list = curves.get(sids[j]);
+      if (!list) { list = []; curves.set(sids[j], list); }
+      list.push(j);
+    }
+    exp.order = ids; exp.pos = pos; exp.curves = curves;
   }
-  function columnsOf(exp) { return Object.keys(exp.rows); }
-  function replaceRows(exp, update) {
-    // The rows of the settings the update names replace theirs; new columns are added.
-    var gone = new Set(update.ids || []), ids = exp.rows.id || [], keep = [];
-    for (var i = 0; i < ids.length; i++) if (!gone.has(ids[i])) keep.push(i);
-    var fresh = update.rows, n = (fresh.id || []).length, cols = {};
-    columnsOf(exp).concat(Object.keys(fresh)).forEach(function (c) {
-      if (cols[c]) return;
-      var old = exp.rows[c], add = fresh[c], out = new Array(keep.length + n);
-      for (var k = 0; k < keep.length; k++) out[k] = old ? old[keep[k]] : null;
-      for (var j = 0; j < n; j++) out[keep.length + j] = add ? add[j] : null;
-      cols[c] = out;
+  function replaceIn(table, key, gone, fresh) {
+    // The rows of ``table`` whose ``key`` is in ``gone`` give way to the rows of ``fresh``.
+    var keys = table[key] || [], keep = [], n = (fresh[key] || []).length, out = {};
+    for (var i = 0; i < keys.length; i++) if (!gone.has(keys[i])) keep.push(i);
+    Object.keys(table).concat(Object.keys(fresh)).forEach(function (c) {
+      if (out[c]) return;
+      var old = table[c], add = fresh[c], col = new Array(keep.length + n);
+      for (var k = 0; k < keep.length; k++) col[k] = old ? old[keep[k]] : null;
+      for (var j = 0; j < n; j++) col[keep.length + j] = add ? add[j] : null;
+      out[c] = col;
     });
-    exp.rows = cols;
+    return out;
   }
   function absorb(exp, update) {
-    ["name", "overview", "parameters", "varied", "replicates", "steps", "metrics", "current_code",
-     "summary", "count", "types"].forEach(function (k) { if (k in update) exp[k] = update[k]; });
-    if (update.reload) exp.rows = update.rows; else replaceRows(exp, update);
+    ["name", "overview", "parameters", "varied", "replicates", "steps", "metrics", "columns",
+     "current_code", "summary", "types"].forEach(function (k) { if (k in update) exp[k] = update[k]; });
+    if (update.reload) {
+      exp.settings = update.settings; exp.series = update.series;
+    } else {
+      var gone = new Set(update.ids || []), ids = update.settings.id || [];
+      update.series.sid = (update.series.setting || []).map(function (k) { return ids[k]; });
+      delete update.series.setting;
+      delete exp.series.setting;
+      exp.settings = replaceIn(exp.settings, "id", gone, update.settings);
+      exp.series = replaceIn(exp.series, "sid", gone, update.series);
+    }
     index(exp);
   }
 
@@ -86,19 +100,19 @@
                                           ["seconds", "code_version", "error"]);
     var seen = {};
     return shown.filter(function (c) {
-      if (seen[c] || !(c in exp.rows)) return false;
+      if (seen[c] || !(c in exp.settings)) return false;
       seen[c] = true; return true;
     });
   }
   function outdated(exp, i) {
-    var v = exp.rows.code_version ? exp.rows.code_version[i] : null;
+    var v = exp.settings.code_version ? exp.settings.code_version[i] : null;
     return !!(v && exp.current_code && v !== exp.current_code);
   }
   function filters(exp) {
     var box = $("sp-filters");
     box.textContent = "";
     exp.varied.concat(exp.replicates).forEach(function (p) {
-      var values = [], seen = new Set(), col = exp.rows[p] || [];
+      var values = [], seen = new Set(), col = exp.settings[p] || [];
       for (var i = 0; i < col.length; i++) {
         var key = fmt(col[i]);
         if (!seen.has(key)) { seen.add(key); values.push(key); }
@@ -118,11 +132,6 @@
     if (!isNaN(x) && !isNaN(y) && String(x) === String(a) && String(y) === String(b)) return x - y;
     return a < b ? -1 : a > b ? 1 : 0;
   }
-  function latest(col, rows) {
-    // A setting's value of a column: its last row's, or the last one any row holds.
-    for (var k = rows.length - 1; k >= 0; k--) if (col[rows[k]] !== null && col[rows[k]] !== undefined) return col[rows[k]];
-    return null;
-  }
   function sortValue(v) { return v === null || v === undefined ? null : v; }
   function results(exp) {
     var cols = tableColumns(exp), head = $("sp-table").tHead, body = $("sp-table").tBodies[0];
@@ -138,16 +147,16 @@
       tr.appendChild(th);
     });
     head.appendChild(tr);
-    var last = exp.order.map(function (id) { var l = exp.by.get(id); return l[l.length - 1]; });
+    var rows = exp.settings, last = exp.order.map(function (_, i) { return i; });
     var wanted = Object.keys(state.filters).filter(function (p) { return state.filters[p] !== undefined; });
     if (wanted.length) {
       last = last.filter(function (i) {
-        return wanted.every(function (p) { return fmt((exp.rows[p] || [])[i]) === state.filters[p]; });
+        return wanted.every(function (p) { return fmt((rows[p] || [])[i]) === state.filters[p]; });
       });
     }
-    if (state.sort && exp.rows[state.sort]) {
-      var col = exp.rows[state.sort], up = state.up ? 1 : -1, ids = exp.rows.id;
-      var value = function (i) { return sortValue(latest(col, exp.by.get(ids[i]))); };
+    if (state.sort && rows[state.sort]) {
+      var col = rows[state.sort], up = state.up ? 1 : -1;
+      var value = function (i) { return sortValue(col[i]); };
       last.sort(function (a, b) {
         var x = value(a), y = value(b);
         if (x === y) return 0;
@@ -161,14 +170,13 @@
       : last.length + " settings";
     var frag = document.createDocumentFragment();
     last.slice(0, MAX_ROWS).forEach(function (i) {
-      var row = el("tr"), status = exp.rows.status ? exp.rows.status[i] : "";
+      var row = el("tr"), status = rows.status ? rows.status[i] : "";
       row.className = "status-" + String(status || "none").replace(/[^a-z]/g, "");
       if (outdated(exp, i)) row.classList.add("outdated");
-      row.dataset.id = exp.rows.id[i];
-      if (state.selected === exp.rows.id[i]) row.classList.add("selected");
-      var all = exp.by.get(exp.rows.id[i]);
+      row.dataset.id = rows.id[i];
+      if (state.selected === rows.id[i]) row.classList.add("selected");
       cols.forEach(function (c) {
-        var text = fmt(latest(exp.rows[c], all));
+        var text = fmt(rows[c][i]);
         if (c === "code_version" && outdated(exp, i)) text += " (outdated)";
         var td = el("td", text, c === "code_version" ? "code" : "");
         row.appendChild(td);
@@ -180,15 +188,14 @@
   }
   function detail(exp, id) {
     state.selected = id;
-    var rows = exp.by.get(id);
-    if (!rows) return;
-    var i = rows[rows.length - 1], box = $("sp-detail");
+    var i = exp.pos.get(id), rows = exp.settings, box = $("sp-detail");
+    if (i === undefined) return;
     box.hidden = false;
-    $("sp-detail-title").textContent = fmt(exp.rows.label ? exp.rows.label[i] : id);
-    var status = fmt(exp.rows.status ? exp.rows.status[i] : "");
-    var cause = exp.rows.cause ? exp.rows.cause[i] : null, error = exp.rows.error ? exp.rows.error[i] : null;
+    $("sp-detail-title").textContent = fmt(rows.label ? rows.label[i] : id);
+    var status = fmt(rows.status ? rows.status[i] : "");
+    var cause = rows.cause ? rows.cause[i] : null, error = rows.error ? rows.error[i] : null;
     $("sp-detail-status").textContent = status + (cause ? " (" + cause + ")" : "") + (error ? ": " + error : "");
-    var tb = exp.rows.traceback ? exp.rows.traceback[i] : null;
+    var tb = rows.traceback ? rows.traceback[i] : null;
     $("sp-traceback").hidden = !tb;
     $("sp-traceback").textContent = tb || "";
     var log = $("sp-log");
@@ -258,10 +265,9 @@
   }
   function codeTable(exp) {
     var counts = new Map();
-    exp.order.forEach(function (id) {
-      var l = exp.by.get(id), i = l[l.length - 1];
+    exp.order.forEach(function (_, i) {
       var key = JSON.stringify(["code_version", "git_commit", "git_dirty"].map(function (c) {
-        return exp.rows[c] ? exp.rows[c][i] : null;
+        return exp.settings[c] ? exp.settings[c][i] : null;
       }));
       counts.set(key, (counts.get(key) || 0) + 1);
     });
@@ -313,23 +319,24 @@
     return hi / lo >= 100 ? "log" : "-";
   }
   function groupKey(exp, i) {
-    return JSON.stringify(exp.parameters.map(function (p) { return exp.rows[p] ? exp.rows[p][i] : null; }));
+    return JSON.stringify(exp.parameters.map(function (p) { return exp.settings[p] ? exp.settings[p][i] : null; }));
   }
   function curves(exp) {
     var metric = state.metric, step = state.step;
     if (!metric || !step) return note("sp-curves", "No learning curves: no setting reports a step (self.report(epoch=..., ...)).");
-    var m = exp.rows[metric], s = exp.rows[step];
+    var m = exp.series[metric], s = exp.series[step];
+    if (!m || !s) return note("sp-curves", "No learning curves for " + metric + ": it is not reported per " + step + ".");
     // groups: the settings that differ only in their replicates, each a line
     var groups = new Map();
-    exp.order.forEach(function (id) {
-      var l = exp.by.get(id);
-      if (l.length < 2) return;
-      var key = groupKey(exp, l[0]), g = groups.get(key);
-      if (!g) { g = { first: l[0], settings: [] }; groups.set(key, g); }
+    exp.curves.forEach(function (l, id) {
+      var at = exp.pos.get(id);
+      if (at === undefined || l.length < 2) return;
+      var key = groupKey(exp, at), g = groups.get(key);
+      if (!g) { g = { first: at, settings: [] }; groups.set(key, g); }
       g.settings.push(l);
     });
     if (!groups.size) return note("sp-curves", "No learning curves yet: no setting has reported two rows.");
-    var colourOf = state.colour ? hues(exp.rows[state.colour] || []) : function () { return { name: "", color: PALETTE[0], rank: 0 }; };
+    var colourOf = state.colour ? hues(exp.settings[state.colour] || []) : function () { return { name: "", color: PALETTE[0], rank: 0 }; };
     var lines = new Map(), bands = [], banded = groups.size <= MAX_BANDS;
     groups.forEach(function (g) {
       var at = new Map();
@@ -347,7 +354,7 @@
         var sd = v.length > 1 ? Math.sqrt(v.reduce(function (a, b) { return a + (b - mu) * (b - mu); }, 0) / (v.length - 1)) : 0;
         mean.push(mu); std.push(sd);
       });
-      var hue = colourOf(state.colour ? exp.rows[state.colour][g.first] : null);
+      var hue = colourOf(state.colour ? exp.settings[state.colour][g.first] : null);
       var line = lines.get(hue.name);
       if (!line) { line = { x: [], y: [], hue: hue }; lines.set(hue.name, line); }
       line.x.push.apply(line.x, xs); line.y.push.apply(line.y, mean);
@@ -444,8 +451,8 @@
     if (!exp) return;
     $("sp-title").textContent = exp.name;
     var statuses = {};
-    exp.order.forEach(function (id) {
-      var l = exp.by.get(id), st = exp.rows.status ? exp.rows.status[l[l.length - 1]] : "";
+    exp.order.forEach(function (_, i) {
+      var st = exp.settings.status ? exp.settings.status[i] : "";
       statuses[st] = (statuses[st] || 0) + 1;
     });
     $("sp-counts").textContent = exp.order.length + " settings: " + Object.keys(statuses).map(function (k) {
@@ -456,15 +463,44 @@
       $("sp-overview-title").textContent = ov.title;
       simpleTable($("sp-overview"), ["field", "type", "values", "size"], ov.rows);
     }
-    choosers(exp);
-    filters(exp);
-    results(exp);
-    summaryTable(exp);
-    codeTable(exp);
-    if (window.Plotly) { curves(exp); against(exp); heatmap(exp); parallel(exp); }
-    if (state.selected && exp.by.has(state.selected) && !config.live) detail(exp, state.selected);
+    var times = window.spTimes = {}, t = performance.now();
+    function lap(name) { var n = performance.now(); times[name] = n - t; t = n; }
+    choosers(exp); filters(exp); lap("filters");
+    results(exp); lap("table");
+    summaryTable(exp); codeTable(exp); lap("summary");
+    if (window.Plotly) requestAnimationFrame(function () { setTimeout(function () { charts(exp); }, 0); });
+    if (state.selected && exp.pos.has(state.selected) && !config.live) detail(exp, state.selected);
+  }
+  function charts(exp) {
+    // The charts after the tables have been painted, one at a time: the page shows
+    // its table at once, whatever the number of rows the curves draw.
+    var drawing = ++charting, steps = [curves, against, heatmap, parallel], t = performance.now();
+    function next() {
+      if (drawing !== charting) return;  // a newer render draws them
+      var step = steps.shift();
+      if (!step) { window.spCharts = performance.now(); document.body.dataset.charts = String(drawing); return; }
+      step(exp);
+      var n = performance.now(); (window.spTimes || {})[step.name] = n - t; t = n;
+      setTimeout(next, 0);
+    }
+    next();
+  }
+  function loadPlotly() {
+    // Plotly (4.8 MB of script) once the table is painted: from the server beside the
+    // page, or from the page itself, where a report holds it as text.
+    var script = document.createElement("script");
+    script.onload = function () { if (experiments[current]) charts(experiments[current]); };
+    if (config.plotly) {
+      script.src = config.plotly;
+      document.body.appendChild(script);
+    } else {
+      script.textContent = document.getElementById("sp-plotly").textContent;
+      document.body.appendChild(script);
+      if (experiments[current]) charts(experiments[current]);
+    }
   }
   function start(data) {
+    window.spData = performance.now();
     experiments = data.experiments;
     version = data.version || 0;
     logs = data.logs || {};
@@ -484,7 +520,10 @@
     });
     render();
     document.body.dataset.ready = "1";
-    window.spPainted = performance.now();
+    requestAnimationFrame(function () {
+      window.spPainted = performance.now();
+      setTimeout(loadPlotly, 0);
+    });
     if (config.live) setTimeout(poll, 500);
   }
   function poll() {
