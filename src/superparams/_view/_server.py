@@ -110,6 +110,12 @@ class _Followed:
         return {**meta, "reload": False, "ids": ids, "settings": settings, "series": series}
 
 
+def _encode(value: Any) -> bytes:
+    import json
+
+    return json.dumps(value, separators=(",", ":"), allow_nan=False, default=str).encode()
+
+
 def _current_code(space: Space[Any]) -> str | None:
     """The version of the experiment's code now: rows of another are outdated."""
     try:
@@ -127,6 +133,7 @@ class Live:
     def __init__(self, spaces: list[Space[Any]]) -> None:
         self.followed = [_Followed(space) for space in spaces]
         self.version = 0
+        self._encoded: tuple[int, bytes] | None = None
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._follow, name="superparams-view", daemon=True)
@@ -141,9 +148,13 @@ class Live:
                     except Exception:  # a half-written folder: next time
                         continue
 
-    def data(self) -> dict[str, Any]:
+    def data(self) -> bytes:
+        """Every experiment's data as JSON, encoded once per version."""
         with self.lock:
-            return {"version": self.version, "experiments": [f.payload for f in self.followed]}
+            if self._encoded is None or self._encoded[0] != self.version:
+                made = {"version": self.version, "experiments": [f.payload for f in self.followed]}
+                self._encoded = (self.version, _encode(made))
+            return self._encoded[1]
 
     def changes(self, since: int) -> dict[str, Any]:
         with self.lock:
@@ -206,7 +217,7 @@ def app(live: Live, token: str, title: str) -> Any:
     def data(request: Request) -> Response:
         if not allowed(request):
             return refused
-        return JSONResponse(live.data(), headers=_HEADERS)
+        return Response(live.data(), media_type="application/json", headers=_HEADERS)
 
     def changes(request: Request) -> Response:
         if not allowed(request):
@@ -263,6 +274,7 @@ def serve(spaces: list[Space[Any]], title: str, say: Any) -> None:
 
     token = secrets.token_urlsafe(24)
     live = Live(spaces)
+    live.data()  # encoded before the address is said: the first page asks for it at once
     application = app(live, token, title)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
