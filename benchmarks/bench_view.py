@@ -123,6 +123,7 @@ def main() -> None:
             with browser(root / "profile") as chromium:
                 live, drawn = painted(chromium, url.group(0))
                 print(f"view: first paint {live:.2f} s, charts drawn {drawn:.2f} s")
+                print(f"  first paint / polars read: {live / floor:.1f}x")
         finally:
             view.send_signal(2)
             view.wait(30)

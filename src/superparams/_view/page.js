@@ -6,7 +6,7 @@
   "use strict";
   var config = JSON.parse(document.getElementById("sp-config").textContent);
   var token = new URLSearchParams(location.search).get("token") || "";
-  var MAX_ROWS = 500, MAX_BANDS = 300, MAX_HUES = 10;
+  var MAX_ROWS = 500, MAX_BANDS = 300, MAX_HUES = 10, MAX_LINES = 400;
   var PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
                  "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
   var experiments = [], logs = {}, current = 0, version = 0, charting = 0;
@@ -165,6 +165,7 @@
         return (x < y ? -1 : 1) * up;
       });
     }
+    state.visible = last;
     $("sp-shown").textContent = last.length > MAX_ROWS
       ? "the first " + MAX_ROWS + " of " + last.length + " settings; filter or sort to see others"
       : last.length + " settings";
@@ -292,6 +293,7 @@
     var box = $(id);
     if (box.firstChild && box.firstChild.className === "note") box.textContent = "";
     layout.margin = { l: 60, r: 20, t: 40, b: 50 };
+    if (layout.title) layout.title.font = { size: 13 };
     Plotly.react(box, traces, layout, { displaylogo: false, responsive: true });
   }
   function hues(values) {
@@ -328,11 +330,17 @@
     if (!m || !s) return note("sp-curves", "No learning curves for " + metric + ": it is not reported per " + step + ".");
     // groups: the settings that differ only in their replicates, each a line
     var groups = new Map();
-    exp.curves.forEach(function (l, id) {
-      var at = exp.pos.get(id);
-      if (at === undefined || l.length < 2) return;
+    // The settings the table shows, in its order (filter and sort it to choose): past
+    // MAX_LINES lines a chart shows no more, and takes seconds to draw without a GPU.
+    var left = 0;
+    (state.visible || []).forEach(function (at) {
+      var l = exp.curves.get(exp.order[at]);
+      if (!l || l.length < 2) return;
       var key = groupKey(exp, at), g = groups.get(key);
-      if (!g) { g = { first: at, settings: [] }; groups.set(key, g); }
+      if (!g) {
+        if (groups.size >= MAX_LINES) { left++; return; }
+        g = { first: at, settings: [] }; groups.set(key, g);
+      }
       g.settings.push(l);
     });
     if (!groups.size) return note("sp-curves", "No learning curves yet: no setting has reported two rows.");
@@ -372,6 +380,7 @@
         line: { color: line.hue.color, width: 1.5 }, connectgaps: false, showlegend: !!state.colour });
     });
     var grouped = exp.replicates.length ? " (mean ± std over " + exp.replicates.join(", ") + ")" : "";
+    if (left) grouped += ", first " + MAX_LINES + " lines";
     draw("sp-curves", traces, { title: { text: metric + " per " + step + grouped },
       xaxis: { title: { text: step }, tickformat: "d" }, yaxis: { title: { text: metric } },
       legend: { title: { text: state.colour || "" } } });
@@ -391,7 +400,7 @@
       var hue = colourOf ? colourOf(s[state.colour][i]) : { name: metric, color: PALETTE[0], rank: 0 };
       var t = traces.get(hue.name);
       if (!t) {
-        t = { type: "scattergl", mode: "markers", name: hue.name, x: [], y: [], marker: { color: hue.color, size: 8 },
+        t = { type: n > 20000 ? "scattergl" : "scatter", mode: "markers", name: hue.name, x: [], y: [], marker: { color: hue.color, size: 6 },
               error_y: { type: "data", array: [], visible: true, color: hue.color }, rank: hue.rank, showlegend: !!colourOf };
         traces.set(hue.name, t);
       }
@@ -455,8 +464,9 @@
       var st = exp.settings.status ? exp.settings.status[i] : "";
       statuses[st] = (statuses[st] || 0) + 1;
     });
-    $("sp-counts").textContent = exp.order.length + " settings: " + Object.keys(statuses).map(function (k) {
-      return statuses[k] + " " + k; }).join(", ");
+    $("sp-counts").textContent = !exp.order.length ? "No results stored yet."
+      : exp.order.length + " settings: " + Object.keys(statuses).map(function (k) {
+        return statuses[k] + " " + k; }).join(", ");
     var ov = exp.overview;
     $("sp-overview-box").hidden = !ov;
     if (ov) {
