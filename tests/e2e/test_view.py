@@ -163,6 +163,20 @@ class TestAddress:
             joined = "&" if "?" in path else "?"
             assert view.status(f"{path}{joined}token={view.token}") == 404, path
 
+    def test_a_log_is_read_only_as_a_regular_file(self, tmp_path, view):
+        """A stored setting's log that is a link to a file outside the folder is not
+        followed: nothing of that file is served."""
+        import json
+
+        with urllib.request.urlopen(f"{view.origin}/api/data?token={view.token}") as reply:
+            data = json.load(reply)
+        sid = data["experiments"][0]["settings"]["id"][0]
+        log = tmp_path / f"progress/train/Train/logs/{sid}.log"
+        secret = write(tmp_path / "secret.txt", "not the store's\n")
+        log.unlink(missing_ok=True)
+        log.symlink_to(secret)
+        assert view.status(f"/api/log?id={sid}&token={view.token}") == 404
+
     def test_ctrl_c_stops_it_cleanly(self, view):
         """Ctrl-C ends the view with exit 0 and no traceback; it had said its address."""
         done = view.stop()
