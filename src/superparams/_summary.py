@@ -341,10 +341,11 @@ def best(
     rows: str | pl.Expr = "last",
     folder: Path | str | None = None,
     level: float = 0.95,
+    table: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The row of the summary with the best mean of ``metric``, and whether it is a real
     winner; for several metrics, the rows on the Pareto front of their means. See
-    :meth:`Space.best`."""
+    :meth:`Space.best`. ``table``: the results to rank (default: the space's stored ones)."""
     import polars as pl
 
     metrics = [metric] if isinstance(metric, str) else list(metric)
@@ -357,7 +358,7 @@ def best(
         raise UsageError(msg)
     if over is None:
         over = _Declared(space).replicates
-    made = _summarised(space, over, rows=rows, folder=folder, level=level)
+    made = _summarised(space, over, rows=rows, folder=folder, level=level, table=table)
     table = made.frame
     for name in metrics:
         if f"{name}_mean" not in table.columns:
@@ -376,6 +377,8 @@ def best(
     mean = f"{metric}_mean"
     ranked = table.filter(pl.col(mean).is_not_null() & pl.col(mean).is_not_nan())
     ranked = ranked.sort(mean, descending=mode == "max", maintain_order=True)
+    if ranked.is_empty():  # no setting completed with a value of it yet: no winner
+        return ranked
     verdict, ties = _verdict(made, ranked, metric, alpha=1 - level)
     return ranked.head(1).with_columns(
         pl.lit(verdict).alias(f"{metric}_verdict"),

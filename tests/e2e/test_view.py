@@ -249,7 +249,8 @@ class TestPage:
 
     def test_metrics_are_chosen_and_steps_are_not_metrics(self, tmp_path, view):
         """The metric chooser offers what run() returned and reported, never the step
-        column nor bookkeeping; choosing one redraws the charts for it."""
+        column nor bookkeeping; choosing one redraws the charts for it and names the
+        setting with its highest mean, with best()'s verdict."""
         with browser(tmp_path / "profile") as chromium:
             page = chromium.page()
             page.open(view.url)
@@ -270,6 +271,8 @@ class TestPage:
             wait_for(lambda: page.evaluate(title) == "acc against lr (± std)", "acc's chart")
             heat = "document.querySelector('#sp-heatmap .gtitle')?.textContent"
             wait_for(lambda: page.evaluate(heat) == "acc by lr and opt", "acc's heatmap")
+            winners = page.evaluate("document.getElementById('sp-best').textContent")
+            assert "highest mean acc: 0.904 at lr=0.001, opt=adam (tie" in winners
             assert page.console == []
 
     def test_the_learning_curves_are_drawn(self, tmp_path, view):

@@ -74,6 +74,8 @@ def payload(space: Space[Any], table: pl.DataFrame, *, current_code: str | None)
         *(c for c in SHOWN_BOOKKEEPING if c in table.columns),
     ]
     summary = _summary(space, table, replicates, metrics) if table.height and metrics else {}
+    ranked = summary and len(next(iter(summary.values()))) <= BEST_ROWS
+    best = _best(space, table, replicates, metrics) if ranked else {}
     settings, series = split(table, keep, [*steps, *metrics], steps)
     return {
         "name": space.experiment_class.__name__,
@@ -88,6 +90,7 @@ def payload(space: Space[Any], table: pl.DataFrame, *, current_code: str | None)
         "settings": settings,
         "series": series,
         "summary": summary,
+        "best": best,
         "types": {c: "number" if _numeric(table.schema[c]) else "text" for c in keep},
     }
 
@@ -164,6 +167,44 @@ def _summary(
         else:
             frame = frame.with_columns(made.select(own))
     return columnar(frame) if frame is not None else {}
+
+
+#: Past this many rows of the summary, the page names no winner (each comparison is a
+#: paired test, and the view makes them again at every change).
+BEST_ROWS = 2000
+
+
+def _best(
+    space: Space[Any], table: pl.DataFrame, over: list[str], metrics: list[str]
+) -> dict[str, dict[str, Any]]:
+    """For each metric, the summary row with the highest mean and the one with the
+    lowest, and whether each is a real winner (:func:`superparams._summary.best`'s
+    verdict and ties, over the declared seeds)."""
+    import polars as pl
+
+    from superparams._summary import best
+
+    out: dict[str, dict[str, Any]] = {}
+    for metric in metrics:
+        rows = pl.col(metric).is_not_null()
+        for mode in ("max", "min"):
+            found = best(space, metric, mode, over=over, rows=rows, table=table)
+            if found.is_empty() or f"{metric}_verdict" not in found.columns:
+                continue
+            row = found.row(0, named=True)
+            out.setdefault(metric, {})[mode] = {
+                "setting": {
+                    k: v
+                    for k, v in row.items()
+                    if k != "left_out"
+                    and not _of_metric(k, list(table.columns))
+                    and not k.startswith(f"{metric}_")
+                },
+                "mean": row[f"{metric}_mean"],
+                "verdict": row[f"{metric}_verdict"],
+                "ties": row[f"{metric}_ties"],
+            }
+    return out
 
 
 def _of_metric(column: str, metrics: list[str]) -> bool:

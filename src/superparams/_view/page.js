@@ -263,6 +263,16 @@
       ? "mean ± std over " + exp.replicates.join(", ") + ", of each setting's last row"
       : "each setting's last row (no replicate field is declared)";
     simpleTable($("sp-summary"), keys.concat(metrics), rows);
+    var list = $("sp-best"), found = (exp.best || {})[state.metric] || {};
+    list.textContent = "";
+    [["max", "highest"], ["min", "lowest"]].forEach(function (pair) {
+      var b = found[pair[0]];
+      if (!b) return;
+      var where = Object.keys(b.setting).map(function (k) { return k + "=" + fmt(b.setting[k]); }).join(", ");
+      var ties = b.ties && b.ties.length ? "; not told apart from " + b.ties.join("; ") : "";
+      list.appendChild(el("li", pair[1] + " mean " + state.metric + ": " + fmt(b.mean) + " at " +
+        (where || "the one setting") + " (" + b.verdict + ties + ")"));
+    });
   }
   function codeTable(exp) {
     var counts = new Map();
