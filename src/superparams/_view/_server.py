@@ -51,33 +51,31 @@ class _Followed:
     def reload(self, version: int) -> None:
         from superparams.store._read import Follower
 
-        store, _ = read(self.space)
-        self.store = store
-        self.follower = Follower(store)
-        self.table = store.table()
-        if self.ids is not None:
-            self.table = self._ours(self.table)
-        self.follower.poll()  # settings still open: known from here on
+        self.store, self.table = read(self.space)
+        # From where results.parquet ends: the settings still open are known from here
+        # on, and what was recorded since the table was read is merged into it.
+        self.follower = Follower(self.store)
+        self._merge(self.follower.poll()[0], version)
         self.payload = payload(self.space, self.table, current_code=self.code)
         self.reloaded = version
 
-    def _ours(self, table: pl.DataFrame) -> pl.DataFrame:
-        import polars as pl
-
-        if self.ids is None or table.is_empty():
-            return table
-        return table.filter(pl.col("id").is_in(list(self.ids)))
-
     def update(self, version: int) -> bool:
         """Read what the record gained; whether anything changed."""
-        import polars as pl
-
-        from superparams.store._table import _concat, _frame
-
         latest, replaced = self.follower.poll()
         if replaced:
             self.reload(version)
             return True
+        if not self._merge(latest, version):
+            return False
+        self.payload = payload(self.space, self.table, current_code=self.code)
+        return True
+
+    def _merge(self, latest: dict[str, list[dict[str, Any]]], version: int) -> bool:
+        """Put each setting's rows in ``latest`` in place of those the table has."""
+        import polars as pl
+
+        from superparams.store._table import _concat, _frame
+
         if self.ids is not None:
             latest = {sid: rows for sid, rows in latest.items() if sid in self.ids}
         if not latest:
@@ -88,7 +86,6 @@ class _Followed:
         self.table = _concat([kept, fresh], {}) if kept.height else fresh
         for sid in latest:
             self.touched[sid] = version
-        self.payload = payload(self.space, self.table, current_code=self.code)
         return True
 
     def changes(self, since: int) -> dict[str, Any]:
