@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 HEAVY = ["dask", "matplotlib", "numpy", "pandas", "polars", "pyarrow", "ray", "rich", "submitit"]
+HEAVY += ["plotly", "starlette", "uvicorn"]  # the view's web parts
 
 SCRIPT = """
 import json, sys

@@ -374,10 +374,11 @@ def best(
     rows: str | pl.Expr = "last",
     folder: Path | str | None = None,
     level: float = 0.95,
+    table: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The row of the summary with the best mean of ``metric``, and whether it is a real
     winner; for several metrics, the rows on the Pareto front of their means. See
-    :meth:`Space.best`."""
+    :meth:`Space.best`. ``table``: the results to rank (default: the space's stored ones)."""
     import polars as pl
 
     metrics = [metric] if isinstance(metric, str) else list(metric)
@@ -390,7 +391,7 @@ def best(
         raise UsageError(msg)
     if over is None:
         over = _Declared(space).replicates
-    summarised = summarise(space, over, rows=rows, folder=folder, level=level)
+    summarised = summarise(space, over, rows=rows, folder=folder, level=level, table=table)
     table = summarised.frame
     for name in metrics:
         if name not in summarised.metrics:
@@ -408,6 +409,8 @@ def best(
     if len(metrics) > 1:
         return summarised.with_frame(_pareto(ranked, means, modes)).public()
     ranked = ranked.sort(means[0], descending=modes[0] == "max", maintain_order=True)
+    if ranked.is_empty():  # no setting completed with a value of it yet: no winner
+        return summarised.with_frame(ranked).public()
     verdict, ties = judge(summarised, ranked, metrics[0], alpha=1 - level)
     return (
         summarised.with_frame(ranked.head(1))

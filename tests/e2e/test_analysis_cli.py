@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import statistics
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -326,10 +327,24 @@ class TestPlot:
         assert done.stderr.count("\n") == 1
         assert set(project.iterdir()) == before
 
-    @pytest.mark.parametrize("command", ["plot", "report"])
-    def test_without_the_extra_the_install_line(self, project, tmp_path, command):
-        """Without matplotlib, plot and report say the pip line of the extra, exit 2."""
-        write(tmp_path / "hide/matplotlib/__init__.py", "raise ImportError('hidden')\n")
+    @pytest.mark.parametrize(
+        ("command", "hidden", "said"),
+        [
+            (
+                "plot",
+                "matplotlib",
+                "draws with matplotlib, which is not installed: pip install 'superparams[plot]'",
+            ),
+            (
+                "report",
+                "plotly",
+                "needs plotly, which is not installed: pip install 'superparams[view]'",
+            ),
+        ],
+    )
+    def test_without_the_extra_the_install_line(self, project, tmp_path, command, hidden, said):
+        """Without its library, plot and report say the pip line of the extra, exit 2."""
+        write(tmp_path / f"hide/{hidden}/__init__.py", "raise ImportError('hidden')\n")
         words = ["--x", "lr", "--y", "acc"] if command == "plot" else []
         done = experiment(
             command,
@@ -338,13 +353,10 @@ class TestPlot:
             "--out",
             str(tmp_path / "out.html"),
             cwd=project,
-            PYTHONPATH=str(tmp_path / "hide"),
+            PYTHONPATH=os.pathsep.join([str(tmp_path / "hide"), os.environ.get("PYTHONPATH", "")]),
         )
         assert done.returncode == 2, done.stderr
-        assert done.stderr == (
-            f"error: experiment {command} draws with matplotlib, which is not installed: "
-            "pip install 'superparams[plot]'\n"
-        )
+        assert done.stderr == f"error: experiment {command} {said}\n"
         assert not (tmp_path / "out.html").exists()
 
 

@@ -823,10 +823,12 @@ class TestStartUp:
         [["--help"], ["params.Hyperparams", "--help"], ["params.Hyperparams", "--dry-run"]],
     )
     def test_nothing_heavy_before_it_is_needed(self, project, args):
-        """--help, an experiment's --help and a first dry run load no polars and no rich."""
+        """--help, an experiment's --help and a first dry run load no polars, no rich and
+        none of the view's web parts."""
         loaded = self.loaded(*args, cwd=project)
         assert "superparams" in loaded
-        assert loaded.isdisjoint({"polars", "rich", "pandas", "numpy", "pyarrow", "matplotlib"})
+        heavy = {"polars", "rich", "pandas", "numpy", "pyarrow", "matplotlib"}
+        assert loaded.isdisjoint(heavy | {"plotly", "starlette", "uvicorn", "anyio"})
 
     def test_a_run_without_a_terminal_loads_polars_but_not_rich(self, project):
         """A run needs polars for its results; without a terminal it draws nothing with rich."""

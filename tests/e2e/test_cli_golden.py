@@ -145,7 +145,7 @@ def test_an_experiments_help(project):
 def test_the_commands_help(project):
     """`experiment status|results|logs|clean --help`."""
     texts = []
-    for command in ("status", "results", "plot", "report", "logs", "clean"):
+    for command in ("status", "results", "plot", "report", "view", "logs", "clean"):
         done = run(command, "--help", cwd=project)
         assert done.returncode == 0
         texts.append(f"$ experiment {command} --help\n{done.stdout}")

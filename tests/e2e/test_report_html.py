@@ -2,7 +2,8 @@
 
 The page is loaded in a headless Chromium (tests/e2e/browser.py): it logs no console
 error, makes no request beyond its own file, its summary table has a row per setting and
-sorts when a column's name is clicked, and its screenshot is not blank.
+sorts when a column's name is clicked, its charts are drawn, and its screenshot is not
+blank.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from tests.conftest import experiment, write
+from tests.conftest import experiment, wait_for, write
 from tests.e2e.browser import browser
 from tests.e2e.test_analysis_cli import no_fetched_url
 
@@ -54,23 +55,37 @@ class TestReportFile:
         assert done.stderr == "wrote shared/report.html\n"
 
     def test_holds_every_part(self, made):
-        """The page has the overview, the summary, a plot per metric and varied parameter,
-        the failure with its cause and log tail, and the code version."""
+        """The page holds the overview, every row, the failure with its traceback and log
+        tail, and the code version: the data is in the file, drawn by its own script."""
         root, _ = made
         text = (root / "shared/report.html").read_text()
-        assert "Train: 12 settings" in text
-        assert "11 completed, 1 failed" in text
-        assert text.count('<figure class="plot"><svg') == 4  # acc, loss x lr, opt
-        assert "FloatingPointError: the loss is nan at step 2" in text
-        assert "step 2: loss nan" in text
-        assert "code_version" in text
+        data = page_data(text)
+        [train] = data["experiments"]
+        assert train["overview"]["title"] == "Train: 12 settings"
+        assert len(set(train["settings"]["id"])) == 12
+        assert train["settings"]["status"].count("failed") == 1
+        assert train["metrics"] == ["acc", "loss"]
+        assert len(train["summary"]["acc_mean"]) == 6
+        assert any(
+            "FloatingPointError: the loss is nan at step 2" in (t or "")
+            for t in train["settings"]["traceback"]
+        )
+        assert any("step 2: loss nan" in log for log in data["logs"]["0"].values())
+        assert "code_version" in train["settings"]
 
     def test_names_no_address_to_load(self, made):
-        """Nothing in the page points at http(s): no script, style, image or font from a CDN."""
+        """Nothing in the page points at http(s): no script, style, image or font from a
+        CDN. Plotly is inlined as the plotly package ships it (its own links to its
+        authors' sites are text it never loads; Chromium's test sees no request)."""
+        from plotly.offline import get_plotlyjs
+
         root, _ = made
         text = (root / "shared/report.html").read_text()
-        assert no_fetched_url(text)
-        assert "<script src" not in text
+        bundle = get_plotlyjs()
+        assert text.count(bundle) == 1
+        own = text.replace(bundle, "")
+        assert no_fetched_url(own)
+        assert "<script src" not in own
 
     def test_a_bad_out_is_one_line(self, made):
         """--out to a missing folder or not .html: one line, exit 2, nothing written."""
@@ -94,32 +109,60 @@ def not_blank(png: bytes) -> bool:
         return ImageStat.Stat(grey).stddev[0] > 10 and sum(grey.histogram()[:200]) > 5000
 
 
+def page_data(text: str) -> dict:
+    """The data a report holds, as its script reads it."""
+    import json
+    import re
+
+    found = re.search(r"<script id='sp-data' type='application/json'>(.*?)</script>", text, re.S)
+    assert found is not None
+    return json.loads(found.group(1))
+
+
+def fetched(page) -> list[str]:
+    """What the page asked for, but the images Plotly makes in memory (data:, blob:)."""
+    return [url for url in page.requests if not url.startswith(("data:", "blob:"))]
+
+
 class TestReportInChromium:
     def test_loads_offline_without_errors_and_sorts(self, made, tmp_path):
-        """In Chromium: no console error, no request but the file, 6 rows, sorting, a picture."""
+        """In Chromium: no console error, no request but the file, a row per setting, 6
+        summary rows, sorting, the charts drawn, the failure's traceback, a picture."""
         root, _ = made
         url = (root / "shared/report.html").resolve().as_uri()
         with browser(tmp_path / "profile") as chromium:
             page = chromium.page()
             page.open(url)
             assert page.console == []
-            assert page.requests == [url]
-            rows = page.evaluate("document.querySelectorAll('table.summary tbody tr').length")
+            assert fetched(page) == [url]
+            assert page.evaluate("document.body.dataset.ready") == "1"
+            wait_for(lambda: page.evaluate("document.body.dataset.charts"), "the charts")
+            rows = page.evaluate("document.querySelectorAll('#sp-summary tbody tr').length")
             assert rows == 6  # lr x opt, over the seeds
-            svgs = page.evaluate("document.querySelectorAll('figure.plot svg').length")
-            assert svgs == 4
-            column = """Array.from(document.querySelectorAll('table.summary tbody tr'))
-                        .map(r => r.cells[%d].dataset.value)"""
+            assert page.evaluate("document.querySelectorAll('#sp-table tbody tr').length") == 12
+            counts = page.evaluate("document.getElementById('sp-counts').textContent")
+            assert counts == "12 settings: 11 completed, 1 failed"
+            for chart in ("sp-against", "sp-heatmap"):
+                drawn = f"document.querySelectorAll('#{chart} svg.main-svg').length"
+                assert page.evaluate(drawn) > 0, chart
+            column = """Array.from(document.querySelectorAll('#sp-summary tbody tr'))
+                        .map(r => r.cells[%d].textContent)"""
             headers = page.evaluate(
-                "Array.from(document.querySelectorAll('table.summary th')).map(h => h.textContent)"
+                "Array.from(document.querySelectorAll('#sp-summary th')).map(h => h.textContent)"
             )
             acc = headers.index("acc")
-            page.evaluate(f"document.querySelectorAll('table.summary th')[{acc}].click()")
-            ascending = [float(v) for v in page.evaluate(column % acc)]
+            page.evaluate(f"document.querySelectorAll('#sp-summary th')[{acc}].click()")
+            ascending = [float(v.split()[0]) for v in page.evaluate(column % acc)]
             assert ascending == sorted(ascending)
-            page.evaluate(f"document.querySelectorAll('table.summary th')[{acc}].click()")
-            descending = [float(v) for v in page.evaluate(column % acc)]
+            page.evaluate(f"document.querySelectorAll('#sp-summary th')[{acc}].click()")
+            descending = [float(v.split()[0]) for v in page.evaluate(column % acc)]
             assert descending == sorted(ascending, reverse=True)
+            page.evaluate("document.querySelector('#sp-table tr.status-failed').click()")
+            traceback = page.evaluate("document.getElementById('sp-traceback').textContent")
+            assert "FloatingPointError: the loss is nan at step 2" in traceback
+            assert "step 2: loss nan" in page.evaluate(
+                "document.getElementById('sp-log').textContent"
+            )
             assert page.console == []
             assert not_blank(page.screenshot())
 
@@ -136,7 +179,7 @@ class TestReportInChromium:
             page.open(url)
             assert page.evaluate("document.querySelectorAll('figure.plot svg').length") == 1
             assert page.console == []
-            assert page.requests == [url]
+            assert fetched(page) == [url]
             assert not_blank(page.screenshot())
 
     def test_the_browser_check_sees_a_request_and_an_error(self, tmp_path):

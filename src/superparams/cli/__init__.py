@@ -11,8 +11,9 @@ notebook calls it. Inside::
     _help.py     the help texts
     _table.py    the one table renderer (rich in a terminal, aligned text otherwise)
     _shared.py   what the commands share: the store of a space, its plan, the results
-    run.py  status.py  results.py  plot.py  report.py  logs.py  clean.py
-                 one module per command (plot and report need the plot extra)
+    run.py  status.py  results.py  plot.py  report.py  view.py  logs.py  clean.py
+                 one module per command (plot needs the plot extra; report and
+                 view the view extra)
 
 A command is a function ``(found, spaces, request, prog) -> None`` in :data:`COMMANDS`. It
 prints what it has to say and ends by returning (exit code 0) or by raising: an error of
@@ -74,6 +75,12 @@ def _report(*args: Any) -> None:
     report(*args)
 
 
+def _view(*args: Any) -> None:
+    from superparams.cli.view import view
+
+    view(*args)
+
+
 def _logs(*args: Any) -> None:
     from superparams.cli.logs import logs
 
@@ -93,6 +100,7 @@ COMMANDS: dict[str, Command] = {
     "results": _results,
     "plot": _plot,
     "report": _report,
+    "view": _view,
     "logs": _logs,
     "clean": _clean,
 }

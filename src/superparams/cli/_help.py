@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def usage(prog: str) -> str:
     return (
         f"usage: {prog} EXPERIMENT [--FIELD VALUE ...] [options]\n"
-        f"       {prog} {{status,results,plot,report,logs,clean}} EXPERIMENT [...]"
+        f"       {prog} {{status,results,plot,report,view,logs,clean}} EXPERIMENT [...]"
     )
 
 
@@ -93,7 +93,8 @@ commands:
   status EXPERIMENT        how many settings completed, failed, are running, are left
   results EXPERIMENT       the results table; --over seed, --sort COLUMN, --csv, --json
   plot EXPERIMENT          a metric against a field: --x lr --y acc [--out FILE]
-  report EXPERIMENT        one HTML file to share: summary, plots, failures
+  report EXPERIMENT        one HTML file to share: the view's page, frozen, offline
+  view EXPERIMENT          a live page on 127.0.0.1: table, curves, heatmap, until Ctrl-C
   logs EXPERIMENT          the logs of the settings matching --FIELD VALUE; -f follows
   clean EXPERIMENT         delete the stored results and logs, after asking
 
@@ -111,7 +112,8 @@ _COMMAND_SUMMARY = {
     "status": "how many settings completed, failed, are running, are left",
     "results": "the results table of the settings the experiment's fields select",
     "plot": "a metric against a parameter (or epoch), with a band of ± std over seeds",
-    "report": "one self-contained HTML file: overview, summary, plots, failures",
+    "report": "one self-contained HTML file: the view's page, frozen, that opens offline",
+    "view": "a live page of the results on 127.0.0.1 (its address has a token), until Ctrl-C",
     "logs": "the logs of the settings matching the given field values",
     "clean": "delete every stored result and log of the experiment, after asking",
 }

@@ -7,6 +7,7 @@
     experiment results EXPERIMENT [--over SEED] [--where EXPR] [--sort COL] [--csv | ...]
     experiment plot    EXPERIMENT --x PARAM --y METRIC [--hue PARAM] [--out FILE]
     experiment report  EXPERIMENT [--out report.html]
+    experiment view    EXPERIMENT                      a live page until Ctrl-C
     experiment logs    EXPERIMENT [--FIELD VALUE ...] [-f] [-n N]
     experiment clean   EXPERIMENT [--yes]
 
@@ -35,7 +36,15 @@ if TYPE_CHECKING:
     from superparams.cli._find import Found
     from superparams.experiment import Experiment
 
-COMMAND_WORDS = ("status", "results", "plot", "report", "logs", "clean")  # `run` is never written
+COMMAND_WORDS = (
+    "status",
+    "results",
+    "plot",
+    "report",
+    "view",
+    "logs",
+    "clean",
+)  # `run` is never written
 
 
 # -- options ---------------------------------------------------------------------------------
@@ -206,7 +215,7 @@ def _sampler(flag: str, text: str) -> str:
     return text
 
 
-_RUN, _SAMPLED = ("run",), ("run", "status", "results", "plot", "report", "logs")
+_RUN, _SAMPLED = ("run",), ("run", "status", "results", "plot", "report", "view", "logs")
 #: Spelled before a run option's name, it reaches the option that a field's flag hides.
 RUN_PREFIX = "--run-"
 OPTIONS = (
@@ -682,6 +691,13 @@ class ReportRequest(Request):
             raise UsageError(msg)
 
 
+@dataclass(frozen=True, kw_only=True)
+class ViewRequest(Request):
+    """``experiment view EXPERIMENT``: a live page of the results, until Ctrl-C."""
+
+    command: ClassVar[str] = "view"
+
+
 #: The files ``experiment plot`` writes, by extension.
 PLOT_FORMATS = ("png", "svg", "pdf", "html")
 
@@ -743,6 +759,7 @@ REQUESTS: dict[str, type[Request]] = {
         ResultsRequest,
         PlotRequest,
         ReportRequest,
+        ViewRequest,
         LogsRequest,
         CleanRequest,
     )
