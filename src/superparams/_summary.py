@@ -262,6 +262,10 @@ class Summarised:
 
     def public(self) -> pl.DataFrame:
         """The frame :func:`summary` gives: ``<metric>_<statistic>`` and ``left_out``."""
+        return self.frame.rename(self.public_names())
+
+    def public_names(self) -> dict[str, str]:
+        """Each statistic's column and the name :meth:`public` gives it."""
         taken = set(self.keys)
         names: dict[str, str] = {}
         wanted = [(self.column(m, s), f"{m}_{s}") for m in self.metrics for s in STATISTICS]
@@ -272,7 +276,7 @@ class Summarised:
                 name += "_"
             taken.add(name)
             names[column] = name
-        return self.frame.rename(names)
+        return names
 
 
 def _stat(index: int, statistic: str) -> str:

@@ -106,11 +106,18 @@ class TestFieldsNamedLikeStatistics:
         assert (project / "acc-by-mean.png").stat().st_size > 0
 
     def test_the_report_is_written(self, project):
-        """`report` writes its page, with the summary's columns under the fields' names."""
+        """`report` writes its page, the fields under their own names in its table and its
+        summary, the count of settings left out apart from the field left_out."""
+        from tests.e2e.test_report_html import page_data
+
         ok("report", "names.Stats", "--out", "stats.html", cwd=project)
-        page = (project / "stats.html").read_text()
-        for name in ('<th data-kind="text">n</th>', ">mean</th>", ">left_out</th>"):
-            assert name in page
+        (data,) = page_data((project / "stats.html").read_text())["experiments"]
+        assert data["parameters"] == ["n", "mean", "std", "left_out"]
+        assert data["metrics"] == ["acc"]
+        summary = data["summary"]
+        assert list(summary)[:3] == ["n", "mean", "left_out"]
+        assert summary["left_out"][0] == "none"  # the field's value, not a count
+        assert set(summary["left_out_"]) == {0}
 
     def test_the_summary_keeps_the_fields_and_says_left_out_apart(self, project):
         """`results --over seed --csv`: the fields keep their names, the count that clashes

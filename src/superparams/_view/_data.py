@@ -152,18 +152,20 @@ def _summary(
     returned)."""
     import polars as pl
 
-    from superparams._summary import summarise
+    from superparams._summary import LEFT_OUT, STATISTICS, summarise
 
     frame: pl.DataFrame | None = None
     for metric in metrics:
-        made = summarise(space, over, rows=pl.col(metric).is_not_null(), table=table).public()
-        own = [c for c in made.columns if c.startswith(f"{metric}_")]
+        made = summarise(space, over, rows=pl.col(metric).is_not_null(), table=table)
+        if metric not in made.metrics:
+            continue
+        names = made.public_names()
+        public = made.frame.rename(names)
+        own = [names[made.column(metric, s)] for s in STATISTICS]
         if frame is None:
-            numeric = list(table.columns)  # steps are summarised too: their stats are left out
-            keys = [c for c in made.columns if c != "left_out" and not _of_metric(c, numeric)]
-            frame = made.select(*keys, *own, "left_out")
+            frame = public.select(*made.keys, *own, names[LEFT_OUT])
         else:
-            frame = frame.with_columns(made.select(own))
+            frame = frame.with_columns(public.select(own))
     return columnar(frame) if frame is not None else {}
 
 
