@@ -695,12 +695,19 @@ def _end_children(keep: set[int]) -> None:
     deadline = None
     for _ in range(1000):  # a setting that keeps forking cannot keep us here
         left = _children() - keep
+        reaped = False
         for pid in list(left):
             with contextlib.suppress(ChildProcessError):
                 if os.waitpid(pid, os.WNOHANG)[0]:
                     left.discard(pid)  # it had exited: reaped
-        if not left:
+                    reaped = True
+        if not left and not reaped:
             return
+        if not left:
+            # One that exited between the look and the reaping left its children to this
+            # process since: look again before saying none is left (a daemon's parent
+            # exits right after it forks the daemon).
+            continue
         now = time.monotonic()
         if deadline is None:
             deadline = now + LEFTOVER_GRACE
