@@ -324,7 +324,7 @@ def _history(
         pl.col("started").min() if "started" in table.columns else pl.lit(0).alias("started"),
         *(pl.col(m).drop_nulls().last().alias(m) for m in metrics),
     )
-    seeds = _seed_count(space)
+    seeds = seed_count(space)
     found: dict[tuple[Any, ...], tuple[Any, list[dict[str, Any]]]] = {}
     for row in last.iter_rows(named=True):
         key = tuple(repr(row[n]) for n in names)
@@ -356,7 +356,8 @@ def _constants(space: Space[Any], searched: _Searched, columns: list[str]) -> di
     return out
 
 
-def _seed_count(space: Space[Any]) -> int:
+def seed_count(space: Space[Any]) -> int:
+    """How many seeds each configuration of ``space`` runs on (1 without seeds)."""
     from superparams.space import replicate_values
 
     return max(1, len(replicate_values(space)))
@@ -429,7 +430,7 @@ def _run_and_tell(
     table = joined.run_all(**run)
     if (table["status"] == "completed").any():
         _check_metrics(space, table, metrics)
-    seeds = _seed_count(space)
+    seeds = seed_count(space)
     for configuration, part in zip(configurations, spaces, strict=True):
         ids = list(part._sp_ids())
         rows = (

@@ -186,11 +186,7 @@ def median(
     A setting whose value is NaN at a step the others reached is worse than all; a row
     without the step or the metric, or whose metric is not a number, stops nothing.
     """
-    if mode not in ("min", "max"):
-        msg = f"median(mode={mode!r}): mode is 'min' (a loss) or 'max' (an accuracy)"
-        from superparams.errors import UsageError
-
-        raise UsageError(msg)
+    _check_mode("median", mode)
     return _Median(metric, step, mode, warmup, min_others)
 
 
@@ -312,9 +308,7 @@ def halving(
     """
     from superparams.errors import UsageError
 
-    if mode not in ("min", "max"):
-        msg = f"halving(mode={mode!r}): mode is 'min' (a loss) or 'max' (an accuracy)"
-        raise UsageError(msg)
+    _check_mode("halving", mode)
     if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not eta > 1:
         msg = f"halving(eta={eta!r}): eta is how many settings share one place, a number > 1"
         raise UsageError(msg)
@@ -322,6 +316,15 @@ def halving(
         msg = f"halving(min_step={min_step!r}): the first rung is a step above 0, e.g. 1"
         raise UsageError(msg)
     return _Halving(metric, step, mode, eta, min_step)
+
+
+def _check_mode(rule: str, mode: object) -> None:
+    """Refuse a mode that is neither min nor max, naming the rule it was given to."""
+    if mode not in ("min", "max"):
+        from superparams.errors import UsageError
+
+        msg = f"{rule}(mode={mode!r}): mode is 'min' (a loss) or 'max' (an accuracy)"
+        raise UsageError(msg)
 
 
 #: The rules ``--stop`` knows by name.

@@ -26,7 +26,7 @@ def search(found: Found, space: Space[Any], request: RunRequest, prog: str, name
     """Run the search the request asks for; the exit code (0, 1 if a configuration
     failed, 130 when interrupted)."""
     from superparams._api import optimize, worker_count
-    from superparams._search import check, standing
+    from superparams._search import check, seed_count, standing
 
     metrics, modes = request.objectives
     assert request.budget is not None  # the request checked it
@@ -34,7 +34,7 @@ def search(found: Found, space: Space[Any], request: RunRequest, prog: str, name
     store = store_of(space)
     sampler = request.sampler or "tpe"
     check(space, metrics, modes, budget, sampler, store.folder)  # type: ignore[arg-type]
-    seeds = _seeds(space)
+    seeds = seed_count(space)
     asked = request.num_proc if request.num_proc is not None else 1
     _, width, notice = worker_count(asked, budget, flag="-j", equals=" ")
     if notice:
@@ -93,9 +93,3 @@ def search(found: Found, space: Space[Any], request: RunRequest, prog: str, name
     for line in standing(space, store):
         say(line)
     return 1 if failed else 0
-
-
-def _seeds(space: Space[Any]) -> int:
-    from superparams.space import replicate_values
-
-    return max(1, len(replicate_values(space)))
