@@ -17,10 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from superparams import UsageError
-from superparams.cli import COMMANDS, main
-from superparams.cli._find import find, known_names, module_name
-from superparams.cli._parse import OPTIONS, REQUESTS
-from superparams.cli._values import BadValue, Unsettable, expected, parse, split, type_name
+from superparams._cli import COMMANDS, main
+from superparams._cli._find import find, known_names, module_name
+from superparams._cli._parse import OPTIONS, REQUESTS
+from superparams._cli._values import BadValue, Unsettable, expected, parse, split, type_name
 from superparams.errors import LoadError
 
 SEED = """
@@ -294,10 +294,11 @@ class TestMain:
         machinery: it is text."""
         script = (
             "import sys\n"
-            "from superparams.cli import main\n"
+            "from superparams._cli import main\n"
             "assert main(['--help']) == 0\n"
-            "heavy = ('polars', 'rich', 'superparams.store', 'superparams.runner',"
-            " 'superparams.executors', 'superparams.display')\n"
+            "heavy = ('polars', 'rich', 'superparams._store._core', 'superparams._store._record',"
+            " 'superparams._store._table', 'superparams._runner', 'superparams.executors',"
+            " 'superparams._display')\n"
             "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
         )
         done = subprocess.run(

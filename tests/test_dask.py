@@ -366,8 +366,8 @@ class TestAKilledWorker:
         on another worker and complete; only the one it ran fails."""
         import importlib
 
+        from superparams._outcome import Outcome, Task
         from superparams.executors.dask import DaskExecutor
-        from superparams.outcome import Outcome, Task
 
         slow_project(tmp_path)
         sys.path.insert(0, str(tmp_path / "experiments"))

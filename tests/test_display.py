@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from superparams.display import LiveDisplay, PlainDisplay, clock_time, duration, last_line
+from superparams._display import LiveDisplay, PlainDisplay, clock_time, duration, last_line
+from superparams._outcome import Failure
 from superparams.events import (
     RunFinished,
     RunStarted,
@@ -21,7 +22,6 @@ from superparams.events import (
     SettingReported,
     SettingStarted,
 )
-from superparams.outcome import Failure
 
 T0 = 1_000_000.0
 
@@ -451,7 +451,7 @@ class TestLiveDisplay:
 
         script = (
             "import sys\n"
-            "from superparams.display import LiveDisplay\n"
+            "from superparams._display import LiveDisplay\n"
             "d = LiveDisplay()\n"
             "print('rich' in sys.modules)\n"
         )

@@ -13,12 +13,12 @@ import time
 import pytest
 from tests.conftest import Events, environment, write
 
-import superparams.executors.local
+import superparams.executors._local
 from superparams import UsageError, search
 from superparams.events import SettingFailed, SettingFinished, SettingStarted
 from superparams.executors import _ENGINES, engines, get_executor
-from superparams.executors.inline import InlineExecutor
-from superparams.executors.local import LocalExecutor
+from superparams.executors._inline import InlineExecutor
+from superparams.executors._local import LocalExecutor
 from superparams.executors.testing import ScriptedExecutor
 
 # Setting `doomed` dies the way DEATH says; the others sleep a little and complete.
@@ -157,7 +157,7 @@ class TestTimeout:
 
     def test_a_stubborn_setting_is_killed(self, workspace, monkeypatch):
         """A setting that does not stop at its timeout has its worker killed, after a grace."""
-        monkeypatch.setattr(superparams.executors.local, "TIMEOUT_GRACE", 0.3)
+        monkeypatch.setattr(superparams.executors._local, "TIMEOUT_GRACE", 0.3)
         space = workspace.load("slow", SLOW).Slow(stubborn=True)
         began = time.monotonic()
         table = space.run_all(num_proc=2, display=False, timeout=0.3)
@@ -385,7 +385,7 @@ class Broken(Experiment):
 class TestWorkersThatCannotStart:
     def test_an_experiment_that_does_not_load(self, workspace):
         """If workers cannot load the experiment the run stops with why; nothing counts as run."""
-        from superparams.worker import WorkerError
+        from superparams._worker import WorkerError
 
         space = workspace.load("broken", BROKEN).Broken()
         with pytest.raises(WorkerError, match="this module cannot load in a worker"):
@@ -456,7 +456,7 @@ class TestMissingExtras:
         write(tmp_path / "experiments/small.py", SMALL)
         code = (
             f"import sys; sys.modules[{needs!r}] = None\n"
-            "from superparams.cli import main\n"
+            "from superparams._cli import main\n"
             f"sys.exit(main(['small.Small', '--engine', {name!r}]))\n"
         )
         done = subprocess.run(

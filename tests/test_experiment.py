@@ -16,18 +16,18 @@ import numpy as np
 import pytest
 
 import superparams
-import superparams.space
+import superparams._space
 from superparams import (
     Experiment,
     ExperimentError,
     SearchSpaceError,
     SuperparamsError,
-    _columns,
     derived,
     search,
     uniform,
 )
-from superparams._columns import BOOKKEEPING
+from superparams._store import _columns
+from superparams._store._columns import BOOKKEEPING
 
 
 class Hyperparams(Experiment):
@@ -211,7 +211,7 @@ class TestOverrides:
 class TestReservedNames:
     def test_the_guide_lists_every_reserved_name(self):
         """Each name a field may not take stands in the guide's table of reserved names."""
-        from superparams.experiment import reserved_names
+        from superparams._experiment import reserved_names
 
         guide = (Path(__file__).parents[1] / "docs" / "guide.md").read_text()
         table = guide.split("Some names are taken", 1)[1].split("\n\n", 2)[1]
@@ -274,7 +274,7 @@ class TestReservedNames:
 
     def test_every_public_attribute_is_reserved(self):
         """Each public name of Experiment and Space is refused as a field."""
-        names = {n for c in (Experiment, superparams.space.Space) for n in dir(c)}
+        names = {n for c in (Experiment, superparams._space.Space) for n in dir(c)}
         for name in sorted(n for n in names if not n.startswith("_")):
             with pytest.raises(ExperimentError, match=rf"Clash\.{name} clashes with"):
                 type("Clash", (Experiment,), {"__annotations__": {name: int}, name: 1})
@@ -282,7 +282,7 @@ class TestReservedNames:
     def test_an_attribute_added_later_is_reserved(self, monkeypatch):
         """A public attribute added to Space later is refused as a field without a list."""
         monkeypatch.setattr(
-            superparams.space.Space, "outdated", property(lambda s: ()), raising=False
+            superparams._space.Space, "outdated", property(lambda s: ()), raising=False
         )
         with pytest.raises(ExperimentError) as error:
 

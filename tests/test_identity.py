@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tests.strategies import Spec, specs, widened
 
 from superparams import Experiment, ExperimentError, IdentityError, derived, search
-from superparams.identity import Mismatch, conform, encode
+from superparams._identity import Mismatch, conform, encode
 
 
 class Hyperparams(Experiment):

@@ -4,7 +4,7 @@ Every invocation here is wrong in one way (a value that does not fit its field, 
 that do not close, a number that overflowed, a flag given twice, a GPU id that is not
 one, a duration that never ends). Each must end with a usage error: exit code 2, one
 line that says what was wrong, no traceback, and no progress folder. Most are driven
-through :func:`superparams.cli.main` in this process (the command's own entry point);
+through :func:`superparams._cli.main` in this process (the command's own entry point);
 a representative share through the installed ``experiment`` command.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from superparams import UsageError
-from superparams.cli import main
+from superparams._cli import main
 
 MODULE = "malformed_kinds"  # a module name no other test imports
 

@@ -212,7 +212,7 @@ class TestEngineOptions:
 
 LOADED = """
 import sys
-from superparams.cli import main
+from superparams._cli import main
 try:
     code = main(sys.argv[1:])
 except SystemExit as stop:  # --help

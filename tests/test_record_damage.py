@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from superparams._api import store_of
-from superparams.identity import setting_id
-from superparams.store import Store
+from superparams._identity import setting_id
+from superparams._store._core import Store
 
 FIELDS = ("x",)
 

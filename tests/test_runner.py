@@ -18,6 +18,7 @@ from tests.e2e.sources import EPOCHS, FAILS_WHEN_LISTED, RANDOM, clear_runs, ran
 
 import superparams._api
 from superparams import search
+from superparams._store._core import BOOKKEEPING
 from superparams.events import (
     Notice,
     RunFinished,
@@ -26,7 +27,6 @@ from superparams.events import (
     SettingFinished,
     SettingStarted,
 )
-from superparams.store import BOOKKEEPING
 
 PARAMS = """
 import os

@@ -21,6 +21,7 @@ from tests.conftest import Events
 
 from superparams import Experiment, search
 from superparams._api import results, store_of
+from superparams._runner import COMMIT_INTERVAL, _Run
 from superparams.events import (
     Event,
     RunStarted,
@@ -30,7 +31,6 @@ from superparams.events import (
     SettingStarted,
 )
 from superparams.executors.testing import FakeClock, ScriptedExecutor
-from superparams.runner import COMMIT_INTERVAL, _Run
 
 TRIES: Counter[int] = Counter()  # how many times each n's run() was called
 

@@ -20,8 +20,8 @@ from tests.seed import USAGE
 
 from superparams import StoreError, StoreLockedError, StoreWriteError
 from superparams._api import store_of
+from superparams._store._core import Store
 from superparams.events import SettingFinished
-from superparams.store import Store
 
 NOISY = """
 import os

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from superparams._api import store_of
-from superparams.store._read import Follower, held, reader
+from superparams._store._read import Follower, held, reader
 
 TRAIN = """
 from superparams import Experiment, search

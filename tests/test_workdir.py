@@ -12,7 +12,7 @@ import cloudpickle
 import pytest
 
 from superparams import Experiment, search
-from superparams._workdir import Rooted, empty
+from superparams._store._workdir import Rooted, empty
 from superparams.errors import StoreWriteError
 
 

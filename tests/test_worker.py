@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from tests.e2e import sources
 
-from superparams.worker import rows_of
+from superparams._worker import rows_of
 
 # A field holding a large object: each unpickling of it appends a line to unpickled.txt.
 BIG = (
@@ -168,8 +168,8 @@ class TestOneSettingAtATimePerProcess:
         second fails at once, saying why, and the first one's output holds only its own."""
         import threading
 
-        from superparams.outcome import Task
-        from superparams.worker import run_task
+        from superparams._outcome import Task
+        from superparams._worker import run_task
 
         module = workspace.load("twoatonce", TWO_AT_ONCE)
         space = module.TwoAtOnce()

@@ -15,6 +15,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from superparams._experiment import Experiment
+from superparams._space import (
+    Space,
+    choice,
+    derived,
+    loguniform,
+    randint,
+    search,
+    seeds,
+    uniform,
+    value,
+)
 from superparams._summary import columns
 from superparams.errors import (
     EngineError,
@@ -31,21 +43,9 @@ from superparams.errors import (
     UsageError,
     WorkerError,
 )
-from superparams.experiment import Experiment
-from superparams.space import (
-    Space,
-    choice,
-    derived,
-    loguniform,
-    randint,
-    search,
-    seeds,
-    uniform,
-    value,
-)
 
 if TYPE_CHECKING:
-    from superparams.cli import entrypoint
+    from superparams._cli import entrypoint
 
 __all__ = [
     "EngineError",
@@ -82,7 +82,7 @@ def __getattr__(name: str) -> Any:
 
         return __version__
     if name == "entrypoint":  # the command line's module, loaded only by who uses it
-        from superparams.cli import entrypoint
+        from superparams._cli import entrypoint
 
         return entrypoint
     msg = f"module 'superparams' has no attribute {name!r}"

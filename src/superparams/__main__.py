@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from superparams.cli import main, working_directory_after_stdlib
+from superparams._cli import main, working_directory_after_stdlib
 
 working_directory_after_stdlib()
 sys.exit(main(prog="python -m superparams"))

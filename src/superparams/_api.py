@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any, Literal, SupportsIndex
 if TYPE_CHECKING:
     import polars as pl
 
+    from superparams._runner import Subscriber
     from superparams._search import Told
+    from superparams._space import Space
+    from superparams._store._core import Plan, Store
     from superparams.executors import Executor
-    from superparams.runner import Subscriber
-    from superparams.space import Space
     from superparams.stopping import Stopping
-    from superparams.store import Plan, Store
 
 
 class _DefaultNumProc(int):
@@ -127,10 +127,10 @@ def store_of(space: Space[Any], folder: Path | str | None = None) -> Store:
     """
     import contextlib
 
-    from superparams._columns import column_types
-    from superparams.identity import canonical, encode
-    from superparams.space import Dimension, Space
-    from superparams.store import Store
+    from superparams._identity import canonical, encode
+    from superparams._space import Dimension, Space
+    from superparams._store._columns import column_types
+    from superparams._store._core import Store
 
     if folder is not None and not str(folder).strip():
         from superparams.errors import UsageError
@@ -234,7 +234,7 @@ def run_all(
         timeout: seconds a setting may run before it fails with cause ``timeout``.
         retries: how many more times a failed setting is tried in this run.
         folder: where results go (default: ``progress/<module>/<Class>`` beside the
-            experiment's file or notebook, see :func:`superparams._location.folder_for`);
+            experiment's file or notebook, see :func:`superparams._store._location.folder_for`);
             needed for a class that no file defines (``python -c``, a REPL, stdin).
         engine: an executor name (``"local"``, ``"inline"``, ``"dask"``) or instance.
             ``"inline"`` runs settings in this process (breakpoints work), where a
@@ -299,12 +299,12 @@ def run_all(
         len(space)  # raises, saying to take a sample, before the store is made
     subs = list(subscribers)
     if display is True:
-        from superparams.display import PlainDisplay
+        from superparams._display import PlainDisplay
 
         subs.insert(0, PlainDisplay())
     elif callable(display):
         subs.insert(0, display)
-    from superparams import runner
+    from superparams import _runner as runner
     from superparams._code import code_version
 
     # From here a scheduler's SIGTERM or SIGHUP stops the run as Ctrl-C does.
@@ -532,11 +532,11 @@ def _executor(
         num_proc = get_executor(engine or "local").default_num_proc or num_proc
     _, workers, notice = worker_count(num_proc, to_run)
     if isolate:
-        from superparams.executors.local import LocalExecutor
+        from superparams.executors._local import LocalExecutor
 
         return LocalExecutor(workers, gpus=gpus, isolate=True), notice
     if debug:  # in this process, with the debugger; engine="inline" alone is made below
-        from superparams.executors.inline import InlineExecutor
+        from superparams.executors._inline import InlineExecutor
 
         return InlineExecutor(debug=debug), notice
     made = get_executor(engine or "local").from_options(workers, gpus, **(options or {}))

@@ -104,7 +104,7 @@ class _Hasher:
         self.seen.add(id(cls))
         classes = [cls]
         if experiment:  # its experiment bases, and the mixins of its own file
-            from superparams.experiment import Experiment
+            from superparams._experiment import Experiment
 
             classes = [
                 c
@@ -125,8 +125,8 @@ class _Hasher:
         """The code a class's field declarations point to: derived functions, nested classes."""
         import dataclasses
 
-        from superparams.experiment import Experiment
-        from superparams.space import Derived
+        from superparams._experiment import Experiment
+        from superparams._space import Derived
 
         if not dataclasses.is_dataclass(cls):
             return

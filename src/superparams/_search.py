@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     import optuna
     import polars as pl
 
-    from superparams.space import Space
-    from superparams.store import Store
+    from superparams._space import Space
+    from superparams._store._core import Store
 
 Mode = Literal["max", "min"]
 
@@ -191,7 +191,7 @@ class _Searched:
 
     def key(self, values: Mapping[str, Any]) -> tuple[str, ...]:
         """What a configuration is known by: its values' canonical encodings."""
-        from superparams.identity import encode
+        from superparams._identity import encode
 
         return tuple(encode(values[name]) for name in self.distributions)
 
@@ -231,7 +231,7 @@ class _Searched:
 def _same(choice: Any, stored: Any) -> bool:
     """Whether a stored value (as the table holds it: a tuple comes back a list) is the
     choice: the same canonical encoding, the one a setting's id is made of."""
-    from superparams.identity import encode
+    from superparams._identity import encode
 
     try:
         return encode(choice) == encode(stored)
@@ -247,7 +247,7 @@ def _searched(space: Space[Any]) -> _Searched:
         IntDistribution,
     )
 
-    from superparams.space import Derived, Dimension, Grid, Space, _RandInt, _Uniform
+    from superparams._space import Derived, Dimension, Grid, Space, _RandInt, _Uniform
 
     fields = getattr(space, "__dataclass_fields__", None)
     if fields is None:
@@ -344,7 +344,7 @@ def _history(
 
 def _constants(space: Space[Any], searched: _Searched, columns: list[str]) -> dict[str, Any]:
     """The space's constant fields that are stored as plain columns."""
-    from superparams.space import Dimension
+    from superparams._space import Dimension
 
     out = {}
     for name in getattr(space, "__dataclass_fields__", {}):
@@ -358,7 +358,7 @@ def _constants(space: Space[Any], searched: _Searched, columns: list[str]) -> di
 
 def seed_count(space: Space[Any]) -> int:
     """How many seeds each configuration of ``space`` runs on (1 without seeds)."""
-    from superparams.space import replicate_values
+    from superparams._space import replicate_values
 
     return max(1, len(replicate_values(space)))
 
@@ -423,7 +423,7 @@ def _run_and_tell(
     the study and the trials asked for them, in order; None for stored ones)."""
     import polars as pl
 
-    from superparams.space import Union, pinned
+    from superparams._space import Union, pinned
 
     spaces = [pinned(space, c.values) for c in configurations]
     joined: Space[Any] = spaces[0] if len(spaces) == 1 else Union(spaces)

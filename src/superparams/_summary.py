@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from superparams._columns import _unoptional
+from superparams._store._columns import _unoptional
 from superparams.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
     import polars as pl
 
-    from superparams.experiment import Experiment
-    from superparams.space import Space
+    from superparams._experiment import Experiment
+    from superparams._space import Space
 
 #: How ``summary(rows=...)`` reduces the rows of one setting, besides an expression.
 REDUCERS = ("last", "first", "max", "min", "mean")
@@ -118,7 +118,7 @@ class _Declared:
         return any(".".join(parts[:k]) in self.varied for k in range(1, len(parts) + 1))
 
     def columns(self, present: Sequence[str]) -> Columns:
-        from superparams._columns import BOOKKEEPING
+        from superparams._store._columns import BOOKKEEPING
 
         book = ("id", "label", *BOOKKEEPING)
         parameters: list[str] = []
@@ -142,7 +142,7 @@ def _parameter_columns(
     cls: type[Experiment], prefix: str = "", *, derived_only: bool = False
 ) -> list[str]:
     """The parameter columns of a class: a nested experiment's fields are dotted."""
-    from superparams.experiment import Experiment
+    from superparams._experiment import Experiment
 
     info = cls._sp_info()
     derived = [n for n, _ in info.derived]
@@ -159,8 +159,8 @@ def _parameter_columns(
 
 def _experiments(space: Space[Any]) -> Iterator[Experiment]:
     """The experiment instances a space is made of: itself, a union's parts, a sample's source."""
-    from superparams.experiment import Experiment
-    from superparams.space import Sample, Union
+    from superparams._experiment import Experiment
+    from superparams._space import Sample, Union
 
     if isinstance(space, Experiment):
         yield space
@@ -172,15 +172,15 @@ def _experiments(space: Space[Any]) -> Iterator[Experiment]:
 
 
 def _is_replicate(value: Any) -> bool:
-    from superparams.space import Grid
+    from superparams._space import Grid
 
     return isinstance(value, Grid) and value.replicate
 
 
 def _flat(name: str, value: Any) -> Iterator[tuple[str, str]]:
     """Each column a field's value fills, with the value's encoding to compare it by."""
-    from superparams.experiment import Experiment
-    from superparams.identity import encode
+    from superparams._experiment import Experiment
+    from superparams._identity import encode
 
     if isinstance(value, Experiment):
         for field in type(value)._sp_info().fields:
@@ -540,8 +540,8 @@ def _numeric(dtype: pl.DataType) -> bool:
 
 def space_html(space: Space[Any]) -> str:
     """A space as a notebook shows it: its overview, one table per experiment in it."""
-    from superparams.experiment import Experiment, _overview_rows
-    from superparams.space import Sample, Union
+    from superparams._experiment import Experiment, _overview_rows
+    from superparams._space import Sample, Union
 
     if isinstance(space, Union):
         return "".join(space_html(part) for part in space.parts)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from superparams.outcome import Failure
+from superparams._outcome import Failure
 
 
 @dataclass(frozen=True)

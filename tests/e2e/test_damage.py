@@ -389,7 +389,7 @@ class TestRerunsOnAFullDisk:
         """A parquet writer that fails on a full disk with an error of its own (a
         panic, an error whose text names no errno) is a store error saying no space is
         left, with no temporary file left behind."""
-        from superparams.store import Store
+        from superparams._store._core import Store
 
         store = Store(tmpfs / "store", ("x",))
         with store:
@@ -401,8 +401,8 @@ class TestRerunsOnAFullDisk:
         def write(f: object) -> None:
             raise kind("parquet: failed to write whole buffer")
 
+        from superparams._store._files import _atomic_write
         from superparams.errors import StoreWriteError
-        from superparams.store._files import _atomic_write
 
         with pytest.raises(OSError, match="No space left on device") as caught:
             _atomic_write(store.results_path, write)
@@ -551,8 +551,8 @@ class TestExitCodes:
             SuperparamsError,
             UsageError,
         )
+        from superparams._worker import WorkerError
         from superparams.errors import LoadError
-        from superparams.worker import WorkerError
 
         codes = {
             SuperparamsError: 1,

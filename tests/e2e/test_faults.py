@@ -631,7 +631,7 @@ def big_store(root: Path) -> Path:
     import hashlib
     import json
 
-    from superparams.identity import setting_id
+    from superparams._identity import setting_id
 
     write(root / "experiments/big.py", BIG)
     folder = root / "experiments/progress/big/Big"

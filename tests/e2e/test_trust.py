@@ -465,7 +465,7 @@ class TestAPrivateFolderForRemoteWorkers:
     SCRIPT = """
 import sys
 from superparams import StoreError
-from superparams._workdir import Rooted
+from superparams._store._workdir import Rooted
 from train import Train
 
 base = Rooted(Train(), "/nonexistent/progress/train/Train/work")

@@ -33,7 +33,7 @@ def _expected() -> tuple[dict[int, str], dict[int, str]]:
 
 
 def _short(type_text: str) -> str:
-    """A type without module prefixes: 'superparams.space.Space[m.H]' -> 'Space[H]'."""
+    """A type without module prefixes: 'superparams._space.Space[m.H]' -> 'Space[H]'."""
     return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", type_text)
 
 

@@ -4,7 +4,7 @@ which, and the summary over the declared replicates.
 Made from a results table by polars (:func:`payload`), so the page (served live, or
 written as a report) only draws: the means, stds and intervals are those of
 :func:`superparams._summary.summary`. It reads the store through the reader that takes
-no lock (:func:`superparams.store._read.reader`) and writes nothing.
+no lock (:func:`superparams._store._read.reader`) and writes nothing.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import polars as pl
 
-    from superparams.space import Space
-    from superparams.store import Store
+    from superparams._space import Space
+    from superparams._store._core import Store
 
 #: Names that always count a row's step, whatever their values.
 STEP_NAMES = ("epoch", "step", "iteration", "iter")
@@ -40,7 +40,7 @@ def read(space: Space[Any]) -> tuple[Store, pl.DataFrame]:
     """The lock-free reader of ``space``'s store, and the space's rows in it."""
     from superparams._api import _select
     from superparams._api import store_of as made
-    from superparams.store._read import reader
+    from superparams._store._read import reader
 
     store = reader(made(space))
     store.check()
@@ -136,7 +136,7 @@ def split(
 
 def _overview(space: Space[Any]) -> dict[str, Any] | None:
     """The space's fields: its size, and each field's name, type, values and size."""
-    from superparams.experiment import Experiment, _overview_rows
+    from superparams._experiment import Experiment, _overview_rows
 
     if not isinstance(space, Experiment):
         return None

@@ -7,7 +7,7 @@ Plotly's bundle from the plotly package, the data of each experiment, and a sett
 log, opened as a regular file of the results folder and named only by a stored setting's
 id: no path is ever taken from a request. It never takes the store's lock and never
 writes in the results folder: a thread follows each store's record
-(:class:`~superparams.store._read.Follower`) every second.
+(:class:`~superparams._store._read.Follower`) every second.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from superparams._view._data import payload, read
 if TYPE_CHECKING:
     import polars as pl
 
-    from superparams.space import Space
-    from superparams.store import Store
+    from superparams._space import Space
+    from superparams._store._core import Store
 
 #: How often the record is read for new lines, in seconds.
 POLL = 0.4
@@ -36,7 +36,7 @@ class _Followed:
     """One experiment's rows, kept up to date with its record."""
 
     def __init__(self, space: Space[Any]) -> None:
-        from superparams.store._read import Follower
+        from superparams._store._read import Follower
 
         self.space = space
         self.ids = set(space._sp_ids()) if space.enumerable else None
@@ -49,7 +49,7 @@ class _Followed:
         self.reload(0)
 
     def reload(self, version: int) -> None:
-        from superparams.store._read import Follower
+        from superparams._store._read import Follower
 
         self.store, self.table = read(self.space)
         # From where results.parquet ends: the settings still open are known from here
@@ -74,7 +74,7 @@ class _Followed:
         """Put each setting's rows in ``latest`` in place of those the table has."""
         import polars as pl
 
-        from superparams.store._table import _concat, _frame
+        from superparams._store._table import _concat, _frame
 
         if self.ids is not None:
             latest = {sid: rows for sid, rows in latest.items() if sid in self.ids}
@@ -164,7 +164,7 @@ class Live:
 
     def log(self, index: int, sid: str) -> str | None:
         """The end of a stored setting's log, or None if it has none."""
-        from superparams.store import open_in_store
+        from superparams._store._core import open_in_store
 
         with self.lock:
             if not 0 <= index < len(self.followed):

@@ -1,7 +1,7 @@
 """The seam between the runner and whatever runs settings: processes here, or a cluster.
 
-An executor takes :class:`~superparams.outcome.Task` s and hands back
-:class:`~superparams.outcome.Outcome` s; the runner never learns how. To add an engine,
+An executor takes :class:`~superparams._outcome.Task` s and hands back
+:class:`~superparams._outcome.Outcome` s; the runner never learns how. To add an engine,
 subclass :class:`Executor` in a new module and fill in its abstract methods::
 
     Executor
@@ -14,7 +14,7 @@ subclass :class:`Executor` in a new module and fill in its abstract methods::
 An executor turns every fault of its engine (a dead worker, a timeout, an engine's own
 exception) into a failed outcome of the setting it hit (:meth:`Outcome.failed`): it
 never raises for a setting. Its workers never write the results folder: what a setting
-printed comes back in the outcome (:func:`superparams.worker.run_task`), or, for an
+printed comes back in the outcome (:func:`superparams._worker.run_task`), or, for an
 engine whose workers share this machine, the driver copies it from the worker's own file
 into the log that ``notify`` returns as the setting starts, while it runs (the local
 engine does). Every engine passes the contract in ``tests/executors/test_contract.py``.
@@ -26,14 +26,14 @@ import abc
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from superparams.outcome import Started
+from superparams._outcome import Started
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from superparams.outcome import Outcome, Task
-    from superparams.space import Space
-    from superparams.store._logfile import SettingLog
+    from superparams._outcome import Outcome, Task
+    from superparams._space import Space
+    from superparams._store._logfile import SettingLog
 
 
 class Reports(Protocol):
@@ -202,8 +202,8 @@ GPU_UUID = r"(GPU|MIG)-[0-9A-Za-z][0-9A-Za-z/-]*"
 # brings, the extra). Other packages add engines under the entry-point group
 # "superparams.executors" (name = "module:Class").
 _ENGINES = {
-    "inline": ("superparams.executors.inline:InlineExecutor", None, None),
-    "local": ("superparams.executors.local:LocalExecutor", None, None),
+    "inline": ("superparams.executors._inline:InlineExecutor", None, None),
+    "local": ("superparams.executors._local:LocalExecutor", None, None),
     "dask": ("superparams.executors.dask:DaskExecutor", "distributed", "dask"),
     "ray": ("superparams.executors.ray:RayExecutor", "ray", "ray"),
     "slurm": ("superparams.executors.slurm:SlurmExecutor", None, None),

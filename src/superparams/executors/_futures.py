@@ -22,12 +22,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from superparams._outcome import Cause, Outcome, Started, Task
 from superparams.executors import Executor
-from superparams.outcome import Cause, Outcome, Started, Task
 
 if TYPE_CHECKING:
-    from superparams.space import Space
-    from superparams.store._logfile import SettingLog
+    from superparams._space import Space
+    from superparams._store._logfile import SettingLog
 
 
 class FuturesExecutor(Executor):
@@ -51,7 +51,7 @@ class FuturesExecutor(Executor):
     @abc.abstractmethod
     def _submit(self, task: Task, slot: int, n_proc: int) -> Any:
         """Hand one task over; a future of its :class:`Outcome`
-        (see :func:`superparams.worker.run_task`)."""
+        (see :func:`superparams._worker.run_task`)."""
 
     @abc.abstractmethod
     def _cancel(self, futures: list[Any]) -> None:

@@ -45,14 +45,14 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from superparams._outcome import Outcome, Task
+from superparams._worker import run_task
 from superparams.executors._futures import FuturesExecutor
-from superparams.outcome import Outcome, Task
-from superparams.worker import run_task
 
 if TYPE_CHECKING:
     from collections.abc import Callable, MutableMapping
 
-    from superparams.space import Space
+    from superparams._space import Space
 
 
 # How long the run waits to reach a scheduler it was given.

@@ -35,13 +35,13 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from superparams._outcome import Outcome, Task
+from superparams._worker import run_task
 from superparams.executors._futures import FuturesExecutor
 from superparams.executors.dask import _no_ctrl_c, _pickled
-from superparams.outcome import Outcome, Task
-from superparams.worker import run_task
 
 if TYPE_CHECKING:
-    from superparams.space import Space
+    from superparams._space import Space
 
 
 # How long the run waits to reach the cluster it was given.

@@ -60,13 +60,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from superparams._outcome import Cause, Failure, Outcome, Started, Task
 from superparams.errors import EngineError, UsageError
 from superparams.executors import Executor
-from superparams.outcome import Cause, Failure, Outcome, Started, Task
 
 if TYPE_CHECKING:
-    from superparams.space import Space
-    from superparams.store._logfile import SettingLog
+    from superparams._space import Space
+    from superparams._store._logfile import SettingLog
 
 FOLDER = "slurm"  # under the results folder
 KEY = "key"
@@ -512,7 +512,7 @@ class SlurmExecutor(Executor):
         try:
             outcome: Outcome = pickle.loads(data)
         except (Exception, SystemExit) as error:  # rows come apart (worker._Carried)
-            from superparams.worker import _error_line
+            from superparams._worker import _error_line
 
             why = f"its outcome could not be read back: {_error_line(error)}"
             return Outcome.failed(held.task, "unpicklable", why, worker=0, since=held.since)
@@ -807,7 +807,7 @@ def _dumps(outcome: Outcome) -> bytes:
     try:
         blob: bytes = cloudpickle.dumps(outcome)
     except Exception as error:  # a result that cannot be pickled at all
-        from superparams.worker import _error_line
+        from superparams._worker import _error_line
 
         failed = Outcome(outcome.id, outcome.attempt, started=outcome.started)
         failed.finished, failed.output = outcome.finished, outcome.output
@@ -854,7 +854,7 @@ def job(folder: Path, batch: str, index: int) -> int:
 
     Its exit code is 1 when one of them failed, so that Slurm, too, reads the job FAILED.
     """
-    from superparams.worker import run_task
+    from superparams._worker import run_task
 
     try:
         own_folder(folder, make=False)  # a job never makes a folder its results left

@@ -19,13 +19,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from superparams._outcome import Failure, Outcome, Task
+from superparams._worker import rows_of
 from superparams.executors import Executor, Started
-from superparams.outcome import Failure, Outcome, Task
-from superparams.worker import rows_of
 
 if TYPE_CHECKING:
-    from superparams.space import Space
-    from superparams.store._logfile import SettingLog
+    from superparams._space import Space
+    from superparams._store._logfile import SettingLog
 
 
 class FakeClock:

@@ -1,0 +1,290 @@
+"""The plots of ``experiment plot`` and ``experiment report``: what to draw, then drawing it.
+
+:func:`lines` turns a space's results into the series to draw (polars only); :func:`figure`
+draws them with matplotlib, which only this module imports, and only when it draws (the
+``plot`` extra). Figures are made without pyplot, so no window, backend or global state
+is involved; :func:`save` writes PNG, SVG, PDF, or an HTML page holding the SVG.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from superparams.errors import UsageError, did_you_mean
+
+if TYPE_CHECKING:
+    import polars as pl
+    from matplotlib.figure import Figure
+
+    from superparams._space import Space
+
+INSTALL = "pip install 'superparams[plot]'"
+
+
+def require_matplotlib(command: str) -> None:
+    """Raises UsageError naming the install line when the ``plot`` extra is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        msg = f"experiment {command} draws with matplotlib, which is not installed: {INSTALL}"
+        raise UsageError(msg) from None
+
+
+@dataclass(frozen=True)
+class Line:
+    """One series: its label, and the mean, std and n of the metric at each x."""
+
+    label: str
+    x: list[Any]
+    mean: list[float | None]
+    std: list[float | None]
+    n: list[int]
+
+
+@dataclass(frozen=True)
+class Lines:
+    """What one plot draws: the series, and how (a curve, or points for a categorical x)."""
+
+    title: str
+    x: str
+    y: str
+    over: tuple[str, ...]
+    series: tuple[Line, ...]
+    categorical: bool
+    legend: str  # the fields the series differ by, for the legend's title
+
+
+def lines(
+    space: Space[Any],
+    x: str,
+    y: str,
+    hue: str | None = None,
+    over: tuple[str, ...] | None = None,
+    table: pl.DataFrame | None = None,
+) -> Lines:
+    """The series of ``y`` against ``x``: one per setting of the varied fields other than
+    ``x`` (``hue`` first), averaged over ``over`` (the declared seeds by default).
+
+    ``x`` is a parameter (each setting counts by its last row, as in a summary), or a
+    column of the rows a setting returned (``epoch``: learning curves).
+
+    Raises:
+        UsageError: ``x``, ``y`` or ``hue`` names no such column.
+    """
+    import polars as pl
+
+    from superparams._summary import _Declared
+
+    if table is None:
+        table = space.results()
+    declared = _Declared(space)
+    found = declared.columns(table.columns)
+    over = tuple(declared.replicates) if over is None else over
+    name = space.experiment_class.__name__
+    numeric = [m for m in found.metrics if _is_numeric(table.schema[m])]
+    if y not in numeric:
+        msg = (
+            f"--y: {name} has no metric {y!r}{did_you_mean(y, numeric)}; "
+            f"its metrics are {', '.join(numeric) or 'none yet (nothing completed)'}"
+        )
+        raise UsageError(msg)
+    if x == y:
+        msg = f"--x and --y are both {x!r}; plot a metric against a parameter or epoch"
+        raise UsageError(msg)
+    choices = [*found.parameters, *(m for m in found.metrics if m != y)]
+    if x not in choices:
+        msg = f"--x: {name} has no column {x!r}{did_you_mean(x, choices)}; columns: "
+        raise UsageError(msg + ", ".join(choices))
+    varied = [c for c in found.varied if c not in over and c != x and c in table.columns]
+    if hue is not None:
+        if hue not in varied:
+            listed = ", ".join(varied) or "none besides --x"
+            msg = (
+                f"--hue: {hue!r} is not a parameter that varies{did_you_mean(hue, varied)}; "
+                f"those that do: {listed}"
+            )
+            raise UsageError(msg)
+        varied = [hue, *(v for v in varied if v != hue)]
+    done = table.filter(pl.col("status") == "completed")
+    # the statistics' columns start with _sp_, which no field's name may: none collides
+    if x in found.parameters:
+        from superparams._summary import summarise
+
+        summarised = summarise(space, list(over), table=table)
+        frame = summarised.frame
+        keys = [k for k in varied if k in frame.columns]
+        frame = frame.select(
+            *keys,
+            pl.col(x),
+            *(pl.col(summarised.column(y, s)).alias(f"_sp_{s}") for s in ("mean", "std", "n")),
+        )
+    else:
+        keys = varied
+        frame = (
+            done.filter(pl.col(x).is_not_null())
+            .group_by([*keys, x], maintain_order=True)
+            .agg(
+                pl.col(y).cast(pl.Float64).mean().alias("_sp_mean"),
+                pl.col(y).cast(pl.Float64).std(ddof=1).alias("_sp_std"),
+                pl.col(y).count().cast(pl.Int64).alias("_sp_n"),
+            )
+        )
+    categorical = not _is_numeric(table.schema[x])
+    series = []
+    parts = frame.partition_by(keys, maintain_order=True) if keys else [frame]
+    for part in parts:
+        if not categorical:
+            part = part.sort(x)
+        first = part.row(0, named=True) if part.height else {}
+        label = ", ".join(f"{k}={_shown(first.get(k))}" for k in keys)
+        series.append(
+            Line(
+                label,
+                [_shown(v) if categorical else v for v in part[x].to_list()],
+                part["_sp_mean"].to_list(),
+                part["_sp_std"].to_list(),
+                part["_sp_n"].to_list(),
+            )
+        )
+    return Lines(name, x, y, tuple(over), tuple(series), categorical, ", ".join(keys))
+
+
+def _is_numeric(dtype: pl.DataType) -> bool:
+    return bool(dtype.is_numeric())
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+#: Values and names are text: ``$5 and $6`` is drawn as written, never as mathtext (a
+#: Text takes this when it is made, a tick label when the figure is drawn: both are
+#: done under it), and a user's matplotlibrc asking for LaTeX does not apply either.
+PLAIN_TEXT: dict[Any, Any] = {"text.parse_math": False, "text.usetex": False}
+
+
+def figure(lines: Lines) -> Figure:
+    """The plot: a line with a band of ± std per series, or points with error bars."""
+    from matplotlib import rc_context
+
+    with rc_context(PLAIN_TEXT):
+        return _figure(lines)
+
+
+def _figure(lines: Lines) -> Figure:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    colors = [f"C{i % 10}" for i in range(len(lines.series))]
+    categories: list[str] = []
+    if lines.categorical:
+        categories = list(dict.fromkeys(v for s in lines.series for v in s.x))
+    width = 0.6 / max(len(lines.series), 1)
+    for i, (line, color) in enumerate(zip(lines.series, colors, strict=True)):
+        mean = [float("nan") if m is None else m for m in line.mean]
+        std = [float("nan") if s is None else s for s in line.std]
+        label = line.label or None
+        if lines.categorical:
+            offset = (i - (len(lines.series) - 1) / 2) * width
+            where = [categories.index(v) + offset for v in line.x]
+            ax.errorbar(where, mean, yerr=std, fmt="o", color=color, capsize=4, ms=5, label=label)
+            continue
+        ax.plot(line.x, mean, marker="o", ms=3.5, lw=1.6, color=color, label=label)
+        low = [m - s for m, s in zip(mean, std, strict=True)]
+        high = [m + s for m, s in zip(mean, std, strict=True)]
+        ax.fill_between(line.x, low, high, color=color, alpha=0.2, lw=0)
+    if lines.categorical:
+        ax.set_xticks(range(len(categories)), categories)
+    else:
+        xs = [v for s in lines.series for v in s.x if v is not None]
+        if xs and min(xs) > 0 and max(xs) / min(xs) >= 50:
+            ax.set_xscale("log")
+    ax.set_xlabel(lines.x)
+    band = f" (mean ± std over {', '.join(lines.over)})" if lines.over else ""
+    ax.set_ylabel(f"{lines.y}{band}")
+    ax.set_title(lines.title)
+    ax.grid(alpha=0.3, lw=0.6)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if any(s.label for s in lines.series):
+        ax.legend(title=lines.legend, frameon=False, fontsize="small")
+    return fig
+
+
+def svg(fig: Figure) -> str:
+    """The figure as an ``<svg>`` element to put inside an HTML page (no XML prologue)."""
+    from matplotlib import rc_context
+
+    out = io.StringIO()
+    with rc_context(PLAIN_TEXT):
+        fig.savefig(out, format="svg", metadata={"Date": None})
+    text = out.getvalue()
+    return text[text.index("<svg") :]
+
+
+def save(fig: Figure, path: str, fmt: str, title: str) -> None:
+    """Write the figure: PNG at 200 dpi, SVG, PDF with embedded fonts, or an HTML page."""
+    from matplotlib import rc_context
+
+    if fmt == "html":
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(_page(title, svg(fig)))
+        return
+    with rc_context({"pdf.fonttype": 42, "svg.fonttype": "path", **PLAIN_TEXT}):
+        if fmt == "png":
+            fig.savefig(path, format="png", dpi=200)
+        else:
+            fig.savefig(
+                path,
+                format=fmt,
+                metadata={"CreationDate": None} if fmt == "pdf" else {"Date": None},
+            )
+
+
+# Wheel to zoom, drag to pan, double-click to reset: on the SVG's viewBox, nothing fetched.
+ZOOM_SCRIPT = """
+document.querySelectorAll("figure.plot svg").forEach(function (svg) {
+  var box0 = svg.viewBox.baseVal, start = [box0.x, box0.y, box0.width, box0.height];
+  var drag = null;
+  function box() { var b = svg.viewBox.baseVal; return [b.x, b.y, b.width, b.height]; }
+  function set(b) { svg.setAttribute("viewBox", b.join(" ")); }
+  function at(e) {
+    var r = svg.getBoundingClientRect(), b = box();
+    return [b[0] + (e.clientX - r.left) / r.width * b[2],
+            b[1] + (e.clientY - r.top) / r.height * b[3]];
+  }
+  svg.addEventListener("wheel", function (e) {
+    e.preventDefault();
+    var k = e.deltaY > 0 ? 1.15 : 1 / 1.15, p = at(e), b = box();
+    set([p[0] - (p[0] - b[0]) * k, p[1] - (p[1] - b[1]) * k, b[2] * k, b[3] * k]);
+  });
+  svg.addEventListener("mousedown", function (e) { drag = at(e); });
+  window.addEventListener("mouseup", function () { drag = null; });
+  svg.addEventListener("mousemove", function (e) {
+    if (!drag) return;
+    var p = at(e), b = box();
+    set([b[0] - (p[0] - drag[0]), b[1] - (p[1] - drag[1]), b[2], b[3]]);
+  });
+  svg.addEventListener("dblclick", function () { set(start); });
+});
+"""
+
+
+def _page(title: str, figure_svg: str) -> str:
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{html.escape(title)}</title>
+<style>body {{ font-family: sans-serif; margin: 2em; }}
+figure.plot svg {{ width: 100%; max-width: 960px; height: auto; cursor: grab; }}</style>
+</head><body>
+<figure class="plot">{figure_svg}
+<figcaption>Wheel to zoom, drag to move, double-click to reset.</figcaption></figure>
+<script>{ZOOM_SCRIPT}</script>
+</body></html>
+"""

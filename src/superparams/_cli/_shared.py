@@ -1,0 +1,164 @@
+"""What the commands share: how they speak, the store and plan of a space, its results.
+
+Everything a command says goes to stderr through :func:`say`; tables and logs go to
+stdout, so ``experiment results X --csv > table.csv`` holds the table alone.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from superparams._cli._find import shown
+from superparams._cli._table import cell, table
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from superparams._cli._find import Found
+    from superparams._experiment import Experiment
+    from superparams._space import Space
+    from superparams._store._core import Plan, Store
+
+
+def say(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def store_of(space: Space[Any]) -> Store:
+    from superparams._api import store_of as made
+
+    store = made(space)
+    store.check()  # another experiment's folder: refused before anything else is said
+    return store
+
+
+def plan_of(space: Space[Any], store: Store) -> Plan:
+    """What is stored for each setting; the code's version is worked out only if needed."""
+
+    def code() -> str:
+        from superparams._code import code_hash
+
+        return code_hash(space.experiment_class)
+
+    return store.plan(space, code)
+
+
+def check_unlocked(store: Store) -> None:
+    from superparams.errors import StoreLockedError
+
+    holder = store.holder()
+    if holder is not None:
+        msg = (
+            f"another run is writing to {shown(store.folder)} ({holder}); wait for it to "
+            "finish or stop it, then run again"
+        )
+        raise StoreLockedError(msg)
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def ask(question: str) -> str | None:
+    """A line typed in answer (lowercased), or None at end of input."""
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    if not line:
+        sys.stderr.write("\n")
+        return None
+    return line.strip().lower()
+
+
+def results_of(space: Space[Any]) -> pl.DataFrame:
+    from superparams._api import results
+
+    return results(space)
+
+
+def write_json(schema: str, body: dict[str, Any], rows: str | None = None) -> None:
+    """One JSON object on stdout: ``{"schema": "superparams.<schema>/1", ...body}``, with
+    ``rows`` (a JSON array already written, as polars writes one) under ``"rows"``.
+
+    Later versions add keys without changing the schema's number.
+    """
+    import json
+
+    text = json.dumps({"schema": f"superparams.{schema}/1", **body}, default=str)
+    if rows is not None:
+        text = f'{text[:-1]}, "rows": {rows}}}'
+    sys.stdout.write(text + "\n")
+
+
+def none_stored(space: Space[Any], prog: str, found: Found) -> str:
+    """What to say when a read finds no results: that none are stored yet, or, when the
+    folder holds some, that none is of the settings asked for (a value outside what ran)."""
+    name = space.experiment_class.__name__
+    stored = store_of(space)
+    count = stored.count() if stored.folder.exists() else 0
+    if not count:
+        return f"no results stored for {name} yet (`{prog} {found.name}` runs it)"
+    settings = "setting" if count == 1 else "settings"
+    return (
+        f"none of the {count} {settings} stored for {name} is among those asked for; "
+        f"`{prog} results {found.name}` without field values shows them all"
+    )
+
+
+def columns_of(frame: pl.DataFrame, cls: type[Experiment]) -> list[str]:
+    """The columns worth a look: parameters that vary, results, and status if mixed."""
+    from superparams._store._core import BOOKKEEPING
+
+    info = cls._sp_info()
+    params = set(info.fields) | {n for n, _ in info.derived}
+
+    def is_param(column: str) -> bool:
+        return column in params or column.split(".", 1)[0] in params
+
+    varying = [c for c in frame.columns if is_param(c) and _n_unique(frame[c]) > 1]
+    results = [
+        c
+        for c in frame.columns
+        if not is_param(c) and c not in ("id", "label") and c not in BOOKKEEPING
+    ]
+    extra = []
+    if "status" in frame.columns and set(frame["status"].to_list()) != {"completed"}:
+        extra.append("status")
+    if "code_version" in frame.columns and frame["code_version"].drop_nulls().n_unique() > 1:
+        extra.append("code_version")  # rows made by different code: say which is which
+    if "seconds" in frame.columns:
+        extra.append("seconds")
+    return varying + results + extra
+
+
+def _n_unique(series: Any) -> int:
+    try:
+        return int(series.n_unique())
+    except Exception:  # a column polars cannot hash: compare the texts
+        return len({repr(v) for v in series.to_list()})
+
+
+def print_results(
+    space: Space[Any],
+    frame: pl.DataFrame,
+    limit: int | None,
+    prog: str,
+    found: Found,
+    columns: list[str] | None = None,
+) -> None:
+    if frame.is_empty():
+        return
+    columns = columns or columns_of(frame, space.experiment_class)
+    if not columns:
+        return
+    rows = frame.select(columns).rows()
+    more = 0
+    if limit is not None and len(rows) > limit:
+        rows, more = rows[:limit], len(rows) - limit
+    headers = ["time" if c == "seconds" else c for c in columns]
+    cells = [[cell(v, c) for v, c in zip(row, columns, strict=True)] for row in rows]
+    table(headers, cells, sys.stdout)
+    if more:
+        say(f"... {more} more rows: {prog} results {found.name}")

@@ -1,0 +1,47 @@
+"""``experiment plot EXPERIMENT --x COL --y METRIC``: a metric against a column, to a file.
+
+Needs the ``plot`` extra (matplotlib); without it, the line that installs it, exit 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from superparams._cli._find import shown
+from superparams._cli._parse import plot_format
+from superparams._cli._shared import none_stored, results_of, say
+from superparams.errors import UsageError
+
+if TYPE_CHECKING:
+    from superparams._cli._find import Found
+    from superparams._cli._parse import PlotRequest
+    from superparams._space import Space
+
+
+def plot(found: Found, spaces: list[Space[Any]], request: PlotRequest, prog: str) -> None:
+    if len(spaces) > 1:
+        names = ", ".join(s.experiment_class.__name__ for s in spaces)
+        msg = f"{found.name} holds several experiments ({names}); plot one: {found.name}.CLASS"
+        raise UsageError(msg)
+    assert request.x is not None  # the request checked both
+    assert request.y is not None
+    out = request.out or f"{request.y}-by-{request.x}.png"
+    fmt = plot_format(out, "--out")
+    path = Path(out)
+    if not path.parent.is_dir():
+        msg = f"--out {out!r}: the folder {str(path.parent)!r} does not exist; make it first"
+        raise UsageError(msg)
+    from superparams._cli._draw import figure, lines, require_matplotlib, save
+
+    require_matplotlib("plot")
+    space = spaces[0]
+    table = results_of(space)
+    if table.is_empty():
+        raise UsageError(none_stored(space, prog, found))
+    drawn = lines(space, request.x, request.y, request.hue, request.over, table)
+    if not any(m is not None for s in drawn.series for m in s.mean):
+        msg = f"no completed setting of {drawn.title} has a value of {request.y!r} to plot"
+        raise UsageError(msg)
+    save(figure(drawn), out, fmt, f"{drawn.title}: {request.y} by {request.x}")
+    say(f"wrote {shown(path)}")

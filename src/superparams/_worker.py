@@ -1,0 +1,1009 @@
+"""What runs inside a worker: one setting, its log, and the outcome it hands back.
+
+A worker holds the *base* (the space being run) once, and gets each setting as a
+position in it: a few bytes per setting, however large the data the space holds. It
+runs the setting with stdout and stderr sent to a file of its own, and turns whatever
+happens (results, an exception, results that cannot be pickled) into an
+:class:`Outcome`. The driver alone writes the store, logs included: no worker opens a
+file of the results folder. A local worker's file is in the engine's scratch folder,
+where the driver copies from it into ``logs/<id>.log`` while the setting runs
+(:mod:`superparams.executors._local`); :func:`run_task`, for engines whose workers are
+elsewhere, hands the output back in the outcome.
+
+Output is captured per process (file descriptors 1 and 2), so a process runs one
+setting at a time: a local worker takes its settings one after another, the inline
+engine runs them one by one in the driver (copying Python's output, not the
+descriptors), and the Dask engine refuses workers with more than one thread. Should
+two settings still meet in one process, the second fails at once, saying why, rather
+than write into the first one's log.
+
+This module is also the worker process's program (``python -m superparams._worker``),
+started by :class:`superparams.executors._local.LocalExecutor`; it talks to the driver
+over two pipes, so the user's script is never imported a second time as ``__main__``.
+On Linux it first splits in two: a keeper, which runs no setting and kills whatever is
+left below it when the worker or the driver dies, and the worker proper (see
+:func:`_keeper`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import traceback
+import types
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, BinaryIO, Protocol, TextIO
+
+from superparams._outcome import Cause, Failure, Outcome, Task
+from superparams.errors import WorkerError
+from superparams.stopping import StoppedEarly
+
+TRACEBACK_LINES = 30  # how much of a traceback an outcome keeps; the log has all of it
+# How a local worker opens the file a setting's output goes to, in the engine's scratch
+# folder: its own, never through a link.
+OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+
+# -- results ---------------------------------------------------------------------------
+
+
+def rows_of(result: Any) -> list[dict[str, Any]]:
+    """The rows a run() result stands for, with nested dicts flattened to dotted names.
+
+    >>> rows_of({"loss": 0.1, "eval": {"acc": 0.9}})
+    [{'loss': 0.1, 'eval.acc': 0.9}]
+    """
+    if result is None:
+        return []
+    if isinstance(result, Mapping):
+        return [_flatten(result)]
+    to_dicts: Callable[[], Iterable[Mapping[Any, Any]]] | None
+    to_dicts = getattr(result, "to_dicts", None)  # a polars DataFrame
+    if callable(to_dicts):
+        return [_flatten(r) for r in to_dicts()]
+    to_dict: Callable[[str], Iterable[Mapping[Any, Any]]] | None
+    to_dict = getattr(result, "to_dict", None)  # a pandas DataFrame
+    if callable(to_dict) and hasattr(result, "columns"):
+        return [_flatten(r) for r in to_dict("records")]
+    if isinstance(result, (list, tuple)) and all(isinstance(r, Mapping) for r in result):
+        return [_flatten(r) for r in result]
+    return [{"result": _plain(result)}]
+
+
+def _flatten(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A row with nested dicts flattened to dotted names.
+
+    Raises:
+        ValueError: two keys make one column (``a.b`` beside ``a`` holding ``b``).
+    """
+    out: dict[str, Any] = {}
+    if not _flatten_into(row, "", out):
+        raise ValueError(_same_column(row))
+    return out
+
+
+def _flatten_into(row: Mapping[Any, Any], prefix: str, out: dict[str, Any]) -> bool:
+    """Add ``row``'s values to ``out``; False if a column comes twice."""
+    for key, value in row.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            if not _flatten_into(value, f"{name}.", out):
+                return False
+        elif name in out:
+            return False
+        else:
+            out[name] = _plain(value)
+    return True
+
+
+def _same_column(row: Mapping[Any, Any]) -> str:
+    """What a user reads about two keys of ``row`` that make one column, naming both
+    as subscripts (``['a.b']`` and ``['a']['b']``)."""
+    seen: dict[str, str] = {}
+
+    def walk(row: Mapping[Any, Any], prefix: str, path: str) -> str:
+        for key, value in row.items():
+            name, here = f"{prefix}{key}", f"{path}[{key!r}]"
+            if isinstance(value, Mapping):
+                found = walk(value, f"{name}.", here)
+                if found:
+                    return found
+            elif name in seen:
+                return (
+                    f"run() returned both {seen[name]} and {here}, which make the same "
+                    f"column {name!r}; rename one of them"
+                )
+            else:
+                seen[name] = here
+        return ""
+
+    return walk(row, "", "")
+
+
+def _plain(value: Any) -> Any:
+    if type(value) not in (int, float, str, bool) and getattr(value, "shape", None) == ():
+        item = getattr(value, "item", None)
+        if callable(item):
+            return item()  # a numpy or torch scalar
+    return value
+
+
+# -- rows reported while a setting runs ------------------------------------------------
+
+# Where the setting running in this process sends each row it reports, and what comes
+# back: None to go on (a verdict to stop, for a rule that reads the rows, later). Set
+# by run_setting for the setting's time; None outside a run, where report() does nothing.
+Reporter = Callable[[dict[str, Any]], "str | None"]
+_REPORTER: Reporter | None = None
+# One row at a time: a setting's threads may report at once, and a worker's exchange with
+# the driver (the row, then the driver's word that it is durable) must not interleave.
+_REPORTING = threading.Lock()
+
+
+def report_row(values: Mapping[str, Any]) -> None:
+    """Send one reported row (nested dicts flattened) to where the running setting's
+    rows go. Outside a run, nothing happens.
+
+    Raises:
+        StoppedEarly: a stop rule of the run ended the setting at this row.
+    """
+    reporter = _REPORTER
+    if reporter is None:
+        return
+    row = _flatten(values)
+    with _REPORTING:
+        verdict = reporter(row)
+    if verdict is not None:  # a stop rule's name: the setting ends here, completed
+        raise StoppedEarly(verdict)
+    return
+
+
+def _yielded(generator: Any) -> Any:
+    """Report each dict a generator run() yields; what it returns, as run()'s result."""
+    while True:
+        try:
+            item = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        for row in rows_of(item):
+            report_row(row)
+
+
+# -- running one setting ---------------------------------------------------------------
+
+
+class SettingTimeout(Exception):  # reads as the cause, like KeyboardInterrupt
+    """Raised inside run() when a setting exceeds its time budget."""
+
+
+class RunStopped(KeyboardInterrupt):
+    """Raised in the driver when the run must stop now: a second Ctrl-C, SIGTERM or SIGHUP.
+
+    Only this interrupt leaves a setting ``interrupted`` (to run again). A
+    ``KeyboardInterrupt`` that ``run()`` raises itself is that setting's failure, like
+    any exception: otherwise every rerun would stop at it again.
+    """
+
+
+def run_setting(
+    setting: Any,
+    task: Task,
+    worker: int,
+    *,
+    capture: str,
+    output: int | Sink,
+    report: Reporter | None = None,
+) -> Outcome:
+    """Run one setting and return its outcome; never raises for the setting's own faults.
+
+    Args:
+        capture: ``"fd"`` sends file descriptors 1 and 2 to ``output`` (C extensions and
+            child processes included), ``"tee"`` copies Python's output to ``output``
+            and the terminal (in-process runs, so a debugger stays usable).
+        output: where what the setting prints goes, and the traceback of a failure: a
+            file descriptor open for writing (the caller's to close), or, with
+            ``"tee"``, a :class:`Sink`.
+        report: where each row the setting reports goes (``self.report``, a generator
+            run()'s items); without it, reported rows come back in
+            :attr:`Outcome.reported`.
+    """
+    global _REPORTER
+    outcome = Outcome(task.id, task.attempt, started=time.time(), worker=worker)
+    log = _Log(output)
+    before = _REPORTER
+    _REPORTER = report if report is not None else _collect(outcome.reported)
+    try:
+        with (
+            _streams(),
+            log.capture(capture),
+            _time_limit(task.timeout),
+            _no_leftovers(),
+            _restored(),
+        ):
+            try:
+                result = setting.run()
+                if isinstance(result, types.GeneratorType):
+                    result = _yielded(result)
+                outcome.rows = rows_of(result)
+            except StoppedEarly as stop:  # a stop rule: completed, with its rows
+                outcome.stopped = stop.rule
+            except SettingTimeout as error:
+                tb = _user_traceback(error)
+                log.write(tb)
+                outcome.failure = Failure("timeout", f"timed out after {task.timeout:g} s", tb)
+            except (Exception, SystemExit, KeyboardInterrupt) as error:  # sys.exit() too
+                tb = _user_traceback(error)
+                log.write(tb)
+                cause: Cause = "interrupted" if isinstance(error, RunStopped) else "raised"
+                outcome.failure = Failure(cause, _error_line(error), _tail(tb))
+    except _Busy as error:  # another setting holds this process's output
+        outcome.failure = Failure("raised", str(error))
+    finally:
+        _REPORTER = before
+        outcome.finished = time.time()
+    return outcome
+
+
+def _collect(rows: list[dict[str, Any]]) -> Reporter:
+    """A reporter that keeps the rows, to come back with the outcome."""
+
+    def keep(row: dict[str, Any]) -> None:
+        rows.append(row)
+
+    return keep
+
+
+def output_path(scratch: str, task: Task) -> str:
+    """Where a local worker writes what one attempt at a setting prints."""
+    return f"{scratch}/{task.id}-{task.attempt}.out"
+
+
+def _run_in_worker(
+    setting: Any, task: Task, worker: int, scratch: str, report: Reporter
+) -> tuple[Outcome, bool]:
+    """Run a setting in a local worker, its output in a file of ``scratch``; whether it
+    printed anything. An empty file is removed; otherwise the driver copies it into the
+    store's log, and removes it."""
+    path = output_path(scratch, task)
+    try:
+        fd = os.open(path, OUTPUT_FLAGS, 0o600)
+    except OSError as error:
+        outcome = Outcome(task.id, task.attempt, started=time.time(), worker=worker)
+        outcome.failure = Failure("raised", f"its output could not be captured: {error}")
+        outcome.finished = outcome.started
+        return outcome, False
+    try:
+        outcome = run_setting(setting, task, worker, capture="fd", output=fd, report=report)
+        empty = os.fstat(fd).st_size == 0
+    finally:
+        os.close(fd)
+    if empty:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return outcome, not empty
+
+
+def run_task(base: Any, task: Task, rank: int, n_proc: int) -> Outcome:
+    """Run one task of ``base`` where the store's files are out of reach, output captured.
+
+    What an engine's remote function calls: the setting gets its ``rank`` and ``n_proc``,
+    its output goes to a temporary file of this process with no name (file descriptors
+    1 and 2, so C extensions and child processes are caught too), cut to
+    ``SUPERPARAMS_LOG_LIMIT``, and comes back in :attr:`Outcome.output` for the store to
+    write. One setting at a time per process: a second one at once fails, saying so.
+    """
+    import tempfile
+
+    from superparams._logsize import cut, log_limit
+
+    setting = base[task.position]
+    setting.__dict__["rank"] = rank
+    setting.__dict__["n_proc"] = n_proc
+    with tempfile.TemporaryFile(prefix="superparams-") as file:
+        fd = file.fileno()
+        outcome = run_setting(setting, task, rank, capture="fd", output=fd)
+        size = os.fstat(fd).st_size
+        if size:  # it printed something
+            limit = log_limit()
+            if limit and size > limit:
+                with contextlib.suppress(OSError):
+                    size = cut(fd, size, limit)
+            outcome.output = os.pread(fd, size, 0).decode("utf-8", "replace")
+    outcome.rows, outcome.reported = _Carried(outcome.rows), _Carried(outcome.reported)
+    return outcome
+
+
+class _Carried(list):  # type: ignore[type-arg]
+    """Rows on their way to the driver, pickled apart from their outcome: loaded there by
+    whatever unpickles the outcome (an engine's client, Slurm's driver), rows that cannot
+    be (a class only workers define, a ``__reduce__`` that raises) become
+    :class:`Unreadable`, which fails their setting alone (see :func:`unreadable`)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        try:  # classes of the experiment's module travel by value, as the base did
+            import cloudpickle
+
+            data: bytes = cloudpickle.dumps(list(self))
+        except ImportError:
+            data = pickle.dumps(list(self), protocol=pickle.HIGHEST_PROTOCOL)
+        return (read_back, (data,))
+
+
+class Unreadable(list):  # type: ignore[type-arg]
+    """Rows that could not be loaded where their outcome was: none, and why."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__()
+        self.why = why
+
+
+def read_back(data: bytes) -> Any:
+    """What a worker pickled apart (rows, a row), loaded; or :class:`Unreadable`, saying
+    why it could not be: a setting's failure, never the run's."""
+    try:
+        return pickle.loads(data)
+    except (Exception, SystemExit) as error:
+        return Unreadable(f"could not be read back: {_error_line(error)}")
+
+
+def unreadable(outcome: Outcome) -> Failure | None:
+    """The failure of an outcome whose rows (returned or reported) could not be loaded
+    where it was received, if they could not."""
+    for rows, what in (
+        (outcome.rows, "run() returned results that"),
+        (outcome.reported, "a row it reported"),
+    ):
+        if isinstance(rows, Unreadable):
+            return Failure("unpicklable", f"{what} {rows.why}")
+    return None
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_traceback(error: BaseException) -> str:
+    """The traceback from the user's run() on: superparams' own frames left out."""
+    frames = traceback.extract_tb(error.__traceback__)
+    keep = [f for f in frames if not os.path.abspath(f.filename).startswith(_PACKAGE + os.sep)]
+    shown = traceback.TracebackException.from_exception(error)
+    shown.stack = traceback.StackSummary.from_list(keep or frames)
+    return "".join(shown.format())
+
+
+def _error_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def _tail(tb: str) -> str:
+    return "\n".join(tb.rstrip().splitlines()[-TRACEBACK_LINES:])
+
+
+# This process's own stdout and stderr, kept aside once while settings borrow fds 1 and 2.
+_SAVED_FDS: tuple[int, int] | None = None
+# Held while a setting has fds 1 and 2: they are the process's, so two settings running
+# at once (threads) would write into each other's output. Local workers and the inline
+# engine run one setting at a time; the Dask engine refuses threaded workers; this is
+# the guard behind them.
+_FDS_TAKEN = threading.Lock()
+
+
+class _Busy(Exception):
+    """Another setting holds this process's file descriptors 1 and 2."""
+
+
+class Sink(Protocol):
+    """Where a setting's output may go besides a file descriptor: a setting's log in the
+    results folder, written by the driver (see :class:`superparams._store._logfile.SettingLog`)."""
+
+    def write(self, data: bytes, /) -> None: ...
+
+
+class _Log:
+    """Where one setting's output goes: a descriptor that its caller opened, or (copied
+    from Python's streams only) a :class:`Sink`."""
+
+    def __init__(self, output: int | Sink) -> None:
+        self.output = output
+
+    def write(self, text: str) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        data = text.encode("utf-8", "replace")
+        if isinstance(self.output, int):
+            with contextlib.suppress(OSError):
+                os.write(self.output, data)
+        else:
+            self.output.write(data)
+
+    @contextlib.contextmanager
+    def capture(self, how: str) -> Iterator[None]:
+        if how == "fd":
+            assert isinstance(self.output, int), "fd capture needs a file descriptor"
+            with self._redirect(self.output):
+                yield
+        else:
+            with _tee(self.output):
+                yield
+
+    @contextlib.contextmanager
+    def _redirect(self, fd: int) -> Iterator[None]:
+        global _SAVED_FDS  # once per process, on first use
+        if not _FDS_TAKEN.acquire(blocking=False):
+            msg = (
+                "another setting runs in this process and holds its output (file "
+                "descriptors 1 and 2): run one setting at a time per process (Dask: "
+                "`dask worker --nthreads 1`)"
+            )
+            raise _Busy(msg)
+        try:
+            if _SAVED_FDS is None:
+                _SAVED_FDS = os.dup(1), os.dup(2)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                os.dup2(_SAVED_FDS[0], 1)
+                os.dup2(_SAVED_FDS[1], 2)
+        finally:
+            _FDS_TAKEN.release()
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, *streams: TextIO | io.TextIOBase) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+    def isatty(self) -> bool:
+        return self.streams[0].isatty()
+
+
+class _Text(io.TextIOBase):
+    """Text written to a :class:`Sink`, as it comes."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    def write(self, text: str) -> int:
+        self.sink.write(text.encode("utf-8", "replace"))
+        return len(text)
+
+
+@contextlib.contextmanager
+def _tee(output: int | Sink) -> Iterator[None]:
+    log: io.TextIOBase
+    if isinstance(output, int):
+        log = open(output, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    else:
+        log = _Text(output)
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Tee(out, log), _Tee(err, log)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
+        log.close()
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise SettingTimeout in the main thread after ``seconds``; the driver kills later."""
+    if not seconds or not hasattr(signal, "setitimer"):
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only; the executor enforces the limit
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise SettingTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# -- what a setting changes in its process -----------------------------------------------
+
+
+@contextlib.contextmanager
+def _restored() -> Iterator[None]:
+    """Undo what a setting changed in its process, so the next one starts the same.
+
+    Workers run many settings one after another, and so does the inline engine: the working
+    directory, the environment, ``sys.path``, the umask, signal handlers and resource
+    limits a setting leaves behind would otherwise be the next setting's.
+    """
+    # This runs for every setting: each read is a few hundred nanoseconds, and only what
+    # changed is written back.
+    cwd = os.getcwd()
+    environ = _environ()
+    path = sys.path.copy()
+    umask = os.umask(0)
+    os.umask(umask)
+    handlers = [_getsignal(s) for s in _SIGNALS]
+    limits = [_getrlimit(r) for r in _RESOURCES]
+    try:
+        yield
+    finally:
+        if os.getcwd() != cwd:
+            os.chdir(cwd)
+        if _environ() != environ:
+            _restore_environ(environ)
+        if sys.path != path:
+            sys.path[:] = path
+        os.umask(umask)
+        for signum, handler in zip(_SIGNALS, handlers, strict=True):
+            if handler is not None and _getsignal(signum) is not handler:
+                with contextlib.suppress(OSError, ValueError):  # off the main thread
+                    signal.signal(signum, handler)
+        for resource_id, limit in zip(_RESOURCES, limits, strict=True):
+            if _getrlimit(resource_id) != limit:
+                with contextlib.suppress(OSError, ValueError):  # a hard limit only goes down
+                    _setrlimit(resource_id, limit)
+
+
+@contextlib.contextmanager
+def _streams() -> Iterator[None]:
+    """Give ``sys.stdout`` and ``sys.stderr`` back as they were, open, once a setting ends.
+
+    A setting that closes them (or replaces them and leaves its own) would otherwise fail
+    the next setting of its process at its first ``print``. Outside the capture of file
+    descriptors 1 and 2, so a stream made again writes where the process's own did.
+    """
+    saved = sys.stdout, sys.stderr
+    try:
+        yield
+    finally:
+        for name, fd, stream in (("stdout", 1, saved[0]), ("stderr", 2, saved[1])):
+            if getattr(sys, name) is not stream or _closed(stream):
+                setattr(sys, name, _reopened(stream, fd) if _closed(stream) else stream)
+
+
+def _closed(stream: TextIO | None) -> bool:
+    return stream is not None and bool(getattr(stream, "closed", False))
+
+
+def _reopened(stream: TextIO, fd: int) -> TextIO:
+    """A text stream like the closed ``stream``, on file descriptor ``fd`` (left open when
+    the stream is closed again)."""
+    return open(
+        fd,
+        "w",
+        buffering=1 if getattr(stream, "line_buffering", False) else -1,
+        encoding=getattr(stream, "encoding", None) or "utf-8",
+        errors=getattr(stream, "errors", None) or "strict",
+        closefd=False,
+    )
+
+
+def _environ() -> dict[Any, Any]:
+    # os.environ's own dict of encoded names and values: copied and compared in well
+    # under a microsecond, where os.environ.copy() decodes every entry.
+    data = getattr(os.environ, "_data", None)
+    return dict(data) if isinstance(data, dict) else dict(os.environ)
+
+
+def _restore_environ(saved: dict[Any, Any]) -> None:
+    key = getattr(os.environ, "decodekey", str)
+    value = getattr(os.environ, "decodevalue", str)
+    os.environ.clear()
+    os.environ.update({key(k): value(v) for k, v in saved.items()})
+
+
+# signal.getsignal maps each handler to an enum, which costs microseconds a call.
+_getsignal = getattr(signal, "_signal", signal).getsignal
+
+_SIGNALS = tuple(
+    int(s) for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)
+)
+
+try:
+    import resource as _resource
+
+    _RESOURCES = tuple(
+        getattr(_resource, name) for name in dir(_resource) if name.startswith("RLIMIT_")
+    )
+    _getrlimit, _setrlimit = _resource.getrlimit, _resource.setrlimit
+except ImportError:  # pragma: no cover - not on POSIX
+    _RESOURCES = ()
+
+
+# -- processes a setting starts ----------------------------------------------------------
+
+# How long processes left running by a setting get to exit after SIGTERM, before SIGKILL.
+LEFTOVER_GRACE = 1.0
+
+
+@contextlib.contextmanager
+def _no_leftovers() -> Iterator[None]:
+    """End, with the setting, every process it started and left running.
+
+    While the setting runs this process is a child subreaper (Linux), so an orphaned
+    descendant, a double-forked daemon included, is re-parented here rather than to init.
+    When the setting ends, the children this process did not have before it are sent
+    SIGTERM, then SIGKILL after :data:`LEFTOVER_GRACE`, and reaped; their own children
+    come back here as they die, and are ended the same way.
+    """
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+    if _OWN_PROCESS:  # a local worker: a subreaper for good, with no children of its own
+        try:
+            yield
+        finally:
+            _end_children(set())
+        return
+    before = _children()
+    was_subreaper = _subreaper(True)
+    try:
+        yield
+    finally:
+        try:
+            _end_children(before)
+        finally:
+            if not was_subreaper:
+                _subreaper(False)
+
+
+# True in a local worker process, which runs settings and nothing else: the children it
+# has after a setting are all that setting's.
+_OWN_PROCESS = False
+
+
+def _children() -> set[int]:
+    """The pids of this process's children (zombies included), from /proc."""
+    found: set[int] = set()
+    try:
+        for task in os.listdir("/proc/self/task"):
+            fd = os.open(f"/proc/self/task/{task}/children", os.O_RDONLY)
+            try:
+                found.update(map(int, os.read(fd, 1 << 20).split()))
+            finally:
+                os.close(fd)
+    except OSError:  # no /proc, or a kernel without the children file
+        pass
+    return found
+
+
+def _end_children(keep: set[int]) -> None:
+    deadline = None
+    for _ in range(1000):  # a setting that keeps forking cannot keep us here
+        left = _children() - keep
+        reaped = False
+        for pid in list(left):
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    left.discard(pid)  # it had exited: reaped
+                    reaped = True
+        if not left and not reaped:
+            return
+        if not left:
+            # One that exited between the look and the reaping left its children to this
+            # process since: look again before saying none is left (a daemon's parent
+            # exits right after it forks the daemon).
+            continue
+        now = time.monotonic()
+        if deadline is None:
+            deadline = now + LEFTOVER_GRACE
+        how = signal.SIGTERM if now < deadline else signal.SIGKILL
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, how)
+        time.sleep(0.01)
+
+
+def _subreaper(on: bool) -> bool:
+    """Make this process a child subreaper, or stop being one; say whether it was one."""
+    libc = _libc()
+    if libc is None:  # no prctl: orphans go to init, as without superparams
+        return on
+    import ctypes
+
+    pr_set_child_subreaper, pr_get_child_subreaper = 36, 37
+    state = ctypes.c_int(0)
+    libc.prctl(pr_get_child_subreaper, ctypes.byref(state))
+    libc.prctl(pr_set_child_subreaper, int(on))
+    return bool(state.value)
+
+
+@functools.cache
+def _libc() -> Any:
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+# -- the worker process ----------------------------------------------------------------
+
+
+def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int, scratch: str) -> None:
+    """Run tasks from the driver until it says stop or goes away; what each setting
+    prints goes to a file of the ``scratch`` folder (:func:`output_path`)."""
+    from multiprocessing.connection import Connection
+
+    # Ctrl-C, and the SIGTERM a scheduler sends every process of a job, are the driver's
+    # to handle. A handler, not SIG_IGN: programs that run() starts get the defaults back.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _leave_to_the_driver)
+    # Programs that run() starts must not hold the pipes: the driver reads the end of
+    # file of the result pipe as this worker's death.
+    os.set_inheritable(inbox, False)
+    os.set_inheritable(outbox, False)
+    parent = _keeper(parent)
+    _die_with_parent(parent)
+    global _OWN_PROCESS
+    if sys.platform.startswith("linux") and _libc() is not None:
+        _subreaper(True)
+        _OWN_PROCESS = True
+    tasks, results = Connection(inbox, writable=False), Connection(outbox, readable=False)
+    base: Any = None
+    queue: deque[Task] = deque()
+
+    def report(row: dict[str, Any]) -> str | None:
+        """Send a reported row to the driver; return once it says the row is durable."""
+        # The row pickled apart, as an outcome's rows are (see _pickle_outcome).
+        row_data = pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(("report", row_data), protocol=pickle.HIGHEST_PROTOCOL)
+        # A timeout's SIGALRM waits until the ack is read: raised halfway through a
+        # message, it would leave the pipe out of step with the driver.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ALARM)
+        try:
+            results.send_bytes(data)
+            while True:  # what else the driver sends meanwhile waits its turn
+                message = pickle.loads(tasks.recv_bytes())
+                kind = message[0]
+                if kind == "ack":  # ("ack", verdict): the row is durable
+                    verdict: str | None = message[1]
+                    return verdict
+                if kind == "run":
+                    queue.extend(message[1])
+                elif kind == "drop":
+                    results.send_bytes(pickle.dumps(("dropped", len(queue))))
+                    queue.clear()
+                elif kind == "stop":
+                    os._exit(0)
+        except (EOFError, OSError):
+            os._exit(1)  # the driver is gone: nothing can be stored any more
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    while True:
+        if queue and not tasks.poll():  # between settings, the driver may have a word
+            task = queue.popleft()
+            setting = base[task.position]
+            setting.__dict__["rank"] = worker
+            setting.__dict__["n_proc"] = n_proc
+            outcome, printed = _run_in_worker(setting, task, worker, scratch, report)
+            try:
+                results.send_bytes(_pickle_outcome(outcome, printed))
+            except OSError:
+                return
+            continue
+        try:
+            message = pickle.loads(tasks.recv_bytes())
+        except (EOFError, OSError):
+            return  # the driver is gone
+        kind = message[0]
+        if kind == "stop":
+            return
+        if kind == "ack":  # for a report that a timeout cut short
+            continue
+        if kind == "drop":  # the run winds down (Ctrl-C): start none of the queued settings
+            results.send_bytes(pickle.dumps(("dropped", len(queue))))
+            queue.clear()
+            continue
+        if kind == "base":
+            _, fd, sys_path = message
+            sys.path[:] = sys_path  # the driver's, in its order: nothing of this process's
+            try:
+                base = read_base(fd)
+            except Exception as error:  # whatever it is, the run cannot go on
+                text = f"a worker could not load the experiment: {_error_line(error)}"
+                results.send_bytes(pickle.dumps(WorkerError(text)))
+                return
+            finally:
+                os.close(fd)  # the mapping keeps what it needs; run()'s children get none
+            continue
+        queue.extend(message[1])
+
+
+_ALARM = {signal.SIGALRM} if hasattr(signal, "SIGALRM") else set()
+
+
+def _leave_to_the_driver(signum: int, frame: object) -> None:
+    pass
+
+
+def _pickle_outcome(outcome: Outcome, printed: bool) -> bytes:
+    """The message that hands an outcome back: ("outcome", outcome without its rows,
+    whether it printed, its rows pickled apart).
+
+    Apart, so that rows the driver cannot load (a class only workers define, a
+    ``__reduce__`` that raises) fail their setting alone: the driver still reads which
+    setting it was (see :meth:`LocalExecutor._receive`).
+    """
+    try:
+        rows = pickle.dumps(outcome.rows, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as error:  # any pickling failure is the setting's
+        outcome.failure = Failure(
+            "unpicklable",
+            f"run() returned results that cannot be sent back: {_error_line(error)}",
+        )
+        rows = pickle.dumps([], protocol=pickle.HIGHEST_PROTOCOL)
+    outcome.rows = []
+    return pickle.dumps(("outcome", outcome, printed, rows), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+# -- the base, pickled once ------------------------------------------------------------
+
+_ALIGN = 64  # out-of-band buffers start on cache-line boundaries, as numpy likes
+
+
+def write_base(base: Any, file: BinaryIO) -> None:
+    """Pickle ``base`` into ``file``, large buffers out of band so readers can map them.
+
+    The file holds: a header line (the pickle's length, then each buffer's offset and
+    length), the pickle, and the raw buffers. Writing copies no array.
+    """
+    import cloudpickle
+
+    buffers: list[pickle.PickleBuffer] = []
+    data = cloudpickle.dumps(base, protocol=5, buffer_callback=buffers.append)
+    views = [b.raw() for b in buffers]
+    spans, offset = [], 0
+    for view in views:
+        spans.append((offset, view.nbytes))
+        offset += -(-view.nbytes // _ALIGN) * _ALIGN
+    header = (repr((len(data), spans)) + "\n").encode()
+    start = -(-(len(header) + len(data)) // _ALIGN) * _ALIGN
+    file.seek(0)
+    file.write(header + data)
+    for (at, _), view in zip(spans, views, strict=True):
+        file.seek(start + at)
+        file.write(view)
+    file.flush()
+
+
+def read_base(fd: int) -> Any:
+    """Load what :func:`write_base` wrote to ``fd``; arrays point into a private mapping.
+
+    The mapping is copy-on-write: reading shares the page cache with every other worker,
+    and a setting that writes to an array changes only its own worker's copy. Workers
+    share the descriptor's file offset, so nothing here reads through it.
+    """
+    import ast
+    import mmap
+
+    mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
+    end = mapped.find(b"\n") + 1
+    size, spans = ast.literal_eval(mapped[:end].decode())
+    data = mapped[end : end + size]
+    if not spans:
+        mapped.close()
+        return pickle.loads(data)
+    start = -(-(end + size) // _ALIGN) * _ALIGN
+    view = memoryview(mapped)
+    buffers = [view[start + at : start + at + n] for at, n in spans]
+    return pickle.loads(data, buffers=buffers)
+
+
+def _keeper(driver: int) -> int:
+    """Split this worker in two (Linux): a keeper that runs no setting, and the process
+    that runs them, its child; return the pid of the latter's parent (the keeper, or the
+    driver where there is none).
+
+    The keeper is a child subreaper, so whatever a setting starts (a setsid daemon
+    included) stays its descendant whatever dies in between. When the worker dies (a
+    segfault, the OOM killer) or the driver does (even by kill -9: the kernel tells the
+    keeper), the keeper kills every process left below it, then exits as the worker did
+    (the same signal or code), which is what the driver sees.
+    """
+    if not sys.platform.startswith("linux") or _libc() is None:
+        return driver
+    keeper = os.getpid()
+    _subreaper(True)
+    worker = os.fork()
+    if worker == 0:
+        return keeper
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the pipes and the base are the worker's
+
+    class _DriverGone(Exception):
+        pass
+
+    def gone(signum: int, frame: object) -> None:
+        if os.getppid() != driver:  # not a setting's signal to its process group
+            raise _DriverGone
+
+    signal.signal(_DRIVER_GONE, gone)
+    libc = _libc()
+    libc.prctl(1, _DRIVER_GONE)  # PR_SET_PDEATHSIG: this signal when the driver dies
+    status = None
+    try:
+        if os.getppid() != driver:  # it died before prctl took effect
+            raise _DriverGone
+        while status is None:
+            pid, code = os.waitpid(-1, 0)  # the worker, or an orphan come here to die
+            if pid == worker:
+                status = code
+    except (_DriverGone, ChildProcessError):
+        pass
+    _kill_below()
+    if status is not None and os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        with contextlib.suppress(Exception):
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # the worker dumped its own
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL has no handler to reset
+            signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    os._exit(os.waitstatus_to_exitcode(status) if status is not None else 1)
+
+
+# What the kernel sends a keeper (see _keeper) when the driver dies.
+_DRIVER_GONE = signal.SIGUSR2
+
+
+def _kill_below() -> None:
+    """Kill every process below this subreaper, and reap them; their own children come
+    here as they die, and are killed the same way."""
+    for _ in range(1000):  # a setting that keeps forking cannot keep us here
+        left = _children()
+        if not left:
+            return
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in left:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this worker when the driver dies, even by kill -9."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = _libc()
+    if libc is not None:
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the driver died before prctl took effect
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    # Run the imported module's _serve, so pickled Tasks and Outcomes name
+    # superparams._worker rather than __main__.
+    from superparams import _worker as _module
+
+    inbox, outbox, worker, n_proc, parent = (int(a) for a in sys.argv[1:6])
+    _module._serve(inbox, outbox, worker, n_proc, parent, sys.argv[6])
