@@ -84,6 +84,7 @@ class History:
         self._index: dict[tuple[str, str], dict[Any, dict[str, Any]]] = {}
 
     def add(self, setting_id: str, row: Row) -> None:
+        """Note a row a setting reported."""
         self._rows.setdefault(setting_id, []).append(row)
         for (step, metric), index in self._index.items():
             _note(index, setting_id, row, step, metric)
@@ -433,8 +434,8 @@ class Stopping:
     reported row (see the module's docstring for where it is called)."""
 
     def __init__(self, rules: Iterable[Any], history: History | None = None) -> None:
-        self.rules = list(rules)
-        self.history = history if history is not None else History()
+        self.rules: list[Any] = list(rules)
+        self.history: History = history if history is not None else History()
 
     @classmethod
     def seeded(cls, rules: Iterable[Any], rows: Iterable[Row], id_column: str = "id") -> Stopping:
