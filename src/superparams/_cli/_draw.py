@@ -34,6 +34,24 @@ def require_matplotlib(command: str) -> None:
 
 
 @dataclass(frozen=True)
+class Style:
+    """How a plot is dressed: the command's ``--title``, ``--xlabel``, ``--ylabel``,
+    ``--logx``, ``--logy`` and ``--size``; None leaves the choice to the data."""
+
+    title: str | None = None
+    xlabel: str | None = None
+    ylabel: str | None = None
+    logx: bool | None = None  # None: log when the values are positive and log-spaced
+    logy: bool = False
+    size: tuple[float, float] = (6.4, 4.2)  # inches
+
+
+#: Past this many series, a legend inside the axes would hide the lines: a colour bar
+#: (one numeric field) or a legend outside the axes takes its place.
+MAX_INSIDE = 10
+
+
+@dataclass(frozen=True)
 class Line:
     """One series: its label, and the mean, std and n of the metric at each x."""
 
@@ -42,6 +60,7 @@ class Line:
     mean: list[float | None]
     std: list[float | None]
     n: list[int]
+    hue: Any = None  # the value of the first field the series differ by
 
 
 @dataclass(frozen=True)
@@ -147,9 +166,139 @@ def lines(
                 part["_sp_mean"].to_list(),
                 part["_sp_std"].to_list(),
                 part["_sp_n"].to_list(),
+                first.get(keys[0]) if len(keys) == 1 else None,
             )
         )
     return Lines(name, x, y, tuple(over), tuple(series), categorical, ", ".join(keys))
+
+
+@dataclass(frozen=True)
+class Cells:
+    """A heatmap: the mean of ``metric`` at each pair of values of two parameters."""
+
+    title: str
+    x: str
+    y: str
+    metric: str
+    over: tuple[str, ...]
+    xs: list[Any]
+    ys: list[Any]
+    mean: list[list[float | None]]  # mean[i][j]: at ys[i], xs[j]; None: nothing ran
+    n: list[list[int]]
+
+
+def cells(
+    space: Space[Any],
+    x: str,
+    y: str,
+    metric: str,
+    over: tuple[str, ...] | None = None,
+    table: pl.DataFrame | None = None,
+) -> Cells:
+    """The mean of ``metric`` over ``over`` (the declared seeds by default) at each pair of
+    values of the parameters ``x`` and ``y``. Every other varied field must be fixed (a
+    heatmap that averaged over it would claim a value no setting had).
+
+    Raises:
+        UsageError: no such metric or parameter, or another field still varies.
+    """
+    from superparams._summary import _Declared, summarise
+
+    if table is None:
+        table = space.results()
+    declared = _Declared(space)
+    found = declared.columns(table.columns)
+    over = tuple(declared.replicates) if over is None else over
+    name = space.experiment_class.__name__
+    numeric = [m for m in found.metrics if _is_numeric(table.schema[m])]
+    if metric not in numeric:
+        msg = (
+            f"--y: {name} has no metric {metric!r}{did_you_mean(metric, numeric)}; "
+            f"its metrics are {', '.join(numeric) or 'none yet (nothing completed)'}"
+        )
+        raise UsageError(msg)
+    varied = [c for c in found.varied if c not in over and c in table.columns]
+    for option, field in (("--x", x), ("--heatmap", y)):
+        if field not in varied:
+            listed = ", ".join(varied) or "none"
+            msg = (
+                f"{option}: {field!r} is not a parameter that varies"
+                f"{did_you_mean(field, varied)}; those that do: {listed}"
+            )
+            raise UsageError(msg)
+    if x == y:
+        msg = f"--x and --heatmap are both {x!r}; a heatmap needs two parameters"
+        raise UsageError(msg)
+    others = [c for c in varied if c not in (x, y)]
+    if others:
+        fix = " ".join(f"--{c} VALUE" for c in others)
+        msg = (
+            f"--heatmap: {', '.join(others)} also vary, and a cell would mix their settings; "
+            f"fix them ({fix}) for one heatmap each"
+        )
+        raise UsageError(msg)
+    summarised = summarise(space, list(over), table=table)
+    frame = summarised.frame
+    mean, count = summarised.column(metric, "mean"), summarised.column(metric, "n")
+    xs = sorted(frame[x].unique().drop_nulls().to_list())
+    ys = sorted(frame[y].unique().drop_nulls().to_list())
+    at = {(r[y], r[x]): (r[mean], r[count]) for r in frame.iter_rows(named=True)}
+    grid = [[at.get((b, a), (None, 0)) for a in xs] for b in ys]
+    return Cells(
+        name,
+        x,
+        y,
+        metric,
+        tuple(over),
+        xs,
+        ys,
+        [[m for m, _ in row] for row in grid],
+        [[n or 0 for _, n in row] for row in grid],
+    )
+
+
+#: Past this many cells a side, the cells carry no printed value (it would not fit).
+MAX_ANNOTATED = 12
+
+
+def heatmap(drawn: Cells, style: Style | None = None) -> Figure:
+    """The heatmap: a cell per pair of values, its colour the mean, with a colour bar."""
+    from matplotlib import rc_context
+
+    with rc_context(PLAIN_TEXT):
+        return _heatmap(drawn, style or Style())
+
+
+def _heatmap(drawn: Cells, style: Style) -> Figure:
+    import math
+
+    import matplotlib as mpl
+    from matplotlib.figure import Figure
+
+    if style.logx or style.logy:
+        msg = "--logx and --logy do not apply to a heatmap: its cells are the values run"
+        raise UsageError(msg)
+    fig = Figure(figsize=style.size, layout="constrained")
+    ax = fig.add_subplot()
+    values = [[math.nan if m is None else m for m in row] for row in drawn.mean]
+    cmap = mpl.colormaps["viridis"].with_extremes(bad="#dddddd")
+    image = ax.imshow(values, cmap=cmap, origin="lower", aspect="auto")
+    ax.set_xticks(range(len(drawn.xs)), [_shown(v) for v in drawn.xs])
+    ax.set_yticks(range(len(drawn.ys)), [_shown(v) for v in drawn.ys])
+    if len(drawn.xs) <= MAX_ANNOTATED and len(drawn.ys) <= MAX_ANNOTATED:
+        finite = [v for row in values for v in row if not math.isnan(v)]
+        middle = (min(finite) + max(finite)) / 2 if finite else 0.0
+        for i, row in enumerate(values):
+            for j, v in enumerate(row):
+                if not math.isnan(v):
+                    shade = "black" if v > middle else "white"
+                    ax.text(j, i, f"{v:.3g}", ha="center", va="center", color=shade, fontsize=8)
+    ax.set_xlabel(drawn.x if style.xlabel is None else style.xlabel)
+    ax.set_ylabel(drawn.y if style.ylabel is None else style.ylabel)
+    ax.set_title(drawn.title if style.title is None else style.title)
+    over = f" (mean over {', '.join(drawn.over)})" if drawn.over else ""
+    fig.colorbar(image, ax=ax, label=f"{drawn.metric}{over}")
+    return fig
 
 
 def _is_numeric(dtype: pl.DataType) -> bool:
@@ -168,20 +317,43 @@ def _shown(value: Any) -> str:
 PLAIN_TEXT: dict[Any, Any] = {"text.parse_math": False, "text.usetex": False}
 
 
-def figure(lines: Lines) -> Figure:
-    """The plot: a line with a band of ± std per series, or points with error bars."""
+def figure(lines: Lines, style: Style | None = None) -> Figure:
+    """The plot: a line with a band of ± std per series, or points with error bars.
+
+    Raises:
+        UsageError: a log axis asked for values that are not all positive.
+    """
     from matplotlib import rc_context
 
     with rc_context(PLAIN_TEXT):
-        return _figure(lines)
+        return _figure(lines, style or Style())
 
 
-def _figure(lines: Lines) -> Figure:
+def _colors(lines: Lines) -> tuple[list[Any], Any]:
+    """A colour per series, and the colour bar's mappable when the hue is one number."""
+    import matplotlib as mpl
+
+    n = len(lines.series)
+    if n <= MAX_INSIDE:
+        return [f"C{i}" for i in range(n)], None
+    hues = [s.hue for s in lines.series]
+    if all(isinstance(h, (int, float)) and not isinstance(h, bool) for h in hues):
+        norm = mpl.colors.Normalize(min(hues), max(hues))
+        cmap = mpl.colormaps["viridis"]
+        return [cmap(norm(h)) for h in hues], mpl.cm.ScalarMappable(norm=norm, cmap=cmap)
+    if n <= 20:
+        return [mpl.colormaps["tab20"](i) for i in range(n)], None
+    turbo = mpl.colormaps["turbo"]
+    return [turbo(i / (n - 1)) for i in range(n)], None
+
+
+def _figure(lines: Lines, style: Style) -> Figure:
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    fig = Figure(figsize=style.size, layout="constrained")
     ax = fig.add_subplot()
-    colors = [f"C{i % 10}" for i in range(len(lines.series))]
+    colors, scale = _colors(lines)
     categories: list[str] = []
     if lines.categorical:
         categories = list(dict.fromkeys(v for s in lines.series for v in s.x))
@@ -199,22 +371,57 @@ def _figure(lines: Lines) -> Figure:
         low = [m - s for m, s in zip(mean, std, strict=True)]
         high = [m + s for m, s in zip(mean, std, strict=True)]
         ax.fill_between(line.x, low, high, color=color, alpha=0.2, lw=0)
+    xs = [v for s in lines.series for v in s.x if v is not None]
+    ys = [m for s in lines.series for m in s.mean if m is not None]
     if lines.categorical:
         ax.set_xticks(range(len(categories)), categories)
-    else:
-        xs = [v for s in lines.series for v in s.x if v is not None]
-        if xs and min(xs) > 0 and max(xs) / min(xs) >= 50:
-            ax.set_xscale("log")
-    ax.set_xlabel(lines.x)
+        if style.logx:
+            msg = f"--logx: {lines.x} holds text, which has no log scale"
+            raise UsageError(msg)
+    elif _log(lines.x, xs, style.logx, "--logx"):
+        ax.set_xscale("log")
+    elif xs and all(isinstance(v, int) for v in xs):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps: no tick at 2.5
+    if _log(lines.y, ys, style.logy or None, "--logy"):
+        ax.set_yscale("log")
+    ax.set_xlabel(lines.x if style.xlabel is None else style.xlabel)
     band = f" (mean ± std over {', '.join(lines.over)})" if lines.over else ""
-    ax.set_ylabel(f"{lines.y}{band}")
-    ax.set_title(lines.title)
+    ax.set_ylabel(f"{lines.y}{band}" if style.ylabel is None else style.ylabel)
+    ax.set_title(lines.title if style.title is None else style.title)
+    _dress(ax)
+    if scale is not None:
+        fig.colorbar(scale, ax=ax, label=lines.legend)
+    elif len(lines.series) > MAX_INSIDE:
+        columns = -(-len(lines.series) // 25)
+        fig.legend(
+            title=lines.legend,
+            frameon=False,
+            fontsize="x-small",
+            ncols=columns,
+            loc="outside right upper",
+        )
+    elif any(s.label for s in lines.series):
+        ax.legend(title=lines.legend, frameon=False, fontsize="small")
+    return fig
+
+
+def _dress(ax: Any) -> None:
     ax.grid(alpha=0.3, lw=0.6)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    if any(s.label for s in lines.series):
-        ax.legend(title=lines.legend, frameon=False, fontsize="small")
-    return fig
+
+
+def _log(name: str, values: list[Any], asked: bool | None, option: str) -> bool:
+    """Whether an axis is drawn in log scale: as asked, else when its values are positive
+    and span a factor of 50 or more (a grid like 1e-4, 1e-3, 1e-2)."""
+    positive = bool(values) and min(values) > 0
+    if asked is None:
+        return positive and max(values) / min(values) >= 50
+    if asked and not positive:
+        low = min(values) if values else None
+        msg = f"{option}: {name} has values down to {low!r}, and a log axis needs them above 0"
+        raise UsageError(msg)
+    return asked
 
 
 def svg(fig: Figure) -> str:
