@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from superparams import UsageError
 from superparams._cli import COMMANDS, main
 from superparams._cli._find import find, known_names, module_name
-from superparams._cli._parse import OPTIONS, REQUESTS
+from superparams._cli._options import OPTIONS
+from superparams._cli._requests import REQUESTS
 from superparams._cli._values import BadValue, Unsettable, expected, parse, split, type_name
 from superparams.errors import LoadError
 

@@ -4,7 +4,9 @@ This package is the command line's room, and :func:`main` its one door: the only
 that prints an error and picks the exit code. The rest of the house is called the way a
 notebook calls it. Inside::
 
-    _parse.py    the grammar, the options, a typed request per command
+    _options.py  the option table: every option's spellings, commands, help, reader
+    _parse.py    the grammar: from the words of a command line to a request
+    _requests.py a typed request per command, checking its options as a whole
     _find.py     the experiments a name stands for, imported as Python would
     _values.py   text to values, by each field's annotation
     _spaces.py   a request's field values applied to each space the name stands for
@@ -32,7 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from superparams._cli._help import command_help, experiment_help, general_help, usage
-from superparams._cli._parse import COMMAND_WORDS, Exit, fields_of, read, split
+from superparams._cli._options import COMMAND_WORDS
+from superparams._cli._parse import fields_of, read, split
+from superparams._cli._requests import Exit
 from superparams.errors import Interrupted, SuperparamsError, UsageError
 
 if TYPE_CHECKING:
