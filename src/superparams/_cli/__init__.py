@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from superparams._cli._help import command_help, experiment_help, general_help, usage
 from superparams._cli._options import COMMAND_WORDS
-from superparams._cli._parse import fields_of, read, split
+from superparams._cli._parse import Words, fields_of, read, split
 from superparams._cli._requests import Exit
 from superparams.errors import Interrupted, SuperparamsError, UsageError
 
@@ -221,11 +221,32 @@ def _main(argv: list[str], prog: str, home: Path | None) -> None:
         msg = f"{what} needs an experiment, e.g. {what} params.Hyperparams"
         raise UsageError(msg)
 
-    from superparams._cli._find import find
     from superparams._cli._spaces import space_of
 
+    found = _found(words, before, after, prog, home)
+    read(words, after, fields_of(found))
+    if words.help:
+        sys.stdout.write(experiment_help(prog, found, words.command))
+        return
+    request = words.request()
+    # clean works on the whole folder of each class: it needs no space
+    spaces = [] if request.command == "clean" else [space_of(t, request) for t in found.targets]
+    COMMANDS[request.command](found, spaces, request, prog)
+
+
+def _found(
+    words: Words, before: list[str], after: list[str], prog: str, home: Path | None
+) -> Found:
+    """The experiments the words name; a command word misplaced or misspelled is said so.
+
+    Raises:
+        UsageError: no experiment of that name, or a command word where one was expected.
+    """
+    from superparams._cli._find import find
+
+    assert words.target is not None  # the caller has read a name
     try:
-        found = find(words.target, home)
+        return find(words.target, home)
     except UsageError as error:
         if words.command == "run" and words.target in COMMAND_WORDS:
             what = f"{prog} {words.target}"
@@ -240,11 +261,3 @@ def _main(argv: list[str], prog: str, home: Path | None) -> None:
             )
             raise UsageError(msg) from error
         raise
-    read(words, after, fields_of(found))
-    if words.help:
-        sys.stdout.write(experiment_help(prog, found, words.command))
-        return
-    request = words.request()
-    # clean works on the whole folder of each class: it needs no space
-    spaces = [] if request.command == "clean" else [space_of(t, request) for t in found.targets]
-    COMMANDS[request.command](found, spaces, request, prog)
