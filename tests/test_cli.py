@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from superparams import UsageError
 from superparams._cli import COMMANDS, main
 from superparams._cli._find import find, known_names, module_name
-from superparams._cli._parse import OPTIONS, REQUESTS
+from superparams._cli._options import OPTIONS
+from superparams._cli._requests import REQUESTS
 from superparams._cli._values import BadValue, Unsettable, expected, parse, split, type_name
 from superparams.errors import LoadError
 
@@ -279,6 +280,38 @@ class TestRequests:
     def test_every_command_has_a_request(self):
         """The table of commands and the table of requests name the same commands."""
         assert set(COMMANDS) == set(REQUESTS)
+
+
+def listed_options(help_text: str) -> list[str]:
+    """The lines of a help text's list of options: those under its options' title."""
+    lines = help_text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line in ("options:", "run options:"))
+    listed = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("  -"):
+            break
+        listed.append(line)
+    return listed
+
+
+class TestTheOptionTable:
+    """The option table is the one source of what `--help` says of each option."""
+
+    @pytest.mark.parametrize("command", list(COMMANDS))
+    def test_help_lists_each_option_of_the_table_and_no_other(self, command, capsys):
+        """A command's --help lists its options of the table, in order, each under its
+        spelling, with its metavar and its help text, and lists nothing else."""
+        assert main(["--help"] if command == "run" else [command, "--help"]) == 0
+        listed = listed_options(capsys.readouterr().out)
+        options = [option for option in OPTIONS if command in option.commands]
+        assert len(listed) == len(options), listed
+        for option, line in zip(options, listed, strict=True):
+            assert line.endswith(f" {option.help}"), (option.names, line)
+            words = line[: -len(option.help)].replace(",", " ").split()
+            flags = words[:-1] if option.metavar else words
+            assert set(flags) <= set(option.names), (option.names, line)
+            assert option.spelling in (*flags, None), (option.names, line)
+            assert not option.metavar or words[-1] == option.metavar, (option.names, line)
 
 
 class TestMain:

@@ -8,6 +8,7 @@ tests cannot run as it stands, says so in a comment before it and is counted, no
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from tests.docs_examples import Block, blocks
+
+from superparams._cli._options import OPTIONS
 
 ROOT = Path(__file__).parents[1]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
@@ -81,6 +84,18 @@ class TestExamples:
         )
         assert done.returncode == 0, done.stderr
         assert "2 completed, 0 failed" in done.stderr + done.stdout
+
+
+class TestOptions:
+    def test_the_pages_name_every_option_as_help_spells_it(self):
+        """Each option of the command's table is named in the manual under the spelling
+        --help gives it, so an option added to the command is added to the manual."""
+        text = "\n".join(page.read_text() for page in PAGES)
+        spellings = [option.spelling or option.names[0] for option in OPTIONS]
+        unnamed = [
+            n for n in spellings if not re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text)
+        ]
+        assert unnamed == []
 
 
 def build(out: Path, *prefix: str) -> subprocess.CompletedProcess[str]:

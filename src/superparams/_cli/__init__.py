@@ -4,7 +4,9 @@ This package is the command line's room, and :func:`main` its one door: the only
 that prints an error and picks the exit code. The rest of the house is called the way a
 notebook calls it. Inside::
 
-    _parse.py    the grammar, the options, a typed request per command
+    _options.py  the option table: every option's spellings, commands, help, reader
+    _parse.py    the grammar: from the words of a command line to a request
+    _requests.py a typed request per command, checking its options as a whole
     _find.py     the experiments a name stands for, imported as Python would
     _values.py   text to values, by each field's annotation
     _spaces.py   a request's field values applied to each space the name stands for
@@ -32,7 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from superparams._cli._help import command_help, experiment_help, general_help, usage
-from superparams._cli._parse import COMMAND_WORDS, Exit, fields_of, read, split
+from superparams._cli._options import COMMAND_WORDS
+from superparams._cli._parse import Words, fields_of, read, split
+from superparams._cli._requests import Exit
 from superparams.errors import Interrupted, SuperparamsError, UsageError
 
 if TYPE_CHECKING:
@@ -217,11 +221,32 @@ def _main(argv: list[str], prog: str, home: Path | None) -> None:
         msg = f"{what} needs an experiment, e.g. {what} params.Hyperparams"
         raise UsageError(msg)
 
-    from superparams._cli._find import find
     from superparams._cli._spaces import space_of
 
+    found = _found(words, before, after, prog, home)
+    read(words, after, fields_of(found))
+    if words.help:
+        sys.stdout.write(experiment_help(prog, found, words.command))
+        return
+    request = words.request()
+    # clean works on the whole folder of each class: it needs no space
+    spaces = [] if request.command == "clean" else [space_of(t, request) for t in found.targets]
+    COMMANDS[request.command](found, spaces, request, prog)
+
+
+def _found(
+    words: Words, before: list[str], after: list[str], prog: str, home: Path | None
+) -> Found:
+    """The experiments the words name; a command word misplaced or misspelled is said so.
+
+    Raises:
+        UsageError: no experiment of that name, or a command word where one was expected.
+    """
+    from superparams._cli._find import find
+
+    assert words.target is not None  # the caller has read a name
     try:
-        found = find(words.target, home)
+        return find(words.target, home)
     except UsageError as error:
         if words.command == "run" and words.target in COMMAND_WORDS:
             what = f"{prog} {words.target}"
@@ -236,11 +261,3 @@ def _main(argv: list[str], prog: str, home: Path | None) -> None:
             )
             raise UsageError(msg) from error
         raise
-    read(words, after, fields_of(found))
-    if words.help:
-        sys.stdout.write(experiment_help(prog, found, words.command))
-        return
-    request = words.request()
-    # clean works on the whole folder of each class: it needs no space
-    spaces = [] if request.command == "clean" else [space_of(t, request) for t in found.targets]
-    COMMANDS[request.command](found, spaces, request, prog)

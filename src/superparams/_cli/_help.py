@@ -1,22 +1,24 @@
 """What ``experiment --help``, ``experiment COMMAND --help`` and ``experiment EXPERIMENT
---help`` print. Pure text: nothing is imported that ``--help`` does not need."""
+--help`` print. Pure text: nothing is imported that ``--help`` does not need.
+
+Every option is listed from the option table (:data:`~superparams._cli._options.OPTIONS`):
+its spelling, metavar and help text are the table's, so help cannot name an option the
+grammar does not read, nor describe it otherwise."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from superparams._cli._parse import (
+from superparams._cli._options import (
+    COMMAND_WORDS,
     OPTIONS,
     RUN_PREFIX,
-    Fields,
     Option,
-    field_named,
-    fields_of,
     flag_reaches,
-    nested_class,
     option_wins,
 )
+from superparams._cli._parse import Fields, field_named, fields_of, nested_class
 
 if TYPE_CHECKING:
     from superparams._cli._find import Found
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 def usage(prog: str) -> str:
     return (
         f"usage: {prog} EXPERIMENT [--FIELD VALUE ...] [options]\n"
-        f"       {prog} {{status,results,plot,report,view,logs,clean}} EXPERIMENT [...]"
+        f"       {prog} {{{','.join(COMMAND_WORDS)}}} EXPERIMENT [...]"
     )
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from superparams.errors import UsageError
 
 if TYPE_CHECKING:
-    from superparams._cli._parse import Request
+    from superparams._cli._requests import Request
     from superparams._experiment import Experiment
     from superparams._space import Space
 

@@ -10,7 +10,7 @@ from superparams.errors import UsageError
 
 if TYPE_CHECKING:
     from superparams._cli._find import Found
-    from superparams._cli._parse import CleanRequest
+    from superparams._cli._requests import CleanRequest
     from superparams._space import Space
 
 

@@ -18,7 +18,7 @@ from superparams.errors import UsageError
 
 if TYPE_CHECKING:
     from superparams._cli._find import Found
-    from superparams._cli._parse import LogsRequest
+    from superparams._cli._requests import LogsRequest
     from superparams._space import Space
     from superparams._store._core import Store
 

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from superparams._cli._find import shown
-from superparams._cli._parse import plot_format
+from superparams._cli._requests import plot_format
 from superparams._cli._shared import none_stored, results_of, say
 from superparams.errors import UsageError
 
 if TYPE_CHECKING:
     from superparams._cli._find import Found
-    from superparams._cli._parse import PlotRequest
+    from superparams._cli._requests import PlotRequest
     from superparams._space import Space
 
 

@@ -18,7 +18,7 @@ from superparams.errors import UsageError
 
 if TYPE_CHECKING:
     from superparams._cli._find import Found
-    from superparams._cli._parse import ReportRequest
+    from superparams._cli._requests import ReportRequest
     from superparams._space import Space
 
 

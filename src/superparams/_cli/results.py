@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from superparams._cli._find import Found
-    from superparams._cli._parse import ResultsRequest
+    from superparams._cli._requests import ResultsRequest
     from superparams._space import Space
     from superparams._summary import Summarised
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from superparams._cli._find import shown
-from superparams._cli._parse import Exit
+from superparams._cli._requests import Exit
 from superparams._cli._shared import (
     ask,
     check_unlocked,
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from superparams._cli._find import Found
-    from superparams._cli._parse import RunRequest
+    from superparams._cli._requests import RunRequest
     from superparams._space import Space
     from superparams._store._core import Plan, Store
     from superparams.events import Event, RunFinished

@@ -15,7 +15,7 @@ from superparams.errors import Interrupted
 
 if TYPE_CHECKING:
     from superparams._cli._find import Found
-    from superparams._cli._parse import RunRequest
+    from superparams._cli._requests import RunRequest
     from superparams._search import Told
     from superparams._space import Space
 

@@ -10,7 +10,7 @@ from superparams._cli._shared import plan_of, store_of
 
 if TYPE_CHECKING:
     from superparams._cli._find import Found
-    from superparams._cli._parse import StatusRequest
+    from superparams._cli._requests import StatusRequest
     from superparams._space import Space
     from superparams._store._core import Plan, Store
 

@@ -12,7 +12,7 @@ from superparams._cli._shared import say
 
 if TYPE_CHECKING:
     from superparams._cli._find import Found
-    from superparams._cli._parse import Request
+    from superparams._cli._requests import Request
     from superparams._space import Space
 
 
