@@ -360,6 +360,130 @@ class TestPlot:
         assert not (tmp_path / "out.html").exists()
 
 
+GRID = """
+from superparams import Experiment, search, seeds
+
+class Grid(Experiment):
+    C: float = search(0.1, 1.0, 10.0, 100.0)
+    gamma: float = search(0.001, 0.01, 0.1)
+    kernel: str = search("rbf", "poly")
+    seed: int = seeds(2)
+
+    def run(self):
+        acc = 0.5 + 0.1 * (self.C > 1) + self.gamma + self.seed * 0.01
+        return [{"epoch": e, "acc": acc - (9 - e) * 0.01} for e in range(0, 10)]
+"""
+
+MANY = """
+from superparams import Experiment, search
+
+class Many(Experiment):
+    k: int = search(*range(100))
+
+    def run(self):
+        return [{"step": s, "loss": 10.0 ** (-s) * (1 + self.k / 100)} for s in range(4)]
+"""
+
+
+@pytest.fixture(scope="module")
+def grids(tmp_path_factory):
+    """A folder where a 4 x 3 x 2 grid over two seeds, and a 100-value search, have run."""
+    root = tmp_path_factory.mktemp("grids")
+    write(root / "grid.py", GRID)
+    write(root / "many.py", MANY)
+    for name in ("grid.Grid", "many.Many"):
+        done = experiment(name, "-q", "-j", "2", cwd=root)
+        assert done.returncode == 0, done.stderr
+    return root
+
+
+def svg_texts(path: Path) -> list[str]:
+    """The text an SVG written with its fonts as paths shows, from matplotlib's comments."""
+    import re
+
+    return re.findall(r"<!-- (.*?) -->", path.read_text())
+
+
+class TestPlotOptions:
+    def test_a_heatmap_of_two_parameters_with_each_cells_mean(self, grids):
+        """--heatmap gamma with --x C: a cell per pair, its value the mean over the seeds
+        as computed by hand, and a colour bar naming the metric."""
+        done = experiment(
+            "plot", "grid.Grid", "--x", "C", "--heatmap", "gamma", "--y", "acc",
+            "--kernel", "rbf", "--out", "heat.svg", cwd=grids,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == "wrote heat.svg\n"
+        texts = svg_texts(grids / "heat.svg")
+        mean = statistics.mean(0.5 + 0.1 + 0.01 + s * 0.01 for s in range(2))  # C=10, gamma=.01
+        assert f"{mean:.3g}" in texts
+        assert "acc (mean over seed)" in texts
+        assert {"0.001", "0.01", "0.1", "100"} <= set(texts)
+
+    def test_a_heatmap_refuses_to_mix_settings(self, grids):
+        """Another field that varies (kernel) would mix settings in a cell: one line, exit 2."""
+        done = experiment(
+            "plot", "grid.Grid", "--x", "C", "--heatmap", "gamma", "--y", "acc",
+            "--out", "mixed.png", cwd=grids,
+        )  # fmt: skip
+        assert done.returncode == 2
+        assert done.stderr == (
+            "error: --heatmap: kernel also vary, and a cell would mix their settings; "
+            "fix them (--kernel VALUE) for one heatmap each\n"
+        )
+        assert not (grids / "mixed.png").exists()
+
+    def test_a_hundred_hues_get_a_colour_bar_and_no_warning(self, grids):
+        """--hue over 100 values: a colour bar in place of a legend, nothing on stderr."""
+        done = experiment(
+            "plot", "many.Many", "--x", "step", "--y", "loss", "--hue", "k",
+            "--out", "many.svg", cwd=grids,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == "wrote many.svg\n"  # and no warning
+        texts = svg_texts(grids / "many.svg")
+        assert "k" in texts  # the colour bar's label
+        assert not any(t.startswith("k=") for t in texts)  # no legend entries
+
+    def test_steps_get_integer_ticks_and_labels_are_as_given(self, grids):
+        """An integer x (epoch) has no tick between steps; --title, --xlabel, --ylabel and
+        --size dress the figure; --logy draws the axis in log scale."""
+        done = experiment(
+            "plot", "many.Many", "--x", "step", "--y", "loss", "--hue", "k", "--logy",
+            "--title", "Loss $ by step", "--xlabel", "training step", "--ylabel", "loss (log)",
+            "--size", "8x5", "--out", "dressed.svg", cwd=grids,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        texts = svg_texts(grids / "dressed.svg")
+        assert {"Loss $ by step", "training step", "loss (log)"} <= set(texts)
+        assert not any(t in texts for t in ("0.5", "1.5", "2.5"))
+        assert any(t.startswith("$\\mathdefault{10^{") for t in texts)  # log ticks
+        root = ET.parse(grids / "dressed.svg").getroot()
+        assert root.get("width") == "576pt"  # 8 inches
+        assert root.get("height") == "360pt"
+
+    @pytest.mark.parametrize(
+        ("words", "message"),
+        [
+            (["--size", "8"], "error: --size '8': give the width and height in inches, e.g. 8x5"),
+            (["--size", "0x5"], "error: --size '0x5': give the width and height in inches"),
+            (["--logx"], "error: --logx: step has values down to 0, and a log axis needs them"),
+            (["--heatmap", "k"], "error: --x: 'step' is not a parameter that varies; those that"),
+            (["--heatmap", "k", "--hue", "k"], "error: --heatmap and --hue do not go together"),
+        ],
+    )
+    def test_a_bad_style_is_one_line_exit_2(self, grids, words, message):
+        """A size that is not WxH, a log axis over zero, a heatmap along a step: exit 2."""
+        done = experiment(
+            "plot", "many.Many", "--x", "step", "--y", "loss", *words, "--out", "bad.png",
+            cwd=grids,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(message), done.stderr
+        assert done.stderr.count("\n") == 1
+        assert not (grids / "bad.png").exists()
+
+
 def no_fetched_url(text: str) -> bool:
     """Whether a page names no http(s) address it would load (src=, href=, url(), import)."""
     import re

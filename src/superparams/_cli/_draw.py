@@ -332,15 +332,17 @@ def figure(lines: Lines, style: Style | None = None) -> Figure:
 def _colors(lines: Lines) -> tuple[list[Any], Any]:
     """A colour per series, and the colour bar's mappable when the hue is one number."""
     import matplotlib as mpl
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
 
     n = len(lines.series)
     if n <= MAX_INSIDE:
         return [f"C{i}" for i in range(n)], None
     hues = [s.hue for s in lines.series]
     if all(isinstance(h, (int, float)) and not isinstance(h, bool) for h in hues):
-        norm = mpl.colors.Normalize(min(hues), max(hues))
+        norm = Normalize(min(hues), max(hues))
         cmap = mpl.colormaps["viridis"]
-        return [cmap(norm(h)) for h in hues], mpl.cm.ScalarMappable(norm=norm, cmap=cmap)
+        return [cmap(norm(h)) for h in hues], ScalarMappable(norm=norm, cmap=cmap)
     if n <= 20:
         return [mpl.colormaps["tab20"](i) for i in range(n)], None
     turbo = mpl.colormaps["turbo"]

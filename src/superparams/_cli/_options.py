@@ -77,6 +77,19 @@ def _int(flag: str, text: str, low: int | None = None, high: int | None = None) 
     return number
 
 
+def _size(flag: str, text: str) -> tuple[float, float]:
+    """``8x5``: a figure's width and height in inches, each above 0 and at most 100."""
+    width, _, height = text.lower().partition("x")
+    try:
+        size = (float(width), float(height))
+    except ValueError:
+        size = None
+    if size is None or not all(0 < v <= 100 for v in size):
+        msg = f"{flag} {text!r}: give the width and height in inches, e.g. 8x5"
+        raise UsageError(msg)
+    return size
+
+
 def _retries(flag: str, text: str) -> int:
     from superparams._api import MAX_RETRIES
 
@@ -406,6 +419,31 @@ OPTIONS = (
         ("plot",),
         "PARAM",
         _text,
+    ),
+    Option(
+        ("--heatmap",),
+        "heatmap",
+        "a heatmap: the metric's mean at each pair of --x and this parameter",
+        ("plot",),
+        "PARAM",
+        _text,
+    ),
+    Option(
+        ("--title",), "title", "the figure's title (default: the class)", ("plot",), "TEXT", _text
+    ),
+    Option(("--xlabel",), "xlabel", "the x axis's label", ("plot",), "TEXT", _text),
+    Option(("--ylabel",), "ylabel", "the y axis's label", ("plot",), "TEXT", _text),
+    Option(
+        ("--logx",), "logx", "a log x axis (default: when the values are log-spaced)", ("plot",)
+    ),
+    Option(("--logy",), "logy", "a log y axis", ("plot",)),
+    Option(
+        ("--size",),
+        "size",
+        "the figure's width and height in inches, e.g. 8x5",
+        ("plot",),
+        "WxH",
+        _size,
     ),
     Option(
         ("--out", "-o"),

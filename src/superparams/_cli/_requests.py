@@ -202,8 +202,18 @@ class PlotRequest(Request):
     hue: str | None = None
     over: tuple[str, ...] | None = None
     out: str | None = None
+    heatmap: str | None = None
+    title: str | None = None
+    xlabel: str | None = None
+    ylabel: str | None = None
+    logx: bool | None = None  # None: log when the values are log-spaced
+    logy: bool = False
+    size: tuple[float, float] = (6.4, 4.2)
 
     def __post_init__(self) -> None:
+        if self.heatmap is not None and self.hue is not None:
+            msg = "--heatmap and --hue do not go together: a heatmap's colour is the metric"
+            raise UsageError(msg)
         missing = [f"--{n}" for n in ("x", "y") if getattr(self, n) is None]
         if missing:
             msg = (

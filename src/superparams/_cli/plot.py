@@ -32,16 +32,37 @@ def plot(found: Found, spaces: list[Space[Any]], request: PlotRequest, prog: str
     if not path.parent.is_dir():
         msg = f"--out {out!r}: the folder {str(path.parent)!r} does not exist; make it first"
         raise UsageError(msg)
-    from superparams._cli._draw import figure, lines, require_matplotlib, save
+    from superparams._cli._draw import (
+        Style,
+        cells,
+        figure,
+        heatmap,
+        lines,
+        require_matplotlib,
+        save,
+    )
 
     require_matplotlib("plot")
     space = spaces[0]
     table = results_of(space)
     if table.is_empty():
         raise UsageError(none_stored(space, prog, found))
-    drawn = lines(space, request.x, request.y, request.hue, request.over, table)
-    if not any(m is not None for s in drawn.series for m in s.mean):
-        msg = f"no completed setting of {drawn.title} has a value of {request.y!r} to plot"
-        raise UsageError(msg)
-    save(figure(drawn), out, fmt, f"{drawn.title}: {request.y} by {request.x}")
-    say(f"wrote {shown(path)}")
+    style = Style(
+        request.title, request.xlabel, request.ylabel, request.logx, request.logy, request.size
+    )
+    name = space.experiment_class.__name__
+    if request.heatmap is not None:
+        grid = cells(space, request.x, request.heatmap, request.y, request.over, table)
+        if any(m is not None for row in grid.mean for m in row):
+            about = f"{request.y} by {request.x} and {request.heatmap}"
+            save(heatmap(grid, style), out, fmt, f"{name}: {about}")
+            say(f"wrote {shown(path)}")
+            return
+    else:
+        drawn = lines(space, request.x, request.y, request.hue, request.over, table)
+        if any(m is not None for s in drawn.series for m in s.mean):
+            save(figure(drawn, style), out, fmt, f"{name}: {request.y} by {request.x}")
+            say(f"wrote {shown(path)}")
+            return
+    msg = f"no completed setting of {name} has a value of {request.y!r} to plot"
+    raise UsageError(msg)
