@@ -1092,6 +1092,38 @@ class TestJson:
             "error: --json says what a run would do: add --dry-run (a run itself writes no JSON)\n"
         )
 
+    def test_logs_listing(self, tmp_path):
+        """logs --json lists each matching setting's log (id, label, status, file, size),
+        with -n its last lines; --json with --follow is one line, exit 2."""
+        write(
+            tmp_path / "talks.py",
+            "from superparams import Experiment, search\n\n"
+            "class Talks(Experiment):\n"
+            "    k: int = search(1, 2)\n\n"
+            "    def run(self):\n"
+            "        for i in range(3):\n"
+            "            print(f'k={self.k} line {i}')\n"
+            "        return {'k2': self.k * 2}\n",
+        )
+        assert experiment("talks.Talks", "-q", cwd=tmp_path).returncode == 0
+        done = experiment("logs", "talks.Talks", "--json", "-n", "1", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        listing = json.loads(done.stdout)
+        assert listing["schema"] == "superparams.logs/1"
+        assert [(e["label"], e["status"], e["tail"]) for e in listing["logs"]] == [
+            ("k=1", "completed", "k=1 line 2\n"),
+            ("k=2", "completed", "k=2 line 2\n"),
+        ]
+        for entry in listing["logs"]:
+            assert os.path.getsize(entry["path"]) == entry["bytes"] > 0
+        whole = json.loads(experiment("logs", "talks.Talks", "--json", cwd=tmp_path).stdout)
+        assert "tail" not in whole["logs"][0]
+        bad = experiment("logs", "talks.Talks", "--json", "-f", cwd=tmp_path)
+        assert (bad.returncode, bad.stdout) == (2, "")
+        assert bad.stderr == (
+            "error: --json lists the logs as they are now; it does not go with --follow\n"
+        )
+
     def test_clean_dry_run_says_what_would_go(self, tmp_path):
         """clean --dry-run in words: what clean would delete, and that nothing was."""
         write(tmp_path / "raises.py", RAISES)

@@ -458,8 +458,8 @@ OPTIONS = (
         ("--json",),
         "json",
         "write one JSON object to stdout: the table (results), the counts (status), the "
-        "plan (run --dry-run), what would go (clean --dry-run)",
-        ("results", "status", "run", "clean"),
+        "plan (run --dry-run), what would go (clean --dry-run), the logs (logs)",
+        ("results", "status", "run", "clean", "logs"),
     ),
     Option(
         ("--format",),

@@ -274,6 +274,12 @@ class LogsRequest(Request):
     command: ClassVar[str] = "logs"
     follow: bool = False
     lines: int | None = None
+    json: bool = False
+
+    def __post_init__(self) -> None:
+        if self.json and self.follow:
+            msg = "--json lists the logs as they are now; it does not go with --follow"
+            raise UsageError(msg)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -40,6 +40,9 @@ def logs(found: Found, spaces: list[Space[Any]], request: LogsRequest, prog: str
         what = f"the {total} matching setting{'s' if total != 1 else ''}"
         msg = f"no logs yet: none of {what} of {found.name} has run"
         raise UsageError(msg)
+    if request.json:
+        _list(found, matches, request.lines)
+        return
     if request.follow:
         running = [m for m in matches if m.running()]
         if running:
@@ -54,6 +57,31 @@ def logs(found: Found, spaces: list[Space[Any]], request: LogsRequest, prog: str
         else:
             say(f"({log.label} [{log.status}] wrote no output)")
     sys.stdout.flush()
+
+
+def _list(found: Found, matches: list[_Log], lines: int | None) -> None:
+    """The logs as one JSON object: each setting's id, label, status and log file, and
+    with ``-n`` its last lines."""
+    from superparams._cli._shared import write_json
+
+    listed = []
+    for log in matches:
+        there = log.path.exists() and not log.path.is_symlink()
+        entry: dict[str, Any] = {
+            "id": log.id,
+            "label": log.label,
+            "status": log.status or None,
+            "path": str(log.path) if there else None,
+            "bytes": log.path.stat().st_size if there else 0,
+        }
+        if lines is not None:
+            tail = ""
+            if there:
+                with _open_log(log.path) as f:
+                    tail = _last_lines(f, os.fstat(f.fileno()).st_size, lines)[1]
+            entry["tail"] = tail
+        listed.append(entry)
+    write_json("logs", {"experiment": found.name, "logs": listed})
 
 
 @dataclass
