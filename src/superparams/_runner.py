@@ -539,10 +539,10 @@ def _column_value(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, dict):
-        from superparams._store._record import _dumps
+        from superparams._store._record import dumps
 
         with contextlib.suppress(TypeError, ValueError):  # keys JSON cannot hold
-            return _dumps(value)
+            return dumps(value)
     import enum
 
     if isinstance(value, enum.Enum):

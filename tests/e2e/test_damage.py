@@ -401,11 +401,11 @@ class TestRerunsOnAFullDisk:
         def write(f: object) -> None:
             raise kind("parquet: failed to write whole buffer")
 
-        from superparams._store._files import _atomic_write
+        from superparams._store._files import atomic_write
         from superparams.errors import StoreWriteError
 
         with pytest.raises(OSError, match="No space left on device") as caught:
-            _atomic_write(store.results_path, write)
+            atomic_write(store.results_path, write)
         assert not isinstance(caught.value, StoreWriteError)
         assert caught.value.filename == str(store.results_path)
         assert leftovers(store.folder) == []

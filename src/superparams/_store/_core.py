@@ -72,47 +72,47 @@ from superparams._store._files import (
     RECORD,
     RESULTS,
     SEARCH,
-    _atomic_write,
-    _opener,
-    _refuse_links,
-    _remove_leftovers,
+    atomic_write,
     linked,
     open_in_store,
+    opener,
+    refuse_links,
+    remove_leftovers,
 )
 from superparams._store._location import folder_for as folder_for  # where it lived before
 from superparams._store._location import identity_of, location, make_folders, named, trust
 from superparams._store._lock import (
     LOCK_PATIENCE,
-    _lock,
-    _read_holder,
-    _write_holder,
     holder,
     is_held,
+    read_holder,
+    try_lock,
+    write_holder,
 )
 from superparams._store._logfile import SettingLog
 from superparams._store._record import (
-    _cut_torn_tail,
-    _dumps,
-    _hash,
-    _head_damage,
-    _head_lines,
-    _open_rows,
-    _read_record,
-    _record_chunks,
-    _rows,
-    _start,
-    _uncollected,
+    cut_torn_tail,
     describe,
+    dumps,
+    head_damage,
+    head_digest,
+    head_lines,
+    make_rows,
+    open_rows,
+    read_record,
+    record_chunks,
+    record_start,
     renamed,
+    uncollected,
 )
 from superparams._store._table import (
     Clashes,
-    _clash_text,
-    _concat,
-    _conform,
-    _frame,
-    _latest,
-    _lost,
+    clash_text,
+    concat,
+    conform_table,
+    latest_outcomes,
+    lost_outcomes,
+    make_frame,
 )
 from superparams._store._workdir import WORK
 from superparams.errors import StoreConflictError, StoreError, StoreLockedError, StoreWriteError
@@ -342,7 +342,7 @@ class Store:
     def _holds_ours(self, folder: Path) -> bool:
         """Whether ``folder`` records this experiment as its own."""
         try:
-            with open(folder / EXPERIMENT, "rb", opener=_opener) as f:
+            with open(folder / EXPERIMENT, "rb", opener=opener) as f:
                 recorded = json.loads(f.read())
         except (OSError, ValueError, StoreError):
             return False
@@ -364,9 +364,9 @@ class Store:
         self.trust()  # again, just before anything is written
         self.check()
         make_folders(self.folder / LOGS)
-        lock = open(self.folder / LOCK, "a+", opener=_opener)  # noqa: SIM115  # until close()
-        if not _lock(lock):
-            holder = _read_holder(lock)
+        lock = open(self.folder / LOCK, "a+", opener=opener)  # noqa: SIM115  # until close()
+        if not try_lock(lock):
+            holder = read_holder(lock)
             lock.close()
             msg = (
                 f"another run is writing to {self.folder} ({holder}); wait for it to "
@@ -377,24 +377,24 @@ class Store:
             if self.identity is not None and self.check() is None:
                 path = self.folder / EXPERIMENT
                 text = json.dumps(self.identity, indent=1) + "\n"
-                _atomic_write(path, lambda tmp: tmp.write(text.encode()))
+                atomic_write(path, lambda tmp: tmp.write(text.encode()))
             if not (self.folder / GITIGNORE).exists():  # a folder from before has none yet
                 ignore = GITIGNORE_TEXT.encode()
-                _atomic_write(self.folder / GITIGNORE, lambda tmp: tmp.write(ignore))
-            _refuse_links(self.folder, logs=True)  # holding the lock: no run writes now
+                atomic_write(self.folder / GITIGNORE, lambda tmp: tmp.write(ignore))
+            refuse_links(self.folder, logs=True)  # holding the lock: no run writes now
         except BaseException:
             lock.close()
             raise
-        _write_holder(lock)
+        write_holder(lock)
         self._lock_file = lock
         _HELD.add(self)
         try:
             flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
             self._logs_fd = os.open(self.folder / LOGS, flags)  # checked, held from now on
-            _remove_leftovers(self.folder)  # of a run killed while it wrote (kill -9)
-            _cut_torn_tail(self.record_path)
+            remove_leftovers(self.folder)  # of a run killed while it wrote (kill -9)
+            cut_torn_tail(self.record_path)
             self.compact()
-            self._record = open(self.record_path, "ab", opener=_opener)  # noqa: SIM115
+            self._record = open(self.record_path, "ab", opener=opener)  # noqa: SIM115
         except BaseException:
             self.close()  # never keep the folder locked for a run that cannot start
             raise
@@ -543,7 +543,7 @@ class Store:
             self._write(line, {})  # raises the reason
             return
         try:
-            record.write(f"{_dumps(line)}\n".encode())
+            record.write(f"{dumps(line)}\n".encode())
         except OSError as error:
             raise self._cannot_write(error, self.record_path) from None
         self._unsynced += 1
@@ -610,7 +610,7 @@ class Store:
             raise StoreError(msg)
         if self._broken is not None:
             raise self._broken
-        text = _dumps({**line, **described, **self._stamp})
+        text = dumps({**line, **described, **self._stamp})
         try:
             record.write(f"{text}\n".encode())
         except OSError as error:
@@ -686,7 +686,7 @@ class Store:
         import polars as pl
 
         try:
-            f = open(self.results_path, "rb", opener=_opener)  # noqa: SIM115  # closed below
+            f = open(self.results_path, "rb", opener=opener)  # noqa: SIM115  # closed below
         except (FileNotFoundError, StoreWriteError):
             return None  # none, or a link: rebuilt from the record, and replaced
         with f:
@@ -695,19 +695,19 @@ class Store:
                 if meta.get("fields") != list(self.fields):
                     return None
                 f.seek(0)
-                table = _conform(pl.read_parquet(f), self.types) if read else None
+                table = conform_table(pl.read_parquet(f), self.types) if read else None
                 offset, clashes = int(meta.get("offset", 0)), dict(meta.get("clashes") or {})
                 damaged = int(meta.get("damaged", 0))
             except (pl.exceptions.PolarsError, OSError, ValueError):
                 return None  # not one of ours: results are rebuilt from the record
-        size, start = _start(self.record_path)
+        size, start = record_start(self.record_path)
         head = meta.get("head")
         if size < offset:
             return _Compacted(0, table, clashes, 0, intact=False)
-        if head is not None and head != _hash(start[:offset]):
+        if head is not None and head != head_digest(start[:offset]):
             # A line or two damaged in place (a flipped bit) lose to the table, which was
             # made from them whole; a start otherwise changed is another record.
-            found = _head_damage(meta.get("lines"), start[:offset])
+            found = head_damage(meta.get("lines"), start[:offset])
             if found is None:
                 return _Compacted(0, table, clashes, 0, intact=False)
             count, mend = found
@@ -736,21 +736,21 @@ class Store:
             return None
         damaged += 0 if stored is None else stored.damaged
         if stored is not None:
-            frames.insert(0, _conform(pl.read_parquet(self.results_path), self.types))
-        table = _concat(frames, clashes) if frames else _frame([], self.types)
+            frames.insert(0, conform_table(pl.read_parquet(self.results_path), self.types))
+        table = concat(frames, clashes) if frames else make_frame([], self.types)
         del frames  # the chunks' tables: only the table written is kept
-        table = _latest(table)
-        start = _start(self.record_path)[1][:end]
+        table = latest_outcomes(table)
+        start = record_start(self.record_path)[1][:end]
         info = {
             "offset": end,
             "fields": list(self.fields),
             "clashes": clashes,
             "damaged": damaged,
-            "head": _hash(start),
-            "lines": _head_lines(start),
+            "head": head_digest(start),
+            "lines": head_lines(start),
         }
         meta = {_META_KEY: json.dumps(info)}
-        _atomic_write(
+        atomic_write(
             self.results_path,
             lambda f: table.write_parquet(f, metadata=meta, row_group_size=_ROW_GROUP),
         )
@@ -769,17 +769,17 @@ class Store:
         if stored is None or stored.table is None:
             return
         if mend is None:
-            lines, _, _ = _read_record(self.record_path, 0)
-            rows = _rows(lines, self.fields, self.defaults, live=False)
-            lost = _lost(stored.table, rows, self.fields, self.types)
+            lines, _, _ = read_record(self.record_path, 0)
+            rows = make_rows(lines, self.fields, self.defaults, live=False)
+            lost = lost_outcomes(stored.table, rows, self.fields, self.types)
             self.restored += len(lost)
         else:
             table = stored.table.filter(stored.table["id"].is_in(mend))
-            lost = _lost(table, [], self.fields, self.types)
+            lost = lost_outcomes(table, [], self.fields, self.types)
         if not lost:
             return
-        text = "".join(f"{_dumps(line)}\n" for line in lost).encode()
-        with open(self.record_path, "ab", opener=_opener) as f:
+        text = "".join(f"{dumps(line)}\n" for line in lost).encode()
+        with open(self.record_path, "ab", opener=opener) as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -793,9 +793,9 @@ class Store:
             StoreConflictError: the folder holds the results of another experiment.
             StoreWriteError: a file of the folder is a symbolic link.
         """
-        _refuse_links(self.folder)
+        refuse_links(self.folder)
         try:
-            with open(self.folder / EXPERIMENT, "rb", opener=_opener) as f:
+            with open(self.folder / EXPERIMENT, "rb", opener=opener) as f:
                 recorded = json.loads(f.read())
         except StoreWriteError:
             raise
@@ -826,14 +826,14 @@ class Store:
         make_folders(self.folder)
         text = json.dumps(dict(search), indent=1) + "\n"
         try:
-            _atomic_write(self.folder / SEARCH, lambda tmp: tmp.write(text.encode()))
+            atomic_write(self.folder / SEARCH, lambda tmp: tmp.write(text.encode()))
         except OSError as error:
             raise self._cannot_write(error, self.folder / SEARCH) from None
 
     def search(self) -> dict[str, Any] | None:
         """The adaptive search recorded here (:meth:`keep_search`), if any."""
         try:
-            with open(self.folder / SEARCH, "rb", opener=_opener) as f:
+            with open(self.folder / SEARCH, "rb", opener=opener) as f:
                 found = json.loads(f.read())
         except StoreWriteError:
             raise
@@ -887,32 +887,32 @@ class Store:
         notes = []
         for name, kinds in found.items():
             named = {kind: (label and label(i)) or shown or i for kind, (i, shown) in kinds.items()}
-            notes.append(_clash_text(name, named))
+            notes.append(clash_text(name, named))
         return notes
 
     def damaged(self) -> int:
         """How many lines of the record are damaged, and were skipped (see _intact)."""
         stored = self._compacted(read=False)
         offset, before = (0, 0) if stored is None else (stored.offset, stored.damaged)
-        return before + sum(bad for _, bad, _ in _record_chunks(self.record_path, offset))
+        return before + sum(bad for _, bad, _ in record_chunks(self.record_path, offset))
 
     def _frames(
         self, offset: int, clashes: Clashes, *, live: bool
     ) -> tuple[list[pl.DataFrame], int, int]:
         """The record from ``offset`` as tables, one per chunk read (see
-        :func:`_record_chunks`), the offset after them, and how many lines were damaged.
+        :func:`record_chunks`), the offset after them, and how many lines were damaged.
 
         A chunk's lines are dropped once its table is made, so reading a long record
-        holds one chunk of Python objects at a time; :func:`_latest` of the tables
+        holds one chunk of Python objects at a time; :func:`latest_outcomes` of the tables
         together picks each setting's latest outcome across chunks.
         """
         frames = []
         end, damaged, number = offset, 0, 0
         pending: dict[str, Any] = {}  # settings started and not ended, across chunks
-        with _uncollected():
-            for lines, bad, after in _record_chunks(self.record_path, offset):
+        with uncollected():
+            for lines, bad, after in record_chunks(self.record_path, offset):
                 end = after
-                rows = _rows(
+                rows = make_rows(
                     lines,
                     self.fields,
                     self.defaults,
@@ -924,11 +924,11 @@ class Store:
                 number += len(lines)
                 damaged += bad
                 if rows:
-                    frames.append(_frame(rows, self.types, clashes))
+                    frames.append(make_frame(rows, self.types, clashes))
                 del lines, rows  # before the next chunk is read
-        rows = _open_rows(pending, self.fields, self.defaults, live=live, logs=self._logs)
+        rows = open_rows(pending, self.fields, self.defaults, live=live, logs=self._logs)
         if rows:
-            frames.append(_frame(rows, self.types, clashes))
+            frames.append(make_frame(rows, self.types, clashes))
         return frames, end, damaged
 
     def _table(self) -> tuple[pl.DataFrame, Clashes]:
@@ -941,17 +941,17 @@ class Store:
         if stored is not None and not stored.intact and base is not None:
             # The record lost what the table holds: read both, as the next run will
             # restore them (see _restore).
-            lines, _, _ = _read_record(self.record_path, offset)
-            found = _rows(lines, self.fields, self.defaults, live=False)
-            lines += _lost(base, found, self.fields, self.types)
-            rows = _rows(lines, self.fields, self.defaults, live=live, logs=self._logs)
-            tails, base = [_frame(rows, self.types, clashes)], None
+            lines, _, _ = read_record(self.record_path, offset)
+            found = make_rows(lines, self.fields, self.defaults, live=False)
+            lines += lost_outcomes(base, found, self.fields, self.types)
+            rows = make_rows(lines, self.fields, self.defaults, live=live, logs=self._logs)
+            tails, base = [make_frame(rows, self.types, clashes)], None
         else:
             tails = self._frames(offset, clashes, live=live)[0]
         frames = [f for f in (base, *tails) if f is not None and f.height]
         if not frames:
-            return _frame([], self.types), clashes
-        return _latest(_concat(frames, clashes)), clashes
+            return make_frame([], self.types), clashes
+        return latest_outcomes(concat(frames, clashes)), clashes
 
     def statuses(self) -> dict[str, Status]:
         """The latest stored status of each setting, by id, in the order stored; with
@@ -1084,7 +1084,7 @@ class Store:
         """Which process is writing to this folder (``pid 12 on host, started ...``), or
         None if no run is."""
         if self._lock_file is not None:
-            return _read_holder(self._lock_file)
+            return read_holder(self._lock_file)
         return holder(self.folder)
 
     def clean(self) -> None:

@@ -4,7 +4,7 @@ Every file inside the folder is opened as itself, and only if it is a regular fi
 waiting (:func:`open_in_store`): a planted symbolic link or FIFO is
 :class:`StoreWriteError`. The folder itself, or ``progress/``, may be one. A file that
 is replaced (results.parquet, experiment.json) is written whole or not at all
-(:func:`_atomic_write`).
+(:func:`atomic_write`).
 """
 
 from __future__ import annotations
@@ -100,11 +100,11 @@ def linked(path: str | os.PathLike[str]) -> str:
     )
 
 
-def _opener(path: str, flags: int) -> int:
+def opener(path: str, flags: int) -> int:
     return open_in_store(path, flags)
 
 
-def _refuse_links(folder: Path, *, logs: bool = False) -> None:
+def refuse_links(folder: Path, *, logs: bool = False) -> None:
     """Refuse a folder where a file or folder of the store is a link (with ``logs``,
     where a setting's log is one): read or written through, it would reach any file.
 
@@ -146,7 +146,7 @@ def _write_error(error: BaseException, path: Path) -> OSError:
     return OSError(errno.EIO, why, str(path))
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Replace ``path``, whole or not at all, by what ``write`` writes into the binary file
     it is given: a temporary file, synced, then renamed.
 
@@ -184,8 +184,8 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
         os.close(dir_fd)
 
 
-def _remove_leftovers(folder: Path) -> None:
-    """Remove the temporary files of :func:`_atomic_write` that a process killed while
+def remove_leftovers(folder: Path) -> None:
+    """Remove the temporary files of :func:`atomic_write` that a process killed while
     writing (``kill -9``, a power cut) left in ``folder``.
 
     Called holding the folder's lock, under which alone the store writes one: each found

@@ -1,7 +1,7 @@
 """The folder's lock: held (flock) by the run writing to it, and who holds it.
 
 The lock is the file ``lock`` of the folder. The run holding it writes there which
-process it is (:func:`_write_holder`), so a second run, or ``experiment status``, can
+process it is (:func:`write_holder`), so a second run, or ``experiment status``, can
 say who is writing (:func:`holder`). The lock dies with the process that holds it.
 """
 
@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from superparams._store._files import LOCK, _opener
+from superparams._store._files import LOCK, opener
 
 LOCK_PATIENCE = 0.5  # seconds a writer waits for the lock before it says a run holds it
 
 
-def _lock(file: TextIO) -> bool:
+def try_lock(file: TextIO) -> bool:
     """Take the folder's lock for writing, or say that a run holds it.
 
     A reader asking :meth:`Store.is_locked` holds the lock (shared) for an instant; a
@@ -36,7 +36,7 @@ def _lock(file: TextIO) -> bool:
             time.sleep(0.005)
 
 
-def _write_holder(file: TextIO) -> None:
+def write_holder(file: TextIO) -> None:
     """Say in the lock file, held, which process holds it."""
     file.seek(0)
     file.truncate()
@@ -45,7 +45,7 @@ def _write_holder(file: TextIO) -> None:
     file.flush()
 
 
-def _read_holder(file: TextIO) -> str:
+def read_holder(file: TextIO) -> str:
     """Who the lock file says holds it ("another process" if it says nothing)."""
     file.seek(0)
     return file.read().strip() or "another process"
@@ -56,7 +56,7 @@ def is_held(folder: Path) -> bool:
     path = folder / LOCK
     if not path.exists():
         return False
-    with open(path, opener=_opener) as f:
+    with open(path, opener=opener) as f:
         try:
             fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -71,7 +71,7 @@ def holder(folder: Path) -> str | None:
     if not is_held(folder):
         return None
     try:
-        with open(folder / LOCK, opener=_opener) as f:
-            return _read_holder(f)
+        with open(folder / LOCK, opener=opener) as f:
+            return read_holder(f)
     except OSError:
         return "another process"

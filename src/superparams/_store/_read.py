@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from superparams._store._files import LOCK
-from superparams._store._record import _SEQ, _open_rows, _record_chunks, _rows
+from superparams._store._record import SEQ, make_rows, open_rows, record_chunks
 
 if TYPE_CHECKING:
     from superparams._store._core import Store
@@ -90,10 +90,10 @@ class Follower:
         latest: dict[str, list[dict[str, Any]]] = {}
         touched: set[str] = set()
         live = held(store.folder)
-        for lines, _, after in _record_chunks(store.record_path, self.position):
+        for lines, _, after in record_chunks(store.record_path, self.position):
             self.position = after
             touched.update(str(line.get("id")) for line in lines)
-            rows = _rows(
+            rows = make_rows(
                 lines,
                 store.fields,
                 store.defaults,
@@ -107,11 +107,11 @@ class Follower:
         still_open = {sid: self._pending[sid] for sid in touched if sid in self._pending}
         _keep_latest(
             latest,
-            _open_rows(still_open, store.fields, store.defaults, live=live, logs=store._logs),
+            open_rows(still_open, store.fields, store.defaults, live=live, logs=store._logs),
         )
         for rows in latest.values():
             for row in rows:
-                row.pop(_SEQ, None)
+                row.pop(SEQ, None)
         return latest, False
 
 
@@ -121,7 +121,7 @@ def _keep_latest(latest: dict[str, list[dict[str, Any]]], rows: list[dict[str, A
     for row in rows:
         sid = row["id"]
         had = latest.get(sid)
-        if had is None or had[0][_SEQ] < row[_SEQ]:
+        if had is None or had[0][SEQ] < row[SEQ]:
             latest[sid] = [row]
-        elif had[0][_SEQ] == row[_SEQ]:
+        elif had[0][SEQ] == row[SEQ]:
             had.append(row)

@@ -74,16 +74,16 @@ class _Followed:
         """Put each setting's rows in ``latest`` in place of those the table has."""
         import polars as pl
 
-        from superparams._store._table import _concat, _frame
+        from superparams._store._table import concat, make_frame
 
         if self.ids is not None:
             latest = {sid: rows for sid, rows in latest.items() if sid in self.ids}
         if not latest:
             return False
         rows = [row for found in latest.values() for row in found]
-        fresh = _frame(rows, self.store.types, {})
+        fresh = make_frame(rows, self.store.types, {})
         kept = self.table.filter(~pl.col("id").is_in(list(latest)))
-        self.table = _concat([kept, fresh], {}) if kept.height else fresh
+        self.table = concat([kept, fresh], {}) if kept.height else fresh
         for sid in latest:
             self.touched[sid] = version
         return True
