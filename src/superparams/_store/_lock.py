@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from superparams._store._files import LOCK, opener
+from superparams._store._layout import LOCK, opener
 
 LOCK_PATIENCE = 0.5  # seconds a writer waits for the lock before it says a run holds it
 

@@ -29,8 +29,7 @@ from typing import Any
 from superparams._identity import setting_id
 from superparams._outcome import DIED_IN_PROCESS
 from superparams._store._columns import BOOKKEEPING
-from superparams._store._files import LOGS, opener
-from superparams._store._workdir import WORK
+from superparams._store._layout import LOGS, WORK, opener
 
 _HEAD = 4096  # bytes of the record's start whose hash results.parquet keeps
 

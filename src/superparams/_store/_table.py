@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from superparams._outcome import DIED_IN_PROCESS
 from superparams._store._columns import BOOKKEEPING
-from superparams._store._files import LOGS
+from superparams._store._layout import LOGS
 from superparams._store._record import SEQ, dumps
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from superparams._space import Space
-    from superparams._store._core import Store
+    from superparams._store._read import Reader
 
 #: How often the record is read for new lines, in seconds.
 POLL = 0.4
@@ -42,7 +42,7 @@ class _Followed:
         self.ids = set(space._sp_ids()) if space.enumerable else None
         self.code = _current_code(space)
         self.follower: Follower
-        self.store: Store
+        self.store: Reader
         self.table: pl.DataFrame
         self.touched: dict[str, int] = {}
         self.payload: dict[str, Any] = {}
@@ -164,7 +164,7 @@ class Live:
 
     def log(self, index: int, sid: str) -> str | None:
         """The end of a stored setting's log, or None if it has none."""
-        from superparams._store._core import open_in_store
+        from superparams._store._layout import open_in_store
 
         with self.lock:
             if not 0 <= index < len(self.followed):
