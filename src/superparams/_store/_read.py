@@ -38,6 +38,7 @@ from superparams._store._layout import (
     WORK,
     opener,
     refuse_links,
+    refuse_newer,
 )
 from superparams._store._location import identity_of, location, named, trust
 from superparams._store._lock import holder, is_held
@@ -241,6 +242,7 @@ class Reader:
         Raises:
             StoreConflictError: the folder holds the results of another experiment.
             StoreWriteError: a file of the folder is a symbolic link.
+            StoreError: the folder is of a newer format than this code reads.
         """
         refuse_links(self.folder)
         try:
@@ -250,7 +252,10 @@ class Reader:
             raise
         except (OSError, ValueError):
             return None  # no folder yet, or one of an earlier version: not claimed
-        if not isinstance(recorded, dict) or self.identity is None:
+        if not isinstance(recorded, dict):
+            return None
+        refuse_newer(self.folder, recorded)  # a layout this code does not know
+        if self.identity is None:
             return None
         ours = self.identity
         if self._is_ours(recorded):

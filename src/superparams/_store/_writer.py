@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 from superparams._store._compact import Compactor
 from superparams._store._layout import (
     EXPERIMENT,
+    FORMAT,
     GITIGNORE,
     GITIGNORE_TEXT,
     LOCK,
@@ -34,6 +35,8 @@ from superparams._store._layout import (
     SEARCH,
     WORK,
     atomic_write,
+    experiment_json,
+    format_of,
     opener,
     refuse_links,
     remove_leftovers,
@@ -114,10 +117,11 @@ class Store(Compactor):
             )
             raise StoreLockedError(msg) from None
         try:  # again, holding the lock: another experiment's run may have just claimed it
-            if self.identity is not None and self.check() is None:
-                path = self.folder / EXPERIMENT
-                text = json.dumps(self.identity, indent=1) + "\n"
-                atomic_write(path, lambda tmp: tmp.write(text.encode()))
+            recorded = self.check()
+            # none yet (or a folder from before it existed), or of an older format
+            if self.identity is not None and (recorded is None or format_of(recorded) < FORMAT):
+                text = experiment_json(self.identity if recorded is None else recorded)
+                atomic_write(self.folder / EXPERIMENT, lambda tmp: tmp.write(text))
             if not (self.folder / GITIGNORE).exists():  # a folder from before has none yet
                 ignore = GITIGNORE_TEXT.encode()
                 atomic_write(self.folder / GITIGNORE, lambda tmp: tmp.write(ignore))
