@@ -1,19 +1,22 @@
-"""The read side of a results folder: every reader of it, none of which writes or locks.
+"""The read side of a results folder: every reader of it, none of which writes.
 
 :class:`Reader` reads a folder as it is: the table of every setting's latest outcome
 (results.parquet, then the record past what it holds), each setting's status, the plan
 of a space, what results.parquet holds and whether the record still holds what it was
 made from (:meth:`Reader.compacted`), the experiment the folder records. It cuts no torn
 tail, restores nothing and writes nothing: a record whose start was lost is read
-together with results.parquet, as the next run will restore it.
+together with results.parquet, as the next run will restore it. Whether a run holds the
+folder it asks the lock for an instant, shared and never waiting
+(:func:`~superparams._store._lock.is_held`).
 
 The one incremental reader of the record: :class:`Follower` reads the rows recorded
 since a byte offset of ``record.jsonl``, with the store's own line parser and row maker
 (:mod:`superparams._store._record`), and says which settings they belong to. It cuts no
 torn tail, restores nothing and takes no lock, not even for an instant: whether a run
-holds the folder is read from the kernel's table of locks (:func:`held`). A reader that
-follows a run (``experiment view``) reads the folder through :func:`reader` once, then
-asks its follower every second or so.
+holds the folder is read from the kernel's table of locks
+(:func:`~superparams._store._lock.held`). A reader that follows a run (``experiment
+view``) reads the folder through :func:`reader` once, then asks its follower every
+second or so.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from superparams._outcome import DIED_IN_PROCESS
 from superparams._store._columns import BOOKKEEPING
 from superparams._store._layout import (
     EXPERIMENT,
-    LOCK,
     LOGS,
     META_KEY,
     RECORD,
@@ -41,7 +43,7 @@ from superparams._store._layout import (
     refuse_newer,
 )
 from superparams._store._location import identity_of, location, named, trust
-from superparams._store._lock import holder, is_held
+from superparams._store._lock import held, holder, is_held
 from superparams._store._plan import Plan, Status
 from superparams._store._record import (
     SEQ,
@@ -510,31 +512,6 @@ class Reader:
         """Which process is writing to this folder (``pid 12 on host, started ...``), or
         None if no run is."""
         return holder(self.folder)
-
-
-def held(folder: Path) -> bool:
-    """Whether a run holds the lock of ``folder``, read from ``/proc/locks`` (Linux)
-    without taking the lock; elsewhere, whether the record changed in the last minute."""
-    import time
-
-    try:
-        inode = os.stat(folder / LOCK).st_ino
-    except OSError:
-        return False
-    try:
-        with open("/proc/locks", encoding="ascii", errors="replace") as f:
-            table = f.read()
-    except OSError:
-        try:
-            return time.time() - os.stat(folder / RECORD).st_mtime < 60
-        except OSError:
-            return False
-    for line in table.splitlines():
-        parts = line.split()
-        # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF": the inode ends the 6th
-        if len(parts) > 5 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
-            return True
-    return False
 
 
 def reader(store: Reader) -> Reader:
