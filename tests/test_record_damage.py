@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from superparams._api import store_of
 from superparams._identity import setting_id
-from superparams._store._core import Store
+from superparams._store._writer import Store
 
 FIELDS = ("x",)
 

@@ -18,7 +18,7 @@ from tests.e2e.sources import EPOCHS, FAILS_WHEN_LISTED, RANDOM, clear_runs, ran
 
 import superparams._api
 from superparams import search
-from superparams._store._core import BOOKKEEPING
+from superparams._store._columns import BOOKKEEPING
 from superparams.events import (
     Notice,
     RunFinished,

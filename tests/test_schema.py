@@ -103,7 +103,7 @@ def parquet(workspace) -> pl.DataFrame:
 class TestTheDocumentedTable:
     def test_lists_every_bookkeeping_column(self):
         """The documentation's table gives a type for each bookkeeping column the store writes."""
-        from superparams._store._core import BOOKKEEPING
+        from superparams._store._columns import BOOKKEEPING
 
         assert list(bookkeeping()) == list(BOOKKEEPING)
 

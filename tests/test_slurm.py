@@ -633,7 +633,7 @@ def _listed(jobs: Path) -> bool:
 def _stored(workspace, lines):
     """The statuses and plan of Counted after these (event, n, job) lines."""
     from superparams._api import store_of
-    from superparams._store._core import describe
+    from superparams._store._record import describe
 
     module = workspace.load("counted", COUNTED)
     space = module.Counted()

@@ -20,7 +20,7 @@ from tests.seed import USAGE
 
 from superparams import StoreError, StoreLockedError, StoreWriteError
 from superparams._api import store_of
-from superparams._store._core import Store
+from superparams._store._writer import Store
 from superparams.events import SettingFinished
 
 NOISY = """

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from superparams._api import store_of
-from superparams._store._read import Follower, held, reader
+from superparams._store._lock import held
+from superparams._store._read import Follower, reader
 
 TRAIN = """
 from superparams import Experiment, search

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from superparams._runner import Subscriber
     from superparams._search import Told
     from superparams._space import Space
-    from superparams._store._core import Plan, Store
+    from superparams._store._plan import Plan
+    from superparams._store._writer import Store
     from superparams.executors import Executor
     from superparams.stopping import Stopping
 
@@ -130,7 +131,7 @@ def store_of(space: Space[Any], folder: Path | str | None = None) -> Store:
     from superparams._identity import canonical, encode
     from superparams._space import Dimension, Space
     from superparams._store._columns import column_types
-    from superparams._store._core import Store
+    from superparams._store._writer import Store
 
     if folder is not None and not str(folder).strip():
         from superparams.errors import UsageError

@@ -120,7 +120,7 @@ def last_line(path: str | Path, size: int = 4096) -> str:
     Only the end of the file is read. A progress bar that redraws itself with carriage
     returns shows its latest state; colour codes are dropped.
     """
-    from superparams._store._core import open_in_store
+    from superparams._store._layout import open_in_store
 
     try:
         with os.fdopen(open_in_store(path, os.O_RDONLY), "rb") as f:

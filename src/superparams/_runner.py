@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from superparams._outcome import DIED_IN_PROCESS, Outcome, Task
-from superparams._store._core import Plan, Store, describe, renamed
+from superparams._store._plan import Plan
+from superparams._store._record import describe, renamed
 from superparams._store._workdir import empty, rooted
+from superparams._store._writer import Store
 from superparams._worker import RunStopped, unreadable
 from superparams.errors import StoreWriteError
 from superparams.events import (
@@ -539,10 +541,10 @@ def _column_value(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, dict):
-        from superparams._store._record import _dumps
+        from superparams._store._record import dumps
 
         with contextlib.suppress(TypeError, ValueError):  # keys JSON cannot hold
-            return _dumps(value)
+            return dumps(value)
     import enum
 
     if isinstance(value, enum.Enum):

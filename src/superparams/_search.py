@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from superparams._space import Space
-    from superparams._store._core import Store
+    from superparams._store._writer import Store
 
 Mode = Literal["max", "min"]
 

@@ -389,7 +389,7 @@ class TestRerunsOnAFullDisk:
         """A parquet writer that fails on a full disk with an error of its own (a
         panic, an error whose text names no errno) is a store error saying no space is
         left, with no temporary file left behind."""
-        from superparams._store._core import Store
+        from superparams._store._writer import Store
 
         store = Store(tmpfs / "store", ("x",))
         with store:
@@ -401,11 +401,11 @@ class TestRerunsOnAFullDisk:
         def write(f: object) -> None:
             raise kind("parquet: failed to write whole buffer")
 
-        from superparams._store._files import _atomic_write
+        from superparams._store._layout import atomic_write
         from superparams.errors import StoreWriteError
 
         with pytest.raises(OSError, match="No space left on device") as caught:
-            _atomic_write(store.results_path, write)
+            atomic_write(store.results_path, write)
         assert not isinstance(caught.value, StoreWriteError)
         assert caught.value.filename == str(store.results_path)
         assert leftovers(store.folder) == []

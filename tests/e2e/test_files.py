@@ -22,7 +22,7 @@ from tests.conftest import wait_for
 from tests.e2e.sources import MODES
 from tests.e2e.test_cli import COMMAND, environment, write
 
-from superparams._store._core import linked
+from superparams._store._layout import linked
 
 pytestmark = pytest.mark.slow
 

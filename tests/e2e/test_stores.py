@@ -150,9 +150,11 @@ class TestWhatAStoreRecords:
         assert done.returncode == 0, done.stderr
         recorded = projects / "projA/progress/params/Hyperparams/experiment.json"
         assert json.loads(recorded.read_text()) == {
+            "format": 2,
             "file": "params.py",
             "class": "Hyperparams",
             "path": str(projects / "projA/params.py"),
+            "files": FILES,
         }
 
     def test_a_store_of_an_earlier_version_is_adopted(self, projects):
@@ -170,6 +172,115 @@ class TestWhatAStoreRecords:
         assert "2 completed before are kept; running 1 (1 new)" in wider.stderr
         recorded = json.loads((store / "experiment.json").read_text())
         assert (recorded["file"], recorded["class"]) == ("params.py", "Hyperparams")
+
+
+# What experiment.json lists in a folder of format 2: every name the folder may hold.
+FILES = {
+    "record.jsonl": "append-only: one line when a setting starts, one for rows it reports, "
+    "one when it ends",
+    "results.parquet": "the latest outcome of every setting, rebuilt from the record; its "
+    "metadata says how far into the record it goes",
+    "logs/": "each setting's stdout and stderr, <id>.log, and its traceback on failure",
+    "work/": "each setting's own folder, <id>/, if it used one (self.workdir)",
+    "lock": "held (flock) by the run writing here; it dies with the process",
+    "experiment.json": "whose results these are (the defining file and class), the "
+    "folder's format and this list",
+    ".gitignore": "*: git add . in a project leaves the whole folder out",
+    "search.json": "the adaptive search that runs here, if one does: what it optimises, "
+    "its budget and sampler",
+}
+
+
+def format_1(store: Path, project: Path) -> None:
+    """Make ``store`` a folder of format 1: experiment.json as superparams wrote it before
+    it recorded a format (``json.dumps(identity, indent=1)``)."""
+    identity = {"file": "params.py", "class": "Hyperparams", "path": str(project / "params.py")}
+    (store / "experiment.json").write_text(json.dumps(identity, indent=1) + "\n")
+
+
+def no_experiment_json(store: Path, project: Path) -> None:
+    """Make ``store`` a folder from before experiment.json existed."""
+    (store / "experiment.json").unlink()
+
+
+class TestTheFolderFormat:
+    """experiment.json says the folder's format and lists its files; a folder of an older
+    format is read as it is and upgraded by the next run, one of a newer format refused."""
+
+    @pytest.fixture(params=[format_1, no_experiment_json], ids=["format 1", "no json"])
+    def older(self, request, projects) -> Path:
+        """projA's folder after a run, made a folder of an older format."""
+        project = projects / "projA"
+        assert experiment("params.Hyperparams", cwd=project).returncode == 0
+        store = project / "progress/params/Hyperparams"
+        request.param(store, project)
+        return store
+
+    def test_reading_an_older_folder_writes_nothing(self, older):
+        """`experiment status`, `results`, `logs` and `view` read a folder of an older
+        format as it is: every file keeps its bytes, and none is added."""
+        from tests.e2e.test_view import View
+
+        project = older.parents[2]
+        before = snapshot(older)
+        status = experiment("status", "params.Hyperparams", cwd=project)
+        assert status.returncode == 0, status.stderr
+        assert "completed    2" in status.stdout
+        shown = experiment("results", "params.Hyperparams", "--csv", cwd=project)
+        assert shown.returncode == 0, shown.stderr
+        assert [r["score"] for r in csv.DictReader(io.StringIO(shown.stdout))] == ["16", "32"]
+        logs = experiment("logs", "params.Hyperparams", cwd=project)
+        assert logs.returncode == 0, logs.stderr
+        served = View(project, "params.Hyperparams")
+        try:
+            assert served.status(f"/api/data?token={served.token}") == 200
+        finally:
+            served.stop()
+        assert snapshot(older) == before
+
+    def test_the_next_run_upgrades_it_and_resumes(self, older):
+        """A run of a folder of an older format writes experiment.json of format 2, with
+        the folder's files listed, and runs nothing stored before."""
+        project = older.parents[2]
+        record = (older / "record.jsonl").read_bytes()
+        wider = experiment("params.Hyperparams", "--batch_size", "16,32,64", cwd=project)
+        assert wider.returncode == 0, wider.stderr
+        assert "2 completed before are kept; running 1 (1 new)" in wider.stderr
+        assert (older / "record.jsonl").read_bytes().startswith(record)
+        recorded = json.loads((older / "experiment.json").read_text())
+        assert recorded == {
+            "format": 2,
+            "file": "params.py",
+            "class": "Hyperparams",
+            "path": str(project / "params.py"),
+            "files": FILES,
+        }
+        held = {p.name + ("/" if p.is_dir() else "") for p in older.iterdir()}
+        assert held <= set(recorded["files"])
+        again = experiment("params.Hyperparams", "--batch_size", "16,32,64", cwd=project)
+        assert again.returncode == 0, again.stderr
+        assert json.loads((older / "experiment.json").read_text()) == recorded
+
+    def test_a_newer_format_is_refused(self, projects):
+        """A folder written by a newer superparams (format 3) is refused by every command
+        in one line, exit 3, saying to upgrade superparams; nothing is written."""
+        project = projects / "projA"
+        assert experiment("params.Hyperparams", cwd=project).returncode == 0
+        store = project / "progress/params/Hyperparams"
+        path = store / "experiment.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "format": 3}, indent=1))
+        before = snapshot(store)
+        message = (
+            f"error: {store} was written by a newer superparams (results folder format 3; "
+            "this one reads up to 2); upgrade superparams (pip install -U superparams), then "
+            "run again\n"
+        )
+        commands = ([], ["status"], ["results"], ["logs"], ["clean", "--yes"])
+        for command in commands:
+            words = [*command[:1], "params.Hyperparams", *command[1:]]
+            done = experiment(*words, cwd=project)
+            assert (done.returncode, done.stderr, done.stdout) == (3, message, ""), command
+        assert snapshot(store) == before
 
 
 # A notebook's experiment; prints what its run returned, as JSON.
@@ -350,7 +461,13 @@ class TestAHeadlessNotebook:
         assert done.returncode == 0, done.stderr
         store = notebook.parent / "progress/explore/Train"
         recorded = json.loads((store / "experiment.json").read_text())
-        assert recorded == {"file": "explore.ipynb", "class": "Train", "path": str(notebook)}
+        assert recorded == {
+            "format": 2,
+            "file": "explore.ipynb",
+            "class": "Train",
+            "path": str(notebook),
+            "files": FILES,
+        }
         executed = json.loads((notebook.parent / "explore.nbconvert.ipynb").read_text())
         printed = "".join(executed["cells"][1]["outputs"][0]["text"])
         assert printed == "[0.9, 0.99]\n"

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from superparams._cli._find import Found
     from superparams._experiment import Experiment
     from superparams._space import Space
-    from superparams._store._core import Plan, Store
+    from superparams._store._plan import Plan
+    from superparams._store._writer import Store
 
 
 def say(text: str) -> None:
@@ -109,7 +110,7 @@ def none_stored(space: Space[Any], prog: str, found: Found) -> str:
 
 def columns_of(frame: pl.DataFrame, cls: type[Experiment]) -> list[str]:
     """The columns worth a look: parameters that vary, results, and status if mixed."""
-    from superparams._store._core import BOOKKEEPING
+    from superparams._store._columns import BOOKKEEPING
 
     info = cls._sp_info()
     params = set(info.fields) | {n for n, _ in info.derived}

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 def clean(found: Found, spaces: list[Space[Any]], request: CleanRequest, prog: str) -> None:
     from superparams._api import cancel_queued, queued_count
     from superparams._store import _workdir
-    from superparams._store._core import Store
-    from superparams._store._workdir import WORK
+    from superparams._store._layout import WORK
+    from superparams._store._writer import Store
 
     for cls in found.classes:
         store = Store.for_class(cls)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from superparams._cli._find import Found
     from superparams._cli._requests import LogsRequest
     from superparams._space import Space
-    from superparams._store._core import Store
+    from superparams._store._writer import Store
 
 
 def logs(found: Found, spaces: list[Space[Any]], request: LogsRequest, prog: str) -> None:
@@ -124,7 +124,7 @@ _BLOCK = 1 << 16  # how much of a log is read at a time
 
 def _open_log(path: Path) -> BinaryIO:
     """A setting's log for reading, never through a link planted in its place."""
-    from superparams._store._core import open_in_store
+    from superparams._store._layout import open_in_store
 
     return os.fdopen(open_in_store(path, os.O_RDONLY), "rb")
 

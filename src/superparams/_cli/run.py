@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from superparams._cli._find import Found
     from superparams._cli._requests import RunRequest
     from superparams._space import Space
-    from superparams._store._core import Plan, Store
+    from superparams._store._plan import Plan
+    from superparams._store._writer import Store
     from superparams.events import Event, RunFinished
 
 INTERRUPTED = Interrupted.exit_code

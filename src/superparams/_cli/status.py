@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from superparams._cli._find import Found
     from superparams._cli._requests import StatusRequest
     from superparams._space import Space
-    from superparams._store._core import Plan, Store
+    from superparams._store._plan import Plan
+    from superparams._store._writer import Store
 
 
 def status(found: Found, spaces: list[Space[Any]], request: StatusRequest, prog: str) -> None:

@@ -60,7 +60,7 @@ def _logs(store: Any, table: Any) -> dict[str, str]:
 
     import polars as pl
 
-    from superparams._store._core import open_in_store
+    from superparams._store._layout import open_in_store
 
     if table.is_empty():
         return {}

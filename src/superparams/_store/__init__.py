@@ -7,7 +7,8 @@ A folder ``progress/<module>/<Class>/`` holds::
                       metadata says how far into the record it goes, and for which fields
     logs/<id>.log     each setting's stdout and stderr, and its traceback on failure
     lock              held (flock) by the run writing here; it dies with the process
-    experiment.json   whose results these are: the defining file (or notebook) and class
+    experiment.json   whose results these are (the defining file or notebook, and class),
+                      the folder's format, and its files: see below
     .gitignore        ``*``: ``git add .`` in a project leaves the whole folder out
     search.json       the adaptive search that runs here, if one does: what it optimises,
                       its budget and sampler (its state is the record itself)
@@ -31,7 +32,7 @@ Damage: a line that is not one the store writes (not JSON, NUL bytes, the wrong 
 is skipped and counted (:meth:`Store.damaged`). ``results.parquet`` keeps a hash of the
 record's first 4 KiB beside its offset; a record shorter than the offset or starting
 otherwise (cut short, emptied, an older copy) is read from its start, and the next run
-appends to it every stored outcome it lost (:meth:`Store._restore`). A start that differs
+appends to it every stored outcome it lost (see :mod:`._compact`). A start that differs
 in a line or two only (a flipped bit) is damage in place: those lines count as damaged,
 the table's values win, and the next run appends their settings' outcomes again. A write that fails
 (no space left, read-only) raises :class:`StoreWriteError`, and nothing more is written.
@@ -43,10 +44,23 @@ and the class's qualified name. Another experiment that meets the folder, to wri
 read, gets :class:`StoreConflictError`, and nothing is written. A folder of an earlier
 version, without the file, is taken over by its next run.
 
+The folder's format: ``experiment.json`` holds ``"format": 2``, the experiment's
+``file``, ``class`` and ``path``, and ``"files"``, every name the folder may hold and
+what it is (all made in :mod:`superparams._store._layout`, which owns every name of
+the folder): what is kept in the folder later adds its name there. A folder of format 1
+(``experiment.json`` without ``format``, or none at all) is read as it is by every
+reader, and upgraded in place by the next run, holding the lock; one of a newer format
+is refused (:class:`StoreError`, exit code 3) saying to upgrade superparams.
+
 Identity across edits: when a field with a default is added to the class, the settings
 stored before count as run with that default. Each outcome line keeps its fields'
 encodings, so the store can compute what the id of the stored setting is now.
 
 The package itself imports nothing, so that a module that needs only a name of the
-folder's layout does not load the store's machinery (polars, the writer).
+folder's layout does not load the store's machinery (polars, the writer). Its rooms:
+:mod:`._layout` (names, experiment.json), :mod:`._read` (every reader; rows since a
+position), :mod:`._plan`, :mod:`._compact` (results.parquet; restoring a lost record),
+:mod:`._writer` (:class:`Store`, the one writer), :mod:`._record` and :mod:`._table`
+(lines, typed tables), :mod:`._lock`, :mod:`._logfile`, :mod:`._location`,
+:mod:`._workdir`, :mod:`._columns`.
 """

@@ -1,8 +1,10 @@
 """The folder's lock: held (flock) by the run writing to it, and who holds it.
 
 The lock is the file ``lock`` of the folder. The run holding it writes there which
-process it is (:func:`_write_holder`), so a second run, or ``experiment status``, can
+process it is (:func:`write_holder`), so a second run, or ``experiment status``, can
 say who is writing (:func:`holder`). The lock dies with the process that holds it.
+A reader that must not take the lock even for an instant asks the kernel's table of
+locks instead (:func:`held`).
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from superparams._store._files import LOCK, _opener
+from superparams._store._layout import LOCK, RECORD, opener
 
 LOCK_PATIENCE = 0.5  # seconds a writer waits for the lock before it says a run holds it
 
 
-def _lock(file: TextIO) -> bool:
+def try_lock(file: TextIO) -> bool:
     """Take the folder's lock for writing, or say that a run holds it.
 
     A reader asking :meth:`Store.is_locked` holds the lock (shared) for an instant; a
@@ -36,7 +38,7 @@ def _lock(file: TextIO) -> bool:
             time.sleep(0.005)
 
 
-def _write_holder(file: TextIO) -> None:
+def write_holder(file: TextIO) -> None:
     """Say in the lock file, held, which process holds it."""
     file.seek(0)
     file.truncate()
@@ -45,7 +47,7 @@ def _write_holder(file: TextIO) -> None:
     file.flush()
 
 
-def _read_holder(file: TextIO) -> str:
+def read_holder(file: TextIO) -> str:
     """Who the lock file says holds it ("another process" if it says nothing)."""
     file.seek(0)
     return file.read().strip() or "another process"
@@ -56,7 +58,7 @@ def is_held(folder: Path) -> bool:
     path = folder / LOCK
     if not path.exists():
         return False
-    with open(path, opener=_opener) as f:
+    with open(path, opener=opener) as f:
         try:
             fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -71,7 +73,30 @@ def holder(folder: Path) -> str | None:
     if not is_held(folder):
         return None
     try:
-        with open(folder / LOCK, opener=_opener) as f:
-            return _read_holder(f)
+        with open(folder / LOCK, opener=opener) as f:
+            return read_holder(f)
     except OSError:
         return "another process"
+
+
+def held(folder: Path) -> bool:
+    """Whether a run holds the lock of ``folder``, read from ``/proc/locks`` (Linux)
+    without taking the lock; elsewhere, whether the record changed in the last minute."""
+    try:
+        inode = os.stat(folder / LOCK).st_ino
+    except OSError:
+        return False
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            table = f.read()
+    except OSError:
+        try:
+            return time.time() - os.stat(folder / RECORD).st_mtime < 60
+        except OSError:
+            return False
+    for line in table.splitlines():
+        parts = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF": the inode ends the 6th
+        if len(parts) > 5 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
+            return True
+    return False

@@ -51,7 +51,7 @@ class SettingLog:
             return self.fd
         if self.error is not None:
             raise self.error
-        from superparams._store._files import open_in_store
+        from superparams._store._layout import open_in_store
 
         path = self.path if self.folder is None else os.path.basename(self.path)
         try:

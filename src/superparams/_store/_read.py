@@ -1,58 +1,524 @@
-"""Reading a results folder while a run writes it, without ever writing or locking it.
+"""The read side of a results folder: every reader of it, none of which writes.
+
+:class:`Reader` reads a folder as it is: the table of every setting's latest outcome
+(results.parquet, then the record past what it holds), each setting's status, the plan
+of a space, what results.parquet holds and whether the record still holds what it was
+made from (:meth:`Reader.compacted`), the experiment the folder records. It cuts no torn
+tail, restores nothing and writes nothing: a record whose start was lost is read
+together with results.parquet, as the next run will restore it. Whether a run holds the
+folder it asks the lock for an instant, shared and never waiting
+(:func:`~superparams._store._lock.is_held`).
 
 The one incremental reader of the record: :class:`Follower` reads the rows recorded
 since a byte offset of ``record.jsonl``, with the store's own line parser and row maker
 (:mod:`superparams._store._record`), and says which settings they belong to. It cuts no
 torn tail, restores nothing and takes no lock, not even for an instant: whether a run
-holds the folder is read from the kernel's table of locks (:func:`held`). A reader that
-follows a run (``experiment view``) reads the folder through :func:`reader` once, then
-asks its follower every second or so.
+holds the folder is read from the kernel's table of locks
+(:func:`~superparams._store._lock.held`). A reader that follows a run (``experiment
+view``) reads the folder through :func:`reader` once, then asks its follower every
+second or so.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from superparams._store._files import LOCK
-from superparams._store._record import _SEQ, _open_rows, _record_chunks, _rows
+from superparams._outcome import DIED_IN_PROCESS
+from superparams._store._columns import BOOKKEEPING
+from superparams._store._layout import (
+    EXPERIMENT,
+    LOGS,
+    META_KEY,
+    RECORD,
+    RESULTS,
+    SEARCH,
+    WORK,
+    opener,
+    refuse_links,
+    refuse_newer,
+)
+from superparams._store._location import identity_of, location, named, trust
+from superparams._store._lock import held, holder, is_held
+from superparams._store._plan import Plan, Status
+from superparams._store._record import (
+    SEQ,
+    head_damage,
+    head_digest,
+    make_rows,
+    open_rows,
+    read_record,
+    record_chunks,
+    record_start,
+    uncollected,
+)
+from superparams._store._table import (
+    Clashes,
+    clash_text,
+    concat,
+    conform_table,
+    latest_outcomes,
+    lost_outcomes,
+    make_frame,
+)
+from superparams.errors import StoreConflictError, StoreError, StoreWriteError
 
 if TYPE_CHECKING:
-    from superparams._store._core import Store
+    import polars as pl
+    from typing_extensions import Self
+
+    from superparams._experiment import Experiment
+    from superparams._space import Space
 
 
-def held(folder: Path) -> bool:
-    """Whether a run holds the lock of ``folder``, read from ``/proc/locks`` (Linux)
-    without taking the lock; elsewhere, whether the record changed in the last minute."""
-    import time
+@dataclass
+class Compacted:
+    """What results.parquet holds: see :meth:`Reader.compacted`."""
 
-    try:
-        inode = os.stat(folder / LOCK).st_ino
-    except OSError:
-        return False
-    try:
-        with open("/proc/locks", encoding="ascii", errors="replace") as f:
-            table = f.read()
-    except OSError:
+    offset: int  # how far into the record the table goes
+    table: pl.DataFrame | None
+    clashes: Clashes
+    damaged: int  # damaged lines of the record before the offset
+    intact: bool = True  # the record still holds what the table was made from
+    # Settings whose lines in the record's start are damaged (the table holds them
+    # whole): the next run writes their outcomes to the record again.
+    mend: list[str] = field(default_factory=list)
+
+
+class Reader:
+    """The results folder of one experiment class, as read: never locked, never written.
+
+    Every reader of a folder is here: the table of its outcomes, each setting's status,
+    the plan of a space, what results.parquet holds, and the rows recorded since a
+    position (:class:`Follower`). The writer (:class:`~superparams._store._writer.Store`)
+    is one of these that also takes the lock and writes.
+    """
+
+    def __init__(
+        self,
+        folder: Path | str,
+        fields: Iterable[str] = (),
+        defaults: Mapping[str, tuple[str, Any]] | None = None,
+        identity: Mapping[str, Any] | None = None,
+        types: Mapping[str, str] | None = None,
+        root: Path | str | None = None,
+    ) -> None:
+        # Absolute from the start: run() may change the working directory.
+        self.folder = Path(folder).absolute()
+        # The progress root: the folders from it down to this one are checked (see trust).
+        self.root = Path(root).absolute() if root is not None else self.folder
+        # Whose results may be here (see identity_of); None: anyone's, nothing recorded.
+        self.identity = dict(identity) if identity is not None else None
+        self._logs = f"{self.folder / LOGS}{os.sep}"
+        self.fields = tuple(fields)
+        # Each field's constant default as (encoding, value): what an added field means
+        # for the settings stored before it existed.
+        self.defaults = dict(defaults or {})
+        # The polars type of each parameter column its annotation fixes (see _columns).
+        self.types = dict(types or {})
+        self.trust()  # before anything is read from it
+
+    @classmethod
+    def for_class(
+        cls: type[Self],
+        experiment: type[Experiment],
+        folder: Path | str | None = None,
+        fields: Iterable[str] = (),
+        defaults: Mapping[str, tuple[str, Any]] | None = None,
+        types: Mapping[str, str] | None = None,
+    ) -> Self:
+        """The store of an experiment class: ``folder`` (default: :func:`folder_for`),
+        for the class's identity, relative to the folder holding ``progress/`` (or to
+        ``folder``'s parent)."""
+        root = None
+        if folder is None:
+            folder, home = location(experiment)
+            root = folder.parent.parent  # progress/ (or SUPERPARAMS_PROGRESS), above <stem>
+        else:
+            home = Path(folder).resolve().parent
+        identity = identity_of(experiment, home)
+        return cls(folder, fields, defaults, identity, types, root)
+
+    # -- paths ---------------------------------------------------------------------------
+
+    @property
+    def record_path(self) -> Path:
+        return self.folder / RECORD
+
+    @property
+    def results_path(self) -> Path:
+        return self.folder / RESULTS
+
+    def log_path(self, setting_id: str) -> str:
+        """Where a setting's log goes (a string: it is made for every setting)."""
+        return f"{self._logs}{setting_id}.log"
+
+    # -- who the folder is for ----------------------------------------------------------
+
+    def trust(self) -> None:
+        """Refuse the folder if another user could change it (see :func:`trust`).
+
+        Raises:
+            StoreError: naming the folder and why.
+        """
+        trust(self.folder, self.root, self._holds_ours)
+        for name in (LOGS, WORK):
+            trust(self.folder / name)
+
+    def _holds_ours(self, folder: Path) -> bool:
+        """Whether ``folder`` records this experiment as its own."""
         try:
-            return time.time() - os.stat(folder / "record.jsonl").st_mtime < 60
-        except OSError:
+            with open(folder / EXPERIMENT, "rb", opener=opener) as f:
+                recorded = json.loads(f.read())
+        except (OSError, ValueError, StoreError):
             return False
-    for line in table.splitlines():
-        parts = line.split()
-        # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF": the inode ends the 6th
-        if len(parts) > 5 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
-            return True
-    return False
+        return isinstance(recorded, dict) and self._is_ours(recorded)
+
+    def _is_ours(self, recorded: Mapping[str, Any]) -> bool:
+        ours = self.identity
+        return ours is None or (
+            recorded.get("class") == ours.get("class")
+            and (
+                None in (recorded.get("file"), ours.get("file"))  # a class with no file, given
+                or recorded.get("file") == ours.get("file")  # folder=, is known by its name
+                or recorded.get("path") == ours.get("path")
+            )
+        )
+
+    # -- results.parquet ------------------------------------------------------------------
+
+    def compacted(self, *, read: bool = True) -> Compacted | None:
+        """How far into the record results.parquet goes, its table (if ``read``), the
+        columns it stores as text because their settings disagree on a type, and how
+        many damaged lines it skipped.
+
+        All come from one open file: the offset lives in the parquet's own metadata, so
+        a crash or a reader between two writes can never pair a table with another
+        table's offset. None when there is no parquet made for the class's fields.
+
+        Beside the offset it keeps a hash of the record's first 4 KiB: a record shorter
+        than the offset, or that starts otherwise (truncated, emptied, deleted, restored
+        from a backup), no longer holds what the table was made from; then it is not
+        ``intact``, and its offset is 0: the record is read from its start.
+        """
+        import polars as pl
+
+        try:
+            f = open(self.results_path, "rb", opener=opener)  # noqa: SIM115  # closed below
+        except (FileNotFoundError, StoreWriteError):
+            return None  # none, or a link: rebuilt from the record, and replaced
+        with f:
+            try:
+                meta = json.loads(pl.read_parquet_metadata(f).get(META_KEY) or "{}")
+                if meta.get("fields") != list(self.fields):
+                    return None
+                f.seek(0)
+                table = conform_table(pl.read_parquet(f), self.types) if read else None
+                offset, clashes = int(meta.get("offset", 0)), dict(meta.get("clashes") or {})
+                damaged = int(meta.get("damaged", 0))
+            except (pl.exceptions.PolarsError, OSError, ValueError):
+                return None  # not one of ours: results are rebuilt from the record
+        size, start = record_start(self.record_path)
+        head = meta.get("head")
+        if size < offset:
+            return Compacted(0, table, clashes, 0, intact=False)
+        if head is not None and head != head_digest(start[:offset]):
+            # A line or two damaged in place (a flipped bit) lose to the table, which was
+            # made from them whole; a start otherwise changed is another record.
+            found = head_damage(meta.get("lines"), start[:offset])
+            if found is None:
+                return Compacted(0, table, clashes, 0, intact=False)
+            count, mend = found
+            return Compacted(offset, table, clashes, damaged + count, mend=mend)
+        return Compacted(offset, table, clashes, damaged)
+
+    # -- readers -------------------------------------------------------------------------
+
+    def check(self) -> dict[str, Any] | None:
+        """The experiment the folder records, if any, once it is sure to be this one.
+
+        Raises:
+            StoreConflictError: the folder holds the results of another experiment.
+            StoreWriteError: a file of the folder is a symbolic link.
+            StoreError: the folder is of a newer format than this code reads.
+        """
+        refuse_links(self.folder)
+        try:
+            with open(self.folder / EXPERIMENT, "rb", opener=opener) as f:
+                recorded = json.loads(f.read())
+        except StoreWriteError:
+            raise
+        except (OSError, ValueError):
+            return None  # no folder yet, or one of an earlier version: not claimed
+        if not isinstance(recorded, dict):
+            return None
+        refuse_newer(self.folder, recorded)  # a layout this code does not know
+        if self.identity is None:
+            return None
+        ours = self.identity
+        if self._is_ours(recorded):
+            return recorded
+        msg = (
+            f"{self.folder} holds the results of {named(recorded)!r}, not of "
+            f"{named(ours)!r}; give this experiment a folder of its own (folder= in "
+            "Python, SUPERPARAMS_PROGRESS for the command) or rename its class (if it is "
+            f"the same experiment, moved, delete {self.folder / EXPERIMENT})"
+        )
+        raise StoreConflictError(msg)
+
+    def search(self) -> dict[str, Any] | None:
+        """The adaptive search recorded here (:meth:`keep_search`), if any."""
+        try:
+            with open(self.folder / SEARCH, "rb", opener=opener) as f:
+                found = json.loads(f.read())
+        except StoreWriteError:
+            raise
+        except (OSError, ValueError):
+            return None
+        return found if isinstance(found, dict) else None
+
+    def table(self) -> pl.DataFrame:
+        """Every stored setting's latest outcome, including a run in progress.
+
+        Raises:
+            StoreConflictError: the folder holds the results of another experiment.
+            StoreError: the record could not be read (permissions, not a file).
+        """
+        self.check()
+        try:
+            return self.stored_table()[0]
+        except StoreError:
+            raise
+        except OSError as error:
+            where = error.filename if isinstance(error.filename, str) else self.folder
+            msg = f"could not read {where}: {error.strerror or error}; nothing was changed"
+            raise StoreError(msg) from None
+
+    def clashes(self, label: Callable[[str], str | None] | None = None) -> list[str]:
+        """What the table stores as text because its settings disagree on a column's type.
+
+        One sentence per column, naming the settings by ``label(id)`` (a space's own
+        labels), else by the label stored with them. Read from results.parquet alone
+        when the record holds nothing past it (as after a run).
+        """
+        stored = self.compacted(read=False)
+        try:
+            size = self.record_path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        intact = stored is not None and stored.intact and stored.offset == size
+        found = stored.clashes if stored is not None and intact else self.stored_table()[1]
+        notes = []
+        for name, kinds in found.items():
+            named = {kind: (label and label(i)) or shown or i for kind, (i, shown) in kinds.items()}
+            notes.append(clash_text(name, named))
+        return notes
+
+    def damaged(self) -> int:
+        """How many lines of the record are damaged, and were skipped (see _intact)."""
+        stored = self.compacted(read=False)
+        offset, before = (0, 0) if stored is None else (stored.offset, stored.damaged)
+        return before + sum(bad for _, bad, _ in record_chunks(self.record_path, offset))
+
+    def frames(
+        self, offset: int, clashes: Clashes, *, live: bool
+    ) -> tuple[list[pl.DataFrame], int, int]:
+        """The record from ``offset`` as tables, one per chunk read (see
+        :func:`record_chunks`), the offset after them, and how many lines were damaged.
+
+        A chunk's lines are dropped once its table is made, so reading a long record
+        holds one chunk of Python objects at a time; :func:`latest_outcomes` of the tables
+        together picks each setting's latest outcome across chunks.
+        """
+        frames = []
+        end, damaged, number = offset, 0, 0
+        pending: dict[str, Any] = {}  # settings started and not ended, across chunks
+        with uncollected():
+            for lines, bad, after in record_chunks(self.record_path, offset):
+                end = after
+                rows = make_rows(
+                    lines,
+                    self.fields,
+                    self.defaults,
+                    live=live,
+                    logs=self._logs,
+                    first=number,
+                    pending=pending,
+                )
+                number += len(lines)
+                damaged += bad
+                if rows:
+                    frames.append(make_frame(rows, self.types, clashes))
+                del lines, rows  # before the next chunk is read
+        rows = open_rows(pending, self.fields, self.defaults, live=live, logs=self._logs)
+        if rows:
+            frames.append(make_frame(rows, self.types, clashes))
+        return frames, end, damaged
+
+    def stored_table(self) -> tuple[pl.DataFrame, Clashes]:
+        stored = self.compacted()
+        # never compacted, or compacted for other fields: read the whole record
+        offset, base, clashes = 0, None, {}
+        if stored is not None:
+            offset, base, clashes = stored.offset, stored.table, stored.clashes
+        live = self.is_locked()
+        if stored is not None and not stored.intact and base is not None:
+            # The record lost what the table holds: read both, as the next run will
+            # restore them (see :meth:`~superparams._store._compact.Compactor.restore`).
+            lines, _, _ = read_record(self.record_path, offset)
+            found = make_rows(lines, self.fields, self.defaults, live=False)
+            lines += lost_outcomes(base, found, self.fields, self.types)
+            rows = make_rows(lines, self.fields, self.defaults, live=live, logs=self._logs)
+            tails, base = [make_frame(rows, self.types, clashes)], None
+        else:
+            tails = self.frames(offset, clashes, live=live)[0]
+        frames = [f for f in (base, *tails) if f is not None and f.height]
+        if not frames:
+            return make_frame([], self.types), clashes
+        return latest_outcomes(concat(frames, clashes)), clashes
+
+    def statuses(self) -> dict[str, Status]:
+        """The latest stored status of each setting, by id, in the order stored; with
+        nothing stored, empty, without reading a table (nor loading polars).
+
+        Raises:
+            StoreConflictError: the folder holds the results of another experiment.
+            StoreError: the record could not be read (permissions, not a file).
+        """
+        import datetime
+
+        if not self._holds_anything():
+            return {}
+        table = self.table()
+        if table.is_empty():
+            return {}
+        first = table.unique(subset="id", keep="first", maintain_order=True)
+        out = {}
+        for sid, status, label, error, start, took in zip(
+            *(first[c].to_list() for c in ("id", "status", "label", "error", "started", "seconds")),
+            strict=True,
+        ):
+            ended = None
+            if isinstance(start, datetime.datetime) and took is not None:
+                ended = start.replace(tzinfo=datetime.timezone.utc).timestamp() + float(took)
+            out[sid] = Status(status or "", label, error, ended)
+        return out
+
+    def reported_rows(self, ids: set[str]) -> dict[str, list[list[Any]]]:
+        """The rows stored for the failed or interrupted settings among ``ids``: all of
+        them reported (a setting that fails returns none), as ``[attempt, row]`` pairs,
+        with what each row holds beside the parameters and the bookkeeping."""
+        if not self._holds_anything():
+            return {}
+        import polars as pl
+
+        table = self.table()
+        table = table.filter(
+            pl.col("id").is_in(list(ids)) & pl.col("status").is_in(["failed", "interrupted"])
+        )
+        skip = {"id", "label", *BOOKKEEPING}
+        fields = set(self.fields)
+        values = [
+            c
+            for c in table.columns
+            if c not in skip
+            and c not in self.types
+            and c not in fields
+            and c.split(".")[0] not in fields
+        ]
+        out: dict[str, list[list[Any]]] = {}
+        for row in table.select("id", "attempt", *values).iter_rows(named=True):
+            held = {k: row[k] for k in values if row[k] is not None}
+            if held:  # a setting that reported nothing has one row that holds nothing
+                out.setdefault(row["id"], []).append([row["attempt"] or 1, held])
+        return out
+
+    def count(self) -> int:
+        """How many settings the folder stores an outcome (or a start) of."""
+        return self.table()["id"].n_unique()
+
+    def plan(self, space: Space[Any], code_version: str | Callable[[], str] | None = None) -> Plan:
+        """Sort a space's settings by what the store knows of them.
+
+        A setting that stands twice in the space (in both parts of a union, say) is
+        planned once, at its first position. With ``code_version`` (the current code's,
+        or a function that computes it, called only if something is stored), completed
+        settings stored with another version are also *outdated*; a row stored with no
+        version (before versions were recorded) is not: its code is unknown.
+
+        With nothing stored, it reads no table (and loads no polars): a command starts
+        at once, and a run's plan costs no more than its list of ids.
+        """
+        self.check()  # another experiment's folder is refused, even with nothing in it
+        ids = list(space._sp_ids())
+        table = self.table() if self._holds_anything() else None
+        if table is None or table.is_empty():  # nothing stored: every setting is new
+            first: dict[str, int] = {}
+            for position, sid in enumerate(ids):
+                first.setdefault(sid, position)
+            return Plan(new=list(first.values()), ids=ids)
+        if callable(code_version):
+            code_version = code_version()
+        import polars as pl
+
+        stored = table.select("id", "status", "code_version", "error", "seconds").unique(
+            subset="id", keep="first", maintain_order=True
+        )
+        positions = (
+            pl.DataFrame({"id": ids}, schema={"id": pl.String})
+            .with_row_index("position")
+            .unique(subset="id", keep="first", maintain_order=True)
+        )
+        joined = positions.join(stored, on="id", how="left", maintain_order="left")
+        status = pl.col("status")
+        died = (status == "failed") & (pl.col("error") == DIED_IN_PROCESS)
+
+        def where(condition: pl.Expr) -> list[int]:
+            return joined.filter(condition)["position"].to_list()
+
+        return Plan(
+            new=where(status.is_null()),
+            done=where(status == "completed"),
+            outdated=[]
+            if code_version is None
+            else where((status == "completed") & (pl.col("code_version") != code_version)),
+            failed=where(status == "failed"),
+            interrupted=where(status.is_in(["completed", "failed", "queued"]).not_()),
+            queued=where(status == "queued"),
+            stale=stored.join(positions, on="id", how="anti")["id"].to_list(),
+            ids=ids,
+            died=where(died),
+            unrecorded=where(died & pl.col("seconds").is_null()),  # no outcome line yet
+        )
+
+    def _holds_anything(self) -> bool:
+        """Whether the folder may store an outcome: a record with lines, or a table."""
+        try:
+            if self.record_path.stat().st_size > 0:
+                return True
+        except FileNotFoundError:
+            pass
+        return self.results_path.exists()
+
+    def is_locked(self) -> bool:
+        """Whether a run is writing to this folder right now."""
+        return is_held(self.folder)
+
+    def holder(self) -> str | None:
+        """Which process is writing to this folder (``pid 12 on host, started ...``), or
+        None if no run is."""
+        return holder(self.folder)
 
 
-def reader(store: Store) -> Store:
+def reader(store: Reader) -> Reader:
     """A copy of ``store`` for reading alone: it tells a run in progress by
     :func:`held`, never by taking the lock."""
-    from superparams._store._core import Store
 
-    class _Reader(Store):
+    class _Reader(Reader):
         def is_locked(self) -> bool:
             return held(self.folder)
 
@@ -69,9 +535,9 @@ class Follower:
     that started and has not ended, and the rows each later line adds to it.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Reader) -> None:
         self.store = store
-        stored = store._compacted(read=False)
+        stored = store.compacted(read=False)
         self.position = stored.offset if stored is not None and stored.intact else 0
         self._number = 0  # lines read so far: the order of rows across polls
         self._pending: dict[str, Any] = {}  # settings started and not ended
@@ -90,10 +556,10 @@ class Follower:
         latest: dict[str, list[dict[str, Any]]] = {}
         touched: set[str] = set()
         live = held(store.folder)
-        for lines, _, after in _record_chunks(store.record_path, self.position):
+        for lines, _, after in record_chunks(store.record_path, self.position):
             self.position = after
             touched.update(str(line.get("id")) for line in lines)
-            rows = _rows(
+            rows = make_rows(
                 lines,
                 store.fields,
                 store.defaults,
@@ -107,11 +573,11 @@ class Follower:
         still_open = {sid: self._pending[sid] for sid in touched if sid in self._pending}
         _keep_latest(
             latest,
-            _open_rows(still_open, store.fields, store.defaults, live=live, logs=store._logs),
+            open_rows(still_open, store.fields, store.defaults, live=live, logs=store._logs),
         )
         for rows in latest.values():
             for row in rows:
-                row.pop(_SEQ, None)
+                row.pop(SEQ, None)
         return latest, False
 
 
@@ -121,7 +587,7 @@ def _keep_latest(latest: dict[str, list[dict[str, Any]]], rows: list[dict[str, A
     for row in rows:
         sid = row["id"]
         had = latest.get(sid)
-        if had is None or had[0][_SEQ] < row[_SEQ]:
+        if had is None or had[0][SEQ] < row[SEQ]:
             latest[sid] = [row]
-        elif had[0][_SEQ] == row[_SEQ]:
+        elif had[0][SEQ] == row[SEQ]:
             had.append(row)

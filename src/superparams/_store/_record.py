@@ -10,7 +10,7 @@ setting's rows are, and a setting with no outcome yet shows what its started lin
 the rows lines after it hold. Records written before rows were reported read the same.
 
 A line torn by a crash is at the end of the record; it is ignored on reading
-(:func:`_record_chunks`) and cut before appending (:func:`_cut_torn_tail`). A line that
+(:func:`record_chunks`) and cut before appending (:func:`cut_torn_tail`). A line that
 is not one the store writes (not JSON, NUL bytes, the wrong shape, :func:`_intact`) is
 skipped and counted. The record is read a chunk at a time, so a reader holds one
 chunk's lines as Python objects whatever the record's length.
@@ -29,45 +29,44 @@ from typing import Any
 from superparams._identity import setting_id
 from superparams._outcome import DIED_IN_PROCESS
 from superparams._store._columns import BOOKKEEPING
-from superparams._store._files import LOGS, _opener
-from superparams._store._workdir import WORK
+from superparams._store._layout import LOGS, WORK, opener
 
 _HEAD = 4096  # bytes of the record's start whose hash results.parquet keeps
 
 
-def _start(path: Path) -> tuple[int, bytes]:
+def record_start(path: Path) -> tuple[int, bytes]:
     """The record's size and its first 4 KiB (0 and nothing if there is no record)."""
     try:
-        with open(path, "rb", opener=_opener) as f:
+        with open(path, "rb", opener=opener) as f:
             return os.fstat(f.fileno()).st_size, f.read(_HEAD)
     except FileNotFoundError:
         return 0, b""
 
 
-def _hash(data: bytes) -> str:
+def head_digest(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def _head_lines(head: bytes) -> list[list[str]]:
+def head_lines(head: bytes) -> list[list[str]]:
     """Each line of the record's start (the last one maybe cut short) as ``[hash, id]``:
     what results.parquet keeps beside the start's hash, to tell a damaged line there
-    from a record replaced by another (see :func:`_head_damage`)."""
+    from a record replaced by another (see :func:`head_damage`)."""
     import re
 
     found = re.compile(rb'"id"\s*:\s*"([0-9A-Za-z]*)"').search
     out = []
     for piece in head.split(b"\n"):
         named = found(piece)
-        out.append([_hash(piece)[:8], named.group(1).decode() if named else ""])
+        out.append([head_digest(piece)[:8], named.group(1).decode() if named else ""])
     return out
 
 
-def _head_damage(kept: Any, head: bytes) -> tuple[int, list[str]] | None:
+def head_damage(kept: Any, head: bytes) -> tuple[int, list[str]] | None:
     """How many lines of the record's start ``head`` are damaged, and the ids of the
     settings whose lines they were, when the start differs from the one results.parquet
-    was made from (``kept``, from :func:`_head_lines`) in one or two neighbouring lines
+    was made from (``kept``, from :func:`head_lines`) in one or two neighbouring lines
     (a flipped bit, a newline flipped away or into one); None when it differs more: the
     record was replaced.
     """
@@ -75,7 +74,7 @@ def _head_damage(kept: Any, head: bytes) -> tuple[int, list[str]] | None:
         isinstance(k, list) and len(k) == 2 and all(isinstance(v, str) for v in k) for k in kept
     ):
         return None
-    now = [h for h, _ in _head_lines(head)]
+    now = [h for h, _ in head_lines(head)]
     before = [h for h, _ in kept]
     same = min(len(now), len(before))
     first = next((i for i in range(same) if now[i] != before[i]), same)
@@ -97,7 +96,7 @@ def describe(label: str, params: Mapping[str, Any], enc: Mapping[str, str]) -> d
     return {"label": label, "params": params, "enc": enc}
 
 
-def _dumps(obj: Any) -> str:
+def dumps(obj: Any) -> str:
     return json.dumps(obj, default=_jsonable, separators=(",", ":"), allow_nan=True)
 
 
@@ -114,7 +113,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _cut_torn_tail(path: Path) -> None:
+def cut_torn_tail(path: Path) -> None:
     """Drop a last line that a crash left without its newline."""
     try:
         size = path.stat().st_size
@@ -122,7 +121,7 @@ def _cut_torn_tail(path: Path) -> None:
         return
     if size == 0:
         return
-    with open(path, "rb+", opener=_opener) as f:
+    with open(path, "rb+", opener=opener) as f:
         f.seek(max(0, size - 1))
         if f.read(1) == b"\n":
             return
@@ -141,7 +140,7 @@ def _cut_torn_tail(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _uncollected() -> Iterator[None]:
+def uncollected() -> Iterator[None]:
     """The cyclic garbage collector paused: reading the record makes many objects and no
     cycles, and its collections took ~15% of the time of compacting a long record."""
     if not gc.isenabled():
@@ -154,14 +153,14 @@ def _uncollected() -> Iterator[None]:
         gc.enable()
 
 
-def _read_record(path: Path, offset: int) -> tuple[list[dict[str, Any]], int, int]:
+def read_record(path: Path, offset: int) -> tuple[list[dict[str, Any]], int, int]:
     """The whole lines of the record from ``offset``, the offset after them, and how
     many lines were damaged: not JSON, or not of the shape the store writes (see
     :func:`_intact`). Damaged lines are skipped: each costs at most its setting's line.
     """
     lines: list[dict[str, Any]] = []
     end, damaged = offset, 0
-    for chunk, bad, after in _record_chunks(path, offset):
+    for chunk, bad, after in record_chunks(path, offset):
         lines += chunk
         end = after
         damaged += bad
@@ -173,13 +172,13 @@ def _read_record(path: Path, offset: int) -> tuple[list[dict[str, Any]], int, in
 _CHUNK = 1 << 20
 
 
-def _record_chunks(
+def record_chunks(
     path: Path, offset: int, size: int = _CHUNK
 ) -> Iterator[tuple[list[dict[str, Any]], int, int]]:
-    """:func:`_read_record` a chunk at a time: each chunk's whole lines, how many lines
+    """:func:`read_record` a chunk at a time: each chunk's whole lines, how many lines
     of it were damaged, and the offset after it. A torn last line is not read."""
     try:
-        f = open(path, "rb", opener=_opener)  # noqa: SIM115  # closed below
+        f = open(path, "rb", opener=opener)  # noqa: SIM115  # closed below
     except FileNotFoundError:
         return
     with f:
@@ -317,7 +316,7 @@ def _intact(line: Any) -> bool:
     return True
 
 
-def _rows(
+def make_rows(
     lines: list[dict[str, Any]],
     fields: tuple[str, ...],
     defaults: Mapping[str, tuple[str, Any]],
@@ -334,9 +333,9 @@ def _rows(
     Slurm job) and not ended is queued, running there or not. Its log is what it printed
     so far (in ``logs``, the folder's logs), or None; its rows are those it reported.
     ``first`` is the number of the first line in the record (its rows' order among the
-    rows of other chunks, see :func:`_latest`). With ``pending``, settings still open
+    rows of other chunks, see :func:`latest_outcomes`). With ``pending``, settings still open
     at the end are kept there, not read as rows: a caller reading the record a chunk at
-    a time passes the same one to each chunk, then reads it with :func:`_open_rows`.
+    a time passes the same one to each chunk, then reads it with :func:`open_rows`.
     """
     rows: list[dict[str, Any]] = []
     open_starts = {} if pending is None else pending
@@ -411,14 +410,14 @@ def _rows(
                 row[key] = val
             row.update(book)
             row["attempt"] = by
-            row[_SEQ] = number
+            row[SEQ] = number
             rows.append(row)
     if pending is None:
-        rows += _open_rows(open_starts, fields, defaults, live=live, logs=logs)
+        rows += open_rows(open_starts, fields, defaults, live=live, logs=logs)
     return rows
 
 
-def _open_rows(
+def open_rows(
     open_starts: Mapping[str, tuple[int, dict[str, Any], list[list[Any]]]],
     fields: tuple[str, ...],
     defaults: Mapping[str, tuple[str, Any]],
@@ -458,7 +457,7 @@ def _open_rows(
             "worker": start.get("worker"),
             "log": log if printed else None,
             "workdir": _workdir_of(logs, sid),
-            _SEQ: number,
+            SEQ: number,
             "code_version": start.get("code_version"),
             "git_commit": start.get("git_commit"),
             "git_dirty": start.get("git_dirty"),
@@ -531,12 +530,12 @@ def _rekey(
     return setting_id(full)
 
 
-# A column the rows read from the record carry until :func:`_latest` drops it: the line
+# A column the rows read from the record carry until :func:`latest_outcomes` drops it: the line
 # each came from, so the latest outcome is the last one recorded (attempts restart at 1
 # in every run: a rerun is not a retry).
-_SEQ = "__record_line"
+SEQ = "__record_line"
 
 
 # The columns a row of the record fills besides the parameters: a value run() returned
 # under one of these names is kept under another (see _kept_as).
-_TAKEN = frozenset({"id", "label", *BOOKKEEPING, _SEQ})
+_TAKEN = frozenset({"id", "label", *BOOKKEEPING, SEQ})

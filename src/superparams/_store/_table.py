@@ -3,9 +3,9 @@
 The bookkeeping columns and the parameter columns an annotation fixes (both in
 :mod:`superparams._store._columns`) have their types in every table, even an empty one; other
 columns are typed by their values. Values that disagree on a type across settings are
-stored as text, and said (:data:`Clashes`, :func:`_clash_text`). Tables read at
+stored as text, and said (:data:`Clashes`, :func:`clash_text`). Tables read at
 different times (results.parquet, then the record past it) are joined with their types
-reconciled (:func:`_concat`), keeping each setting's latest outcome (:func:`_latest`).
+reconciled (:func:`concat`), keeping each setting's latest outcome (:func:`latest_outcomes`).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from superparams._outcome import DIED_IN_PROCESS
 from superparams._store._columns import BOOKKEEPING
-from superparams._store._files import LOGS
-from superparams._store._record import _SEQ, _dumps
+from superparams._store._layout import LOGS
+from superparams._store._record import SEQ, dumps
 
 if TYPE_CHECKING:
     import polars as pl
 
 
-def _lost(
+def lost_outcomes(
     table: pl.DataFrame,
     rows: list[dict[str, Any]],
     fields: tuple[str, ...],
@@ -127,7 +127,7 @@ def _dtype(name: str) -> pl.DataType:
     return dtype
 
 
-def _frame(
+def make_frame(
     rows: list[dict[str, Any]],
     types: Mapping[str, str] | None = None,
     clashes: Clashes | None = None,
@@ -223,7 +223,7 @@ def _series(name: str, values: list[Any]) -> tuple[pl.Series, dict[str, int]]:
         for at, v in enumerate(values):
             if v is not None:
                 kinds.setdefault(_KINDS.get(type(v), type(v).__name__), at)
-        text = [v if v is None or type(v) is str else _dumps(v) for v in values]
+        text = [v if v is None or type(v) is str else dumps(v) for v in values]
         return pl.Series(name, text, pl.String), kinds
     if int in types and not _all_int64(values):
         # Past 64 bits polars makes Int128, which pandas and most readers cannot open:
@@ -238,7 +238,7 @@ def _series(name: str, values: list[Any]) -> tuple[pl.Series, dict[str, int]]:
     except (TypeError, ValueError, pl.exceptions.PolarsError):
         series = None
     if series is None or series.dtype == pl.Object:  # parquet cannot hold Object columns
-        return pl.Series(name, [None if v is None else _dumps(v) for v in values], pl.String), kinds
+        return pl.Series(name, [None if v is None else dumps(v) for v in values], pl.String), kinds
     return series, kinds
 
 
@@ -259,7 +259,7 @@ def _kind(dtype: pl.DataType) -> str:
     return str(dtype)
 
 
-def _concat(frames: list[pl.DataFrame], clashes: Clashes | None = None) -> pl.DataFrame:
+def concat(frames: list[pl.DataFrame], clashes: Clashes | None = None) -> pl.DataFrame:
     """Tables one after the other, their columns' types reconciled, bookkeeping last.
 
     Numbers widen to floats; a column holding different kinds of values in different
@@ -311,7 +311,7 @@ def _text(column: pl.Series) -> pl.Series:
     if column.dtype == pl.String:
         return column
     if column.dtype.is_nested() or column.dtype == pl.Object:  # lists cannot be cast
-        values = [None if v is None else _dumps(v) for v in column.to_list()]
+        values = [None if v is None else dumps(v) for v in column.to_list()]
         return pl.Series(column.name, values, pl.String)
     if column.dtype == pl.Boolean:  # as JSON writes them, like a clash within one table
         words: pl.Series = column.replace_strict(
@@ -322,7 +322,7 @@ def _text(column: pl.Series) -> pl.Series:
     return text
 
 
-def _conform(table: pl.DataFrame, types: Mapping[str, str]) -> pl.DataFrame:
+def conform_table(table: pl.DataFrame, types: Mapping[str, str]) -> pl.DataFrame:
     """A stored table in today's types: results.parquet made by an earlier version may
     lack a type (null columns), hold naive times, absolute log paths, or a nested
     experiment's class name."""
@@ -355,7 +355,7 @@ def _conform(table: pl.DataFrame, types: Mapping[str, str]) -> pl.DataFrame:
     return table.select(*(c for c in table.columns if c not in BOOKKEEPING), *book)
 
 
-def _clash_text(name: str, kinds: Mapping[str, str]) -> str:
+def clash_text(name: str, kinds: Mapping[str, str]) -> str:
     """What a user reads about a column stored as text because its settings disagree."""
     order = sorted(kinds, key=lambda k: _KIND_ORDER.index(k) if k in _KIND_ORDER else 99)
     if len(order) == 2:
@@ -366,7 +366,7 @@ def _clash_text(name: str, kinds: Mapping[str, str]) -> str:
     return f"column {name!r} holds {what} (settings {settings}); it is stored as text"
 
 
-def _latest(table: pl.DataFrame) -> pl.DataFrame:
+def latest_outcomes(table: pl.DataFrame) -> pl.DataFrame:
     """Only the rows of each setting's latest outcome: the last recorded, per id.
 
     Rows without a record line come from results.parquet, which holds one outcome per
@@ -374,14 +374,14 @@ def _latest(table: pl.DataFrame) -> pl.DataFrame:
     """
     import polars as pl
 
-    if _SEQ not in table.columns:
+    if SEQ not in table.columns:
         return table  # results.parquet alone: one outcome per setting already
     if table.is_empty():
-        return table.drop(_SEQ)
-    seq = table[_SEQ]
+        return table.drop(SEQ)
+    seq = table[SEQ]
     # Each line is one setting's: as many lines as settings is one of each, as a run that
     # retried nothing leaves, and nothing to drop (no copy of every column).
     if seq.null_count() == 0 and seq.n_unique() == table["id"].n_unique():
-        return table.drop(_SEQ)
-    line = pl.col(_SEQ).fill_null(-1)
-    return table.filter(line == line.max().over("id")).drop(_SEQ)
+        return table.drop(SEQ)
+    line = pl.col(SEQ).fill_null(-1)
+    return table.filter(line == line.max().over("id")).drop(SEQ)

@@ -22,14 +22,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from superparams._store._layout import WORK
 from superparams.errors import StoreWriteError
 
 if TYPE_CHECKING:
     from superparams._experiment import Experiment
     from superparams._space import Space
 
-#: The folder of the results folder that holds each setting's own, by id.
-WORK = "work"
 
 # Where a setting carries its folders' root (set by Rooted) and its Workdir, once found.
 _ROOT = "_sp_workroot"

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from superparams._space import Space
-    from superparams._store._core import Store
+    from superparams._store._read import Reader
 
 #: Names that always count a row's step, whatever their values.
 STEP_NAMES = ("epoch", "step", "iteration", "iter")
@@ -36,7 +36,7 @@ SHOWN_BOOKKEEPING = (
 )
 
 
-def read(space: Space[Any]) -> tuple[Store, pl.DataFrame]:
+def read(space: Space[Any]) -> tuple[Reader, pl.DataFrame]:
     """The lock-free reader of ``space``'s store, and the space's rows in it."""
     from superparams._api import _select
     from superparams._api import store_of as made

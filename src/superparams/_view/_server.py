@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from superparams._space import Space
-    from superparams._store._core import Store
+    from superparams._store._read import Reader
 
 #: How often the record is read for new lines, in seconds.
 POLL = 0.4
@@ -42,7 +42,7 @@ class _Followed:
         self.ids = set(space._sp_ids()) if space.enumerable else None
         self.code = _current_code(space)
         self.follower: Follower
-        self.store: Store
+        self.store: Reader
         self.table: pl.DataFrame
         self.touched: dict[str, int] = {}
         self.payload: dict[str, Any] = {}
@@ -74,16 +74,16 @@ class _Followed:
         """Put each setting's rows in ``latest`` in place of those the table has."""
         import polars as pl
 
-        from superparams._store._table import _concat, _frame
+        from superparams._store._table import concat, make_frame
 
         if self.ids is not None:
             latest = {sid: rows for sid, rows in latest.items() if sid in self.ids}
         if not latest:
             return False
         rows = [row for found in latest.values() for row in found]
-        fresh = _frame(rows, self.store.types, {})
+        fresh = make_frame(rows, self.store.types, {})
         kept = self.table.filter(~pl.col("id").is_in(list(latest)))
-        self.table = _concat([kept, fresh], {}) if kept.height else fresh
+        self.table = concat([kept, fresh], {}) if kept.height else fresh
         for sid in latest:
             self.touched[sid] = version
         return True
@@ -164,7 +164,7 @@ class Live:
 
     def log(self, index: int, sid: str) -> str | None:
         """The end of a stored setting's log, or None if it has none."""
-        from superparams._store._core import open_in_store
+        from superparams._store._layout import open_in_store
 
         with self.lock:
             if not 0 <= index < len(self.followed):

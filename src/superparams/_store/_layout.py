@@ -1,23 +1,30 @@
-"""The files of a results folder: their names, and opening them never through a link.
+"""The layout of a results folder: every file and folder name in it, what
+``experiment.json`` holds, and opening its files never through a link.
+
+Every name the folder holds is here (:data:`FILES` says what each is), and so is
+``experiment.json``'s shape (:func:`experiment_json`): its format version
+(:data:`FORMAT`), the experiment's identity, and the list of the folder's files. A
+feature that keeps something new in the folder adds its name to :data:`FILES`.
 
 Every file inside the folder is opened as itself, and only if it is a regular file, never
 waiting (:func:`open_in_store`): a planted symbolic link or FIFO is
 :class:`StoreWriteError`. The folder itself, or ``progress/``, may be one. A file that
 is replaced (results.parquet, experiment.json) is written whole or not at all
-(:func:`_atomic_write`).
+(:func:`atomic_write`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from superparams.errors import StoreWriteError
+from superparams.errors import StoreError, StoreWriteError
 
 RECORD = "record.jsonl"
 
@@ -34,7 +41,7 @@ LOGS = "logs"
 LOCK = "lock"
 
 
-EXPERIMENT = "experiment.json"  # whose results these are: {"file": ..., "class": ...}
+EXPERIMENT = "experiment.json"  # whose results these are: see experiment_json
 
 
 SEARCH = "search.json"  # the adaptive search that runs here: metrics, modes, budget, sampler
@@ -44,6 +51,70 @@ GITIGNORE = ".gitignore"  # so that `git add .` leaves results, logs and checkpo
 
 #: What the results folder's .gitignore says: everything in the folder, itself included.
 GITIGNORE_TEXT = "# Written by superparams: results, logs and checkpoints stay out of git.\n*\n"
+
+
+#: The folder of the results folder that holds each setting's own, by id.
+WORK = "work"
+
+
+META_KEY = "superparams"  # the key in results.parquet's metadata: record offset, fields
+
+
+#: The version of the folder's layout this code writes, kept in experiment.json as
+#: ``"format"``. 1: experiment.json held the file, the class and the path alone (or a
+#: folder older still had none); 2: it says its format and lists the folder's files.
+#: A folder of an older format is read as it is, and upgraded by the next run (which
+#: holds the lock); one of a newer format is refused (:func:`refuse_newer`).
+FORMAT = 2
+
+
+#: Every file and folder a results folder may hold, and what it is, as experiment.json
+#: lists them.
+FILES = {
+    RECORD: "append-only: one line when a setting starts, one for rows it reports, one "
+    "when it ends",
+    RESULTS: "the latest outcome of every setting, rebuilt from the record; its metadata "
+    "says how far into the record it goes",
+    f"{LOGS}/": "each setting's stdout and stderr, <id>.log, and its traceback on failure",
+    f"{WORK}/": "each setting's own folder, <id>/, if it used one (self.workdir)",
+    LOCK: "held (flock) by the run writing here; it dies with the process",
+    EXPERIMENT: "whose results these are (the defining file and class), the folder's "
+    "format and this list",
+    GITIGNORE: "*: git add . in a project leaves the whole folder out",
+    SEARCH: "the adaptive search that runs here, if one does: what it optimises, its "
+    "budget and sampler",
+}
+
+
+def experiment_json(identity: Mapping[str, Any]) -> bytes:
+    """What ``experiment.json`` holds for the experiment ``identity`` names (its file,
+    class and path, see :func:`~superparams._store._location.identity_of`): the
+    format, the identity, and the folder's files."""
+    recorded = {"format": FORMAT, **identity, "files": FILES}
+    return (json.dumps(recorded, indent=1) + "\n").encode()
+
+
+def format_of(recorded: Mapping[str, Any]) -> Any:
+    """The format of a folder whose ``experiment.json`` holds ``recorded``: 1 for one
+    written before the format was recorded."""
+    return recorded.get("format", 1)
+
+
+def refuse_newer(folder: Path, recorded: Mapping[str, Any]) -> None:
+    """Refuse a folder written in a format newer than this code knows (or unknown).
+
+    Raises:
+        StoreError: saying to upgrade superparams.
+    """
+    found = format_of(recorded)
+    if type(found) is int and found <= FORMAT:
+        return
+    msg = (
+        f"{folder} was written by a newer superparams (results folder format {found!r}; "
+        f"this one reads up to {FORMAT}); upgrade superparams (pip install -U "
+        "superparams), then run again"
+    )
+    raise StoreError(msg)
 
 
 def open_in_store(
@@ -100,11 +171,11 @@ def linked(path: str | os.PathLike[str]) -> str:
     )
 
 
-def _opener(path: str, flags: int) -> int:
+def opener(path: str, flags: int) -> int:
     return open_in_store(path, flags)
 
 
-def _refuse_links(folder: Path, *, logs: bool = False) -> None:
+def refuse_links(folder: Path, *, logs: bool = False) -> None:
     """Refuse a folder where a file or folder of the store is a link (with ``logs``,
     where a setting's log is one): read or written through, it would reach any file.
 
@@ -146,7 +217,7 @@ def _write_error(error: BaseException, path: Path) -> OSError:
     return OSError(errno.EIO, why, str(path))
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Replace ``path``, whole or not at all, by what ``write`` writes into the binary file
     it is given: a temporary file, synced, then renamed.
 
@@ -184,8 +255,8 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
         os.close(dir_fd)
 
 
-def _remove_leftovers(folder: Path) -> None:
-    """Remove the temporary files of :func:`_atomic_write` that a process killed while
+def remove_leftovers(folder: Path) -> None:
+    """Remove the temporary files of :func:`atomic_write` that a process killed while
     writing (``kill -9``, a power cut) left in ``folder``.
 
     Called holding the folder's lock, under which alone the store writes one: each found
