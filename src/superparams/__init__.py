@@ -16,8 +16,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from superparams._experiment import Experiment
-from superparams._space import (
-    Space,
+from superparams._space import Space
+from superparams._summary import columns
+from superparams._values import (
     choice,
     derived,
     loguniform,
@@ -27,7 +28,6 @@ from superparams._space import (
     uniform,
     value,
 )
-from superparams._summary import columns
 from superparams.errors import (
     EngineError,
     ExperimentError,

@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any, Literal, SupportsIndex
 if TYPE_CHECKING:
     import polars as pl
 
+    from superparams._experiment import Experiment
     from superparams._runner import Subscriber
     from superparams._search import Told
     from superparams._space import Space
     from superparams._store._plan import Plan
+    from superparams._store._workdir import Workdir
     from superparams._store._writer import Store
     from superparams.executors import Executor
     from superparams.stopping import Stopping
@@ -90,7 +92,59 @@ def results(space: Space[Any], *, folder: Path | str | None = None) -> pl.DataFr
     table = store_of(space, folder).table()
     if not space.enumerable:
         return table
-    return _select(table, list(space._sp_ids()))
+    return select_settings(table, list(space._sp_ids()))
+
+
+def summary(
+    space: Space[Any],
+    over: str | Sequence[str] | None = None,
+    *,
+    rows: str | pl.Expr = "last",
+    folder: Path | str | None = None,
+    level: float = 0.95,
+) -> pl.DataFrame:
+    """Each metric's statistics over the seeds, one row per other setting: see
+    :meth:`superparams.Space.summary`."""
+    from superparams._summary import summary
+
+    return summary(space, over, rows=rows, folder=folder, level=level)
+
+
+def best(
+    space: Space[Any],
+    metric: str | Sequence[str],
+    mode: Literal["max", "min"] | Sequence[Literal["max", "min"]] = "max",
+    *,
+    over: str | Sequence[str] | None = None,
+    rows: str | pl.Expr = "last",
+    folder: Path | str | None = None,
+    level: float = 0.95,
+) -> pl.DataFrame:
+    """The best row of the summary: see :meth:`superparams.Space.best`."""
+    from superparams._summary import best
+
+    return best(space, metric, mode, over=over, rows=rows, folder=folder, level=level)
+
+
+def space_html(space: Space[Any]) -> str:
+    """What a notebook shows of a space: its overview as a table."""
+    from superparams._summary import space_html
+
+    return space_html(space)
+
+
+def bookkeeping_columns() -> frozenset[str]:
+    """The columns the store adds to every results table, which no field may be called."""
+    from superparams._store._columns import BOOKKEEPING
+
+    return frozenset(BOOKKEEPING)
+
+
+def setting_workdir(setting: Experiment) -> Workdir:
+    """A setting's own folder in its results folder (see :attr:`Experiment.workdir`)."""
+    from superparams._store import _workdir
+
+    return _workdir.of(setting)
 
 
 def clean(space: Space[Any], *, folder: Path | str | None = None) -> None:
@@ -128,10 +182,11 @@ def store_of(space: Space[Any], folder: Path | str | None = None) -> Store:
     """
     import contextlib
 
+    from superparams._declared import declared
     from superparams._identity import canonical, encode
     from superparams._space import Dimension, Space
-    from superparams._store._columns import column_types
     from superparams._store._writer import Store
+    from superparams._summary import column_types
 
     if folder is not None and not str(folder).strip():
         from superparams.errors import UsageError
@@ -142,7 +197,7 @@ def store_of(space: Space[Any], folder: Path | str | None = None) -> Store:
         )
         raise UsageError(msg)
     experiment = space.experiment_class
-    info = experiment._sp_info()
+    info = declared(experiment)
     defaults = {}
     for name in info.fields:
         default = info.defaults.get(name)
@@ -153,7 +208,7 @@ def store_of(space: Space[Any], folder: Path | str | None = None) -> Store:
     return Store.for_class(experiment, folder, info.fields, defaults, column_types(experiment))
 
 
-def _select(table: pl.DataFrame, ids: list[str]) -> pl.DataFrame:
+def select_settings(table: pl.DataFrame, ids: list[str]) -> pl.DataFrame:
     """The rows of ``table`` whose ids are among ``ids`` (a space's, in order), in that
     order; a setting's own rows keep theirs."""
     import polars as pl
@@ -348,7 +403,7 @@ def run_all(
         # The table the run wrote to results.parquet, rather than a second copy read back.
         table = store.written if store.written is not None else store.table()
         store.written = None
-        return _select(table, stored.ids)
+        return select_settings(table, stored.ids)
 
 
 def reattaches(engine: str | Executor | None) -> bool:

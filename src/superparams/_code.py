@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from superparams._declared import declared
+
 #: Methods ``dataclass`` writes from the field declarations: never the user's code.
 _GENERATED = frozenset(
     {
@@ -126,7 +128,7 @@ class _Hasher:
         import dataclasses
 
         from superparams._experiment import Experiment
-        from superparams._space import Derived
+        from superparams._values import Derived
 
         if not dataclasses.is_dataclass(cls):
             return
@@ -138,7 +140,7 @@ class _Hasher:
                 for function in _functions(f.default.compute):
                     self.add_function(function, f"{cls.__qualname__}.{f.name}:derived")
         if issubclass(cls, Experiment):
-            for annotation in cls._sp_info().annotations.values():
+            for annotation in declared(cls).annotations.values():
                 for nested in _classes_in(annotation):
                     if issubclass(nested, Experiment) and _users(nested):
                         self.add_class(nested, experiment=True)

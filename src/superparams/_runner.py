@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
+from superparams._declared import declared
 from superparams._outcome import DIED_IN_PROCESS, Outcome, Task
 from superparams._store._plan import Plan
 from superparams._store._record import describe, renamed
@@ -504,7 +505,7 @@ def _params(setting: Experiment) -> dict[str, Any]:
     dotted columns (``model.width``)."""
     from superparams._experiment import Experiment
 
-    info = type(setting)._sp_info()
+    info = declared(type(setting))
     out: dict[str, Any] = {}
     for name in (*info.fields, *(n for n, _ in info.derived)):
         value = setting.__dict__[name]

@@ -247,7 +247,8 @@ def _searched(space: Space[Any]) -> _Searched:
         IntDistribution,
     )
 
-    from superparams._space import Derived, Dimension, Grid, Space, _RandInt, _Uniform
+    from superparams._space import Dimension, Grid, Space
+    from superparams._values import Derived, RandInt, Uniform
 
     fields = getattr(space, "__dataclass_fields__", None)
     if fields is None:
@@ -280,9 +281,9 @@ def _searched(space: Space[Any]) -> _Searched:
             else:  # Optuna holds plain values only: it sees these by their index
                 choices[name] = held.points
                 distributions[name] = CategoricalDistribution(range(len(held.points)))
-        elif isinstance(held, _Uniform):
+        elif isinstance(held, Uniform):
             distributions[name] = FloatDistribution(held.low, held.high, log=held.log)
-        elif isinstance(held, _RandInt):
+        elif isinstance(held, RandInt):
             distributions[name] = IntDistribution(held.low, held.high)
     if not distributions:
         msg = (

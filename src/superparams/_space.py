@@ -1,8 +1,9 @@
-"""Search spaces: what a field may range over, and spaces built from other spaces.
+"""Search spaces: a finite list of values, and spaces built from other spaces.
 
-This room owns the values a parameter can take (:func:`search`, the distributions,
-:func:`derived`) and the algebra of spaces (union, sampling, filtering by validity). It
-is pure: no I/O, no processes, nothing printed. An :class:`~superparams.Experiment`
+This room owns the dimension a field ranges over (:class:`Dimension`, and :class:`Grid`,
+the list :func:`~superparams.search` makes; the other declarations are in
+:mod:`superparams._values`) and the algebra of spaces (union, sampling, filtering by
+validity). It is pure: no I/O, no processes, nothing printed. An :class:`~superparams.Experiment`
 instance is the product space; this module knows it only through :class:`Space`.
 
 Every space is lazy. Its length and its ``i``-th setting are computed from the sizes of
@@ -12,12 +13,14 @@ until its settings are asked for.
 
 from __future__ import annotations
 
-import math
 import random
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
+# The one import up, kept by design: a space's front-door methods (run_all, plan,
+# results, summary, best) are the front door's, and _api imports the rooms that do the
+# work (runner, store, summary) only inside its functions.
 from superparams import _api
 from superparams.errors import SearchSpaceError
 
@@ -27,8 +30,8 @@ if TYPE_CHECKING:
     import polars as pl
 
     from superparams._experiment import Experiment
+    from superparams._store._workdir import Workdir
 
-T = TypeVar("T")
 E = TypeVar("E", bound="Experiment")
 
 # How many draws ``sample`` may reject (for settings that are not valid) before it gives up.
@@ -140,181 +143,13 @@ class Grid(Dimension):
         first, n = self.points[0], len(self.points)
         if self.replicate and type(first) is int and self.points == tuple(range(first, first + n)):
             return f"seeds({n}{f', start={first}' if first else ''})"
-        shown = [_short(p) for p in self.points[:12]]
+        shown = [short(p) for p in self.points[:12]]
         if len(self.points) > 12:
             shown.append(f"… {len(self.points):,} values")
         inner = ", ".join(shown)
         link = f", link={self.link!r}" if self.link else ""
         weights = f", weights={list(self.weights)!r}" if self.weights is not None else ""
         return f"{self.maker}({inner}{link}{weights})"
-
-
-class Distribution(Dimension):
-    """A continuous or very large range that is sampled, never enumerated."""
-
-    @property
-    def enumerable(self) -> bool:
-        return False
-
-    def size(self) -> int:
-        msg = f"{self!r} has no finite list of values; draw from it with space.sample(n, seed=...)"
-        raise SearchSpaceError(msg)
-
-    def get(self, i: int) -> Any:
-        return self.size()
-
-
-class _Uniform(Distribution):
-    def __init__(self, low: float, high: float, *, log: bool) -> None:
-        if not low < high:
-            msg = f"{'loguniform' if log else 'uniform'}({low!r}, {high!r}) needs low < high"
-            raise SearchSpaceError(msg)
-        if log and low <= 0:
-            msg = f"loguniform({low!r}, {high!r}) needs low > 0: a log scale has no zero"
-            raise SearchSpaceError(msg)
-        self.low, self.high, self.log = float(low), float(high), log
-
-    def draw(self, rng: random.Random) -> float:
-        if self.log:
-            return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
-        return rng.uniform(self.low, self.high)
-
-    def __repr__(self) -> str:
-        return f"{'loguniform' if self.log else 'uniform'}({self.low!r}, {self.high!r})"
-
-
-class _RandInt(Distribution):
-    def __init__(self, low: int, high: int) -> None:
-        if not low <= high:
-            msg = f"randint({low!r}, {high!r}) needs low <= high"
-            raise SearchSpaceError(msg)
-        self.low, self.high = int(low), int(high)
-
-    def draw(self, rng: random.Random) -> int:
-        return rng.randint(self.low, self.high)
-
-    def __repr__(self) -> str:
-        return f"randint({self.low!r}, {self.high!r})"
-
-
-class Derived(Dimension):
-    """A field computed from the other fields of each setting, made by :func:`derived`."""
-
-    def __init__(self, compute: Callable[[Any], Any]) -> None:
-        self.compute = compute
-
-    @property
-    def enumerable(self) -> bool:
-        return True
-
-    def size(self) -> int:
-        return 1
-
-    def get(self, i: int) -> Any:
-        msg = "a derived field has no values of its own"
-        raise AssertionError(msg)
-
-    draw = get  # type: ignore[assignment]  # never drawn: computed from the setting
-
-    def __repr__(self) -> str:
-        return f"derived({getattr(self.compute, '__name__', 'fn')})"
-
-
-def search(*points: T, link: str | None = None) -> T:
-    """Declare the values a field is searched over; one value makes it a constant.
-
-    Fields searched with the same ``link`` name vary together (their ``i``-th values go
-    together) instead of in product, so they must list as many values.
-
-    Raises:
-        SearchSpaceError: when no value is given.
-
-    >>> from superparams import Experiment
-    >>> class Train(Experiment):
-    ...     lr: float = search(0.1, 0.01)
-    >>> len(Train())
-    2
-    """
-    if not points:
-        msg = (
-            "search() needs at least one value, e.g. search(16, 32); "
-            "for a constant, give the value itself"
-        )
-        raise SearchSpaceError(msg)
-    # A typed lie, like dataclasses.field(): checkers see the field's type, we see a Grid.
-    return Grid(points, link=link)  # type: ignore[return-value]
-
-
-def seeds(n: int, *, start: int = 0) -> int:
-    """Declare ``n`` seeds, ``start`` to ``start + n - 1``: repeats of each setting.
-
-    It is ``search(0, 1, ..., n - 1)`` (the same settings, with the same ids), marked as
-    a replicate: :meth:`Space.summary` averages over it instead of comparing its values.
-
-    Raises:
-        SearchSpaceError: when ``n`` or ``start`` is not an int, or ``n`` is below 1.
-
-    >>> from superparams import Experiment
-    >>> class Train(Experiment):
-    ...     seed: int = seeds(3, start=10)
-    >>> [s.seed for s in Train()]
-    [10, 11, 12]
-    """
-    if type(n) is not int:
-        msg = f"seeds() needs a whole number of seeds, got {n!r} (a {type(n).__name__}): seeds(5)"
-        raise SearchSpaceError(msg)
-    if n < 1:
-        msg = f"seeds() needs n >= 1 seeds, got {n!r}; seeds(5) gives the seeds 0 to 4"
-        raise SearchSpaceError(msg)
-    if type(start) is not int:
-        msg = f"seeds() needs an int start, got {start!r} (a {type(start).__name__})"
-        raise SearchSpaceError(msg)
-    grid = Grid(range(start, start + n))
-    grid.replicate = True
-    return grid  # type: ignore[return-value]
-
-
-def value(x: T) -> T:
-    """A constant field, with a mutable value copied for each setting: ``value([1, 2])``.
-
-    The same as writing the value itself; it reads well where the value is a list.
-    """
-    return search(x)
-
-
-def choice(*points: T, weights: Sequence[float] | None = None) -> T:
-    """Like :func:`search`, but :meth:`Space.sample` draws with the given ``weights``."""
-    if weights is not None and len(weights) != len(points):
-        msg = f"choice() got {len(points)} values but {len(weights)} weights; give one per value"
-        raise SearchSpaceError(msg)
-    search(*points)  # the same check for no values
-    grid = Grid(points, weights=weights)
-    grid.maker = "choice"
-    return grid  # type: ignore[return-value]
-
-
-def uniform(low: float, high: float) -> float:
-    """A float drawn uniformly from ``[low, high]``; only :meth:`Space.sample` can use it."""
-    return _Uniform(low, high, log=False)  # type: ignore[return-value]
-
-
-def loguniform(low: float, high: float) -> float:
-    """A float whose logarithm is uniform in ``[log low, log high]``, e.g. a learning rate."""
-    return _Uniform(low, high, log=True)  # type: ignore[return-value]
-
-
-def randint(low: int, high: int) -> int:
-    """An int drawn uniformly from ``low`` to ``high``, both included."""
-    return _RandInt(low, high)  # type: ignore[return-value]
-
-
-def derived(compute: Callable[[Any], T]) -> T:
-    """A field computed from the others in each setting: ``derived(lambda s: s.a * s.b)``.
-
-    A derived field shows in the results like any other, but is not part of a setting's
-    id (it follows from the fields it is computed from) and cannot be overridden.
-    """
-    return Derived(compute)  # type: ignore[return-value]
 
 
 class Space(Generic[E]):
@@ -349,6 +184,10 @@ class Space(Generic[E]):
     def _raw_draw(self, rng: random.Random) -> E:
         """One setting chosen at random, before filtering."""
         raise NotImplementedError
+
+    def _sp_is_setting(self) -> bool:
+        """Whether this is one setting, not a space of them: a union or a sample never is."""
+        return False
 
     # -- validity ----------------------------------------------------------------------
 
@@ -453,7 +292,7 @@ class Space(Generic[E]):
     plan = _api.plan
     results = _api.results
 
-    # -- after the run (superparams._summary; imported only when used) -------------------
+    # -- after the run: the front door too, which imports superparams._summary when used --
 
     def summary(
         self,
@@ -481,9 +320,7 @@ class Space(Generic[E]):
             UsageError: when there is nothing to summarise over, ``over`` or ``rows``
                 names something the space does not have, or ``level`` is not in (0, 1).
         """
-        from superparams._summary import summary
-
-        return summary(self, over, rows=rows, folder=folder, level=level)
+        return _api.summary(self, over, rows=rows, folder=folder, level=level)
 
     def best(
         self,
@@ -512,15 +349,11 @@ class Space(Generic[E]):
             UsageError: for a metric the summary does not hold, a mode not max or min, or a
                 ``level`` not in (0, 1).
         """
-        from superparams._summary import best
-
-        return best(self, metric, mode, over=over, rows=rows, folder=folder, level=level)
+        return _api.best(self, metric, mode, over=over, rows=rows, folder=folder, level=level)
 
     def _repr_html_(self) -> str:
         """What a notebook shows: the overview print() gives, as a table."""
-        from superparams._summary import space_html
-
-        return space_html(self)
+        return _api.space_html(self)
 
     # -- algebra -----------------------------------------------------------------------
 
@@ -684,6 +517,19 @@ class Sample(Space[E]):
         return f"{drawn}, from\n{self.source}" if self.seeds > 1 else f"{drawn} from\n{self.source}"
 
 
+# -- what the model asks of the front door (the one import up, see the imports) ---------
+
+
+def bookkeeping_columns() -> frozenset[str]:
+    """The columns the store adds to every results table, which no field may be called."""
+    return _api.bookkeeping_columns()
+
+
+def setting_workdir(setting: Experiment) -> Workdir:
+    """A setting's own folder in its results folder (see :attr:`Experiment.workdir`)."""
+    return _api.setting_workdir(setting)
+
+
 def replicate_values(space: Space[Any]) -> list[dict[str, Any]]:
     """Each combination of the seeds a space declares (:func:`seeds`), in product order;
     none for a space that declares none (or pins them).
@@ -753,6 +599,6 @@ def _distinct(size: int, n: int, seed: int) -> list[int]:
     return out
 
 
-def _short(value: Any, width: int = 24) -> str:
+def short(value: Any, width: int = 24) -> str:
     text = repr(value)
     return text if len(text) <= width else text[: width - 1] + "…"

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from superparams._store._columns import _unoptional
+from superparams._declared import declared
+from superparams._fields import annotation_type, unoptional
 from superparams.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
@@ -72,16 +73,16 @@ def columns(space: Space[Any], results: pl.DataFrame | None = None) -> Columns:
     """
     if results is None:
         results = space.results()
-    return _Declared(space).columns(results.columns)
+    return DeclaredColumns(space).columns(results.columns)
 
 
-class _Declared:
+class DeclaredColumns:
     """What a space declares about its columns: parameters, derived, varied, replicates."""
 
     def __init__(self, space: Space[Any]) -> None:
         self.name = space.experiment_class.__name__
         cls = space.experiment_class
-        info = cls._sp_info()
+        info = declared(cls)
         self.fields = info.fields
         self.parameters = _parameter_columns(cls)  # declaration order, derived included
         self.derived = set(_parameter_columns(cls, derived_only=True))
@@ -144,16 +145,38 @@ def _parameter_columns(
     """The parameter columns of a class: a nested experiment's fields are dotted."""
     from superparams._experiment import Experiment
 
-    info = cls._sp_info()
+    info = declared(cls)
     derived = [n for n, _ in info.derived]
     out: list[str] = []
     for name in (*info.fields, *derived):
-        annotation = _unoptional(info.annotations.get(name))
+        annotation = unoptional(info.annotations.get(name))
         if isinstance(annotation, type) and issubclass(annotation, Experiment):
             inner = _parameter_columns(annotation, f"{prefix}{name}.", derived_only=derived_only)
             out.extend(inner)
         elif not derived_only or name in derived:
             out.append(f"{prefix}{name}")
+    return out
+
+
+def column_types(cls: type[Experiment], prefix: str = "") -> dict[str, str]:
+    """The polars type of each parameter column of an experiment class, by annotation.
+
+    A nested experiment gives its fields' dotted columns (``model.width``). A field
+    whose annotation fixes no type (``Any``, a union, a class of the user's) is left
+    out: its column is typed by its values.
+    """
+    from superparams._experiment import Experiment
+
+    info = declared(cls)
+    out: dict[str, str] = {}
+    for name in (*info.fields, *(n for n, _ in info.derived)):
+        annotation = unoptional(info.annotations.get(name))
+        if isinstance(annotation, type) and issubclass(annotation, Experiment):
+            out.update(column_types(annotation, f"{prefix}{name}."))
+            continue
+        dtype = annotation_type(annotation)
+        if dtype is not None:
+            out[f"{prefix}{name}"] = dtype
     return out
 
 
@@ -183,7 +206,7 @@ def _flat(name: str, value: Any) -> Iterator[tuple[str, str]]:
     from superparams._identity import encode
 
     if isinstance(value, Experiment):
-        for field in type(value)._sp_info().fields:
+        for field in declared(type(value)).fields:
             yield from _flat(f"{name}.{field}", value.__dict__[field])
     else:
         yield name, encode(value, name)
@@ -301,7 +324,7 @@ def summarise(
     from superparams._stats import t_quantile
 
     _check_level(level)
-    declared = _Declared(space)
+    declared = DeclaredColumns(space)
     names = _over(declared, over)
     reduce = _reducer(rows)
     if table is None:
@@ -313,7 +336,7 @@ def summarise(
         if c not in names and c not in declared.derived and c in table.columns
     ]
     kept = [c for c in names if c in table.columns]
-    metrics = [c for c in found.metrics if _numeric(table.schema[c])]
+    metrics = [c for c in found.metrics if is_numeric(table.schema[c])]
     # metrics by position: a metric may be called anything, a key never starts with _sp_
     at = {m: f"_sp_{i}" for i, m in enumerate(metrics)}
     done = pl.col("status") == "completed"
@@ -394,7 +417,7 @@ def best(
             msg += f", and one mode for each of {', '.join(metrics)}"
         raise UsageError(msg)
     if over is None:
-        over = _Declared(space).replicates
+        over = DeclaredColumns(space).replicates
     summarised = summarise(space, over, rows=rows, folder=folder, level=level, table=table)
     table = summarised.frame
     for name in metrics:
@@ -489,7 +512,7 @@ def judge(
     return "clear", []
 
 
-def _over(declared: _Declared, over: str | Sequence[str] | None) -> list[str]:
+def _over(declared: DeclaredColumns, over: str | Sequence[str] | None) -> list[str]:
     """The columns to summarise over, checked against the space's parameters."""
     choices = [c for c in declared.parameters if c not in declared.derived]
     if over is None:
@@ -529,7 +552,7 @@ def _reducer(rows: str | pl.Expr) -> Any:
     return getattr(pl.Expr, rows)
 
 
-def _numeric(dtype: pl.DataType) -> bool:
+def is_numeric(dtype: pl.DataType) -> bool:
     import polars as pl
 
     return dtype.is_numeric() or dtype == pl.Boolean
@@ -540,7 +563,8 @@ def _numeric(dtype: pl.DataType) -> bool:
 
 def space_html(space: Space[Any]) -> str:
     """A space as a notebook shows it: its overview, one table per experiment in it."""
-    from superparams._experiment import Experiment, _overview_rows
+    from superparams._experiment import Experiment
+    from superparams._overview import overview_rows
     from superparams._space import Sample, Union
 
     if isinstance(space, Union):
@@ -550,7 +574,7 @@ def space_html(space: Space[Any]) -> str:
         return f"<div><p>{html.escape(caption)}</p>{space_html(space.source)}</div>"
     if not isinstance(space, Experiment):
         return f"<pre>{html.escape(str(space))}</pre>"
-    title, rows = _overview_rows(space)
+    title, rows = overview_rows(space)
     head = "".join(f"<th>{h}</th>" for h in ("field", "type", "values", "size"))
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows

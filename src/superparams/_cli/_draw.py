@@ -95,11 +95,11 @@ def lines(
     """
     import polars as pl
 
-    from superparams._summary import _Declared
+    from superparams._summary import DeclaredColumns
 
     if table is None:
         table = space.results()
-    declared = _Declared(space)
+    declared = DeclaredColumns(space)
     found = declared.columns(table.columns)
     over = tuple(declared.replicates) if over is None else over
     name = space.experiment_class.__name__
@@ -202,11 +202,11 @@ def cells(
     Raises:
         UsageError: no such metric or parameter, or another field still varies.
     """
-    from superparams._summary import _Declared, summarise
+    from superparams._summary import DeclaredColumns, summarise
 
     if table is None:
         table = space.results()
-    declared = _Declared(space)
+    declared = DeclaredColumns(space)
     found = declared.columns(table.columns)
     over = tuple(declared.replicates) if over is None else over
     name = space.experiment_class.__name__

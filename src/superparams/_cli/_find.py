@@ -28,6 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from superparams._declared import declared
 from superparams.errors import (
     ExperimentError,
     LoadError,
@@ -257,8 +258,8 @@ def _components(classes: list[type[Experiment]]) -> set[type]:
 
     parts: set[type] = set()
     for cls in classes:
-        for name, annotation in cls._sp_info().annotations.items():
-            if name in cls._sp_info().fields:
+        for name, annotation in declared(cls).annotations.items():
+            if name in declared(cls).fields:
                 parts |= mentioned(annotation) - {cls}
     return parts
 

@@ -19,6 +19,7 @@ from superparams._cli._options import (
     option_wins,
 )
 from superparams._cli._parse import Fields, field_named, fields_of, nested_class
+from superparams._declared import declared
 
 if TYPE_CHECKING:
     from superparams._cli._find import Found
@@ -135,7 +136,7 @@ def experiment_help(prog: str, found: Found, command: str = "run") -> str:
     word = f"{command} " if command != "run" else ""
     lines = [f"usage: {prog} {word}{found.name} [--FIELD VALUE ...] [options]", ""]
     for cls in found.classes:
-        info = cls._sp_info()
+        info = declared(cls)
         doc = _doc(cls)
         lines.append(f"{cls.__name__} ({_shown(found.path)}){': ' + doc if doc else ''}")
         rows = []
@@ -168,7 +169,7 @@ def _nested_rows(prefix: str, annotation: Any, seen: set[type]) -> list[tuple[st
     nested = nested_class(annotation)
     if nested is None or nested in seen:
         return []
-    info = nested._sp_info()
+    info = declared(nested)
     rows = []
     for name in info.fields:
         dotted = f"{prefix}.{name}"

@@ -42,6 +42,7 @@ from superparams._cli._options import (
     option_wins,
 )
 from superparams._cli._requests import REQUESTS, Request
+from superparams._declared import declared
 from superparams.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
@@ -346,8 +347,8 @@ def _dotted(flag: str, name: str, fields: Fields) -> tuple[str | None, bool]:
     top = field_named(head, fields)
     if top is None or not rest:
         return None, False
-    owner = next(c for c in fields.classes if top in c._sp_info().fields)
-    where, annotation = f"{owner.__name__}.{top}", owner._sp_info().annotations.get(top)
+    owner = next(c for c in fields.classes if top in declared(c).fields)
+    where, annotation = f"{owner.__name__}.{top}", declared(owner).annotations.get(top)
     path = [top]
     for part in rest.split("."):
         nested = nested_class(annotation)
@@ -357,7 +358,7 @@ def _dotted(flag: str, name: str, fields: Fields) -> tuple[str | None, bool]:
                 "nested experiment's fields are set with a dot"
             )
             raise UsageError(msg)
-        info = nested._sp_info()
+        info = declared(nested)
         found = part if part in info.fields else part.replace("-", "_")
         if found not in info.fields:
             names = list(info.fields)
@@ -433,7 +434,7 @@ def fields_of(found: Found) -> Fields:
     flags: set[str] = set()
     derived: set[str] = set()
     for cls in found.classes:
-        info = cls._sp_info()
+        info = declared(cls)
         names.update(dict.fromkeys(info.fields))
         derived.update(n for n, _ in info.derived)
         flags.update(n for n in info.fields if is_bool(info.annotations.get(n)))

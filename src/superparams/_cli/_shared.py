@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from superparams._cli._find import shown
 from superparams._cli._table import cell, table
+from superparams._declared import declared
 
 if TYPE_CHECKING:
     import polars as pl
@@ -112,7 +113,7 @@ def columns_of(frame: pl.DataFrame, cls: type[Experiment]) -> list[str]:
     """The columns worth a look: parameters that vary, results, and status if mixed."""
     from superparams._store._columns import BOOKKEEPING
 
-    info = cls._sp_info()
+    info = declared(cls)
     params = set(info.fields) | {n for n, _ in info.derived}
 
     def is_param(column: str) -> bool:

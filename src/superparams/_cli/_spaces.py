@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from superparams._declared import declared
 from superparams.errors import UsageError
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ def space_of(target: type[Experiment] | Space[Any], request: Request) -> Space[A
     from superparams.errors import ExperimentError, SearchSpaceError
 
     cls = target if isinstance(target, type) else target.experiment_class
-    info = cls._sp_info()
+    info = declared(cls)
     derived = {n for n, _ in info.derived}
     values: dict[str, Any] = {}
     nested: dict[str, dict[str, tuple[str, str | None]]] = {}
@@ -127,7 +128,7 @@ def _set_in(held: Any, flags: dict[str, tuple[str, str | None]], where: str) -> 
         flag = next(iter(flags.values()))[0]
         msg = f"{flag}: {where} holds {held!r}, not an experiment whose fields could be set"
         raise UsageError(msg)
-    info = type(held)._sp_info()
+    info = declared(type(held))
     values: dict[str, Any] = {}
     deeper: dict[str, dict[str, tuple[str, str | None]]] = {}
     for name, (flag, text) in flags.items():
@@ -145,7 +146,7 @@ def _set_in(held: Any, flags: dict[str, tuple[str, str | None]], where: str) -> 
 
 
 def is_distribution(space: Any, name: str) -> bool:
-    from superparams._space import Distribution
+    from superparams._values import Distribution
 
     return isinstance(space.__dict__.get(name), Distribution)
 
@@ -162,7 +163,7 @@ def _field_value(flag: str, text: str | None, annotation: Any) -> Any:
         split,
     )
     from superparams._identity import Mismatch, conform
-    from superparams._space import search
+    from superparams._values import search
 
     if text is None:
         return True

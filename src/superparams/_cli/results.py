@@ -17,6 +17,7 @@ from superparams._cli._shared import (
     write_json,
 )
 from superparams._cli._table import cell, table
+from superparams._declared import declared
 from superparams.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ def _sorted(
 
 
 def _parameters(cls: type[Any]) -> set[str]:
-    info = cls._sp_info()
+    info = declared(cls)
     return set(info.fields) | {n for n, _ in info.derived}
 
 

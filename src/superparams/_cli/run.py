@@ -365,7 +365,8 @@ def _overview(found: Found, space: Space[Any], store: Store, earlier: str, name:
 
 def _fields_overview(space: Space[Any]) -> list[str]:
     """The experiment's name and size, then a line per field: as ``print(space)`` shows."""
-    from superparams._experiment import Experiment, overview
+    from superparams._experiment import Experiment
+    from superparams._overview import overview
 
     if isinstance(space, Experiment):
         return overview(space).splitlines()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from superparams._cli._find import shown
 from superparams._cli._shared import plan_of, store_of
+from superparams._declared import declared
 
 if TYPE_CHECKING:
     from superparams._cli._find import Found
@@ -170,7 +171,7 @@ def _status_stored(found: Found, space: Space[Any], prog: str) -> None:
     store = store_of(space)
     first = {sid: (s.status, s.label, s.error) for sid, s in store.statuses().items()}
     statuses = [s for s, _, _ in first.values()]
-    drawn = [n for n in cls._sp_info().fields if is_distribution(space, n)] or ["a field"]
+    drawn = [n for n in declared(cls).fields if is_distribution(space, n)] or ["a field"]
     verb = "is" if len(drawn) == 1 else "are"
     out = sys.stdout
     total = len(first)

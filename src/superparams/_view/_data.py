@@ -38,7 +38,7 @@ SHOWN_BOOKKEEPING = (
 
 def read(space: Space[Any]) -> tuple[Reader, pl.DataFrame]:
     """The lock-free reader of ``space``'s store, and the space's rows in it."""
-    from superparams._api import _select
+    from superparams._api import select_settings
     from superparams._api import store_of as made
     from superparams._store._read import reader
 
@@ -46,17 +46,17 @@ def read(space: Space[Any]) -> tuple[Reader, pl.DataFrame]:
     store.check()
     table = store.table()
     if space.enumerable:
-        table = _select(table, list(space._sp_ids()))
+        table = select_settings(table, list(space._sp_ids()))
     return store, table
 
 
 def payload(space: Space[Any], table: pl.DataFrame, *, current_code: str | None) -> dict[str, Any]:
     """The page's data of one experiment: its name, columns by kind, rows, summary."""
-    from superparams._summary import _Declared, _numeric
+    from superparams._summary import DeclaredColumns, is_numeric
 
-    declared = _Declared(space)
+    declared = DeclaredColumns(space)
     found = declared.columns(table.columns)
-    candidates = [m for m in found.metrics if _numeric(table.schema[m])]
+    candidates = [m for m in found.metrics if is_numeric(table.schema[m])]
     steps = _steps(table, candidates)
     metrics = [m for m in candidates if m not in steps]
     parameters = [c for c in found.parameters if c in table.columns]
@@ -91,7 +91,7 @@ def payload(space: Space[Any], table: pl.DataFrame, *, current_code: str | None)
         "series": series,
         "summary": summary,
         "best": best,
-        "types": {c: "number" if _numeric(table.schema[c]) else "text" for c in keep},
+        "types": {c: "number" if is_numeric(table.schema[c]) else "text" for c in keep},
     }
 
 
@@ -136,11 +136,12 @@ def split(
 
 def _overview(space: Space[Any]) -> dict[str, Any] | None:
     """The space's fields: its size, and each field's name, type, values and size."""
-    from superparams._experiment import Experiment, _overview_rows
+    from superparams._experiment import Experiment
+    from superparams._overview import overview_rows
 
     if not isinstance(space, Experiment):
         return None
-    title, rows = _overview_rows(space)
+    title, rows = overview_rows(space)
     return {"title": title, "rows": [list(row) for row in rows]}
 
 
