@@ -89,10 +89,12 @@ def results(space: Space[Any], *, folder: Path | str | None = None) -> pl.DataFr
     [(3, 9, 'completed'), (1, 1, 'completed')]
     """
 
+    from superparams._space import setting_ids
+
     table = store_of(space, folder).table()
     if not space.enumerable:
         return table
-    return select_settings(table, list(space._sp_ids()))
+    return select_settings(table, list(setting_ids(space)))
 
 
 def summary(

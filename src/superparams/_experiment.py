@@ -364,6 +364,16 @@ class Experiment(Space[Any]):
         return repr(self) if self._sp_is_setting() else overview(self)
 
 
+def space_layout(space: Experiment) -> Layout:
+    """How ``space`` splits into fixed values and axes, made once per instance."""
+    return space._sp_layout()
+
+
+def setting_encodings(setting: Experiment) -> dict[str, str]:
+    """The canonical encoding of each field of ``setting``, which its id is made from."""
+    return setting._sp_encodings()
+
+
 def reserved_names() -> tuple[frozenset[str], frozenset[str]]:
     """The names a field may not take: the results' own columns, and superparams' attributes.
 

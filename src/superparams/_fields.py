@@ -16,7 +16,7 @@ from pathlib import PurePath
 from typing import Any, Literal
 
 from superparams._identity import Mismatch, conform, encode
-from superparams._space import Grid, Space, short
+from superparams._space import Grid, Space, setting_ids, short
 from superparams._values import Derived, Distribution, RandInt
 from superparams.errors import ExperimentError
 
@@ -66,7 +66,7 @@ def _check_distinct(owner: str, name: str, grid: Grid, points: Sequence[Any]) ->
     else:
         keys = []
         for point in points:  # a nested experiment stands for each of its settings
-            keys.extend(point._sp_ids() if isinstance(point, Space) else [encode(point, name)])
+            keys.extend(setting_ids(point) if isinstance(point, Space) else [encode(point, name)])
     seen: set[Any] = set()
     for key, point in zip(keys, _expanded(points), strict=True):
         if key in seen:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from superparams._declared import ClassInfo, declared
 from superparams._identity import canonical, digest, encode
-from superparams._space import Dimension, Grid, Space
+from superparams._space import Dimension, Grid, Space, is_setting
 from superparams._values import Derived
 from superparams.errors import SearchSpaceError
 
@@ -237,7 +237,7 @@ def as_dimension(value: Any) -> Dimension | None:
         return None
     if isinstance(value, Dimension):
         return value
-    if isinstance(value, Space) and not value._sp_is_setting():
+    if isinstance(value, Space) and not is_setting(value):
         return Grid((value,))
     return None
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from superparams._declared import declared
+from superparams._experiment import setting_encodings
 from superparams._outcome import DIED_IN_PROCESS, Outcome, Task
 from superparams._store._plan import Plan
 from superparams._store._record import describe, renamed
@@ -272,7 +273,7 @@ class _Run:
         for position in stored.unrecorded:
             setting: Experiment = self.space[position]
             sid = stored.ids[position]
-            described = describe(setting.label, _params(setting), setting._sp_encodings())
+            described = describe(setting.label, _params(setting), setting_encodings(setting))
             now = self.clock()
             outcome = Outcome.failed(
                 Task(position, sid, 1), "killed", DIED_IN_PROCESS, worker=0, since=now
@@ -300,7 +301,7 @@ class _Run:
         setting.__dict__["_sp_id"] = sid  # known from the plan: no need to hash it again
         if sid not in self.inflight:
             label = setting.label
-            described = describe(label, _params(setting), setting._sp_encodings())
+            described = describe(label, _params(setting), setting_encodings(setting))
             carried = list(self.carried.get(sid, ()))
             self.inflight[sid] = _InFlight(position, label, described, attempt, carried)
         if attempt == 1 and sid in self.fresh:  # before the engine has it: run() finds

@@ -424,7 +424,7 @@ def _run_and_tell(
     the study and the trials asked for them, in order; None for stored ones)."""
     import polars as pl
 
-    from superparams._space import Union, pinned
+    from superparams._space import Union, pinned, setting_ids
 
     spaces = [pinned(space, c.values) for c in configurations]
     joined: Space[Any] = spaces[0] if len(spaces) == 1 else Union(spaces)
@@ -433,7 +433,7 @@ def _run_and_tell(
         _check_metrics(space, table, metrics)
     seeds = seed_count(space)
     for configuration, part in zip(configurations, spaces, strict=True):
-        ids = list(part._sp_ids())
+        ids = list(setting_ids(part))
         rows = (
             table.filter(pl.col("id").is_in(ids))
             .group_by("id", maintain_order=True)

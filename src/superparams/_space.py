@@ -517,6 +517,17 @@ class Sample(Space[E]):
         return f"{drawn}, from\n{self.source}" if self.seeds > 1 else f"{drawn} from\n{self.source}"
 
 
+def setting_ids(space: Space[Any]) -> Iterator[str]:
+    """The id of each setting of ``space``, in order; most spaces compute them without
+    making the settings."""
+    return space._sp_ids()
+
+
+def is_setting(space: Space[Any]) -> bool:
+    """Whether ``space`` is one setting (an experiment searching no field), not a space."""
+    return space._sp_is_setting()
+
+
 # -- what the model asks of the front door (the one import up, see the imports) ---------
 
 

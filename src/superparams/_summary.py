@@ -86,6 +86,8 @@ class DeclaredColumns:
         self.fields = info.fields
         self.parameters = _parameter_columns(cls)  # declaration order, derived included
         self.derived = set(_parameter_columns(cls, derived_only=True))
+        from superparams._experiment import space_layout
+
         parts = list(_experiments(space))
         self.replicates = tuple(
             name
@@ -96,7 +98,7 @@ class DeclaredColumns:
         varied: set[str] = set()
         seen: dict[str, set[str]] = {}
         for part in parts:
-            layout = part._sp_layout()
+            layout = space_layout(part)
             for name, value in layout.fixed.items():
                 for column, encoding in _flat(name, value):
                     seen.setdefault(column, set()).add(encoding)

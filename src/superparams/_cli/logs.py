@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from superparams._cli._find import shown
 from superparams._cli._shared import say, store_of
+from superparams._space import setting_ids
 from superparams.errors import UsageError
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def logs(found: Found, spaces: list[Space[Any]], request: LogsRequest, prog: str
     for space in spaces:
         store = store_of(space)
         known = store.statuses()
-        for position, sid in enumerate(space._sp_ids()):
+        for position, sid in enumerate(setting_ids(space)):
             total += 1
             path = Path(store.log_path(sid))
             if sid in known or path.exists():

@@ -40,13 +40,14 @@ def read(space: Space[Any]) -> tuple[Reader, pl.DataFrame]:
     """The lock-free reader of ``space``'s store, and the space's rows in it."""
     from superparams._api import select_settings
     from superparams._api import store_of as made
+    from superparams._space import setting_ids
     from superparams._store._read import reader
 
     store = reader(made(space))
     store.check()
     table = store.table()
     if space.enumerable:
-        table = select_settings(table, list(space._sp_ids()))
+        table = select_settings(table, list(setting_ids(space)))
     return store, table
 
 

@@ -18,6 +18,7 @@ import secrets
 import threading
 from typing import TYPE_CHECKING, Any
 
+from superparams._space import setting_ids
 from superparams._view._data import payload, read
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class _Followed:
         from superparams._store._read import Follower
 
         self.space = space
-        self.ids = set(space._sp_ids()) if space.enumerable else None
+        self.ids = set(setting_ids(space)) if space.enumerable else None
         self.code = _current_code(space)
         self.follower: Follower
         self.store: Reader
