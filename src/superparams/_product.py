@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from superparams._experiment import Experiment
 
 
+# The kinds of value each setting (and each instance) gets its own copy of.
 MUTABLE = (list, dict, set, bytearray)
 
 
