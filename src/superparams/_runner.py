@@ -452,7 +452,7 @@ class _Run:
         so instead (the record holds every result)."""
         skipped = _left_out(stored.done, positions)  # completed before, not run again
         if compacted:
-            clashes = self.store.clashes(_labels(self.space, stored.ids))
+            clashes = self.store.clashes(labels_of(self.space, stored.ids))
         else:
             clashes = [
                 f"stopped while writing {self.store.results_path.name}: every result is in "
@@ -488,7 +488,7 @@ def _left_out(some: list[int], positions: list[int]) -> int:
     return len(chosen) - len(chosen.intersection(positions))
 
 
-def _labels(space: Space[Any], ids: list[str]) -> Callable[[str], str | None]:
+def labels_of(space: Space[Any], ids: list[str]) -> Callable[[str], str | None]:
     """The label a setting of ``space`` has, by id (None if it is not in the space)."""
 
     def label(sid: str) -> str | None:
