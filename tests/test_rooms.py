@@ -142,3 +142,33 @@ def test_no_engine_is_named_outside_the_executors():
         if not module.startswith("superparams.executors")
     }
     assert {module: found for module, found in named.items() if found} == {}
+
+
+def private_imports() -> dict[str, list[str]]:
+    """Each module's imports of another module's ``_private`` names (modules aside: every
+    module of the package but the public ones is private, and says so by its name)."""
+    found: dict[str, list[str]] = {}
+    for here, path in MODULES.items():
+        package = here.split(".") if path.name == "__init__.py" else here.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            if not module.startswith("superparams") or module == here:
+                continue
+            for alias in node.names:
+                name = alias.name
+                if (
+                    name.startswith("_")
+                    and not name.startswith("__")
+                    and f"{module}.{name}" not in MODULES
+                ):
+                    found.setdefault(here, []).append(f"{module}.{name}")
+    return found
+
+
+@pytest.mark.xfail(strict=True, reason="engines still import private names")
+def test_no_module_imports_another_modules_private_names():
+    """A name another module imports is the package's own: it carries no underscore."""
+    assert private_imports() == {}

@@ -31,7 +31,7 @@ def report_page(found: Found, spaces: list[Space[Any]]) -> str:
 
     from superparams._view._data import read
     from superparams._view._page import page, plotly_js, require
-    from superparams._view._server import _current_code
+    from superparams._view._server import current_code
 
     require("report")
     from superparams._view._data import payload
@@ -39,7 +39,7 @@ def report_page(found: Found, spaces: list[Space[Any]]) -> str:
     experiments, logs = [], {}
     for k, space in enumerate(spaces):
         store, table = read(space)
-        experiments.append(payload(space, table, current_code=_current_code(space)))
+        experiments.append(payload(space, table, current_code=current_code(space)))
         logs[str(k)] = _logs(store, table)
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     config = {"live": False, "made": made, "title": found.name}

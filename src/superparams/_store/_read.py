@@ -453,8 +453,10 @@ class Reader:
         With nothing stored, it reads no table (and loads no polars): a command starts
         at once, and a run's plan costs no more than its list of ids.
         """
+        from superparams._space import setting_ids
+
         self.check()  # another experiment's folder is refused, even with nothing in it
-        ids = list(space._sp_ids())
+        ids = list(setting_ids(space))
         table = self.table() if self._holds_anything() else None
         if table is None or table.is_empty():  # nothing stored: every setting is new
             first: dict[str, int] = {}

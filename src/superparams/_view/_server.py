@@ -41,7 +41,7 @@ class _Followed:
 
         self.space = space
         self.ids = set(setting_ids(space)) if space.enumerable else None
-        self.code = _current_code(space)
+        self.code = current_code(space)
         self.follower: Follower
         self.store: Reader
         self.table: pl.DataFrame
@@ -114,7 +114,7 @@ def _encode(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), allow_nan=False, default=str).encode()
 
 
-def _current_code(space: Space[Any]) -> str | None:
+def current_code(space: Space[Any]) -> str | None:
     """The version of the experiment's code now: rows of another are outdated."""
     try:
         from superparams._code import code_hash
