@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from array import array
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, overload
 
 # The one import up, kept by design: a space's front-door methods (run_all, plan,
 # results, summary, best) are the front door's, and _api imports the rooms that do the
@@ -287,10 +287,11 @@ class Space(Generic[E]):
 
     # -- running and results: the front door, typed and documented in superparams._api --
 
-    run_all = _api.run_all
-    optimize = _api.optimize
-    plan = _api.plan
-    results = _api.results
+    # Final: each is exactly the front door's function, as a method (checkers bind it).
+    run_all: Final = _api.run_all
+    optimize: Final = _api.optimize
+    plan: Final = _api.plan
+    results: Final = _api.results
 
     # -- after the run: the front door too, which imports superparams._summary when used --
 
