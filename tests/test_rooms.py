@@ -132,7 +132,6 @@ def test_the_model_and_the_store_never_print_or_parse_arguments():
         assert "superparams._display" not in edges.get(module, ()), module
 
 
-@pytest.mark.xfail(strict=True, reason="the front door and status still name engines")
 def test_no_engine_is_named_outside_the_executors():
     """Only ``executors/`` imports an engine's module: the rest asks the seam by name."""
     engines = {f"superparams.executors.{e}" for e in ENGINES}

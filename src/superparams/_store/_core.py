@@ -91,6 +91,7 @@ from superparams._store._lock import (
 )
 from superparams._store._logfile import SettingLog
 from superparams._store._record import (
+    QUEUED_BEFORE,
     _cut_torn_tail,
     _dumps,
     _hash,
@@ -103,6 +104,7 @@ from superparams._store._record import (
     _start,
     _uncollected,
     describe,
+    queued_engines,
     renamed,
 )
 from superparams._store._table import (
@@ -519,12 +521,21 @@ class Store:
         self._write({"event": "interrupted", "id": setting_id, "attempt": attempt}, {})
         self._unsynced += 1
 
-    def queued(self, setting_id: str, attempt: int, job: str, described: Mapping[str, Any]) -> None:
-        """Note that a setting waits in an engine's queue as ``job`` (a Slurm job), to run
-        without this driver: it reads ``queued`` until its outcome, running there or not,
-        so no other run starts it. ``job`` ``""``: the engine let go of it before it ran;
-        it reads as it did before it was queued."""
-        line = {"event": "queued", "id": setting_id, "attempt": attempt, "job": job}
+    def queued(
+        self, setting_id: str, attempt: int, job: str, described: Mapping[str, Any], engine: str
+    ) -> None:
+        """Note that a setting waits in the queue of the engine named ``engine`` as
+        ``job`` (a Slurm job), to run without this driver: it reads ``queued`` until its
+        outcome, running there or not, so no other run starts it, and
+        :meth:`queued_on` names that engine. ``job`` ``""``: the engine let go of it
+        before it ran; it reads as it did before it was queued."""
+        line = {
+            "event": "queued",
+            "id": setting_id,
+            "attempt": attempt,
+            "job": job,
+            "engine": engine,
+        }
         record = self._write(line, described)
         try:
             record.flush()  # a driver killed from here on still leaves it queued
@@ -979,6 +990,16 @@ class Store:
                 ended = start.replace(tzinfo=datetime.timezone.utc).timestamp() + float(took)
             out[sid] = Status(status or "", label, error, ended)
         return out
+
+    def queued_on(self) -> dict[str, str]:
+        """The engine that holds each queued setting, by id (see :meth:`queued`): the name
+        its queued line records; ``slurm`` for one queued before lines named their engine,
+        or restored from ``results.parquet``."""
+        queued = [sid for sid, s in self.statuses().items() if s.status == "queued"]
+        if not queued:
+            return {}
+        engines = queued_engines(self.record_path)
+        return {sid: engines.get(sid, QUEUED_BEFORE) for sid in queued}
 
     def reported_rows(self, ids: set[str]) -> dict[str, list[list[Any]]]:
         """The rows stored for the failed or interrupted settings among ``ids``: all of

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from superparams import _worker as worker
-from superparams._outcome import Outcome, Task
+from superparams._outcome import Outcome, Started, Task
 from superparams._worker import rows_of, run_setting
-from superparams.executors import Executor, Started
+from superparams.executors._base import Executor
 
 if TYPE_CHECKING:
     from superparams._space import Space

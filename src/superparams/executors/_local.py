@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
-from superparams._outcome import Cause, Outcome, Task
+from superparams._outcome import Cause, Outcome, Started, Task
 from superparams._worker import (
     Unreadable,
     _children,
@@ -57,7 +57,7 @@ from superparams._worker import (
     write_base,
 )
 from superparams.errors import ExperimentError, WorkerError
-from superparams.executors import Executor, Started
+from superparams.executors._base import Executor
 
 if TYPE_CHECKING:
     from superparams._space import Space

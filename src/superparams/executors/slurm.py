@@ -60,9 +60,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from superparams._outcome import Cause, Failure, Outcome, Started, Task
+from superparams._outcome import Cause, Failure, Outcome, Queued, Started, Task
 from superparams.errors import EngineError, UsageError
-from superparams.executors import Executor
+from superparams.executors._base import Detaching
 
 if TYPE_CHECKING:
     from superparams._space import Space
@@ -222,11 +222,10 @@ class _Held:
     gone: float = 0.0  # when Slurm stopped listing its array task without sacct's word
 
 
-class SlurmExecutor(Executor):
+class SlurmExecutor(Detaching):
     """Run settings as Slurm job arrays (see the module's text)."""
 
     name: ClassVar[str] = "slurm"
-    reattaches: ClassVar[bool] = True
     default_num_proc: ClassVar[int | None] = 256  # as many at once as submitit's default
 
     def __init__(
@@ -385,7 +384,9 @@ class SlurmExecutor(Executor):
             return
         batch, number = earlier
         self._held[(batch.name, number)] = _Held(task, batch, number, time.time())
-        self._notify(Started(task, 0, time.time(), job=self._job_ref(batch, number)))
+        self._notify(
+            Started(task, 0, time.time(), queued=Queued(self.name, self._job_ref(batch, number)))
+        )
 
     def _flush(self) -> None:
         """Send the gathered settings to Slurm as job arrays: one, or as many as the
@@ -418,7 +419,9 @@ class SlurmExecutor(Executor):
         now = time.time()
         for number, task in enumerate(tasks):
             self._held[(name, number)] = _Held(task, batch, number, now)
-            self._notify(Started(task, 0, now, job=self._job_ref(batch, number)))
+            self._notify(
+                Started(task, 0, now, queued=Queued(self.name, self._job_ref(batch, number)))
+            )
 
     def _script(self, batch: str, arrays: int) -> str:
         assert self._dir is not None
@@ -639,6 +642,16 @@ class SlurmExecutor(Executor):
             note(name, job, (state.split() or [""])[0], "")
         return found
 
+    # -- what earlier runs left ------------------------------------------------------------
+
+    @classmethod
+    def waiting(cls, results: Path) -> dict[str, str]:
+        return waiting(results)
+
+    @classmethod
+    def cancel_left(cls, results: Path) -> int:
+        return cancel_left(results)
+
     # -- stopping ------------------------------------------------------------------------
 
     def drop_queued(self) -> None:
@@ -658,7 +671,7 @@ class SlurmExecutor(Executor):
         for held in settings:
             self._held.pop((held.batch.name, held.number), None)
             self._settled.setdefault(held.batch.name, []).append(held.number)
-            self._notify(Started(held.task, 0, time.time(), job=""))
+            self._notify(Started(held.task, 0, time.time(), released=True))
 
     def shutdown(self) -> None:
         self._pending.clear()

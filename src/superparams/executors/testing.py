@@ -19,9 +19,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from superparams._outcome import Failure, Outcome, Task
+from superparams._outcome import Failure, Outcome, Started, Task
 from superparams._worker import rows_of
-from superparams.executors import Executor, Started
+from superparams.executors._base import Executor
 
 if TYPE_CHECKING:
     from superparams._space import Space
