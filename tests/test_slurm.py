@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import COMMAND, environment, wait_for, write
 from tests.slurm import need_slurm
 
-from superparams.executors.slurm import (
+from superparams.executors.slurm._files import (
     JobFileError,
     job_key,
     own_folder,
@@ -131,7 +131,7 @@ class TestJobFiles:
         os.write(fd, b"0" * 64 + b"\n" + pickle.dumps(Pwned(mark)))
         os.close(fd)
         done = subprocess.run(
-            [sys.executable, "-m", "superparams.executors.slurm", str(jobs), "00000000aa"],
+            [sys.executable, "-m", "superparams.executors.slurm._node", str(jobs), "00000000aa"],
             env={**os.environ, "SLURM_ARRAY_TASK_ID": "0"},
             capture_output=True,
             text=True,

@@ -242,7 +242,7 @@ def run_setting(
                 tb = _user_traceback(error)
                 log.write(tb)
                 cause: Cause = "interrupted" if isinstance(error, RunStopped) else "raised"
-                outcome.failure = Failure(cause, _error_line(error), _tail(tb))
+                outcome.failure = Failure(cause, error_line(error), _tail(tb))
     except _Busy as error:  # another setting holds this process's output
         outcome.failure = Failure("raised", str(error))
     finally:
@@ -350,7 +350,7 @@ def read_back(data: bytes) -> Any:
     try:
         return pickle.loads(data)
     except (Exception, SystemExit) as error:
-        return Unreadable(f"could not be read back: {_error_line(error)}")
+        return Unreadable(f"could not be read back: {error_line(error)}")
 
 
 def unreadable(outcome: Outcome) -> Failure | None:
@@ -377,7 +377,7 @@ def _user_traceback(error: BaseException) -> str:
     return "".join(shown.format())
 
 
-def _error_line(error: BaseException) -> str:
+def error_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
@@ -827,7 +827,7 @@ def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int, scrat
             try:
                 base = read_base(fd)
             except Exception as error:  # whatever it is, the run cannot go on
-                text = f"a worker could not load the experiment: {_error_line(error)}"
+                text = f"a worker could not load the experiment: {error_line(error)}"
                 results.send_bytes(pickle.dumps(WorkerError(text)))
                 return
             finally:
@@ -856,7 +856,7 @@ def _pickle_outcome(outcome: Outcome, printed: bool) -> bytes:
     except Exception as error:  # any pickling failure is the setting's
         outcome.failure = Failure(
             "unpicklable",
-            f"run() returned results that cannot be sent back: {_error_line(error)}",
+            f"run() returned results that cannot be sent back: {error_line(error)}",
         )
         rows = pickle.dumps([], protocol=pickle.HIGHEST_PROTOCOL)
     outcome.rows = []
