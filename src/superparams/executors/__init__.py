@@ -5,11 +5,13 @@ An executor takes :class:`~superparams._outcome.Task` s and hands back
 subclass :class:`Executor` in a new module and fill in its abstract methods::
 
     Executor
-     ├── InlineExecutor   "inline"  in the calling process: breakpoints and debuggers work
-     ├── LocalExecutor    "local"   worker processes on this machine (the default)
-     ├── DaskExecutor     "dask"    a Dask cluster (superparams[dask])
-     ├── RayExecutor      "ray"     a Ray cluster (superparams[ray])
-     └── SlurmExecutor    "slurm"   Slurm job arrays (sbatch on the PATH)
+     ├── InlineExecutor       "inline"  in the calling process: debuggers work
+     ├── LocalExecutor        "local"   worker processes on this machine (the default)
+     ├── FuturesExecutor                the template for engines that hand back futures
+     │    ├── DaskExecutor    "dask"    a Dask cluster (superparams[dask])
+     │    └── RayExecutor     "ray"     a Ray cluster (superparams[ray])
+     └── Detaching                      settings that outlive the driver (queued)
+          └── SlurmExecutor   "slurm"   Slurm job arrays (sbatch on the PATH)
 
 An executor turns every fault of its engine (a dead worker, a timeout, an engine's own
 exception) into a failed outcome of the setting it hit (:meth:`Outcome.failed`): it
@@ -17,13 +19,16 @@ never raises for a setting. Its workers never write the results folder: what a s
 printed comes back in the outcome (:func:`superparams._worker.run_task`), or, for an
 engine whose workers share this machine, the driver copies it from the worker's own file
 into the log that ``notify`` returns as the setting starts, while it runs (the local
-engine does). Every engine passes the contract in ``tests/executors/test_contract.py``.
+engine does). Every engine passes the contract of the seam,
+:class:`superparams.executors.testing.ExecutorContract`; an engine of another package
+runs it with one subclass.
 """
 
 from __future__ import annotations
 
 from superparams._outcome import Failure, Outcome, Queued, Started, Task
 from superparams.executors._base import GPU_UUID, Detaching, Executor, Reports
+from superparams.executors._futures import FuturesExecutor
 
 # The engines superparams ships: name -> (where the class is, the module its extra
 # brings, the extra). Other packages add engines under the entry-point group
@@ -82,6 +87,7 @@ __all__ = [
     "Detaching",
     "Executor",
     "Failure",
+    "FuturesExecutor",
     "Outcome",
     "Queued",
     "Reports",
