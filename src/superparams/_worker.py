@@ -170,6 +170,22 @@ def _yielded(generator: Any) -> Any:
 # -- running one setting ---------------------------------------------------------------
 
 
+def run_as_is(setting: Any, report: Reporter) -> Any:
+    """Run ``setting`` with nothing around it but where its reported rows go: no capture,
+    no time limit, its exception let through (for a debugger, where it was raised); what
+    run() returned (a generator run()'s own return value, its items reported)."""
+    global _REPORTER
+    before = _REPORTER
+    _REPORTER = report
+    try:
+        result = setting.run()
+        if isinstance(result, types.GeneratorType):
+            result = _yielded(result)
+        return result
+    finally:
+        _REPORTER = before
+
+
 class SettingTimeout(Exception):  # reads as the cause, like KeyboardInterrupt
     """Raised inside run() when a setting exceeds its time budget."""
 
