@@ -35,10 +35,9 @@ import pytest
 
 from superparams.executors import get_executor
 
-# A field's value that notes each unpickling of it as a line of unpickled.txt (the
-# process's pid); each setting says its rank; n=3 raises or kills its worker as `how`
-# says; from n=2 on a setting sleeps $NAP seconds.
-WORK = """
+# A field's value that notes each unpickling of it as a line of unpickled.txt, the
+# process's pid: what crosses to workers, and how often.
+BIG = """
 import os
 import time
 from pathlib import Path
@@ -60,7 +59,13 @@ class Big:
 
     def __reduce__(self):
         return (_rebuild, (self.payload,))
+"""
 
+# Each setting says its rank; n=3 raises or kills its worker as `how` says; from n=2 on
+# a setting sleeps $NAP seconds. Every unpickling of its data is noted in unpickled.txt.
+WORK = (
+    BIG
+    + """
 class Work(Experiment):
     data: Big = Big(b"x" * 100_000)
     n: int = search(*range(6))
@@ -80,6 +85,7 @@ class Work(Experiment):
         time.sleep(float(os.environ.get("NAP", "0")) if self.n >= 2 else 0)
         return {"pid": os.getpid(), "rank": self.rank, "n_proc": self.n_proc}
 """
+)
 
 
 @dataclass
