@@ -99,7 +99,11 @@ def workers_of(driver: int) -> list[int]:
             state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
         except OSError:
             continue
-        if b"superparams._worker" in argv and ppid == str(driver) and state != "Z":
+        if (
+            b"superparams.executors._local._process" in argv
+            and ppid == str(driver)
+            and state != "Z"
+        ):
             found.append(int(entry.name))
     return found
 

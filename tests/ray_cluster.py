@@ -30,11 +30,15 @@ from pathlib import Path
 
 import pytest
 
+import superparams
+
 RAY = Path(sys.executable).with_name("ray")
 ADDRESS = "127.0.0.1:6380"
 
 # Ray turns on token authentication by default; a test cluster on loopback needs none.
-ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": ""}
+# Its processes import the superparams under test, and none of the experiment's own files.
+SOURCE = str(Path(superparams.__file__).parents[1])
+ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": SOURCE}
 
 HOLD = "ip link set lo up && exec sleep 1d"
 

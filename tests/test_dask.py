@@ -24,7 +24,11 @@ from tests.conftest import wait_for
 from tests.e2e.sources import WORK
 from tests.e2e.test_cli import COMMAND, environment, write
 
+import superparams
+
 pytest.importorskip("distributed")
+
+SOURCE = str(Path(superparams.__file__).parents[1])
 pytestmark = pytest.mark.slow
 
 DASK = Path(sys.executable).with_name("dask")
@@ -42,7 +46,8 @@ class Cluster:
             **os.environ,
             # A setting that kills its worker is that setting's failure, never retried.
             "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
-            "PYTHONPATH": "",
+            # The superparams under test, and none of the experiment's own files.
+            "PYTHONPATH": SOURCE,
         }
         common: dict[str, Any] = {
             "cwd": folder,

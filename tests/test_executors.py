@@ -13,7 +13,7 @@ import time
 import pytest
 from tests.conftest import Events, environment, write
 
-import superparams.executors._local
+import superparams.executors._local._driver
 from superparams import UsageError, search
 from superparams.events import SettingFailed, SettingFinished, SettingStarted
 from superparams.executors import _ENGINES, engines, get_executor
@@ -157,7 +157,7 @@ class TestTimeout:
 
     def test_a_stubborn_setting_is_killed(self, workspace, monkeypatch):
         """A setting that does not stop at its timeout has its worker killed, after a grace."""
-        monkeypatch.setattr(superparams.executors._local, "TIMEOUT_GRACE", 0.3)
+        monkeypatch.setattr(superparams.executors._local._driver, "TIMEOUT_GRACE", 0.3)
         space = workspace.load("slow", SLOW).Slow(stubborn=True)
         began = time.monotonic()
         table = space.run_all(num_proc=2, display=False, timeout=0.3)
@@ -371,7 +371,7 @@ BROKEN = """
 import sys
 from superparams import Experiment, search
 
-if sys.argv[0].endswith("worker.py"):
+if sys.argv[0].endswith("_process.py"):  # a local worker process
     raise ImportError("this module cannot load in a worker")
 
 class Broken(Experiment):
@@ -385,7 +385,7 @@ class Broken(Experiment):
 class TestWorkersThatCannotStart:
     def test_an_experiment_that_does_not_load(self, workspace):
         """If workers cannot load the experiment the run stops with why; nothing counts as run."""
-        from superparams._worker import WorkerError
+        from superparams.errors import WorkerError
 
         space = workspace.load("broken", BROKEN).Broken()
         with pytest.raises(WorkerError, match="this module cannot load in a worker"):

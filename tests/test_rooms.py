@@ -14,8 +14,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 import superparams
 
 PACKAGE = Path(superparams.__file__).parent
@@ -99,7 +97,6 @@ def circle(edges: dict[str, set[str]]) -> list[str]:
     return []
 
 
-@pytest.mark.xfail(strict=True, reason="the model and the store still form a circle")
 def test_no_circle_between_modules():
     """No module reaches itself through the modules it imports."""
     assert circle(graph()) == []
@@ -132,7 +129,6 @@ def test_the_model_and_the_store_never_print_or_parse_arguments():
         assert "superparams._display" not in edges.get(module, ()), module
 
 
-@pytest.mark.xfail(strict=True, reason="the front door and status still name engines")
 def test_no_engine_is_named_outside_the_executors():
     """Only ``executors/`` imports an engine's module: the rest asks the seam by name."""
     engines = {f"superparams.executors.{e}" for e in ENGINES}
@@ -168,7 +164,6 @@ def private_imports() -> dict[str, list[str]]:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="engines still import private names")
 def test_no_module_imports_another_modules_private_names():
     """A name another module imports is the package's own: it carries no underscore."""
     assert private_imports() == {}

@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import COMMAND, environment, wait_for, write
 from tests.slurm import need_slurm
 
-from superparams.executors.slurm import (
+from superparams.executors.slurm._files import (
     JobFileError,
     job_key,
     own_folder,
@@ -131,7 +131,7 @@ class TestJobFiles:
         os.write(fd, b"0" * 64 + b"\n" + pickle.dumps(Pwned(mark)))
         os.close(fd)
         done = subprocess.run(
-            [sys.executable, "-m", "superparams.executors.slurm", str(jobs), "00000000aa"],
+            [sys.executable, "-m", "superparams.executors.slurm._node", str(jobs), "00000000aa"],
             env={**os.environ, "SLURM_ARRAY_TASK_ID": "0"},
             capture_output=True,
             text=True,
@@ -306,16 +306,16 @@ class TestDetach:
         done = run(project, "--detach", nap=3)
         assert done.returncode == 0, done.stderr
         assert time.monotonic() - began < 15
-        assert "6 settings queued on Slurm" in done.stdout + done.stderr
+        assert "6 settings queued on slurm" in done.stdout + done.stderr
         assert statuses(project) == ["queued"] * 6
         shown = experiment(project, "status", "counted.Counted")
         assert "  queued       6" in shown.stdout
-        assert re.search(r"queued on Slurm: 6 \(\d+ (pending|running)", shown.stdout), shown.stdout
+        assert re.search(r"queued on slurm: 6 \(\d+ (pending|running)", shown.stdout), shown.stdout
         for fresh in ([], ["--fresh"]):
             local = experiment(project, "counted.Counted", *fresh)
             assert local.returncode == 0, local.stderr
             said = local.stdout + local.stderr
-            assert "Counted: 6 settings are queued on Slurm and left to it" in said
+            assert "Counted: 6 settings are queued on slurm and left to it" in said
             assert "Counted: nothing else to run" in said
         done = run(project)
         assert done.returncode == 0, done.stderr
@@ -359,12 +359,12 @@ class TestDetach:
         assert asked.returncode == 2
         assert asked.stderr.startswith("error: clean deletes 6 stored settings of Counted")
         assert asked.stderr.endswith(
-            ", cancelling the Slurm jobs of its 6 queued settings; with no terminal to "
+            ", cancelling the slurm jobs of its 6 queued settings; with no terminal to "
             "confirm, add --yes\n"
         )
         cleaned = experiment(project, "clean", "counted.Counted", "--yes")
         assert cleaned.returncode == 0, cleaned.stderr
-        assert "cancelled the Slurm jobs of 6 queued settings" in cleaned.stdout + cleaned.stderr
+        assert "cancelled the slurm jobs of 6 queued settings" in cleaned.stdout + cleaned.stderr
         assert not folder(project).exists()
 
         def gone() -> bool:
@@ -643,7 +643,7 @@ def _stored(workspace, lines):
         for event, n, job in lines:
             described = describe(f"n={n}", {"n": n}, space[n]._sp_encodings())
             if event == "queued":
-                store.queued(ids[n], 1, job, described)
+                store.queued(ids[n], 1, job, described, "slurm")
             else:
                 store.started(ids[n], 1, 0, described)
         store.commit()
@@ -681,3 +681,24 @@ class TestQueuedInTheStore:
         assert plan.queued == []
         assert plan.interrupted == [1]
         assert 0 in plan.new
+
+    def test_the_store_names_the_engine_each_setting_is_queued_on(self, workspace):
+        """A queued line names the engine whose queue holds the setting; one written before
+        lines named theirs reads as slurm, the only engine that queued settings then."""
+        from superparams._api import queued_on, store_of
+        from superparams._store._record import describe
+
+        module = workspace.load("counted", COUNTED)
+        space = module.Counted()
+        store = store_of(space)
+        ids = list(space._sp_ids())
+        with store:
+            for n, engine in ((0, "slurm"), (1, "elsewhere"), (2, "older")):
+                described = describe(f"n={n}", {"n": n}, space[n]._sp_encodings())
+                store.queued(ids[n], 1, f"7_{n}", described, engine)
+            store.commit()
+        record = store.record_path.read_text()
+        assert record.count('"engine":') == 3
+        store.record_path.write_text(re.sub(r',\s*"engine":\s*"older"', "", record))
+        assert store.queued_on() == {ids[0]: "slurm", ids[1]: "elsewhere", ids[2]: "slurm"}
+        assert queued_on(store) == {"slurm": 2, "elsewhere": 1}

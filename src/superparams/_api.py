@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from superparams._store._plan import Plan
     from superparams._store._workdir import Workdir
     from superparams._store._writer import Store
-    from superparams.executors import Executor
+    from superparams.executors import Detaching, Executor
     from superparams.stopping import Stopping
 
 
@@ -151,28 +151,59 @@ def setting_workdir(setting: Experiment) -> Workdir:
 
 def clean(space: Space[Any], *, folder: Path | str | None = None) -> None:
     """Delete every stored result and log of the experiment ``space`` belongs to; its
-    settings queued on Slurm are cancelled first (:func:`cancel_queued`)."""
+    settings queued on an engine's queue (Slurm's) are cancelled first
+    (:func:`cancel_queued`)."""
     store = store_of(space, folder)
     cancel_queued(store)
     store.clean()
 
 
 def queued_count(store: Store) -> int:
-    """How many settings ``store`` holds queued on a cluster's queue (Slurm's)."""
+    """How many settings ``store`` holds queued on an engine's queue (Slurm's)."""
+    return sum(queued_on(store).values())
+
+
+def queued_on(store: Store) -> dict[str, int]:
+    """How many settings ``store`` holds queued, by the name of the engine whose queue
+    holds them (``{"slurm": 6}``); {} when none is."""
+    from collections import Counter
+
     if not store.folder.exists():
-        return 0
-    return sum(s.status == "queued" for s in store.statuses().values())
+        return {}
+    return dict(Counter(store.queued_on().values()))
+
+
+def detaching(name: str) -> type[Detaching] | None:
+    """The engine named ``name`` if its settings outlive the driver; None if not, or
+    if it is not installed (nothing of it can be asked then)."""
+    from superparams.errors import UsageError
+    from superparams.executors import Detaching, get_executor
+
+    try:
+        engine = get_executor(name)
+    except UsageError:
+        return None
+    return engine if issubclass(engine, Detaching) else None
 
 
 def cancel_queued(store: Store, queued: int | None = None) -> int:
-    """Cancel the cluster jobs (Slurm's) that hold settings of ``store`` queued, so none
+    """Cancel the engines' jobs (Slurm's) that hold settings of ``store`` queued, so none
     runs into a folder about to be deleted; how many settings had not finished there.
     ``queued``: what :func:`queued_count` said, if the caller asked already."""
-    if not (queued_count(store) if queued is None else queued):
+    if queued == 0:
         return 0
-    from superparams.executors.slurm import cancel_left
+    cancelled = 0
+    for name in queued_on(store):
+        engine = detaching(name)
+        if engine is not None:
+            cancelled += engine.cancel_left(store.folder)
+    return cancelled
 
-    return cancel_left(store.folder)
+
+def queued_where(counts: Mapping[str, int]) -> str:
+    """The engines of :func:`queued_on` for a message: ``"slurm"``, ``"slurm and x"``."""
+    names = list(counts)
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def store_of(space: Space[Any], folder: Path | str | None = None) -> Store:
@@ -409,7 +440,8 @@ def run_all(
 
 
 def reattaches(engine: str | Executor | None) -> bool:
-    """Whether ``engine`` takes back the settings the store holds queued (Slurm's)."""
+    """Whether ``engine`` takes back the settings the store holds queued on it (a
+    :class:`~superparams.executors.Detaching` engine's)."""
     from superparams.executors import Executor, get_executor
 
     if isinstance(engine, Executor):
@@ -590,13 +622,10 @@ def _executor(
         num_proc = get_executor(engine or "local").default_num_proc or num_proc
     _, workers, notice = worker_count(num_proc, to_run)
     if isolate:
-        from superparams.executors._local import LocalExecutor
-
-        return LocalExecutor(workers, gpus=gpus, isolate=True), notice
+        local = get_executor("local").from_options(workers, gpus, isolate=True)
+        return local, notice
     if debug:  # in this process, with the debugger; engine="inline" alone is made below
-        from superparams.executors._inline import InlineExecutor
-
-        return InlineExecutor(debug=debug), notice
+        return get_executor("inline").from_options(1, debug=debug), notice
     made = get_executor(engine or "local").from_options(workers, gpus, **(options or {}))
     return made, notice
 

@@ -84,6 +84,20 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Queued:
+    """Where a setting waits to run without the driver: as ``job`` in the queue of the
+    engine named ``engine`` (a Slurm job array task, say), which a later run of that
+    engine collects.
+
+    >>> Queued("slurm", "4242_0")
+    Queued(engine='slurm', job='4242_0')
+    """
+
+    engine: str
+    job: str
+
+
+@dataclass(frozen=True)
 class Started:
     """A setting began to run on a worker.
 
@@ -93,12 +107,14 @@ class Started:
     cannot record it): an engine whose workers share this machine appends what the
     setting prints to it while it runs; others hand it back in :attr:`Outcome.output`.
 
-    With ``job``, the setting has not begun: it waits in the queue of an engine that runs
-    it without the driver, as that job (a Slurm job id); ``""`` says the engine let go of
-    it (cancelled before it ran). The runner records it ``queued`` (:meth:`Store.queued`).
+    With ``queued``, the setting has not begun: it waits in the queue of an engine that
+    runs it without the driver (see :class:`~superparams.executors.Detaching`); the runner
+    records it ``queued`` there (:meth:`Store.queued`). With ``released``, that engine let
+    go of it before it ran (cancelled): it reads as it did before it was queued.
     """
 
     task: Task
     worker: int
     time: float
-    job: str | None = None
+    queued: Queued | None = None
+    released: bool = False

@@ -313,8 +313,12 @@ class _Run:
         task = started.task
         info = self.inflight[task.id]
         try:
-            if started.job is not None:  # in the engine's queue, to run without this driver
-                self.store.queued(task.id, task.attempt, started.job, info.described)
+            if started.queued is not None:  # in an engine's queue, to run without this driver
+                where = started.queued
+                self.store.queued(task.id, task.attempt, where.job, info.described, where.engine)
+                return None
+            if started.released:  # the engine let go of it: as it was before it was queued
+                self.store.queued(task.id, task.attempt, "", info.described, self.executor.name)
                 return None
             in_process = self.executor.in_process
             log = self.store.started(

@@ -1,4 +1,5 @@
-"""What runs inside a worker: one setting, its log, and the outcome it hands back.
+"""What runs a setting, wherever it runs: one setting, its output, and the outcome it
+hands back.
 
 A worker holds the *base* (the space being run) once, and gets each setting as a
 position in it: a few bytes per setting, however large the data the space holds. It
@@ -17,18 +18,13 @@ descriptors), and the Dask engine refuses workers with more than one thread. Sho
 two settings still meet in one process, the second fails at once, saying why, rather
 than write into the first one's log.
 
-This module is also the worker process's program (``python -m superparams._worker``),
-started by :class:`superparams.executors._local.LocalExecutor`; it talks to the driver
-over two pipes, so the user's script is never imported a second time as ``__main__``.
-On Linux it first splits in two: a keeper, which runs no setting and kills whatever is
-left below it when the worker or the driver dies, and the worker proper (see
-:func:`_keeper`).
+It is no engine's and starts no process: the local engine's worker process, its
+program, is :mod:`superparams.executors._local._process`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import os
 import pickle
@@ -38,19 +34,14 @@ import threading
 import time
 import traceback
 import types
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, BinaryIO, Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
+from superparams._leftovers import no_leftovers
 from superparams._outcome import Cause, Failure, Outcome, Task
-from superparams.errors import WorkerError
 from superparams.stopping import StoppedEarly
 
 TRACEBACK_LINES = 30  # how much of a traceback an outcome keeps; the log has all of it
-# How a local worker opens the file a setting's output goes to, in the engine's scratch
-# folder: its own, never through a link.
-OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
-
 # -- results ---------------------------------------------------------------------------
 
 
@@ -179,6 +170,22 @@ def _yielded(generator: Any) -> Any:
 # -- running one setting ---------------------------------------------------------------
 
 
+def run_as_is(setting: Any, report: Reporter) -> Any:
+    """Run ``setting`` with nothing around it but where its reported rows go: no capture,
+    no time limit, its exception let through (for a debugger, where it was raised); what
+    run() returned (a generator run()'s own return value, its items reported)."""
+    global _REPORTER
+    before = _REPORTER
+    _REPORTER = report
+    try:
+        result = setting.run()
+        if isinstance(result, types.GeneratorType):
+            result = _yielded(result)
+        return result
+    finally:
+        _REPORTER = before
+
+
 class SettingTimeout(Exception):  # reads as the cause, like KeyboardInterrupt
     """Raised inside run() when a setting exceeds its time budget."""
 
@@ -224,7 +231,7 @@ def run_setting(
             _streams(),
             log.capture(capture),
             _time_limit(task.timeout),
-            _no_leftovers(),
+            no_leftovers(),
             _restored(),
         ):
             try:
@@ -242,7 +249,7 @@ def run_setting(
                 tb = _user_traceback(error)
                 log.write(tb)
                 cause: Cause = "interrupted" if isinstance(error, RunStopped) else "raised"
-                outcome.failure = Failure(cause, _error_line(error), _tail(tb))
+                outcome.failure = Failure(cause, error_line(error), _tail(tb))
     except _Busy as error:  # another setting holds this process's output
         outcome.failure = Failure("raised", str(error))
     finally:
@@ -258,36 +265,6 @@ def _collect(rows: list[dict[str, Any]]) -> Reporter:
         rows.append(row)
 
     return keep
-
-
-def output_path(scratch: str, task: Task) -> str:
-    """Where a local worker writes what one attempt at a setting prints."""
-    return f"{scratch}/{task.id}-{task.attempt}.out"
-
-
-def _run_in_worker(
-    setting: Any, task: Task, worker: int, scratch: str, report: Reporter
-) -> tuple[Outcome, bool]:
-    """Run a setting in a local worker, its output in a file of ``scratch``; whether it
-    printed anything. An empty file is removed; otherwise the driver copies it into the
-    store's log, and removes it."""
-    path = output_path(scratch, task)
-    try:
-        fd = os.open(path, OUTPUT_FLAGS, 0o600)
-    except OSError as error:
-        outcome = Outcome(task.id, task.attempt, started=time.time(), worker=worker)
-        outcome.failure = Failure("raised", f"its output could not be captured: {error}")
-        outcome.finished = outcome.started
-        return outcome, False
-    try:
-        outcome = run_setting(setting, task, worker, capture="fd", output=fd, report=report)
-        empty = os.fstat(fd).st_size == 0
-    finally:
-        os.close(fd)
-    if empty:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-    return outcome, not empty
 
 
 def run_task(base: Any, task: Task, rank: int, n_proc: int) -> Outcome:
@@ -350,7 +327,7 @@ def read_back(data: bytes) -> Any:
     try:
         return pickle.loads(data)
     except (Exception, SystemExit) as error:
-        return Unreadable(f"could not be read back: {_error_line(error)}")
+        return Unreadable(f"could not be read back: {error_line(error)}")
 
 
 def unreadable(outcome: Outcome) -> Failure | None:
@@ -377,7 +354,7 @@ def _user_traceback(error: BaseException) -> str:
     return "".join(shown.format())
 
 
-def _error_line(error: BaseException) -> str:
+def error_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
@@ -632,378 +609,3 @@ try:
     _getrlimit, _setrlimit = _resource.getrlimit, _resource.setrlimit
 except ImportError:  # pragma: no cover - not on POSIX
     _RESOURCES = ()
-
-
-# -- processes a setting starts ----------------------------------------------------------
-
-# How long processes left running by a setting get to exit after SIGTERM, before SIGKILL.
-LEFTOVER_GRACE = 1.0
-
-
-@contextlib.contextmanager
-def _no_leftovers() -> Iterator[None]:
-    """End, with the setting, every process it started and left running.
-
-    While the setting runs this process is a child subreaper (Linux), so an orphaned
-    descendant, a double-forked daemon included, is re-parented here rather than to init.
-    When the setting ends, the children this process did not have before it are sent
-    SIGTERM, then SIGKILL after :data:`LEFTOVER_GRACE`, and reaped; their own children
-    come back here as they die, and are ended the same way.
-    """
-    if not sys.platform.startswith("linux"):
-        yield
-        return
-    if _OWN_PROCESS:  # a local worker: a subreaper for good, with no children of its own
-        try:
-            yield
-        finally:
-            _end_children(set())
-        return
-    before = _children()
-    was_subreaper = _subreaper(True)
-    try:
-        yield
-    finally:
-        try:
-            _end_children(before)
-        finally:
-            if not was_subreaper:
-                _subreaper(False)
-
-
-# True in a local worker process, which runs settings and nothing else: the children it
-# has after a setting are all that setting's.
-_OWN_PROCESS = False
-
-
-def _children() -> set[int]:
-    """The pids of this process's children (zombies included), from /proc."""
-    found: set[int] = set()
-    try:
-        for task in os.listdir("/proc/self/task"):
-            fd = os.open(f"/proc/self/task/{task}/children", os.O_RDONLY)
-            try:
-                found.update(map(int, os.read(fd, 1 << 20).split()))
-            finally:
-                os.close(fd)
-    except OSError:  # no /proc, or a kernel without the children file
-        pass
-    return found
-
-
-def _end_children(keep: set[int]) -> None:
-    deadline = None
-    for _ in range(1000):  # a setting that keeps forking cannot keep us here
-        left = _children() - keep
-        reaped = False
-        for pid in list(left):
-            with contextlib.suppress(ChildProcessError):
-                if os.waitpid(pid, os.WNOHANG)[0]:
-                    left.discard(pid)  # it had exited: reaped
-                    reaped = True
-        if not left and not reaped:
-            return
-        if not left:
-            # One that exited between the look and the reaping left its children to this
-            # process since: look again before saying none is left (a daemon's parent
-            # exits right after it forks the daemon).
-            continue
-        now = time.monotonic()
-        if deadline is None:
-            deadline = now + LEFTOVER_GRACE
-        how = signal.SIGTERM if now < deadline else signal.SIGKILL
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, how)
-        time.sleep(0.01)
-
-
-def _subreaper(on: bool) -> bool:
-    """Make this process a child subreaper, or stop being one; say whether it was one."""
-    libc = _libc()
-    if libc is None:  # no prctl: orphans go to init, as without superparams
-        return on
-    import ctypes
-
-    pr_set_child_subreaper, pr_get_child_subreaper = 36, 37
-    state = ctypes.c_int(0)
-    libc.prctl(pr_get_child_subreaper, ctypes.byref(state))
-    libc.prctl(pr_set_child_subreaper, int(on))
-    return bool(state.value)
-
-
-@functools.cache
-def _libc() -> Any:
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-# -- the worker process ----------------------------------------------------------------
-
-
-def _serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int, scratch: str) -> None:
-    """Run tasks from the driver until it says stop or goes away; what each setting
-    prints goes to a file of the ``scratch`` folder (:func:`output_path`)."""
-    from multiprocessing.connection import Connection
-
-    # Ctrl-C, and the SIGTERM a scheduler sends every process of a job, are the driver's
-    # to handle. A handler, not SIG_IGN: programs that run() starts get the defaults back.
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _leave_to_the_driver)
-    # Programs that run() starts must not hold the pipes: the driver reads the end of
-    # file of the result pipe as this worker's death.
-    os.set_inheritable(inbox, False)
-    os.set_inheritable(outbox, False)
-    parent = _keeper(parent)
-    _die_with_parent(parent)
-    global _OWN_PROCESS
-    if sys.platform.startswith("linux") and _libc() is not None:
-        _subreaper(True)
-        _OWN_PROCESS = True
-    tasks, results = Connection(inbox, writable=False), Connection(outbox, readable=False)
-    base: Any = None
-    queue: deque[Task] = deque()
-
-    def report(row: dict[str, Any]) -> str | None:
-        """Send a reported row to the driver; return once it says the row is durable."""
-        # The row pickled apart, as an outcome's rows are (see _pickle_outcome).
-        row_data = pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)
-        data = pickle.dumps(("report", row_data), protocol=pickle.HIGHEST_PROTOCOL)
-        # A timeout's SIGALRM waits until the ack is read: raised halfway through a
-        # message, it would leave the pipe out of step with the driver.
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _ALARM)
-        try:
-            results.send_bytes(data)
-            while True:  # what else the driver sends meanwhile waits its turn
-                message = pickle.loads(tasks.recv_bytes())
-                kind = message[0]
-                if kind == "ack":  # ("ack", verdict): the row is durable
-                    verdict: str | None = message[1]
-                    return verdict
-                if kind == "run":
-                    queue.extend(message[1])
-                elif kind == "drop":
-                    results.send_bytes(pickle.dumps(("dropped", len(queue))))
-                    queue.clear()
-                elif kind == "stop":
-                    os._exit(0)
-        except (EOFError, OSError):
-            os._exit(1)  # the driver is gone: nothing can be stored any more
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-
-    while True:
-        if queue and not tasks.poll():  # between settings, the driver may have a word
-            task = queue.popleft()
-            setting = base[task.position]
-            setting.__dict__["rank"] = worker
-            setting.__dict__["n_proc"] = n_proc
-            outcome, printed = _run_in_worker(setting, task, worker, scratch, report)
-            try:
-                results.send_bytes(_pickle_outcome(outcome, printed))
-            except OSError:
-                return
-            continue
-        try:
-            message = pickle.loads(tasks.recv_bytes())
-        except (EOFError, OSError):
-            return  # the driver is gone
-        kind = message[0]
-        if kind == "stop":
-            return
-        if kind == "ack":  # for a report that a timeout cut short
-            continue
-        if kind == "drop":  # the run winds down (Ctrl-C): start none of the queued settings
-            results.send_bytes(pickle.dumps(("dropped", len(queue))))
-            queue.clear()
-            continue
-        if kind == "base":
-            _, fd, sys_path = message
-            sys.path[:] = sys_path  # the driver's, in its order: nothing of this process's
-            try:
-                base = read_base(fd)
-            except Exception as error:  # whatever it is, the run cannot go on
-                text = f"a worker could not load the experiment: {_error_line(error)}"
-                results.send_bytes(pickle.dumps(WorkerError(text)))
-                return
-            finally:
-                os.close(fd)  # the mapping keeps what it needs; run()'s children get none
-            continue
-        queue.extend(message[1])
-
-
-_ALARM = {signal.SIGALRM} if hasattr(signal, "SIGALRM") else set()
-
-
-def _leave_to_the_driver(signum: int, frame: object) -> None:
-    pass
-
-
-def _pickle_outcome(outcome: Outcome, printed: bool) -> bytes:
-    """The message that hands an outcome back: ("outcome", outcome without its rows,
-    whether it printed, its rows pickled apart).
-
-    Apart, so that rows the driver cannot load (a class only workers define, a
-    ``__reduce__`` that raises) fail their setting alone: the driver still reads which
-    setting it was (see :meth:`LocalExecutor._receive`).
-    """
-    try:
-        rows = pickle.dumps(outcome.rows, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as error:  # any pickling failure is the setting's
-        outcome.failure = Failure(
-            "unpicklable",
-            f"run() returned results that cannot be sent back: {_error_line(error)}",
-        )
-        rows = pickle.dumps([], protocol=pickle.HIGHEST_PROTOCOL)
-    outcome.rows = []
-    return pickle.dumps(("outcome", outcome, printed, rows), protocol=pickle.HIGHEST_PROTOCOL)
-
-
-# -- the base, pickled once ------------------------------------------------------------
-
-_ALIGN = 64  # out-of-band buffers start on cache-line boundaries, as numpy likes
-
-
-def write_base(base: Any, file: BinaryIO) -> None:
-    """Pickle ``base`` into ``file``, large buffers out of band so readers can map them.
-
-    The file holds: a header line (the pickle's length, then each buffer's offset and
-    length), the pickle, and the raw buffers. Writing copies no array.
-    """
-    import cloudpickle
-
-    buffers: list[pickle.PickleBuffer] = []
-    data = cloudpickle.dumps(base, protocol=5, buffer_callback=buffers.append)
-    views = [b.raw() for b in buffers]
-    spans, offset = [], 0
-    for view in views:
-        spans.append((offset, view.nbytes))
-        offset += -(-view.nbytes // _ALIGN) * _ALIGN
-    header = (repr((len(data), spans)) + "\n").encode()
-    start = -(-(len(header) + len(data)) // _ALIGN) * _ALIGN
-    file.seek(0)
-    file.write(header + data)
-    for (at, _), view in zip(spans, views, strict=True):
-        file.seek(start + at)
-        file.write(view)
-    file.flush()
-
-
-def read_base(fd: int) -> Any:
-    """Load what :func:`write_base` wrote to ``fd``; arrays point into a private mapping.
-
-    The mapping is copy-on-write: reading shares the page cache with every other worker,
-    and a setting that writes to an array changes only its own worker's copy. Workers
-    share the descriptor's file offset, so nothing here reads through it.
-    """
-    import ast
-    import mmap
-
-    mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
-    end = mapped.find(b"\n") + 1
-    size, spans = ast.literal_eval(mapped[:end].decode())
-    data = mapped[end : end + size]
-    if not spans:
-        mapped.close()
-        return pickle.loads(data)
-    start = -(-(end + size) // _ALIGN) * _ALIGN
-    view = memoryview(mapped)
-    buffers = [view[start + at : start + at + n] for at, n in spans]
-    return pickle.loads(data, buffers=buffers)
-
-
-def _keeper(driver: int) -> int:
-    """Split this worker in two (Linux): a keeper that runs no setting, and the process
-    that runs them, its child; return the pid of the latter's parent (the keeper, or the
-    driver where there is none).
-
-    The keeper is a child subreaper, so whatever a setting starts (a setsid daemon
-    included) stays its descendant whatever dies in between. When the worker dies (a
-    segfault, the OOM killer) or the driver does (even by kill -9: the kernel tells the
-    keeper), the keeper kills every process left below it, then exits as the worker did
-    (the same signal or code), which is what the driver sees.
-    """
-    if not sys.platform.startswith("linux") or _libc() is None:
-        return driver
-    keeper = os.getpid()
-    _subreaper(True)
-    worker = os.fork()
-    if worker == 0:
-        return keeper
-    os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the pipes and the base are the worker's
-
-    class _DriverGone(Exception):
-        pass
-
-    def gone(signum: int, frame: object) -> None:
-        if os.getppid() != driver:  # not a setting's signal to its process group
-            raise _DriverGone
-
-    signal.signal(_DRIVER_GONE, gone)
-    libc = _libc()
-    libc.prctl(1, _DRIVER_GONE)  # PR_SET_PDEATHSIG: this signal when the driver dies
-    status = None
-    try:
-        if os.getppid() != driver:  # it died before prctl took effect
-            raise _DriverGone
-        while status is None:
-            pid, code = os.waitpid(-1, 0)  # the worker, or an orphan come here to die
-            if pid == worker:
-                status = code
-    except (_DriverGone, ChildProcessError):
-        pass
-    _kill_below()
-    if status is not None and os.WIFSIGNALED(status):
-        signum = os.WTERMSIG(status)
-        with contextlib.suppress(Exception):
-            import resource
-
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # the worker dumped its own
-        with contextlib.suppress(OSError, ValueError):  # SIGKILL has no handler to reset
-            signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-    os._exit(os.waitstatus_to_exitcode(status) if status is not None else 1)
-
-
-# What the kernel sends a keeper (see _keeper) when the driver dies.
-_DRIVER_GONE = signal.SIGUSR2
-
-
-def _kill_below() -> None:
-    """Kill every process below this subreaper, and reap them; their own children come
-    here as they die, and are killed the same way."""
-    for _ in range(1000):  # a setting that keeps forking cannot keep us here
-        left = _children()
-        if not left:
-            return
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        for pid in left:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-
-
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to kill this worker when the driver dies, even by kill -9."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = _libc()
-    if libc is not None:
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() != parent:  # the driver died before prctl took effect
-        os._exit(1)
-
-
-if __name__ == "__main__":
-    # Run the imported module's _serve, so pickled Tasks and Outcomes name
-    # superparams._worker rather than __main__.
-    from superparams import _worker as _module
-
-    inbox, outbox, worker, n_proc, parent = (int(a) for a in sys.argv[1:6])
-    _module._serve(inbox, outbox, worker, n_proc, parent, sys.argv[6])

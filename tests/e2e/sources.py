@@ -99,54 +99,7 @@ class Random(Experiment):
         return {"score": self.lr * self.layers}
 """
 
-# A field's value that notes each unpickling of it as a line of unpickled.txt, the
-# process's pid: what crosses to workers, and how often.
-BIG = """
-import os
-import time
-from pathlib import Path
-from superparams import Experiment, search
-
-COUNT = Path(__file__).with_name("unpickled.txt")
-
-def _rebuild(payload):
-    with open(COUNT, "a") as f:
-        f.write(f"{os.getpid()}\\n")
-    return Big(payload)
-
-class Big:
-    def __init__(self, payload):
-        self.payload = payload
-
-    def __superparams_id__(self):
-        return "big-v1"
-
-    def __reduce__(self):
-        return (_rebuild, (self.payload,))
-"""
-
-# Each setting says its rank; n=3 raises or kills its worker as `how` says; from n=2 on
-# a setting sleeps $NAP seconds. Every unpickling of its data is noted in unpickled.txt.
-WORK = (
-    BIG
-    + """
-class Work(Experiment):
-    data: Big = Big(b"x" * 100_000)
-    n: int = search(*range(6))
-    how: str = "well"
-
-    def run(self):
-        print(f"setting n={self.n} rank {self.rank} of {self.n_proc}", flush=True)
-        if self.n == 3 and self.how == "raises":
-            raise ValueError("n=3 is wrong")
-        if self.n == 3 and self.how == "dies":
-            os._exit(7)
-        if self.how == "reports":  # two rows reported; n=3 then fails
-            self.report(step=0)
-            self.report(step=1)
-            if self.n == 3:
-                raise ValueError("n=3 is wrong")
-        time.sleep(float(os.environ.get("NAP", "0")) if self.n >= 2 else 0)
-        return {"pid": os.getpid(), "rank": self.rank, "n_proc": self.n_proc}
-"""
-)
+# The contract's experiment, and the field's value in it that notes each unpickling
+# of it as a line of unpickled.txt (what crosses to workers, and how often).
+from superparams.executors._contract import BIG as BIG  # noqa: E402
+from superparams.executors._contract import WORK as WORK  # noqa: E402

@@ -476,7 +476,7 @@ import sys
 
 from superparams import Experiment, search
 
-if sys.argv[0].endswith("worker.py"):
+if sys.argv[0].endswith("_process.py"):  # a local worker process
     raise RuntimeError("no licence server on this node")
 
 
@@ -551,8 +551,7 @@ class TestExitCodes:
             SuperparamsError,
             UsageError,
         )
-        from superparams._worker import WorkerError
-        from superparams.errors import LoadError
+        from superparams.errors import LoadError, WorkerError
 
         codes = {
             SuperparamsError: 1,

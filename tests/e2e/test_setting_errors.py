@@ -121,7 +121,7 @@ class Poison:
         return (refuse, ("this result cannot be loaded",))
 
 
-if sys.argv[0].endswith("worker.py"):
+if sys.argv[0].endswith("_process.py"):  # a local worker process
 
     class WorkerOnly:
         pass

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def clean(found: Found, spaces: list[Space[Any]], request: CleanRequest, prog: str) -> None:
-    from superparams._api import cancel_queued, queued_count
+    from superparams._api import cancel_queued, queued_on, queued_where
     from superparams._store import _workdir
     from superparams._store._layout import WORK
     from superparams._store._writer import Store
@@ -42,19 +42,20 @@ def clean(found: Found, spaces: list[Space[Any]], request: CleanRequest, prog: s
         else:
             kept = f"{kept} and their logs"
         what = f"{kept} in {shown(store.folder)}"
-        queued = queued_count(store)
+        on = queued_on(store)
+        queued, where = sum(on.values()), queued_where(on)
         if request.dry_run:  # say what would go, delete nothing
             if request.json:
                 body: dict[str, Any] = {"experiment": cls.__name__, "folder": str(store.folder)}
                 body |= {"settings": count, "setting_folders": folders, "queued": queued}
                 write_json("clean", body)
             else:
-                cancel = f", cancelling the Slurm jobs of {queued} queued" if queued else ""
+                cancel = f", cancelling the {where} jobs of {queued} queued" if queued else ""
                 say(f"would delete {what}{cancel}; nothing deleted")
             continue
         asked = what
         if queued:
-            asked += f", cancelling the Slurm jobs of its {queued} queued setting"
+            asked += f", cancelling the {where} jobs of its {queued} queued setting"
             asked += "s" if queued != 1 else ""
         if not request.yes:
             if not interactive():
@@ -68,5 +69,5 @@ def clean(found: Found, spaces: list[Space[Any]], request: CleanRequest, prog: s
         store.clean()
         if cancelled:
             plural = "s" if cancelled != 1 else ""
-            say(f"cancelled the Slurm jobs of {cancelled} queued setting{plural}")
+            say(f"cancelled the {where} jobs of {cancelled} queued setting{plural}")
         say(f"deleted {what}")

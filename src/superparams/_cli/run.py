@@ -129,7 +129,7 @@ def _run_one(found: Found, space: Space[Any], request: RunRequest, prog: str, na
         # said even with --quiet: these results are kept, but they are not from this code
         say(f"{_outdated(len(stored.outdated), cls.__name__)}; kept as stored ({_RERUN})")
     if stored.queued and not held:  # said even with --quiet: this run leaves them be
-        say(_queued_text(len(stored.queued), prog, found, cls.__name__))
+        say(_queued_text(store, len(stored.queued), prog, found, cls.__name__))
     to_run = taken()
     resuming = earlier and not fresh and not only_failed and not rerun_outdated
     asking = resuming and interactive() and not request.yes
@@ -212,9 +212,10 @@ def _run_one(found: Found, space: Space[Any], request: RunRequest, prog: str, na
         print_results(space, frame if frame is not None else results_of(space), 20, prog, found)
     _report_end(finish)
     if request.detach and finish.remaining:
+        queue = request.engine  # --detach takes only an engine that queues
         say(
             f"{finish.remaining} setting{'s' if finish.remaining != 1 else ''} queued on "
-            f"Slurm: `{prog} {found.name} --engine slurm` collects them, "
+            f"{queue}: `{prog} {found.name} --engine {queue}` collects them, "
             f"`{prog} status {found.name}` shows how they stand"
         )
     if finish.interrupted:
@@ -222,10 +223,15 @@ def _run_one(found: Found, space: Space[Any], request: RunRequest, prog: str, na
     return 1 if finish.failed else 0
 
 
-def _queued_text(count: int, prog: str, found: Found, name: str) -> str:
+def _queued_text(store: Store, count: int, prog: str, found: Found, name: str) -> str:
+    from superparams._api import queued_on, queued_where
+
+    engines = queued_on(store)
+    collects = " or ".join(f"`{prog} {found.name} --engine {e}`" for e in engines)
     return (
-        f"{name}: {count} setting{'s are' if count != 1 else ' is'} queued on Slurm and left "
-        f"to it (`{prog} {found.name} --engine slurm` collects them)"
+        f"{name}: {count} setting{'s are' if count != 1 else ' is'} queued on "
+        f"{queued_where(engines)} and left to {'it' if len(engines) == 1 else 'them'} "
+        f"({collects} collects them)"
     )
 
 

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from superparams._cli._find import Found
     from superparams._cli._requests import StatusRequest
     from superparams._space import Space
-    from superparams._store._plan import Plan
     from superparams._store._writer import Store
 
 
@@ -113,10 +112,14 @@ def _status_one(found: Found, space: Space[Any], request: StatusRequest, prog: s
             "them again)\n"
         )
     if stored.queued:
-        out.write(
-            f"queued on Slurm: {len(stored.queued)}{_on_slurm(store, stored)} "
-            f"(`{prog} {found.name} --engine slurm` collects them)\n"
-        )
+        held = {stored.ids[p] for p in stored.queued}
+        on = store.queued_on()
+        for engine in dict.fromkeys(on[sid] for sid in held if sid in on):
+            mine = {sid for sid in held if on.get(sid) == engine}
+            out.write(
+                f"queued on {engine}: {len(mine)}{_standing(store, engine, mine)} "
+                f"(`{prog} {found.name} --engine {engine}` collects them)\n"
+            )
     if holder is not None:
         out.write(f"a run is in progress ({holder})\n")
     left = stored.failed + interrupted + stored.new
@@ -148,17 +151,17 @@ def _status_one(found: Found, space: Space[Any], request: StatusRequest, prog: s
     out.flush()
 
 
-def _on_slurm(store: Store, stored: Plan) -> str:
-    """How the queued settings stand in Slurm's queue, e.g. ``" (2 running, 4 pending)"``;
-    "" when Slurm cannot be asked."""
+def _standing(store: Store, engine: str, queued: set[str]) -> str:
+    """How the settings ``queued`` on ``engine`` stand in its queue, e.g.
+    ``" (2 running, 4 pending)"``; "" when the engine cannot be asked."""
     from collections import Counter
 
-    from superparams.executors.slurm import waiting
+    from superparams._api import detaching
 
-    states = waiting(store.folder)
+    found = detaching(engine)
+    states = found.waiting(store.folder) if found is not None else {}
     if not states:
         return ""
-    queued = (stored.ids[p] for p in stored.queued)
     counts = Counter(states.get(sid, "").lower() or "unknown" for sid in queued)
     return " (" + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + ")"
 

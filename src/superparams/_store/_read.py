@@ -46,11 +46,13 @@ from superparams._store._location import identity_of, location, named, trust
 from superparams._store._lock import held, holder, is_held
 from superparams._store._plan import Plan, Status
 from superparams._store._record import (
+    QUEUED_BEFORE,
     SEQ,
     head_damage,
     head_digest,
     make_rows,
     open_rows,
+    queued_engines,
     read_record,
     record_chunks,
     record_start,
@@ -380,6 +382,16 @@ class Reader:
         if not frames:
             return make_frame([], self.types), clashes
         return latest_outcomes(concat(frames, clashes)), clashes
+
+    def queued_on(self) -> dict[str, str]:
+        """The engine that holds each queued setting, by id (see :meth:`Store.queued`): the
+        name its queued line records; ``slurm`` for one queued before lines named their
+        engine, or restored from ``results.parquet``."""
+        queued = [sid for sid, s in self.statuses().items() if s.status == "queued"]
+        if not queued:
+            return {}
+        engines = queued_engines(self.record_path)
+        return {sid: engines.get(sid, QUEUED_BEFORE) for sid in queued}
 
     def statuses(self) -> dict[str, Status]:
         """The latest stored status of each setting, by id, in the order stored; with

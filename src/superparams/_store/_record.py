@@ -227,12 +227,17 @@ def _parse(data: bytes) -> tuple[list[dict[str, Any]], int]:
 
 _TEXT = (str, type(None))
 
+#: The engine a queued line written before queued lines named theirs was queued on: the
+#: only one that queued settings then.
+QUEUED_BEFORE = "slurm"
+
 
 _NUMBER = (int, float, type(None))
 
 
-# What each key of a started or outcome line holds, when it is there.
+# What each key of a started, queued or outcome line holds, when it is there.
 _SHAPE: dict[str, tuple[type, ...]] = {
+    "engine": _TEXT,  # a queued line's: the engine that holds it
     "label": _TEXT,
     "params": (dict, type(None)),
     "enc": (dict, type(None)),
@@ -314,6 +319,26 @@ def _intact(line: Any) -> bool:
             if type(name) is not str:
                 return False
     return True
+
+
+def queued_engines(path: Path) -> dict[str, str]:
+    """The engine each setting was last queued on, by id, read from the record at
+    ``path``, for settings queued and not ended since (it let go of none of them, and
+    none has an outcome after): the name its queued line records, or
+    :data:`QUEUED_BEFORE` for a line written before lines named one."""
+    engines: dict[str, str] = {}
+    for lines, _, _ in record_chunks(path, 0):
+        for line in lines:
+            event = line.get("event")
+            if event == "queued":
+                sid = line["id"]
+                if line["job"]:
+                    engines[sid] = line.get("engine") or QUEUED_BEFORE
+                else:  # the engine let go of it
+                    engines.pop(sid, None)
+            elif event == "outcome":
+                engines.pop(line["id"], None)
+    return engines
 
 
 def make_rows(

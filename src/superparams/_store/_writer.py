@@ -263,12 +263,21 @@ class Store(Compactor):
         self._write({"event": "interrupted", "id": setting_id, "attempt": attempt}, {})
         self._unsynced += 1
 
-    def queued(self, setting_id: str, attempt: int, job: str, described: Mapping[str, Any]) -> None:
-        """Note that a setting waits in an engine's queue as ``job`` (a Slurm job), to run
-        without this driver: it reads ``queued`` until its outcome, running there or not,
-        so no other run starts it. ``job`` ``""``: the engine let go of it before it ran;
-        it reads as it did before it was queued."""
-        line = {"event": "queued", "id": setting_id, "attempt": attempt, "job": job}
+    def queued(
+        self, setting_id: str, attempt: int, job: str, described: Mapping[str, Any], engine: str
+    ) -> None:
+        """Note that a setting waits in the queue of the engine named ``engine`` as
+        ``job`` (a Slurm job), to run without this driver: it reads ``queued`` until its
+        outcome, running there or not, so no other run starts it, and
+        :meth:`queued_on` names that engine. ``job`` ``""``: the engine let go of it
+        before it ran; it reads as it did before it was queued."""
+        line = {
+            "event": "queued",
+            "id": setting_id,
+            "attempt": attempt,
+            "job": job,
+            "engine": engine,
+        }
         record = self._write(line, described)
         try:
             record.flush()  # a driver killed from here on still leaves it queued

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from superparams._outcome import Cause, Outcome, Started, Task
-from superparams.executors import Executor
+from superparams.executors._base import Executor
 
 if TYPE_CHECKING:
     from superparams._space import Space

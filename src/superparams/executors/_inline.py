@@ -7,15 +7,13 @@ marked in-process, and the next run records it failed (see :meth:`Store.started`
 from __future__ import annotations
 
 import time
-import types
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from superparams import _worker as worker
-from superparams._outcome import Outcome, Task
-from superparams._worker import rows_of, run_setting
-from superparams.executors import Executor, Started
+from superparams._outcome import Outcome, Started, Task
+from superparams._worker import rows_of, run_as_is, run_setting
+from superparams.executors._base import Executor
 
 if TYPE_CHECKING:
     from superparams._space import Space
@@ -65,14 +63,7 @@ class InlineExecutor(Executor):
         log = self._notify(Started(task, 0, started))
         if self.debug:
             reported: list[dict[str, Any]] = []
-            before = worker._REPORTER
-            worker._REPORTER = self._to(task) or reported.append
-            try:
-                result = setting.run()  # let it raise, for the debugger
-                if isinstance(result, types.GeneratorType):
-                    result = worker._yielded(result)
-            finally:
-                worker._REPORTER = before
+            result = run_as_is(setting, self._to(task) or reported.append)  # for the debugger
             rows = rows_of(result)
             outcome = Outcome(task.id, task.attempt, rows, None, started, time.time(), 0)
             outcome.reported = reported

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from superparams._outcome import Outcome, Task
 from superparams._worker import run_task
 from superparams.executors._futures import FuturesExecutor
-from superparams.executors.dask import _no_ctrl_c, _pickled
+from superparams.executors._shipping import loaded, no_ctrl_c, pickled
 
 if TYPE_CHECKING:
     from superparams._space import Space
@@ -97,7 +97,7 @@ class RayExecutor(FuturesExecutor):
             environ = {}
             if self.gpus:  # Ray hands out these ids, one a setting
                 environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.gpus))
-            with _environ(environ), _no_ctrl_c():
+            with _environ(environ), no_ctrl_c():
                 ray.init(
                     address="local",
                     num_cpus=max(1, round(self.num_proc * self.num_cpus)),
@@ -108,7 +108,7 @@ class RayExecutor(FuturesExecutor):
             self._own = True
         n_proc = self._fits(ray.cluster_resources())
         self._key = uuid.uuid4().hex
-        self._base = ray.put(_pickled(base))
+        self._base = ray.put(pickled(base))
         # Ray runs a task again when its worker dies (three times by default): here a
         # death is that setting's failure, and --retries the user's only retry.
         self._remote = ray.remote(_run).options(
@@ -155,7 +155,7 @@ class RayExecutor(FuturesExecutor):
             self._own = False
             import ray
 
-            with _no_ctrl_c():
+            with no_ctrl_c():
                 ray.shutdown()
 
 
@@ -231,12 +231,10 @@ _BASES: dict[str, Any] = {}
 
 def _run(refs: list[Any], key: str, task: Task, slot: int, n_proc: int) -> Outcome:
     """Run one setting in a Ray worker (this function is what Ray ships)."""
-    import pickle
-
     base = _BASES.get(key)
     if base is None:
         import ray
 
         _BASES.clear()  # an earlier run's: never used again
-        base = _BASES[key] = pickle.loads(ray.get(refs[0]))
+        base = _BASES[key] = loaded(ray.get(refs[0]))
     return run_task(base, task, slot, n_proc)

@@ -9,6 +9,11 @@ retries, a stop and the batching of commits step by step::
     engine = ScriptedExecutor(2, clock=clock, seconds=0.05, finish=1)
     space.run_all(engine=engine, display=False)
     engine.calls  # ['start', 'submit 0', 'submit 1', 'wait', ...]
+
+:class:`ExecutorContract` is the contract of the seam as pytest tests: an engine from
+any package runs them all with one subclass that names it (see
+:mod:`superparams.executors._contract`); it and :class:`EngineUnderTest` load pytest,
+and only when asked for.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from superparams._outcome import Failure, Outcome, Task
+from superparams._outcome import Failure, Outcome, Started, Task
 from superparams._worker import rows_of
-from superparams.executors import Executor, Started
+from superparams.executors._base import Executor
 
 if TYPE_CHECKING:
     from superparams._space import Space
     from superparams._store._logfile import SettingLog
+    from superparams.executors._contract import EngineUnderTest, ExecutorContract
 
 
 class FakeClock:
@@ -137,4 +143,14 @@ class ScriptedExecutor(Executor):
         self.calls.append("shutdown")
 
 
-__all__ = ["FakeClock", "ScriptedExecutor"]
+__all__ = ["EngineUnderTest", "ExecutorContract", "FakeClock", "ScriptedExecutor"]
+
+
+def __getattr__(name: str) -> Any:
+    # The contract needs pytest, which a user of the test double may not have.
+    if name in ("ExecutorContract", "EngineUnderTest"):
+        from superparams.executors import _contract
+
+        return getattr(_contract, name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -1,35 +1,7 @@
-"""Worker processes on this machine, one pipe pair each, replaced when they die.
-
-Each worker is a fresh Python process running :mod:`superparams._worker` (never a fork of the
-driver, and never a re-import of the user's script as ``__main__``). It loads the base
-space once from a file the driver pickled once, then runs settings by position.
-
-Why not a stock pool: a worker that dies (segfault, ``os._exit``, the OOM killer) must
-fail only the setting it was running, with the signal or exit code as the cause, and be
-replaced in the same slot, so ``rank`` and the GPU it holds stay put. Owning the pipes
-makes that, per-setting timeouts, and exact accounting of what ran where, simple.
-
-How the base travels: it is pickled once, into a temporary file that has no name (in
-``TMPDIR``), with its large buffers (numpy arrays, and the arrays inside pandas frames)
-written out of band. Each worker gets the file's descriptor when it is started, maps it
-and unpickles the base once, its arrays pointing into the mapping (see
-:func:`superparams._worker.write_base`). So a 400 MB array costs each worker one read of
-shared page cache, not a copy per setting or even per worker. A file with no name is one
-no other user can replace: nothing a worker unpickles comes from the progress folder,
-and nothing is left behind by a crash. This is the same under every start method, since
-workers are started afresh; a cluster engine would do the same with its object store.
-
-Where a setting's output goes: never into the results folder, which no worker opens. A
-worker sends fds 1 and 2 of each setting to a file of its own (named by the task) in a
-scratch folder the executor makes at :meth:`~LocalExecutor.start` (``TMPDIR``, mode
-0700, locked while in use, so the next run removes one whose run was killed) and
-removes at shutdown or cancel, and removes the file if the setting printed nothing.
-The driver copies new bytes from the running settings' files into their logs every
-:data:`COPY_INTERVAL` seconds (``os.copy_file_range``: the kernel copies), and the rest
-when a setting ends, its worker dies (with a line saying how) or the run is cancelled;
-so ``experiment logs -f`` and the live view follow a running setting, and a killed one
-keeps what it printed. A log is the store's: the executor writes it through the
-:class:`~superparams._store._logfile.SettingLog` that ``notify`` returns.
+"""The local engine's driver: it starts the worker processes (:mod:`._process`), hands
+them the base and the tasks, streams what they report and print into the store, and
+replaces a worker that dies; the engine's whole story is told in
+:mod:`superparams.executors._local`.
 """
 
 from __future__ import annotations
@@ -47,17 +19,12 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
-from superparams._outcome import Cause, Outcome, Task
-from superparams._worker import (
-    Unreadable,
-    _children,
-    _subreaper,
-    output_path,
-    read_back,
-    write_base,
-)
+from superparams._leftovers import children, subreaper
+from superparams._outcome import Cause, Outcome, Started, Task
+from superparams._worker import Unreadable, read_back
 from superparams.errors import ExperimentError, WorkerError
-from superparams.executors import Executor, Started
+from superparams.executors._base import Executor
+from superparams.executors._local._process import output_path, write_base
 
 if TYPE_CHECKING:
     from superparams._space import Space
@@ -71,18 +38,21 @@ TIMEOUT_GRACE = 5.0
 COPY_INTERVAL = 0.2
 
 
-# What a worker process runs. Not `python -m superparams._worker`, which puts the working
-# directory first on sys.path before anything is imported (a colorsys.py lying there would
-# be imported in place of the standard library's): the `''` that -c puts there instead
-# goes before any import, and the driver then sends its own sys.path. The word after the
-# code names the process in `ps`; sys.argv is then what -m would have made it.
+# What a worker process runs. Not `python -m superparams.executors._local._process`,
+# which puts the working directory first on sys.path before anything is imported (a
+# colorsys.py lying there would be imported in place of the standard library's): the `''`
+# that -c puts there instead goes before any import, and the driver then sends its own
+# sys.path. The word after the code names the process in `ps`; sys.argv is then what -m
+# would have made it.
 _WORKER_MAIN = (
     "import sys\n"
     "if sys.path[:1] == ['']: del sys.path[0]\n"  # absent under PYTHONSAFEPATH
-    "from superparams import _worker as worker\n"
+    "from superparams.executors._local import _process as worker\n"
     "sys.argv[:] = [worker.__file__, *sys.argv[2:]]\n"
-    "worker._serve(*(int(a) for a in sys.argv[1:6]), sys.argv[6])\n"
+    "worker.serve(*(int(a) for a in sys.argv[1:6]), sys.argv[6])\n"
 )
+#: The word that names a worker process in ``ps`` (its command line holds it).
+WORKER_NAME = "superparams.executors._local._process"
 
 
 class _Worker:
@@ -98,7 +68,7 @@ class _Worker:
             sys.executable,
             "-c",
             _WORKER_MAIN,
-            "superparams._worker",
+            WORKER_NAME,
             str(task_r),
             str(out_w),
             str(slot),
@@ -225,8 +195,8 @@ class LocalExecutor(Executor):
         # this user may enter it (0700), and it goes with the executor.
         self._scratch, self._scratch_lock = _make_scratch()
         if sys.platform.startswith("linux"):  # the subreaper of last resort (see _end_orphans)
-            self._own = _children()
-            self._was_subreaper = _subreaper(True)
+            self._own = children()
+            self._was_subreaper = subreaper(True)
         self._workers = [self._spawn(slot) for slot in range(self.num_proc)]
 
     def _spawn(self, slot: int) -> _Worker:
@@ -254,7 +224,7 @@ class LocalExecutor(Executor):
         for _ in range(1000):  # a process that keeps forking cannot keep us here
             workers = {w.process.pid for w in (*self._workers, *self._retired)}
             left = []
-            for pid in _children() - self._own - workers:
+            for pid in children() - self._own - workers:
                 with contextlib.suppress(OSError):
                     if os.getsid(pid) != session:
                         os.kill(pid, signal.SIGKILL)
@@ -281,7 +251,7 @@ class LocalExecutor(Executor):
         if self._own is not None:  # the run is over: orphans go where they went before
             self._end_orphans()
             if not self._was_subreaper:
-                _subreaper(False)
+                subreaper(False)
             self._own = None
 
     def shutdown(self) -> None:

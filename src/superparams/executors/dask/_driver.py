@@ -1,39 +1,7 @@
-"""Settings on a Dask cluster: the one you already have, or a local one made for the run.
-
-``DaskExecutor(address=...)`` (``engine="dask"``, ``--engine dask``) connects to a running
-scheduler: ``address``, else Dask's own ``scheduler-address`` setting (the
-``DASK_SCHEDULER_ADDRESS`` variable). With neither, it starts a ``LocalCluster`` of
-``num_proc`` worker processes for the run and closes it after.
-
-How the base travels: it is pickled once, the experiment's own module by value (so
-workers need superparams and the libraries the experiment imports, not the user's file),
-with the source lines of the code it carries (so tracebacks on a worker name the user's
-file, line and text), and handed to every worker once by a worker plugin, which the
-scheduler holds for the run and gives to workers that join later too; each worker
-process unpickles it once, on its first setting. Each setting then sends only its task.
-
-What a setting gets: ``rank`` is its slot among the ``n_proc`` settings the run keeps in
-flight (``n_proc`` is the number of Dask worker threads), so no two settings running at
-once share a rank. The run never hands Dask more settings than workers, so a setting is
-reported started when it is handed over, and the first Ctrl-C has nothing queued to
-drop. Output is captured on the worker (file descriptors 1 and 2) and comes back with the
-outcome, for the store to write: no worker touches the results folder. Each worker must
-therefore run one task at a time (``dask worker --nthreads 1``); a threaded worker is
-refused at start, with that advice.
-
-Faults: an exception in ``run()`` is that setting's failure, as everywhere. A worker that
-dies fails the setting it ran (Dask's ``KilledWorker``); a local cluster is made with
-``allowed-failures`` 0, so Dask never retries a setting behind the user's back (set the
-same on your own scheduler). Dask fails every task assigned to a dead worker, so each
-worker tells the scheduler when it starts a setting: one lost before it started there
-is handed over again. A scheduler unreachable at the start, or lost mid-run, is an
-:class:`~superparams.errors.EngineError`: the run stops, what finished is stored, what
-was in flight stays started, to run again. A second Ctrl-C cancels the running
-settings' futures: they are recorded as interrupted (on a cluster that is not the run's
-own, what already runs finishes in the background, its outcome unused). ``timeout`` is
-enforced by the driver, which fails a late setting with cause ``timeout`` and restarts
-the worker process that runs it (Dask cannot stop a task's thread midway); a worker
-without a nanny cannot be restarted, and finishes it in the background.
+"""The Dask engine's driver: it connects to (or starts) a cluster, hands the base to its
+workers once, submits settings and turns Dask's faults into failed outcomes. What runs on
+a worker is :mod:`superparams.executors.dask._node`'s; the engine's whole story is told in
+:mod:`superparams.executors.dask`.
 """
 
 from __future__ import annotations
@@ -43,15 +11,14 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from superparams._outcome import Outcome, Task
-from superparams._worker import run_task
 from superparams.executors._futures import FuturesExecutor
+from superparams.executors._shipping import no_ctrl_c, pickled
+from superparams.executors.dask._node import run, topic
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, MutableMapping
-
     from superparams._space import Space
 
 
@@ -113,7 +80,7 @@ class DaskExecutor(FuturesExecutor):
         else:
             # Dask retries a task whose worker died; a setting that kills its worker
             # would run again and again, so here a death is that setting's failure.
-            with dask.config.set({"distributed.scheduler.allowed-failures": 0}), _no_ctrl_c():
+            with dask.config.set({"distributed.scheduler.allowed-failures": 0}), no_ctrl_c():
                 self._cluster = distributed.LocalCluster(
                     n_workers=self.num_proc,
                     threads_per_worker=1,
@@ -141,15 +108,15 @@ class DaskExecutor(FuturesExecutor):
         # with its worker but never started there was only waiting, and runs again.
         self._begun.clear()
         self._tries.clear()
-        self._client.subscribe_topic(_topic(self._key), lambda event: self._begun.add(event[1]))
-        from superparams.executors._dask_base import Base
+        self._client.subscribe_topic(topic(self._key), lambda event: self._begun.add(event[1]))
+        from superparams.executors.dask._plugin import Base
 
-        self._client.register_plugin(Base(self._key, _pickled(base)), name=_topic(self._key))
+        self._client.register_plugin(Base(self._key, pickled(base)), name=topic(self._key))
         return int(sum(w.get("nthreads", 1) for w in workers.values()))
 
     def _submit(self, task: Task, slot: int, n_proc: int) -> Any:
         return self._client.submit(
-            _run,
+            run,
             self._key,
             task,
             slot,
@@ -215,7 +182,7 @@ class DaskExecutor(FuturesExecutor):
         try:
             if client is not None and not self._broken:
                 with contextlib.suppress(Exception):  # what the workers hold of the run
-                    client.unregister_worker_plugin(_topic(self._key))
+                    client.unregister_worker_plugin(topic(self._key))
             if client is not None:
                 # A client without its scheduler logs the reconnection it gives up, with
                 # a traceback: the run has said why it stops in one line already.
@@ -249,115 +216,3 @@ def _quiet() -> Iterator[None]:
     finally:
         for logger in loggers:
             logger.disabled = False
-
-
-@contextlib.contextmanager
-def _no_ctrl_c() -> Iterator[None]:
-    """Start processes that ignore Ctrl-C, which is the run's to handle, not theirs.
-
-    A terminal sends SIGINT to its whole process group, which a local cluster's worker
-    processes would otherwise share with the run.
-    """
-    import signal
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _pickled(base: Space[Any]) -> bytes:
-    """The base, pickled once, with the experiment's module by value, then the source
-    lines of the code that travels with it.
-
-    Workers then need only superparams and the libraries the experiment imports, not the
-    user's file on their path; tracebacks still name that file, its lines and their text.
-    """
-    import io
-    import linecache
-    import marshal
-    import pickle
-    import sys
-    import types
-    from collections import ChainMap
-
-    import cloudpickle
-
-    files: set[str] = set()
-
-    def code(obj: types.CodeType) -> tuple[Any, tuple[bytes]]:
-        # As marshal keeps it, its file's name included: cloudpickle puts
-        # <dynamic-code> there, to make its pickles the same wherever they are made.
-        files.add(obj.co_filename)
-        return marshal.loads, (marshal.dumps(obj),)
-
-    class Pickler(cloudpickle.Pickler):  # type: ignore[misc]
-        def __init__(self, file: Any) -> None:
-            # Read by the C pickler when it is made, so set first.
-            ours: dict[type, Callable[[Any], Any]] = {types.CodeType: code}
-            # ChainMap writes only to its first map: the pickler's own table is only read.
-            theirs = cast("MutableMapping[type, Callable[[Any], Any]]", super().dispatch_table)
-            self.dispatch_table = ChainMap(ours, theirs)
-            super().__init__(file)
-
-    module = sys.modules.get(base.experiment_class.__module__)
-    by_value = module is not None and module.__name__ not in ("__main__", "builtins")
-    if by_value:
-        cloudpickle.register_pickle_by_value(module)
-    out = io.BytesIO()
-    try:
-        Pickler(out).dump(base)
-    finally:
-        if by_value:
-            cloudpickle.unregister_pickle_by_value(module)
-    sources = {name: linecache.getlines(name) for name in sorted(files)}
-    pickle.dump({name: lines for name, lines in sources.items() if lines}, out)
-    return out.getvalue()
-
-
-def _loaded(blob: bytes) -> Any:
-    """The base from :func:`_pickled`, its code's source lines known to ``linecache``."""
-    import io
-    import linecache
-    import pickle
-
-    stream = io.BytesIO(blob)
-    base = pickle.load(stream)
-    for name, lines in pickle.load(stream).items():
-        # No modification time: linecache keeps the entry, whatever is on this disk.
-        linecache.cache[name] = (sum(map(len, lines)), None, lines, name)
-    return base
-
-
-# On a worker: the pickled base of the run it serves, from when it joins (see
-# superparams.executors._dask_base), then the base, unpickled on its first setting.
-_BLOBS: dict[str, bytes] = {}
-_BASES: dict[str, Any] = {}
-
-
-def _run(key: str, task: Task, slot: int, n_proc: int) -> Outcome:
-    """Run one setting on a Dask worker (this function is what Dask ships)."""
-    base = _BASES.get(key)
-    if base is None:  # each run's pair goes when it ends (Base.teardown)
-        base = _BASES[key] = _loaded(_BLOBS.pop(key))
-    _begin(key)
-    return run_task(base, task, slot, n_proc)
-
-
-def _topic(key: str) -> str:
-    """The scheduler's event topic on which a run's workers say what they start."""
-    return f"superparams-{key}"
-
-
-def _begin(key: str) -> None:
-    """Tell the scheduler, and wait till it heard, that this task starts here."""
-    from distributed import get_worker
-    from distributed.utils import sync
-
-    worker = get_worker()
-    task = worker.get_current_task()
-    sync(worker.loop, worker.scheduler.log_event, topic=_topic(key), msg=task)

@@ -1,7 +1,7 @@
 """How a run's base reaches every Dask worker, those that join later included.
 
-Kept apart from :mod:`superparams.executors.dask` because it needs ``distributed`` at
-import, which that module only imports once a run starts.
+Kept apart from the driver and the node because it needs ``distributed`` at import,
+which they only import once a run starts.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
+
+from superparams.executors.dask import _node as node
 
 
 class Base(WorkerPlugin):  # type: ignore[misc]
@@ -25,13 +27,9 @@ class Base(WorkerPlugin):  # type: ignore[misc]
         self.blob = blob
 
     def setup(self, worker: Any) -> None:
-        from superparams.executors import dask
-
-        dask._BLOBS[self.key] = self.blob  # unpickled on the worker's first setting
+        node.BLOBS[self.key] = self.blob  # unpickled on the worker's first setting
         self.blob = b""
 
     def teardown(self, worker: Any) -> None:
-        from superparams.executors import dask
-
-        dask._BLOBS.pop(self.key, None)
-        dask._BASES.pop(self.key, None)
+        node.BLOBS.pop(self.key, None)
+        node.BASES.pop(self.key, None)

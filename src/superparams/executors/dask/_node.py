@@ -1,0 +1,42 @@
+"""What runs on a Dask worker for the Dask engine: the base of each run it serves, handed
+over once by :class:`~superparams.executors.dask._plugin.Base` and unpickled on its first
+setting, and each setting, run with the worker telling the scheduler it began.
+It imports no Dask at import; the driver ships :func:`run` by reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from superparams._outcome import Outcome, Task
+from superparams._worker import run_task
+from superparams.executors._shipping import loaded
+
+# On a worker: the pickled base of the run it serves, from when it joins (see
+# superparams.executors.dask._plugin), then the base, unpickled on its first setting.
+BLOBS: dict[str, bytes] = {}
+BASES: dict[str, Any] = {}
+
+
+def run(key: str, task: Task, slot: int, n_proc: int) -> Outcome:
+    """Run one setting on a Dask worker (this function is what Dask ships)."""
+    base = BASES.get(key)
+    if base is None:  # each run's pair goes when it ends (Base.teardown)
+        base = BASES[key] = loaded(BLOBS.pop(key))
+    _begin(key)
+    return run_task(base, task, slot, n_proc)
+
+
+def topic(key: str) -> str:
+    """The scheduler's event topic on which a run's workers say what they start."""
+    return f"superparams-{key}"
+
+
+def _begin(key: str) -> None:
+    """Tell the scheduler, and wait till it heard, that this task starts here."""
+    from distributed import get_worker
+    from distributed.utils import sync
+
+    worker = get_worker()
+    task = worker.get_current_task()
+    sync(worker.loop, worker.scheduler.log_event, topic=topic(key), msg=task)

@@ -1,0 +1,109 @@
+"""The Slurm engine's files: its folder under the results folder (this user's alone), the
+key its files are signed with, and files written and read only with their keyed hash
+(HMAC-SHA256), so that a file anyone else wrote or changed is refused, never unpickled.
+The driver and the job program on the nodes both use it; it never runs a Slurm command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import os
+import re
+from pathlib import Path
+
+from superparams.errors import EngineError
+
+FOLDER = "slurm"  # under the results folder
+KEY = "key"
+BASE_NAME = re.compile(r"base-[0-9a-f]{32}\.pkl")
+BATCH_NAME = re.compile(r"[0-9a-f]{8,40}")
+
+
+class JobFileError(EngineError):
+    """A job file that this user's driver or jobs did not write, or that was changed."""
+
+
+def own_folder(path: Path, *, make: bool = True) -> Path:
+    """``path``, made if need be (and ``make``) with mode 0700; refused unless it is this
+    user's alone."""
+    if make:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        msg = f"job folder {str(path)!r} is gone (its results were cleaned); nothing to run"
+        raise JobFileError(msg) from None
+    if not os.path.isdir(path) or os.path.islink(path):
+        msg = f"{str(path)!r} is not a folder; remove it and run again"
+        raise JobFileError(msg)
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        msg = (
+            f"job folder {str(path)!r} is not yours alone (owner uid {info.st_uid}, mode "
+            f"{info.st_mode & 0o777:o}); its files are pickles: `chmod 700` it if it is "
+            "yours, else remove it"
+        )
+        raise JobFileError(msg)
+    return path
+
+
+def job_key(folder: Path, *, make: bool = False) -> bytes:
+    """The key the job files of ``folder`` are signed with (made on first use)."""
+    path = folder / KEY
+    if make and not path.exists():
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(os.urandom(32).hex().encode())
+    return bytes.fromhex(_owned(path).decode())
+
+
+def _owned(path: Path) -> bytes:
+    """The bytes of ``path``, if it is a file of this user's that no one else may write."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as error:
+        msg = f"refused job file {str(path)!r}: {error.strerror or error}"
+        raise JobFileError(msg) from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if info.st_uid != os.getuid() or info.st_mode & 0o077 or not os.path.isfile(path):
+            msg = (
+                f"refused job file {str(path)!r}: owner uid {info.st_uid}, mode "
+                f"{info.st_mode & 0o777:o}, where only this user's files of mode 600 are read"
+            )
+            raise JobFileError(msg)
+        return f.read()
+
+
+def write_signed(path: Path, key: bytes, data: bytes) -> None:
+    """Write ``data`` to ``path`` (mode 0600, atomically) with its keyed hash."""
+    mac = hmac.new(key, data, hashlib.sha256).hexdigest().encode()
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(mac + b"\n" + data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(part, path)
+
+
+def read_signed(path: Path, key: bytes) -> bytes:
+    """The data of a file :func:`write_signed` wrote with ``key``.
+
+    Raises:
+        JobFileError: not this user's, others may write it, or its hash does not match
+            (written with another key, or changed since); it is not to be unpickled.
+    """
+    blob = _owned(path)
+    mac, _, data = blob.partition(b"\n")
+    good = hmac.new(key, data, hashlib.sha256).hexdigest().encode()
+    if not hmac.compare_digest(mac, good):
+        msg = (
+            f"refused job file {str(path)!r}: its keyed hash does not match, so it was "
+            "changed or written by someone else since this store's driver wrote it; it is "
+            "not unpickled (remove it and run again)"
+        )
+        raise JobFileError(msg)
+    return data

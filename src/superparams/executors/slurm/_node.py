@@ -1,0 +1,112 @@
+"""What each Slurm array task runs: ``python -m superparams.executors.slurm._node FOLDER
+BATCH``, with the array index in ``SLURM_ARRAY_TASK_ID``. It checks the batch's manifest
+and the base against their keyed hashes before unpickling either, runs the array task's
+settings (:func:`superparams._worker.run_task`) with a rank no other running job of the
+folder holds, and writes each outcome to a signed file, which the driver collects.
+It imports no part of the driver.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from superparams._outcome import Failure, Outcome, Task
+from superparams._worker import error_line, run_task
+from superparams.executors._shipping import loaded
+from superparams.executors.slurm._files import (
+    BASE_NAME,
+    BATCH_NAME,
+    JobFileError,
+    job_key,
+    own_folder,
+    read_signed,
+    write_signed,
+)
+
+
+def _dumps(outcome: Outcome) -> bytes:
+    """An outcome as a pickle; results of classes that travelled by value, too."""
+    import cloudpickle
+
+    try:
+        blob: bytes = cloudpickle.dumps(outcome)
+    except Exception as error:  # a result that cannot be pickled at all
+        failed = Outcome(outcome.id, outcome.attempt, started=outcome.started)
+        failed.finished, failed.output = outcome.finished, outcome.output
+        failed.failure = Failure(
+            "unpicklable", f"its results cannot be pickled: {error_line(error)}"
+        )
+        blob = cloudpickle.dumps(failed)
+    return blob
+
+
+def _rank(folder: Path, index: int, n_proc: int) -> tuple[int, int | None]:
+    """A rank below ``n_proc`` that no other running job of ``folder`` holds, and the
+    descriptor that holds it: the first file of ``ranks/`` this process can lock (the
+    lock goes with the process, however it ends). The array index modulo ``n_proc`` if
+    every one is held (arrays of several runs at once) or the file system has no locks.
+    """
+    import fcntl
+
+    try:
+        ranks = own_folder(folder / "ranks")
+    except (OSError, JobFileError):
+        return index % n_proc, None
+    for rank in range(n_proc):
+        try:
+            fd = os.open(
+                ranks / str(rank), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+            )
+        except OSError:
+            break
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another job's
+            os.close(fd)
+            continue
+        except OSError:  # no locks on this file system
+            os.close(fd)
+            break
+        return rank, fd
+    return index % n_proc, None
+
+
+def job(folder: Path, batch: str, index: int) -> int:
+    """Run array task ``index`` of ``batch``: its settings, each outcome to a signed file.
+
+    Its exit code is 1 when one of them failed, so that Slurm, too, reads the job FAILED.
+    """
+    try:
+        own_folder(folder, make=False)  # a job never makes a folder its results left
+        key = job_key(folder)
+        if not BATCH_NAME.fullmatch(batch):
+            msg = f"no batch named {batch!r}"
+            raise JobFileError(msg)
+        manifest = json.loads(read_signed(folder / "jobs" / f"{batch}.json", key))
+        if not BASE_NAME.fullmatch(str(manifest["base"])):
+            msg = f"the manifest of {batch} names no base file: {manifest['base']!r}"
+            raise JobFileError(msg)
+        base = loaded(read_signed(folder / manifest["base"], key))
+    except JobFileError as error:
+        print(f"superparams: {error}", file=sys.stderr, flush=True)
+        return 3
+    per_job, n_proc = int(manifest["per_job"]), int(manifest["n_proc"])
+    rank, _held = _rank(folder, index, n_proc)  # held while this process lives
+    tasks = manifest["tasks"]
+    failed = False
+    for number in range(index * per_job, min(len(tasks), (index + 1) * per_job)):
+        position, sid, attempt, timeout = tasks[number]
+        path = folder / "jobs" / batch / f"{number}.out"
+        if path.exists():
+            continue  # run before this array task was requeued
+        outcome = run_task(base, Task(position, sid, attempt, timeout), rank, n_proc)
+        write_signed(path, key, _dumps(outcome))
+        failed = failed or outcome.failure is not None
+    return 1 if failed else 0  # so Slurm's accounting says FAILED too
+
+
+if __name__ == "__main__":  # pragma: no cover - what each array task runs
+    sys.exit(job(Path(sys.argv[1]), sys.argv[2], int(os.environ.get("SLURM_ARRAY_TASK_ID", "0"))))
