@@ -56,8 +56,8 @@ class Executor(abc.ABC):
     reports: Reports | None = None
 
     def __init__(self, num_proc: int = 1, *, gpus: Sequence[int | str] | None = None) -> None:
-        self.num_proc = num_proc
-        self.gpus = list(gpus) if gpus else []
+        self.num_proc: int = num_proc
+        self.gpus: list[int | str] = list(gpus) if gpus else []
         #: The results folder of the run, set by the runner before :meth:`start`; an
         #: engine whose jobs need files of their own (Slurm's) keeps them under it.
         self.folder: Path | None = None

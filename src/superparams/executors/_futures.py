@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 class FuturesExecutor(Executor):
     """An engine that runs each task remotely and hands back a future of its outcome."""
 
+    num_proc: int  # what the engine runs at once, once reached (see :meth:`_open`)
+
     def __init__(self, num_proc: int = 2, *, gpus: Sequence[int | str] | None = None) -> None:
         super().__init__(num_proc, gpus=gpus)
         self._notify: Callable[[Started], SettingLog | None] = lambda started: None

@@ -38,7 +38,7 @@ class FakeClock:
     """Seconds since the epoch that move only when told."""
 
     def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
+        self.now: float = now
 
     def __call__(self) -> float:
         return self.now
@@ -75,8 +75,11 @@ class ScriptedExecutor(Executor):
         on_wait: Callable[[ScriptedExecutor], None] | None = None,
     ) -> None:
         super().__init__(num_proc)
-        self.queue, self.clock, self.seconds = queue, clock, seconds
-        self.finish, self.on_wait = finish, on_wait
+        self.queue: int = queue
+        self.clock: FakeClock | None = clock
+        self.seconds: float = seconds
+        self.finish: int | None = finish
+        self.on_wait: Callable[[ScriptedExecutor], None] | None = on_wait
         self.calls: list[str] = []  # "start", "submit 3", "wait", "drop_queued", ...
         self.ran: list[tuple[int, int, int]] = []  # (position, attempt, worker), as started
         self._waiting: deque[Task] = deque()

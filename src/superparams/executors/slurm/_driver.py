@@ -130,12 +130,12 @@ class SlurmExecutor(Detaching):
     ) -> None:
         super().__init__(num_proc, gpus=gpus)
         _check({"parallel": parallel, "per_job": per_job, "cpus": cpus, "poll": poll})
-        self.parallel = parallel or num_proc
+        self.parallel: int = parallel or num_proc
         self.per_job = per_job
         self.detach = detach
-        self.python = python or sys.executable
+        self.python: str = python or sys.executable
         self.poll = poll
-        lines = []
+        lines: list[str] = []
         flags: dict[str, object] = {
             "partition": partition,
             "time": time,
@@ -151,7 +151,7 @@ class SlurmExecutor(Detaching):
         for extra in (sbatch or "").split(";"):
             if extra.strip():
                 lines.append(extra.strip().removeprefix("#SBATCH").strip())
-        self.sbatch_lines = lines
+        self.sbatch_lines: list[str] = lines
         self._notify: Callable[[Started], SettingLog | None] = lambda started: None
         self._dir: Path | None = None
         self._key = b""
