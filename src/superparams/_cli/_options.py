@@ -91,7 +91,7 @@ def _size(flag: str, text: str) -> tuple[float, float]:
 
 
 def _retries(flag: str, text: str) -> int:
-    from superparams._api import MAX_RETRIES
+    from superparams._run_options import MAX_RETRIES
 
     return _int(flag, text, 0, MAX_RETRIES)
 
@@ -120,7 +120,7 @@ def _seconds(flag: str, text: str) -> float:
             f"leave {flag} out for no limit"
         )
         raise UsageError(msg)
-    from superparams._api import MAX_TIMEOUT
+    from superparams._run_options import MAX_TIMEOUT
 
     if seconds > MAX_TIMEOUT:
         msg = (

@@ -65,7 +65,8 @@ def run(found: Found, spaces: list[Space[Any]], request: RunRequest, prog: str) 
 
 
 def _run_one(found: Found, space: Space[Any], request: RunRequest, prog: str, name: str) -> int:
-    from superparams._api import reattaches, run_all, worker_count
+    from superparams._api import reattaches, run_all
+    from superparams._run_options import worker_count
 
     cls = space.experiment_class
     store = store_of(space)

@@ -25,7 +25,8 @@ INTERRUPTED = Interrupted.exit_code
 def search(found: Found, space: Space[Any], request: RunRequest, prog: str, name: str) -> int:
     """Run the search the request asks for; the exit code (0, 1 if a configuration
     failed, 130 when interrupted)."""
-    from superparams._api import optimize, worker_count
+    from superparams._api import optimize
+    from superparams._run_options import worker_count
     from superparams._search import check, seed_count, standing
 
     metrics, modes = request.objectives
