@@ -1,14 +1,12 @@
 """superparams: one Python file per experiment, every setting run, stored and resumable.
 
-The rooms, in the order data flows through them::
-
-    experiment.py  space.py    the user's dataclass, its search space, each setting's id
-    _api.py                    the front door: run_all, plan, results (methods of a space)
-    runner.py                  schedules what is left, retries, stops; emits events
-    executors/  worker.py      run settings in worker processes (or on a cluster)
-    store/                     the one writer: outcomes, parquet results, logs, a lock
-    display.py  cli/           what the `experiment` command shows and accepts
-    _summary.py                after the run: which column is which, mean ± std over seeds
+The public face is this package and five modules: :mod:`superparams.errors` (every
+error, with its exit code), :mod:`superparams.events` (what a run reports as it goes),
+:mod:`superparams.stopping` (stop rules), and :mod:`superparams.executors` (the seam an
+engine plugs into, with ``.dask``, ``.ray``, ``.slurm`` and ``.testing``). Every other
+module is private; ``docs/design.md`` draws them, in the order data flows through them:
+the model (``_experiment``, ``_space``), the front door (``_api``), the runner, the
+engines, the store (``_store/``), the command line (``_cli/``) and the view.
 """
 
 from __future__ import annotations
