@@ -3,7 +3,9 @@ the only state."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from pathlib import Path
 
 import optuna
@@ -11,7 +13,7 @@ import polars as pl
 import pytest
 
 from superparams import Experiment, UsageError, search, seeds, uniform
-from superparams.errors import SearchSpaceError
+from superparams.errors import SearchSpaceError, StoreError
 from superparams.stopping import threshold
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -125,6 +127,44 @@ class TestResume:
         a = Noisy().optimize("f", mode="min", budget=5, seed=0, **quiet(tmp_path / "a"))
         b = Noisy().optimize("f", mode="min", budget=5, seed=0, **quiet(tmp_path / "b"))
         assert a.row(4) == b.row(4)
+
+    def test_cma_es_goes_on_from_its_stored_state(self, tmp_path):
+        """A CMA-ES search resumed from the store goes on from the generation and the
+        optimizer it had reached, as the uninterrupted search does, rather than start
+        its evolution again."""
+        pytest.importorskip("cmaes")
+        whole = Branin().optimize(
+            "f", mode="min", budget=16, sampler="cmaes", seed=0, **quiet(tmp_path / "whole")
+        )
+        Branin().optimize("f", mode="min", budget=8, sampler="cmaes", seed=0, **quiet(tmp_path))
+        split = Branin().optimize(
+            "f", mode="min", budget=16, sampler="cmaes", seed=0, **quiet(tmp_path)
+        )
+        assert split.height == whole.height == 16
+
+        def generations(folder: Path) -> list[int]:
+            states = [
+                json.loads(line) for line in (folder / "study.jsonl").read_text().splitlines()
+            ]
+            return [s["state"].get("cma:generation", -1) for s in states]
+
+        assert generations(tmp_path) == generations(tmp_path / "whole")
+        assert max(generations(tmp_path)) >= 2  # past the first population, resumed or not
+
+    def test_a_sampler_state_another_user_owns_is_not_read(self, tmp_path):
+        """The stored sampler state may hold a pickle: a file of another user's is refused,
+        naming it, before anything is loaded or run."""
+        pytest.importorskip("cmaes")
+        if os.geteuid() != 0:
+            if os.environ.get("CI") == "true":
+                pytest.fail("CI runs as root: the file must be given to another user")
+            pytest.skip("giving a file to another user needs root")
+        Branin().optimize("f", mode="min", budget=8, sampler="cmaes", seed=0, **quiet(tmp_path))
+        os.chown(tmp_path / "study.jsonl", 65534, 65534)
+        before = Branin().results(folder=tmp_path).height
+        with pytest.raises(StoreError, match=r"study\.jsonl belongs to another user"):
+            Branin().optimize("f", mode="min", budget=9, sampler="cmaes", seed=0, **quiet(tmp_path))
+        assert Branin().results(folder=tmp_path).height == before
 
     def test_a_configuration_cut_short_is_completed_first(self, tmp_path):
         """Seeds of a stored configuration still to run are run before any new proposal."""

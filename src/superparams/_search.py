@@ -91,8 +91,9 @@ def optimize(
         sampler=chosen,
         directions=["maximize" if m == "max" else "minimize" for m in modes],
     )
+    kept = _sampler_states(store, searched)
     for configuration in history:
-        _add(optuna, study, searched, configuration)
+        _add(optuna, study, searched, configuration, kept.get(searched.key(configuration.values)))
     pending = [c for c in history if c.state == "pending"]
     if dry_run:
         return _progress(history, metrics)
@@ -109,7 +110,8 @@ def optimize(
     if pending:  # cut short by a kill or an interruption: complete them first
         _run_and_tell(space, searched, pending, metrics, run, told=None)
         for configuration in pending:
-            _add(optuna, study, searched, configuration)
+            state = kept.get(searched.key(configuration.values))
+            _add(optuna, study, searched, configuration, state)
             if told is not None:
                 told(Told(history.index(configuration) + 1, budget, configuration))
     # The budget counts distinct configurations: a sampler that proposes one again (a
@@ -120,6 +122,7 @@ def optimize(
     while len(seen) < min(budget, size) and repeats < _MAX_REPEATS:
         trials = [study.ask(searched.distributions) for _ in range(min(width, budget - len(seen)))]
         proposed = [_Configuration(searched.values(t.params)) for t in trials]
+        _keep_states(store, study, trials, proposed)
         _run_and_tell(space, searched, proposed, metrics, run, told=(study, trials))
         for configuration in proposed:
             key = searched.key(configuration.values)
@@ -390,8 +393,38 @@ def _judged(
     return configuration
 
 
-def _add(optuna: Any, study: Any, searched: _Searched, configuration: _Configuration) -> None:
-    """Put a stored configuration that has ended into the study, as it ended."""
+def _sampler_states(store: Store | None, searched: _Searched) -> dict[tuple[str, ...], Any]:
+    """What the sampler kept of each stored configuration, by its key (the last line
+    written for it wins)."""
+    if store is None:
+        return {}
+    return {searched.key(line["values"]): line["state"] for line in store.sampler_states()}
+
+
+def _keep_states(
+    store: Store | None, study: Any, trials: list[Any], proposed: list[_Configuration]
+) -> None:
+    """Keep in the store what the sampler noted on each trial it was asked for (CMA-ES:
+    its generation and optimizer), before the trial runs: a resumed search hands it back
+    (:func:`_add`), so the sampler goes on from where it was."""
+    if store is None:
+        return
+    frozen = study.get_trials(deepcopy=False)
+    for trial, configuration in zip(trials, proposed, strict=True):
+        state = frozen[trial.number].system_attrs
+        if state:
+            store.keep_sampler_state(configuration.values, state)
+
+
+def _add(
+    optuna: Any,
+    study: Any,
+    searched: _Searched,
+    configuration: _Configuration,
+    state: Mapping[str, Any] | None = None,
+) -> None:
+    """Put a stored configuration that has ended into the study, as it ended, with what
+    its sampler kept of it (``state``: the trial's system attributes)."""
     if configuration.state == "pending":
         return
     states = {
@@ -405,6 +438,7 @@ def _add(optuna: Any, study: Any, searched: _Searched, configuration: _Configura
             distributions=searched.distributions,
             values=configuration.means if configuration.state == "complete" else None,
             state=states[configuration.state],
+            system_attrs=dict(state or {}),
         )
     )
 

@@ -188,6 +188,8 @@ FILES = {
     ".gitignore": "*: git add . in a project leaves the whole folder out",
     "search.json": "the adaptive search that runs here, if one does: what it optimises, "
     "its budget and sampler",
+    "study.jsonl": "append-only: the sampler's own state for each configuration it proposed "
+    "(CMA-ES's generation and optimizer), so a resumed search goes on from it",
 }
 
 

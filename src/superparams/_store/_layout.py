@@ -45,6 +45,7 @@ EXPERIMENT = "experiment.json"  # whose results these are: see experiment_json
 
 
 SEARCH = "search.json"  # the adaptive search that runs here: metrics, modes, budget, sampler
+STUDY = "study.jsonl"  # the sampler's own state, a line per configuration it proposed
 
 
 GITIGNORE = ".gitignore"  # so that `git add .` leaves results, logs and checkpoints out
@@ -83,6 +84,8 @@ FILES = {
     GITIGNORE: "*: git add . in a project leaves the whole folder out",
     SEARCH: "the adaptive search that runs here, if one does: what it optimises, its "
     "budget and sampler",
+    STUDY: "append-only: the sampler's own state for each configuration it proposed "
+    "(CMA-ES's generation and optimizer), so a resumed search goes on from it",
 }
 
 

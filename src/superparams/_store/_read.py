@@ -37,6 +37,7 @@ from superparams._store._layout import (
     RECORD,
     RESULTS,
     SEARCH,
+    STUDY,
     WORK,
     opener,
     refuse_links,
@@ -282,6 +283,45 @@ class Reader:
         except (OSError, ValueError):
             return None
         return found if isinstance(found, dict) else None
+
+    def sampler_states(self) -> list[dict[str, Any]]:
+        """What a search's sampler kept of each configuration it proposed
+        (:meth:`Store.keep_sampler_state`), in the order written: ``{"values": ...,
+        "state": ...}``; a line that is not whole is left out.
+
+        The state may hold a sampler's pickle (CMA-ES's optimizer), which Optuna loads:
+        the file is read only if the folder is trusted and the file is the user's own,
+        writable by no one else.
+
+        Raises:
+            StoreError: the folder or the file could be changed by another user.
+        """
+        self.trust()
+        path = self.folder / STUDY
+        try:
+            with open(path, "rb", opener=opener) as f:
+                facts = os.fstat(f.fileno())
+                if facts.st_uid != os.geteuid() or facts.st_mode & 0o022:
+                    msg = (
+                        f"{path} belongs to another user or others may write it; superparams "
+                        "does not read it (it holds a sampler's state that would be unpickled): "
+                        "remove it, and the search goes on without that state"
+                    )
+                    raise StoreError(msg)
+                text = f.read().decode("utf-8", "replace")
+        except (StoreWriteError, StoreError):
+            raise
+        except OSError:
+            return []
+        states = []
+        for line in text.splitlines():
+            try:
+                found = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(found, dict) and isinstance(found.get("state"), dict):
+                states.append(found)
+        return states
 
     def table(self) -> pl.DataFrame:
         """Every stored setting's latest outcome, including a run in progress.

@@ -33,6 +33,7 @@ from superparams._store._layout import (
     RECORD,
     RESULTS,
     SEARCH,
+    STUDY,
     WORK,
     atomic_write,
     experiment_json,
@@ -437,6 +438,27 @@ class Store(Compactor):
             atomic_write(self.folder / SEARCH, lambda tmp: tmp.write(text.encode()))
         except OSError as error:
             raise self._cannot_write(error, self.folder / SEARCH) from None
+
+    def keep_sampler_state(self, values: Mapping[str, Any], state: Mapping[str, Any]) -> None:
+        """Append what a search's sampler keeps of a configuration it proposed (its
+        system attributes: CMA-ES's generation and optimizer) to the folder's study, as
+        one line written at once: a line cut by a crash is skipped on reading.
+
+        Raises:
+            StoreWriteError: the folder could not be written.
+        """
+        self.trust()
+        make_folders(self.folder)
+        line = json.dumps({"values": dict(values), "state": dict(state)}, default=repr) + "\n"
+        path = self.folder / STUDY
+        try:
+            fd = opener(str(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        except OSError as error:
+            raise self._cannot_write(error, path) from None
 
     def clashes(self, label: Callable[[str], str | None] | None = None) -> list[str]:
         """What the table stores as text because its settings disagree on a column's type
