@@ -49,6 +49,9 @@ class Told:
     number: int
     budget: int
     configuration: _Configuration
+    #: The best configuration on the mean of the first metric among those ended so far,
+    #: stored ones included (None while none completed, or with several metrics).
+    best: _Configuration | None = None
 
 
 @dataclass
@@ -113,7 +116,8 @@ def optimize(
             state = kept.get(searched.key(configuration.values))
             _add(optuna, study, searched, configuration, state)
             if told is not None:
-                told(Told(history.index(configuration) + 1, budget, configuration))
+                best = _best(history, modes)
+                told(Told(history.index(configuration) + 1, budget, configuration, best))
     # The budget counts distinct configurations: a sampler that proposes one again (a
     # small discrete space) is told its stored outcome, and it costs nothing.
     seen = {searched.key(c.values) for c in history}
@@ -131,8 +135,18 @@ def optimize(
                 seen.add(key)
                 history.append(configuration)
                 if told is not None:
-                    told(Told(len(history), budget, configuration))
+                    told(Told(len(history), budget, configuration, _best(history, modes)))
     return _progress(history, metrics)
+
+
+def _best(history: list[_Configuration], modes: list[Any]) -> _Configuration | None:
+    """The completed configuration with the best mean of the one metric searched (None
+    with several metrics, whose best is a front, or when none completed)."""
+    done = [c for c in history if c.state == "complete" and c.means]
+    if len(modes) != 1 or not done:
+        return None
+    sign = -1.0 if modes[0] == "max" else 1.0
+    return min(done, key=lambda c: sign * c.means[0])
 
 
 #: How many proposals in a row may repeat stored configurations before a search ends:

@@ -105,7 +105,8 @@ class TestKilled:
 class TestTheCommand:
     def test_a_line_per_configuration_then_the_best(self, tmp_path):
         """The command says what it searches, a line for each configuration with its mean
-        over the seeds, then the best; --dry-run then says what more it would propose."""
+        over the seeds and the best so far, then the best; --dry-run then says what more
+        it would propose."""
         write(tmp_path / "experiments/quad.py", QUAD)
         child = search(tmp_path, 4, "-j", "2")
         _, err = child.communicate(timeout=120)
@@ -117,6 +118,9 @@ class TestTheCommand:
         )
         assert [line.split("]")[0] for line in lines[1:5]] == ["[1/4", "[2/4", "[3/4", "[4/4"]
         assert all(" over 2 seeds (x=" in line for line in lines[1:5])
+        best = [float(line.split("best so far: loss ")[1].split()[0]) for line in lines[1:5]]
+        told = [float(line.split("] loss ")[1].split()[0]) for line in lines[1:5]]
+        assert best == [min(told[: i + 1]) for i in range(4)]  # the running best, shown
         assert lines[5] == "search: 4 of 4 configurations (minimise loss; sampler tpe, seed 0)"
         dry = experiment(
             "quad.Quad", "--optimize", "loss", "--min", "--budget", "6", "--dry-run", cwd=tmp_path

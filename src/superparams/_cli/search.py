@@ -67,7 +67,10 @@ def search(found: Found, space: Space[Any], request: RunRequest, prog: str, name
         if configuration.state == "fail":
             failed.append(event.number)
         if not request.quiet:
-            say(f"[{event.number}/{event.budget}] {described(configuration, metrics[0])}")
+            line = f"[{event.number}/{event.budget}] {described(configuration, metrics[0])}"
+            if event.best is not None:
+                line += f"; best so far: {described(event.best, metrics[0])}"
+            say(line)
 
     try:
         optimize(
