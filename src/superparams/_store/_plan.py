@@ -6,6 +6,12 @@ are new, completed, failed, interrupted, queued, outdated) and each setting's la
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from superparams._outcome import DIED_IN_PROCESS
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 @dataclass
@@ -90,3 +96,40 @@ class Status:
     label: str | None
     error: str | None  # a failure's one-line error
     ended: float | None  # when the outcome ended, in seconds since the epoch (None: it did not)
+
+
+def sorted_by_store(ids: list[str], table: pl.DataFrame, code_version: str | None) -> Plan:
+    """The :class:`Plan` of a space whose settings have ``ids`` (one per position), from
+    the stored ``table`` (not empty); see :meth:`Reader.plan
+    <superparams._store._read.Reader.plan>`."""
+    import polars as pl
+
+    stored = table.select("id", "status", "code_version", "error", "seconds").unique(
+        subset="id", keep="first", maintain_order=True
+    )
+    positions = (
+        pl.DataFrame({"id": ids}, schema={"id": pl.String})
+        .with_row_index("position")
+        .unique(subset="id", keep="first", maintain_order=True)
+    )
+    joined = positions.join(stored, on="id", how="left", maintain_order="left")
+    status = pl.col("status")
+    died = (status == "failed") & (pl.col("error") == DIED_IN_PROCESS)
+
+    def where(condition: pl.Expr) -> list[int]:
+        return joined.filter(condition)["position"].to_list()
+
+    return Plan(
+        new=where(status.is_null()),
+        done=where(status == "completed"),
+        outdated=[]
+        if code_version is None
+        else where((status == "completed") & (pl.col("code_version") != code_version)),
+        failed=where(status == "failed"),
+        interrupted=where(status.is_in(["completed", "failed", "queued"]).not_()),
+        queued=where(status == "queued"),
+        stale=stored.join(positions, on="id", how="anti")["id"].to_list(),
+        ids=ids,
+        died=where(died),
+        unrecorded=where(died & pl.col("seconds").is_null()),  # no outcome line yet
+    )

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from superparams._outcome import DIED_IN_PROCESS
 from superparams._store._columns import BOOKKEEPING
 from superparams._store._layout import (
     EXPERIMENT,
@@ -36,8 +35,6 @@ from superparams._store._layout import (
     META_KEY,
     RECORD,
     RESULTS,
-    SEARCH,
-    STUDY,
     WORK,
     opener,
     refuse_links,
@@ -45,7 +42,7 @@ from superparams._store._layout import (
 )
 from superparams._store._location import identity_of, location, named, trust
 from superparams._store._lock import held, holder, is_held
-from superparams._store._plan import Plan, Status
+from superparams._store._plan import Plan, Status, sorted_by_store
 from superparams._store._record import (
     QUEUED_BEFORE,
     SEQ,
@@ -59,6 +56,7 @@ from superparams._store._record import (
     record_start,
     uncollected,
 )
+from superparams._store._study import read_sampler_states, read_search
 from superparams._store._table import (
     Clashes,
     clash_text,
@@ -274,54 +272,19 @@ class Reader:
         raise StoreConflictError(msg)
 
     def search(self) -> dict[str, Any] | None:
-        """The adaptive search recorded here (:meth:`keep_search`), if any."""
-        try:
-            with open(self.folder / SEARCH, "rb", opener=opener) as f:
-                found = json.loads(f.read())
-        except StoreWriteError:
-            raise
-        except (OSError, ValueError):
-            return None
-        return found if isinstance(found, dict) else None
+        """The adaptive search recorded here (:meth:`Store.keep_search`), if any."""
+        return read_search(self.folder)
 
     def sampler_states(self) -> list[dict[str, Any]]:
-        """What a search's sampler kept of each configuration it proposed
-        (:meth:`Store.keep_sampler_state`), in the order written: ``{"values": ...,
-        "state": ...}``; a line that is not whole is left out.
-
-        The state may hold a sampler's pickle (CMA-ES's optimizer), which Optuna loads:
-        the file is read only if the folder is trusted and the file is the user's own,
-        writable by no one else.
+        """What a search's sampler kept of each configuration it proposed, in the order
+        written (see :func:`~superparams._store._study.read_sampler_states`), once the
+        folder is trusted.
 
         Raises:
             StoreError: the folder or the file could be changed by another user.
         """
         self.trust()
-        path = self.folder / STUDY
-        try:
-            with open(path, "rb", opener=opener) as f:
-                facts = os.fstat(f.fileno())
-                if facts.st_uid != os.geteuid() or facts.st_mode & 0o022:
-                    msg = (
-                        f"{path} belongs to another user or others may write it; superparams "
-                        "does not read it (it holds a sampler's state that would be unpickled): "
-                        "remove it, and the search goes on without that state"
-                    )
-                    raise StoreError(msg)
-                text = f.read().decode("utf-8", "replace")
-        except (StoreWriteError, StoreError):
-            raise
-        except OSError:
-            return []
-        states = []
-        for line in text.splitlines():
-            try:
-                found = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(found, dict) and isinstance(found.get("state"), dict):
-                states.append(found)
-        return states
+        return read_sampler_states(self.folder)
 
     def table(self) -> pl.DataFrame:
         """Every stored setting's latest outcome, including a run in progress.
@@ -517,37 +480,7 @@ class Reader:
             return Plan(new=list(first.values()), ids=ids)
         if callable(code_version):
             code_version = code_version()
-        import polars as pl
-
-        stored = table.select("id", "status", "code_version", "error", "seconds").unique(
-            subset="id", keep="first", maintain_order=True
-        )
-        positions = (
-            pl.DataFrame({"id": ids}, schema={"id": pl.String})
-            .with_row_index("position")
-            .unique(subset="id", keep="first", maintain_order=True)
-        )
-        joined = positions.join(stored, on="id", how="left", maintain_order="left")
-        status = pl.col("status")
-        died = (status == "failed") & (pl.col("error") == DIED_IN_PROCESS)
-
-        def where(condition: pl.Expr) -> list[int]:
-            return joined.filter(condition)["position"].to_list()
-
-        return Plan(
-            new=where(status.is_null()),
-            done=where(status == "completed"),
-            outdated=[]
-            if code_version is None
-            else where((status == "completed") & (pl.col("code_version") != code_version)),
-            failed=where(status == "failed"),
-            interrupted=where(status.is_in(["completed", "failed", "queued"]).not_()),
-            queued=where(status == "queued"),
-            stale=stored.join(positions, on="id", how="anti")["id"].to_list(),
-            ids=ids,
-            died=where(died),
-            unrecorded=where(died & pl.col("seconds").is_null()),  # no outcome line yet
-        )
+        return sorted_by_store(ids, table, code_version)
 
     def _holds_anything(self) -> bool:
         """Whether the folder may store an outcome: a record with lines, or a table."""

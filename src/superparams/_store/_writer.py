@@ -13,7 +13,6 @@ the record, so it never holds the folder.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 import weakref
@@ -46,6 +45,7 @@ from superparams._store._location import make_folders
 from superparams._store._lock import read_holder, try_lock, write_holder
 from superparams._store._logfile import SettingLog
 from superparams._store._record import cut_torn_tail, dumps
+from superparams._store._study import append_sampler_state, write_search
 from superparams.errors import StoreError, StoreLockedError, StoreWriteError
 
 if TYPE_CHECKING:
@@ -433,9 +433,8 @@ class Store(Compactor):
         """
         self.trust()
         make_folders(self.folder)
-        text = json.dumps(dict(search), indent=1) + "\n"
         try:
-            atomic_write(self.folder / SEARCH, lambda tmp: tmp.write(text.encode()))
+            write_search(self.folder, search)
         except OSError as error:
             raise self._cannot_write(error, self.folder / SEARCH) from None
 
@@ -449,16 +448,10 @@ class Store(Compactor):
         """
         self.trust()
         make_folders(self.folder)
-        line = json.dumps({"values": dict(values), "state": dict(state)}, default=repr) + "\n"
-        path = self.folder / STUDY
         try:
-            fd = opener(str(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-            try:
-                os.write(fd, line.encode())
-            finally:
-                os.close(fd)
+            append_sampler_state(self.folder, values, state)
         except OSError as error:
-            raise self._cannot_write(error, path) from None
+            raise self._cannot_write(error, self.folder / STUDY) from None
 
     def clashes(self, label: Callable[[str], str | None] | None = None) -> list[str]:
         """What the table stores as text because its settings disagree on a column's type
