@@ -484,3 +484,26 @@ class TestATimeout:
             return False
 
         wait_for(gone, "the late setting's worker to stop", timeout=20)
+
+
+class TestGpusOnACluster:
+    def test_workers_without_the_gpu_resource_stop_the_run_at_once(self, project, cluster):
+        """--gpus on a cluster none of whose workers offers the GPU resource stops the run
+        at its start with one line saying how to start such a worker, exit code 6, and
+        runs nothing (Dask would wait for one forever)."""
+        done = run(project, "--engine-option", f"address={cluster}", "--gpus", "0")
+        assert done.returncode == 6, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, done.stderr
+        assert errors[0] == (
+            f"error: no worker of the Dask cluster at {cluster} offers the 'GPU' resource "
+            "that --gpus needs, so no setting could start; start workers that do: "
+            f"`dask worker {cluster} --resources GPU=1` (one per GPU, with "
+            "CUDA_VISIBLE_DEVICES set to it), or run without --gpus"
+        )
+        results = project / "experiments/progress/work/Work/results.parquet"
+        assert (
+            not results.exists()
+            or pl.read_parquet(results).filter(pl.col("status") != "interrupted").is_empty()
+        )

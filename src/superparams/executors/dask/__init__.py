@@ -19,7 +19,10 @@ reported started when it is handed over, and the first Ctrl-C has nothing queued
 drop. Output is captured on the worker (file descriptors 1 and 2) and comes back with the
 outcome, for the store to write: no worker touches the results folder. Each worker must
 therefore run one task at a time (``dask worker --nthreads 1``); a threaded worker is
-refused at start, with that advice.
+refused at start, with that advice. With ``gpus``, each setting asks for one ``GPU``
+resource (``dask worker --resources GPU=1``); a cluster with no such worker at the start
+is an :class:`~superparams.errors.EngineError` saying how to start one, since Dask would
+hold the settings forever.
 
 Faults: an exception in ``run()`` is that setting's failure, as everywhere. A worker that
 dies fails the setting it ran (Dask's ``KilledWorker``); a local cluster is made with

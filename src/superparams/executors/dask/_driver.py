@@ -102,6 +102,11 @@ class DaskExecutor(FuturesExecutor):
                 "`dask worker --nthreads 1` (use --nworkers for more per machine)"
             )
             raise UsageError(msg)
+        if self.gpus and not any(w.get("resources", {}).get("GPU") for w in workers.values()):
+            # Dask would hold every setting until such a worker joins: forever, silently.
+            from superparams.errors import EngineError
+
+            raise EngineError(_no_gpu_workers(address))
         self._key = uuid.uuid4().hex
         self._address = self._client.scheduler.address
         # Each worker says when it starts a task, before the task runs: a task lost
@@ -192,6 +197,23 @@ class DaskExecutor(FuturesExecutor):
             if cluster is not None:
                 cluster.close()
             logging.getLogger("distributed.batched").removeFilter(_no_info_tracebacks)
+
+
+def _no_gpu_workers(address: str | None) -> str:
+    """What a person reads when ``--gpus`` meets a cluster without a GPU worker."""
+    if address:
+        return (
+            f"no worker of the Dask cluster at {address} offers the 'GPU' resource that "
+            "--gpus needs, so no setting could start; start workers that do: "
+            f"`dask worker {address} --resources GPU=1` (one per GPU, with "
+            "CUDA_VISIBLE_DEVICES set to it), or run without --gpus"
+        )
+    return (
+        "the local Dask cluster made for the run offers no 'GPU' resource, which --gpus "
+        "needs; start a scheduler and workers that do (`dask worker ADDRESS --resources "
+        "GPU=1`, one per GPU, with CUDA_VISIBLE_DEVICES set to it) and name it with "
+        "--engine-option address=ADDRESS, or use --engine local for --gpus on this machine"
+    )
 
 
 def _restart(client: Any, workers: list[str]) -> None:
