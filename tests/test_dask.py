@@ -296,6 +296,43 @@ class TestEngineOptions:
         )
         assert not (project / "experiments/progress").exists()
 
+    def test_each_option_adds_its_keys(self, project):
+        """--engine-option given twice adds the second's keys to the first's: the engine
+        reads both (here it names the second's key it does not take), exit code 2."""
+        done = run(
+            project,
+            "--dry-run",
+            "--engine-option",
+            "address=tcp://127.0.0.1:1",
+            "--engine-option",
+            "adress=tcp://127.0.0.1:2",
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == (
+            "error: the dask engine has no option 'adress' (did you mean 'address'?); "
+            "its options: address\n"
+        )
+        assert not (project / "experiments/progress").exists()
+
+    @pytest.mark.parametrize(
+        "options",
+        [
+            ("--engine-option", "address=tcp://127.0.0.1:1", "--engine-option", "address=b"),
+            ("--engine-option", "address=tcp://127.0.0.1:1,address=b"),
+        ],
+        ids=["two options", "one option"],
+    )
+    def test_a_key_given_twice(self, project, options):
+        """A key given twice, in two --engine-option or in one, is one line naming it and
+        both values, exit code 2, nothing written."""
+        done = run(project, "--dry-run", *options)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == (
+            f"error: {options[-2]} gives the key 'address' twice ('tcp://127.0.0.1:1', "
+            "then 'b'); give each key once\n"
+        )
+        assert not (project / "experiments/progress").exists()
+
 
 # Each setting notes the pid of the worker running it in running/<n>; n=0 then sleeps
 # as long as the first number in naps says, the others the second (a second each if
