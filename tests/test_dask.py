@@ -37,18 +37,22 @@ DASK = Path(sys.executable).with_name("dask")
 class Cluster:
     """A scheduler and two one-thread workers on loopback, each in its own process group."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, allowed_failures: str | None = "0") -> None:
+        """``allowed_failures``: the scheduler's ``allowed-failures`` (None: Dask's own
+        default, 3, as a scheduler started without our advice has)."""
         self.folder = folder
         self.processes: list[subprocess.Popen[bytes]] = []
         self.logs = open(folder / "cluster.log", "w")  # noqa: SIM115  # closed in stop()
         scheduler_file = folder / "scheduler.json"
         env = {
             **os.environ,
-            # A setting that kills its worker is that setting's failure, never retried.
-            "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
             # The superparams under test, and none of the experiment's own files.
             "PYTHONPATH": SOURCE,
         }
+        env.pop("DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES", None)
+        if allowed_failures is not None:
+            # A setting that kills its worker is that setting's failure, never retried.
+            env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = allowed_failures
         common: dict[str, Any] = {
             "cwd": folder,
             "env": env,
@@ -114,6 +118,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A cluster for one test, which may kill its processes; stopped at once after."""
     started = Cluster(tmp_path_factory.mktemp("dask"))
+    try:
+        yield started
+    finally:
+        started.stop(at_once=True)
+
+
+@pytest.fixture
+def default_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A cluster for one test whose scheduler keeps Dask's default allowed-failures (3)."""
+    started = Cluster(tmp_path_factory.mktemp("dask"), allowed_failures=None)
     try:
         yield started
     finally:
@@ -544,3 +558,49 @@ class TestGpusOnACluster:
             not results.exists()
             or pl.read_parquet(results).filter(pl.col("status") != "interrupted").is_empty()
         )
+
+
+# Each setting notes that it ran in a file beside the experiment (not in the store), then
+# n=1 kills the process that runs it, at once.
+CRASHES = """
+import os
+from pathlib import Path
+from superparams import Experiment, search
+
+RAN = Path(__file__).with_name("ran.txt")
+
+class Crashes(Experiment):
+    n: int = search(0, 1, 2)
+
+    def run(self):
+        with RAN.open("a") as ran:
+            ran.write(f"{self.n}\\n")
+        if self.n == 1:
+            os._exit(1)
+        return {"n2": self.n * 2}
+"""
+
+
+class TestASettingThatKillsItsWorker:
+    @pytest.mark.parametrize("retries", [0, 1])
+    def test_it_runs_as_often_as_retries_say(self, tmp_path, default_cluster, retries):
+        """On a scheduler that would retry a task whose worker died (Dask's default
+        allowed-failures), a setting that kills its worker runs once, plus --retries,
+        and fails with cause killed; the others complete once."""
+        write(tmp_path / "experiments/crashes.py", CRASHES)
+        done = run(
+            tmp_path,
+            "--engine-option",
+            f"address={default_cluster.address}",
+            "--retries",
+            str(retries),
+            name="crashes.Crashes",
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        ran = (tmp_path / "experiments/ran.txt").read_text().split()
+        assert sorted(ran) == sorted(["0", "2"] + ["1"] * (1 + retries)), ran
+        folder = tmp_path / "experiments/progress/crashes/Crashes"
+        rows = pl.read_parquet(folder / "results.parquet").sort("n")
+        assert rows["status"].to_list() == ["completed", "failed", "completed"]
+        assert rows["cause"][1] == "killed"
+        assert "the Dask worker running this setting was lost" in rows["error"][1]
