@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 import pytest
 from tests.conftest import wait_for
-from tests.e2e.sources import WORK
+from tests.e2e.sources import BIG, WORK
 from tests.e2e.test_cli import COMMAND, environment, write
 
 import superparams
@@ -604,3 +604,56 @@ class TestASettingThatKillsItsWorker:
         assert rows["status"].to_list() == ["completed", "failed", "completed"]
         assert rows["cause"][1] == "killed"
         assert "the Dask worker running this setting was lost" in rows["error"][1]
+
+
+# Each setting carries 50 MB of data, shipped to every worker once per run.
+FIELD = 50_000_000
+HEAVY = (
+    BIG
+    + f"""
+class Heavy(Experiment):
+    data: Big = Big(b"x" * {FIELD})
+    n: int = search(0, 1, 2, 3)
+
+    def run(self):
+        return {{"size": len(self.data.payload)}}
+"""
+)
+
+
+class TestAWorkerAfterARun:
+    def test_it_keeps_nothing_of_the_run(self, tmp_path, own_cluster):
+        """Three runs in a row of an experiment with a 50 MB field, on one cluster: after
+        each, no worker holds that run's data, and each worker's memory is back to what it
+        was before the first (within half the field)."""
+        from distributed import Client
+
+        def what_workers_hold() -> tuple[int, int]:
+            """On a worker (shipped by value): its resident memory, and how many runs'
+            data the engine keeps there."""
+            import psutil
+
+            from superparams.executors.dask import _node
+
+            return psutil.Process().memory_info().rss, len(_node.BLOBS) + len(_node.BASES)
+
+        write(tmp_path / "experiments/heavy.py", HEAVY)
+        held: list[dict[str, tuple[int, int]]] = []
+        with Client(own_cluster.address, timeout=30) as client:
+            before = client.run(what_workers_hold)
+            for _ in range(3):
+                done = run(
+                    tmp_path,
+                    "--fresh",
+                    "--engine-option",
+                    f"address={own_cluster.address}",
+                    name="heavy.Heavy",
+                )
+                assert done.returncode == 0, done.stdout + done.stderr
+                held.append(client.run(what_workers_hold))
+        assert {w: kept for after in held for w, (_, kept) in after.items()} == dict.fromkeys(
+            held[0], 0
+        )
+        for worker, (first, _) in before.items():
+            grown = [after[worker][0] - first for after in held]
+            assert max(grown) < FIELD / 2, (worker, first, [a[worker][0] for a in held])
