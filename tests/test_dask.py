@@ -553,11 +553,32 @@ class TestGpusOnACluster:
             f"`dask worker {cluster} --resources GPU=1` (one per GPU, with "
             "CUDA_VISIBLE_DEVICES set to it), or run without --gpus"
         )
-        results = project / "experiments/progress/work/Work/results.parquet"
-        assert (
-            not results.exists()
-            or pl.read_parquet(results).filter(pl.col("status") != "interrupted").is_empty()
-        )
+        assert_nothing_ran(project)
+
+    def test_a_local_cluster_says_to_name_one_with_gpu_workers(self, project):
+        """--gpus with no scheduler named (a local cluster, whose workers offer no GPU
+        resource) stops at the start with one line saying what to do, exit code 6."""
+        done = run(project, "-j", "1", "--gpus", "0")
+        assert done.returncode == 6, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert errors == [
+            "error: the local Dask cluster made for the run offers no 'GPU' resource, which "
+            "--gpus needs; start a scheduler and workers that do (`dask worker ADDRESS "
+            "--resources GPU=1`, one per GPU, with CUDA_VISIBLE_DEVICES set to it) and name "
+            "it with --engine-option address=ADDRESS, or use --engine local for --gpus on "
+            "this machine"
+        ], done.stderr
+        assert_nothing_ran(project)
+
+
+def assert_nothing_ran(project: Path) -> None:
+    """No setting of work.Work has a result (an interrupted row is not one)."""
+    results = project / "experiments/progress/work/Work/results.parquet"
+    assert (
+        not results.exists()
+        or pl.read_parquet(results).filter(pl.col("status") != "interrupted").is_empty()
+    )
 
 
 # Each setting notes that it ran in a file beside the experiment (not in the store), then

@@ -55,6 +55,7 @@ class DaskExecutor(FuturesExecutor):
         self._address = ""
         self._begun: set[str] = set()  # keys of the tasks a worker has started
         self._tries: dict[str, int] = {}  # task id -> times handed over again
+        self._shipped = False  # the base is with the scheduler (to take back at the end)
 
     def _open(self, base: Space[Any]) -> int:
         import dask.config
@@ -117,6 +118,7 @@ class DaskExecutor(FuturesExecutor):
         from superparams.executors.dask._plugin import Base
 
         self._client.register_plugin(Base(self._key, pickled(base)), name=topic(self._key))
+        self._shipped = True
         return int(sum(w.get("nthreads", 1) for w in workers.values()))
 
     def _submit(self, task: Task, slot: int, n_proc: int) -> Any:
@@ -184,8 +186,9 @@ class DaskExecutor(FuturesExecutor):
     def _close(self) -> None:
         client, cluster = self._client, self._cluster
         self._client = self._cluster = None
+        shipped, self._shipped = self._shipped, False
         try:
-            if client is not None and not self._broken:
+            if client is not None and shipped and not self._broken:
                 with contextlib.suppress(Exception):  # what the workers hold of the run
                     client.unregister_worker_plugin(topic(self._key))
             if client is not None:
