@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 import pytest
 from tests.conftest import wait_for
-from tests.e2e.sources import WORK
+from tests.e2e.sources import BIG, WORK
 from tests.e2e.test_cli import COMMAND, environment, write
 
 import superparams
@@ -37,18 +37,22 @@ DASK = Path(sys.executable).with_name("dask")
 class Cluster:
     """A scheduler and two one-thread workers on loopback, each in its own process group."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, allowed_failures: str | None = "0") -> None:
+        """``allowed_failures``: the scheduler's ``allowed-failures`` (None: Dask's own
+        default, 3, as a scheduler started without our advice has)."""
         self.folder = folder
         self.processes: list[subprocess.Popen[bytes]] = []
         self.logs = open(folder / "cluster.log", "w")  # noqa: SIM115  # closed in stop()
         scheduler_file = folder / "scheduler.json"
         env = {
             **os.environ,
-            # A setting that kills its worker is that setting's failure, never retried.
-            "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
             # The superparams under test, and none of the experiment's own files.
             "PYTHONPATH": SOURCE,
         }
+        env.pop("DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES", None)
+        if allowed_failures is not None:
+            # A setting that kills its worker is that setting's failure, never retried.
+            env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = allowed_failures
         common: dict[str, Any] = {
             "cwd": folder,
             "env": env,
@@ -114,6 +118,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A cluster for one test, which may kill its processes; stopped at once after."""
     started = Cluster(tmp_path_factory.mktemp("dask"))
+    try:
+        yield started
+    finally:
+        started.stop(at_once=True)
+
+
+@pytest.fixture
+def default_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A cluster for one test whose scheduler keeps Dask's default allowed-failures (3)."""
+    started = Cluster(tmp_path_factory.mktemp("dask"), allowed_failures=None)
     try:
         yield started
     finally:
@@ -293,6 +307,43 @@ class TestEngineOptions:
         assert done.stderr == (
             "error: the dask engine has no option 'adress' (did you mean 'address'?); "
             "its options: address\n"
+        )
+        assert not (project / "experiments/progress").exists()
+
+    def test_each_option_adds_its_keys(self, project):
+        """--engine-option given twice adds the second's keys to the first's: the engine
+        reads both (here it names the second's key it does not take), exit code 2."""
+        done = run(
+            project,
+            "--dry-run",
+            "--engine-option",
+            "address=tcp://127.0.0.1:1",
+            "--engine-option",
+            "adress=tcp://127.0.0.1:2",
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == (
+            "error: the dask engine has no option 'adress' (did you mean 'address'?); "
+            "its options: address\n"
+        )
+        assert not (project / "experiments/progress").exists()
+
+    @pytest.mark.parametrize(
+        "options",
+        [
+            ("--engine-option", "address=tcp://127.0.0.1:1", "--engine-option", "address=b"),
+            ("--engine-option", "address=tcp://127.0.0.1:1,address=b"),
+        ],
+        ids=["two options", "one option"],
+    )
+    def test_a_key_given_twice(self, project, options):
+        """A key given twice, in two --engine-option or in one, is one line naming it and
+        both values, exit code 2, nothing written."""
+        done = run(project, "--dry-run", *options)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == (
+            f"error: {options[-2]} gives the key 'address' twice ('tcp://127.0.0.1:1', "
+            "then 'b'); give each key once\n"
         )
         assert not (project / "experiments/progress").exists()
 
@@ -484,3 +535,146 @@ class TestATimeout:
             return False
 
         wait_for(gone, "the late setting's worker to stop", timeout=20)
+
+
+class TestGpusOnACluster:
+    def test_workers_without_the_gpu_resource_stop_the_run_at_once(self, project, cluster):
+        """--gpus on a cluster none of whose workers offers the GPU resource stops the run
+        at its start with one line saying how to start such a worker, exit code 6, and
+        runs nothing (Dask would wait for one forever)."""
+        done = run(project, "--engine-option", f"address={cluster}", "--gpus", "0")
+        assert done.returncode == 6, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, done.stderr
+        assert errors[0] == (
+            f"error: no worker of the Dask cluster at {cluster} offers the 'GPU' resource "
+            "that --gpus needs, so no setting could start; start workers that do: "
+            f"`dask worker {cluster} --resources GPU=1` (one per GPU, with "
+            "CUDA_VISIBLE_DEVICES set to it), or run without --gpus"
+        )
+        assert_nothing_ran(project)
+
+    def test_a_local_cluster_says_to_name_one_with_gpu_workers(self, project):
+        """--gpus with no scheduler named (a local cluster, whose workers offer no GPU
+        resource) stops at the start with one line saying what to do, exit code 6."""
+        done = run(project, "-j", "1", "--gpus", "0")
+        assert done.returncode == 6, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert errors == [
+            "error: the local Dask cluster made for the run offers no 'GPU' resource, which "
+            "--gpus needs; start a scheduler and workers that do (`dask worker ADDRESS "
+            "--resources GPU=1`, one per GPU, with CUDA_VISIBLE_DEVICES set to it) and name "
+            "it with --engine-option address=ADDRESS, or use --engine local for --gpus on "
+            "this machine"
+        ], done.stderr
+        assert_nothing_ran(project)
+
+
+def assert_nothing_ran(project: Path) -> None:
+    """No setting of work.Work has a result (an interrupted row is not one)."""
+    results = project / "experiments/progress/work/Work/results.parquet"
+    assert (
+        not results.exists()
+        or pl.read_parquet(results).filter(pl.col("status") != "interrupted").is_empty()
+    )
+
+
+# Each setting notes that it ran in a file beside the experiment (not in the store), then
+# n=1 kills the process that runs it, at once.
+CRASHES = """
+import os
+from pathlib import Path
+from superparams import Experiment, search
+
+RAN = Path(__file__).with_name("ran.txt")
+
+class Crashes(Experiment):
+    n: int = search(0, 1, 2)
+
+    def run(self):
+        with RAN.open("a") as ran:
+            ran.write(f"{self.n}\\n")
+        if self.n == 1:
+            os._exit(1)
+        return {"n2": self.n * 2}
+"""
+
+
+class TestASettingThatKillsItsWorker:
+    @pytest.mark.parametrize("retries", [0, 1])
+    def test_it_runs_as_often_as_retries_say(self, tmp_path, default_cluster, retries):
+        """On a scheduler that would retry a task whose worker died (Dask's default
+        allowed-failures), a setting that kills its worker runs once, plus --retries,
+        and fails with cause killed; the others complete once."""
+        write(tmp_path / "experiments/crashes.py", CRASHES)
+        done = run(
+            tmp_path,
+            "--engine-option",
+            f"address={default_cluster.address}",
+            "--retries",
+            str(retries),
+            name="crashes.Crashes",
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        ran = (tmp_path / "experiments/ran.txt").read_text().split()
+        assert sorted(ran) == sorted(["0", "2"] + ["1"] * (1 + retries)), ran
+        folder = tmp_path / "experiments/progress/crashes/Crashes"
+        rows = pl.read_parquet(folder / "results.parquet").sort("n")
+        assert rows["status"].to_list() == ["completed", "failed", "completed"]
+        assert rows["cause"][1] == "killed"
+        assert "the Dask worker running this setting was lost" in rows["error"][1]
+
+
+# Each setting carries 50 MB of data, shipped to every worker once per run.
+FIELD = 50_000_000
+HEAVY = (
+    BIG
+    + f"""
+class Heavy(Experiment):
+    data: Big = Big(b"x" * {FIELD})
+    n: int = search(0, 1, 2, 3)
+
+    def run(self):
+        return {{"size": len(self.data.payload)}}
+"""
+)
+
+
+class TestAWorkerAfterARun:
+    def test_it_keeps_nothing_of_the_run(self, tmp_path, own_cluster):
+        """Three runs in a row of an experiment with a 50 MB field, on one cluster: after
+        each, no worker holds that run's data, and each worker's memory is back to what it
+        was before the first (within half the field)."""
+        from distributed import Client
+
+        def what_workers_hold() -> tuple[int, int]:
+            """On a worker (shipped by value): its resident memory, and how many runs'
+            data the engine keeps there."""
+            import psutil
+
+            from superparams.executors.dask import _node
+
+            return psutil.Process().memory_info().rss, len(_node.BLOBS) + len(_node.BASES)
+
+        write(tmp_path / "experiments/heavy.py", HEAVY)
+        held: list[dict[str, tuple[int, int]]] = []
+        with Client(own_cluster.address, timeout=30) as client:
+            before = client.run(what_workers_hold)
+            for _ in range(3):
+                done = run(
+                    tmp_path,
+                    "--fresh",
+                    "--engine-option",
+                    f"address={own_cluster.address}",
+                    name="heavy.Heavy",
+                )
+                assert done.returncode == 0, done.stdout + done.stderr
+                held.append(client.run(what_workers_hold))
+        assert {w: kept for after in held for w, (_, kept) in after.items()} == dict.fromkeys(
+            held[0], 0
+        )
+        for worker, (first, _) in before.items():
+            grown = [after[worker][0] - first for after in held]
+            assert max(grown) < FIELD / 2, (worker, first, [a[worker][0] for a in held])

@@ -155,14 +155,29 @@ def _ids(flag: str, text: str) -> list[int | str]:
 
 
 def _key_values(flag: str, text: str) -> dict[str, str]:
-    pairs = {}
+    pairs: dict[str, str] = {}
     for item in text.split(","):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             msg = f"{flag} expects KEY=VALUE pairs separated by commas, got {item!r}"
             raise UsageError(msg)
-        pairs[key.strip()] = value.strip()
+        add_key(flag, pairs, key.strip(), value.strip())
     return pairs
+
+
+def add_key(flag: str, pairs: dict[str, Any], key: str, value: Any) -> None:
+    """``pairs[key] = value``, for an option's KEY=VALUE pairs, which take each key once.
+
+    Raises:
+        UsageError: ``key`` is in ``pairs`` already.
+    """
+    if key in pairs:
+        msg = (
+            f"{flag} gives the key {key!r} twice ({pairs[key]!r}, then {value!r}); "
+            "give each key once"
+        )
+        raise UsageError(msg)
+    pairs[key] = value
 
 
 def _engine(flag: str, text: str) -> str:
@@ -317,6 +332,7 @@ OPTIONS = (
         _RUN,
         "K=V",
         lambda flag, text: _key_values(flag, text),
+        repeats=True,
     ),
     Option(
         ("--sample",),

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from superparams._cli._options import (
     COMMAND_WORDS,
     Option,
+    add_key,
     closest_option,
     option_named,
     option_wins,
@@ -255,7 +256,12 @@ def _read_value(request: Words, option: Option, flag: str, text: str) -> None:
     value = option.read(flag, text)
     if option.repeats and option.dest in request.options:
         earlier = request.options[option.dest]
-        value = [*earlier, *value] if isinstance(value, list) else {**earlier, **value}
+        if isinstance(value, list):
+            value = [*earlier, *value]
+        else:  # KEY=VALUE pairs: each key once over all of them
+            value, pairs = dict(earlier), value
+            for key, item in pairs.items():
+                add_key(flag, value, key, item)
     else:
         _once(request, option.dest, f"{flag} {text}")
     request.options[option.dest] = value

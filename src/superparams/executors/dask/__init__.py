@@ -19,14 +19,20 @@ reported started when it is handed over, and the first Ctrl-C has nothing queued
 drop. Output is captured on the worker (file descriptors 1 and 2) and comes back with the
 outcome, for the store to write: no worker touches the results folder. Each worker must
 therefore run one task at a time (``dask worker --nthreads 1``); a threaded worker is
-refused at start, with that advice.
+refused at start, with that advice. With ``gpus``, each setting asks for one ``GPU``
+resource (``dask worker --resources GPU=1``); a cluster with no such worker at the start
+is an :class:`~superparams.errors.EngineError` saying how to start one, since Dask would
+hold the settings forever.
 
 Faults: an exception in ``run()`` is that setting's failure, as everywhere. A worker that
-dies fails the setting it ran (Dask's ``KilledWorker``); a local cluster is made with
-``allowed-failures`` 0, so Dask never retries a setting behind the user's back (set the
-same on your own scheduler). Dask fails every task assigned to a dead worker, so each
-worker tells the scheduler when it starts a setting: one lost before it started there
-is handed over again. A scheduler unreachable at the start, or lost mid-run, is an
+dies fails the setting it ran, once. Each worker tells the scheduler when it starts a
+setting (in an event of the run's topic): a scheduler whose ``allowed-failures`` is above
+0 (Dask's default is 3) hands a task whose worker died to another, which finds it
+started already and fails it without running it again, so a setting runs as often as
+the run's ``retries`` say, never behind the user's back. With ``allowed-failures`` 0 (a
+local cluster is made so) the scheduler fails it (Dask's ``KilledWorker``); since it
+then fails every task assigned to the dead worker, one lost before it started there is
+handed over again. A scheduler unreachable at the start, or lost mid-run, is an
 :class:`~superparams.errors.EngineError`: the run stops, what finished is stored, what
 was in flight stays started, to run again. A second Ctrl-C cancels the running
 settings' futures: they are recorded as interrupted (on a cluster that is not the run's

@@ -55,6 +55,7 @@ class DaskExecutor(FuturesExecutor):
         self._address = ""
         self._begun: set[str] = set()  # keys of the tasks a worker has started
         self._tries: dict[str, int] = {}  # task id -> times handed over again
+        self._shipped = False  # the base is with the scheduler (to take back at the end)
 
     def _open(self, base: Space[Any]) -> int:
         import dask.config
@@ -102,6 +103,11 @@ class DaskExecutor(FuturesExecutor):
                 "`dask worker --nthreads 1` (use --nworkers for more per machine)"
             )
             raise UsageError(msg)
+        if self.gpus and not any(w.get("resources", {}).get("GPU") for w in workers.values()):
+            # Dask would hold every setting until such a worker joins: forever, silently.
+            from superparams.errors import EngineError
+
+            raise EngineError(_no_gpu_workers(address))
         self._key = uuid.uuid4().hex
         self._address = self._client.scheduler.address
         # Each worker says when it starts a task, before the task runs: a task lost
@@ -112,6 +118,7 @@ class DaskExecutor(FuturesExecutor):
         from superparams.executors.dask._plugin import Base
 
         self._client.register_plugin(Base(self._key, pickled(base)), name=topic(self._key))
+        self._shipped = True
         return int(sum(w.get("nthreads", 1) for w in workers.values()))
 
     def _submit(self, task: Task, slot: int, n_proc: int) -> Any:
@@ -179,8 +186,9 @@ class DaskExecutor(FuturesExecutor):
     def _close(self) -> None:
         client, cluster = self._client, self._cluster
         self._client = self._cluster = None
+        shipped, self._shipped = self._shipped, False
         try:
-            if client is not None and not self._broken:
+            if client is not None and shipped and not self._broken:
                 with contextlib.suppress(Exception):  # what the workers hold of the run
                     client.unregister_worker_plugin(topic(self._key))
             if client is not None:
@@ -192,6 +200,23 @@ class DaskExecutor(FuturesExecutor):
             if cluster is not None:
                 cluster.close()
             logging.getLogger("distributed.batched").removeFilter(_no_info_tracebacks)
+
+
+def _no_gpu_workers(address: str | None) -> str:
+    """What a person reads when ``--gpus`` meets a cluster without a GPU worker."""
+    if address:
+        return (
+            f"no worker of the Dask cluster at {address} offers the 'GPU' resource that "
+            "--gpus needs, so no setting could start; start workers that do: "
+            f"`dask worker {address} --resources GPU=1` (one per GPU, with "
+            "CUDA_VISIBLE_DEVICES set to it), or run without --gpus"
+        )
+    return (
+        "the local Dask cluster made for the run offers no 'GPU' resource, which --gpus "
+        "needs; start a scheduler and workers that do (`dask worker ADDRESS --resources "
+        "GPU=1`, one per GPU, with CUDA_VISIBLE_DEVICES set to it) and name it with "
+        "--engine-option address=ADDRESS, or use --engine local for --gpus on this machine"
+    )
 
 
 def _restart(client: Any, workers: list[str]) -> None:

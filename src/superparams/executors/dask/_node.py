@@ -23,7 +23,13 @@ def run(key: str, task: Task, slot: int, n_proc: int) -> Outcome:
     base = BASES.get(key)
     if base is None:  # each run's pair goes when it ends (Base.teardown)
         base = BASES[key] = loaded(BLOBS.pop(key))
-    _begin(key)
+    began = _begin(key)
+    if began is not None:
+        # A scheduler whose allowed-failures is above 0 hands a task whose worker died to
+        # another: the setting ran once already, and the run's own --retries say whether
+        # it runs again, as a new task.
+        error = "the Dask worker running this setting was lost (its process died running it)"
+        return Outcome.failed(task, "killed", error, worker=slot, since=began)
     return run_task(base, task, slot, n_proc)
 
 
@@ -32,11 +38,25 @@ def topic(key: str) -> str:
     return f"superparams-{key}"
 
 
-def _begin(key: str) -> None:
-    """Tell the scheduler, and wait till it heard, that this task starts here."""
+def _begin(key: str) -> float | None:
+    """Tell the scheduler, and wait till it heard, that this task starts here; unless it
+    started before, on a worker lost since: then when it did (and it must not run again).
+    """
     from distributed import get_worker
     from distributed.utils import sync
 
     worker = get_worker()
     task = worker.get_current_task()
-    sync(worker.loop, worker.scheduler.log_event, topic=topic(key), msg=task)
+
+    async def begin() -> float | None:
+        # One task runs on one worker at a time: its rerun comes after its worker is
+        # gone, so no other start of it can come between the look and the telling.
+        scheduler: Any = worker.scheduler  # its calls are the scheduler's handlers
+        for when, started in await scheduler.events(topic=topic(key)):
+            if started == task:
+                return float(when)
+        await scheduler.log_event(topic=topic(key), msg=task)
+        return None
+
+    began: float | None = sync(worker.loop, begin)
+    return began
