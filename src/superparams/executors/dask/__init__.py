@@ -26,7 +26,8 @@ hold the settings forever.
 
 Faults: an exception in ``run()`` is that setting's failure, as everywhere. A worker that
 dies fails the setting it ran, once. Each worker tells the scheduler when it starts a
-setting (in an event of the run's topic): a scheduler whose ``allowed-failures`` is above
+setting (an event of the run's topic, and a key of the scheduler's metadata under the
+run's own, which the run takes back at its end): a scheduler whose ``allowed-failures`` is above
 0 (Dask's default is 3) hands a task whose worker died to another, which finds it
 started already and fails it without running it again, so a setting runs as often as
 the run's ``retries`` say, never behind the user's back. With ``allowed-failures`` 0 (a

@@ -191,6 +191,8 @@ class DaskExecutor(FuturesExecutor):
             if client is not None and shipped and not self._broken:
                 with contextlib.suppress(Exception):  # what the workers hold of the run
                     client.unregister_worker_plugin(topic(self._key))
+                with contextlib.suppress(Exception):  # the starts noted on the scheduler
+                    client.set_metadata(topic(self._key), None)
             if client is not None:
                 # A client without its scheduler logs the reconnection it gives up, with
                 # a traceback: the run has said why it stops in one line already.

@@ -6,6 +6,7 @@ It imports no Dask at import; the driver ships :func:`run` by reference.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from superparams._outcome import Outcome, Task
@@ -50,11 +51,14 @@ def _begin(key: str) -> float | None:
 
     async def begin() -> float | None:
         # One task runs on one worker at a time: its rerun comes after its worker is
-        # gone, so no other start of it can come between the look and the telling.
+        # gone, so no other start of it can come between the look and the noting. The
+        # note is one key in the scheduler's metadata, under the run's own (O(1) each).
         scheduler: Any = worker.scheduler  # its calls are the scheduler's handlers
-        for when, started in await scheduler.events(topic=topic(key)):
-            if started == task:
-                return float(when)
+        noted = [topic(key), str(task)]
+        when = await scheduler.get_metadata(keys=noted, default=None)
+        if when is not None:
+            return float(when)
+        await scheduler.set_metadata(keys=noted, value=time.time())
         await scheduler.log_event(topic=topic(key), msg=task)
         return None
 
