@@ -8,9 +8,10 @@ is involved; :func:`save` writes PNG, SVG, PDF, or an HTML page holding the SVG.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from superparams.errors import UsageError, did_you_mean
@@ -62,7 +63,7 @@ class Line:
     n: list[int]
     hue: Any = None  # the value of the first field the series differ by
     # whether earlier code made each point (any setting it averages): drawn apart
-    outdated: list[bool] = field(default_factory=list)
+    outdated: list[bool] = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ class Cells:
     ys: list[Any]
     mean: list[list[float | None]]  # mean[i][j]: at ys[i], xs[j]; None: nothing ran
     n: list[list[int]]
-    outdated: list[list[bool]] = field(default_factory=list)  # made by earlier code
+    outdated: list[list[bool]] = dataclasses.field(default_factory=list)  # made by earlier code
 
 
 def cells(
@@ -314,8 +315,9 @@ def _heatmap(drawn: Cells, style: Style) -> Figure:
         from matplotlib.patches import Rectangle
 
         for i, j in stale:
-            box = Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", ec=OUTDATED_COLOUR, lw=0)
-            ax.add_patch(box)
+            cell = Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", lw=0)
+            cell.set_edgecolor(OUTDATED_COLOUR)
+            ax.add_patch(cell)
         _note(ax, "hatched: outdated")
     return fig
 
