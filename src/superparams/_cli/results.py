@@ -231,8 +231,8 @@ def _summary_one(
         picked = _chosen([], request.columns, [*keys, *metrics], [*keys, *metrics])
         shown = [c for c in picked if c in metrics]
         keys = list(dict.fromkeys([*keys, *(c for c in picked if c in keys)]))
-        stats = (column(m, s) for m in shown for s in STATISTICS)
-        frame = frame.select(*keys, *stats, LEFT_OUT, OUTDATED_ROW)
+        chosen = [column(m, s) for m in shown for s in STATISTICS]
+        frame = frame.select(*keys, *chosen, LEFT_OUT, OUTDATED_ROW)
     if request.parquet or request.csv or request.json:
         public = summarised.with_frame(frame).public()
         _write(public, found, space, request, prog, several=several, columns=None, sort=None)
