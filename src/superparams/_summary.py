@@ -245,8 +245,9 @@ def summary(
     >>> _ = Train().run_all(folder=folder, display=False)
     >>> Train().summary(folder=folder).select("lr", "acc_mean", "acc_n").rows()
     [(0.1, 0.91, 3), (0.01, 1.0, 3)]
-    >>> [round(x, 4) for x in Train().summary(folder=folder).row(0, named=True).values()][-3:]
-    [0.8852, 0.9348, 0]
+    >>> row = Train().summary(folder=folder).row(0, named=True)
+    >>> round(row["acc_ci_low"], 4), round(row["acc_ci_high"], 4), row["left_out"], row["outdated"]
+    (0.8852, 0.9348, 0, False)
     """
     return summarise(space, over, rows=rows, folder=folder, level=level).public()
 
