@@ -384,10 +384,10 @@ class TestOutdatedRowsAreMarked:
     def test_a_metric_called_outdated_is_kept_beside_it(self, workspace):
         """A value run() returns as outdated is kept as outdated_, as for any results column."""
         space = workspace.load("grid", FILE.replace('{"score": 1}', '{"outdated": 1}')).Grid()
-        space.run_all(display=False)
-        table = space.results()
+        table = space.run_all(display=False)
         assert table["outdated_"].to_list() == [1, 1]
         assert table["outdated"].to_list() == [False, False]
+        assert space.results().equals(table)
 
 
 class TestWhatIsHashed:

@@ -121,14 +121,14 @@ class TestColumnTypes:
         table = workspace.load("typed").Typed().run_all(num_proc=2, display=False)
         assert table["status"].to_list() == ["completed", "failed"]
         assert dict(parquet(workspace).schema) == expected(score=pl.Float64)
-        assert dict(table.schema) == expected(score=pl.Float64)
+        assert dict(table.schema) == read(score=pl.Float64)
 
     def test_a_run_without_failures(self, workspace):
         """After a run in which nothing failed, cause, error and traceback are still text."""
         table = workspace.load("typed", TYPED).Typed().run_all(display=False)
         assert table["cause"].to_list() == [None, None]
         assert dict(parquet(workspace).schema) == expected(score=pl.Float64)
-        assert dict(table.schema) == expected(score=pl.Float64)
+        assert dict(table.schema) == read(score=pl.Float64)
 
     def test_the_columns_end_with_the_bookkeeping(self, workspace):
         """Parameters first, then results, then the bookkeeping columns in the documented order."""

@@ -404,6 +404,7 @@ def run_all(
         subs.insert(0, display)
     from superparams import _runner as runner
     from superparams._code import code_version
+    from superparams._outdated import mark
 
     # From here a scheduler's SIGTERM or SIGHUP stops the run as Ctrl-C does.
     with runner.stop_signals():
@@ -445,7 +446,7 @@ def run_all(
         # The table the run wrote to results.parquet, rather than a second copy read back.
         table = store.written if store.written is not None else store.table()
         store.written = None
-        return select_settings(table, stored.ids)
+        return mark(select_settings(table, stored.ids), code.version)  # as results() reads
 
 
 def reattaches(engine: str | Executor | None) -> bool:
