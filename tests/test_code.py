@@ -315,6 +315,79 @@ class TestARunWithOutdatedResults:
         assert space.plan().outdated == []
         assert space.results()["code_version"].to_list() == [None, None]
         assert space.results()["code_version"].dtype == pl.String
+        assert space.results()["outdated"].to_list() == [None, None]
+
+
+SEEDED = """
+from superparams import Experiment, search, seeds
+
+class Fit(Experiment):
+    lr: int = search(1, 2)
+    seed: int = seeds(2)
+
+    def run(self):
+        return {"score": self.lr + self.seed / 10}
+"""
+
+
+class TestOutdatedRowsAreMarked:
+    def edited(self, workspace):
+        """Fit run once; its run() edited to score ten times more, lr 3 added and run."""
+        workspace.load("fit", SEEDED).Fit().run_all(display=False)
+        fixed = SEEDED.replace("self.lr + self.seed", "10 * self.lr + self.seed")
+        space = workspace.load("fit", fixed.replace("search(1, 2)", "search(1, 2, 3)")).Fit()
+        space.run_all(display=False)
+        return space
+
+    def test_results_say_which_rows_are_outdated(self, workspace):
+        """results() has a boolean outdated column: true for rows made by earlier code."""
+        table = self.edited(workspace).results()
+        assert table.schema["outdated"] == pl.Boolean
+        assert table.select("lr", "outdated").rows() == [
+            (1, True),
+            (1, True),
+            (2, True),
+            (2, True),
+            (3, False),
+            (3, False),
+        ]
+        assert table.columns[-1] == "outdated"  # with the bookkeeping, after the metrics
+
+    def test_outdated_is_no_metric_or_parameter(self, workspace):
+        """columns() counts outdated as bookkeeping, never as a metric or a parameter."""
+        from superparams import columns
+
+        space = self.edited(workspace)
+        found = columns(space)
+        assert found.metrics == ("score",)
+        assert "outdated" in found.bookkeeping
+        assert "outdated" not in found.parameters
+
+    def test_the_stored_files_do_not_hold_it(self, workspace):
+        """outdated is worked out when read: results.parquet does not hold it."""
+        self.edited(workspace)
+        stored = pl.read_parquet(workspace.folder("fit", "Fit") / "results.parquet")
+        assert "outdated" not in stored.columns
+
+    def test_summary_marks_a_setting_with_any_outdated_seed(self, workspace):
+        """summary() has outdated per row: true when any of its seeds is outdated."""
+        summary = self.edited(workspace).summary()
+        assert summary.select("lr", "outdated").rows() == [(1, True), (2, True), (3, False)]
+        assert "outdated_mean" not in summary.columns
+
+    def test_best_shows_whether_its_winner_is_outdated(self, workspace):
+        """best()'s row says whether the winner was made by earlier code."""
+        space = self.edited(workspace)
+        assert space.best("score", "min").select("lr", "outdated").rows() == [(1, True)]
+        assert space.best("score", "max").select("lr", "outdated").rows() == [(3, False)]
+
+    def test_a_metric_called_outdated_is_kept_beside_it(self, workspace):
+        """A value run() returns as outdated is kept as outdated_, as for any results column."""
+        space = workspace.load("grid", FILE.replace('{"score": 1}', '{"outdated": 1}')).Grid()
+        table = space.run_all(display=False)
+        assert table["outdated_"].to_list() == [1, 1]
+        assert table["outdated"].to_list() == [False, False]
+        assert space.results().equals(table)
 
 
 class TestWhatIsHashed:

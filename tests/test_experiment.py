@@ -241,7 +241,7 @@ class TestReservedNames:
         with pytest.raises(ExperimentError, match=rf"Clash defines '{name}'"):
             type("Clash", (Experiment,), {"__annotations__": {"a": int}, name: method})
 
-    @pytest.mark.parametrize("name", [*BOOKKEEPING, "id", "label"])
+    @pytest.mark.parametrize("name", [*BOOKKEEPING, "outdated", "id", "label"])
     def test_a_field_cannot_take_a_results_column(self, name: str):
         """A field named like a bookkeeping column of the results fails, naming the column."""
         message = (
@@ -282,16 +282,16 @@ class TestReservedNames:
     def test_an_attribute_added_later_is_reserved(self, monkeypatch):
         """A public attribute added to Space later is refused as a field without a list."""
         monkeypatch.setattr(
-            superparams._space.Space, "outdated", property(lambda s: ()), raising=False
+            superparams._space.Space, "pending", property(lambda s: ()), raising=False
         )
         with pytest.raises(ExperimentError) as error:
 
             class Train(Experiment):
-                outdated: bool = False
+                pending: bool = False
 
         assert str(error.value) == (
-            "Train.outdated clashes with Experiment.outdated, which superparams uses; "
-            "rename the field (e.g. outdated_)"
+            "Train.pending clashes with Experiment.pending, which superparams uses; "
+            "rename the field (e.g. pending_)"
         )
 
     def test_hooks_may_be_overridden(self):

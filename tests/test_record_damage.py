@@ -160,7 +160,7 @@ class TestRestoredOutcomes:
             pass
         assert store.restored == 6
         (folder / "results.parquet").unlink()  # the record alone holds them all
-        after = module.Epochs().results()
+        after = module.Epochs().results().drop("outdated")  # worked out when read
         order = ["id", "epoch"]
         assert_frame_equal(before.sort(order), after.sort(order))
 

@@ -96,6 +96,11 @@ def expected(**results: pl.DataType) -> dict[str, pl.DataType]:
     return {**PARAMETERS, **results, **bookkeeping()}
 
 
+def read(**results: pl.DataType) -> dict[str, pl.DataType]:
+    """What results() gives: the stored columns, and outdated, worked out when read."""
+    return {**expected(**results), "outdated": pl.Boolean}
+
+
 def parquet(workspace) -> pl.DataFrame:
     return pl.read_parquet(workspace.folder("typed", "Typed") / "results.parquet")
 
@@ -116,14 +121,14 @@ class TestColumnTypes:
         table = workspace.load("typed").Typed().run_all(num_proc=2, display=False)
         assert table["status"].to_list() == ["completed", "failed"]
         assert dict(parquet(workspace).schema) == expected(score=pl.Float64)
-        assert dict(table.schema) == expected(score=pl.Float64)
+        assert dict(table.schema) == read(score=pl.Float64)
 
     def test_a_run_without_failures(self, workspace):
         """After a run in which nothing failed, cause, error and traceback are still text."""
         table = workspace.load("typed", TYPED).Typed().run_all(display=False)
         assert table["cause"].to_list() == [None, None]
         assert dict(parquet(workspace).schema) == expected(score=pl.Float64)
-        assert dict(table.schema) == expected(score=pl.Float64)
+        assert dict(table.schema) == read(score=pl.Float64)
 
     def test_the_columns_end_with_the_bookkeeping(self, workspace):
         """Parameters first, then results, then the bookkeeping columns in the documented order."""
@@ -134,7 +139,7 @@ class TestColumnTypes:
         """results() of an experiment never run is an empty table with the same columns."""
         table = workspace.load("typed", TYPED).Typed().results()
         assert table.is_empty()
-        assert dict(table.schema) == expected()
+        assert dict(table.schema) == read()
 
     def test_while_a_run_is_in_progress(self, workspace):
         """While a run is in progress, results() and results.parquet have the same types."""
@@ -147,7 +152,7 @@ class TestColumnTypes:
             lambda: (t := space.results())["status"].to_list() == ["completed", "running"] and (t,),
             "the first setting to complete and the second to run",
         )
-        assert dict(running.schema) == expected(score=pl.Float64)
+        assert dict(running.schema) == read(score=pl.Float64)
         assert dict(parquet(workspace).schema) == expected()  # written as the run started
         (workspace.experiments / "wait").unlink()
         assert child.wait(timeout=60) == 0
@@ -167,7 +172,7 @@ class TestColumnTypes:
         with_group_killed(child)
         table = space.results()
         assert table["status"].to_list() == ["completed", "interrupted"]
-        assert dict(table.schema) == expected(score=pl.Float64)
+        assert dict(table.schema) == read(score=pl.Float64)
         assert dict(parquet(workspace).schema) == expected()
 
     def test_interrupted_only(self, workspace):
@@ -181,7 +186,7 @@ class TestColumnTypes:
         with_group_killed(child)
         table = space.results()
         assert table["status"].to_list() == ["interrupted", "interrupted"]
-        assert dict(table.schema) == expected()
+        assert dict(table.schema) == read()
 
 
 class TestColumnValues:
@@ -290,7 +295,7 @@ class TestAnEarlierVersionsParquet:
         old.write_parquet(path, metadata=meta)
         assert pl.read_parquet(path).schema["cause"] == pl.Null
         table = space.results()
-        assert dict(table.schema) == expected(score=pl.Float64)
+        assert dict(table.schema) == read(score=pl.Float64)
         assert table["log"].to_list() == [None, f"logs/{space[1].id}.log"]
         workspace.load("typed").Typed(n=search(1, 2, 3)).run_all(display=False)
         assert dict(parquet(workspace).schema) == expected(score=pl.Float64)

@@ -44,6 +44,7 @@ BOOKKEEPING = (
     "code_version",
     "git_commit",
     "git_dirty",
+    "outdated",
 )
 
 # acc of each (lr, seed), as a user's run() would measure it; lr=0.01, seed 2 raises.
@@ -265,6 +266,7 @@ class TestSummary:
             "loss_ci_low",
             "loss_ci_high",
             "left_out",
+            "outdated",
         ]
         first, second = summary.to_dicts()
         # lr=0.1: 0.90, 0.92, 0.97

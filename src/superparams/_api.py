@@ -81,7 +81,9 @@ def results(space: Space[Any], *, folder: Path | str | None = None) -> pl.DataFr
     results are every row stored for the experiment, in the order they were recorded.
 
     Besides the parameters and what ``run()`` returned, each row says how the setting
-    went (``status``, ``cause``, ``error``, ``attempt``, ``seconds``, ``log``, ...).
+    went (``status``, ``cause``, ``error``, ``attempt``, ``seconds``, ``log``, ...), and
+    ``outdated`` says whether another version of the experiment's code made it: True,
+    False, or None when the row holds no version (it was stored before versions were).
 
     >>> import tempfile
     >>> from superparams import Experiment, search
@@ -94,13 +96,13 @@ def results(space: Space[Any], *, folder: Path | str | None = None) -> pl.DataFr
     >>> Square(x=search(3, 1)).results(folder=folder).select("x", "square", "status").rows()
     [(3, 9, 'completed'), (1, 1, 'completed')]
     """
-
+    from superparams._outdated import current_version, mark
     from superparams._space import setting_ids
 
     table = store_of(space, folder).table()
-    if not space.enumerable:
-        return table
-    return select_settings(table, list(setting_ids(space)))
+    if space.enumerable:
+        table = select_settings(table, list(setting_ids(space)))
+    return mark(table, current_version(space.experiment_class))
 
 
 def summary(
@@ -142,10 +144,11 @@ def space_html(space: Space[Any]) -> str:
 
 
 def bookkeeping_columns() -> frozenset[str]:
-    """The columns the store adds to every results table, which no field may be called."""
-    from superparams._store._columns import BOOKKEEPING
+    """The columns every results table ends with (the store's, and those worked out when
+    read), which no field may be called."""
+    from superparams._store._columns import BOOKKEEPING, COMPUTED
 
-    return frozenset(BOOKKEEPING)
+    return frozenset({*BOOKKEEPING, *COMPUTED})
 
 
 def setting_workdir(setting: Experiment) -> Workdir:
@@ -401,6 +404,7 @@ def run_all(
         subs.insert(0, display)
     from superparams import _runner as runner
     from superparams._code import code_version
+    from superparams._outdated import mark
 
     # From here a scheduler's SIGTERM or SIGHUP stops the run as Ctrl-C does.
     with runner.stop_signals():
@@ -442,7 +446,7 @@ def run_all(
         # The table the run wrote to results.parquet, rather than a second copy read back.
         table = store.written if store.written is not None else store.table()
         store.written = None
-        return select_settings(table, stored.ids)
+        return mark(select_settings(table, stored.ids), code.version)  # as results() reads
 
 
 def reattaches(engine: str | Executor | None) -> bool:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from superparams._declared import declared
 from superparams._fields import annotation_type, unoptional
+from superparams._outdated import OUTDATED, any_outdated, mark
 from superparams.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ class Columns:
         replicates: the fields declared with :func:`~superparams.seeds` (or overridden
             with it): repeats of one setting, to summarise over.
         metrics: what ``run()`` returned, in the order of the results.
-        bookkeeping: ``id``, ``label`` and the columns the store adds to every row.
+        bookkeeping: ``id``, ``label``, the columns the store adds to every row, and
+            ``outdated`` (worked out when read).
     """
 
     parameters: tuple[str, ...]
@@ -121,9 +123,9 @@ class DeclaredColumns:
         return any(".".join(parts[:k]) in self.varied for k in range(1, len(parts) + 1))
 
     def columns(self, present: Sequence[str]) -> Columns:
-        from superparams._store._columns import BOOKKEEPING
+        from superparams._store._columns import BOOKKEEPING, COMPUTED
 
-        book = ("id", "label", *BOOKKEEPING)
+        book = ("id", "label", *BOOKKEEPING, *COMPUTED)
         parameters: list[str] = []
         for c in self.parameters:
             if c in self.replicates:
@@ -243,8 +245,9 @@ def summary(
     >>> _ = Train().run_all(folder=folder, display=False)
     >>> Train().summary(folder=folder).select("lr", "acc_mean", "acc_n").rows()
     [(0.1, 0.91, 3), (0.01, 1.0, 3)]
-    >>> [round(x, 4) for x in Train().summary(folder=folder).row(0, named=True).values()][-3:]
-    [0.8852, 0.9348, 0]
+    >>> row = Train().summary(folder=folder).row(0, named=True)
+    >>> round(row["acc_ci_low"], 4), round(row["acc_ci_high"], 4), row["left_out"], row["outdated"]
+    (0.8852, 0.9348, 0, False)
     """
     return summarise(space, over, rows=rows, folder=folder, level=level).public()
 
@@ -254,6 +257,8 @@ def summary(
 STATISTICS = ("mean", "std", "sem", "n", "ci_low", "ci_high")
 #: The column of :class:`Summarised` counting the settings of a row that did not complete.
 LEFT_OUT = "_sp_left_out"
+#: The column of :class:`Summarised` saying whether a row summarises an outdated setting.
+OUTDATED_ROW = "_sp_outdated"
 #: What :func:`best` says of its winner, in ``<metric>_verdict``.
 VERDICTS = ("clear", "tie", "too few seeds")
 
@@ -286,7 +291,8 @@ class Summarised:
         return Summarised(frame, keys, self.metrics, self.per_setting, self.over)
 
     def public(self) -> pl.DataFrame:
-        """The frame :func:`summary` gives: ``<metric>_<statistic>`` and ``left_out``."""
+        """The frame :func:`summary` gives: ``<metric>_<statistic>``, ``left_out`` and
+        ``outdated``."""
         return self.frame.rename(self.public_names())
 
     def public_names(self) -> dict[str, str]:
@@ -294,7 +300,7 @@ class Summarised:
         taken = set(self.keys)
         names: dict[str, str] = {}
         wanted = [(self.column(m, s), f"{m}_{s}") for m in self.metrics for s in STATISTICS]
-        for column, name in [*wanted, (LEFT_OUT, "left_out")]:
+        for column, name in [*wanted, (LEFT_OUT, "left_out"), (OUTDATED_ROW, OUTDATED)]:
             if column not in self.frame.columns:
                 continue
             while name in taken:
@@ -343,10 +349,13 @@ def summarise(
     at = {m: f"_sp_{i}" for i, m in enumerate(metrics)}
     done = pl.col("status") == "completed"
     keep = done if isinstance(rows, str) else done & rows
+    if OUTDATED not in table.columns:  # a table not read by results(): its code unknown
+        table = mark(table, None)
     per_setting = table.group_by("id", maintain_order=True).agg(
         *(pl.col(k).first() for k in (*keys, *kept)),
         *(reduce(pl.col(m).cast(pl.Float64).filter(keep)).alias(at[m]) for m in metrics),
         done.any().alias("_sp_done"),
+        any_outdated(pl.col(OUTDATED)).alias(OUTDATED_ROW),
     )
     stats: list[pl.Expr] = []
     for i, m in enumerate(metrics):
@@ -358,6 +367,7 @@ def summarise(
             value.count().cast(pl.Int64).alias(_stat(i, "n")),
         ]
     stats.append((~pl.col("_sp_done")).sum().cast(pl.Int64).alias(LEFT_OUT))
+    stats.append(any_outdated(pl.col(OUTDATED_ROW)).alias(OUTDATED_ROW))
     if keys:
         frame = per_setting.group_by(keys, maintain_order=True).agg(stats)
     else:
@@ -370,7 +380,7 @@ def summarise(
     frame = frame.with_columns(e for i in range(len(metrics)) for e in _interval(i, quantile))
     shown = [k for k in keys if declared.is_varied(k) or table[k].n_unique() > 1]
     ordered = [_stat(i, s) for i in range(len(metrics)) for s in STATISTICS]
-    frame = frame.select(*shown, *ordered, LEFT_OUT)
+    frame = frame.select(*shown, *ordered, LEFT_OUT, OUTDATED_ROW)
     return Summarised(frame, tuple(shown), tuple(metrics), per_setting, tuple(kept))
 
 

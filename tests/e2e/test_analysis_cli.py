@@ -128,6 +128,7 @@ class TestResultsOverSeeds:
             "acc_ci_low",
             "acc_ci_high",
             "left_out",
+            "outdated",
         ]
         row = table.filter(
             (pl.col("lr") == 0.1) & (pl.col("batch_size") == 32) & (pl.col("opt") == "sgd")

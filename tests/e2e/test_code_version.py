@@ -139,9 +139,10 @@ class TestFixingRunMakesResultsOutdated:
         shown = experiment("results", "params.SVCGrid", cwd=project / "experiments")
         assert shown.returncode == 0, shown.stderr
         header, _, *rows = shown.stdout.splitlines()
-        assert header.split() == ["c", "score", "code_version", "time"]
+        assert header.split() == ["c", "score", "code_version", "outdated", "time"]
         versions = [row.split()[2] for row in rows]
         assert versions[0] == versions[1] != versions[2]
+        assert [row.split()[3] for row in rows] == ["true", "true", "false"]
 
     def test_rerun_outdated_and_fresh_do_not_go_together(self, project):
         """`--fresh --rerun-outdated` is a usage error: fresh already reruns everything."""

@@ -134,6 +134,7 @@ class TestFieldsNamedLikeStatistics:
             "acc_ci_low",
             "acc_ci_high",
             "left_out_",
+            "outdated",
         ]
         first = table[0]
         assert (first["n"], first["mean"], first["left_out"]) == ("1", "0.5", "none")

@@ -247,6 +247,47 @@ class TestPage:
             assert page.console == []
             assert fetched_elsewhere(page, view.origin) == []
 
+    def test_outdated_rows_and_winners_are_marked(self, tmp_path):
+        """After run() is edited, the rows, the summary rows and the winner that earlier
+        code made are marked outdated, those of the current code are not."""
+        path = write(tmp_path / "train.py", TRAIN)
+        assert experiment("train.Train", "-q", cwd=tmp_path).returncode == 1
+        edited = path.read_text().replace("0.9 - self.lr", "0.8 - self.lr")
+        path.write_text(
+            edited.replace("search(0.1, 0.01, 0.001)", "search(0.1, 0.01, 0.001, 1e-4)")
+        )
+        assert experiment("train.Train", "-q", cwd=tmp_path).returncode == 1  # the same failure
+        served = View(tmp_path, "train.Train")
+        try:
+            with browser(tmp_path / "profile") as chromium:
+                page = chromium.page()
+                page.open(served.url)
+                wait_for(lambda: page.evaluate("document.body.dataset.ready") == "1", "the page")
+                marked = """Array.from(document.querySelectorAll('#sp-table tbody tr'))
+                            .filter(r => r.classList.contains('outdated')).length"""
+                assert page.evaluate(marked) == 11  # the completed of the first run
+                assert page.evaluate("document.querySelectorAll('#sp-table tbody tr').length") == 16
+                heads = "Array.from(document.querySelectorAll('#sp-summary th'))"
+                headers = page.evaluate(heads + ".map(h => h.textContent)")
+                assert headers[-1] == "outdated"
+                column = """Array.from(document.querySelectorAll('#sp-summary tbody tr'))
+                            .map(r => [r.cells[0].textContent, r.cells[%d].textContent])"""
+                rows = page.evaluate(column % (len(headers) - 1))
+                assert sorted({lr for lr, mark in rows if mark == "outdated"}) == [
+                    "0.001",
+                    "0.01",
+                    "0.1",
+                ]
+                winners = page.evaluate(
+                    "Array.from(document.querySelectorAll('#sp-best li.outdated'))"
+                    ".map(li => li.textContent)"
+                )
+                assert len(winners) == 1  # the highest acc: lr=0.001, by the earlier code
+                assert "outdated: made by an earlier version of the code" in winners[0]
+                assert page.console == []
+        finally:
+            served.stop()
+
     def test_metrics_are_chosen_and_steps_are_not_metrics(self, tmp_path, view):
         """The metric chooser offers what run() returned and reported, never the step
         column nor bookkeeping; choosing one redraws the charts for it and names the

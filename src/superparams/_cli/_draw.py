@@ -8,6 +8,7 @@ is involved; :func:`save` writes PNG, SVG, PDF, or an HTML page holding the SVG.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import io
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ class Line:
     std: list[float | None]
     n: list[int]
     hue: Any = None  # the value of the first field the series differ by
+    # whether earlier code made each point (any setting it averages): drawn apart
+    outdated: list[bool] = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -95,10 +98,13 @@ def lines(
     """
     import polars as pl
 
-    from superparams._summary import DeclaredColumns
+    from superparams._outdated import OUTDATED, any_outdated, mark
+    from superparams._summary import OUTDATED_ROW, DeclaredColumns
 
     if table is None:
         table = space.results()
+    if OUTDATED not in table.columns:
+        table = mark(table, None)
     declared = DeclaredColumns(space)
     found = declared.columns(table.columns)
     over = tuple(declared.replicates) if over is None else over
@@ -139,6 +145,7 @@ def lines(
             *keys,
             pl.col(x),
             *(pl.col(summarised.column(y, s)).alias(f"_sp_{s}") for s in ("mean", "std", "n")),
+            pl.col(OUTDATED_ROW),
         )
     else:
         keys = varied
@@ -149,6 +156,7 @@ def lines(
                 pl.col(y).cast(pl.Float64).mean().alias("_sp_mean"),
                 pl.col(y).cast(pl.Float64).std(ddof=1).alias("_sp_std"),
                 pl.col(y).count().cast(pl.Int64).alias("_sp_n"),
+                any_outdated(pl.col(OUTDATED)).alias(OUTDATED_ROW),
             )
         )
     categorical = not _is_numeric(table.schema[x])
@@ -167,6 +175,7 @@ def lines(
                 part["_sp_std"].to_list(),
                 part["_sp_n"].to_list(),
                 first.get(keys[0]) if len(keys) == 1 else None,
+                [bool(v) for v in part[OUTDATED_ROW].to_list()],
             )
         )
     return Lines(name, x, y, tuple(over), tuple(series), categorical, ", ".join(keys))
@@ -185,6 +194,7 @@ class Cells:
     ys: list[Any]
     mean: list[list[float | None]]  # mean[i][j]: at ys[i], xs[j]; None: nothing ran
     n: list[list[int]]
+    outdated: list[list[bool]] = dataclasses.field(default_factory=list)  # made by earlier code
 
 
 def cells(
@@ -202,7 +212,7 @@ def cells(
     Raises:
         UsageError: no such metric or parameter, or another field still varies.
     """
-    from superparams._summary import DeclaredColumns, summarise
+    from superparams._summary import OUTDATED_ROW, DeclaredColumns, summarise
 
     if table is None:
         table = space.results()
@@ -244,6 +254,7 @@ def cells(
     ys = sorted(frame[y].unique().drop_nulls().to_list())
     at = {(r[y], r[x]): (r[mean], r[count]) for r in frame.iter_rows(named=True)}
     grid = [[at.get((b, a), (None, 0)) for a in xs] for b in ys]
+    stale = {(r[y], r[x]) for r in frame.iter_rows(named=True) if r[OUTDATED_ROW]}
     return Cells(
         name,
         x,
@@ -254,6 +265,7 @@ def cells(
         ys,
         [[m for m, _ in row] for row in grid],
         [[n or 0 for _, n in row] for row in grid],
+        [[(b, a) in stale for a in xs] for b in ys],
     )
 
 
@@ -298,7 +310,25 @@ def _heatmap(drawn: Cells, style: Style) -> Figure:
     ax.set_title(drawn.title if style.title is None else style.title)
     over = f" (mean over {', '.join(drawn.over)})" if drawn.over else ""
     fig.colorbar(image, ax=ax, label=f"{drawn.metric}{over}")
+    stale = [(i, j) for i, row in enumerate(drawn.outdated) for j, v in enumerate(row) if v]
+    if stale:
+        from matplotlib.patches import Rectangle
+
+        for i, j in stale:
+            cell = Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", lw=0)
+            cell.set_edgecolor(OUTDATED_COLOUR)
+            ax.add_patch(cell)
+        _note(ax, "hatched: outdated")
     return fig
+
+
+#: The colour that marks what an earlier version of the experiment's code made.
+OUTDATED_COLOUR = "#b26a00"
+
+
+def _note(ax: Any, text: str) -> None:
+    """Say on the plot how what earlier code made is drawn, right of the title."""
+    ax.set_title(f"({text})", loc="right", fontsize="small", color=OUTDATED_COLOUR)
 
 
 def _is_numeric(dtype: pl.DataType) -> bool:
@@ -364,15 +394,21 @@ def _figure(lines: Lines, style: Style) -> Figure:
         mean = [float("nan") if m is None else m for m in line.mean]
         std = [float("nan") if s is None else s for s in line.std]
         label = line.label or None
+        stale = [k for k, v in enumerate(line.outdated) if v]
         if lines.categorical:
             offset = (i - (len(lines.series) - 1) / 2) * width
             where = [categories.index(v) + offset for v in line.x]
             ax.errorbar(where, mean, yerr=std, fmt="o", color=color, capsize=4, ms=5, label=label)
+            _hollow(ax, [where[k] for k in stale], [mean[k] for k in stale], color, 5)
             continue
-        ax.plot(line.x, mean, marker="o", ms=3.5, lw=1.6, color=color, label=label)
+        dashed = "--" if stale else "-"
+        ax.plot(line.x, mean, marker="o", ms=3.5, lw=1.6, ls=dashed, color=color, label=label)
+        _hollow(ax, [line.x[k] for k in stale], [mean[k] for k in stale], color, 3.5)
         low = [m - s for m, s in zip(mean, std, strict=True)]
         high = [m + s for m, s in zip(mean, std, strict=True)]
         ax.fill_between(line.x, low, high, color=color, alpha=0.2, lw=0)
+    if any(any(s.outdated) for s in lines.series):
+        _note(ax, "hollow: outdated" if lines.categorical else "dashed, hollow: outdated")
     xs = [v for s in lines.series for v in s.x if v is not None]
     ys = [m for s in lines.series for m in s.mean if m is not None]
     if lines.categorical:
@@ -405,6 +441,12 @@ def _figure(lines: Lines, style: Style) -> Figure:
     elif any(s.label for s in lines.series):
         ax.legend(title=lines.legend, frameon=False, fontsize="small")
     return fig
+
+
+def _hollow(ax: Any, xs: list[Any], ys: list[float], color: Any, size: float) -> None:
+    """Draw the points ``xs, ys`` hollow: made by an earlier version of the code."""
+    if xs:
+        ax.plot(xs, ys, ls="none", marker="o", ms=size + 1, mfc="white", mec=color, mew=1.2)
 
 
 def _dress(ax: Any) -> None:

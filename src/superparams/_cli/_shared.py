@@ -111,7 +111,8 @@ def none_stored(space: Space[Any], prog: str, found: Found) -> str:
 
 def columns_of(frame: pl.DataFrame, cls: type[Experiment]) -> list[str]:
     """The columns worth a look: parameters that vary, results, and status if mixed."""
-    from superparams._store._columns import BOOKKEEPING
+    from superparams._outdated import OUTDATED, outdated_count
+    from superparams._store._columns import BOOKKEEPING, COMPUTED
 
     info = declared(cls)
     params = set(info.fields) | {n for n, _ in info.derived}
@@ -123,13 +124,15 @@ def columns_of(frame: pl.DataFrame, cls: type[Experiment]) -> list[str]:
     results = [
         c
         for c in frame.columns
-        if not is_param(c) and c not in ("id", "label") and c not in BOOKKEEPING
+        if not is_param(c) and c not in ("id", "label", *BOOKKEEPING, *COMPUTED)
     ]
     extra = []
     if "status" in frame.columns and set(frame["status"].to_list()) != {"completed"}:
         extra.append("status")
     if "code_version" in frame.columns and frame["code_version"].drop_nulls().n_unique() > 1:
         extra.append("code_version")  # rows made by different code: say which is which
+    if outdated_count(frame):
+        extra.append(OUTDATED)
     if "seconds" in frame.columns:
         extra.append("seconds")
     return varying + results + extra
@@ -140,6 +143,23 @@ def _n_unique(series: Any) -> int:
         return int(series.n_unique())
     except Exception:  # a column polars cannot hash: compare the texts
         return len({repr(v) for v in series.to_list()})
+
+
+def say_outdated(frame: pl.DataFrame, space: Space[Any], prog: str, found: Found) -> None:
+    """After a table of results: how many of its settings earlier code made, if any, and
+    how to run them again."""
+    import polars as pl
+
+    from superparams._outdated import OUTDATED, closing_line
+
+    if OUTDATED not in frame.columns:
+        return
+    if "id" in frame.columns:  # a setting's rows: it counts once
+        frame = frame.group_by("id", maintain_order=True).agg(pl.col(OUTDATED).any())
+    count = int(frame[OUTDATED].sum())
+    if count:
+        name = space.experiment_class.__name__
+        say(closing_line(count, frame.height, name, f"{prog} {found.name} --rerun-outdated"))
 
 
 def print_results(

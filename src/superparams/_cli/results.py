@@ -14,6 +14,7 @@ from superparams._cli._shared import (
     print_results,
     results_of,
     say,
+    say_outdated,
     write_json,
 )
 from superparams._cli._table import cell, table
@@ -56,11 +57,14 @@ def _results_one(
     if sort:
         frame = _sorted(frame, sort, desc=bool(request.desc), choices=frame.columns)
     chosen = None
+    marked = frame  # each row's outdated mark, whichever columns are shown
     if request.columns is not None:
         varying = [c for c in columns_of(frame, cls) if c in _parameters(cls)]
         chosen = _chosen(varying, request.columns, frame.columns, list(frame.columns))
         frame = frame.select(chosen)
     _write(frame, found, space, request, prog, several=several, columns=chosen, sort=sort)
+    if not (request.parquet or request.csv or request.json):
+        say_outdated(marked, space, prog, found)
 
 
 def _write(
@@ -200,7 +204,8 @@ def _summary_one(
     """``--over seed``: one row per setting of the other fields, mean ± std of each metric."""
     import polars as pl
 
-    from superparams._summary import LEFT_OUT, STATISTICS, summarise
+    from superparams._outdated import OUTDATED
+    from superparams._summary import LEFT_OUT, OUTDATED_ROW, STATISTICS, summarise
 
     summarised = summarise(space, list(request.over or ()))
     frame, keys, metrics = summarised.frame, list(summarised.keys), list(summarised.metrics)
@@ -211,6 +216,7 @@ def _summary_one(
         for m in metrics:
             named.update({f"{m}_{s}": column(m, s) for s in STATISTICS if f"{m}_{s}" not in keys})
         named.setdefault("left_out", LEFT_OUT)
+        named.setdefault(OUTDATED, OUTDATED_ROW)
         view = frame.with_columns(pl.col(c).alias(n) for n, c in named.items() if n not in keys)
         view = view.with_row_index("_sp_row")
         rows = where(view, request.where)["_sp_row"]
@@ -225,7 +231,8 @@ def _summary_one(
         picked = _chosen([], request.columns, [*keys, *metrics], [*keys, *metrics])
         shown = [c for c in picked if c in metrics]
         keys = list(dict.fromkeys([*keys, *(c for c in picked if c in keys)]))
-        frame = frame.select(*keys, *(column(m, s) for m in shown for s in STATISTICS), LEFT_OUT)
+        chosen = [column(m, s) for m in shown for s in STATISTICS]
+        frame = frame.select(*keys, *chosen, LEFT_OUT, OUTDATED_ROW)
     if request.parquet or request.csv or request.json:
         public = summarised.with_frame(frame).public()
         _write(public, found, space, request, prog, several=several, columns=None, sort=None)
@@ -252,6 +259,9 @@ def _summary_one(
     left_out = frame[LEFT_OUT].sum() > 0
     if left_out:
         headers.append("left_out")
+    outdated = bool(frame[OUTDATED_ROW].any())
+    if outdated:
+        headers.append(OUTDATED)
     cells = []
     for row in frame.iter_rows(named=True):
         line = [cell(row[k], k) for k in keys]
@@ -261,12 +271,15 @@ def _summary_one(
         ]
         if left_out:
             line.append(str(row[LEFT_OUT]))
+        if outdated:
+            line.append(cell(row[OUTDATED_ROW], OUTDATED))
         cells.append(line)
     table(headers, cells, sys.stdout)
     ranked_by = (request.sort or "").removeprefix("-")
     if ranked_by in metrics and request.where is None and frame.height > 1:
         descending = bool(request.desc) or (request.sort or "").startswith("-")
         sys.stdout.write(_judged(summarised, ranked_by, descending=descending) + "\n")
+    say_outdated(frame.select(pl.col(OUTDATED_ROW).alias(OUTDATED)), space, prog, found)
 
 
 def _judged(summarised: Summarised, metric: str, *, descending: bool) -> str:
@@ -274,7 +287,7 @@ def _judged(summarised: Summarised, metric: str, *, descending: bool) -> str:
     a claim the seeds cannot back."""
     import polars as pl
 
-    from superparams._summary import judge
+    from superparams._summary import OUTDATED_ROW, judge
 
     mean = summarised.column(metric, "mean")
     ranked = summarised.frame.filter(pl.col(mean).is_not_null() & pl.col(mean).is_not_nan())
@@ -282,6 +295,8 @@ def _judged(summarised: Summarised, metric: str, *, descending: bool) -> str:
     verdict, ties = judge(summarised, ranked, metric, alpha=0.05)
     row = ranked.row(0, named=True)
     label = ",".join(f"{k}={cell(row[k], k)}" for k in summarised.keys) or "defaults"
+    if row.get(OUTDATED_ROW):
+        label += " (outdated: made by an earlier version of the code)"
     how = "paired t-tests over the shared seeds, Holm-corrected, 95%"
     if verdict == "clear":
         return f"best {metric}: {label}, ahead of every other row ({how})"

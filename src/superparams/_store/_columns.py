@@ -27,3 +27,10 @@ BOOKKEEPING = {
     "git_commit": "String",
     "git_dirty": "Boolean",
 }
+
+#: The bookkeeping columns a reader adds to a results table, and their polars types: worked
+#: out when the results are read, never stored (see :mod:`superparams._outdated`). A value
+#: run() returns under one of these names is kept under another, as for :data:`BOOKKEEPING`.
+COMPUTED = {
+    "outdated": "Boolean",
+}

@@ -28,7 +28,7 @@ from typing import Any
 
 from superparams._identity import setting_id
 from superparams._outcome import DIED_IN_PROCESS
-from superparams._store._columns import BOOKKEEPING
+from superparams._store._columns import BOOKKEEPING, COMPUTED
 from superparams._store._layout import LOGS, WORK, opener
 
 _HEAD = 4096  # bytes of the record's start whose hash results.parquet keeps
@@ -563,4 +563,4 @@ SEQ = "__record_line"
 
 # The columns a row of the record fills besides the parameters: a value run() returned
 # under one of these names is kept under another (see _kept_as).
-_TAKEN = frozenset({"id", "label", *BOOKKEEPING, SEQ})
+_TAKEN = frozenset({"id", "label", *BOOKKEEPING, *COMPUTED, SEQ})

@@ -33,6 +33,7 @@ SHOWN_BOOKKEEPING = (
     "code_version",
     "git_commit",
     "git_dirty",
+    "outdated",
 )
 
 
@@ -52,9 +53,15 @@ def read(space: Space[Any]) -> tuple[Reader, pl.DataFrame]:
 
 
 def payload(space: Space[Any], table: pl.DataFrame, *, current_code: str | None) -> dict[str, Any]:
-    """The page's data of one experiment: its name, columns by kind, rows, summary."""
+    """The page's data of one experiment: its name, columns by kind, rows, summary.
+
+    Each row, summary row and winner says whether it is ``outdated``: made by another
+    version of the code than ``current_code`` (see :mod:`superparams._outdated`).
+    """
+    from superparams._outdated import mark
     from superparams._summary import DeclaredColumns, is_numeric
 
+    table = mark(table, current_code)
     declared = DeclaredColumns(space)
     found = declared.columns(table.columns)
     candidates = [m for m in found.metrics if is_numeric(table.schema[m])]
@@ -154,7 +161,7 @@ def _summary(
     returned)."""
     import polars as pl
 
-    from superparams._summary import LEFT_OUT, STATISTICS, summarise
+    from superparams._summary import LEFT_OUT, OUTDATED_ROW, STATISTICS, summarise
 
     frame: pl.DataFrame | None = None
     for metric in metrics:
@@ -165,7 +172,7 @@ def _summary(
         public = made.frame.rename(names)
         own = [names[made.column(metric, s)] for s in STATISTICS]
         if frame is None:
-            frame = public.select(*made.keys, *own, names[LEFT_OUT])
+            frame = public.select(*made.keys, *own, names[LEFT_OUT], names[OUTDATED_ROW])
         else:
             frame = frame.with_columns(public.select(own))
     return columnar(frame) if frame is not None else {}
@@ -184,6 +191,7 @@ def _best(
     verdict and ties, over the declared seeds)."""
     import polars as pl
 
+    from superparams._outdated import OUTDATED
     from superparams._summary import best
 
     out: dict[str, dict[str, Any]] = {}
@@ -198,13 +206,14 @@ def _best(
                 "setting": {
                     k: v
                     for k, v in row.items()
-                    if k != "left_out"
+                    if k not in ("left_out", OUTDATED)
                     and not _of_metric(k, list(table.columns))
                     and not k.startswith(f"{metric}_")
                 },
                 "mean": row[f"{metric}_mean"],
                 "verdict": row[f"{metric}_verdict"],
                 "ties": row[f"{metric}_ties"],
+                OUTDATED: row[OUTDATED],
             }
     return out
 

@@ -94,13 +94,14 @@ class _Followed:
         settings touched since (all of them if the folder was read afresh)."""
         import polars as pl
 
+        from superparams._outdated import mark
         from superparams._view._data import split
 
         meta = {k: v for k, v in self.payload.items() if k not in ("settings", "series")}
         if self.reloaded > since:
             return {**self.payload, "reload": True}
         ids = [sid for sid, at in self.touched.items() if at > since]
-        part = self.table.filter(pl.col("id").is_in(ids))
+        part = mark(self.table.filter(pl.col("id").is_in(ids)), self.code)
         payload = self.payload
         settings, series = split(
             part, payload["columns"], [*payload["steps"], *payload["metrics"]], payload["steps"]
@@ -116,12 +117,9 @@ def _encode(value: Any) -> bytes:
 
 def current_code(space: Space[Any]) -> str | None:
     """The version of the experiment's code now: rows of another are outdated."""
-    try:
-        from superparams._code import code_hash
+    from superparams._outdated import current_version
 
-        return code_hash(space.experiment_class)
-    except Exception:  # no version known: nothing is marked outdated
-        return None
+    return current_version(space.experiment_class)
 
 
 class Live:

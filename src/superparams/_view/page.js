@@ -105,8 +105,9 @@
     });
   }
   function outdated(exp, i) {
-    var v = exp.settings.code_version ? exp.settings.code_version[i] : null;
-    return !!(v && exp.current_code && v !== exp.current_code);
+    // made by another version of the experiment's code (the server says which, as
+    // results() does): true, false, or null when the row holds no version
+    return !!(exp.settings.outdated && exp.settings.outdated[i] === true);
   }
   function filters(exp) {
     var box = $("sp-filters");
@@ -249,20 +250,22 @@
   function summaryTable(exp) {
     var s = exp.summary || {}, metrics = exp.metrics.filter(function (m) { return (m + "_mean") in s; });
     var keys = Object.keys(s).filter(function (c) {
-      return c !== "left_out" && !metrics.some(function (m) { return c.indexOf(m + "_") === 0; });
+      return c !== "left_out" && c !== "outdated" &&
+        !metrics.some(function (m) { return c.indexOf(m + "_") === 0; });
     });
+    var stale = (s.outdated || []).some(function (v) { return v === true; });
     var n = keys.length ? s[keys[0]].length : (metrics.length ? s[metrics[0] + "_mean"].length : 0);
     var rows = [];
     for (var i = 0; i < Math.min(n, MAX_ROWS); i++) {
       rows.push(keys.map(function (k) { return fmt(s[k][i]); }).concat(metrics.map(function (m) {
         var mean = s[m + "_mean"][i], std = s[m + "_std"][i], count = s[m + "_n"][i];
         return mean === null ? "" : fmt(mean) + (std === null ? "" : " ± " + fmt(std)) + " (n=" + count + ")";
-      })));
+      })).concat(stale ? [s.outdated[i] === true ? "outdated" : ""] : []));
     }
     $("sp-summary-note").textContent = exp.replicates.length
       ? "mean ± std over " + exp.replicates.join(", ") + ", of each setting's last row"
       : "each setting's last row (no replicate field is declared)";
-    simpleTable($("sp-summary"), keys.concat(metrics), rows);
+    simpleTable($("sp-summary"), keys.concat(metrics, stale ? ["outdated"] : []), rows);
     var list = $("sp-best"), found = (exp.best || {})[state.metric] || {};
     list.textContent = "";
     [["max", "highest"], ["min", "lowest"]].forEach(function (pair) {
@@ -270,8 +273,11 @@
       if (!b) return;
       var where = Object.keys(b.setting).map(function (k) { return k + "=" + fmt(b.setting[k]); }).join(", ");
       var ties = b.ties && b.ties.length ? "; not told apart from " + b.ties.join("; ") : "";
-      list.appendChild(el("li", pair[1] + " mean " + state.metric + ": " + fmt(b.mean) + " at " +
-        (where || "the one setting") + " (" + b.verdict + ties + ")"));
+      var old = b.outdated === true ? "; outdated: made by an earlier version of the code" : "";
+      var item = el("li", pair[1] + " mean " + state.metric + ": " + fmt(b.mean) + " at " +
+        (where || "the one setting") + " (" + b.verdict + ties + old + ")");
+      if (old) item.className = "outdated";
+      list.appendChild(item);
     });
   }
   function codeTable(exp) {
