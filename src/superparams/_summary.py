@@ -353,7 +353,12 @@ def summarise(
         table = mark(table, None)
     per_setting = table.group_by("id", maintain_order=True).agg(
         *(pl.col(k).first() for k in (*keys, *kept)),
-        *(reduce(pl.col(m).cast(pl.Float64).filter(keep)).alias(at[m]) for m in metrics),
+        # each metric's own values: a row without it (a final dict of other metrics
+        # after reported ones) is no value of it
+        *(
+            reduce(pl.col(m).cast(pl.Float64).filter(keep).drop_nulls()).alias(at[m])
+            for m in metrics
+        ),
         done.any().alias("_sp_done"),
         any_outdated(pl.col(OUTDATED)).alias(OUTDATED_ROW),
     )

@@ -7,6 +7,7 @@ the numbers as separate columns; ``--where`` filters by an SQL condition, never 
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -224,6 +225,36 @@ def not_blank(path: Path) -> bool:
     stat = ImageStat.Stat(grey)
     dark = sum(grey.histogram()[:200])
     return stat.stddev[0] > 10 and dark > 2000
+
+
+REPORTS_THEN_RETURNS = """
+from superparams import Experiment, search, seeds
+
+class Fit(Experiment):
+    lr: float = search(0.1, 0.01)
+    seed: int = seeds(2)
+
+    def run(self):
+        for epoch in range(3):
+            self.report(epoch=epoch, acc=round(self.lr * 10 + epoch / 10 + self.seed / 100, 6))
+        return {"test_acc": round(self.lr * 10 + self.seed / 100, 6)}
+"""
+
+
+class TestReportedRowsThenAFinalDict:
+    def test_each_metric_is_its_last_value_not_the_last_rows(self, tmp_path):
+        """A run() that reports acc per epoch, then returns a final dict without acc: the
+        summary over seeds takes each setting's last acc (n=2), not the final row's
+        missing one (n=0)."""
+        write(tmp_path / "fit.py", REPORTS_THEN_RETURNS)
+        assert experiment("fit.Fit", "-q", cwd=tmp_path).returncode == 0
+        done = experiment("results", "fit.Fit", "--over", "seed", "--csv", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        rows = {float(r["lr"]): r for r in csv.DictReader(io.StringIO(done.stdout))}
+        last = [round(0.1 * 10 + 0.2 + s / 100, 6) for s in range(2)]  # lr=0.1, epoch 2
+        assert float(rows[0.1]["acc_mean"]) == pytest.approx(statistics.mean(last))
+        assert int(rows[0.1]["acc_n"]) == 2
+        assert int(rows[0.1]["test_acc_n"]) == 2
 
 
 class TestPlot:
