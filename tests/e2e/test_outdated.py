@@ -93,6 +93,22 @@ class TestTheResultsTable:
         assert written.schema["outdated"] == pl.Boolean
         assert written["outdated"].sum() == 4
 
+    def test_a_paper_table_marks_them_with_a_dagger(self, project):
+        """--format markdown and latex: a dagger on each outdated setting, a note under
+        the table saying what it means, and the closing line on stderr."""
+        out, err = command(project, "results", "params", "--over", "seed", "--format", "markdown")
+        lines = out.splitlines()
+        assert [line.split(" | ")[0] for line in lines[2:5]] == ["| 1 †", "| 2 †", "| 3"]
+        assert lines[-1] == "† outdated: made by an earlier version of the code"
+        assert err.strip().splitlines()[-1] == CLOSING.replace("4 of 6", "2 of 3")
+        latex, _ = command(project, "results", "params", "--over", "seed", "--format", "latex")
+        assert "1$^\\dagger$ &" in latex
+        assert "\n3 &" in latex
+        assert (
+            latex.splitlines()[-1]
+            == "% $^\\dagger$ outdated: made by an earlier version of the code"
+        )
+
     def test_the_summary_over_seeds_is_marked(self, project):
         """--over seed marks a setting any of whose seeds is outdated, and counts them."""
         out, err = command(project, "results", "params", "--over", "seed")

@@ -11,6 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 
+#: What the dagger on a marked row says.
+OUTDATED_NOTE = "outdated: made by an earlier version of the code"
+
 #: One row: the key cells as text, then (mean, std, n) of each metric.
 Row = tuple[list[str], list[tuple[float | None, float | None, int | None]]]
 
@@ -52,8 +55,11 @@ def paper_table(
     rows: Sequence[Row],
     *,
     lowest: Collection[str] = (),
+    marked: Collection[int] = (),
 ) -> str:
-    """The table, ``kind`` ``"latex"`` or ``"markdown"``, with one row per setting.
+    """The table, ``kind`` ``"latex"`` or ``"markdown"``, with one row per setting; the
+    rows at the positions ``marked`` (outdated: made by an earlier version of the code)
+    carry a dagger, which a note under the table explains.
 
     >>> print(paper_table("markdown", ["lr"], ["acc"], [(["0.1"], [(0.9, 0.01, 3)]),
     ...                                                  (["0.01"], [(0.95, 0.02, 3)])]))
@@ -70,8 +76,11 @@ def paper_table(
             best[j] = min(means) if metric in lowest else max(means)
     latex = kind == "latex"
     lines = []
-    for key_cells, stats in rows:
+    dagger, marked = ("$^\\dagger$" if latex else " †"), set(marked)
+    for i, (key_cells, stats) in enumerate(rows):
         cells = [_escape(c) if latex else c for c in key_cells]
+        if i in marked and cells:
+            cells[-1] += dagger
         for j, (mean, std, _) in enumerate(stats):
             text = mean_pm_std(mean, std, plus_minus="$\\pm$" if latex else "±")
             if mean is not None and best.get(j) == mean:
@@ -90,12 +99,16 @@ def paper_table(
             "\\bottomrule",
             "\\end{tabular}",
         ]
+        if marked:
+            out.append(f"% $^\\dagger$ {OUTDATED_NOTE}")
     else:
         out = [
             "| " + " | ".join(head) + " |",
             "| " + " | ".join("---" for _ in head) + " |",
             *("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in lines),
         ]
+        if marked:
+            out += ["", f"† {OUTDATED_NOTE}"]
     return "\n".join(out) + "\n"
 
 

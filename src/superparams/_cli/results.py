@@ -248,7 +248,10 @@ def _summary_one(
                 (row[column(m, "mean")], row[column(m, "std")], row[column(m, "n")]) for m in shown
             ]
             lines.append(([cell(row[k], k) for k in keys], stats))
-        sys.stdout.write(paper_table(request.format, keys, shown, lines, lowest=lowest))
+        marked = [i for i, old in enumerate(frame[OUTDATED_ROW].to_list()) if old]
+        text = paper_table(request.format, keys, shown, lines, lowest=lowest, marked=marked)
+        sys.stdout.write(text)
+        say_outdated(frame.select(pl.col(OUTDATED_ROW).alias(OUTDATED)), space, prog, found)
         return
     if several:
         sys.stdout.write(f"{space.experiment_class.__name__}:\n")
