@@ -101,8 +101,37 @@ def results(space: Space[Any], *, folder: Path | str | None = None) -> pl.DataFr
 
     table = store_of(space, folder).table()
     if space.enumerable:
-        table = select_settings(table, list(setting_ids(space)))
+        ids = list(setting_ids(space))
+        table = relabelled(space, select_settings(table, ids), ids)
     return mark(table, current_version(space.experiment_class))
+
+
+def relabelled(space: Space[Any], table: pl.DataFrame, ids: list[str]) -> pl.DataFrame:
+    """``table`` with each row labelled as ``space`` labels its setting.
+
+    A label names the fields its run's space varied: a slice of a grid run first
+    (``--seed 0``) stored ``lr=0.1`` where the whole grid says ``lr=0.1,seed=0``. The
+    rows whose label names another number of fields than the space's first setting's
+    are labelled again (only those: a label costs a setting made from the space).
+    """
+    import polars as pl
+
+    from superparams._experiment import Experiment
+
+    if table.is_empty() or not isinstance(space, Experiment) or "label" not in table.columns:
+        return table
+    expected = space[0].label.count("=")
+    named = pl.col("label").str.count_matches("=", literal=True).fill_null(-1)
+    odd = table.filter(named != expected)["id"].unique().to_list()
+    if not odd:
+        return table
+    position = {sid: i for i, sid in enumerate(ids)}
+    fresh = {sid: space[position[sid]].label for sid in odd if sid in position}
+    return table.with_columns(
+        pl.col("id")
+        .replace_strict(fresh, default=pl.col("label"), return_dtype=pl.String)
+        .alias("label")
+    )
 
 
 def summary(

@@ -257,6 +257,33 @@ class TestReportedRowsThenAFinalDict:
         assert int(rows[0.1]["test_acc_n"]) == 2
 
 
+SLICED = """
+from superparams import Experiment, search, seeds
+
+class Sliced(Experiment):
+    lr: float = search(0.1, 0.01)
+    seed: int = seeds(2)
+
+    def run(self):
+        return {"acc": self.lr + self.seed}
+"""
+
+
+class TestLabelsFollowTheSpaceShown:
+    def test_a_slice_run_first_is_labelled_as_the_whole_grid(self, tmp_path):
+        """A grid whose seed 0 ran first (--seed 0), then the rest: every row's label
+        names lr and seed, as the whole grid labels them; the slice shown alone names lr."""
+        write(tmp_path / "sliced.py", SLICED)
+        assert experiment("sliced.Sliced", "--seed", "0", "-q", cwd=tmp_path).returncode == 0
+        assert experiment("sliced.Sliced", "-q", cwd=tmp_path).returncode == 0
+        whole = experiment("results", "sliced.Sliced", "--csv", cwd=tmp_path)
+        labels = [r["label"] for r in csv.DictReader(io.StringIO(whole.stdout))]
+        assert labels == ["lr=0.1,seed=0", "lr=0.1,seed=1", "lr=0.01,seed=0", "lr=0.01,seed=1"]
+        part = experiment("results", "sliced.Sliced", "--seed", "0", "--csv", cwd=tmp_path)
+        labels = [r["label"] for r in csv.DictReader(io.StringIO(part.stdout))]
+        assert labels == ["lr=0.1", "lr=0.01"]
+
+
 class TestPlot:
     def test_png_is_an_image_with_something_on_it(self, project):
         """--out acc.png writes a PNG of publication size, not blank."""
