@@ -54,6 +54,8 @@ class Counted(Experiment):
         time.sleep(nap * (8 if str(self.n) == os.environ.get("LONG") else 1))
         if str(self.n) == os.environ.get("FAIL"):
             raise ValueError(f"n={self.n} fails")
+        if str(self.n) == os.environ.get("KILL"):
+            os.kill(os.getpid(), 9)  # the job's own process, as the OOM killer would
         return {
             "square": self.n * self.n,
             "resumed": resumed,
@@ -464,6 +466,16 @@ class TestStatesAndRanks:
         states = wait_for(ended, "sacct to record the six array tasks", timeout=60)
         assert sorted(states.values()) == ["COMPLETED"] * 5 + ["FAILED"], states
         assert next(k for k, v in states.items() if v == "FAILED").endswith("_2")
+
+    def test_a_job_killed_by_a_signal_says_which(self, project):
+        """A setting whose job is killed by a signal fails saying which signal (Slurm's
+        0:9), never "exit code 0"."""
+        done = run(project, "--engine-option", "per_job=1", env={"KILL": "2"})
+        assert done.returncode == 1, done.stderr
+        table = pl.read_parquet(folder(project) / "results.parquet").sort("n")
+        assert table["status"].to_list() == ["completed"] * 2 + ["failed"] + ["completed"] * 3
+        assert "killed by signal 9 (SIGKILL)" in table["error"][2], table["error"][2]
+        assert "exit code 0" not in table["error"][2]
 
     def test_a_job_slurm_cancels_is_failed_with_slurms_word(self, project):
         """A job scancel ends fails its settings, with Slurm's state in the error."""

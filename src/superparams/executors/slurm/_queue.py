@@ -56,13 +56,32 @@ def accounting(ids: str, names: set[str]) -> list[tuple[str, str, str]]:
         words = state.split()  # "CANCELLED by 0"
         detail = " ".join(words[1:])
         if words[0] == "FAILED" and code:
-            detail = f"exit code {code.split(':')[0]}"
+            detail = _ended(code)
         base, _, index = job.partition("_")
         if index.startswith("["):  # tasks that never started, as one range
             rows.extend((f"{base}_{i}", words[0], detail) for i in range_of(index))
         else:
             rows.append((job, words[0], detail))
     return rows
+
+
+def _ended(code: str) -> str:
+    """How a task ended, from sacct's ExitCode ``status:signal``: ``0:9`` is a kill by
+    SIGKILL (its exit status means nothing then), ``1:0`` an exit code of 1.
+
+    >>> _ended("0:9"), _ended("1:0")
+    ('killed by signal 9 (SIGKILL)', 'exit code 1')
+    """
+    import signal
+
+    status, _, number = code.partition(":")
+    if number.isdigit() and int(number):
+        try:
+            name = f" ({signal.Signals(int(number)).name})"
+        except ValueError:
+            name = ""
+        return f"killed by signal {number}{name}"
+    return f"exit code {status}"
 
 
 def jobs_by_name(
