@@ -309,6 +309,8 @@ class TestDetach:
         assert done.returncode == 0, done.stderr
         assert time.monotonic() - began < 15
         assert "6 settings queued on slurm" in done.stdout + done.stderr
+        assert "0 done before, 6 queued\n" in done.stderr  # queued, not "not run"
+        assert "not run" not in done.stderr
         assert statuses(project) == ["queued"] * 6
         shown = experiment(project, "status", "counted.Counted")
         assert "  queued       6" in shown.stdout

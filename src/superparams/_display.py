@@ -102,6 +102,8 @@ def summary(event: RunFinished) -> str:
     )
     if event.remaining:
         text += f", {event.remaining} not run"
+    if event.queued:
+        text += f", {event.queued} queued"
     return text
 
 

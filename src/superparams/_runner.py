@@ -150,6 +150,7 @@ class _Run:
         self._grace: threading.Timer | None = None
         self.interrupted = False
         self.remaining = 0
+        self.queued: set[str] = set()  # ids left in an engine's queue, not ended here
         self.write_error: StoreWriteError | None = None  # the store could not be written
         self.clock = clock  # seconds since the epoch: event times, batching (tests fake it)
         self.began = clock()
@@ -247,7 +248,7 @@ class _Run:
             self.executor.shutdown()
             self._left_interrupted()
             self._report()
-        self.remaining = len(pending) + len(self.inflight)
+        self.remaining = len(pending) + len(self.inflight) - len(self.queued)
         self.interrupted = self.stops > 0
 
     def _left_interrupted(self) -> None:
@@ -316,9 +317,11 @@ class _Run:
             if started.queued is not None:  # in an engine's queue, to run without this driver
                 where = started.queued
                 self.store.queued(task.id, task.attempt, where.job, info.described, where.engine)
+                self.queued.add(task.id)
                 return None
             if started.released:  # the engine let go of it: as it was before it was queued
                 self.store.queued(task.id, task.attempt, "", info.described, self.executor.name)
+                self.queued.discard(task.id)
                 return None
             in_process = self.executor.in_process
             log = self.store.started(
@@ -357,6 +360,7 @@ class _Run:
         for row in (*outcome.rows, *outcome.reported):
             self.renamed.update(renamed(row, params))
         log = self.store.append(outcome, info.described, info.reported)
+        self.queued.discard(outcome.id)  # queued before, ended now: collected
         seconds = outcome.finished - outcome.started
         if outcome.failure is None:
             del self.inflight[outcome.id]
@@ -468,6 +472,7 @@ class _Run:
             failed=self.failed,
             skipped=skipped,
             remaining=self.remaining,
+            queued=len(self.queued),
             seconds=self.clock() - self.began,
             interrupted=self.interrupted,
             results=self.store.results_path,

@@ -123,3 +123,4 @@ class RunFinished(Event):
     results: Path
     failures: tuple[SettingFailed, ...] = ()
     notes: tuple[str, ...] = ()  # what the stored table holds otherwise than run() said
+    queued: int = 0  # left in an engine's queue, to run without this driver (--detach)

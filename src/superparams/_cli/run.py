@@ -212,10 +212,10 @@ def _run_one(found: Found, space: Space[Any], request: RunRequest, prog: str, na
     if not quiet:
         print_results(space, frame if frame is not None else results_of(space), 20, prog, found)
     _report_end(finish)
-    if request.detach and finish.remaining:
+    if request.detach and finish.queued:
         queue = request.engine  # --detach takes only an engine that queues
         say(
-            f"{finish.remaining} setting{'s' if finish.remaining != 1 else ''} queued on "
+            f"{finish.queued} setting{'s' if finish.queued != 1 else ''} queued on "
             f"{queue}: `{prog} {found.name} --engine {queue}` collects them, "
             f"`{prog} status {found.name}` shows how they stand"
         )
