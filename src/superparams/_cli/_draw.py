@@ -99,23 +99,13 @@ def lines(
     import polars as pl
 
     from superparams._outdated import OUTDATED, any_outdated, mark
-    from superparams._summary import OUTDATED_ROW, DeclaredColumns
+    from superparams._summary import OUTDATED_ROW
 
     if table is None:
         table = space.results()
     if OUTDATED not in table.columns:
         table = mark(table, None)
-    declared = DeclaredColumns(space)
-    found = declared.columns(table.columns)
-    over = tuple(declared.replicates) if over is None else over
-    name = space.experiment_class.__name__
-    numeric = [m for m in found.metrics if _is_numeric(table.schema[m])]
-    if y not in numeric:
-        msg = (
-            f"--y: {name} has no metric {y!r}{did_you_mean(y, numeric)}; "
-            f"its metrics are {', '.join(numeric) or 'none yet (nothing completed)'}"
-        )
-        raise UsageError(msg)
+    found, over, name = _plotted(space, table, y, over)
     if x == y:
         msg = f"--x and --y are both {x!r}; plot a metric against a parameter or epoch"
         raise UsageError(msg)
@@ -212,21 +202,11 @@ def cells(
     Raises:
         UsageError: no such metric or parameter, or another field still varies.
     """
-    from superparams._summary import OUTDATED_ROW, DeclaredColumns, summarise
+    from superparams._summary import OUTDATED_ROW, summarise
 
     if table is None:
         table = space.results()
-    declared = DeclaredColumns(space)
-    found = declared.columns(table.columns)
-    over = tuple(declared.replicates) if over is None else over
-    name = space.experiment_class.__name__
-    numeric = [m for m in found.metrics if _is_numeric(table.schema[m])]
-    if metric not in numeric:
-        msg = (
-            f"--y: {name} has no metric {metric!r}{did_you_mean(metric, numeric)}; "
-            f"its metrics are {', '.join(numeric) or 'none yet (nothing completed)'}"
-        )
-        raise UsageError(msg)
+    found, over, name = _plotted(space, table, metric, over)
     varied = [c for c in found.varied if c not in over and c in table.columns]
     for option, field in (("--x", x), ("--heatmap", y)):
         if field not in varied:
@@ -329,6 +309,30 @@ OUTDATED_COLOUR = "#b26a00"
 def _note(ax: Any, text: str) -> None:
     """Say on the plot how what earlier code made is drawn, right of the title."""
     ax.set_title(f"({text})", loc="right", fontsize="small", color=OUTDATED_COLOUR)
+
+
+def _plotted(
+    space: Space[Any], table: pl.DataFrame, metric: str, over: tuple[str, ...] | None
+) -> tuple[Any, tuple[str, ...], str]:
+    """What a plot of ``metric`` reads: the table's columns as the space declares them,
+    the fields it averages over (the declared seeds by default) and the class's name.
+
+    Raises:
+        UsageError: ``metric`` is no numeric metric of the table (``--y``).
+    """
+    from superparams._summary import DeclaredColumns
+
+    declared = DeclaredColumns(space)
+    found = declared.columns(table.columns)
+    name = space.experiment_class.__name__
+    numeric = [m for m in found.metrics if _is_numeric(table.schema[m])]
+    if metric not in numeric:
+        msg = (
+            f"--y: {name} has no metric {metric!r}{did_you_mean(metric, numeric)}; "
+            f"its metrics are {', '.join(numeric) or 'none yet (nothing completed)'}"
+        )
+        raise UsageError(msg)
+    return found, tuple(declared.replicates) if over is None else over, name
 
 
 def _is_numeric(dtype: pl.DataType) -> bool:
