@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from superparams._experiment import Experiment
-    from superparams._runner import Subscriber
+    from superparams._runner import Feed, Subscriber
     from superparams._search import Told
     from superparams._space import Space
     from superparams._store._plan import Plan
@@ -395,6 +395,50 @@ def run_all(
             was stored before is safe, and a run after it resumes.
         KeyboardInterrupt: after Ctrl-C, once everything finished has been stored.
     """
+    return run_fed(
+        space,
+        None,
+        num_proc,
+        gpus=gpus,
+        only_failed=only_failed,
+        fresh=fresh,
+        rerun_outdated=rerun_outdated,
+        timeout=timeout,
+        retries=retries,
+        folder=folder,
+        engine=engine,
+        engine_options=engine_options,
+        debug=debug,
+        isolate=isolate,
+        display=display,
+        subscribers=subscribers,
+        stop=stop,
+    )
+
+
+def run_fed(
+    space: Space[Any],
+    feed: Feed | None,
+    num_proc: int | None = DEFAULT_NUM_PROC,
+    *,
+    gpus: Sequence[int | str] | None = None,
+    only_failed: bool = False,
+    fresh: bool = False,
+    rerun_outdated: bool = False,
+    timeout: float | None = None,
+    retries: int = 0,
+    folder: Path | str | None = None,
+    engine: str | Executor | None = None,
+    engine_options: Mapping[str, Any] | None = None,
+    debug: bool = False,
+    isolate: bool = False,
+    display: bool | Subscriber = True,
+    subscribers: Iterable[Subscriber] = (),
+    stop: Any = None,
+) -> pl.DataFrame:
+    """:func:`run_all`'s work, and settings ``feed`` gives while the run runs (an
+    adaptive search's proposals, settings of ``space`` once their values are set: see
+    :class:`superparams._runner.Feed`); with a feed, the space's own are not run."""
     import polars as pl  # noqa: F401  # fail here, not after the run, if it is missing
 
     from superparams.executors import Executor, get_executor
@@ -422,7 +466,7 @@ def run_all(
 
         msg = "engine_options are for an engine given by name; this one is made already"
         raise UsageError(msg)
-    if not space.enumerable:
+    if not space.enumerable and feed is None:
         len(space)  # raises, saying to take a sample, before the store is made
     subs = list(subscribers)
     if display is True:
@@ -434,6 +478,7 @@ def run_all(
     from superparams import _runner as runner
     from superparams._code import code_version
     from superparams._outdated import mark
+    from superparams._store._plan import Plan
 
     # From here a scheduler's SIGTERM or SIGHUP stops the run as Ctrl-C does.
     with runner.stop_signals():
@@ -441,7 +486,7 @@ def run_all(
         code = code_version(space.experiment_class)  # once per run: every line carries it
         store.stamp(code)
         with store:
-            stored = store.plan(space, code.version)
+            stored = store.plan(space, code.version) if feed is None else Plan()
             positions = stored.to_run(
                 fresh=fresh,
                 only_failed=only_failed,
@@ -453,7 +498,7 @@ def run_all(
                 num_proc,
                 gpus,
                 debug,
-                len(positions),
+                len(positions) if feed is None else feed.expected,
                 isolate=isolate,
                 options=engine_options,
             )
@@ -471,10 +516,13 @@ def run_all(
                 notices=[*notices, notice] if notice else notices,
                 fresh=starting,
                 stopping=_stopping(rules, store, starting) if rules else None,
+                feed=feed,
             )
         # The table the run wrote to results.parquet, rather than a second copy read back.
         table = store.written if store.written is not None else store.table()
         store.written = None
+        if feed is not None:
+            return mark(table, code.version)
         return mark(select_settings(table, stored.ids), code.version)  # as results() reads
 
 
@@ -599,5 +647,6 @@ def optimize(
         width=width,
         store=store,
         told=told,
+        run_feed=lambda feed: run_fed(space, feed, **run),
         **run,
     )

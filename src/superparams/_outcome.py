@@ -2,7 +2,8 @@
 
 A leaf module: the runner, the store, the events, the displays and every engine import
 it, and it imports nothing of superparams. A :class:`Task` is one attempt at one setting,
-named by its position in the base space; an :class:`Outcome` is what became of it, built
+named by its position in the base space (and the values it sets there, for a setting
+proposed while the run ran); an :class:`Outcome` is what became of it, built
 by the worker that ran it (:func:`superparams._worker.run_setting`) or, when no worker
 could say (it died, it was lost, it ran too long), by the engine with
 :meth:`Outcome.failed`.
@@ -34,6 +35,10 @@ class Task:
     id: str
     attempt: int
     timeout: float | None = None
+    # A setting proposed while the run ran (an adaptive search's) is not in the base
+    # space the engine was given: it is at ``position`` in the base with these fields set
+    # (their values, as the proposal made them). Empty for every other setting.
+    values: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ turns Ctrl-C into a clean stop. It prints nothing: it emits events
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import signal
@@ -78,6 +79,7 @@ def run(
     notices: Sequence[str] = (),
     fresh: Collection[str] = (),
     stopping: Stopping | None = None,
+    feed: Feed | None = None,
 ) -> None:
     """Run the settings of ``space`` at ``positions`` on ``executor``, recording each in
     ``store`` (open, and locked by the caller) and telling ``subscribers`` as it goes.
@@ -87,7 +89,8 @@ def run(
     folder of its own is emptied before its first attempt is handed to the engine, and
     the rows its earlier attempts reported are replaced; a failed or interrupted setting
     not in ``fresh`` keeps them. ``stopping`` holds the run's stop rules: see
-    :attr:`_Run.stopping`.
+    :attr:`_Run.stopping`. ``feed`` gives more settings while the run runs, once those
+    at ``positions`` are all handed to the engine (see :class:`Feed`).
 
     Raises:
         StoreWriteError: the store could not be written; the run stopped there.
@@ -97,6 +100,7 @@ def run(
     work = _Run(space, store, executor, subscribers, timeout=timeout, retries=retries)
     work.fresh = set(fresh)
     work.stopping = stopping
+    work.feed = feed
     for text in notices:
         work.emit(Notice(time.time(), text))
     work.record_died(stored)
@@ -113,12 +117,41 @@ def run(
         raise KeyboardInterrupt
 
 
+@dataclass(frozen=True)
+class Proposed:
+    """A setting a :class:`Feed` gives a run: not in the space the engine was given, but
+    at ``position`` in it once ``values`` are set on its fields."""
+
+    setting: Experiment
+    id: str
+    position: int
+    values: tuple[tuple[str, Any], ...]
+
+
+class Feed(Protocol):
+    """Settings a run takes while it runs: an adaptive search's proposals, each made
+    once the settings before it have ended. The run asks for more whenever it could
+    start a setting and has none left of its own, and tells the feed of every setting
+    that ends for good; it ends when nothing runs and the feed gives nothing."""
+
+    #: How many settings it expects to give, for the counts the run starts with.
+    expected: int
+
+    def more(self) -> list[Proposed]:
+        """Settings to run now; none while what comes next waits on settings running."""
+        ...
+
+    def ended(self, sid: str, outcome: Outcome, rows: list[dict[str, Any]]) -> None:
+        """The setting ``sid`` ended for good (completed, or failed with no retry
+        left): its outcome, and every row it reported or returned, in order."""
+        ...
+
+
 @dataclass
 class _InFlight:
-    position: int
+    task: Task  # its first attempt in this run
     label: str
     described: dict[str, Any]  # label, parameters and encodings, made once
-    first_attempt: int
     # The rows it reported since it last started fresh, as [attempt, row] pairs: of
     # earlier runs (failed, interrupted), earlier attempts, and the one running now.
     reported: list[list[Any]]
@@ -167,6 +200,8 @@ class _Run:
         # Keys run() returned that name a column superparams fills, and the column each
         # is stored in instead (see superparams._store.renamed): the summary says so.
         self.renamed: dict[str, str] = {}
+        self.feed: Feed | None = None  # more settings, given while the run runs
+        self.proposed: deque[Proposed] = deque()  # given by the feed, not submitted yet
 
     def emit(self, event: Event) -> None:
         for subscriber in self.subscribers:
@@ -178,25 +213,26 @@ class _Run:
         from superparams._experiment import Experiment
 
         experiment = self.space.experiment_class
+        expected = self.feed.expected if self.feed is not None else 0
         self.emit(
             RunStarted(
                 self.clock(),
                 experiment=experiment.__name__,
                 folder=self.store.folder,
-                total=len(stored.ids),
+                total=len(stored.ids) + expected,
                 completed=len(stored.done),
                 failed=len(stored.failed),
                 interrupted=len(stored.interrupted),
                 new=len(stored.new),
                 stale=len(stored.stale),
-                to_run=len(positions),
+                to_run=len(positions) + expected,
                 outdated=_left_out(stored.outdated, positions),
                 num_proc=self.executor.num_proc,
                 engine=self.executor.name,
                 overview=str(self.space) if isinstance(self.space, Experiment) else "",
             )
         )
-        if not positions:
+        if not positions and self.feed is None:
             return
         # What a failed or interrupted setting reported stays its own, unless it starts fresh.
         again = {
@@ -212,17 +248,23 @@ class _Run:
             self.executor.reports = self
             self.executor.folder = self.store.folder
             self.executor.start(rooted(self.space, self.store.folder), self._started)
-            while pending or self.executor.busy:
+            while pending or self.proposed or self.executor.busy or self.feed is not None:
                 if self.stops and not dropped:  # not in the handler: it may interrupt a send
                     self.executor.drop_queued()
                     dropped = True
                 free = self.executor.free
-                while pending and free > 0 and not self.stops:
-                    position = pending.popleft()
-                    self._submit(position, stored.ids[position], 1)  # a rerun is no retry
+                while free > 0 and not self.stops and (pending or self._fed()):
+                    if pending:
+                        position = pending.popleft()
+                        task = Task(position, stored.ids[position], 1, self.timeout)
+                        self._submit(self.space[position], task)  # a rerun is no retry
+                    else:
+                        given = self.proposed.popleft()
+                        task = Task(given.position, given.id, 1, self.timeout, given.values)
+                        self._submit(given.setting, task)
                     free -= 1
-                if self.stops and not self.executor.busy:
-                    break
+                if not self.executor.busy and (self.stops or not (pending or self.proposed)):
+                    break  # stopped, or the feed waits on nothing that runs: all done
                 # Short enough that the first Ctrl-C is acted on at once (PEP 475 resumes
                 # an interrupted wait), long enough to cost nothing while settings run.
                 wait = COMMIT_INTERVAL if self.unreported else 0.25
@@ -248,7 +290,7 @@ class _Run:
             self.executor.shutdown()
             self._left_interrupted()
             self._report()
-        self.remaining = len(pending) + len(self.inflight) - len(self.queued)
+        self.remaining = len(pending) + len(self.proposed) + len(self.inflight) - len(self.queued)
         self.interrupted = self.stops > 0
 
     def _left_interrupted(self) -> None:
@@ -297,17 +339,23 @@ class _Run:
         )
         self.emit(Notice(self.clock(), text))
 
-    def _submit(self, position: int, sid: str, attempt: int) -> None:
-        setting: Experiment = self.space[position]
+    def _fed(self) -> bool:
+        """Whether a setting the feed gave waits to be submitted, asking it for more."""
+        if not self.proposed and self.feed is not None:
+            self.proposed.extend(self.feed.more())
+        return bool(self.proposed)
+
+    def _submit(self, setting: Experiment, task: Task) -> None:
+        """Hand a setting's first attempt in this run to the engine."""
+        sid = task.id
         setting.__dict__["_sp_id"] = sid  # known from the plan: no need to hash it again
-        if sid not in self.inflight:
-            label = setting.label
-            described = describe(label, _params(setting), setting_encodings(setting))
-            carried = list(self.carried.get(sid, ()))
-            self.inflight[sid] = _InFlight(position, label, described, attempt, carried)
-        if attempt == 1 and sid in self.fresh:  # before the engine has it: run() finds
+        label = setting.label
+        described = describe(label, _params(setting), setting_encodings(setting))
+        carried = list(self.carried.get(sid, ()))
+        self.inflight[sid] = _InFlight(task, label, described, carried)
+        if sid in self.fresh:  # before the engine has it: run() finds
             empty(self.store.folder, sid)  # its workdir empty (a retry keeps it)
-        self.executor.submit(Task(position, sid, attempt, self.timeout))
+        self.executor.submit(task)
 
     def _started(self, started: Started) -> SettingLog | None:
         """Record a start; the setting's log, for the engine to write what it prints."""
@@ -377,7 +425,7 @@ class _Run:
                 log,
             )
         else:
-            retry = outcome.attempt - info.first_attempt < self.retries and not self.stops
+            retry = outcome.attempt - info.task.attempt < self.retries and not self.stops
             event = SettingFailed(
                 outcome.finished,
                 outcome.id,
@@ -390,14 +438,15 @@ class _Run:
                 will_retry=retry,
             )
             if retry:
-                self.executor.submit(
-                    Task(info.position, outcome.id, outcome.attempt + 1, self.timeout)
-                )
+                self.executor.submit(dataclasses.replace(info.task, attempt=outcome.attempt + 1))
             else:
                 del self.inflight[outcome.id]
                 self.failed += 1
                 self.failures.append(event)
         self.unreported.append(event)
+        if self.feed is not None and outcome.id not in self.inflight:  # ended for good
+            rows = [row for _, row in info.reported]
+            self.feed.ended(outcome.id, outcome, [*rows, *outcome.rows])
 
     # -- rows reported while settings run (see executors.Reports) -----------------------
 

@@ -16,7 +16,9 @@ size, so two resumes of the same history propose the same next configuration; a 
 that starts with an empty store asks exactly as Optuna's own ask-and-tell loop does.
 
 It imports Optuna only when called (the ``search`` extra), and runs nothing itself: the
-settings run through the space's own ``run_all``.
+whole search is one run of the space (:func:`superparams._api.run_fed`) that takes each
+proposal's settings as it is made, so workers start once, and a proposal costs what the
+sampler and the store cost.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     import optuna
     import polars as pl
 
+    from superparams._outcome import Outcome
+    from superparams._runner import Feed, Proposed
     from superparams._space import Space
     from superparams._store._writer import Store
 
@@ -77,11 +81,14 @@ def optimize(
     dry_run: bool = False,
     store: Store | None = None,
     told: Callable[[Told], None] | None = None,
+    run_feed: Callable[[Feed], object],
     **run: Any,
 ) -> pl.DataFrame:
     """Search ``space`` for the best mean of ``metric`` over its seeds, ``width``
     configurations at a time; see :func:`superparams._api.optimize`. ``told`` hears of
-    each configuration once its seeds have ended."""
+    each configuration once its seeds have ended. ``run_feed`` runs the proposals: one
+    run of ``space`` that takes the settings a feed gives (``run`` are its keywords, for
+    the settings of stored configurations to complete first)."""
     metrics = [metric] if isinstance(metric, str) else list(metric)
     modes = [mode] * len(metrics) if isinstance(mode, str) else list(mode)
     optuna, searched, history = _ready(space, metrics, modes, budget, sampler, run.get("folder"))
@@ -112,31 +119,19 @@ def optimize(
             }
         )
     if pending:  # cut short by a kill or an interruption: complete them first
-        _run_and_tell(space, searched, pending, metrics, run, told=None)
+        _complete(space, pending, metrics, run)
         for configuration in pending:
             state = kept.get(searched.key(configuration.values))
             _add(optuna, study, searched, configuration, state)
             if told is not None:
                 best = _best(history, modes)
                 told(Told(history.index(configuration) + 1, budget, configuration, best))
-    # The budget counts distinct configurations: a sampler that proposes one again (a
-    # small discrete space) is told its stored outcome, and it costs nothing.
-    seen = {searched.key(c.values) for c in history}
-    size = searched.size()
-    repeats = 0
-    while len(seen) < min(budget, size) and repeats < _MAX_REPEATS:
-        trials = [study.ask(searched.distributions) for _ in range(min(width, budget - len(seen)))]
-        proposed = [_Configuration(searched.values(t.params)) for t in trials]
-        _keep_states(store, study, trials, proposed)
-        _run_and_tell(space, searched, proposed, metrics, run, told=(study, trials))
-        for configuration in proposed:
-            key = searched.key(configuration.values)
-            repeats = repeats + 1 if key in seen else 0
-            if key not in seen:
-                seen.add(key)
-                history.append(configuration)
-                if told is not None:
-                    told(Told(len(history), budget, configuration, _best(history, modes)))
+    feed = _Proposals(space, searched, study, history, metrics, modes, budget, width)
+    feed.store, feed.listener = store, told
+    if feed.wanted():
+        run_feed(feed)
+        if feed.error is not None:
+            raise feed.error
     return _progress(history, metrics)
 
 
@@ -206,7 +201,7 @@ def _history(
     table = space.results(folder=folder)
     if table.is_empty():
         return []
-    _check_metrics(space, table, metrics)
+    _check_metrics(space, table.columns, metrics)
     constants = _constants(space, searched, table.columns)
     for name, value in constants.items():
         table = table.filter(pl.col(name) == value) if value is not None else table
@@ -339,16 +334,138 @@ def _add(
 # -- running proposals -----------------------------------------------------------------
 
 
-def _run_and_tell(
+@dataclass
+class _Running:
+    """A proposed configuration whose seeds run: the trials it answers (one, or more
+    when the sampler proposed it again meanwhile), its settings' ids, and how each of
+    them ended so far (one row each, as :func:`_judged` takes them)."""
+
+    configuration: _Configuration
+    trials: list[Any]
+    ids: list[str]
+    ended: dict[str, dict[str, Any]] = field(default_factory=dict)
+    columns: set[str] = field(default_factory=set)  # what its completed seeds reported
+
+
+class _Proposals:
+    """The search as a run's feed (:class:`superparams._runner.Feed`): it asks the
+    sampler for up to ``width`` configurations at a time, gives the run each one's
+    settings (one per seed), and tells the sampler a configuration's mean over its seeds
+    once they have all ended, then proposes the next.
+
+    The budget counts distinct configurations: a sampler that proposes a stored one again
+    (a small discrete space) is told its stored outcome, and it costs nothing; one it
+    proposes again while it runs is told when it ends.
+    """
+
+    def __init__(
+        self,
+        space: Space[Any],
+        searched: Searched,
+        study: Any,
+        history: list[_Configuration],
+        metrics: list[str],
+        modes: list[Any],
+        budget: int,
+        width: int,
+    ) -> None:
+        self.space, self.searched, self.study, self.history = space, searched, study, history
+        self.metrics, self.modes, self.budget, self.width = metrics, modes, budget, width
+        self.store: Store | None = None
+        self.listener: Callable[[Told], None] | None = None  # hears of each one ended
+        self.ended_by_key = {searched.key(c.values): c for c in history}
+        self.running: dict[tuple[str, ...], _Running] = {}
+        self.by_id: dict[str, _Running] = {}
+        self.seeds = seed_count(space)
+        self.repeats = 0  # proposals in a row that were not new
+        self.error: UsageError | None = None  # raised once the run has ended
+        self.expected = max(0, self.goal() - len(history)) * self.seeds
+
+    def goal(self) -> int:
+        """How many configurations the search ends with: the budget, or all there are."""
+        return int(min(self.budget, self.searched.size()))
+
+    def wanted(self) -> bool:
+        """Whether to propose another configuration."""
+        known = len(self.ended_by_key) + len(self.running)
+        return known < self.goal() and self.repeats < _MAX_REPEATS and self.error is None
+
+    def more(self) -> list[Proposed]:
+        from superparams._runner import Proposed
+        from superparams._space import pinned, setting_ids
+
+        given: list[Proposed] = []
+        while len(self.running) < self.width and self.wanted():
+            trial = self.study.ask(self.searched.distributions)
+            configuration = _Configuration(self.searched.values(trial.params))
+            _keep_states(self.store, self.study, [trial], [configuration])
+            key = self.searched.key(configuration.values)
+            self.repeats += 1
+            if key in self.running:
+                self.running[key].trials.append(trial)
+            elif key in self.ended_by_key:
+                self._tell(trial, self.ended_by_key[key])
+            else:
+                self.repeats = 0
+                part = pinned(self.space, configuration.values)
+                ids = list(setting_ids(part))
+                running = _Running(configuration, [trial], ids)
+                self.running[key] = running
+                values = tuple(configuration.values.items())
+                for position, sid in enumerate(ids):
+                    self.by_id[sid] = running
+                    given.append(Proposed(part[position], sid, position, values))
+        return given
+
+    def ended(self, sid: str, outcome: Outcome, rows: list[dict[str, Any]]) -> None:
+        running = self.by_id.pop(sid, None)
+        if running is None:
+            return
+        last: dict[str, Any] = {"status": outcome.status, "stopped": outcome.stopped}
+        for metric in self.metrics:
+            last[metric] = next(
+                (r[metric] for r in reversed(rows) if r.get(metric) is not None), None
+            )
+        running.ended[sid] = last
+        if outcome.failure is None:
+            running.columns.update(key for row in rows for key in row)
+        if len(running.ended) < len(running.ids):
+            return
+        configuration = running.configuration
+        del self.running[self.searched.key(configuration.values)]
+        if self.error is None and any(r["status"] == "completed" for r in running.ended.values()):
+            try:  # a metric no completed seed reports: the search ends, saying so
+                _check_metrics(self.space, running.columns, self.metrics)
+            except UsageError as error:
+                self.error = error
+        _judged(configuration, [running.ended[i] for i in running.ids], self.metrics, self.seeds)
+        for trial in running.trials:
+            self._tell(trial, configuration)
+        self.ended_by_key[self.searched.key(configuration.values)] = configuration
+        self.history.append(configuration)
+        if self.listener is not None:
+            best = _best(self.history, self.modes)
+            self.listener(Told(len(self.history), self.budget, configuration, best))
+
+    def _tell(self, trial: Any, configuration: _Configuration) -> None:
+        import optuna
+
+        if configuration.state == "complete":
+            self.study.tell(trial, configuration.means)
+        elif configuration.state == "pruned":
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def _complete(
     space: Space[Any],
-    searched: Searched,
     configurations: list[_Configuration],
     metrics: list[str],
     run: dict[str, Any],
-    told: tuple[Any, list[Any]] | None,
 ) -> None:
-    """Run each configuration on every seed, judge it, and tell the sampler (``told``:
-    the study and the trials asked for them, in order; None for stored ones)."""
+    """Run the seeds still to run of stored configurations (cut short by a kill or an
+    interruption), and judge each."""
     import polars as pl
 
     from superparams._space import Union, pinned, setting_ids
@@ -357,7 +474,7 @@ def _run_and_tell(
     joined: Space[Any] = spaces[0] if len(spaces) == 1 else Union(spaces)
     table = joined.run_all(**run)
     if (table["status"] == "completed").any():
-        _check_metrics(space, table, metrics)
+        _check_metrics(space, table.columns, metrics)
     seeds = seed_count(space)
     for configuration, part in zip(configurations, spaces, strict=True):
         ids = list(setting_ids(part))
@@ -375,18 +492,6 @@ def _run_and_tell(
             for m in metrics:
                 row.setdefault(m, None)
         _judged(configuration, rows, metrics, seeds)
-    if told is None:
-        return
-    study, trials = told
-    import optuna
-
-    for configuration, trial in zip(configurations, trials, strict=True):
-        if configuration.state == "complete":
-            study.tell(trial, configuration.means)
-        elif configuration.state == "pruned":
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        else:  # failed, or cut short by an interruption: the run raised before this
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
 # -- what it says ----------------------------------------------------------------------
@@ -483,11 +588,12 @@ def _check(space: Space[Any], metrics: list[str], modes: list[Any], budget: obje
         raise UsageError(msg)
 
 
-def _check_metrics(space: Space[Any], table: pl.DataFrame, metrics: list[str]) -> None:
-    """Refuse a metric that no stored setting reports, naming those they do."""
-    from superparams._summary import columns
+def _check_metrics(space: Space[Any], names: Sequence[str] | set[str], metrics: list[str]) -> None:
+    """Refuse a metric that none of the columns ``names`` is (those the stored settings
+    report), naming those that are."""
+    from superparams._summary import DeclaredColumns
 
-    known = columns(space, table).metrics
+    known = DeclaredColumns(space).columns(list(names)).metrics
     for metric in metrics:
         if metric not in known:
             name = space.experiment_class.__name__

@@ -267,6 +267,16 @@ def _collect(rows: list[dict[str, Any]]) -> Reporter:
     return keep
 
 
+def setting_of(base: Any, task: Task) -> Any:
+    """The setting ``task`` names in ``base``, the space an engine was given: at its
+    position there, or, for a setting proposed while the run ran, at its position once
+    its values are set (``base`` is then the runner's, which knows how: see
+    :class:`superparams._store._workdir.Rooted`)."""
+    if task.values:
+        base = base.pinned(dict(task.values))
+    return base[task.position]
+
+
 def run_task(base: Any, task: Task, rank: int, n_proc: int) -> Outcome:
     """Run one task of ``base`` where the store's files are out of reach, output captured.
 
@@ -280,7 +290,7 @@ def run_task(base: Any, task: Task, rank: int, n_proc: int) -> Outcome:
 
     from superparams._logsize import cut, log_limit
 
-    setting = base[task.position]
+    setting = setting_of(base, task)
     setting.__dict__["rank"] = rank
     setting.__dict__["n_proc"] = n_proc
     with tempfile.TemporaryFile(prefix="superparams-") as file:

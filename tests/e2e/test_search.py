@@ -130,6 +130,31 @@ class TestTheCommand:
             "would propose 2 more configurations (1 at a time, each on 2 seeds)"
         )
 
+    @pytest.mark.parametrize("engine", ["inline", "ray", "slurm"])
+    def test_on_every_engine(self, tmp_path, engine):
+        """The search runs as one run on each engine, which takes each proposal's settings
+        as it is made (they are not in the space its workers were given): it reaches its
+        budget, each configuration on both seeds, with the same proposals as locally."""
+        if engine == "ray":
+            pytest.importorskip("ray")
+        if engine == "slurm":
+            from tests.slurm import need_slurm
+
+            need_slurm()
+        write(tmp_path / "experiments/quad.py", QUAD)
+        child = search(tmp_path, 3, "--engine", engine)
+        _, err = child.communicate(timeout=600)
+        assert child.returncode == 0, err
+        table = pl.read_parquet(tmp_path / "experiments/progress/quad/Quad/results.parquet")
+        assert table.height == 6
+        assert sorted(Counter(table["label"].str.replace(r",?seed=\d", "")).values()) == [2, 2, 2]
+        local = tmp_path / "local"
+        write(local / "experiments/quad.py", QUAD)
+        child = search(local, 3)
+        child.communicate(timeout=300)
+        here = pl.read_parquet(local / "experiments/progress/quad/Quad/results.parquet")
+        assert sorted(table["id"].to_list()) == sorted(here["id"].to_list())
+
     def test_on_dask(self, tmp_path):
         """The same search on the Dask engine (a local cluster of its own) reaches its
         budget, each configuration on both seeds."""

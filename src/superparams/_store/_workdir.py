@@ -53,6 +53,13 @@ class Rooted:
     def __len__(self) -> int:
         return len(self.space)
 
+    def pinned(self, values: dict[str, Any]) -> Rooted:
+        """This space with ``values`` set on its fields (a proposal of an adaptive
+        search), its settings' folders where this one's are."""
+        from superparams._space import pinned
+
+        return Rooted(pinned(self.space, values), self.root)
+
     def __reduce__(self) -> tuple[type[Rooted], tuple[Space[Any], str]]:
         # Said outright: before 3.11, pickle asks for __getstate__, which __getattr__
         # would answer with the space's own, and the copy would lose `space` and `root`.

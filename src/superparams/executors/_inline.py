@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from superparams._outcome import Outcome, Started, Task
-from superparams._worker import rows_of, run_as_is, run_setting
+from superparams._worker import rows_of, run_as_is, run_setting, setting_of
 from superparams.executors._base import Executor
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class InlineExecutor(Executor):
         if not self._queue or self._base is None:
             return []
         task = self._queue.popleft()
-        setting = self._base[task.position]
+        setting = setting_of(self._base, task)
         started = time.time()
         log = self._notify(Started(task, 0, started))
         if self.debug:

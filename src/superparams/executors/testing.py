@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from superparams._outcome import Failure, Outcome, Started, Task
-from superparams._worker import rows_of
+from superparams._worker import rows_of, setting_of
 from superparams.executors._base import Executor
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ class ScriptedExecutor(Executor):
         assert self._base is not None  # started before anything is submitted
         outcome = Outcome(task.id, task.attempt, started=since, worker=worker)
         try:
-            outcome.rows = rows_of(self._base[task.position].run())
+            outcome.rows = rows_of(setting_of(self._base, task).run())
         except Exception as error:
             error_line = f"{type(error).__name__}: {error}"
             outcome.failure = Failure("raised", error_line, traceback.format_exc())

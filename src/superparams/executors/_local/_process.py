@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 from superparams._leftovers import children, libc, run_only_settings, subreaper
 from superparams._outcome import Failure, Outcome, Task
-from superparams._worker import Reporter, error_line, run_setting
+from superparams._worker import Reporter, error_line, run_setting, setting_of
 from superparams.errors import WorkerError
 
 # How a local worker opens the file a setting's output goes to, in the engine's scratch
@@ -112,7 +112,7 @@ def serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int, scratc
     while True:
         if queue and not tasks.poll():  # between settings, the driver may have a word
             task = queue.popleft()
-            setting = base[task.position]
+            setting = setting_of(base, task)
             setting.__dict__["rank"] = worker
             setting.__dict__["n_proc"] = n_proc
             outcome, printed = _run_in_worker(setting, task, worker, scratch, report)

@@ -33,6 +33,8 @@ from superparams.executors.slurm._files import (
     job_key,
     own_folder,
     read_signed,
+    task_entry,
+    task_of,
     write_signed,
 )
 from superparams.executors.slurm._queue import (
@@ -245,7 +247,7 @@ class SlurmExecutor(Detaching):
         data = json.loads(read_signed(path, self._key))
         if "job_name" not in data or not BATCH_NAME.fullmatch(path.stem):
             return None
-        tasks = [Task(p, sid, attempt, timeout) for p, sid, attempt, timeout in data["tasks"]]
+        tasks = [task_of(entry) for entry in data["tasks"]]
         return _Batch(path.stem, tasks, int(data["per_job"]), str(data["job_name"]))
 
     # -- submit: gathered, then sent as one array at the next wait ------------------------
@@ -289,7 +291,7 @@ class SlurmExecutor(Detaching):
             "base": self._base,
             "n_proc": self.parallel,
             "per_job": self.per_job,
-            "tasks": [[t.position, t.id, t.attempt, t.timeout] for t in tasks],
+            "tasks": [task_entry(t) for t in tasks],
         }
         own_folder(self._dir / "jobs" / name)
         # The manifest first: a driver killed from here on is found again by the name.

@@ -6,13 +6,17 @@ The driver and the job program on the nodes both use it; it never runs a Slurm c
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import hmac
 import os
+import pickle
 import re
 from pathlib import Path
+from typing import Any
 
+from superparams._outcome import Task
 from superparams.errors import EngineError
 
 FOLDER = "slurm"  # under the results folder
@@ -107,3 +111,21 @@ def read_signed(path: Path, key: bytes) -> bytes:
         )
         raise JobFileError(msg)
     return data
+
+
+def task_entry(task: Task) -> list[Any]:
+    """A task as a batch's manifest holds it: position, id, attempt, timeout, and the
+    values of a setting proposed while the run ran, pickled (the manifest is signed)."""
+    entry: list[Any] = [task.position, task.id, task.attempt, task.timeout]
+    if task.values:
+        import cloudpickle
+
+        entry.append(base64.b64encode(cloudpickle.dumps(task.values)).decode("ascii"))
+    return entry
+
+
+def task_of(entry: list[Any]) -> Task:
+    """The task a manifest's entry (:func:`task_entry`) stands for."""
+    position, sid, attempt, timeout, *values = entry
+    held = pickle.loads(base64.b64decode(values[0])) if values else ()  # signed
+    return Task(int(position), str(sid), int(attempt), timeout, held)

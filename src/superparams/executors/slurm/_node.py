@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from superparams._outcome import Failure, Outcome, Task
+from superparams._outcome import Failure, Outcome
 from superparams._worker import error_line, run_task
 from superparams.executors._shipping import loaded
 from superparams.executors.slurm._files import (
@@ -23,6 +23,7 @@ from superparams.executors.slurm._files import (
     job_key,
     own_folder,
     read_signed,
+    task_of,
     write_signed,
 )
 
@@ -98,11 +99,10 @@ def job(folder: Path, batch: str, index: int) -> int:
     tasks = manifest["tasks"]
     failed = False
     for number in range(index * per_job, min(len(tasks), (index + 1) * per_job)):
-        position, sid, attempt, timeout = tasks[number]
         path = folder / "jobs" / batch / f"{number}.out"
         if path.exists():
             continue  # run before this array task was requeued
-        outcome = run_task(base, Task(position, sid, attempt, timeout), rank, n_proc)
+        outcome = run_task(base, task_of(tasks[number]), rank, n_proc)
         write_signed(path, key, _dumps(outcome))
         failed = failed or outcome.failure is not None
     return 1 if failed else 0  # so Slurm's accounting says FAILED too
