@@ -385,3 +385,33 @@ def latest_outcomes(table: pl.DataFrame) -> pl.DataFrame:
         return table.drop(SEQ)
     line = pl.col(SEQ).fill_null(-1)
     return table.filter(line == line.max().over("id")).drop(SEQ)
+
+
+def superseded_outcomes(table: pl.DataFrame) -> pl.DataFrame | None:
+    """The rows :func:`latest_outcomes` drops: each setting's outcomes (and starts) that a
+    later one replaced, in the order recorded; None when it drops none."""
+    import polars as pl
+
+    if SEQ not in table.columns or table.is_empty():
+        return None
+    seq = table[SEQ]
+    if seq.null_count() == 0 and seq.n_unique() == table["id"].n_unique():
+        return None
+    line = pl.col(SEQ).fill_null(-1)
+    older = table.filter(line != line.max().over("id")).drop(SEQ)
+    return older if older.height else None
+
+
+#: What tells one stored outcome from another of the same setting: a history row is
+#: kept once however often the record it comes from is read.
+OUTCOME_KEY = ("id", "started", "attempt", "status", "code_version")
+
+
+def kept_once(history: pl.DataFrame | None, new: pl.DataFrame) -> pl.DataFrame:
+    """``history`` with the outcomes of ``new`` it does not hold yet (by
+    :data:`OUTCOME_KEY`) after its own, types reconciled."""
+    if history is None or history.is_empty():
+        return new
+    held = history.select(OUTCOME_KEY).unique()
+    fresh = new.join(held, on=list(OUTCOME_KEY), how="anti", nulls_equal=True)
+    return concat([history, fresh]) if fresh.height else history
