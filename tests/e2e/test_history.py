@@ -9,6 +9,7 @@ shows the new ones, `results --code-version all` both, and `experiment diff` com
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from tests.conftest import environment, experiment, wait_for, with_group_killed, write
 from tests.e2e.test_outdated import FIT as OUTDATED_FIT
 from tests.e2e.test_outdated import edit
+from tests.test_code import git
 
 pytestmark = pytest.mark.slow
 
@@ -227,6 +229,47 @@ class TestDiff:
         assert rows == [[lr, seed, OLD[lr, seed], NEW[lr, seed]] for lr, seed in OLD]
         assert [(lr, round(c, 9)) for lr, c in summary] == [(1, 9.0), (2, 18.0)]
 
+    def test_git_commits_name_the_versions(self, tmp_path):
+        """In a git repository, A and B may be the commits recorded on the rows."""
+        git(tmp_path, "init", "-q")
+        path = write(tmp_path / "params.py", FIT)
+        git(tmp_path, "add", "params.py")
+        git(tmp_path, "commit", "-qm", "first")
+        before = git(tmp_path, "rev-parse", "HEAD")
+        command(tmp_path, "params", "-q")
+        edit(path, *FIXED)
+        git(tmp_path, "commit", "-qam", "the fix")
+        after = git(tmp_path, "rev-parse", "HEAD")
+        command(tmp_path, "params", "-q", "--rerun-outdated")
+        out, _ = command(tmp_path, "diff", "params", before[:8], after[:8], "--json")
+        body = json.loads(out)
+        assert (body["a"]["git_commit"], body["b"]["git_commit"]) == (before, after)
+        changes = {(r["lr"], r["seed"]): round(r["score_change"], 9) for r in body["rows"]}
+        assert changes == {(1, 0): 9.0, (1, 1): 9.0, (2, 0): 18.0, (2, 1): 18.0}
+        history = pl.read_parquet(folder(tmp_path) / "history.parquet")
+        assert history["git_commit"].to_list() == [before] * 4
+
+
+class TestReadsStayFast:
+    def test_results_never_reads_history(self, project, tmp_path):
+        """`results` without --code-version never opens history.parquet: a damaged one
+        changes nothing there, while --code-version all says it is damaged (exit 3)."""
+        copy = tmp_path / "copy"
+        shutil.copytree(project, copy)
+        shown = command(copy, "results", "params", "--columns", "score")
+        (folder(copy) / "history.parquet").write_bytes(b"not parquet")
+        assert command(copy, "results", "params", "--columns", "score") == shown
+        done = experiment("results", "params", "--code-version", "all", cwd=copy)
+        assert done.returncode == 3, done.stderr
+        assert done.stderr.startswith(f"error: {folder(copy) / 'history.parquet'} is damaged (")
+        assert done.stderr.endswith(
+            "; move it away: the next run that records an outcome makes it again from the record\n"
+        )
+        (folder(copy) / "history.parquet").unlink()
+        command(copy, "params", "-q", "--lr", "3")  # records an outcome
+        history = pl.read_parquet(folder(copy) / "history.parquet")
+        assert {(r["lr"], r["seed"]): r["score"] for r in history.iter_rows(named=True)} == OLD
+
 
 class TestBadInput:
     def fails(self, project: Path, *args: str) -> str:
@@ -324,9 +367,9 @@ class TestAFolderFromBefore:
         table = pl.read_parquet(results)
         meta = pl.read_parquet_metadata(results)
         info = json.loads(meta["superparams"])
-        del info["history"]
+        info.pop("history", None)  # as a table written before history.parquet was
         table.write_parquet(results, metadata={"superparams": json.dumps(info)})
-        (folder(tmp_path) / "history.parquet").unlink()
+        (folder(tmp_path) / "history.parquet").unlink(missing_ok=True)
         assert every_row(tmp_path)["superseded"].to_list() == [False] * 4  # empty history
         edit(path, "10 * self.lr", "100 * self.lr")
         command(tmp_path, "params", "-q", "--rerun-outdated")

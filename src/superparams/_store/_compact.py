@@ -13,8 +13,8 @@ lines damaged in place get their settings' outcomes appended again.
 The outcomes a compaction drops because a later one replaced them (a rerun of an
 outdated or a failed setting) go to ``history.parquet``, written whole beside it, only
 when there are some; the record is never read back from it. A folder whose table was
-made before history.parquet was gets it from the whole record, once, the first time an
-outcome is replaced in it.
+made before history.parquet was gets it from the whole record, once, at its next
+compaction (as does one whose history.parquet went missing).
 
 Only the writer, holding the folder's lock, compacts (as a run starts and ends).
 """
@@ -40,10 +40,9 @@ from superparams._store._table import (
     concat,
     conform_table,
     kept_once,
-    latest_outcomes,
     lost_outcomes,
     make_frame,
-    superseded_outcomes,
+    split_outcomes,
 )
 from superparams.errors import StoreError
 
@@ -87,16 +86,15 @@ class Compactor(Reader):
             frames.insert(0, conform_table(pl.read_parquet(self.results_path), self.types))
         table = concat(frames, clashes) if frames else make_frame([], self.types)
         del frames  # the chunks' tables: only the table written is kept
-        older = superseded_outcomes(table)
-        table = latest_outcomes(table)
+        table, older = split_outcomes(table)
         # history.parquet holds what the record before the offset replaced: made with the
-        # table from the record's start, carried on, or recovered (a table from before)
-        kept = stored is None or stored.kept
+        # table from the record's start, and carried on; made again from the whole record
+        # for a table from before it, or when it went missing
+        kept = 0 if stored is None else stored.kept
+        if kept is None or (kept and not self.history_path.exists()):
+            older, kept = self._superseded_in_record(), 0
         if older is not None:
-            if not kept:
-                older = self._superseded_in_record()
-            self._keep_history(older)
-            kept = True
+            kept = self._keep_history(older)
         start = record_start(self.record_path)[1][:end]
         info = {
             "history": kept,
@@ -123,24 +121,23 @@ class Compactor(Reader):
         frames, _, _ = self.frames(0, {}, live=False)
         if not frames:
             return None
-        return superseded_outcomes(concat(frames))
+        return split_outcomes(concat(frames))[1]
 
-    def _keep_history(self, older: pl.DataFrame | None) -> None:
+    def _keep_history(self, older: pl.DataFrame) -> int:
         """Add ``older``, outcomes a rerun replaced, to history.parquet: written whole
-        (atomically), each outcome once. One that cannot be read is made again from the
-        record, which holds every outcome."""
-        if older is None or older.is_empty():
-            return
+        (atomically), each outcome once; return how many rows it holds. One that cannot
+        be read is made again from the record, which holds every outcome."""
         try:
             history = self.history()
         except StoreError:
-            history, older = None, self._superseded_in_record()
-            if older is None:
-                return
+            history, found = None, self._superseded_in_record()
+            older = found if found is not None else older.clear()
         kept = kept_once(history, older)
-        if history is not None and kept.height == history.height:
-            return  # held already
-        atomic_write(self.history_path, lambda f: kept.write_parquet(f, row_group_size=_ROW_GROUP))
+        if history is None or kept.height != history.height:  # else: held already
+            atomic_write(
+                self.history_path, lambda f: kept.write_parquet(f, row_group_size=_ROW_GROUP)
+            )
+        return kept.height
 
     def restore(self, mend: list[str] | None = None) -> None:
         """Append to the record every outcome results.parquet holds and it lost; with

@@ -64,10 +64,9 @@ from superparams._store._table import (
     concat,
     conform_table,
     kept_once,
-    latest_outcomes,
     lost_outcomes,
     make_frame,
-    superseded_outcomes,
+    split_outcomes,
 )
 from superparams.errors import StoreConflictError, StoreError, StoreWriteError
 
@@ -91,9 +90,10 @@ class Compacted:
     # Settings whose lines in the record's start are damaged (the table holds them
     # whole): the next run writes their outcomes to the record again.
     mend: list[str] = field(default_factory=list)
-    # history.parquet holds every outcome the record before the offset replaced (False
-    # for a table written before history.parquet was: see Compactor.compact)
-    kept: bool = False
+    # How many rows history.parquet held when the table was written, which hold every
+    # outcome the record before the offset replaced; None for a table written before
+    # history.parquet was (see Compactor.compact).
+    kept: int | None = None
 
 
 class Reader:
@@ -231,7 +231,8 @@ class Reader:
                 table = conform_table(pl.read_parquet(f), self.types) if read else None
                 offset, clashes = int(meta.get("offset", 0)), dict(meta.get("clashes") or {})
                 damaged = int(meta.get("damaged", 0))
-                kept = meta.get("history") is True
+                kept = meta.get("history")
+                kept = kept if type(kept) is int else None
             except (pl.exceptions.PolarsError, OSError, ValueError):
                 return None  # not one of ours: results are rebuilt from the record
         size, start = record_start(self.record_path)
@@ -405,9 +406,8 @@ class Reader:
         frames = [f for f in (base, *tails) if f is not None and f.height]
         if not frames:
             return make_frame([], self.types), None, clashes
-        every = concat(frames, clashes)
-        older = superseded_outcomes(every) if superseded else None
-        return latest_outcomes(every), older, clashes
+        latest, older = split_outcomes(concat(frames, clashes))
+        return latest, older if superseded else None, clashes
 
     def history(self) -> pl.DataFrame | None:
         """The outcomes that reruns replaced, as history.parquet keeps them (None when
@@ -433,7 +433,7 @@ class Reader:
                 first = (str(error).strip().splitlines() or [type(error).__name__])[0]
                 msg = (
                     f"{self.history_path} is damaged ({first}); move it away: the next run "
-                    "makes it again from the record"
+                    "that records an outcome makes it again from the record"
                 )
                 raise StoreError(msg) from None
 
