@@ -406,8 +406,8 @@ class Reader:
         frames = [f for f in (base, *tails) if f is not None and f.height]
         if not frames:
             return make_frame([], self.types), None, clashes
-        latest, older = split_outcomes(concat(frames, clashes))
-        return latest, older if superseded else None, clashes
+        latest, older = split_outcomes(concat(frames, clashes), older=superseded)
+        return latest, older, clashes
 
     def history(self) -> pl.DataFrame | None:
         """The outcomes that reruns replaced, as history.parquet keeps them (None when

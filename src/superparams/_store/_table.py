@@ -372,13 +372,16 @@ def latest_outcomes(table: pl.DataFrame) -> pl.DataFrame:
     Rows without a record line come from results.parquet, which holds one outcome per
     setting from before the lines read; so they are older than any line.
     """
-    return split_outcomes(table)[0]
+    return split_outcomes(table, older=False)[0]
 
 
-def split_outcomes(table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None]:
-    """:func:`latest_outcomes`, and the rows it drops: each setting's outcomes that a
-    later one replaced, in the order recorded (None when it drops none). A setting
-    waiting in an engine's queue has no outcome yet: its row is dropped, not kept."""
+def split_outcomes(
+    table: pl.DataFrame, *, older: bool = True
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """:func:`latest_outcomes`, and (if ``older``) the rows it drops: each setting's
+    outcomes that a later one replaced, in the order recorded (None when it drops none).
+    A setting waiting in an engine's queue has no outcome yet: its row is dropped, not
+    kept."""
     import polars as pl
 
     if SEQ not in table.columns:
@@ -391,12 +394,14 @@ def split_outcomes(table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | No
     if seq.null_count() == 0 and seq.n_unique() == table["id"].n_unique():
         return table.drop(SEQ), None
     line = pl.col(SEQ).fill_null(-1)
+    if not older:
+        return table.filter(line == line.max().over("id")).drop(SEQ), None
     latest = table.select(line == line.max().over("id")).to_series()
     kept = table.filter(latest).drop(SEQ)
     if kept.height == table.height:
         return kept, None
-    older = table.filter(~latest & (pl.col("status") != "queued").fill_null(True)).drop(SEQ)
-    return kept, older if older.height else None
+    replaced = table.filter(~latest & (pl.col("status") != "queued").fill_null(True))
+    return kept, replaced.drop(SEQ) if replaced.height else None
 
 
 #: What tells one stored outcome from another of the same setting: a history row is
