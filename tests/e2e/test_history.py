@@ -306,6 +306,28 @@ class TestBadInput:
         err = self.fails(project, "diff", "params", "", new)
         assert err.startswith("error: A '' names no code version; versions stored for Fit: ")
 
+    def test_no_setting_under_both(self, tmp_path):
+        """Two versions that ran different settings: diff says none is under both, exit 2."""
+        path = write(tmp_path / "params.py", FIT)
+        command(tmp_path, "params", "-q", "--lr", "1")
+        edit(path, *FIXED)
+        command(tmp_path, "params", "-q", "--lr", "2")
+        old, new = (v["code_version"] for v in every_row(tmp_path).to_dicts()[::2])
+        err = self.fails(tmp_path, "diff", "params", old, new)
+        assert err == (
+            f"error: no setting of Fit has an outcome under both {old} (2 under A) and {new} "
+            "(2 under B); diff compares the settings both versions ran\n"
+        )
+
+    def test_every_version_does_not_go_with_over(self, project):
+        """--code-version with --over is refused, saying what to use, exit 2."""
+        err = self.fails(project, "results", "params", "--code-version", "all", "--over", "seed")
+        assert err == (
+            "error: --code-version all shows outcomes row by row; it does not go with --over "
+            "(a summary is of each setting's latest outcome; `experiment diff EXPERIMENT A B` "
+            "compares two versions over the seeds)\n"
+        )
+
 
 class TestKilledDuringTheRerun:
     def test_kill_9_loses_neither_the_old_outcome_nor_a_new_row(self, tmp_path):
