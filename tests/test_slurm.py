@@ -56,6 +56,7 @@ class Counted(Experiment):
         if str(self.n) == os.environ.get("FAIL"):
             raise ValueError(f"n={self.n} fails")
         if str(self.n) == os.environ.get("KILL"):
+            print(f"n={self.n} got this far", flush=True)
             os.kill(os.getpid(), 9)  # the job's own process, as the OOM killer would
         return {
             "square": self.n * self.n,
@@ -484,6 +485,18 @@ class TestStatesAndRanks:
         assert table["status"].to_list() == ["completed"] * 2 + ["failed"] + ["completed"] * 3
         assert "killed by signal 9 (SIGKILL)" in table["error"][2], table["error"][2]
         assert "exit code 0" not in table["error"][2]
+
+    def test_a_killed_setting_keeps_what_it_printed(self, project):
+        """What a setting printed before its job was killed is in its log, as on the
+        local engine (it came back only with an outcome, which a killed job never
+        writes)."""
+        done = run(project, "--engine-option", "per_job=1", env={"KILL": "2"})
+        assert done.returncode == 1, done.stderr
+        table = pl.read_parquet(folder(project) / "results.parquet").sort("n")
+        log = folder(project) / table["log"][2]
+        assert "n=2 got this far" in log.read_text()
+        logs = experiment(project, "logs", "counted.Counted", "--n", "2")
+        assert "n=2 got this far" in logs.stdout, logs.stdout + logs.stderr
 
     def test_a_job_slurm_cancels_is_failed_with_slurms_word(self, project):
         """A job scancel ends fails its settings, with Slurm's state in the error."""

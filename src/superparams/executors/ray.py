@@ -100,7 +100,7 @@ class RayExecutor(FuturesExecutor):
             except (ConnectionError, RuntimeError) as error:
                 raise _unreachable(address, error) from None
             self._own = True
-            self._head = str(context.address_info.get("gcs_address") or "")
+            self._head = _gcs_address(context)
         else:
             environ = {}
             if self.gpus:  # Ray hands out these ids, one a setting
@@ -114,7 +114,7 @@ class RayExecutor(FuturesExecutor):
                     **quiet,
                 )
             self._own = True
-            self._head = str(context.address_info.get("gcs_address") or "")
+            self._head = _gcs_address(context)
         n_proc = self._fits(ray.cluster_resources())
         self._key = uuid.uuid4().hex
         self._base = ray.put(pickled(base))
@@ -221,6 +221,12 @@ class _Future:
 
     def add_done_callback(self, fn: Callable[[Any], None]) -> None:
         self.future.add_done_callback(fn)
+
+
+def _gcs_address(context: Any) -> str:
+    """Where the head's GCS listens (``host:port``), from what ``ray.init`` returned."""
+    info = getattr(context, "address_info", None) or {}
+    return str(info.get("gcs_address") or "")
 
 
 def _reachable(address: str) -> None:

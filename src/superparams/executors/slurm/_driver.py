@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from superparams._outcome import Cause, Failure, Outcome, Queued, Started, Task
-from superparams._worker import error_line
+from superparams._worker import error_line, printed
 from superparams.errors import EngineError, UsageError
 from superparams.executors._base import Detaching
 from superparams.executors._shipping import pickled
@@ -421,6 +421,7 @@ class SlurmExecutor(Detaching):
         tail = _tail(self._dir / "jobs" / held.batch.name / f"{index}.txt")
         outcome = Outcome.failed(held.task, cause, error, worker=index % self.parallel, since=0)
         outcome.started = held.since
+        outcome.output = printed(str(self._dir / "jobs" / held.batch.name / f"{held.number}.log"))
         if tail:
             outcome.failure = Failure(cause, error, tail)
         return outcome
