@@ -204,8 +204,10 @@ def _doc(cls: type) -> str:
 def _default_text(info: Any, name: str) -> str:
     from superparams._space import Dimension, Grid, Space
 
-    if name not in info.defaults:
+    if name in info.required:
         return "required"
+    if name not in info.defaults:
+        return "default made by its default_factory"
     default = info.defaults[name]
     if isinstance(default, Grid) and not default.expands():
         if len(default.points) == 1:
