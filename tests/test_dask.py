@@ -205,6 +205,22 @@ class TestOnACluster:
         assert rows["cause"][3] == "killed"
         assert "the Dask worker running this setting was lost" in rows["error"][3]
 
+    @pytest.mark.parametrize(
+        ("how", "why"),
+        [
+            ("dies", "its process exited with status 7"),
+            ("segfaults", "killed by signal 11 (SIGSEGV)"),
+        ],
+    )
+    def test_a_dead_worker_says_why(self, project, cluster, how, why):
+        """A setting whose worker process ends (an exit code, a segfault) fails saying how
+        it ended, as its nanny saw it, not only that the worker was lost."""
+        done = run(project, "--how", how, address=cluster)
+        assert done.returncode == 1, done.stderr
+        rows = table(project)
+        assert rows["cause"][3] == "killed"
+        assert why in rows["error"][3], rows["error"][3]
+
 
 # Moves its own file away, then raises: the worker cannot read the source from disk.
 TRACED = """

@@ -77,6 +77,10 @@ class Work(Experiment):
             raise ValueError("n=3 is wrong")
         if self.n == 3 and self.how == "dies":
             os._exit(7)
+        if self.n == 3 and self.how == "segfaults":
+            import ctypes
+
+            ctypes.string_at(0)  # reads address 0: the process dies of SIGSEGV
         if self.how == "reports":  # two rows reported; n=3 then fails
             self.report(step=0)
             self.report(step=1)

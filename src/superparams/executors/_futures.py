@@ -82,8 +82,9 @@ class FuturesExecutor(Executor):
         (looked at before each wait; an engine keeps it cheap); None while it is up."""
         return None
 
-    def _lost(self, error: BaseException) -> str:
-        """What a person reads when the engine lost a setting with ``error``."""
+    def _lost(self, error: BaseException, future: Any) -> str:
+        """What a person reads when the engine lost the setting of ``future`` with
+        ``error``."""
         name = type(error).__name__
         text = str(error).strip().splitlines()
         return f"the {self.name.capitalize()} worker running this setting was lost ({name}" + (
@@ -185,4 +186,4 @@ class FuturesExecutor(Executor):
                     again.add_done_callback(lambda _: self._done.set())
                     return None
             cause: Cause = "interrupted" if self._stopping else "killed"
-            return Outcome.failed(task, cause, self._lost(error), worker=slot, since=since)
+            return Outcome.failed(task, cause, self._lost(error, future), worker=slot, since=since)

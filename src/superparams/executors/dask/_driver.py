@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,6 +28,9 @@ CONNECT = "10s"
 # How many times a setting lost with its worker before it started there is handed over
 # again (a worker that dies loading the base, say, must not be fed forever).
 RESUBMITS = 3
+# How long a run asks the nannies why a worker process that ran a setting died, before
+# it says only that it was lost (a nanny logs it once it has seen the process end).
+DEATH_WAIT = 3.0
 
 
 class DaskExecutor(FuturesExecutor):
@@ -53,7 +57,8 @@ class DaskExecutor(FuturesExecutor):
         self._cluster: Any = None
         self._key = ""
         self._address = ""
-        self._begun: set[str] = set()  # keys of the tasks a worker has started
+        # The tasks a worker has started, by key: the process running each.
+        self._begun: dict[str, int] = {}
         self._tries: dict[str, int] = {}  # task id -> times handed over again
         self._shipped = False  # the base is with the scheduler (to take back at the end)
 
@@ -114,12 +119,18 @@ class DaskExecutor(FuturesExecutor):
         # with its worker but never started there was only waiting, and runs again.
         self._begun.clear()
         self._tries.clear()
-        self._client.subscribe_topic(topic(self._key), lambda event: self._begun.add(event[1]))
+        self._client.subscribe_topic(topic(self._key), self._heard)
         from superparams.executors.dask._plugin import Base
 
         self._client.register_plugin(Base(self._key, pickled(base)), name=topic(self._key))
         self._shipped = True
         return int(sum(w.get("nthreads", 1) for w in workers.values()))
+
+    def _heard(self, event: tuple[float, Any]) -> None:
+        """A worker said it starts a task: ``[key, pid]`` (a bare key from an older node)."""
+        said = event[1]
+        key, pid = (said[0], int(said[1])) if isinstance(said, (list, tuple)) else (said, 0)
+        self._begun[str(key)] = pid
 
     def _submit(self, task: Task, slot: int, n_proc: int) -> Any:
         return self._client.submit(
@@ -158,7 +169,14 @@ class DaskExecutor(FuturesExecutor):
         try:
             return super()._outcome(future, task, slot, since)
         finally:
-            self._begun.discard(future.key)
+            self._begun.pop(future.key, None)
+
+    def _lost(self, error: BaseException, future: Any) -> str:
+        pid = self._begun.get(future.key)
+        why = _death(self._client, pid) if pid and self._client is not None else None
+        if why is None:
+            return super()._lost(error, future)
+        return f"the Dask worker running this setting was lost: its process {why}"
 
     def _gone(self, error: BaseException) -> str | None:
         reason = getattr(error, "reason", "")
@@ -219,6 +237,43 @@ def _no_gpu_workers(address: str | None) -> str:
         "GPU=1`, one per GPU, with CUDA_VISIBLE_DEVICES set to it) and name it with "
         "--engine-option address=ADDRESS, or use --engine local for --gpus on this machine"
     )
+
+
+def _death(client: Any, pid: int, *, wait: float = DEATH_WAIT) -> str | None:
+    """How the worker process ``pid`` ended, as its nanny logged it: ``exited with status
+    7``, ``was killed by signal 11 (SIGSEGV)``, or its memory; None if no nanny said so
+    within ``wait`` seconds (a worker without a nanny, or one on its way back)."""
+    import re
+    import signal
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            logs = client.get_worker_logs(nanny=True)
+        except Exception:  # a worker without a nanny, say: nobody to ask
+            return None
+        said = [m for lines in logs.values() for _, m in lines if str(pid) in m]
+        for message in said:
+            if f"(pid={pid}) exceeded" in message:
+                found = re.search(r"exceeded (\d+%) memory budget", message)
+                share = found.group(1) if found else "its share"
+                return (
+                    f"used more than {share} of the worker's memory limit, and its nanny ended it"
+                )
+        for message in said:
+            found = re.search(
+                rf"Worker process {pid} (exited with status -?\d+|was killed by .*)$", message
+            )
+            if found:
+                text = found.group(1)
+                number = re.search(r"signal (\d+)", text)
+                if number:
+                    with contextlib.suppress(ValueError):
+                        text += f" ({signal.Signals(int(number.group(1))).name})"
+                return text
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.2)
 
 
 def _restart(client: Any, workers: list[str]) -> None:

@@ -6,6 +6,7 @@ It imports no Dask at import; the driver ships :func:`run` by reference.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -59,7 +60,9 @@ def _begin(key: str) -> float | None:
         if when is not None:
             return float(when)
         await scheduler.set_metadata(keys=noted, value=time.time())
-        await scheduler.log_event(topic=topic(key), msg=task)
+        # The process that runs it, for the driver to find why, if it dies (its nanny
+        # logs how the process it watched ended).
+        await scheduler.log_event(topic=topic(key), msg=[task, os.getpid()])
         return None
 
     began: float | None = sync(worker.loop, begin)
