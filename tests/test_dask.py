@@ -214,12 +214,16 @@ class TestOnACluster:
     )
     def test_a_dead_worker_says_why(self, project, cluster, how, why):
         """A setting whose worker process ends (an exit code, a segfault) fails saying how
-        it ended, as its nanny saw it, not only that the worker was lost."""
+        it ended, as its nanny saw it, not only that the worker was lost; what it printed
+        up to then is in its log."""
         done = run(project, "--how", how, address=cluster)
         assert done.returncode == 1, done.stderr
         rows = table(project)
         assert rows["cause"][3] == "killed"
         assert why in rows["error"][3], rows["error"][3]
+        assert rows["log"][3] is not None, rows.row(3, named=True)
+        log = project / "experiments/progress/work/Work" / rows["log"][3]
+        assert "setting n=3 rank" in log.read_text()
 
 
 # Moves its own file away, then raises: the worker cannot read the source from disk.

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from superparams._outcome import Outcome, Task
 from superparams.executors._futures import FuturesExecutor
 from superparams.executors._shipping import no_ctrl_c, pickled
-from superparams.executors.dask._node import run, topic
+from superparams.executors.dask._node import output_name, printed_here, run, topic
 
 if TYPE_CHECKING:
     from superparams._space import Space
@@ -150,7 +150,12 @@ class DaskExecutor(FuturesExecutor):
         workers = [a for a, keys in self._client.processing().items() if future.key in keys]
         self._cancel([future])
         if workers:
-            threading.Thread(target=_restart, args=(self._client, workers), daemon=True).start()
+            # The key names the task: superparams-<id>-<attempt>-<random>.
+            _, sid, attempt, _ = future.key.split("-")
+            name = output_name(sid, attempt)
+            restart = threading.Thread(target=_restart, args=(self._client, workers, name))
+            restart.daemon = True
+            restart.start()
 
     def _resubmit(self, future: Any, error: BaseException) -> bool:
         from distributed.scheduler import KilledWorker
@@ -167,9 +172,16 @@ class DaskExecutor(FuturesExecutor):
 
     def _outcome(self, future: Any, task: Task, slot: int, since: float) -> Outcome | None:
         try:
-            return super()._outcome(future, task, slot, since)
+            outcome = super()._outcome(future, task, slot, since)
         finally:
             self._begun.pop(future.key, None)
+        failure = outcome.failure if outcome is not None else None
+        ended = failure is not None and failure.cause in ("killed", "interrupted")
+        if ended and self._client is not None:
+            assert outcome is not None
+            if outcome.output is None:  # its process died with it: its nanny has the file
+                outcome.output = _printed(self._client, output_name(task.id, task.attempt))
+        return outcome
 
     def _lost(self, error: BaseException, future: Any) -> str:
         pid = self._begun.get(future.key)
@@ -193,9 +205,12 @@ class DaskExecutor(FuturesExecutor):
         )
 
     def cancel(self) -> None:
+        running = [output_name(task.id, task.attempt) for task, _, _ in self._futures.values()]
         super().cancel()
         if self._cluster is not None:  # the run's own: stop what runs there now
             self.shutdown()
+            for name in running:  # what its processes were writing, on this machine
+                printed_here(name)
 
     def _cancel(self, futures: list[Any]) -> None:
         if self._client is not None:
@@ -276,10 +291,22 @@ def _death(client: Any, pid: int, *, wait: float = DEATH_WAIT) -> str | None:
         time.sleep(0.2)
 
 
-def _restart(client: Any, workers: list[str]) -> None:
-    """Restart these workers, without waiting (a worker without a nanny stays as is)."""
+def _printed(client: Any, name: str) -> str | None:
+    """What a setting whose worker process died printed, from the nanny of the machine
+    it ran on (see :func:`superparams.executors.dask._node.printed_here`)."""
+    try:
+        found = client.run(printed_here, name, nanny=True)
+    except Exception:  # workers without nannies, say: nothing to ask
+        return None
+    return next((text for text in found.values() if text), None)
+
+
+def _restart(client: Any, workers: list[str], output: str) -> None:
+    """Restart these workers, without waiting (a worker without a nanny stays as is),
+    then remove the ``output`` file the late setting was writing."""
     with contextlib.suppress(Exception):  # gone already, say, or the run is over
         client.restart_workers(workers, raise_for_error=False)
+        _printed(client, output)
 
 
 def _no_info_tracebacks(record: logging.LogRecord) -> bool:

@@ -32,7 +32,39 @@ def run(key: str, task: Task, slot: int, n_proc: int) -> Outcome:
         # it runs again, as a new task.
         error = "the Dask worker running this setting was lost (its process died running it)"
         return Outcome.failed(task, "killed", error, worker=slot, since=began)
-    return run_task(base, task, slot, n_proc)
+    return run_task(base, task, slot, n_proc, kept=_kept(task))
+
+
+def _kept(task: Task) -> str | None:
+    """Where the setting's output goes while it runs: a file of this user's own folder
+    in the machine's temporary folder, which the worker's nanny reads if the process
+    dies (see :func:`printed_here`); None where that folder cannot be trusted."""
+    from superparams._store._workdir import private
+    from superparams.errors import StoreError
+
+    try:
+        return str(private() / output_name(task.id, task.attempt))
+    except (OSError, StoreError):
+        return None  # captured as anywhere else: lost with the process, as before
+
+
+def output_name(sid: str, attempt: int | str) -> str:
+    """The name of the file a setting's output goes to while it runs on a worker."""
+    return f"output-{sid}-{attempt}.log"
+
+
+def printed_here(name: str) -> str | None:
+    """What a setting whose process died printed, if it ran on this machine: run by the
+    driver on each worker's nanny (which outlives the process). The file is removed."""
+    from superparams._store._workdir import private
+    from superparams._worker import printed
+    from superparams.errors import StoreError
+
+    try:
+        folder = private()
+    except (OSError, StoreError):
+        return None
+    return printed(str(folder / name))
 
 
 def topic(key: str) -> str:
