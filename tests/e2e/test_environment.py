@@ -72,8 +72,10 @@ def versions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, st
     for version in ("1.0", "2.0"):
         target = root / f"v{version}"
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "-q"]
-            + ["--target", str(target), str(_wheel(root, version))],
+            [
+                *(sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "-q"),
+                *("--target", str(target), str(_wheel(root, version))),
+            ],
             check=True,
         )
         path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(target)) if p)

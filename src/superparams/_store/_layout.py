@@ -48,6 +48,9 @@ SEARCH = "search.json"  # the adaptive search that runs here: metrics, modes, bu
 STUDY = "study.jsonl"  # the sampler's own state, a line per configuration it proposed
 
 
+ENVIRONMENTS = "environments.json"  # each environment settings ran in, by id: see FILES
+
+
 GITIGNORE = ".gitignore"  # so that `git add .` leaves results, logs and checkpoints out
 
 #: What the results folder's .gitignore says: everything in the folder, itself included.
@@ -86,6 +89,8 @@ FILES = {
     "budget and sampler",
     STUDY: "append-only: the sampler's own state for each configuration it proposed "
     "(CMA-ES's generation and optimizer), so a resumed search goes on from it",
+    ENVIRONMENTS: "each environment settings ran in, by the id on their rows: Python, "
+    "platform, the versions of the packages the experiment imported, the GPU",
 }
 
 
@@ -268,7 +273,8 @@ def remove_leftovers(folder: Path) -> None:
     """
     import re
 
-    pattern = re.compile(rf"\.(?:{re.escape(RESULTS)}|{re.escape(EXPERIMENT)})\.\d+\.tmp")
+    names = "|".join(re.escape(name) for name in (RESULTS, EXPERIMENT, ENVIRONMENTS))
+    pattern = re.compile(rf"\.(?:{names})\.\d+\.tmp")
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
             if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
