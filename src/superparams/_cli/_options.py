@@ -285,8 +285,8 @@ OPTIONS = (
     Option(
         ("--rerun-outdated", "--rerun_outdated"),
         "rerun_outdated",
-        "also run the outdated settings: made by earlier code (code, alone), in another "
-        "environment (env), or both (all)",
+        "also run outdated settings: made by earlier code (alone, =code), in another "
+        "environment (=env), or both (=all)",
         _RUN,
         "KIND",
         _outdated_kind,
