@@ -127,26 +127,84 @@ def _packages() -> dict[str, str]:
     if machinery is not None:
         names -= machinery
     names = {n for n in names if n[:1] != "_" and n not in stdlib}
-    if not names:
-        return {}
-    owners = _owners()
-    skip = _tools_own() if machinery is None else frozenset()
+    skip = _tools_own() if machinery is None and names else frozenset()
     found: dict[str, str] = {}
     for name in names:
-        for dist in owners.get(name, ()):
-            key = _normal(dist)
-            if key in skip or key in found:
-                continue
-            version = _version(dist)
-            if version is not None:
-                found[key] = version
+        for dist, version in _owners(name):
+            if dist not in skip:
+                found[dist] = version
     return dict(sorted(found.items()))
 
 
 @functools.cache
-def _owners() -> Mapping[str, list[str]]:
-    """Which distributions own each top-level module (read once per process: it scans
-    every installed distribution)."""
+def _owners(module: str) -> tuple[tuple[str, str], ...]:
+    """The installed distributions that own the top-level ``module``, each with its
+    version: the one of the module's own name when it holds it (numpy, torch, optuna),
+    else those :func:`importlib.metadata.packages_distributions` names, read only for a
+    module that lives beside installed distributions (it scans every one of them, a
+    few hundred milliseconds: an experiment's own module never costs that)."""
+    import importlib.metadata
+
+    try:
+        dist = importlib.metadata.distribution(module)
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        dist = None
+    if dist is not None and _holds(dist, module):
+        return ((_normal(dist.metadata["Name"] or module), dist.version),)
+    if not _beside_distributions(module):
+        return ()
+    out = []
+    for name in _all_owners().get(module, ()):
+        version = _version(name)
+        if version is not None:
+            out.append((_normal(name), version))
+    return tuple(out)
+
+
+def _holds(dist: Any, module: str) -> bool:
+    """Whether the distribution ``dist`` installed the top-level ``module``."""
+    top = dist.read_text("top_level.txt")
+    if top:
+        return module in top.split()
+    files = dist.files
+    if files is None:
+        return True  # it says nothing of its files: its name is the module's
+    for file in files:
+        first = file.parts[0] if file.parts else ""
+        if first == module or first.partition(".")[0] == module:
+            return True
+    return False
+
+
+def _beside_distributions(module: str) -> bool:
+    """Whether ``module`` was loaded from a folder that holds installed distributions'
+    metadata (site-packages, a ``pip install --target`` folder)."""
+    loaded = sys.modules.get(module)
+    file = getattr(loaded, "__file__", None)
+    if file:
+        folder = os.path.dirname(os.path.abspath(file))
+        if os.path.basename(file).startswith("__init__."):
+            folder = os.path.dirname(folder)
+    else:
+        path = list(getattr(loaded, "__path__", None) or ())  # a namespace package
+        if not path:
+            return False
+        folder = os.path.dirname(os.path.abspath(path[0]))
+    return _has_metadata(folder)
+
+
+@functools.cache
+def _has_metadata(folder: str) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return any(e.name.endswith((".dist-info", ".egg-info")) for e in entries)
+    except OSError:
+        return False
+
+
+@functools.cache
+def _all_owners() -> Mapping[str, list[str]]:
+    """Which distributions own each top-level module, every installed one read."""
     import importlib.metadata
 
     return importlib.metadata.packages_distributions()

@@ -197,6 +197,36 @@ class TestOutdatedByEnvironment:
         assert "running 3 settings" in done.stderr
         assert scores(project) == {1: 20.0, 2: 40.0, 3: 60.0}
 
+    def test_the_same_from_python(self, project: Path, versions: dict[str, dict[str, str]]) -> None:
+        """plan().env_outdated lists the settings; run_all(rerun_outdated="env") runs
+        them again; a kind it does not know is a UsageError naming the choices."""
+        code = (
+            "import sys; sys.path.insert(0, '.')\n"
+            "from params import Fit\n"
+            "from superparams.errors import UsageError\n"
+            "print(len(Fit().plan().env_outdated))\n"
+            "try:\n"
+            "    Fit().run_all(rerun_outdated='foo', display=False)\n"
+            "except UsageError as error:\n"
+            "    print(error)\n"
+            "frame = Fit().run_all(rerun_outdated='env', display=False)\n"
+            "print(sorted(frame['score'].to_list()), len(Fit().plan().env_outdated))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=project,
+            env={**os.environ, **versions["2.0"]},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == [
+            "2",
+            "rerun_outdated takes True, False, 'code', 'env' or 'all', got 'foo'",
+            "[2.0, 4.0, 6.0] 0",
+        ]
+
     def test_a_bad_kind_is_a_usage_error(
         self, project: Path, versions: dict[str, dict[str, str]]
     ) -> None:

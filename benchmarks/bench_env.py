@@ -1,0 +1,97 @@
+"""What capturing each setting's environment costs a run, against the same run with the
+capture turned off, measured in the same go.
+
+    python benchmarks/bench_env.py                # 4,000 settings, 5 rounds
+    python benchmarks/bench_env.py --settings 1000 --rounds 3
+
+Cases (2 worker processes, wall time of the whole ``experiment`` command, start-up
+included), each run with the capture and with ``SUPERPARAMS_NO_ENVIRONMENT=1``, the two
+alternating so that the machine's load falls on both alike:
+
+* trivial: 4,000 settings that return a dict and import nothing. Target: at most 2%
+  added.
+* imports numpy: the same, the experiment importing numpy, so each worker names a
+  distribution (looked up once per process).
+
+Machines are noisy: the load average is printed beside the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TRIVIAL = """
+from superparams import Experiment, search
+{imports}
+
+class Trivial(Experiment):
+    x: int = search(*range({n}))
+
+    def run(self) -> dict:
+        return {{"y": self.x * 2}}
+"""
+
+
+def timed(folder: Path, env: dict[str, str]) -> float:
+    """Seconds of one fresh run of the experiment in ``folder``."""
+    command = [str(Path(sys.executable).with_name("experiment")), "trivial", "-j", "2"]
+    shutil.rmtree(folder / "progress", ignore_errors=True)  # each run from nothing
+    os.sync()
+    start = time.perf_counter()
+    subprocess.run(
+        [*command, "--quiet"],
+        cwd=folder,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def case(name: str, imports: str, settings: int, rounds: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-env-") as tmp:
+        folder = Path(tmp)
+        (folder / "trivial.py").write_text(TRIVIAL.format(imports=imports, n=settings))
+        on = {**os.environ}
+        on.pop(_OFF, None)
+        off = {**on, _OFF: "1"}
+        timed(folder, on)  # warm the page cache and the folder
+        with_capture, without = [], []
+        for _ in range(rounds):
+            with_capture.append(timed(folder, on))
+            without.append(timed(folder, off))
+        best_on, best_off = min(with_capture), min(without)
+        median_on, median_off = statistics.median(with_capture), statistics.median(without)
+        print(f"{name}: {settings:,} settings, {rounds} rounds each")
+        print(f"  capture on   {best_on:6.2f} s (median {median_on:.2f})")
+        print(f"  capture off  {best_off:6.2f} s (median {median_off:.2f})")
+        print(
+            f"  added: {100 * (best_on / best_off - 1):+.1f}% (best), "
+            f"{100 * (median_on / median_off - 1):+.1f}% (median); target <= 2%"
+        )
+
+
+_OFF = "SUPERPARAMS_NO_ENVIRONMENT"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", type=int, default=4000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    case("trivial", "", args.settings, args.rounds)
+    case("imports numpy", "import numpy", args.settings, args.rounds)
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
