@@ -138,6 +138,17 @@ class TestEnvironmentOnRows:
         for details in environments(project).values():
             assert set(details["packages"]) == {"mylib"}  # type: ignore[call-overload]
 
+    def test_a_run_in_the_driver_counts_the_experiments_imports(
+        self, tmp_path: Path, versions: dict[str, dict[str, str]]
+    ) -> None:
+        """With the inline engine the setting runs in the command's own process, which
+        loaded rich and polars: the environment still names mylib alone."""
+        write(tmp_path / "params.py", FIT)
+        done = experiment("params", "--engine", "inline", "-q", cwd=tmp_path, **versions["1.0"])
+        assert done.returncode == 0, done.stderr
+        [details] = environments(tmp_path).values()
+        assert details["packages"] == {"mylib": "1.0"}
+
     def test_the_record_names_each_environment_once(self, project: Path) -> None:
         """record.jsonl holds one environment line per distinct environment."""
         lines = (project / FOLDER / "record.jsonl").read_text().splitlines()
