@@ -42,16 +42,19 @@ def note_machinery() -> None:
     global _MACHINERY
     if _MACHINERY is not None:
         return
-    # The tool's own, loaded before the note: the base is unpickled by cloudpickle's
-    # functions, and an environment's id is an xxhash.
-    import cloudpickle  # noqa: F401
-    import xxhash  # noqa: F401
-
-    _MACHINERY = frozenset(name.partition(".")[0] for name in sys.modules)
+    loaded = {name.partition(".")[0] for name in sys.modules}
+    _MACHINERY = frozenset(loaded | _LOADED_LATER)
 
 
-def captured() -> tuple[str, dict[str, Any]] | None:
+# The tool's own modules that a worker may load after the note, counted as loaded
+# before it: the base's unpickler (for a base that needs it), an environment's hash.
+_LOADED_LATER = frozenset({"cloudpickle", "xxhash"})
+
+
+def captured(own: str = "") -> tuple[str, dict[str, Any]] | None:
     """This process's environment: its id and its details; None if capturing is off.
+    ``own`` names the experiment's module, whose package does not count: its code is
+    what the code's version covers.
 
     Worked out again only when modules were loaded since the last time.
     """
@@ -65,7 +68,7 @@ def captured() -> tuple[str, dict[str, Any]] | None:
     details = {
         "python": _python(),
         "platform": _platform(),
-        "packages": _packages(),
+        "packages": _packages(own.partition(".")[0]),
         **_gpu(),
     }
     found = environment_id(details)
@@ -116,9 +119,9 @@ def _platform() -> str:
     return f"{sys.platform}-{machine}" if machine else sys.platform
 
 
-def _packages() -> dict[str, str]:
-    """The distributions whose top-level modules are loaded and count, by name, with
-    their versions."""
+def _packages(own: str) -> dict[str, str]:
+    """The distributions whose top-level modules are loaded and count (not ``own``), by
+    name, with their versions."""
     machinery = _MACHINERY
     stdlib = sys.stdlib_module_names
     # Top-level modules only; a private one (_yaml, _cffi_backend) comes with the
@@ -126,7 +129,7 @@ def _packages() -> dict[str, str]:
     names = {name.partition(".")[0] for name in list(sys.modules)}
     if machinery is not None:
         names -= machinery
-    names = {n for n in names if n[:1] != "_" and n not in stdlib}
+    names = {n for n in names if n[:1] != "_" and n not in stdlib and n != own}
     skip = _tools_own() if machinery is None and names else frozenset()
     found: dict[str, str] = {}
     for name in names:

@@ -256,16 +256,17 @@ def run_setting(
     finally:
         _REPORTER = before
         outcome.finished = time.time()
-    stamp_environment(outcome)
+    stamp_environment(outcome, type(setting).__module__)
     return outcome
 
 
-def stamp_environment(outcome: Outcome) -> None:
+def stamp_environment(outcome: Outcome, module: str) -> None:
     """Name on ``outcome`` the environment this process ran it in (see
-    :mod:`superparams._environment`): its id, and its details if this process has not
-    sent them yet. A failure to tell leaves it unnamed, never fails the setting."""
+    :mod:`superparams._environment`; ``module``: the experiment's): its id, and its
+    details if this process has not sent them yet. A failure to tell leaves it unnamed,
+    never fails the setting."""
     try:
-        found = captured()
+        found = captured(module)
     except Exception:  # broken metadata of some installed package: no environment
         return
     if found is not None:

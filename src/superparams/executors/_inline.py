@@ -67,7 +67,7 @@ class InlineExecutor(Executor):
             rows = rows_of(result)
             outcome = Outcome(task.id, task.attempt, rows, None, started, time.time(), 0)
             outcome.reported = reported
-            stamp_environment(outcome)
+            stamp_environment(outcome, type(setting).__module__)
             return [outcome]
         # Python's output copied to the log as it comes (the terminal keeps it too): one
         # setting at a time, in this process, so no other setting writes there meanwhile.
