@@ -93,6 +93,34 @@ def case(name: str, imports: str, settings: int, rounds: int) -> None:
 
 _OFF = "SUPERPARAMS_NO_ENVIRONMENT"
 
+PARTS = """
+import sys, time
+from superparams import _environment as env
+env.note_machinery()  # as a worker does before loading the experiment
+{imports}
+start = time.perf_counter()
+env.captured("trivial")
+first = time.perf_counter() - start
+n = 200_000
+start = time.perf_counter()
+for _ in range(n):
+    env.captured("trivial")
+print(first * 1e3, (time.perf_counter() - start) / n * 1e9)
+"""
+
+
+def parts(name: str, imports: str) -> None:
+    """What the capture costs a worker process, apart: the first time, and each
+    setting after it (nothing new loaded)."""
+    done = subprocess.run(
+        [sys.executable, "-c", PARTS.format(imports=imports)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    first, each = (float(v) for v in done.stdout.split())
+    print(f"  in one worker ({name}): first capture {first:.2f} ms, then {each:.0f} ns a setting")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -101,7 +129,9 @@ def main() -> None:
     args = parser.parse_args()
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     case("trivial", "", args.settings, args.rounds)
+    parts("trivial", "")
     case("imports numpy", "import numpy", args.settings, args.rounds)
+    parts("imports numpy", "import numpy")
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

@@ -166,6 +166,9 @@ def _owners(module: str) -> tuple[tuple[str, str], ...]:
 
 def _holds(dist: Any, module: str) -> bool:
     """Whether the distribution ``dist`` installed the top-level ``module``."""
+    folder = _folder_of(module)
+    if folder is not None and os.path.abspath(str(dist.locate_file(""))) == folder:
+        return True  # of its name, beside its metadata: not a read of its list of files
     top = dist.read_text("top_level.txt")
     if top:
         return module in top.split()
@@ -182,18 +185,21 @@ def _holds(dist: Any, module: str) -> bool:
 def _beside_distributions(module: str) -> bool:
     """Whether ``module`` was loaded from a folder that holds installed distributions'
     metadata (site-packages, a ``pip install --target`` folder)."""
+    folder = _folder_of(module)
+    return folder is not None and _has_metadata(folder)
+
+
+def _folder_of(module: str) -> str | None:
+    """The folder the top-level ``module`` was loaded from (the one on ``sys.path``)."""
     loaded = sys.modules.get(module)
     file = getattr(loaded, "__file__", None)
-    if file:
+    if isinstance(file, str) and file:
         folder = os.path.dirname(os.path.abspath(file))
         if os.path.basename(file).startswith("__init__."):
             folder = os.path.dirname(folder)
-    else:
-        path = list(getattr(loaded, "__path__", None) or ())  # a namespace package
-        if not path:
-            return False
-        folder = os.path.dirname(os.path.abspath(path[0]))
-    return _has_metadata(folder)
+        return folder
+    path = [str(p) for p in getattr(loaded, "__path__", None) or ()]  # a namespace package
+    return os.path.dirname(os.path.abspath(path[0])) if path else None
 
 
 @functools.cache
