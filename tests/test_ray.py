@@ -9,6 +9,7 @@ travels by value.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -164,6 +165,93 @@ class TestOnACluster:
             "error: the Ray cluster has 2 CPU, 0 GPU, too little for one setting asking "
             "for num_cpus=1, num_gpus=1; ask for less with --engine-option, or add nodes"
         )
+
+
+class TestALostHead:
+    def test_the_run_stops_with_one_line_and_exit_6(self, project, tmp_path_factory):
+        """A head killed mid-run stops the run at once with one line and exit code 6, as
+        a lost Dask scheduler does (Ray's driver would wait 60 s, print its own C++
+        message and exit 1): what finished is stored, the rest runs again later."""
+        import os
+        import signal
+        import time
+
+        from tests.ray_cluster import start_cluster
+
+        cluster_maker = start_cluster(tmp_path_factory.mktemp("ray-lost"))
+        cluster = next(cluster_maker)
+        try:
+            child = subprocess.Popen(
+                [
+                    *cluster.namespace.prefix,
+                    str(COMMAND),
+                    "nodes.Nodes",
+                    "--engine",
+                    "ray",
+                    "--how",
+                    "slow",
+                    "--engine-option",
+                    f"address={cluster.address}",
+                ],
+                cwd=project,
+                env={**environment(), **ENV},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                stdin=subprocess.DEVNULL,
+            )
+            record = project / "experiments/progress/nodes/Nodes/record.jsonl"
+            deadline = time.monotonic() + 90
+            while not (record.exists() and '"event":"outcome"' in record.read_text()):
+                assert time.monotonic() < deadline, "no setting finished"
+                time.sleep(0.2)
+            head = _head_node(cluster.namespace.members())
+            killed = time.monotonic()
+            for pid in head:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            out, err = child.communicate(timeout=120)
+            took = time.monotonic() - killed
+        finally:
+            with contextlib.suppress(Exception):
+                next(cluster_maker)
+        assert child.returncode == 6, out + err
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, err
+        assert errors[0].startswith(f"error: the Ray head at {cluster.address} was lost mid-run")
+        assert "Traceback" not in err, err
+        assert took < 45, f"the run took {took:.0f} s to stop"
+        kept = table(project).filter(pl.col("status") != "interrupted")
+        assert len(kept) >= 1
+        assert set(kept["status"]) == {"completed"}
+
+
+def _head_node(pids: list[int]) -> list[int]:
+    """The processes of the head node among ``pids``: its GCS server, dashboard and
+    monitors, and its raylet (the one whose socket is not numbered) with what it
+    started (the head node's workers); the other node's raylet and its workers are
+    spared."""
+    import re
+
+    commands, parents = {}, {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            commands[pid] = Path(f"/proc/{pid}/cmdline").read_bytes()
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            parents[pid] = int(stat.rpartition(")")[2].split()[1])
+    head = {
+        pid
+        for pid, command in commands.items()
+        if re.search(rb"gcs_server|dashboard\.py|monitor\.py|sockets/raylet\x00", command)
+        and b"raylet.1" not in command
+    }
+    grew = True
+    while grew:  # what the head's processes started, and what those started
+        more = {pid for pid, parent in parents.items() if parent in head} - head
+        head |= more
+        grew = bool(more)
+    assert any(b"gcs_server" in commands[pid] for pid in head), commands
+    return sorted(head)
 
 
 class TestALocalRay:

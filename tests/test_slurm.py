@@ -43,6 +43,7 @@ RUNS = Path(__file__).with_name("runs.txt")
 
 class Counted(Experiment):
     n: int = search(*range(6))
+    blob: str = os.environ.get("BLOB", "")
 
     def run(self):
         resumed = self.resumed  # what an earlier attempt left: its checkpoint
@@ -55,6 +56,7 @@ class Counted(Experiment):
         if str(self.n) == os.environ.get("FAIL"):
             raise ValueError(f"n={self.n} fails")
         if str(self.n) == os.environ.get("KILL"):
+            print(f"n={self.n} got this far", flush=True)
             os.kill(os.getpid(), 9)  # the job's own process, as the OOM killer would
         return {
             "square": self.n * self.n,
@@ -200,6 +202,11 @@ def outcomes(root: Path) -> int:
 
 def submitted(root: Path) -> int:
     """How many job arrays Slurm ran or holds for this store (named after it)."""
+    return len(_job_names(root))
+
+
+def _job_names(root: Path) -> set[str]:
+    """The names of the job arrays Slurm ran or holds for this store."""
     store = _store(root)
     names = subprocess.run(
         ["sacct", "-n", "-P", "-X", "-S", "now-1hour", "-o", "JobName%200"],
@@ -210,7 +217,7 @@ def submitted(root: Path) -> int:
     names += subprocess.run(
         ["squeue", "-h", "-o", "%j"], capture_output=True, text=True, check=True
     ).stdout.split()
-    return len({n for n in names if n.startswith(f"superparams-{store}-")})
+    return {n for n in names if n.startswith(f"superparams-{store}-")}
 
 
 def queued(root: Path) -> int:
@@ -479,6 +486,18 @@ class TestStatesAndRanks:
         assert "killed by signal 9 (SIGKILL)" in table["error"][2], table["error"][2]
         assert "exit code 0" not in table["error"][2]
 
+    def test_a_killed_setting_keeps_what_it_printed(self, project):
+        """What a setting printed before its job was killed is in its log, as on the
+        local engine (it came back only with an outcome, which a killed job never
+        writes)."""
+        done = run(project, "--engine-option", "per_job=1", env={"KILL": "2"})
+        assert done.returncode == 1, done.stderr
+        table = pl.read_parquet(folder(project) / "results.parquet").sort("n")
+        log = folder(project) / table["log"][2]
+        assert "n=2 got this far" in log.read_text()
+        logs = experiment(project, "logs", "counted.Counted", "--n", "2")
+        assert "n=2 got this far" in logs.stdout, logs.stdout + logs.stderr
+
     def test_a_job_slurm_cancels_is_failed_with_slurms_word(self, project):
         """A job scancel ends fails its settings, with Slurm's state in the error."""
         done = run(project, "--detach", nap=60)
@@ -563,8 +582,9 @@ def _start_again(job: str) -> None:
 
 def _job_name(root: Path) -> str:
     """The name of the one job array the store's runs submitted: the store's, the batch's."""
-    manifest = next((folder(root) / "slurm" / "jobs").glob("*.json"))
-    return f"superparams-{_store(root)}-{manifest.stem}"
+    names = _job_names(root)
+    assert len(names) == 1, names
+    return names.pop()
 
 
 def _store(root: Path) -> str:
@@ -716,3 +736,47 @@ class TestQueuedInTheStore:
         store.record_path.write_text(re.sub(r',\s*"engine":\s*"older"', "", record))
         assert store.queued_on() == {ids[0]: "slurm", ids[1]: "elsewhere", ids[2]: "slurm"}
         assert queued_on(store) == {"slurm": 2, "elsewhere": 1}
+
+
+@pytest.mark.slow
+class TestWhatARunLeaves:
+    def test_runs_leave_no_base_that_no_queued_setting_needs(self, project):
+        """Each run ships its experiment as a base file; once its settings have all
+        ended, the job files no queued setting needs are removed: three runs of a
+        changed experiment leave no base behind, a detached run keeps the one its
+        queued settings need."""
+        for blob in ("a", "b", "c"):
+            done = run(project, "--fresh", env={"BLOB": blob * 100_000})
+            assert done.returncode == 0, done.stderr
+        slurm = folder(project) / "slurm"
+        assert sorted(p.name for p in slurm.glob("base-*.pkl")) == []
+        assert sorted(p.name for p in (slurm / "jobs").glob("*.json")) == []
+        done = run(project, "--fresh", "--detach", env={"BLOB": "d" * 100_000}, nap=30)
+        assert done.returncode == 0, done.stderr
+        assert len(list(slurm.glob("base-*.pkl"))) == 1
+        subprocess.run(["scancel", "--name", ",".join(_job_names(project))], check=True)
+
+    def test_a_refused_submission_leaves_nothing_for_the_next_run_to_wait_on(self, project):
+        """When sbatch refuses a run's options the run fails saying so, and leaves no
+        job file: the next run submits at once rather than waiting to see whether the
+        refused submission was still under way."""
+        done = run(project, "--engine-option", "sbatch=--no-such-flag")
+        assert done.returncode == 6, done.stderr
+        assert "sbatch" in done.stderr
+        jobs = folder(project) / "slurm" / "jobs"
+        assert sorted(p.name for p in jobs.iterdir()) == []
+        done = run(project)
+        assert done.returncode == 0, done.stderr
+        assert statuses(project) == ["completed"] * 6
+
+    def test_a_traceback_names_the_users_file_and_line(self, project):
+        """A setting that raised on Slurm keeps a traceback that names the experiment's
+        file and shows its line, with no frame of superparams's own shipping code."""
+        done = run(project, env={"FAIL": "2"})
+        assert done.returncode == 1, done.stderr
+        table = pl.read_parquet(folder(project) / "results.parquet").sort("n")
+        text = table["traceback"][2]
+        assert "<dynamic-code>" not in text, text
+        assert "counted.py" in text, text
+        assert 'raise ValueError(f"n={self.n} fails")' in text, text
+        assert "guarded" not in text, text

@@ -73,7 +73,9 @@ def plan(space: Space[Any], *, folder: Path | str | None = None) -> Plan:
     return store_of(space, folder).plan(space, code_hash(space.experiment_class))
 
 
-def results(space: Space[Any], *, folder: Path | str | None = None) -> pl.DataFrame:
+def results(
+    space: Space[Any], *, folder: Path | str | None = None, code_version: str | None = None
+) -> pl.DataFrame:
     """The latest stored outcome of each setting of ``space``, in the space's order.
 
     A setting that returned several rows has several rows; one never run has none. A
@@ -84,6 +86,12 @@ def results(space: Space[Any], *, folder: Path | str | None = None) -> pl.DataFr
     went (``status``, ``cause``, ``error``, ``attempt``, ``seconds``, ``log``, ...), and
     ``outdated`` says whether another version of the experiment's code made it: True,
     False, or None when the row holds no version (it was stored before versions were).
+
+    ``code_version="all"`` gives every stored outcome instead: each setting's latest and
+    those that a rerun (``rerun_outdated``, ``rerun_failed``) replaced, the older first,
+    with a column ``superseded`` (True for a replaced outcome's rows); a prefix of a
+    code version's hash (or of the git commit recorded on its rows) gives that version's
+    outcomes alone.
 
     >>> import tempfile
     >>> from superparams import Experiment, search
@@ -99,11 +107,22 @@ def results(space: Space[Any], *, folder: Path | str | None = None) -> pl.DataFr
     from superparams._outdated import current_version, mark
     from superparams._space import setting_ids
 
-    table = store_of(space, folder).table()
+    store = store_of(space, folder)
+    if code_version is None:
+        table = store.table()
+    else:  # history.parquet is read only here
+        from superparams._versions import joined
+
+        table = joined(*store.every_outcome())
     if space.enumerable:
         ids = list(setting_ids(space))
         table = relabelled(space, select_settings(table, ids), ids)
-    return mark(table, current_version(space.experiment_class))
+    table = mark(table, current_version(space.experiment_class))
+    if code_version is not None:
+        from superparams._versions import of_version
+
+        table = of_version(table, code_version, space.experiment_class.__name__)
+    return table
 
 
 def relabelled(space: Space[Any], table: pl.DataFrame, ids: list[str]) -> pl.DataFrame:
@@ -163,6 +182,49 @@ def best(
     from superparams._summary import best
 
     return best(space, metric, mode, over=over, rows=rows, folder=folder, level=level)
+
+
+def diff(
+    space: Space[Any],
+    a: str,
+    b: str,
+    metric: str | Sequence[str] | None = None,
+    *,
+    summary: bool = False,
+    folder: Path | str | None = None,
+) -> pl.DataFrame:
+    """Each setting's metrics under two versions of the experiment's code, and the change.
+
+    ``a`` and ``b`` name code versions by a prefix of their hash (``results(
+    code_version="all")`` shows each row's), or of the git commit recorded on their rows.
+    One row per setting that has an outcome under both (its latest under each): ``id``,
+    ``label``, the parameters, then for each metric (``metric``, or every numeric one
+    both have) ``<metric>_a``, ``<metric>_b`` (its last value, null if the setting did
+    not complete) and ``<metric>_change`` (b - a). With ``summary``, one row per setting
+    of the other fields over the declared seeds: ``<metric>_mean_a``, ``_std_a``,
+    ``_n_a``, the same with ``_b``, and ``<metric>_mean_change``.
+
+    Raises:
+        UsageError: ``a`` or ``b`` names no stored version or several, both name the
+            same, no setting has an outcome under both, ``metric`` is not a metric of
+            both, or ``summary`` for a space with no seeds.
+    """
+    from superparams._versions import ALL, compare
+
+    table = results(space, folder=folder, code_version=ALL)
+    compared = compare(space, table, a, b, metric)
+    if not summary:
+        return compared.settings
+    if compared.summary is None:
+        from superparams.errors import UsageError
+
+        msg = (
+            f"{space.experiment_class.__name__} declares no replicate field (e.g. seed: int = "
+            "seeds(5)), so there is no summary over seeds to compare; leave summary=True out "
+            "for the settings one by one"
+        )
+        raise UsageError(msg)
+    return compared.summary
 
 
 def space_html(space: Space[Any]) -> str:

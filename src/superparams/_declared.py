@@ -27,6 +27,8 @@ class ClassInfo:
     annotations: dict[str, Any]
     defaults: dict[str, Any]
     post_init: Callable[[Any], None] | None
+    # Fields with neither a default nor a default_factory: a space must be given them.
+    required: tuple[str, ...] = ()
 
 
 def class_hints(cls: type, annotations: dict[str, Any]) -> dict[str, Any]:
@@ -64,6 +66,11 @@ def declared(cls: type) -> ClassInfo:
             annotations={f.name: hints.get(f.name, f.type) for f in fields},
             defaults=defaults,
             post_init=getattr(post_init, "__wrapped__", None),
+            required=tuple(
+                f.name
+                for f in fields
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            ),
         )
         type.__setattr__(cls, "_sp_info_cache", info)
     return info

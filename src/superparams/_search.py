@@ -379,6 +379,7 @@ class _Proposals:
         self.seeds = seed_count(space)
         self.repeats = 0  # proposals in a row that were not new
         self.error: UsageError | None = None  # raised once the run has ended
+        self.checked = False  # whether a completed seed was seen to report the metrics
         self.expected = max(0, self.goal() - len(history)) * self.seeds
 
     def goal(self) -> int:
@@ -433,9 +434,11 @@ class _Proposals:
             return
         configuration = running.configuration
         del self.running[self.searched.key(configuration.values)]
-        if self.error is None and any(r["status"] == "completed" for r in running.ended.values()):
+        completed = any(r["status"] == "completed" for r in running.ended.values())
+        if completed and not self.checked:
             try:  # a metric no completed seed reports: the search ends, saying so
                 _check_metrics(self.space, running.columns, self.metrics)
+                self.checked = True  # its run() reports them: no need to look again
             except UsageError as error:
                 self.error = error
         _judged(configuration, [running.ended[i] for i in running.ids], self.metrics, self.seeds)

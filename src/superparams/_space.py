@@ -292,6 +292,7 @@ class Space(Generic[E]):
     optimize: Final = _api.optimize
     plan: Final = _api.plan
     results: Final = _api.results
+    diff: Final = _api.diff
 
     # -- after the run: the front door too, which imports superparams._summary when used --
 

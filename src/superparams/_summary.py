@@ -125,7 +125,9 @@ class DeclaredColumns:
     def columns(self, present: Sequence[str]) -> Columns:
         from superparams._store._columns import BOOKKEEPING, COMPUTED
 
-        book = ("id", "label", *BOOKKEEPING, *COMPUTED)
+        # outdated is on every table read; the others only on those that asked for them
+        computed = (c for c in COMPUTED if c == OUTDATED or c in present)
+        book = ("id", "label", *BOOKKEEPING, *computed)
         parameters: list[str] = []
         for c in self.parameters:
             if c in self.replicates:

@@ -293,7 +293,7 @@ def setting_of(base: Any, task: Task) -> Any:
     return base[task.position]
 
 
-def run_task(base: Any, task: Task, rank: int, n_proc: int) -> Outcome:
+def run_task(base: Any, task: Task, rank: int, n_proc: int, *, kept: str | None = None) -> Outcome:
     """Run one task of ``base`` where the store's files are out of reach, output captured.
 
     What an engine's remote function calls: the setting gets its ``rank`` and ``n_proc``,
@@ -301,6 +301,10 @@ def run_task(base: Any, task: Task, rank: int, n_proc: int) -> Outcome:
     1 and 2, so C extensions and child processes are caught too), cut to
     ``SUPERPARAMS_LOG_LIMIT``, and comes back in :attr:`Outcome.output` for the store to
     write. One setting at a time per process: a second one at once fails, saying so.
+
+    ``kept``: a file to capture into instead, new, this user's alone (in a folder only
+    this user may write), where the engine finds what a setting printed when its process
+    is killed before it can say (see :func:`printed`); removed once the outcome has it.
     """
     import tempfile
 
@@ -313,7 +317,13 @@ def run_task(base: Any, task: Task, rank: int, n_proc: int) -> Outcome:
     setting = setting_of(base, task)
     setting.__dict__["rank"] = rank
     setting.__dict__["n_proc"] = n_proc
-    with tempfile.TemporaryFile(prefix="superparams-") as file:
+    # Either is closed by the `with` below; a kept file is removed once read.
+    if kept is not None:
+        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        file: Any = open(os.open(kept, flags, 0o600), "r+b")  # noqa: SIM115
+    else:
+        file = tempfile.TemporaryFile(prefix="superparams-")  # noqa: SIM115
+    with file:
         fd = file.fileno()
         outcome = run_setting(setting, task, rank, capture="fd", output=fd)
         size = os.fstat(fd).st_size
@@ -323,12 +333,37 @@ def run_task(base: Any, task: Task, rank: int, n_proc: int) -> Outcome:
                 with contextlib.suppress(OSError):
                     size = cut(fd, size, limit)
             outcome.output = os.pread(fd, size, 0).decode("utf-8", "replace")
+    if kept is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(kept)
     outcome.rows, outcome.reported = _Carried(outcome.rows), _Carried(outcome.reported)
     return outcome
 
 
 # The base of the run the last task of run_task was of (its id: the base is not kept).
 _BASE = 0
+
+
+def printed(path: str) -> str | None:
+    """What a setting killed while it ran printed into ``path`` (:func:`run_task`'s
+    ``kept``), its end when it is longer than ``SUPERPARAMS_LOG_LIMIT``; None if there
+    is nothing. The file is removed."""
+    from superparams._logsize import log_limit
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        limit = log_limit()
+        start = max(0, size - limit) if limit else 0
+        text = os.pread(fd, size - start, start).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return text or None
 
 
 class _Carried(list):  # type: ignore[type-arg]

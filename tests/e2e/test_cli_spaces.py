@@ -453,3 +453,43 @@ class TestOneSettingOnce:
         write(tmp_path / "weighted.py", WEIGHTED)
         done = experiment("weighted.Train", "--help", cwd=tmp_path)
         assert "choice: 'sgd', 'adam'; weights 0.2, 0.8" in done.stdout
+
+
+FACTORY = """
+from dataclasses import field
+from pathlib import Path
+
+from superparams import Experiment, search
+
+BUILT = Path(__file__).with_name("built.txt")
+
+
+def table():
+    with open(BUILT, "a") as f:
+        f.write("built\\n")
+    return list(range(5))
+
+
+class Big(Experiment):
+    data: list = field(default_factory=table)
+    k: int = search(1, 2, 3)
+
+    def run(self):
+        return {"s": sum(self.data) * self.k}
+"""
+
+
+class TestDefaultFactory:
+    def test_a_field_made_by_its_default_factory_runs_from_the_command(self, tmp_path):
+        """A field with ``field(default_factory=...)`` has a default, on the command line
+        as in Python: the command runs the space (the factory once, in the command's own
+        process), and --help says where the default comes from rather than 'required'."""
+        write(tmp_path / "experiments/big.py", FACTORY)
+        done = experiment("big.Big", "-q", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        frame = results(tmp_path / "experiments/progress/big/Big").sort("k")
+        assert frame["s"].to_list() == [10, 20, 30]
+        assert (tmp_path / "experiments/built.txt").read_text() == "built\n"
+        shown = experiment("big.Big", "--help", cwd=tmp_path)
+        line = next(x for x in shown.stdout.splitlines() if "--data" in x)
+        assert line.split()[-4:] == ["made", "by", "its", "default_factory"], line

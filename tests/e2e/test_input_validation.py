@@ -70,12 +70,12 @@ REFUSED = [
     (
         ["stauts", "small.Small"],
         "'stauts' is no command, nor an experiment here (did you mean 'status'? experiment "
-        "status small.Small); commands: status, results, plot, report, view, logs, clean",
+        "status small.Small); commands: status, results, plot, report, view, logs, clean, diff",
     ),
     (
         ["reslts", "small.Small", "--a", "1"],
         "'reslts' is no command, nor an experiment here (did you mean 'results'? experiment "
-        "results small.Small); commands: status, results, plot, report, view, logs, clean",
+        "results small.Small); commands: status, results, plot, report, view, logs, clean, diff",
     ),
 ]
 

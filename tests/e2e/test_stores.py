@@ -180,6 +180,8 @@ FILES = {
     "one when it ends",
     "results.parquet": "the latest outcome of every setting, rebuilt from the record; its "
     "metadata says how far into the record it goes",
+    "history.parquet": "the outcomes a rerun replaced (an earlier code version's, a failure "
+    "retried), rows as in results.parquet; written when one is replaced, absent until then",
     "logs/": "each setting's stdout and stderr, <id>.log, and its traceback on failure",
     "work/": "each setting's own folder, <id>/, if it used one (self.workdir)",
     "lock": "held (flock) by the run writing here; it dies with the process",

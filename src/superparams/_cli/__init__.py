@@ -14,7 +14,7 @@ notebook calls it. Inside::
     _table.py    the one table renderer (rich in a terminal, aligned text otherwise)
     _shared.py   what the commands share: the store of a space, its plan, the results
     run.py  status.py  results.py  plot.py  report.py  view.py  logs.py  clean.py
-                 one module per command (plot needs the plot extra; report and
+    diff.py      one module per command (plot needs the plot extra; report and
                  view the view extra)
 
 A command is a function ``(found, spaces, request, prog) -> None`` in :data:`COMMANDS`. It
@@ -97,6 +97,12 @@ def _clean(*args: Any) -> None:
     clean(*args)
 
 
+def _diff(*args: Any) -> None:
+    from superparams._cli.diff import diff
+
+    diff(*args)
+
+
 #: The commands, by the word that names them (``run`` is never written).
 COMMANDS: dict[str, Command] = {
     "run": _run,
@@ -107,6 +113,7 @@ COMMANDS: dict[str, Command] = {
     "view": _view,
     "logs": _logs,
     "clean": _clean,
+    "diff": _diff,
 }
 
 

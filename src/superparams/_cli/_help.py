@@ -102,6 +102,7 @@ commands:
   view EXPERIMENT          a live page on 127.0.0.1: table, curves, heatmap, until Ctrl-C
   logs EXPERIMENT          the logs of the settings matching --FIELD VALUE; -f follows
   clean EXPERIMENT         delete the stored results and logs, after asking
+  diff EXPERIMENT A B      each setting's metrics under code versions A and B, and the change
 
 run options:
 {_options_help("run")}
@@ -121,13 +122,16 @@ _COMMAND_SUMMARY = {
     "view": "a live page of the results on 127.0.0.1 (its address has a token), until Ctrl-C",
     "logs": "the logs of the settings matching the given field values",
     "clean": "delete every stored result and log of the experiment, after asking",
+    "diff": "each setting's metrics under two code versions, A and B (a prefix of each one's "
+    "hash or git commit), the change, and with seeds the mean ± std over them",
 }
 
 
 def command_help(prog: str, command: str) -> str:
     fields = " [--FIELD VALUE ...]" if command != "clean" else ""
+    versions = " A B" if command == "diff" else ""
     return (
-        f"usage: {prog} {command} EXPERIMENT{fields} [options]\n\n"
+        f"usage: {prog} {command} EXPERIMENT{versions}{fields} [options]\n\n"
         f"{_COMMAND_SUMMARY[command][0].upper()}{_COMMAND_SUMMARY[command][1:]}.\n\n"
         f"options:\n{_options_help(command)}\n"
     )
@@ -136,7 +140,8 @@ def command_help(prog: str, command: str) -> str:
 def experiment_help(prog: str, found: Found, command: str = "run") -> str:
     """What ``experiment EXPERIMENT --help`` prints: the fields, then the options."""
     word = f"{command} " if command != "run" else ""
-    lines = [f"usage: {prog} {word}{found.name} [--FIELD VALUE ...] [options]", ""]
+    versions = " A B" if command == "diff" else ""
+    lines = [f"usage: {prog} {word}{found.name}{versions} [--FIELD VALUE ...] [options]", ""]
     for cls in found.classes:
         info = declared(cls)
         doc = _doc(cls)
@@ -201,8 +206,10 @@ def _doc(cls: type) -> str:
 def _default_text(info: Any, name: str) -> str:
     from superparams._space import Dimension, Grid, Space
 
-    if name not in info.defaults:
+    if name in info.required:
         return "required"
+    if name not in info.defaults:
+        return "default made by its default_factory"
     default = info.defaults[name]
     if isinstance(default, Grid) and not default.expands():
         if len(default.points) == 1:

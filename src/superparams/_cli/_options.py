@@ -33,6 +33,7 @@ COMMAND_WORDS = (
     "view",
     "logs",
     "clean",
+    "diff",
 )
 
 
@@ -205,6 +206,16 @@ def _text(flag: str, text: str) -> str:
     return text
 
 
+def _version(flag: str, text: str) -> str:
+    if not text.strip():
+        msg = (
+            f"{flag} expects all, or a code version (a prefix of its hash or git commit), "
+            f"got {text!r}"
+        )
+        raise UsageError(msg)
+    return text.strip()
+
+
 def _choice(flag: str, text: str, choices: tuple[str, ...]) -> str:
     if text not in choices:
         msg = (
@@ -256,7 +267,8 @@ def _outdated_kind(flag: str, text: str) -> str:
 # -- the table -------------------------------------------------------------------------------
 
 
-_RUN, _SAMPLED = ("run",), ("run", "status", "results", "plot", "report", "view", "logs")
+_RUN = ("run",)
+_SAMPLED = ("run", "status", "results", "plot", "report", "view", "logs", "diff")
 #: Spelled before a run option's name, it reaches the option that a field's flag hides.
 RUN_PREFIX = "--run-"
 OPTIONS = (
@@ -441,6 +453,23 @@ OPTIONS = (
     ),
     Option(("--last",), "last", "only the last row of each setting", ("results",)),
     Option(
+        ("--code-version", "--code_version"),
+        "code_version",
+        "all: every outcome kept, those a rerun replaced marked; or one code version's "
+        "(a prefix of its hash or git commit)",
+        ("results",),
+        "VERSION",
+        _version,
+    ),
+    Option(
+        ("--metric",),
+        "metric",
+        "the metrics to compare (default: every one), e.g. acc,f1",
+        ("diff",),
+        "NAMES",
+        _names,
+    ),
+    Option(
         ("--x",), "x", "the column along the x axis: a parameter, or epoch", ("plot",), "COL", _text
     ),
     Option(("--y",), "y", "the metric to plot", ("plot",), "METRIC", _text),
@@ -490,8 +519,9 @@ OPTIONS = (
         ("--json",),
         "json",
         "write one JSON object to stdout: the table (results), the counts (status), the "
-        "plan (run --dry-run), what would go (clean --dry-run), the logs (logs)",
-        ("results", "status", "run", "clean", "logs"),
+        "plan (run --dry-run), what would go (clean --dry-run), the logs (logs), the "
+        "comparison (diff)",
+        ("results", "status", "run", "clean", "logs", "diff"),
     ),
     Option(
         ("--format",),

@@ -10,6 +10,7 @@
     experiment view    EXPERIMENT                      a live page until Ctrl-C
     experiment logs    EXPERIMENT [--FIELD VALUE ...] [-f] [-n N]
     experiment clean   EXPERIMENT [--yes]
+    experiment diff    EXPERIMENT A B [--metric NAMES] [--json]   two code versions' outcomes
 
 A command word is a command only when it comes first and an experiment follows it, so
 ``experiment params.Hyperparams ...`` always means run. The words before the experiment's
@@ -131,6 +132,8 @@ def read(request: Words, words: list[str], fields: Fields | None) -> None:
         word = rest.take()
         if word in ("-h", "--help"):
             request.help = True
+        elif not _is_option(word) and request.command == "diff" and fields is not None:
+            request.options["versions"] = (*request.options.get("versions", ()), word)
         elif not _is_option(word):
             where = f"after {request.target!r}" if fields is not None else "here"
             msg = f"unexpected {word!r} {where}; field values are written --FIELD VALUE"

@@ -4,8 +4,9 @@ The grammar (:mod:`superparams._cli._parse`) reads the words of a command line, 
 option table (:mod:`superparams._cli._options`), into one of these: a :class:`Request`
 subclass per command (:class:`RunRequest`, :class:`StatusRequest`, :class:`ResultsRequest`,
 :class:`PlotRequest`, :class:`ReportRequest`, :class:`ViewRequest`, :class:`LogsRequest`,
-:class:`CleanRequest`), whose fields are the destinations of the command's options. Making
-one checks the options that exclude or need each other, and raises
+:class:`CleanRequest`, :class:`DiffRequest`), whose fields are the destinations of the
+command's options (and, for diff, the two versions after the experiment). Making one
+checks the options that exclude or need each other, and raises
 :class:`~superparams.errors.UsageError` saying which. Also here: :class:`Exit`, how a
 command ends with a code once it has said what it had to say.
 
@@ -178,9 +179,17 @@ class ResultsRequest(Request):
     where: str | None = None
     columns: tuple[str, ...] | None = None
     last: bool = False
+    code_version: str | None = None
 
     def __post_init__(self) -> None:
         exports = [f"--{n}" for n in ("csv", "json", "parquet", "format") if getattr(self, n)]
+        if self.code_version is not None and self.over is not None:
+            msg = (
+                f"--code-version {self.code_version} shows outcomes row by row; it does not "
+                "go with --over (a summary is of each setting's latest outcome; `experiment "
+                "diff EXPERIMENT A B` compares two versions over the seeds)"
+            )
+            raise UsageError(msg)
         if self.format is not None and self.over is None:
             msg = (
                 f"--format {self.format} writes a summary over seeds, one row per setting; "
@@ -243,6 +252,28 @@ class ViewRequest(Request):
     """``experiment view EXPERIMENT``: a live page of the results, until Ctrl-C."""
 
     command: ClassVar[str] = "view"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiffRequest(Request):
+    """``experiment diff EXPERIMENT A B``: each setting's metrics under two code versions."""
+
+    command: ClassVar[str] = "diff"
+    versions: tuple[str, ...] = ()
+    metric: tuple[str, ...] | None = None
+    json: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.versions) != 2:
+            given = (
+                f" (got {len(self.versions)}: {' '.join(self.versions)})" if self.versions else ""
+            )
+            msg = (
+                f"experiment diff needs two code versions after the experiment, A and B{given}: "
+                "prefixes of their hashes or git commits, e.g. experiment diff params 1a2b 3c4d "
+                "(`experiment results EXPERIMENT --code-version all` shows each row's)"
+            )
+            raise UsageError(msg)
 
 
 #: The files ``experiment plot`` writes, by extension.
@@ -315,5 +346,6 @@ REQUESTS: dict[str, type[Request]] = {
         ViewRequest,
         LogsRequest,
         CleanRequest,
+        DiffRequest,
     )
 }

@@ -74,10 +74,26 @@ def ask(question: str) -> str | None:
     return line.strip().lower()
 
 
-def results_of(space: Space[Any]) -> pl.DataFrame:
+def results_of(space: Space[Any], code_version: str | None = None) -> pl.DataFrame:
+    """The space's results: each setting's latest outcome, or with ``code_version`` the
+    outcomes of that version (``all``: of every one), see :func:`~superparams._api.results`."""
     from superparams._api import results
 
-    return results(space)
+    return results(space, code_version=code_version)
+
+
+def only_one(found: Found, spaces: list[Space[Any]], verb: str) -> None:
+    """Refuse a command that works on one experiment, for a name that holds several.
+
+    Raises:
+        UsageError: naming them, and how to name one (``verb``: what is done to it).
+    """
+    from superparams.errors import UsageError
+
+    if len(spaces) > 1:
+        names = ", ".join(s.experiment_class.__name__ for s in spaces)
+        msg = f"{found.name} holds several experiments ({names}); {verb} one: {found.name}.CLASS"
+        raise UsageError(msg)
 
 
 def write_json(schema: str, body: dict[str, Any], rows: str | None = None) -> None:
@@ -113,6 +129,7 @@ def columns_of(frame: pl.DataFrame, cls: type[Experiment]) -> list[str]:
     """The columns worth a look: parameters that vary, results, and status if mixed."""
     from superparams._outdated import OUTDATED, outdated_count
     from superparams._store._columns import BOOKKEEPING, COMPUTED
+    from superparams._versions import SUPERSEDED
 
     info = declared(cls)
     params = set(info.fields) | {n for n, _ in info.derived}
@@ -133,6 +150,8 @@ def columns_of(frame: pl.DataFrame, cls: type[Experiment]) -> list[str]:
         extra.append("code_version")  # rows made by different code: say which is which
     if outdated_count(frame):
         extra.append(OUTDATED)
+    if SUPERSEDED in frame.columns:  # every version's outcomes: which are replaced
+        extra.append(SUPERSEDED)
     if "seconds" in frame.columns:
         extra.append("seconds")
     return varying + results + extra

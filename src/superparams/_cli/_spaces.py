@@ -40,7 +40,7 @@ def space_of(target: type[Experiment] | Space[Any], request: Request) -> Space[A
             values[name] = _field_value(flag, text, info.annotations.get(name))
     try:
         if isinstance(target, type):
-            missing = [n for n in info.fields if n not in info.defaults and n not in values]
+            missing = [n for n in info.required if n not in values]
             if missing:
                 flags = ", ".join(f"--{n}" for n in missing)
                 why = "they have no default" if len(missing) > 1 else "it has no default"

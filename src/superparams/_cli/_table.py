@@ -49,6 +49,6 @@ def cell(value: Any, column: str = "") -> str:
         return duration(float(value))
     if isinstance(value, float):
         return f"{value:.4g}"
-    if column == "outdated" and isinstance(value, bool):
+    if column in ("outdated", "superseded") and isinstance(value, bool):
         return "true" if value else "false"  # as the exports write it
     return str(value)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from superparams._cli._find import shown
 from superparams._cli._requests import plot_format
-from superparams._cli._shared import none_stored, results_of, say
+from superparams._cli._shared import none_stored, only_one, results_of, say
 from superparams.errors import UsageError
 
 if TYPE_CHECKING:
@@ -20,10 +20,7 @@ if TYPE_CHECKING:
 
 
 def plot(found: Found, spaces: list[Space[Any]], request: PlotRequest, prog: str) -> None:
-    if len(spaces) > 1:
-        names = ", ".join(s.experiment_class.__name__ for s in spaces)
-        msg = f"{found.name} holds several experiments ({names}); plot one: {found.name}.CLASS"
-        raise UsageError(msg)
+    only_one(found, spaces, "plot")
     assert request.x is not None  # the request checked both
     assert request.y is not None
     out = request.out or f"{request.y}-by-{request.x}.png"

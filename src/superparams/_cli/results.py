@@ -11,6 +11,7 @@ from superparams._cli._find import shown
 from superparams._cli._shared import (
     columns_of,
     none_stored,
+    only_one,
     print_results,
     results_of,
     say,
@@ -19,6 +20,7 @@ from superparams._cli._shared import (
 )
 from superparams._cli._table import cell, table
 from superparams._declared import declared
+from superparams._versions import SUPERSEDED
 from superparams.errors import UsageError, did_you_mean
 
 if TYPE_CHECKING:
@@ -31,10 +33,8 @@ if TYPE_CHECKING:
 
 
 def results(found: Found, spaces: list[Space[Any]], request: ResultsRequest, prog: str) -> None:
-    if len(spaces) > 1 and (request.csv or request.json or request.parquet):
-        names = ", ".join(s.experiment_class.__name__ for s in spaces)
-        msg = f"{found.name} holds several experiments ({names}); export one: {found.name}.CLASS"
-        raise UsageError(msg)
+    if request.csv or request.json or request.parquet:
+        only_one(found, spaces, "export")
     for space in spaces:
         _results_one(found, space, request, prog, several=len(spaces) > 1)
 
@@ -47,7 +47,7 @@ def _results_one(
     if request.over is not None:
         _summary_one(found, space, request, prog, several=several)
         return
-    frame = results_of(space)
+    frame = results_of(space, request.code_version)
     cls = space.experiment_class
     if request.last and "id" in frame.columns:
         frame = frame.group_by("id", maintain_order=True).last()
@@ -64,6 +64,8 @@ def _results_one(
         frame = frame.select(chosen)
     _write(frame, found, space, request, prog, several=several, columns=chosen, sort=sort)
     if not (request.parquet or request.csv or request.json):
+        if SUPERSEDED in marked.columns:  # a setting's replaced outcomes are not its own
+            marked = marked.filter(~marked[SUPERSEDED])
         say_outdated(marked, space, prog, found)
 
 

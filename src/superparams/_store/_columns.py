@@ -34,4 +34,5 @@ BOOKKEEPING = {
 #: run() returns under one of these names is kept under another, as for :data:`BOOKKEEPING`.
 COMPUTED = {
     "outdated": "Boolean",
+    "superseded": "Boolean",  # only in every version's outcomes: see superparams._versions
 }

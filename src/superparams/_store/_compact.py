@@ -10,6 +10,12 @@ short, emptied, an older copy) gets back every outcome the table holds and it lo
 (:meth:`Compactor.restore`), before the table is made anew from the record alone;
 lines damaged in place get their settings' outcomes appended again.
 
+The outcomes a compaction drops because a later one replaced them (a rerun of an
+outdated or a failed setting) go to ``history.parquet``, written whole beside it, only
+when there are some; the record is never read back from it. A folder whose table was
+made before history.parquet was gets it from the whole record, once, at its next
+compaction (as does one whose history.parquet went missing).
+
 Only the writer, holding the folder's lock, compacts (as a run starts and ends).
 """
 
@@ -33,10 +39,12 @@ from superparams._store._record import (
 from superparams._store._table import (
     concat,
     conform_table,
-    latest_outcomes,
+    kept_once,
     lost_outcomes,
     make_frame,
+    split_outcomes,
 )
+from superparams.errors import StoreError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -78,9 +86,18 @@ class Compactor(Reader):
             frames.insert(0, conform_table(pl.read_parquet(self.results_path), self.types))
         table = concat(frames, clashes) if frames else make_frame([], self.types)
         del frames  # the chunks' tables: only the table written is kept
-        table = latest_outcomes(table)
+        table, older = split_outcomes(table)
+        # history.parquet holds what the record before the offset replaced: made with the
+        # table from the record's start, and carried on; made again from the whole record
+        # for a table from before it, or when it went missing
+        kept = 0 if stored is None else stored.kept
+        if kept is None or (kept and not self.history_path.exists()):
+            older, kept = self._superseded_in_record(), 0
+        if older is not None:
+            kept = self._keep_history(older)
         start = record_start(self.record_path)[1][:end]
         info = {
+            "history": kept,
             "offset": end,
             "fields": list(self.fields),
             "clashes": clashes,
@@ -96,6 +113,31 @@ class Compactor(Reader):
         with contextlib.suppress(FileNotFoundError):
             (self.folder / META).unlink()  # where earlier versions kept the offset
         return table
+
+    def _superseded_in_record(self) -> pl.DataFrame | None:
+        """Every outcome the whole record holds a later one of: what history.parquet
+        holds for a folder made before it was (read once, as a rerun first replaces an
+        outcome in it)."""
+        frames, _, _ = self.frames(0, {}, live=False)
+        if not frames:
+            return None
+        return split_outcomes(concat(frames))[1]
+
+    def _keep_history(self, older: pl.DataFrame) -> int:
+        """Add ``older``, outcomes a rerun replaced, to history.parquet: written whole
+        (atomically), each outcome once; return how many rows it holds. One that cannot
+        be read is made again from the record, which holds every outcome."""
+        try:
+            history = self.history()
+        except StoreError:
+            history, found = None, self._superseded_in_record()
+            older = found if found is not None else older.clear()
+        kept = kept_once(history, older)
+        if history is None or kept.height != history.height:  # else: held already
+            atomic_write(
+                self.history_path, lambda f: kept.write_parquet(f, row_group_size=_ROW_GROUP)
+            )
+        return kept.height
 
     def restore(self, mend: list[str] | None = None) -> None:
         """Append to the record every outcome results.parquet holds and it lost; with

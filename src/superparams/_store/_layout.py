@@ -9,7 +9,7 @@ feature that keeps something new in the folder adds its name to :data:`FILES`.
 Every file inside the folder is opened as itself, and only if it is a regular file, never
 waiting (:func:`open_in_store`): a planted symbolic link or FIFO is
 :class:`StoreWriteError`. The folder itself, or ``progress/``, may be one. A file that
-is replaced (results.parquet, experiment.json) is written whole or not at all
+is replaced (results.parquet, history.parquet, experiment.json) is written whole or not at all
 (:func:`atomic_write`).
 """
 
@@ -30,6 +30,9 @@ RECORD = "record.jsonl"
 
 
 RESULTS = "results.parquet"
+
+
+HISTORY = "history.parquet"  # the outcomes a rerun replaced: see FILES
 
 
 META = "meta.json"  # earlier versions kept the record offset here; now in the parquet
@@ -79,6 +82,8 @@ FILES = {
     "when it ends",
     RESULTS: "the latest outcome of every setting, rebuilt from the record; its metadata "
     "says how far into the record it goes",
+    HISTORY: "the outcomes a rerun replaced (an earlier code version's, a failure "
+    "retried), rows as in results.parquet; written when one is replaced, absent until then",
     f"{LOGS}/": "each setting's stdout and stderr, <id>.log, and its traceback on failure",
     f"{WORK}/": "each setting's own folder, <id>/, if it used one (self.workdir)",
     LOCK: "held (flock) by the run writing here; it dies with the process",
@@ -273,7 +278,7 @@ def remove_leftovers(folder: Path) -> None:
     """
     import re
 
-    names = "|".join(re.escape(name) for name in (RESULTS, EXPERIMENT, ENVIRONMENTS))
+    names = "|".join(re.escape(n) for n in (RESULTS, HISTORY, EXPERIMENT, ENVIRONMENTS))
     pattern = re.compile(rf"\.(?:{names})\.\d+\.tmp")
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:

@@ -32,6 +32,7 @@ from superparams._store._columns import BOOKKEEPING
 from superparams._store._environments import from_record, read_environments
 from superparams._store._layout import (
     EXPERIMENT,
+    HISTORY,
     LOGS,
     META_KEY,
     RECORD,
@@ -63,9 +64,10 @@ from superparams._store._table import (
     clash_text,
     concat,
     conform_table,
-    latest_outcomes,
+    kept_once,
     lost_outcomes,
     make_frame,
+    split_outcomes,
 )
 from superparams.errors import StoreConflictError, StoreError, StoreWriteError
 
@@ -89,6 +91,10 @@ class Compacted:
     # Settings whose lines in the record's start are damaged (the table holds them
     # whole): the next run writes their outcomes to the record again.
     mend: list[str] = field(default_factory=list)
+    # How many rows history.parquet held when the table was written, which hold every
+    # outcome the record before the offset replaced; None for a table written before
+    # history.parquet was (see Compactor.compact).
+    kept: int | None = None
 
 
 class Reader:
@@ -154,6 +160,10 @@ class Reader:
     @property
     def results_path(self) -> Path:
         return self.folder / RESULTS
+
+    @property
+    def history_path(self) -> Path:
+        return self.folder / HISTORY
 
     def log_path(self, setting_id: str) -> str:
         """Where a setting's log goes (a string: it is made for every setting)."""
@@ -222,6 +232,8 @@ class Reader:
                 table = conform_table(pl.read_parquet(f), self.types) if read else None
                 offset, clashes = int(meta.get("offset", 0)), dict(meta.get("clashes") or {})
                 damaged = int(meta.get("damaged", 0))
+                kept = meta.get("history")
+                kept = kept if type(kept) is int else None
             except (pl.exceptions.PolarsError, OSError, ValueError):
                 return None  # not one of ours: results are rebuilt from the record
         size, start = record_start(self.record_path)
@@ -235,8 +247,8 @@ class Reader:
             if found is None:
                 return Compacted(0, table, clashes, 0, intact=False)
             count, mend = found
-            return Compacted(offset, table, clashes, damaged + count, mend=mend)
-        return Compacted(offset, table, clashes, damaged)
+            return Compacted(offset, table, clashes, damaged + count, mend=mend, kept=kept)
+        return Compacted(offset, table, clashes, damaged, kept=kept)
 
     # -- readers -------------------------------------------------------------------------
 
@@ -383,6 +395,16 @@ class Reader:
         return frames, end, damaged
 
     def stored_table(self) -> tuple[pl.DataFrame, Clashes]:
+        table, _, clashes = self.read_outcomes(superseded=False)
+        return table, clashes
+
+    def read_outcomes(
+        self, *, superseded: bool
+    ) -> tuple[pl.DataFrame, pl.DataFrame | None, Clashes]:
+        """Every stored setting's latest outcome; with ``superseded``, also the outcomes
+        that later ones replaced among those read (the record past results.parquet:
+        those before it are history.parquet's), or None; and the columns stored as
+        text."""
         stored = self.compacted()
         # never compacted, or compacted for other fields: read the whole record
         offset, base, clashes = 0, None, {}
@@ -401,8 +423,57 @@ class Reader:
             tails = self.frames(offset, clashes, live=live)[0]
         frames = [f for f in (base, *tails) if f is not None and f.height]
         if not frames:
-            return make_frame([], self.types), clashes
-        return latest_outcomes(concat(frames, clashes)), clashes
+            return make_frame([], self.types), None, clashes
+        latest, older = split_outcomes(concat(frames, clashes), older=superseded)
+        return latest, older, clashes
+
+    def history(self) -> pl.DataFrame | None:
+        """The outcomes that reruns replaced, as history.parquet keeps them (None when
+        there is none: nothing was replaced, or the folder is older than the file), once
+        the folder is trusted.
+
+        Raises:
+            StoreError: the folder could be changed by another user, or the file is
+                damaged.
+            StoreWriteError: the file is a symbolic link.
+        """
+        import polars as pl
+
+        self.trust()
+        try:
+            f = open(self.history_path, "rb", opener=opener)  # noqa: SIM115  # closed below
+        except FileNotFoundError:
+            return None
+        with f:
+            try:
+                return conform_table(pl.read_parquet(f), self.types)
+            except (pl.exceptions.PolarsError, OSError, ValueError) as error:
+                first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                msg = (
+                    f"{self.history_path} is damaged ({first}); move it away: the next run "
+                    "that records an outcome makes it again from the record"
+                )
+                raise StoreError(msg) from None
+
+    def every_outcome(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Every stored outcome: each setting's latest, and those reruns replaced
+        (history.parquet's, then the record's since it was written).
+
+        Raises:
+            StoreConflictError: the folder holds the results of another experiment.
+            StoreError: the record or history.parquet could not be read.
+        """
+        self.check()
+        try:
+            latest, older, _ = self.read_outcomes(superseded=True)
+        except OSError as error:
+            where = error.filename if isinstance(error.filename, str) else self.folder
+            msg = f"could not read {where}: {error.strerror or error}; nothing was changed"
+            raise StoreError(msg) from None
+        history = self.history()
+        if older is not None:
+            history = kept_once(history, older)
+        return latest, history if history is not None else latest.clear()
 
     def queued_on(self) -> dict[str, str]:
         """The engine that holds each queued setting, by id (see :meth:`Store.queued`): the

@@ -372,16 +372,48 @@ def latest_outcomes(table: pl.DataFrame) -> pl.DataFrame:
     Rows without a record line come from results.parquet, which holds one outcome per
     setting from before the lines read; so they are older than any line.
     """
+    return split_outcomes(table, older=False)[0]
+
+
+def split_outcomes(
+    table: pl.DataFrame, *, older: bool = True
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """:func:`latest_outcomes`, and (if ``older``) the rows it drops: each setting's
+    outcomes that a later one replaced, in the order recorded (None when it drops none).
+    A setting waiting in an engine's queue has no outcome yet: its row is dropped, not
+    kept."""
     import polars as pl
 
     if SEQ not in table.columns:
-        return table  # results.parquet alone: one outcome per setting already
+        return table, None  # results.parquet alone: one outcome per setting already
     if table.is_empty():
-        return table.drop(SEQ)
+        return table.drop(SEQ), None
     seq = table[SEQ]
     # Each line is one setting's: as many lines as settings is one of each, as a run that
     # retried nothing leaves, and nothing to drop (no copy of every column).
     if seq.null_count() == 0 and seq.n_unique() == table["id"].n_unique():
-        return table.drop(SEQ)
+        return table.drop(SEQ), None
     line = pl.col(SEQ).fill_null(-1)
-    return table.filter(line == line.max().over("id")).drop(SEQ)
+    if not older:
+        return table.filter(line == line.max().over("id")).drop(SEQ), None
+    latest = table.select(line == line.max().over("id")).to_series()
+    kept = table.filter(latest).drop(SEQ)
+    if kept.height == table.height:
+        return kept, None
+    replaced = table.filter(~latest & (pl.col("status") != "queued").fill_null(True))
+    return kept, replaced.drop(SEQ) if replaced.height else None
+
+
+#: What tells one stored outcome from another of the same setting: a history row is
+#: kept once however often the record it comes from is read.
+OUTCOME_KEY = ("id", "started", "attempt", "status", "code_version")
+
+
+def kept_once(history: pl.DataFrame | None, new: pl.DataFrame) -> pl.DataFrame:
+    """``history`` with the outcomes of ``new`` it does not hold yet (by
+    :data:`OUTCOME_KEY`) after its own, types reconciled."""
+    if history is None or history.is_empty():
+        return new
+    held = history.select(OUTCOME_KEY).unique()
+    fresh = new.join(held, on=list(OUTCOME_KEY), how="anti", nulls_equal=True)
+    return concat([history, fresh]) if fresh.height else history

@@ -26,9 +26,11 @@ from superparams._store._environments import read_environments, write_environmen
 from superparams._store._layout import (
     ENVIRONMENTS,
     EXPERIMENT,
+    FILES,
     FORMAT,
     GITIGNORE,
     GITIGNORE_TEXT,
+    HISTORY,
     LOCK,
     LOGS,
     META,
@@ -125,8 +127,11 @@ class Store(Compactor):
             raise StoreLockedError(msg) from None
         try:  # again, holding the lock: another experiment's run may have just claimed it
             recorded = self.check()
-            # none yet (or a folder from before it existed), or of an older format
-            if self.identity is not None and (recorded is None or format_of(recorded) < FORMAT):
+            # none yet (or a folder from before it existed), of an older format, or one
+            # whose list of files is older than this code's (a file added since)
+            if self.identity is not None and (
+                recorded is None or format_of(recorded) < FORMAT or recorded.get("files") != FILES
+            ):
                 text = experiment_json(self.identity if recorded is None else recorded)
                 atomic_write(self.folder / EXPERIMENT, lambda tmp: tmp.write(text))
             if not (self.folder / GITIGNORE).exists():  # a folder from before has none yet
@@ -518,7 +523,7 @@ class Store(Compactor):
         if not self.folder.exists():
             return
         with self:  # holding the lock, checked: never clean under a running run
-            for name in (RECORD, RESULTS, META):
+            for name in (RECORD, RESULTS, HISTORY, META):
                 with contextlib.suppress(FileNotFoundError):
                     (self.folder / name).unlink()
             _remove(self.folder / LOGS)

@@ -77,6 +77,11 @@ class FuturesExecutor(Executor):
         cannot go on); None if it lost only this task."""
         return None
 
+    def _alive(self) -> str | None:
+        """What a person reads if the engine itself is found gone while settings run
+        (looked at before each wait; an engine keeps it cheap); None while it is up."""
+        return None
+
     def _lost(self, error: BaseException) -> str:
         """What a person reads when the engine lost a setting with ``error``."""
         name = type(error).__name__
@@ -131,6 +136,8 @@ class FuturesExecutor(Executor):
         self._notify(Started(task, slot, now))
 
     def wait(self, timeout: float) -> list[Outcome]:
+        if self._broken is None and self._futures:
+            self._broken = self._alive()
         if self._broken is not None:  # what is in flight stays started: to run again
             from superparams.errors import EngineError
 

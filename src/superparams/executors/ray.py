@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -46,6 +47,10 @@ if TYPE_CHECKING:
 
 # How long the run waits to reach the cluster it was given.
 CONNECT = 10.0
+# How often a run looks whether the head it connected to still listens, and how long it
+# waits for an answer: a head that is gone ends the run within seconds.
+HEAD_CHECK = 2.0
+HEAD_ANSWER = 2.0
 
 
 class RayExecutor(FuturesExecutor):
@@ -76,6 +81,8 @@ class RayExecutor(FuturesExecutor):
         self._base: Any = None
         self._key = ""
         self._own = False  # this run started Ray (or connected): it shuts it down
+        self._head = ""  # where the head's GCS listens (host:port), when this run connected
+        self._looked = 0.0  # when the head was last found listening
 
     def _open(self, base: Space[Any]) -> int:
         import logging
@@ -89,16 +96,17 @@ class RayExecutor(FuturesExecutor):
         elif address:
             _reachable(address)
             try:
-                ray.init(address=address, **quiet)
+                context = ray.init(address=address, **quiet)
             except (ConnectionError, RuntimeError) as error:
                 raise _unreachable(address, error) from None
             self._own = True
+            self._head = _gcs_address(context)
         else:
             environ = {}
             if self.gpus:  # Ray hands out these ids, one a setting
                 environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.gpus))
             with _environ(environ), no_ctrl_c():
-                ray.init(
+                context = ray.init(
                     address="local",
                     num_cpus=max(1, round(self.num_proc * self.num_cpus)),
                     num_gpus=len(self.gpus),
@@ -106,6 +114,7 @@ class RayExecutor(FuturesExecutor):
                     **quiet,
                 )
             self._own = True
+            self._head = _gcs_address(context)
         n_proc = self._fits(ray.cluster_resources())
         self._key = uuid.uuid4().hex
         self._base = ray.put(pickled(base))
@@ -149,12 +158,45 @@ class RayExecutor(FuturesExecutor):
             with contextlib.suppress(Exception):
                 ray.cancel(future.ref, force=True)
 
+    def _gone(self, error: BaseException) -> str | None:
+        # A head that died takes its node's settings with it: they were not lost on
+        # their own, and the run cannot go on.
+        return self._head_lost()
+
+    def _alive(self) -> str | None:
+        now = time.monotonic()
+        if now - self._looked < HEAD_CHECK:
+            return None
+        self._looked = now
+        return self._head_lost()
+
+    def _head_lost(self) -> str | None:
+        """What a person reads if the head of the cluster this run connected to no
+        longer listens (Ray's own driver waits 60 s, then ends the process)."""
+        if not self._head:
+            return None
+        import socket
+
+        host, _, port = self._head.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=HEAD_ANSWER).close()
+        except OSError as error:
+            shown = self.address or self._head
+            return (
+                f"the Ray head at {shown} was lost mid-run ({type(error).__name__}: "
+                f"{error.strerror or error}); the settings that finished are stored: run "
+                "the same command again, once the head is back, for the rest"
+            )
+        return None
+
     def _close(self) -> None:
         self._remote = self._base = None
         if self._own:
             self._own = False
             import ray
 
+            if self._head and self._broken is not None:
+                return  # with its head gone, Ray's shutdown would wait on it
             with no_ctrl_c():
                 ray.shutdown()
 
@@ -179,6 +221,12 @@ class _Future:
 
     def add_done_callback(self, fn: Callable[[Any], None]) -> None:
         self.future.add_done_callback(fn)
+
+
+def _gcs_address(context: Any) -> str:
+    """Where the head's GCS listens (``host:port``), from what ``ray.init`` returned."""
+    info = getattr(context, "address_info", None) or {}
+    return str(info.get("gcs_address") or "")
 
 
 def _reachable(address: str) -> None:

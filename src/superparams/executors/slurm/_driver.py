@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from superparams._outcome import Cause, Failure, Outcome, Queued, Started, Task
-from superparams._worker import error_line
+from superparams._worker import error_line, printed
 from superparams.errors import EngineError, UsageError
 from superparams.executors._base import Detaching
 from superparams.executors._shipping import pickled
 from superparams.executors.slurm._files import (
+    BASE_NAME,
     BATCH_NAME,
     FOLDER,
     KEY,
@@ -39,6 +40,7 @@ from superparams.executors.slurm._files import (
 )
 from superparams.executors.slurm._queue import (
     ARRAY_SIZE,
+    Refused,
     accounting,
     command,
     jobs_by_name,
@@ -297,7 +299,12 @@ class SlurmExecutor(Detaching):
         # The manifest first: a driver killed from here on is found again by the name.
         write_signed(self._dir / "jobs" / f"{name}.json", self._key, json.dumps(manifest).encode())
         arrays = -(-len(tasks) // self.per_job)
-        out = command(["sbatch", "--parsable"], script=self._script(name, arrays))
+        try:
+            out = command(["sbatch", "--parsable"], script=self._script(name, arrays))
+        except Refused:  # nothing was submitted: no later run need wait to find it
+            (self._dir / "jobs" / f"{name}.json").unlink()
+            shutil.rmtree(self._dir / "jobs" / name, ignore_errors=True)
+            raise
         batch.job = self._last = out.strip().split(";")[0]
         now = time.time()
         for number, task in enumerate(tasks):
@@ -414,6 +421,7 @@ class SlurmExecutor(Detaching):
         tail = _tail(self._dir / "jobs" / held.batch.name / f"{index}.txt")
         outcome = Outcome.failed(held.task, cause, error, worker=index % self.parallel, since=0)
         outcome.started = held.since
+        outcome.output = printed(str(self._dir / "jobs" / held.batch.name / f"{held.number}.log"))
         if tail:
             outcome.failure = Failure(cause, error, tail)
         return outcome
@@ -511,6 +519,28 @@ class SlurmExecutor(Detaching):
                     )
                     os.write(fd, "".join(f"{n}\n" for n in numbers).encode())
                     os.close(fd)
+            self._tidy()
+
+    def _tidy(self) -> None:
+        """Remove the job files no queued setting needs: a batch's once a run took the
+        outcome of each of its settings, and the bases no batch left names."""
+        assert self._dir is not None
+        needed = set()
+        for path in (self._dir / "jobs").glob("*.json"):
+            try:
+                manifest = json.loads(read_signed(path, self._key))
+                results = self._dir / "jobs" / path.stem
+                if len(_settled(results)) < len(manifest["tasks"]):
+                    needed.add(str(manifest["base"]))
+                    continue
+                path.unlink()
+                shutil.rmtree(results, ignore_errors=True)
+            except (OSError, ValueError, KeyError, TypeError, EngineError):
+                return  # a file it cannot read: leave every base, as one may need it
+        for base in self._dir.glob("base-*.pkl"):
+            if BASE_NAME.fullmatch(base.name) and base.name not in needed:
+                with contextlib.suppress(OSError):
+                    base.unlink()
 
 
 def _check(options: Mapping[str, Any]) -> None:

@@ -102,7 +102,8 @@ def job(folder: Path, batch: str, index: int) -> int:
         path = folder / "jobs" / batch / f"{number}.out"
         if path.exists():
             continue  # run before this array task was requeued
-        outcome = run_task(base, task_of(tasks[number]), rank, n_proc)
+        kept = str(folder / "jobs" / batch / f"{number}.log")  # read if it is killed
+        outcome = run_task(base, task_of(tasks[number]), rank, n_proc, kept=kept)
         write_signed(path, key, _dumps(outcome))
         failed = failed or outcome.failure is not None
     return 1 if failed else 0  # so Slurm's accounting says FAILED too

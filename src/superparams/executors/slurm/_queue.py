@@ -15,6 +15,11 @@ from superparams.errors import EngineError
 ARRAY_SIZE = 1001  # Slurm's default MaxArraySize
 
 
+class Refused(EngineError):
+    """A Slurm command that ran and said no (a non-zero exit): a refused ``sbatch``
+    submitted nothing, unlike one that could not be run or did not answer in time."""
+
+
 def command(command: list[str], *, script: str | None = None, check: bool = True) -> str:
     try:
         done = subprocess.run(
@@ -36,7 +41,7 @@ def command(command: list[str], *, script: str | None = None, check: bool = True
             msg += "; check the engine's options (partition, account, qos, sbatch lines)"
         elif command[0] == "sinfo":
             msg += "; check that the cluster is up and that SLURM_CONF names its slurm.conf"
-        raise EngineError(msg)
+        raise Refused(msg)
     return done.stdout
 
 
