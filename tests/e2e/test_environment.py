@@ -138,13 +138,15 @@ class TestEnvironmentOnRows:
         for details in environments(project).values():
             assert set(details["packages"]) == {"mylib"}  # type: ignore[call-overload]
 
-    def test_a_run_in_the_driver_counts_the_experiments_imports(
-        self, tmp_path: Path, versions: dict[str, dict[str, str]]
+    @pytest.mark.parametrize("engine", ["inline", "dask"])
+    def test_other_engines_count_the_experiments_imports_alone(
+        self, tmp_path: Path, versions: dict[str, dict[str, str]], engine: str
     ) -> None:
         """With the inline engine the setting runs in the command's own process, which
-        loaded rich and polars: the environment still names mylib alone."""
+        loaded rich and polars; on Dask, in a worker that loaded dask and distributed:
+        the environment names mylib alone, as a local worker's does."""
         write(tmp_path / "params.py", FIT)
-        done = experiment("params", "--engine", "inline", "-q", cwd=tmp_path, **versions["1.0"])
+        done = experiment("params", "--engine", engine, "-q", cwd=tmp_path, **versions["1.0"])
         assert done.returncode == 0, done.stderr
         [details] = environments(tmp_path).values()
         assert details["packages"] == {"mylib": "1.0"}
