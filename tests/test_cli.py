@@ -307,7 +307,8 @@ class TestTheOptionTable:
         assert len(listed) == len(options), listed
         for option, line in zip(options, listed, strict=True):
             assert line.endswith(f" {option.help}"), (option.names, line)
-            words = line[: -len(option.help)].replace(",", " ").split()
+            words = line[: -len(option.help)].replace(",", " ").replace("[=", " ").split()
+            words = [w.rstrip("]") for w in words]
             flags = words[:-1] if option.metavar else words
             assert set(flags) <= set(option.names), (option.names, line)
             assert option.spelling in (*flags, None), (option.names, line)

@@ -377,7 +377,7 @@ def run_all(
     gpus: Sequence[int | str] | None = None,
     only_failed: bool = False,
     fresh: bool = False,
-    rerun_outdated: bool = False,
+    rerun_outdated: bool | str = False,
     timeout: float | None = None,
     retries: int = 0,
     folder: Path | str | None = None,
@@ -417,9 +417,11 @@ def run_all(
             with gpus, settings always run in worker processes.
         only_failed: run only the settings stored as failed.
         fresh: run every setting again, whatever is stored.
-        rerun_outdated: also run again the completed settings that an earlier version
-            of the experiment's code made (``plan().outdated``); without it they are
-            kept, and the run says how many there are.
+        rerun_outdated: also run again completed settings that are outdated: True or
+            ``"code"``, those an earlier version of the experiment's code made
+            (``plan().outdated``); ``"env"``, those that ran with another version of a
+            package they imported, or of Python (``plan().env_outdated``); ``"all"``,
+            both. Without it they are kept, and the run says how many there are.
         timeout: seconds a setting may run before it fails with cause ``timeout``.
         retries: how many more times a failed setting is tried in this run.
         folder: where results go (default: ``progress/<module>/<Class>`` beside the
@@ -486,7 +488,7 @@ def run_fed(
     gpus: Sequence[int | str] | None = None,
     only_failed: bool = False,
     fresh: bool = False,
-    rerun_outdated: bool = False,
+    rerun_outdated: bool | str = False,
     timeout: float | None = None,
     retries: int = 0,
     folder: Path | str | None = None,
@@ -512,6 +514,9 @@ def run_fed(
 
     rules = check_rules(stop if stop is not None else space.experiment_class.stop)
     check_gpus(gpus)
+    from superparams._store._plan import outdated_kind
+
+    outdated_kind(rerun_outdated)  # a kind it does not know: before anything starts
     if isolate and (debug or engine not in (None, "local")):
         from superparams.errors import UsageError
 
@@ -598,7 +603,9 @@ def reattaches(engine: str | Executor | None) -> bool:
     return get_executor(engine or "local").reattaches
 
 
-def _fresh(stored: Plan, positions: list[int], *, fresh: bool, rerun_outdated: bool) -> set[str]:
+def _fresh(
+    stored: Plan, positions: list[int], *, fresh: bool, rerun_outdated: bool | str
+) -> set[str]:
     """The ids of the settings a run starts fresh (their workdirs emptied first): every
     one with ``fresh``, the outdated ones with ``rerun_outdated``; the others resume, and
     so do queued ones, whose jobs may be running them (collected, not started again)."""
@@ -607,7 +614,7 @@ def _fresh(stored: Plan, positions: list[int], *, fresh: bool, rerun_outdated: b
         return {stored.ids[p] for p in positions if p not in held}
     if rerun_outdated:
         running = set(positions)
-        return {stored.ids[p] for p in stored.outdated if p in running}
+        return {stored.ids[p] for p in stored.rerun(rerun_outdated) if p in running}
     return set()
 
 

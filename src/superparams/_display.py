@@ -197,6 +197,10 @@ class PlainDisplay:
                         f"{outdated(event.outdated, event.experiment)}; kept as stored "
                         "(run_all(rerun_outdated=True) runs them again)"
                     )
+                for change in event.environment_changes:
+                    self._line(
+                        f"{change}; kept as stored (run_all(rerun_outdated='env') runs them again)"
+                    )
         elif isinstance(event, SettingStarted):
             self.labels[event.id] = event.label
             self.said[event.id] = event.time

@@ -71,6 +71,10 @@ class Outcome:
     reported: list[dict[str, Any]] = field(default_factory=list)
     # The stop rule that ended the setting early (superparams.stopping), or None.
     stopped: str | None = None
+    # The id of the environment the setting ran in (superparams._environment), on every
+    # outcome a worker made; its details only the first time its process sends that id.
+    environment: str | None = None
+    environment_details: dict[str, Any] | None = None
 
     @classmethod
     def failed(cls, task: Task, cause: Cause, error: str, *, worker: int, since: float) -> Outcome:

@@ -227,6 +227,9 @@ class _Run:
                 stale=len(stored.stale),
                 to_run=len(positions) + expected,
                 outdated=_left_out(stored.outdated, positions),
+                environment_changes=tuple(stored.env_text())
+                if _left_out(stored.env_outdated, positions)
+                else (),
                 num_proc=self.executor.num_proc,
                 engine=self.executor.name,
                 overview=str(self.space) if isinstance(self.space, Experiment) else "",

@@ -37,6 +37,7 @@ import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol, TextIO
 
+from superparams._environment import captured, details_to_send, forget_sent
 from superparams._leftovers import no_leftovers
 from superparams._outcome import Cause, Failure, Outcome, Task
 from superparams.stopping import StoppedEarly
@@ -255,7 +256,22 @@ def run_setting(
     finally:
         _REPORTER = before
         outcome.finished = time.time()
+    stamp_environment(outcome, type(setting).__module__)
     return outcome
+
+
+def stamp_environment(outcome: Outcome, module: str) -> None:
+    """Name on ``outcome`` the environment this process ran it in (see
+    :mod:`superparams._environment`; ``module``: the experiment's): its id, and its
+    details if this process has not sent them yet. A failure to tell leaves it unnamed,
+    never fails the setting."""
+    try:
+        found = captured(module)
+    except Exception:  # broken metadata of some installed package: no environment
+        return
+    if found is not None:
+        outcome.environment = found[0]
+        outcome.environment_details = details_to_send(*found)
 
 
 def _collect(rows: list[dict[str, Any]]) -> Reporter:
@@ -294,6 +310,10 @@ def run_task(base: Any, task: Task, rank: int, n_proc: int, *, kept: str | None 
 
     from superparams._logsize import cut, log_limit
 
+    global _BASE
+    if id(base) != _BASE:  # a run this process has not served: it hears of it anew
+        _BASE = id(base)
+        forget_sent()
     setting = setting_of(base, task)
     setting.__dict__["rank"] = rank
     setting.__dict__["n_proc"] = n_proc
@@ -318,6 +338,10 @@ def run_task(base: Any, task: Task, rank: int, n_proc: int, *, kept: str | None 
             os.unlink(kept)
     outcome.rows, outcome.reported = _Carried(outcome.rows), _Carried(outcome.reported)
     return outcome
+
+
+# The base of the run the last task of run_task was of (its id: the base is not kept).
+_BASE = 0
 
 
 def printed(path: str) -> str | None:

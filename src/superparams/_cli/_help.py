@@ -44,7 +44,9 @@ def _options_help(command: str, fields: Fields | None = None) -> str:
             hidden.append(option.names[0])
             continue
         names = ", ".join(shown)
-        if option.metavar:
+        if option.alone:
+            names += f"[={option.metavar}]"
+        elif option.metavar:
             names += f" {option.metavar}"
         lines.append(f"  {names:<22} {option.help}")
     if hidden:

@@ -52,6 +52,9 @@ class Option:
     yields: tuple[str, ...] = ()
     # given several times, its values add up (a list grows, a dict takes more keys)
     repeats: bool = False
+    # the text it reads written alone (``--rerun-outdated``): its value then comes only
+    # after ``=`` (``--rerun-outdated=env``), never as the next word; "" for none
+    alone: str = ""
 
     @property
     def spelling(self) -> str | None:
@@ -252,6 +255,15 @@ def _sampler(flag: str, text: str) -> str:
     return text
 
 
+def _outdated_kind(flag: str, text: str) -> str:
+    from superparams._store._plan import OUTDATED_KINDS
+
+    if text not in OUTDATED_KINDS:
+        msg = f"{flag} takes code, env or all (alone: code), got {text!r}"
+        raise UsageError(msg)
+    return text
+
+
 # -- the table -------------------------------------------------------------------------------
 
 
@@ -285,8 +297,12 @@ OPTIONS = (
     Option(
         ("--rerun-outdated", "--rerun_outdated"),
         "rerun_outdated",
-        "also run the settings an earlier version of the code made",
+        "also run outdated settings: made by earlier code (alone, =code), in another "
+        "environment (=env), or both (=all)",
         _RUN,
+        "KIND",
+        _outdated_kind,
+        alone="code",
     ),
     Option(("--fresh",), "fresh", "run every setting again, ignoring earlier results", _RUN),
     Option(

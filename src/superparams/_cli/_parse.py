@@ -120,7 +120,8 @@ def split(argv: list[str]) -> tuple[Words, list[str], list[str]]:
             request.target = word
             return request, words[:i], words[i + 1 :]
         option = option_named(word)
-        i += 2 if option is not None and option.metavar and "=" not in word else 1
+        takes_next = option is not None and option.metavar and not option.alone
+        i += 2 if takes_next and "=" not in word else 1
     return request, words, []
 
 
@@ -246,7 +247,10 @@ def _read_option(request: Words, written: _Flag, rest: _Rest, fields: Fields | N
         _once(request, option.dest, flag)
         request.options[option.dest] = True
         return
-    value = written.value if written.value is not None else rest.value_of(flag)
+    if option.alone and written.value is None:
+        value = option.alone
+    else:
+        value = written.value if written.value is not None else rest.value_of(flag)
     if option.dest == "overrides":
         _set(request, flag, value, fields)
     else:

@@ -59,7 +59,7 @@ class RunRequest(Request):
     num_proc: int | None = None
     gpus: list[int | str] | None = None
     rerun_failed: bool = False
-    rerun_outdated: bool = False
+    rerun_outdated: str | None = None  # code, env or all
     fresh: bool = False
     dry_run: bool = False
     debug: bool = False

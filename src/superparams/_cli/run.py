@@ -24,6 +24,7 @@ from superparams._cli._shared import (
     store_of,
     write_json,
 )
+from superparams._store._plan import outdated_kind
 from superparams.errors import Interrupted, SuperparamsError
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def _run_one(found: Found, space: Space[Any], request: RunRequest, prog: str, na
     store = store_of(space)
     quiet, dry_run = bool(request.quiet), bool(request.dry_run)
     fresh, only_failed = bool(request.fresh), bool(request.rerun_failed)
-    rerun_outdated = bool(request.rerun_outdated)
+    rerun_outdated: str | bool = request.rerun_outdated or False  # code, env or all
     held = reattaches(request.engine)  # an engine that collects what its queue holds
 
     def taken() -> int:
@@ -103,6 +104,7 @@ def _run_one(found: Found, space: Space[Any], request: RunRequest, prog: str, na
                     "queued": len(stored.queued),
                     "gone": len(stored.stale),
                     "outdated": len(stored.outdated),
+                    "outdated_env": len(stored.env_outdated),
                 },
                 "new": len(stored.new),
                 "would_run": taken(),
@@ -126,9 +128,11 @@ def _run_one(found: Found, space: Space[Any], request: RunRequest, prog: str, na
             )
         )
         return 0
-    if stored.outdated and not fresh and not rerun_outdated:
+    if stored.outdated and not fresh and outdated_kind(rerun_outdated) not in ("code", "all"):
         # said even with --quiet: these results are kept, but they are not from this code
         say(f"{_outdated(len(stored.outdated), cls.__name__)}; kept as stored ({_RERUN})")
+    if stored.env_outdated and not fresh and outdated_kind(rerun_outdated) not in ("env", "all"):
+        say(_env_text(stored, "kept as stored"))
     if stored.queued and not held:  # said even with --quiet: this run leaves them be
         say(_queued_text(store, len(stored.queued), prog, found, cls.__name__))
     to_run = taken()
@@ -389,11 +393,14 @@ def _plan_text(
     *,
     fresh: bool,
     only_failed: bool,
-    rerun_outdated: bool = False,
+    rerun_outdated: bool | str = False,
     queued: bool = False,
 ) -> str:
     lines = [f"would run {runs} setting{'s' if runs != 1 else ''} (dry run: nothing is run)"]
+    kind = outdated_kind(rerun_outdated)
     outdated = set(stored.outdated)
+    env = [p for p in stored.env_outdated if p not in outdated]
+    outdated.update(env)
     died = set(stored.died)  # its process died with it: run only when asked
     groups = [
         ("new", stored.new, not only_failed),
@@ -401,7 +408,8 @@ def _plan_text(
         ("failed", stored.died, only_failed or fresh),
         ("interrupted", stored.interrupted, not only_failed),
         ("queued", stored.queued, queued and not only_failed),
-        ("outdated", stored.outdated, fresh or rerun_outdated),
+        ("outdated", stored.outdated, fresh or kind in ("code", "all")),
+        ("environment", env, fresh or kind in ("env", "all")),
         ("done", [p for p in stored.done if p not in outdated] if outdated else stored.done, fresh),
     ]
     for status, positions, runs_it in groups:
@@ -416,9 +424,23 @@ def _plan_text(
             "no longer in this space (kept, not run)"
         )
     if stored.outdated:
-        how = "run again" if fresh or rerun_outdated else f"kept as stored; {_RERUN}"
+        again = fresh or kind in ("code", "all")
+        how = "run again" if again else f"kept as stored; {_RERUN}"
         lines.append(f"  {_outdated(len(stored.outdated), _name(space))} ({how})")
+    if stored.env_outdated:
+        again = fresh or kind in ("env", "all")
+        lines.append("  " + _env_text(stored, "run again" if again else "kept as stored"))
     return "\n".join(lines)
+
+
+def _env_text(stored: Plan, how: str) -> str:
+    """What a run says of the settings that ran in another environment: what changed
+    (a line per change), and what it does with them."""
+    n = len(stored.env_outdated)
+    head = f"{n} stored setting{'s' if n != 1 else ''} ran in another environment"
+    rerun = "" if how == "run again" else "; --rerun-outdated=env runs them again"
+    changes = "".join(f"\n    {line}" for line in stored.env_text())
+    return f"{head} ({how}{rerun}):{changes}"
 
 
 def _outdated(count: int, name: str) -> str:

@@ -50,6 +50,11 @@ def _facts(space: Space[Any]) -> dict[str, Any]:
         facts["settings"] = len(set(stored.ids))
         facts["gone"] = len(stored.stale)
         facts["outdated"] = len(stored.outdated)
+        facts["outdated_env"] = len(stored.env_outdated)
+        facts["environment_changes"] = [
+            {"package": name, "was": was, "now": now, "settings": count}
+            for name, was, now, count in stored.env_changes
+        ]
         left = [
             (space[p].label, stored.ids[p])
             for p in sorted(stored.failed + interrupted + stored.new)
@@ -111,6 +116,14 @@ def _status_one(found: Found, space: Space[Any], request: StatusRequest, prog: s
             f"version of {cls.__name__}'s code (`{prog} {found.name} --rerun-outdated` runs "
             "them again)\n"
         )
+    if stored.env_outdated:
+        n = len(stored.env_outdated)
+        out.write(
+            f"  {'environment':<12} {n} of the completed ran in another environment "
+            f"(`{prog} {found.name} --rerun-outdated=env` runs them again):\n"
+        )
+        for line in stored.env_text():
+            out.write(f"    {line}\n")
     if stored.queued:
         held = {stored.ids[p] for p in stored.queued}
         on = store.queued_on()

@@ -26,6 +26,7 @@ BOOKKEEPING = {
     "code_version": "String",
     "git_commit": "String",
     "git_dirty": "Boolean",
+    "environment": "String",
 }
 
 #: The bookkeeping columns a reader adds to a results table, and their polars types: worked

@@ -51,6 +51,9 @@ SEARCH = "search.json"  # the adaptive search that runs here: metrics, modes, bu
 STUDY = "study.jsonl"  # the sampler's own state, a line per configuration it proposed
 
 
+ENVIRONMENTS = "environments.json"  # each environment settings ran in, by id: see FILES
+
+
 GITIGNORE = ".gitignore"  # so that `git add .` leaves results, logs and checkpoints out
 
 #: What the results folder's .gitignore says: everything in the folder, itself included.
@@ -91,6 +94,8 @@ FILES = {
     "budget and sampler",
     STUDY: "append-only: the sampler's own state for each configuration it proposed "
     "(CMA-ES's generation and optimizer), so a resumed search goes on from it",
+    ENVIRONMENTS: "each environment settings ran in, by the id on their rows: Python, "
+    "platform, the versions of the packages the experiment imported, the GPU",
 }
 
 
@@ -273,7 +278,7 @@ def remove_leftovers(folder: Path) -> None:
     """
     import re
 
-    names = "|".join(re.escape(name) for name in (RESULTS, HISTORY, EXPERIMENT))
+    names = "|".join(re.escape(n) for n in (RESULTS, HISTORY, EXPERIMENT, ENVIRONMENTS))
     pattern = re.compile(rf"\.(?:{names})\.\d+\.tmp")
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from superparams._store._columns import BOOKKEEPING
+from superparams._store._environments import from_record, read_environments
 from superparams._store._layout import (
     EXPERIMENT,
     HISTORY,
@@ -286,6 +287,23 @@ class Reader:
     def search(self) -> dict[str, Any] | None:
         """The adaptive search recorded here (:meth:`Store.keep_search`), if any."""
         return read_search(self.folder)
+
+    def environments(self, wanted: set[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The environments settings stored here ran in, by id (those ``wanted``), as
+        environments.json holds them, once the folder is trusted; one it lacks (a run
+        killed before rewriting it) is read from the record's line that named it.
+
+        Raises:
+            StoreError: the folder could be changed by another user.
+        """
+        self.trust()
+        found = read_environments(self.folder)
+        if wanted is None:
+            return found
+        missing = wanted - set(found)
+        if missing:
+            found.update(from_record(self.record_path, missing))
+        return {k: v for k, v in found.items() if k in wanted}
 
     def sampler_states(self) -> list[dict[str, Any]]:
         """What a search's sampler kept of each configuration it proposed, in the order
@@ -551,7 +569,7 @@ class Reader:
             return Plan(new=list(first.values()), ids=ids)
         if callable(code_version):
             code_version = code_version()
-        return sorted_by_store(ids, table, code_version)
+        return sorted_by_store(ids, table, code_version, self.environments)
 
     def _holds_anything(self) -> bool:
         """Whether the folder may store an outcome: a record with lines, or a table."""

@@ -258,6 +258,7 @@ _OUTCOME_SHAPE: dict[str, tuple[type, ...]] = {
     "log": _TEXT,
     "workdir": _TEXT,
     "stopped": _TEXT,
+    "environment": _TEXT,
     "rows": (list, type(None)),
     "cause": _TEXT,
     "error": _TEXT,
@@ -424,6 +425,7 @@ def make_rows(
             "code_version": line.get("code_version"),
             "git_commit": line.get("git_commit"),
             "git_dirty": line.get("git_dirty"),
+            "environment": line.get("environment"),
         }
         attempt = line.get("attempt")
         results = [*(line.get("reported") or ()), *([attempt, r] for r in line.get("rows") or ())]

@@ -85,7 +85,7 @@ def lost_outcomes(
         line["label"] = first["label"]
         line["params"] = {c: first[c] for c in params}
         line["keyed"] = list(fields)
-        for name in ("code_version", "git_commit", "git_dirty"):
+        for name in ("code_version", "git_commit", "git_dirty", "environment"):
             line[name] = first[name]
         out.append(line)
     return out

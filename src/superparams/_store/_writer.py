@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from superparams._store._compact import Compactor
+from superparams._store._environments import EVENT as ENVIRONMENT
+from superparams._store._environments import read_environments, write_environments
 from superparams._store._layout import (
+    ENVIRONMENTS,
     EXPERIMENT,
     FILES,
     FORMAT,
@@ -83,6 +86,8 @@ class Store(Compactor):
         self._broken: StoreWriteError | None = None  # a write failed: nothing more is written
         self._stopped = False  # a signal stopped bringing results.parquet up to date
         self._setting_logs: dict[str, SettingLog] = {}  # of the settings running now
+        # The environments stored here, by id (read when the run opens the folder).
+        self._environments: dict[str, dict[str, Any]] | None = None
         # What close() wrote to results.parquet, so the run's own table is not read back.
         self.written: pl.DataFrame | None = None
         super().__init__(folder, fields, defaults, identity, types, root)  # trusts it
@@ -107,6 +112,7 @@ class Store(Compactor):
 
     def _open(self) -> Store:
         self._stopped = False
+        self._environments = None  # read again: the folder may have changed meanwhile
         self.trust()  # again, just before anything is written
         self.check()
         make_folders(self.folder / LOGS)
@@ -353,6 +359,9 @@ class Store(Compactor):
             line["reported"] = reported
         if outcome.stopped is not None:
             line["stopped"] = outcome.stopped
+        if outcome.environment is not None:
+            line["environment"] = outcome.environment
+            self._keep_environment(outcome.environment, outcome.environment_details)
         if outcome.failure is not None:
             line["cause"] = outcome.failure.cause
             line["error"] = outcome.failure.error
@@ -360,6 +369,21 @@ class Store(Compactor):
         self._write(line, described)
         self._unsynced += 1
         return self.log_path(outcome.id) if kept else ""
+
+    def _keep_environment(self, found: str, details: dict[str, Any] | None) -> None:
+        """Store an environment's details the first time the folder meets it: a line of
+        the record, then environments.json rewritten with it."""
+        known = self._environments
+        if known is None:
+            known = self._environments = read_environments(self.folder)
+        if details is None or found in known:
+            return  # known, or sent to an earlier run: its details are stored already
+        self._write({"event": ENVIRONMENT, "id": found, "details": details}, {})
+        known[found] = details
+        try:
+            write_environments(self.folder, known)
+        except OSError as error:
+            raise self._cannot_write(error, self.folder / ENVIRONMENTS) from None
 
     def _write(self, line: dict[str, Any], described: Mapping[str, Any]) -> BinaryIO:
         """Write one line: ``line``, the setting's ``described``, the run's code version."""

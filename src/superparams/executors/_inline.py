@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from superparams._outcome import Outcome, Started, Task
-from superparams._worker import rows_of, run_as_is, run_setting, setting_of
+from superparams._worker import rows_of, run_as_is, run_setting, setting_of, stamp_environment
 from superparams.executors._base import Executor
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ class InlineExecutor(Executor):
             rows = rows_of(result)
             outcome = Outcome(task.id, task.attempt, rows, None, started, time.time(), 0)
             outcome.reported = reported
+            stamp_environment(outcome, type(setting).__module__)
             return [outcome]
         # Python's output copied to the log as it comes (the terminal keeps it too): one
         # setting at a time, in this process, so no other setting writes there meanwhile.

@@ -93,6 +93,9 @@ def loaded(blob: bytes) -> Any:
     import linecache
     import pickle
 
+    from superparams._environment import note_machinery
+
+    note_machinery()  # what is loaded before the experiment is not its environment
     stream = io.BytesIO(blob)
     base = pickle.load(stream)
     for name, lines in pickle.load(stream).items():

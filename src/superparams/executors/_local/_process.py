@@ -21,6 +21,7 @@ import time
 from collections import deque
 from typing import Any, BinaryIO
 
+from superparams._environment import note_machinery
 from superparams._leftovers import children, libc, run_only_settings, subreaper
 from superparams._outcome import Failure, Outcome, Task
 from superparams._worker import Reporter, error_line, run_setting, setting_of
@@ -137,6 +138,7 @@ def serve(inbox: int, outbox: int, worker: int, n_proc: int, parent: int, scratc
         if kind == "base":
             _, fd, sys_path = message
             sys.path[:] = sys_path  # the driver's, in its order: nothing of this process's
+            note_machinery()  # what is loaded before the experiment is not its environment
             try:
                 base = read_base(fd)
             except Exception as error:  # whatever it is, the run cannot go on
