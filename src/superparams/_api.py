@@ -545,6 +545,7 @@ def run_fed(
     from superparams import _runner as runner
     from superparams._code import code_version
     from superparams._outdated import mark
+    from superparams._recorded import describe
     from superparams._store._plan import Plan
 
     # From here a scheduler's SIGTERM or SIGHUP stops the run as Ctrl-C does.
@@ -554,6 +555,7 @@ def run_fed(
         store.stamp(code)
         with store:
             stored = store.plan(space, code.version) if feed is None else Plan()
+            store.keep_class(describe(space.experiment_class, code.version))
             positions = stored.to_run(
                 fresh=fresh,
                 only_failed=only_failed,

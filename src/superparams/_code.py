@@ -82,7 +82,14 @@ def code_version(cls: type, *, git: bool = True) -> CodeVersion:
 
 
 def code_hash(cls: type) -> str:
-    """A short hash of the code ``cls`` runs (see the module docstring for what counts)."""
+    """A short hash of the code ``cls`` runs (see the module docstring for what counts).
+
+    A class rebuilt from what a run recorded (:mod:`superparams._recorded`) has no code
+    to hash: it carries the version that run worked out from the same, unchanged, files.
+    """
+    recorded = cls.__dict__.get("_sp_code")
+    if isinstance(recorded, str):
+        return recorded
     hasher = _Hasher()
     hasher.add_class(cls, experiment=True)
     return hasher.digest()
@@ -308,6 +315,58 @@ def _classes_in(annotation: Any) -> list[type]:
         return [annotation]
     args = getattr(annotation, "__args__", None) or ()
     return [c for a in args for c in _classes_in(a)]
+
+
+# -- the user's files ------------------------------------------------------------------------
+
+
+def stdlib_roots() -> set[str]:
+    """The folders of the standard library: where ``os`` came from, and sysconfig's."""
+    import sysconfig
+
+    roots = {os.path.dirname(os.path.abspath(os.__file__))}
+    for key in ("stdlib", "platstdlib"):
+        with contextlib.suppress(KeyError, OSError):
+            roots.add(os.path.abspath(sysconfig.get_path(key)))
+    return roots
+
+
+def installed(path: str) -> bool:
+    """Whether ``path`` is in site-packages (or dist-packages)."""
+    return "site-packages" in path or "dist-packages" in path
+
+
+def user_files(cls: type) -> list[str]:
+    """The files of the modules loaded now that are the user's own: not the standard
+    library's, not installed (site-packages), not superparams', and not the script that
+    started the process unless it defines ``cls``. Sorted, each once.
+
+    These, with the file that defines ``cls``, are what the code of a class can depend
+    on; a read may trust what a run recorded of the class while none of them changed.
+    """
+    import sys
+
+    roots = tuple(os.path.join(r, "") for r in stdlib_roots())
+    ours = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
+    found: set[str] = set()
+    defining = _defining_file(cls)
+    if defining is not None:
+        found.add(str(defining))
+    script = sys.modules.get("__main__")  # also under other names (__mp_main__)
+    if script is sys.modules.get(cls.__module__):
+        script = None
+    for module in list(sys.modules.values()):
+        source = getattr(module, "__file__", None)
+        if not isinstance(source, str) or not source or source.startswith("<"):
+            continue
+        if module is script:
+            continue  # the command that started the run, not the experiment's code
+        path = os.path.abspath(source)
+        if path.startswith(roots) or path.startswith(ours) or installed(path):
+            continue
+        if os.path.isfile(path):
+            found.add(os.path.realpath(path))
+    return sorted(found)
 
 
 # -- git -------------------------------------------------------------------------------------

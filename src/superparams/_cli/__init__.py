@@ -117,6 +117,11 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+#: The commands that only read a store: they use what its last run recorded of the
+#: class instead of importing it, while the user's files are unchanged.
+READS = frozenset({"status", "results", "plot", "report", "view", "logs"})
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -249,9 +254,13 @@ def _found(
     Raises:
         UsageError: no experiment of that name, or a command word where one was expected.
     """
-    from superparams._cli._find import find
+    from superparams._cli._find import find, find_recorded
 
     assert words.target is not None  # the caller has read a name
+    if words.command in READS and not words.help:
+        found = find_recorded(words.target, home)  # no import while the files are as run
+        if found is not None:
+            return found
     try:
         return find(words.target, home)
     except UsageError as error:

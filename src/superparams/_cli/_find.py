@@ -18,7 +18,6 @@ the same name, and worker processes can import it again.
 from __future__ import annotations
 
 import ast
-import contextlib
 import importlib
 import os
 import sys
@@ -112,6 +111,67 @@ def find(name: str, home: Path | None = None) -> Found:
         if matches:
             raise UsageError(_ambiguous(name, [(m.path, _only_class(m)) for m in matches]))
     raise UsageError(_unknown(name, parts, home, misses))
+
+
+def find_recorded(name: str, home: Path | None = None) -> Found | None:
+    """The experiment ``name`` names, rebuilt from what its last run recorded in its
+    results folder, without importing its module; None when that cannot stand for it
+    (see :mod:`superparams._recorded`): then :func:`find` imports it."""
+    from superparams._recorded import rebuilt, unchanged
+    from superparams._store._classfile import read_class
+    from superparams._store._location import beside, trust
+    from superparams.errors import StoreError
+
+    located = locate(name, home)
+    if located is None:
+        return None
+    path, cls_name = located
+    folder, _ = beside(path, cls_name)
+    try:  # a folder another user could change is refused by the read, after the import
+        trust(folder, folder.parent.parent)
+    except StoreError:
+        return None
+    recorded = read_class(folder)
+    if recorded is None or recorded.get("class") != cls_name or not unchanged(recorded):
+        return None
+    if str(path) not in recorded["files"]:
+        return None  # recorded for a file of the same name elsewhere
+    cls = rebuilt(recorded, path)
+    if cls is None:
+        return None
+    return Found(name, path, (cls,), (cls_name,))
+
+
+def locate(name: str, home: Path | None = None) -> tuple[Path, str] | None:
+    """The file and class ``name`` names, found as :func:`find` finds them but without
+    importing anything: only when it names one class, in one file whose text defines it
+    (else None, and :func:`find` decides)."""
+    left, colon, right = name.rpartition(":")
+    if colon and (left.endswith(".py") or os.sep in left or "/" in left):
+        path = Path(left)
+        if not right or not path.is_file():
+            return None
+        path = path.resolve()
+        return (path, right) if right in _experiment_classes(path, any_base=True) else None
+    if not colon and (name.endswith(".py") or os.sep in name or "/" in name):
+        return None  # every experiment of a file
+    parts = [*left.split("."), right] if colon else name.split(".")
+    if len(parts) < 2 or not all(parts):
+        return None
+    for tier in _tiers(home):
+        candidates: dict[Path, str | None] = {}
+        for root in tier:
+            for path, cls_name in _candidates(root, parts, only_class=bool(colon)):
+                candidates.setdefault(path, cls_name)
+        if not candidates:
+            continue
+        if len(candidates) > 1:
+            return None
+        [(path, cls_name)] = candidates.items()
+        if cls_name is None or not _may_define(path, cls_name):
+            return None
+        return path, cls_name
+    return None
 
 
 def _by_path(name: str, path: Path, cls_name: str | None) -> Found:
@@ -337,16 +397,13 @@ def after_stdlib(path: list[str]) -> int:
     The standard library is the folder ``os`` was imported from, the folders inside it
     other than site-packages (``lib-dynload``), and the zip beside it.
     """
-    import sysconfig
+    from superparams._code import installed, stdlib_roots
 
-    roots = {os.path.dirname(os.path.abspath(os.__file__))}
-    for key in ("stdlib", "platstdlib"):
-        with contextlib.suppress(KeyError, OSError):
-            roots.add(os.path.abspath(sysconfig.get_path(key)))
+    roots = stdlib_roots()
     position = 0
     for i, entry in enumerate(path):
         full = os.path.abspath(entry) if entry else ""
-        if "site-packages" in full or "dist-packages" in full:
+        if installed(full):
             continue
         inside = any(full == root or full.startswith(root + os.sep) for root in roots)
         zipped = full.endswith(".zip") and any(

@@ -54,6 +54,9 @@ STUDY = "study.jsonl"  # the sampler's own state, a line per configuration it pr
 ENVIRONMENTS = "environments.json"  # each environment settings ran in, by id: see FILES
 
 
+CLASS = "class.json"  # the class as reads need it without importing its module: see _recorded
+
+
 GITIGNORE = ".gitignore"  # so that `git add .` leaves results, logs and checkpoints out
 
 #: What the results folder's .gitignore says: everything in the folder, itself included.
@@ -90,6 +93,9 @@ FILES = {
     EXPERIMENT: "whose results these are (the defining file and class), the folder's "
     "format and this list",
     GITIGNORE: "*: git add . in a project leaves the whole folder out",
+    CLASS: "the experiment class as the last run saw it (fields, annotations, search values "
+    "and their encodings, code version) and the size, time and hash of each of the user's "
+    "module files it loaded: while those are unchanged, reads use it instead of importing",
     SEARCH: "the adaptive search that runs here, if one does: what it optimises, its "
     "budget and sampler",
     STUDY: "append-only: the sampler's own state for each configuration it proposed "
@@ -278,7 +284,7 @@ def remove_leftovers(folder: Path) -> None:
     """
     import re
 
-    names = "|".join(re.escape(n) for n in (RESULTS, HISTORY, EXPERIMENT, ENVIRONMENTS))
+    names = "|".join(re.escape(n) for n in (RESULTS, HISTORY, EXPERIMENT, ENVIRONMENTS, CLASS))
     pattern = re.compile(rf"\.(?:{names})\.\d+\.tmp")
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:

@@ -69,11 +69,17 @@ def location(cls: type[Experiment]) -> tuple[Path, Path]:
             f"it has no results folder of its own; {fix}"
         )
         raise UsageError(msg)
+    return beside(source, cls.__qualname__)
+
+
+def beside(source: Path, qualname: str) -> tuple[Path, Path]:
+    """The default results folder of the class ``qualname`` that ``source`` defines, and
+    the folder its identity is relative to (see :func:`location`)."""
     base = source.parent / "progress"
     root = os.environ.get("SUPERPARAMS_PROGRESS")
     if root:
         base = Path(root).expanduser().resolve()
-    name = cls.__qualname__.replace("<locals>.", "").replace(".", "_")
+    name = qualname.replace("<locals>.", "").replace(".", "_")
     return base / source.stem / name, base.parent
 
 
@@ -89,6 +95,9 @@ def source_of(cls: type[Experiment]) -> Path | None:
     """
     import sys
 
+    recorded = cls.__dict__.get("_sp_source")  # a class rebuilt from its record
+    if isinstance(recorded, Path):
+        return recorded
     code = getattr(cls.__dict__.get("run"), "__code__", None)
     if code is not None and code.co_filename.startswith("<"):
         return None

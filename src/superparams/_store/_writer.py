@@ -24,6 +24,7 @@ from superparams._store._compact import Compactor
 from superparams._store._environments import EVENT as ENVIRONMENT
 from superparams._store._environments import read_environments, write_environments
 from superparams._store._layout import (
+    CLASS,
     ENVIRONMENTS,
     EXPERIMENT,
     FILES,
@@ -466,6 +467,21 @@ class Store(Compactor):
             write_search(self.folder, search)
         except OSError as error:
             raise self._cannot_write(error, self.folder / SEARCH) from None
+
+    def keep_class(self, recorded: Mapping[str, Any]) -> None:
+        """Record the experiment class as this run sees it (see :mod:`superparams._recorded`),
+        for reads that need not import it; whole or not at all, once per run.
+
+        Raises:
+            StoreWriteError: the folder could not be written.
+        """
+        from superparams._store._classfile import write_class
+
+        self.trust()
+        try:
+            write_class(self.folder, recorded)
+        except OSError as error:
+            raise self._cannot_write(error, self.folder / CLASS) from None
 
     def keep_sampler_state(self, values: Mapping[str, Any], state: Mapping[str, Any]) -> None:
         """Append what a search's sampler keeps of a configuration it proposed (its
