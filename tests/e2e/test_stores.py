@@ -188,6 +188,10 @@ FILES = {
     "experiment.json": "whose results these are (the defining file and class), the "
     "folder's format and this list",
     ".gitignore": "*: git add . in a project leaves the whole folder out",
+    "class.json": "the experiment class as the last run saw it (fields, annotations, search "
+    "values and their encodings, code version) and the size, time and hash of each of the "
+    "user's module files it loaded: while those are unchanged, reads use it instead of "
+    "importing",
     "search.json": "the adaptive search that runs here, if one does: what it optimises, "
     "its budget and sampler",
     "study.jsonl": "append-only: the sampler's own state for each configuration it proposed "

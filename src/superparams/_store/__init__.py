@@ -10,6 +10,8 @@ A folder ``progress/<module>/<Class>/`` holds::
     experiment.json   whose results these are (the defining file or notebook, and class),
                       the folder's format, and its files: see below
     .gitignore        ``*``: ``git add .`` in a project leaves the whole folder out
+    class.json        the class as the last run saw it, for reads that need no import
+                      (see :mod:`superparams._recorded`)
     search.json       the adaptive search that runs here, if one does: what it optimises,
                       its budget and sampler (its state is the record itself)
 
@@ -62,5 +64,5 @@ folder's layout does not load the store's machinery (polars, the writer). Its ro
 position), :mod:`._plan`, :mod:`._compact` (results.parquet; restoring a lost record),
 :mod:`._writer` (:class:`Store`, the one writer), :mod:`._record` and :mod:`._table`
 (lines, typed tables), :mod:`._lock`, :mod:`._logfile`, :mod:`._location`,
-:mod:`._workdir`, :mod:`._columns`.
+:mod:`._workdir`, :mod:`._columns`, :mod:`._classfile` (class.json).
 """
