@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 from superparams._declared import declared
 from superparams._experiment import setting_encodings
 from superparams._outcome import DIED_IN_PROCESS, Outcome, Task
+from superparams._space import labels_of
 from superparams._store._plan import Plan
 from superparams._store._record import describe, renamed
 from superparams._store._workdir import empty, rooted
@@ -547,19 +548,6 @@ def _left_out(some: list[int], positions: list[int]) -> int:
         return 0
     chosen = set(some)
     return len(chosen) - len(chosen.intersection(positions))
-
-
-def labels_of(space: Space[Any], ids: list[str]) -> Callable[[str], str | None]:
-    """The label a setting of ``space`` has, by id (None if it is not in the space)."""
-
-    def label(sid: str) -> str | None:
-        try:
-            shown: str = space[ids.index(sid)].label
-        except ValueError:
-            return None
-        return shown
-
-    return label
 
 
 def _params(setting: Experiment) -> dict[str, Any]:

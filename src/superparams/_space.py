@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, overload
 
 # The one import up, kept by design: a space's front-door methods (run_all, plan,
@@ -523,6 +523,19 @@ def setting_ids(space: Space[Any]) -> Iterator[str]:
     """The id of each setting of ``space``, in order; most spaces compute them without
     making the settings."""
     return space._sp_ids()
+
+
+def labels_of(space: Space[Any], ids: list[str]) -> Callable[[str], str | None]:
+    """The label a setting of ``space`` has, by id (None if it is not in the space)."""
+
+    def label(sid: str) -> str | None:
+        try:
+            shown: str = space[ids.index(sid)].label
+        except ValueError:
+            return None
+        return shown
+
+    return label
 
 
 def is_setting(space: Space[Any]) -> bool:

@@ -154,7 +154,7 @@ def _status_one(found: Found, space: Space[Any], request: StatusRequest, prog: s
             out.write(f"  ... {len(left) - len(shown_left)} more\n")
     else:
         out.write("nothing left to run\n")
-    from superparams._runner import labels_of
+    from superparams._space import labels_of
 
     for note in store.clashes(labels_of(space, stored.ids)) if store.folder.exists() else ():
         out.write(f"{note}\n")

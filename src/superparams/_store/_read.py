@@ -128,6 +128,8 @@ class Reader:
         self.defaults = dict(defaults or {})
         # The polars type of each parameter column its annotation fixes (see _columns).
         self.types = dict(types or {})
+        # The last table read, and the state of the files it was read from.
+        self._last: tuple[tuple[Any, ...], tuple[pl.DataFrame, Clashes]] | None = None
         self.trust()  # before anything is read from it
 
     @classmethod
@@ -395,7 +397,17 @@ class Reader:
         return frames, end, damaged
 
     def stored_table(self) -> tuple[pl.DataFrame, Clashes]:
+        """Every stored setting's latest outcome, and the columns kept as text.
+
+        Read again only when results.parquet or the record changed since the last read
+        (another file, size or time) or a run started or ended: one command asks more
+        than once (the plan, then each setting's status).
+        """
+        state = (_state(self.results_path), _state(self.record_path), self.is_locked())
+        if self._last is not None and self._last[0] == state:
+            return self._last[1]
         table, _, clashes = self.read_outcomes(superseded=False)
+        self._last = (state, (table, clashes))
         return table, clashes
 
     def read_outcomes(
@@ -493,7 +505,7 @@ class Reader:
             StoreConflictError: the folder holds the results of another experiment.
             StoreError: the record could not be read (permissions, not a file).
         """
-        import datetime
+        import polars as pl
 
         if not self._holds_anything():
             return {}
@@ -501,14 +513,18 @@ class Reader:
         if table.is_empty():
             return {}
         first = table.unique(subset="id", keep="first", maintain_order=True)
+        starts: list[Any] = [None] * first.height
+        if isinstance(first.schema["started"], pl.Datetime):  # microseconds since the epoch
+            starts = first["started"].dt.epoch("us").to_list()
         out = {}
         for sid, status, label, error, start, took in zip(
-            *(first[c].to_list() for c in ("id", "status", "label", "error", "started", "seconds")),
+            *(first[c].to_list() for c in ("id", "status", "label", "error")),
+            starts,
+            first["seconds"].to_list(),
             strict=True,
         ):
-            ended = None
-            if isinstance(start, datetime.datetime) and took is not None:
-                ended = start.replace(tzinfo=datetime.timezone.utc).timestamp() + float(took)
+            # as datetime's timestamp() reckons it: exact microseconds over 10**6
+            ended = start / 10**6 + float(took) if start is not None and took is not None else None
             out[sid] = Status(status or "", label, error, ended)
         return out
 
@@ -667,3 +683,12 @@ def _keep_latest(latest: dict[str, list[dict[str, Any]]], rows: list[dict[str, A
             latest[sid] = [row]
         elif had[0][SEQ] == row[SEQ]:
             had.append(row)
+
+
+def _state(path: Path) -> tuple[int, int, int, int] | None:
+    """What tells a file's versions apart: its inode, device, size and time (None if none)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns)
