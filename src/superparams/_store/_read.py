@@ -512,7 +512,8 @@ class Reader:
         table = self.table()
         if table.is_empty():
             return {}
-        first = table.unique(subset="id", keep="first", maintain_order=True)
+        kept = ("id", "status", "label", "error", "started", "seconds")
+        first = table.select(kept).filter(pl.col("id").is_first_distinct())
         starts: list[Any] = [None] * first.height
         if isinstance(first.schema["started"], pl.Datetime):  # microseconds since the epoch
             starts = first["started"].dt.epoch("us").to_list()
