@@ -42,7 +42,7 @@ from typing import Any
 from superparams._declared import declared
 
 #: Methods ``dataclass`` writes from the field declarations: never the user's code.
-_GENERATED = frozenset(
+GENERATED = frozenset(
     {
         "__init__",
         "__repr__",
@@ -124,7 +124,7 @@ class _Hasher:
             self.seen.add(id(klass))
             for name, member in vars(klass).items():
                 for function in _functions(member):
-                    if name in _GENERATED and function.__code__.co_filename == "<string>":
+                    if name in GENERATED and function.__code__.co_filename == "<string>":
                         continue  # made by dataclass from the field declarations
                     self.add_function(function, f"{klass.__qualname__}.{name}")
             if experiment:

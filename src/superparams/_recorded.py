@@ -37,22 +37,20 @@ VERSION = 1
 
 _SCALARS: dict[str, Any] = {"int": int, "float": float, "str": str, "bool": bool, "None": None}
 _NAMES = {v: k for k, v in _SCALARS.items() if v is not None}
-# What a class body holds that is no one's code nor data: dataclass's and Python's own.
+# What a class body holds that is no one's code nor data: Python's own, superparams', and
+# (with superparams._code.GENERATED) what dataclass writes from the field declarations.
 _MADE = frozenset(
     {
         "__module__",
         "__qualname__",
         "__doc__",
         "__annotations__",
+        "__annotate__",
         "__dict__",
         "__weakref__",
         "__dataclass_fields__",
         "__dataclass_params__",
         "__match_args__",
-        "__init__",
-        "__repr__",
-        "__eq__",
-        "__hash__",
         "__firstlineno__",
         "__static_attributes__",
         "__orig_bases__",
@@ -136,6 +134,7 @@ def unchanged(recorded: Mapping[str, Any]) -> bool:
 
 def _plain_fields(cls: type) -> list[dict[str, Any]] | None:
     """Each field's name, annotation text and default, or None if the class is not plain."""
+    from superparams._code import GENERATED
     from superparams._declared import declared
     from superparams._experiment import Experiment
     from superparams._space import Space
@@ -151,7 +150,7 @@ def _plain_fields(cls: type) -> list[dict[str, Any]] | None:
         if not issubclass(klass, Experiment):
             return None  # a mixin: its code may shape what a setting is
         for name, member in vars(klass).items():
-            if name in _MADE or name in info.annotations:
+            if name in _MADE or name in info.annotations or _generated(name, member, GENERATED):
                 continue
             if name.startswith("__") or not _is_function(member):
                 return None  # a property, a class attribute, a hook of Python's
@@ -168,6 +167,13 @@ def _plain_fields(cls: type) -> list[dict[str, Any]] | None:
             field["default"] = default
         fields.append(field)
     return fields
+
+
+def _generated(name: str, member: Any, generated: frozenset[str]) -> bool:
+    """Whether a class attribute is a method dataclass wrote (not one of the user's)."""
+    code = getattr(member, "__code__", None)
+    made_in = ("<string>", dataclasses.__file__)  # __repr__ is wrapped by dataclasses'
+    return name in generated and (code is None or code.co_filename in made_in)
 
 
 def _is_function(member: Any) -> bool:
