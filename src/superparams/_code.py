@@ -356,7 +356,10 @@ def user_files(cls: type) -> list[str]:
     if script is sys.modules.get(cls.__module__):
         script = None
     for module in list(sys.modules.values()):
-        source = getattr(module, "__file__", None)
+        try:
+            source = getattr(module, "__file__", None)
+        except Exception:  # a lazy module that imports on any attribute, and fails
+            continue
         if not isinstance(source, str) or not source or source.startswith("<"):
             continue
         if module is script:

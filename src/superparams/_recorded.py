@@ -79,7 +79,10 @@ def describe(cls: type, code_version: str) -> dict[str, Any]:
         "files": {p: f for p, f in files.items() if f is not None},
         "plain": False,
     }
-    fields = _plain_fields(cls)
+    try:
+        fields = _plain_fields(cls)
+    except Exception:  # a class too odd to read: it is not plain, and reads import it
+        fields = None
     if fields is not None:
         ids = _ids_digest(cls)
         if ids is not None:
