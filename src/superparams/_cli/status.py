@@ -221,7 +221,7 @@ def _status_stored(found: Found, space: Space[Any], prog: str) -> None:
 
 def _searching(space: Space[Any], store: Store) -> None:
     """Say how far an adaptive search recorded in the store has come, if one is."""
-    if store.folder.exists():
+    if store.folder.exists() and store.search() is not None:  # one was recorded
         from superparams._search import standing
 
         for line in standing(space, store):
