@@ -101,7 +101,7 @@ def _write(
     if request.json:
         over = list(request.over) if request.over is not None else None
         body = {"experiment": cls.__name__, "over": over}
-        write_json("results", body, frame.write_json())
+        write_json("results", body, frame)
         return
     if several:
         sys.stdout.write(f"{cls.__name__}:\n")
