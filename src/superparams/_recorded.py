@@ -68,9 +68,15 @@ def describe(cls: type, code_version: str) -> dict[str, Any]:
     ``plain`` says whether a read may rebuild the class from it; a class that is not
     plain is recorded as such, with its files, so a read knows to import it.
     """
-    from superparams._code import user_files
+    from superparams._code import code_hash, process_started, user_files
 
     files = {path: _file_facts(path) for path in user_files(cls)}
+    # A file saved since this process started may not be what it runs (an edit made
+    # while torch was being imported): then the record must not stand for the class.
+    started = process_started()
+    edited = started is not None and any(
+        f is None or f["mtime_ns"] > started * 1e9 for f in files.values()
+    )
     recorded: dict[str, Any] = {
         "version": VERSION,
         "class": cls.__qualname__,
@@ -81,9 +87,11 @@ def describe(cls: type, code_version: str) -> dict[str, Any]:
     }
     try:
         fields = _plain_fields(cls)
+        # the code as it is on disk now is the code that runs (else it was edited)
+        same = code_hash(cls) == code_version
     except Exception:  # a class too odd to read: it is not plain, and reads import it
-        fields = None
-    if fields is not None:
+        fields, same = None, False
+    if fields is not None and same and not edited:
         ids = _ids_digest(cls)
         if ids is not None:
             recorded.update(plain=True, fields=fields, ids=ids)

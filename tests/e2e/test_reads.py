@@ -15,11 +15,12 @@ import pwd
 import re
 import signal
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from tests.conftest import COMMAND, environment, experiment, write
+from tests.conftest import experiment, wait_for, write
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +62,14 @@ READS = [
 ]
 
 
+def settled(*paths: Path) -> None:
+    """Date files a minute back, as files saved before a run starts are: a file saved
+    after the run started is not trusted to be the code it loaded."""
+    earlier = time.time() - 60
+    for path in paths:
+        os.utime(path, (earlier, earlier))
+
+
 def imports(root: Path) -> int:
     """How many times the experiment's module has been imported since the last call."""
     marker = root / "imports"
@@ -76,8 +85,7 @@ def record_of(root: Path) -> Path:
 @pytest.fixture
 def ran(tmp_path: Path) -> Path:
     """A project whose Train has been run once, its imports counted from zero."""
-    write(tmp_path / "train.py", TRAIN)
-    write(tmp_path / "helper.py", HELPER)
+    settled(write(tmp_path / "train.py", TRAIN), write(tmp_path / "helper.py", HELPER))
     done = experiment("train.Train", "--num_proc", "1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     imports(tmp_path)
@@ -128,17 +136,9 @@ class TestReadsDoNotImport:
         assert "Train" in (ran / "r.html").read_text()
         assert imports(ran) == 0
 
-    def test_view_does_not_import(self, ran):
+    def test_view_does_not_import(self, ran, start):
         """``view`` serves the results, fetched with its token, without importing."""
-        process = subprocess.Popen(
-            [str(COMMAND), "view", "train.Train"],
-            cwd=ran,
-            env=environment(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = start(ran, "view", "train.Train")
         try:
             assert process.stderr is not None
             line = process.stderr.readline()
@@ -217,13 +217,35 @@ class TestChangedFilesImport:
         write(tmp_path / "helper.py", HELPER)
         source = TRAIN.replace("from superparams import", "from superparams import derived,")
         source = before + source.replace("    def run(self):", member + "\n    def run(self):")
-        write(tmp_path / "train.py", source)
+        settled(write(tmp_path / "train.py", source), tmp_path / "helper.py")
         done = experiment("train.Train", "--num_proc", "1", cwd=tmp_path)
         assert done.returncode in (0, 1), done.stderr
         imports(tmp_path)
         assert json.loads(record_of(tmp_path).read_text())["plain"] is False
         experiment("status", "train.Train", cwd=tmp_path)
         assert imports(tmp_path) == 1
+
+
+class TestEditsDuringARun:
+    def test_an_edit_made_while_the_run_imported_the_module_is_not_trusted(self, tmp_path, start):
+        """A file saved after the run started (while a slow import ran, say) may not be
+        the code the run loaded: its record is not used, and reads import the file."""
+        write(tmp_path / "helper.py", HELPER)
+        slow = "import time\nwhile not Path(__file__).with_name('go').exists():\n"
+        slow += "    time.sleep(0.05)\n"
+        write(tmp_path / "train.py", TRAIN.replace(MARKER, MARKER + slow, 1))
+        (tmp_path / "go").unlink(missing_ok=True)
+        run = start(tmp_path, "train.Train", "--num_proc", "1")
+        wait_for(lambda: (tmp_path / "imports").exists(), "the run importing train.py")
+        source = tmp_path / "train.py"
+        source.write_text(source.read_text().replace("epochs: int = 3", "epochs: int = 4"))
+        (tmp_path / "go").touch()
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+        imports(tmp_path)
+        said = outputs(tmp_path, ["status", "train.Train"])
+        assert imports(tmp_path) == 1
+        assert "new          24" in said[1], said[1]
 
 
 class TestStoresFromBefore:
