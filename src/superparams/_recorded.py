@@ -9,7 +9,8 @@ space, and the size, time and content hash of each of the user's module files lo
 then (:func:`superparams._code.user_files`).
 
 A read uses the record (:func:`rebuilt`) only while every one of those files is as it
-was (:func:`unchanged`), and only for a *plain* class, one whose settings follow from the
+was (:func:`unchanged`), only if none was saved after the run's process started (it may
+not be the code the run loaded), and only for a *plain* class, one whose settings follow from the
 record alone: fields of ``int``, ``float``, ``str``, ``bool`` (or ``None`` beside one),
 holding such values or searches over them; no derived fields, ``__post_init__``,
 ``is_valid``, properties, nested experiments or bases other than experiments. It
