@@ -242,6 +242,7 @@ class TestEditsDuringARun:
         (tmp_path / "go").touch()
         _, err = run.communicate(timeout=120)
         assert run.returncode == 0, err
+        assert json.loads(record_of(tmp_path).read_text())["plain"] is False
         imports(tmp_path)
         said = outputs(tmp_path, ["status", "train.Train"])
         assert imports(tmp_path) == 1
