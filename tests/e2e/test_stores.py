@@ -196,6 +196,8 @@ FILES = {
     "its budget and sampler",
     "study.jsonl": "append-only: the sampler's own state for each configuration it proposed "
     "(CMA-ES's generation and optimizer), so a resumed search goes on from it",
+    "environments.json": "each environment settings ran in, by the id on their rows: "
+    "Python, platform, the versions of the packages the experiment imported, the GPU",
 }
 
 

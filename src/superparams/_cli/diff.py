@@ -97,4 +97,4 @@ def _json(space: Space[Any], compared: Compared) -> None:
         "over": list(compared.over),
         "summary": None if compared.summary is None else json.loads(compared.summary.write_json()),
     }
-    write_json("diff", body, compared.settings.write_json())
+    write_json("diff", body, compared.settings)
