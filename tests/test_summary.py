@@ -44,6 +44,7 @@ BOOKKEEPING = (
     "code_version",
     "git_commit",
     "git_dirty",
+    "environment",
     "outdated",
 )
 
