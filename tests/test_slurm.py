@@ -7,6 +7,7 @@ they skip, saying so, where none answers. The job-file checks need none.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import os
@@ -26,9 +27,11 @@ from tests.slurm import need_slurm
 
 from superparams.executors.slurm._files import (
     JobFileError,
+    append_signed,
     job_key,
     own_folder,
     read_signed,
+    read_signed_lines,
     write_signed,
 )
 
@@ -115,6 +118,42 @@ class TestJobFiles:
         os.chmod(jobs / "f.pkl", 0o644)
         with pytest.raises(JobFileError, match="mode 644, where only this user's files"):
             read_signed(jobs / "f.pkl", key)
+
+    def test_reported_rows_read_back_line_by_line(self, jobs):
+        """Rows appended as signed lines read back whole lines only, from where the last
+        read stopped."""
+        key = job_key(jobs)
+        fd = os.open(jobs / "0.rows", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            append_signed(fd, key, b"one")
+            append_signed(fd, key, b"two")
+            os.write(fd, b"half a line")
+        finally:
+            os.close(fd)
+        found, offset = read_signed_lines(jobs / "0.rows", key, 0)
+        assert found == [b"one", b"two"]
+        assert read_signed_lines(jobs / "0.rows", key, offset) == ([], offset)
+
+    @pytest.mark.parametrize("damage", ["changed", "mode 644"])
+    def test_a_rows_file_changed_or_open_to_others_is_refused(self, jobs, damage, tmp_path):
+        """A rows file with a line whose hash does not match, or that others may write,
+        is refused whole, and nothing of it is unpickled."""
+        key = job_key(jobs)
+        fd = os.open(jobs / "0.rows", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        append_signed(fd, key, pickle.dumps({"loss": 1}))
+        os.close(fd)
+        if damage == "changed":
+            mark = tmp_path / "unpickled"
+            mac = (jobs / "0.rows").read_bytes().partition(b" ")[0]
+            forged = base64.b64encode(pickle.dumps(Pwned(mark)))
+            (jobs / "0.rows").write_bytes(mac + b" " + forged + b"\n")
+            with pytest.raises(JobFileError, match="keyed hash does not match"):
+                read_signed_lines(jobs / "0.rows", key, 0)
+            assert not mark.exists()
+        else:
+            os.chmod(jobs / "0.rows", 0o644)
+            with pytest.raises(JobFileError, match="mode 644"):
+                read_signed_lines(jobs / "0.rows", key, 0)
 
     def test_a_folder_others_may_enter_is_refused(self, tmp_path):
         """The job folder must be the user's alone."""
@@ -290,12 +329,19 @@ class TestEngineOptions:
         done = run(project, "--detach", *options, nap=30)
         assert done.returncode == 0, done.stderr
         try:
-            job = subprocess.run(
-                ["squeue", "-h", "-n", _job_name(project), "-o", "%F"],  # the array's id
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()[0]
+
+            def listed() -> list[str]:  # the array's id, once Slurm's queue lists it
+                names = _job_names(project)
+                if len(names) != 1:
+                    return []
+                return subprocess.run(
+                    ["squeue", "-h", "-n", names.pop(), "-o", "%F"],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                ).stdout.split()
+
+            job = wait_for(listed, "the job in Slurm's queue", timeout=30)[0]
             shown = subprocess.run(
                 ["scontrol", "show", "job", job], capture_output=True, text=True, check=True
             ).stdout
@@ -780,3 +826,118 @@ class TestWhatARunLeaves:
         assert "counted.py" in text, text
         assert 'raise ValueError(f"n={self.n} fails")' in text, text
         assert "guarded" not in text, text
+
+
+# Reports a row a step; `loss` grows with `lr`, so a threshold rule stops lr=9 midway.
+STEPS = """
+import os
+import time
+from superparams import Experiment, search
+from superparams.stopping import threshold
+
+
+class Steps(Experiment):
+    lr: float = search(1.0, 9.0)
+    stop = threshold("loss", above=50)
+
+    def run(self):
+        for step in range(20):
+            self.report(step=step, loss=self.lr * step)
+            time.sleep(float(os.environ.get("NAP", "0.3")))
+        return {"done": 1}
+"""
+
+
+@pytest.fixture
+def steps(tmp_path: Path) -> Path:
+    need_slurm()
+    write(tmp_path / "experiments/steps.py", STEPS)
+    return tmp_path
+
+
+def steps_folder(root: Path) -> Path:
+    return root / "experiments/progress/steps/Steps"
+
+
+NEVER = "threshold(loss, above=1e9)"  # a rule in place of the class's, which never stops
+
+
+def start_steps(root: Path, *args: str) -> subprocess.Popen[str]:
+    """``experiment steps.Steps --engine slurm ARGS``, started, no rule stopping it."""
+    return subprocess.Popen(
+        [
+            str(COMMAND),
+            "steps.Steps",
+            "--engine",
+            "slurm",
+            *args,
+            "--stop",
+            "threshold(loss, above=1e9)",
+        ],
+        cwd=root,
+        env={**environment(), "NAP": "0.5"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def reported(root: Path) -> int:
+    record = steps_folder(root) / "record.jsonl"
+    return record.read_text().count('"event":"rows"') if record.exists() else 0
+
+
+@pytest.mark.slow
+class TestRowsAsTheyCome:
+    def test_rows_reach_the_store_while_the_setting_runs(self, steps):
+        """A setting's rows are in the store while it runs on Slurm, and `experiment
+        status` shows its latest step, as on the local engine."""
+        child = start_steps(steps)
+        try:
+            wait_for(lambda: reported(steps) >= 6, "six rows in the record", timeout=90)
+            status = experiment(steps, "status", "steps.Steps")
+            assert status.returncode == 0, status.stderr
+            assert "step" in status.stdout + status.stderr, status.stdout
+            assert child.poll() is None  # still running: the rows came before the end
+        finally:
+            _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+        table = pl.read_parquet(steps_folder(steps) / "results.parquet")
+        assert table.filter(pl.col("lr") == 1.0)["step"].drop_nulls().to_list() == list(range(20))
+
+    def test_a_killed_job_keeps_every_row_it_reported(self, steps):
+        """A job killed mid-setting keeps the rows it reported before: the setting is
+        failed with them, not with none."""
+        child = start_steps(steps, "--lr", "1.0")
+        try:
+            wait_for(lambda: reported(steps) >= 8, "eight rows in the record", timeout=90)
+            subprocess.run(["scancel", "--name", ",".join(_job_names_of(steps))], check=True)
+        finally:
+            _, err = child.communicate(timeout=180)
+        assert child.returncode == 1, err
+        table = pl.read_parquet(steps_folder(steps) / "results.parquet")
+        assert set(table["status"]) == {"failed"}
+        steps_kept = table["step"].drop_nulls().to_list()
+        assert len(steps_kept) >= 8
+        assert steps_kept == list(range(len(steps_kept)))  # each once, in order
+
+    def test_a_stop_rule_ends_a_setting_midway(self, steps):
+        """The class's threshold rule stops the setting whose loss passes it while it runs
+        on Slurm; the other runs to its end."""
+        done = experiment(steps, "steps.Steps", "--engine", "slurm", env={"NAP": "0.3"})
+        assert done.returncode == 0, done.stderr
+        table = pl.read_parquet(steps_folder(steps) / "results.parquet")
+        bad = table.filter(pl.col("lr") == 9.0)
+        good = table.filter(pl.col("lr") == 1.0)
+        assert bad["stopped"].drop_nulls().to_list()[-1:] == ["threshold(loss)"], bad
+        assert bad["step"].max() < 19
+        assert good["step"].max() == 19
+        assert good["stopped"].drop_nulls().to_list() == []
+
+
+def _job_names_of(root: Path) -> set[str]:
+    store = hashlib.sha256(str(steps_folder(root).resolve()).encode()).hexdigest()[:10]
+    names = subprocess.run(
+        ["squeue", "-h", "-o", "%j"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return {n for n in names if n.startswith(f"superparams-{store}-")}

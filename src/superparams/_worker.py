@@ -293,7 +293,15 @@ def setting_of(base: Any, task: Task) -> Any:
     return base[task.position]
 
 
-def run_task(base: Any, task: Task, rank: int, n_proc: int, *, kept: str | None = None) -> Outcome:
+def run_task(
+    base: Any,
+    task: Task,
+    rank: int,
+    n_proc: int,
+    *,
+    kept: str | None = None,
+    report: Reporter | None = None,
+) -> Outcome:
     """Run one task of ``base`` where the store's files are out of reach, output captured.
 
     What an engine's remote function calls: the setting gets its ``rank`` and ``n_proc``,
@@ -305,6 +313,8 @@ def run_task(base: Any, task: Task, rank: int, n_proc: int, *, kept: str | None 
     ``kept``: a file to capture into instead, new, this user's alone (in a folder only
     this user may write), where the engine finds what a setting printed when its process
     is killed before it can say (see :func:`printed`); removed once the outcome has it.
+    ``report``: where rows the setting reports go as it reports them (an engine that
+    streams them); without it they come back in :attr:`Outcome.reported`.
     """
     import tempfile
 
@@ -325,7 +335,7 @@ def run_task(base: Any, task: Task, rank: int, n_proc: int, *, kept: str | None 
         file = tempfile.TemporaryFile(prefix="superparams-")  # noqa: SIM115
     with file:
         fd = file.fileno()
-        outcome = run_setting(setting, task, rank, capture="fd", output=fd)
+        outcome = run_setting(setting, task, rank, capture="fd", output=fd, report=report)
         size = os.fstat(fd).st_size
         if size:  # it printed something
             limit = log_limit()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from superparams._outcome import Cause, Failure, Outcome, Queued, Started, Task
-from superparams._worker import error_line, printed
+from superparams._worker import Unreadable, error_line, printed, read_back
 from superparams.errors import EngineError, UsageError
 from superparams.executors._base import Detaching
 from superparams.executors._shipping import pickled
@@ -34,6 +34,7 @@ from superparams.executors.slurm._files import (
     job_key,
     own_folder,
     read_signed,
+    read_signed_lines,
     task_entry,
     task_of,
     write_signed,
@@ -105,6 +106,12 @@ class _Held:
     since: float
     running: bool = False
     gone: float = 0.0  # when Slurm stopped listing its array task without sacct's word
+    # Its rows file (see _node.Rows): how far it was read, and what came of it.
+    offset: int = 0
+    reported: list[dict[str, Any]] = field(default_factory=list)  # with no runner to add to
+    unreadable: Unreadable | None = None  # a row that could not be loaded: it fails
+    refused: str = ""  # a rows file not this user's, or changed: nothing of it is read
+    stopped: bool = False  # a stop rule ended it: told once, in its .stop file
 
 
 class SlurmExecutor(Detaching):
@@ -356,10 +363,14 @@ class SlurmExecutor(Detaching):
         assert self._dir is not None
         outcomes = []
         states = self._states({h.batch.job for h in self._held.values()}) if slurm else {}
+        taken = False
         for key, held in list(self._held.items()):
             result = self._dir / "jobs" / held.batch.name / f"{held.number}.out"
             index = held.number // held.batch.per_job
-            if result.exists():
+            done = result.exists()
+            if held.running or done:
+                taken = self._take_rows(held, index) or taken
+            if done:
                 outcomes.append(self._result(held, result, index))
                 del self._held[key]
                 self._settled.setdefault(held.batch.name, []).append(held.number)
@@ -385,13 +396,64 @@ class SlurmExecutor(Detaching):
                     state, why = "LOST", "neither squeue nor sacct knows it"
                 else:
                     why = "its results never reached the results folder"
+            taken = self._take_rows(held, index) or taken  # all it reported, to its end
             if result.exists():  # written as it ended
                 outcomes.append(self._result(held, result, index))
             else:
                 outcomes.append(self._ended(held, index, state, why))
             del self._held[key]
             self._settled.setdefault(held.batch.name, []).append(held.number)
+        if taken and self.reports is not None:
+            self.reports.commit()  # one sync for the rows that came together
         return outcomes
+
+    def _take_rows(self, held: _Held, index: int) -> bool:
+        """Hand the run the rows a setting reported since the last look (its ``.rows``
+        file, see :class:`~superparams.executors.slurm._node.Rows`), and write the name
+        of a stop rule that ends it where the setting reads it; whether any came.
+
+        A run that takes over a setting an earlier run left queued reads its rows from
+        the start: the outcome's line then holds every row of the attempt once."""
+        assert self._dir is not None
+        if held.refused:
+            return False
+        folder = self._dir / "jobs" / held.batch.name
+        try:
+            found, held.offset = read_signed_lines(
+                folder / f"{held.number}.rows", self._key, held.offset
+            )
+        except JobFileError as error:
+            held.refused = str(error)
+            return False
+        if not found:
+            return False
+        if not held.running:
+            held.running = True
+            self._notify(Started(held.task, index % self.parallel, time.time()))
+        for data in found:
+            row = read_back(data)
+            if isinstance(row, Unreadable):  # not stored: the setting fails when it ends
+                held.unreadable = held.unreadable or row
+            elif self.reports is None:
+                held.reported.append(row)
+            else:
+                verdict = self.reports.add(held.task, row)
+                if verdict and not held.stopped:
+                    held.stopped = True
+                    _tell_stop(folder / f"{held.number}.stop", verdict)
+        return True
+
+    def _with_rows(self, held: _Held, outcome: Outcome) -> Outcome:
+        """``outcome`` with what its rows file said: rows kept for it with no runner to
+        hand them to, a row that could not be loaded, a file that was refused."""
+        if held.reported:
+            outcome.reported = [*held.reported, *outcome.reported]
+        if held.unreadable is not None:
+            outcome.reported = held.unreadable  # the runner fails it, saying why
+        if held.refused:
+            outcome.rows, outcome.reported = [], []
+            outcome.failure = Failure("unpicklable", held.refused)
+        return outcome
 
     def _result(self, held: _Held, path: Path, index: int) -> Outcome:
         if not held.running:
@@ -407,7 +469,7 @@ class SlurmExecutor(Detaching):
             why = f"its outcome could not be read back: {error_line(error)}"
             return Outcome.failed(held.task, "unpicklable", why, worker=0, since=held.since)
         outcome.id, outcome.attempt = held.task.id, held.task.attempt
-        return outcome
+        return self._with_rows(held, outcome)
 
     def _ended(self, held: _Held, index: int, state: str, why: str) -> Outcome:
         """The outcome of a setting whose array task Slurm ended before it finished."""
@@ -424,7 +486,7 @@ class SlurmExecutor(Detaching):
         outcome.output = printed(str(self._dir / "jobs" / held.batch.name / f"{held.number}.log"))
         if tail:
             outcome.failure = Failure(cause, error, tail)
-        return outcome
+        return self._with_rows(held, outcome)
 
     # -- Slurm's word ------------------------------------------------------------------------
 
@@ -570,6 +632,15 @@ def _left(results: Path) -> tuple[SlurmExecutor, dict[str, tuple[_Batch, int]]] 
         return engine, engine._find_earlier(wait=False)
     except EngineError:
         return None
+
+
+def _tell_stop(path: Path, rule: str) -> None:
+    """Write the name of the stop rule that ends a setting where it reads it at its next
+    report (mode 0600, never through a link)."""
+    with contextlib.suppress(OSError):  # it ended meanwhile, say: nothing to stop
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(rule.encode())
 
 
 def _settled(folder: Path) -> set[int]:

@@ -71,14 +71,20 @@ def _owned(path: Path) -> bytes:
         msg = f"refused job file {str(path)!r}: {error.strerror or error}"
         raise JobFileError(msg) from None
     with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if info.st_uid != os.getuid() or info.st_mode & 0o077 or not os.path.isfile(path):
-            msg = (
-                f"refused job file {str(path)!r}: owner uid {info.st_uid}, mode "
-                f"{info.st_mode & 0o777:o}, where only this user's files of mode 600 are read"
-            )
-            raise JobFileError(msg)
+        _check_owned(path, os.fstat(f.fileno()))
         return f.read()
+
+
+def _check_owned(path: Path, info: os.stat_result) -> None:
+    """Refuse a job file (``info``, its status) that is not this user's alone."""
+    import stat
+
+    if info.st_uid != os.getuid() or info.st_mode & 0o077 or not stat.S_ISREG(info.st_mode):
+        msg = (
+            f"refused job file {str(path)!r}: owner uid {info.st_uid}, mode "
+            f"{info.st_mode & 0o777:o}, where only this user's files of mode 600 are read"
+        )
+        raise JobFileError(msg)
 
 
 def write_signed(path: Path, key: bytes, data: bytes) -> None:
@@ -100,12 +106,16 @@ def read_signed(path: Path, key: bytes) -> bytes:
         JobFileError: not this user's, others may write it, or its hash does not match
             (written with another key, or changed since); it is not to be unpickled.
     """
-    blob = _owned(path)
-    mac, _, data = blob.partition(b"\n")
+    mac, _, data = _owned(path).partition(b"\n")
+    return _signed(path, key, mac, data, "its")
+
+
+def _signed(path: Path, key: bytes, mac: bytes, data: bytes, whose: str) -> bytes:
+    """``data``, if ``mac`` is its keyed hash; else refused, saying ``whose`` hash it was."""
     good = hmac.new(key, data, hashlib.sha256).hexdigest().encode()
     if not hmac.compare_digest(mac, good):
         msg = (
-            f"refused job file {str(path)!r}: its keyed hash does not match, so it was "
+            f"refused job file {str(path)!r}: {whose} keyed hash does not match, so it was "
             "changed or written by someone else since this store's driver wrote it; it is "
             "not unpickled (remove it and run again)"
         )
@@ -129,3 +139,41 @@ def task_of(entry: list[Any]) -> Task:
     position, sid, attempt, timeout, *values = entry
     held = pickle.loads(base64.b64decode(values[0])) if values else ()  # signed
     return Task(int(position), str(sid), int(attempt), timeout, held)
+
+
+def append_signed(fd: int, key: bytes, data: bytes) -> None:
+    """Append ``data`` to the file open at ``fd`` as one line with its keyed hash, and
+    make it durable (see :func:`read_signed_lines`)."""
+    encoded = base64.b64encode(data)
+    mac = hmac.new(key, encoded, hashlib.sha256).hexdigest().encode()
+    os.write(fd, mac + b" " + encoded + b"\n")
+    os.fsync(fd)
+
+
+def read_signed_lines(path: Path, key: bytes, offset: int) -> tuple[list[bytes], int]:
+    """The data of the whole lines :func:`append_signed` wrote to ``path`` after
+    ``offset``, and the offset after them (a line still being written waits).
+
+    Raises:
+        JobFileError: not this user's, others may write it, or a line's hash does not
+            match: nothing of it is to be unpickled.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return [], offset
+    except OSError as error:
+        msg = f"refused job file {str(path)!r}: {error.strerror or error}"
+        raise JobFileError(msg) from None
+    try:
+        info = os.fstat(fd)
+        _check_owned(path, info)
+        blob = os.pread(fd, max(0, info.st_size - offset), offset)
+    finally:
+        os.close(fd)
+    whole = blob[: blob.rfind(b"\n") + 1]
+    found = []
+    for line in whole.splitlines():
+        mac, _, encoded = line.partition(b" ")
+        found.append(base64.b64decode(_signed(path, key, mac, encoded, "a line's")))
+    return found, offset + len(whole)

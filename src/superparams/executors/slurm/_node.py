@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from superparams._outcome import Failure, Outcome
 from superparams._worker import error_line, run_task
@@ -20,6 +21,7 @@ from superparams.executors.slurm._files import (
     BASE_NAME,
     BATCH_NAME,
     JobFileError,
+    append_signed,
     job_key,
     own_folder,
     read_signed,
@@ -75,6 +77,38 @@ def _rank(folder: Path, index: int, n_proc: int) -> tuple[int, int | None]:
     return index % n_proc, None
 
 
+class Rows:
+    """Where a setting on Slurm reports its rows: appended, each with its keyed hash, to
+    ``<number>.rows`` in its batch's folder (this user's alone, mode 0600), durable
+    before :meth:`__call__` returns; the run's driver reads them from there as they come.
+    A stop rule the driver applied is the rule's name in ``<number>.stop``, read back at
+    each report (see :class:`superparams.executors.Reports`)."""
+
+    def __init__(self, folder: Path, number: int, key: bytes) -> None:
+        self.path, self.stop = folder / f"{number}.rows", folder / f"{number}.stop"
+        self.key = key
+        self.fd: int | None = None
+
+    def __call__(self, row: dict[str, Any]) -> str | None:
+        import cloudpickle  # classes of the experiment's module travel by value
+
+        if self.fd is None:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+            self.fd = os.open(self.path, flags, 0o600)
+        append_signed(self.fd, self.key, cloudpickle.dumps(row))
+        try:
+            fd = os.open(self.stop, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return None  # no rule stopped it: go on
+        with os.fdopen(fd, "rb") as file:
+            return file.read().decode("utf-8", "replace").strip() or None
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 def job(folder: Path, batch: str, index: int) -> int:
     """Run array task ``index`` of ``batch``: its settings, each outcome to a signed file.
 
@@ -103,7 +137,11 @@ def job(folder: Path, batch: str, index: int) -> int:
         if path.exists():
             continue  # run before this array task was requeued
         kept = str(folder / "jobs" / batch / f"{number}.log")  # read if it is killed
-        outcome = run_task(base, task_of(tasks[number]), rank, n_proc, kept=kept)
+        rows = Rows(folder / "jobs" / batch, number, key)
+        try:
+            outcome = run_task(base, task_of(tasks[number]), rank, n_proc, kept=kept, report=rows)
+        finally:
+            rows.close()
         write_signed(path, key, _dumps(outcome))
         failed = failed or outcome.failure is not None
     return 1 if failed else 0  # so Slurm's accounting says FAILED too
