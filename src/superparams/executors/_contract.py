@@ -81,6 +81,13 @@ class Work(Experiment):
             import ctypes
 
             ctypes.string_at(0)  # reads address 0: the process dies of SIGSEGV
+        if self.how in ("streams", "streams then dies"):  # a row a step, as training does
+            for step in range(12):
+                self.report(step=step, loss=self.n * step)
+                if step == 3 and self.how == "streams then dies":
+                    os._exit(7)
+                time.sleep(float(os.environ.get("STEP", "0.3")))
+            return {"pid": os.getpid(), "rank": self.rank, "n_proc": self.n_proc}
         if self.how == "reports":  # two rows reported; n=3 then fails
             self.report(step=0)
             self.report(step=1)
@@ -99,13 +106,18 @@ class EngineUnderTest:
     ``name`` is what ``--engine`` takes; ``prefix`` goes before the command (a network
     namespace, say); ``env`` is added to the command's environment; ``options`` are the
     command-line arguments that make six settings share at most two worker processes
-    with ``-j 2`` (``["--engine-option", "per_job=3"]`` where each job is a process).
+    with ``-j 2`` (``["--engine-option", "per_job=3"]`` where each job is a process);
+    ``streams`` whether it stores reported rows as they come.
     """
 
     name: str
     prefix: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     options: tuple[str, ...] = ()
+    #: Whether the engine stores rows as they are reported (``report()`` returns once the
+    #: row is durable, a lost worker keeps them, stop rules act midway); one that hands
+    #: them back with the outcome says False, and the contract's tests of that skip.
+    streams: bool = True
 
     def command(self) -> list[str]:
         """The ``experiment`` command beside this Python, after :attr:`prefix`."""
@@ -197,6 +209,65 @@ class ExecutorContract:
         assert kept["status"].to_list() == ["failed", "failed"]
         assert kept["error"].to_list() == ["ValueError: n=3 is wrong"] * 2
 
+    def test_rows_reach_the_store_while_a_setting_runs(
+        self, project: Path, engine: EngineUnderTest
+    ) -> None:
+        """The rows a setting reports are in the store while it still runs (so status and
+        the view show its progress), and each is stored once."""
+        _streams(engine)
+        child = subprocess.Popen(
+            [*engine.command(), "work.Work", "--engine", engine.name, *STREAMS, "--n", "1"],
+            cwd=project,
+            env=engine.environment(STEP="0.5"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        record = _folder(project) / "record.jsonl"
+
+        def rows_before_the_end() -> bool:
+            text = record.read_text() if record.exists() else ""
+            return text.count('"event":"rows"') >= 3 and '"event":"outcome"' not in text
+
+        try:
+            _wait_for(rows_before_the_end, "three rows stored while the setting runs", 90)
+        finally:
+            _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+        assert _table(project)["step"].drop_nulls().to_list() == list(range(12))
+
+    def test_a_lost_worker_keeps_the_rows_it_reported(
+        self, project: Path, engine: EngineUnderTest
+    ) -> None:
+        """A setting whose worker dies after reporting four rows fails with those rows:
+        each was durable when report() returned."""
+        _streams(engine)
+        if _in_process(engine):
+            pytest.skip("it runs settings in the run's own process: its death is the run's")
+        done = _run(project, engine, "--n", "3", "--how", "streams then dies")
+        assert done.returncode == 1, done.stderr
+        rows = _table(project)
+        assert rows["step"].to_list() == [0, 1, 2, 3]
+        assert set(rows["status"]) == {"failed"}
+        assert set(rows["cause"]) == {"killed"}
+
+    def test_a_stop_rule_ends_a_setting_midway(
+        self, project: Path, engine: EngineUnderTest
+    ) -> None:
+        """A rule given with --stop ends the setting that crosses it while it runs (at
+        the report that crossed it, or soon after where the engine's word takes a look
+        to arrive); the setting is completed with its rows, the rule named."""
+        _streams(engine)
+        done = _run(
+            project, engine, "--n", "5", "--how", "streams", "--stop", "threshold(loss, above=10)"
+        )
+        assert done.returncode == 0, done.stderr
+        rows = _table(project)
+        assert set(rows["status"]) == {"completed"}
+        assert 3 <= rows["step"].max() < 11, rows["step"].to_list()
+        assert rows["stopped"].drop_nulls().to_list()[-1:] == ["threshold(loss)"]
+
     def test_the_base_reaches_a_worker_at_most_once(
         self, project: Path, engine: EngineUnderTest
     ) -> None:
@@ -238,6 +309,14 @@ class ExecutorContract:
         assert child.returncode == 130, err
         rows = _table(project)
         assert rows["status"].to_list() == ["completed"] * 2 + ["interrupted"] * running
+
+
+STREAMS = ("--how", "streams")  # a row a step, 12 steps (see WORK)
+
+
+def _streams(engine: EngineUnderTest) -> None:
+    if not engine.streams:
+        pytest.skip(f"the {engine.name} engine hands reported rows back with the outcome")
 
 
 def _in_process(engine: EngineUnderTest) -> bool:
