@@ -215,15 +215,7 @@ class ExecutorContract:
         """The rows a setting reports are in the store while it still runs (so status and
         the view show its progress), and each is stored once."""
         _streams(engine)
-        child = subprocess.Popen(
-            [*engine.command(), "work.Work", "--engine", engine.name, *STREAMS, "--n", "1"],
-            cwd=project,
-            env=engine.environment(STEP="0.5"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
+        child = _start(project, engine, [*STREAMS, "--n", "1"], STEP="0.5")
         record = _folder(project) / "record.jsonl"
 
         def rows_before_the_end() -> bool:
@@ -281,16 +273,7 @@ class ExecutorContract:
     def test_ctrl_c_once_then_twice(self, project: Path, engine: EngineUnderTest) -> None:
         """The first Ctrl-C starts nothing more and lets running settings go on; the
         second stops them, and they are left interrupted."""
-        child = subprocess.Popen(
-            [*engine.command(), "work.Work", "--engine", engine.name, "-j", "2"],
-            cwd=project,
-            env=engine.environment(NAP="60"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
+        child = _start(project, engine, ["-j", "2"], NAP="60")
         running = 1 if _in_process(engine) else 2
         record = _folder(project) / "record.jsonl"
 
@@ -321,6 +304,23 @@ def _streams(engine: EngineUnderTest) -> None:
 
 def _in_process(engine: EngineUnderTest) -> bool:
     return get_executor(engine.name).in_process
+
+
+def _start(
+    root: Path, engine: EngineUnderTest, args: list[str], **env: str
+) -> subprocess.Popen[str]:
+    """The command on the contract's experiment, started in a session of its own (so a
+    test's Ctrl-C reaches it and its workers alone), with ``env`` for its settings."""
+    return subprocess.Popen(
+        [*engine.command(), "work.Work", "--engine", engine.name, *args],
+        cwd=root,
+        env=engine.environment(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _run(root: Path, engine: EngineUnderTest, *args: str) -> subprocess.CompletedProcess[str]:
