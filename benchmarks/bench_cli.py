@@ -45,7 +45,7 @@ class Stamp(Experiment):
 """
 
 
-# Measured as users run it: with bytecode caching (some sandboxes turn it off).
+# Measured as users run it: with bytecode caching (containers and CI often turn it off).
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 

@@ -54,7 +54,7 @@ class Train(Experiment):
         ]
 """
 
-# Measured as users run it: with bytecode caching (some sandboxes turn it off).
+# Measured as users run it: with bytecode caching (containers and CI often turn it off).
 ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE",)}
 ENV.pop("SUPERPARAMS_PROGRESS", None)
 
